@@ -1,0 +1,66 @@
+# msrp_relay — Kamailio MSRP relay module in Rust.
+#   make run    install what is missing, build, install the module, run Kamailio
+#               in the foreground with cfg/kamailio.cfg (MSRP relay on 127.0.0.1:2855)
+#   make test   install what is missing, build, run unit + integration tests
+#   make bench  throughput / message-rate / memory benchmark (msrp-bench)
+#   make lint   rustfmt + clippy -D warnings
+
+SHELL := /bin/bash
+CARGO ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+# Debian packages a fresh machine needs: the Kamailio we build against and
+# load into, clang/libclang for bindgen, binutils (nm) for the ABI guard,
+# dpkg-dev for `apt-get source`.
+DEB_PACKAGES := kamailio clang libclang-dev binutils dpkg-dev ca-certificates
+KAMAILIO_MODDIR = $(shell kamailio -I 2>/dev/null | sed -n 's/^ *Default paths to modules: *//p')
+RUN_DIR ?= /run/kamailio
+
+.PHONY: all deps headers build build-debug install run test unit integration bench lint clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
+
+headers: deps
+	kamailio-headers/fetch.sh
+
+build: headers
+	$(CARGO) build --release -p msrp_relay
+
+build-debug: headers
+	$(CARGO) build -p msrp_relay
+
+install: build
+	@[ -n "$(KAMAILIO_MODDIR)" ] || { echo "cannot find Kamailio's module directory (kamailio -I)"; exit 1; }
+	install -m 0644 target/release/libmsrp_relay.so $(KAMAILIO_MODDIR)/msrp_relay.so
+	@echo "installed $(KAMAILIO_MODDIR)/msrp_relay.so"
+
+run: install
+	mkdir -p $(RUN_DIR)
+	kamailio -f cfg/kamailio.cfg -DD -E -m 64 -M 16
+
+# Integration tests load target/release/libmsrp_relay.so into a real Kamailio.
+test: headers
+	$(CARGO) build --release --workspace
+	MSRP_RELAY_SO=$(CURDIR)/target/release/libmsrp_relay.so $(CARGO) test --release --workspace
+
+bench: headers
+	$(CARGO) build --release --workspace
+	MSRP_RELAY_SO=$(CURDIR)/target/release/libmsrp_relay.so $(CARGO) run --release -p msrp-tools --bin msrp-bench -- --spawn-relay
+
+lint: headers
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf kamailio-headers/src

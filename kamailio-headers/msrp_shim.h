@@ -1,0 +1,58 @@
+/* C shim: Kamailio facilities that are macros or static inline functions,
+ * wrapped as real functions so Rust can call them. Keep it thin: logic lives
+ * in Rust. */
+#ifndef MSRP_RELAY_SHIM_H
+#define MSRP_RELAY_SHIM_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct sip_msg;
+struct _pv_spec;
+struct _pv_param;
+
+/* logging (LOG_FX): prefix is "<module> [file:line]: " */
+int msrp_shim_log_enabled(int level);
+void msrp_shim_log(int level, const char *prefix, const char *func,
+		const char *msg, int len);
+
+/* memory */
+void *msrp_shim_shm_malloc(size_t size);
+void msrp_shim_shm_free(void *p);
+
+/* locks (futex based, live in shm) */
+void *msrp_shim_lock_alloc(void);
+void msrp_shim_lock_dealloc(void *lock);
+void msrp_shim_lock_get(void *lock);
+void msrp_shim_lock_release(void *lock);
+
+/* configuration framework: call on each pass of a process's loop */
+void msrp_shim_cfg_update(void);
+
+/* routes: index of event_route[name] or -1 when absent/empty */
+int msrp_shim_event_route_lookup(const char *name);
+/* runs event_route with index rt for msg; returns 1 when the route
+ * executed 'drop', 0 otherwise, -1 on error */
+int msrp_shim_run_event_route(int rt, struct sip_msg *msg);
+
+/* Builds a SIP message from an MSRP frame head (like the stock msrp module's
+ * sipmsg mode) with rcv filled from the given addresses; falls back to a
+ * generic faked message if the head does not parse as SIP. Never NULL unless
+ * memory is exhausted. Free with msrp_shim_free_msg. */
+struct sip_msg *msrp_shim_fake_msg(const char *head, int len,
+		const struct sockaddr *src, const struct sockaddr *dst,
+		int conid);
+void msrp_shim_free_msg(struct sip_msg *msg);
+
+/* fixup values (fixup_get_svalue / fixup_get_ivalue are macros) */
+int msrp_shim_get_svalue(struct sip_msg *msg, void *param,
+		const char **s, int *len);
+
+/* $msrp(name): store/read the parsed key id in the pv spec */
+void msrp_shim_pv_set_name_id(struct _pv_spec *sp, int id);
+int msrp_shim_pv_get_name_id(struct _pv_param *param);
+
+int msrp_shim_tcp_disabled(void);
+int msrp_shim_process_no(void);
+
+#endif

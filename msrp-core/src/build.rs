@@ -1,0 +1,128 @@
+//! Encoders for MSRP frames (RFC 4975 §9). Output is byte-exact wire
+//! format; nothing here validates semantics (callers pass parsed values).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::head::Header;
+use crate::parser::EndFlag;
+use crate::syntax::DASHES;
+
+/// Whether `tid` is a valid `transact-id` (RFC 4975 §9 `ident`, see the
+/// crate's parser for the accepted length range 3..=32).
+pub fn is_valid_transaction_id(tid: &[u8]) -> bool {
+    crate::syntax::is_transaction_id(tid)
+}
+
+fn put_path(out: &mut BytesMut, name: &[u8], uris: &[Bytes]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    for (i, u) in uris.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b' ');
+        }
+        out.put_slice(u);
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn put_headers(out: &mut BytesMut, to_path: &[Bytes], from_path: &[Bytes], other: &[Header]) {
+    // RFC 4975 §9 / §7.1: To-Path and From-Path come first, in this order.
+    put_path(out, b"To-Path", to_path);
+    put_path(out, b"From-Path", from_path);
+    for h in other {
+        out.put_slice(&h.name);
+        out.put_slice(b": ");
+        out.put_slice(&h.value);
+        out.put_slice(b"\r\n");
+    }
+}
+
+fn capacity(to_path: &[Bytes], from_path: &[Bytes], other: &[Header]) -> usize {
+    64 + to_path
+        .iter()
+        .chain(from_path)
+        .map(|u| u.len() + 1)
+        .sum::<usize>()
+        + other
+            .iter()
+            .map(|h| h.name.len() + h.value.len() + 4)
+            .sum::<usize>()
+}
+
+/// `MSRP tid METHOD CRLF`, To-Path, From-Path, then `other` verbatim; when
+/// `has_body`, the blank line that opens the body section is appended.
+pub fn request_head(
+    tid: &[u8],
+    method: &[u8],
+    to_path: &[Bytes],
+    from_path: &[Bytes],
+    other: &[Header],
+    has_body: bool,
+) -> BytesMut {
+    let mut out = BytesMut::with_capacity(capacity(to_path, from_path, other));
+    out.put_slice(b"MSRP ");
+    out.put_slice(tid);
+    out.put_u8(b' ');
+    out.put_slice(method);
+    out.put_slice(b"\r\n");
+    put_headers(&mut out, to_path, from_path, other);
+    if has_body {
+        out.put_slice(b"\r\n");
+    }
+    out
+}
+
+/// `MSRP tid code [comment] CRLF` plus headers; no blank line, since
+/// responses carry no body (RFC 4975 §7.2).
+pub fn response_head(
+    tid: &[u8],
+    code: u16,
+    comment: Option<&[u8]>,
+    to_path: &[Bytes],
+    from_path: &[Bytes],
+    other: &[Header],
+) -> BytesMut {
+    let mut out = BytesMut::with_capacity(capacity(to_path, from_path, other));
+    out.put_slice(b"MSRP ");
+    out.put_slice(tid);
+    out.put_slice(format!(" {code:03}").as_bytes());
+    if let Some(c) = comment {
+        out.put_u8(b' ');
+        out.put_slice(c);
+    }
+    out.put_slice(b"\r\n");
+    put_headers(&mut out, to_path, from_path, other);
+    out
+}
+
+/// `-------tid flag CRLF`: closes a frame without body.
+pub fn end_line(tid: &[u8], flag: EndFlag) -> Bytes {
+    let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 3);
+    out.put_slice(DASHES);
+    out.put_slice(tid);
+    out.put_u8(flag.as_byte());
+    out.put_slice(b"\r\n");
+    out.freeze()
+}
+
+/// `CRLF -------tid flag CRLF`: closes a body.
+pub fn body_end(tid: &[u8], flag: EndFlag) -> Bytes {
+    let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 5);
+    out.put_slice(b"\r\n");
+    out.put_slice(&end_line(tid, flag));
+    out.freeze()
+}
+
+/// A complete response frame: [`response_head`] + [`end_line`] with `$`.
+pub fn response_frame(
+    tid: &[u8],
+    code: u16,
+    comment: Option<&[u8]>,
+    to_path: &[Bytes],
+    from_path: &[Bytes],
+    other: &[Header],
+) -> Bytes {
+    let mut out = response_head(tid, code, comment, to_path, from_path, other);
+    out.put_slice(&end_line(tid, EndFlag::Complete));
+    out.freeze()
+}

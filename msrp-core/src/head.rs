@@ -1,0 +1,208 @@
+//! The parsed head of an MSRP frame: start line and header fields
+//! (RFC 4975 §9 `msrp-req-or-resp` up to, not including, the body).
+
+use bytes::Bytes;
+
+use crate::headers::{ByteRange, FailureReport, Status};
+
+/// One header field as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header name exactly as received (compare case-insensitively).
+    pub name: Bytes,
+    /// Header value, trimmed of leading/trailing SP and HTAB.
+    pub value: Bytes,
+}
+
+impl Header {
+    /// Builds a header from anything convertible to [`Bytes`].
+    pub fn new(name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        Header {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    /// Case-insensitive name comparison (RFC 4975 §9 header names are ABNF
+    /// literals, hence case-insensitive).
+    pub fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+/// The first line of a frame (RFC 4975 §9 `req-start` / `resp-start`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    /// `MSRP SP transact-id SP method CRLF`
+    Request {
+        /// The method, e.g. `SEND`, `REPORT`, `AUTH` (`1*UPALPHA`).
+        method: Bytes,
+    },
+    /// `MSRP SP transact-id SP status-code [SP comment] CRLF`
+    Response {
+        /// Three-digit status code.
+        code: u16,
+        /// Optional reason phrase (`comment = utf8text`).
+        comment: Option<Bytes>,
+    },
+}
+
+/// Errors of the semantic accessors of [`FrameHead`] and of the typed header
+/// value parsers in [`crate::headers`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// A mandatory header field is absent.
+    #[error("missing mandatory header {0}")]
+    Missing(&'static str),
+    /// A header field is present but its value is malformed.
+    #[error("invalid {header} header: {reason}")]
+    Invalid {
+        /// Canonical name of the offending header.
+        header: &'static str,
+        /// Human readable explanation.
+        reason: String,
+    },
+}
+
+impl HeadError {
+    /// The MSRP status code to answer with: 400 for both kinds, since a
+    /// missing or malformed header is a syntax problem (RFC 4975 §7.3 lists
+    /// 400 for "the request was unintelligible").
+    pub fn response_code(&self) -> u16 {
+        400
+    }
+}
+
+/// Start line plus header fields of one frame.
+#[derive(Debug, Clone)]
+pub struct FrameHead {
+    /// Start line and header lines exactly as received (each with its CRLF),
+    /// without the blank line or end-line.
+    pub raw: Bytes,
+    /// The frame's transaction identifier.
+    pub transaction_id: Bytes,
+    /// Parsed start line.
+    pub start: StartLine,
+    /// Header fields in received order.
+    pub headers: Vec<Header>,
+    /// Whether a blank line followed the headers (a body section follows).
+    pub has_body: bool,
+}
+
+/// Splits a path header value on whitespace (RFC 4975 §9:
+/// `To-Path = "To-Path:" SP MSRP-URI *( SP MSRP-URI )`). Zero-copy.
+pub(crate) fn split_path_value(value: &Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < value.len() {
+        while i < value.len() && (value[i] == b' ' || value[i] == b'\t') {
+            i += 1;
+        }
+        let start = i;
+        while i < value.len() && value[i] != b' ' && value[i] != b'\t' {
+            i += 1;
+        }
+        if i > start {
+            out.push(value.slice(start..i));
+        }
+    }
+    out
+}
+
+impl FrameHead {
+    /// True for requests, false for responses.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The method of a request.
+    pub fn method(&self) -> Option<&[u8]> {
+        match &self.start {
+            StartLine::Request { method } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code of a response.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// Value of the first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        self.headers.iter().find(|h| h.is(name)).map(|h| &h.value)
+    }
+
+    fn path(&self, name: &'static str) -> Result<Vec<Bytes>, HeadError> {
+        let value = self.header(name).ok_or(HeadError::Missing(name))?;
+        let uris = split_path_value(value);
+        if uris.is_empty() {
+            // RFC 4975 §9: a path holds at least one MSRP-URI.
+            return Err(HeadError::Invalid {
+                header: name,
+                reason: "empty path".into(),
+            });
+        }
+        Ok(uris)
+    }
+
+    /// The To-Path URIs (unparsed tokens), at least one (RFC 4975 §7.1).
+    pub fn to_path(&self) -> Result<Vec<Bytes>, HeadError> {
+        self.path("To-Path")
+    }
+
+    /// The From-Path URIs (unparsed tokens), at least one (RFC 4975 §7.1).
+    pub fn from_path(&self) -> Result<Vec<Bytes>, HeadError> {
+        self.path("From-Path")
+    }
+
+    /// The Message-ID value, if present.
+    pub fn message_id(&self) -> Option<&Bytes> {
+        self.header("Message-ID")
+    }
+
+    /// The Byte-Range header (RFC 4975 §7.1.1), if present.
+    pub fn byte_range(&self) -> Result<Option<ByteRange>, HeadError> {
+        self.header("Byte-Range")
+            .map(|v| ByteRange::parse(v))
+            .transpose()
+    }
+
+    /// The Failure-Report header; absent means `yes` (RFC 4975 §7.1.1).
+    pub fn failure_report(&self) -> Result<FailureReport, HeadError> {
+        match self.header("Failure-Report") {
+            None => Ok(FailureReport::Yes),
+            Some(v) => FailureReport::parse(v),
+        }
+    }
+
+    /// The Success-Report header; absent means `no` (RFC 4975 §7.1.1).
+    pub fn success_report(&self) -> Result<bool, HeadError> {
+        match self.header("Success-Report") {
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case(b"yes") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case(b"no") => Ok(false),
+            Some(v) => Err(HeadError::Invalid {
+                header: "Success-Report",
+                reason: format!("expected yes or no, got {:?}", String::from_utf8_lossy(v)),
+            }),
+        }
+    }
+
+    /// The Status header (RFC 4975 §7.1.2, carried by REPORT), if present.
+    pub fn status(&self) -> Result<Option<Status>, HeadError> {
+        self.header("Status").map(|v| Status::parse(v)).transpose()
+    }
+
+    /// Headers other than To-Path and From-Path, in received order. A relay
+    /// uses these verbatim when it rewrites the paths of a frame it forwards
+    /// (RFC 4976 §7).
+    pub fn other_headers(&self) -> impl Iterator<Item = &Header> {
+        self.headers
+            .iter()
+            .filter(|h| !h.is("To-Path") && !h.is("From-Path"))
+    }
+}

@@ -1,0 +1,163 @@
+//! MSRP URI parsing, printing and comparison (RFC 4975 §6, §9).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use msrp_core::{Host, MsrpUri, UriError};
+
+fn parse(s: &str) -> Result<MsrpUri, UriError> {
+    MsrpUri::parse(s.as_bytes())
+}
+
+#[test]
+fn valid_uris() {
+    let cases: Vec<(&str, MsrpUri)> = vec![
+        (
+            "msrp://atlanta.example.com:7654/jshA7weztas;tcp",
+            MsrpUri {
+                secure: false,
+                user: None,
+                host: Host::Name("atlanta.example.com".into()),
+                port: Some(7654),
+                session_id: Some("jshA7weztas".into()),
+                transport: "tcp".into(),
+                params: vec![],
+            },
+        ),
+        (
+            "msrps://bob@192.0.2.7/s+=/x;tcp;foo=bar;baz",
+            MsrpUri {
+                secure: true,
+                user: Some("bob".into()),
+                host: Host::Ipv4(Ipv4Addr::new(192, 0, 2, 7)),
+                port: None,
+                session_id: Some("s+=/x".into()),
+                transport: "tcp".into(),
+                params: vec![("foo".into(), Some("bar".into())), ("baz".into(), None)],
+            },
+        ),
+        (
+            "MSRP://[2001:db8::1]:2855;TCP",
+            MsrpUri {
+                secure: false,
+                user: None,
+                host: Host::Ipv6("2001:db8::1".parse::<Ipv6Addr>().unwrap()),
+                port: Some(2855),
+                session_id: None,
+                transport: "TCP".into(),
+                params: vec![],
+            },
+        ),
+        (
+            "msrp://relay.example.net;ws",
+            MsrpUri {
+                secure: false,
+                user: None,
+                host: Host::Name("relay.example.net".into()),
+                port: None,
+                session_id: None,
+                transport: "ws".into(),
+                params: vec![],
+            },
+        ),
+    ];
+    for (s, expected) in cases {
+        let uri = parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(uri, expected, "{s}");
+        // Display round-trip.
+        let printed = uri.to_string();
+        assert_eq!(parse(&printed).unwrap(), uri, "{s} -> {printed}");
+    }
+    assert_eq!(
+        parse("MSRP://[2001:db8::1]:2855;TCP").unwrap().to_string(),
+        "msrp://[2001:db8::1]:2855;TCP"
+    );
+    assert_eq!(
+        parse("msrps://bob@192.0.2.7/s+=/x;tcp;foo=bar;baz")
+            .unwrap()
+            .to_string(),
+        "msrps://bob@192.0.2.7/s+=/x;tcp;foo=bar;baz"
+    );
+}
+
+#[test]
+fn invalid_uris() {
+    let cases = [
+        ("sip://a.example.com;tcp", UriError::BadScheme),
+        ("msrp:/a.example.com;tcp", UriError::BadScheme),
+        ("msrpx://a.example.com;tcp", UriError::BadScheme),
+        ("msrp://a.example.com", UriError::BadTransport),
+        ("msrp://a.example.com/abc", UriError::BadTransport),
+        ("msrp://a.example.com;", UriError::BadTransport),
+        ("msrp://a.example.com;t-cp", UriError::BadTransport),
+        ("msrp://;tcp", UriError::BadHost),
+        ("msrp://a.example.com:;tcp", UriError::BadPort),
+        ("msrp://a.example.com:99999;tcp", UriError::BadPort),
+        ("msrp://a.example.com:0;tcp", UriError::BadPort),
+        ("msrp://a.example.com:12a;tcp", UriError::BadPort),
+        ("msrp://1.2.3.999;tcp", UriError::BadHost),
+        ("msrp://[::1;tcp", UriError::BadHost),
+        ("msrp://[zz::1]:1;tcp", UriError::BadHost),
+        ("msrp://a..b/;tcp", UriError::BadSessionId),
+        ("msrp://a/s?x;tcp", UriError::BadSessionId),
+        ("msrp://@a;tcp", UriError::BadUserinfo),
+        ("msrp://a b;tcp", UriError::BadCharacter),
+        ("msrp://a\u{e9};tcp", UriError::BadCharacter),
+        ("msrp://a;tcp;=x", UriError::BadParam),
+        ("msrp://a;tcp;x=", UriError::BadParam),
+        ("msrp://a;tcp;x=(y)", UriError::BadParam),
+        ("", UriError::BadScheme),
+    ];
+    for (s, expected) in cases {
+        assert_eq!(parse(s), Err(expected.clone()), "{s}");
+    }
+}
+
+#[test]
+fn same_resource() {
+    let same = [
+        (
+            "msrp://a.example.com/s1;tcp",
+            "MSRP://A.EXAMPLE.COM:2855/s1;TCP",
+        ),
+        (
+            "msrp://alice@a.example.com/s1;tcp",
+            "msrp://bob@a.example.com/s1;tcp;x=y",
+        ),
+        (
+            "msrp://[2001:db8:0::1]:9/s;tcp",
+            "msrp://[2001:db8::1]:9/s;tcp",
+        ),
+        ("msrp://10.0.0.1;tcp", "msrp://10.0.0.1:2855;tcp"),
+    ];
+    for (a, b) in same {
+        let (ua, ub) = (parse(a).unwrap(), parse(b).unwrap());
+        assert!(ua.same_resource(&ub), "{a} == {b}");
+        assert!(ub.same_resource(&ua), "{b} == {a}");
+    }
+    let different = [
+        (
+            "msrp://a.example.com/s1;tcp",
+            "msrps://a.example.com/s1;tcp",
+        ),
+        ("msrp://a.example.com/s1;tcp", "msrp://a.example.com/S1;tcp"),
+        (
+            "msrp://a.example.com/s1;tcp",
+            "msrp://a.example.com:2856/s1;tcp",
+        ),
+        ("msrp://a.example.com/s1;tcp", "msrp://b.example.com/s1;tcp"),
+        ("msrp://a.example.com/s1;tcp", "msrp://a.example.com;tcp"),
+        ("msrp://a.example.com/s1;tcp", "msrp://a.example.com/s1;ws"),
+        ("msrp://10.0.0.1;tcp", "msrp://10.0.0.2;tcp"),
+    ];
+    for (a, b) in different {
+        let (ua, ub) = (parse(a).unwrap(), parse(b).unwrap());
+        assert!(!ua.same_resource(&ub), "{a} != {b}");
+    }
+}
+
+#[test]
+fn default_port() {
+    assert_eq!(parse("msrp://a;tcp").unwrap().port_or_default(), 2855);
+    assert_eq!(parse("msrp://a:1;tcp").unwrap().port_or_default(), 1);
+    assert_eq!("msrp://a:1;tcp".parse::<MsrpUri>().unwrap().port, Some(1));
+}

@@ -1,0 +1,23 @@
+//! Test and benchmark tooling for the `msrp_relay` Kamailio module.
+//!
+//! Everything here talks MSRP (RFC 4975) over real TCP sockets with blocking
+//! I/O and explicit timeouts, so integration tests can drive a real relay
+//! without an async runtime:
+//!
+//! - [`peer`]: one MSRP connection (send requests/responses, read frames);
+//! - [`endpoint`]: a listening MSRP endpoint (the "B" side a relay connects to);
+//! - [`body`]: deterministic pseudo-random bodies of any size, hashed while
+//!   streamed, never held whole in memory;
+//! - [`ids`]: random transaction and message identifiers;
+//! - [`process`]: small process helpers (signals, liveness, memory figures).
+
+pub mod body;
+pub mod endpoint;
+pub mod ids;
+pub mod peer;
+pub mod process;
+
+pub use body::BodyGen;
+pub use endpoint::Endpoint;
+pub use msrp_core::EndFlag;
+pub use peer::{Peer, PeerError, ReceivedFrame, Request};

@@ -1,0 +1,80 @@
+//! Process helpers for harnesses that run Kamailio: signals to a process
+//! group, liveness, and memory figures from `/proc`.
+
+use std::io;
+
+/// Sends `SIGTERM` to every process of process group `pgid`.
+pub fn terminate_group(pgid: u32) -> io::Result<()> {
+    signal_group(pgid, libc::SIGTERM)
+}
+
+/// Sends `SIGKILL` to every process of process group `pgid`.
+pub fn kill_group(pgid: u32) -> io::Result<()> {
+    signal_group(pgid, libc::SIGKILL)
+}
+
+fn signal_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pgid out of range"))?;
+    if pgid <= 1 {
+        // kill(-1, ..) or kill(0, ..) would hit far more than the group.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to signal process group <= 1",
+        ));
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions; a negative pid
+    // addresses exactly the process group `pgid` (> 1, checked above).
+    let rc = unsafe { libc::kill(-pgid, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Field 3 is the state; it follows the ")" that closes the comm field.
+        Ok(stat) => match stat.rfind(')') {
+            Some(i) => !stat[i + 1..].trim_start().starts_with('Z'),
+            None => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// A `kB` field of `/proc/PID/status` (e.g. "VmRSS", "VmHWM").
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Resident set size of a process in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// Peak resident set size (high water mark) of a process in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_figures() {
+        let me = std::process::id();
+        assert!(alive(me));
+        assert!(rss_kib(me).unwrap() > 0);
+        assert!(peak_rss_kib(me).unwrap() >= rss_kib(me).unwrap() / 2);
+        assert!(terminate_group(0).is_err());
+        assert!(terminate_group(1).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The Kamailio boundary: the only layer with `unsafe` and raw pointers.
+//! Generated bindings, the C shim, logging, the panic guard, the exported
+//! tables and entry points, and the worker processes.
+
+pub mod exports;
+pub mod guard;
+pub mod log;
+pub mod process;
+pub mod sys;

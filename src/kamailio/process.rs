@@ -1,0 +1,219 @@
+//! Process life cycle: mod_init (validate parameters, bind listening sockets
+//! so a bad address stops Kamailio at start-up, reserve worker processes) and
+//! child_init(PROC_MAIN) (fork the MSRP workers, each running the relay
+//! engine forever).
+
+use std::ffi::{c_int, CString};
+use std::net::TcpListener;
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+use thiserror::Error;
+
+use super::sys;
+use crate::relay::config::{self, Config};
+use crate::relay::engine::{Engine, Host};
+use crate::relay::script::{self, FrameCtx};
+use crate::{log_err, log_info};
+
+#[derive(Debug, Error)]
+pub enum InitError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on tcp:{addr}: {err}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        err: std::io::Error,
+    },
+    #[error("cannot fork MSRP worker {0}")]
+    Fork(usize),
+    #[error("configuration not initialised")]
+    NoConfig,
+}
+
+/// Listening sockets bound in mod_init, inherited by the forked workers.
+static LISTENERS: Mutex<Vec<TcpListener>> = Mutex::new(Vec::new());
+static EVENT_ROUTE: OnceLock<c_int> = OnceLock::new();
+
+pub fn mod_init() -> Result<(), InitError> {
+    super::guard::install_panic_hook();
+    let cfg = config::freeze().map_err(|errs| {
+        InitError::Config(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let mut ls = LISTENERS.lock();
+    for addr in &cfg.listen {
+        let l = TcpListener::bind(addr).map_err(|err| InitError::Bind { addr: *addr, err })?;
+        l.set_nonblocking(true)
+            .map_err(|err| InitError::Bind { addr: *addr, err })?;
+        log_info!("listening for MSRP on tcp:{addr}");
+        ls.push(l);
+    }
+    let rt = {
+        // SAFETY: route tables are complete once modules are initialised; the
+        // name is NUL-terminated.
+        unsafe { sys::msrp_shim_event_route_lookup(c"msrp:frame-in".as_ptr()) }
+    };
+    if rt < 0 {
+        crate::log_warn!("event_route[msrp:frame-in] is missing or empty: frames will be dropped");
+    }
+    let _ = EVENT_ROUTE.set(rt);
+    let n = cfg.workers as c_int;
+    // SAFETY: called from mod_init in the main process, as the core requires.
+    unsafe {
+        sys::register_procs(n);
+        sys::cfg_register_child(n);
+    }
+    log_info!(
+        "msrp_relay ready: {} listener(s), {} worker(s), max chunk size {}",
+        cfg.listen.len(),
+        cfg.workers,
+        cfg.max_chunk_size
+    );
+    Ok(())
+}
+
+pub fn child_init(rank: c_int) -> Result<(), InitError> {
+    if rank != sys::PROC_MAIN as c_int {
+        return Ok(());
+    }
+    let cfg = config::get().ok_or(InitError::NoConfig)?;
+    for i in 0..cfg.workers {
+        // fork_process keeps the description pointer: leak it.
+        let desc = CString::new(format!("MSRP worker {i}"))
+            .unwrap_or_default()
+            .into_raw();
+        // SAFETY: called from child_init(PROC_MAIN) in the main process; the
+        // rank PROC_XWORKER makes the core run every module's child_init in
+        // the child, so functions of other modules work in the event route.
+        let pid = unsafe { sys::fork_process(sys::PROC_XWORKER as c_int, desc, 1) };
+        if pid < 0 {
+            return Err(InitError::Fork(i));
+        }
+        if pid == 0 {
+            worker_main(i, cfg);
+        }
+    }
+    Ok(())
+}
+
+/// Body of a worker process: never returns.
+fn worker_main(index: usize, cfg: &'static Config) -> ! {
+    // SAFETY: a freshly forked child registered with cfg_register_child.
+    if unsafe { sys::cfg_child_init() } != 0 {
+        log_err!("MSRP worker {index}: cfg_child_init failed");
+        std::process::exit(-1);
+    }
+    let listeners: Vec<TcpListener> = LISTENERS
+        .lock()
+        .iter()
+        .filter_map(|l| l.try_clone().ok())
+        .collect();
+    let route = EVENT_ROUTE.get().copied().unwrap_or(-1);
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    let host = KamailioHost { route };
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        match Engine::new(cfg, listeners, host, seed) {
+            Ok(mut e) => {
+                log_info!("MSRP worker {index} started (pid {})", std::process::id());
+                e.run()
+            }
+            Err(e) => Err(e),
+        }
+    }));
+    match r {
+        Ok(Ok(())) => std::process::exit(0),
+        Ok(Err(e)) => log_err!("MSRP worker {index} stopped: {e}"),
+        Err(_) => log_err!("MSRP worker {index} stopped after an internal error (panic)"),
+    }
+    std::process::exit(-1)
+}
+
+/// Runs the cfg script for frames, inside a worker process.
+struct KamailioHost {
+    route: c_int,
+}
+
+impl Host for KamailioHost {
+    fn run_route(&mut self, ctx: FrameCtx) -> FrameCtx {
+        if self.route < 0 {
+            return ctx;
+        }
+        let head = ctx.head.raw.clone();
+        let (src, dst) = (sockaddr(ctx.peer), sockaddr(ctx.local));
+        let conid = ctx.conid as c_int;
+        let route = self.route;
+        let (ctx, ()) = script::with_current(ctx, || {
+            let len = c_int::try_from(head.len()).unwrap_or(0);
+            // SAFETY: head/src/dst outlive the call; the shim copies the head
+            // into its own buffer and parses it as a SIP message.
+            let msg = unsafe {
+                sys::msrp_shim_fake_msg(
+                    head.as_ptr().cast(),
+                    len,
+                    (&src as *const libc::sockaddr_storage).cast(),
+                    (&dst as *const libc::sockaddr_storage).cast(),
+                    conid,
+                )
+            };
+            if msg.is_null() {
+                log_err!("cannot build a SIP message for the frame: out of memory?");
+                return;
+            }
+            // SAFETY: msg is valid until freed below; the route index was
+            // looked up in mod_init. Script functions called inside are guarded.
+            unsafe {
+                sys::msrp_shim_run_event_route(route, msg);
+                sys::msrp_shim_free_msg(msg);
+            }
+        });
+        ctx
+    }
+
+    fn tick(&mut self) {
+        // SAFETY: worker process initialised with cfg_child_init.
+        unsafe { sys::msrp_shim_cfg_update() }
+    }
+}
+
+/// A socket address as a C `sockaddr_storage`.
+fn sockaddr(a: std::net::SocketAddr) -> libc::sockaddr_storage {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+        }
+        std::net::SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+        }
+    }
+    ss
+}

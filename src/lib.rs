@@ -1,0 +1,13 @@
+//! msrp_relay: a Kamailio module that makes Kamailio an MSRP relay
+//! (RFC 4975/4976) — it owns its MSRP sockets, streams messages of any size
+//! through bounded memory, and routes each frame through
+//! `event_route[msrp:frame-in]`.
+//!
+//! Layers (see ../shared/docs/DESIGN.md):
+//! * [`kamailio`]: the unsafe boundary (exports, parameters, script
+//!   functions, `$msrp(...)`, processes, bindings, C shim);
+//! * [`relay`]: configuration, event loop and relay engine (no unsafe);
+//! * `msrp-core` (separate crate): the sans-IO protocol core.
+
+pub mod kamailio;
+pub mod relay;

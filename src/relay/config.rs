@@ -1,0 +1,192 @@
+//! Module parameters: collected while Kamailio parses `modparam(...)` lines,
+//! validated and frozen in mod_init (before any fork, so every worker inherits
+//! the same copy).
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+use thiserror::Error;
+
+/// Default for `msrp_max_chunk_size` (bytes of body per forwarded chunk).
+pub const DEFAULT_MAX_CHUNK_SIZE: usize = 16 * 1024;
+/// Allowed range for `msrp_max_chunk_size`; 0 means "do not re-chunk".
+pub const MIN_MAX_CHUNK_SIZE: usize = 2048;
+pub const MAX_MAX_CHUNK_SIZE: usize = 16 * 1024 * 1024;
+/// Worker processes: default and upper bound.
+pub const DEFAULT_WORKERS: usize = 1;
+pub const MAX_WORKERS: usize = 64;
+/// Per-connection output queue watermarks (bytes): above high, the relay stops
+/// reading the connections that feed it; below low it resumes.
+pub const DEFAULT_QUEUE_HIGH: usize = 512 * 1024;
+pub const DEFAULT_QUEUE_LOW: usize = 128 * 1024;
+/// Bytes read from a socket per read call (bounds per-connection read memory).
+pub const READ_CHUNK: usize = 64 * 1024;
+/// Most connections one worker keeps (new ones are refused beyond this).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("listen: {0:?} is not of the form tcp:IP:PORT")]
+    BadListen(String),
+    #[error("{name} = {value} is out of range ({range})")]
+    OutOfRange {
+        name: &'static str,
+        value: i64,
+        range: String,
+    },
+    #[error("no listen address: add modparam(\"msrp_relay\", \"listen\", \"tcp:IP:PORT\")")]
+    NoListen,
+    #[error("queue_low_watermark ({low}) must be below queue_high_watermark ({high})")]
+    Watermarks { low: usize, high: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    /// 0 = forward chunks as they come.
+    pub max_chunk_size: usize,
+    pub workers: usize,
+    pub queue_high: usize,
+    pub queue_low: usize,
+    /// SO_RCVBUF / SO_SNDBUF for the relay's sockets (0 = system default).
+    pub so_rcvbuf: usize,
+    pub so_sndbuf: usize,
+    pub max_connections: usize,
+    pub limits: msrp_core::Limits,
+    /// Enables `msrp_test_panic()` (used by the test-suite to prove the
+    /// FFI panic guard).
+    pub test_mode: bool,
+}
+
+#[derive(Debug, Default)]
+struct Builder {
+    listen: Vec<SocketAddr>,
+    ints: Vec<(&'static str, i64)>,
+    errors: Vec<ConfigError>,
+}
+
+static BUILDER: Mutex<Option<Builder>> = Mutex::new(None);
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// Parses `tcp:IP:PORT` (also `IP:PORT`; IPv6 as `tcp:[::1]:2855`).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
+    let t = s.trim();
+    let rest = match t.split_once(':') {
+        Some((proto, rest)) if proto.eq_ignore_ascii_case("tcp") => rest,
+        _ => t,
+    };
+    rest.parse::<SocketAddr>()
+        .map_err(|_| ConfigError::BadListen(s.to_string()))
+}
+
+/// `modparam("msrp_relay", "listen", ...)`: repeatable.
+pub fn add_listen(value: &str) -> Result<(), ConfigError> {
+    let addr = parse_listen(value)?;
+    BUILDER
+        .lock()
+        .get_or_insert_with(Builder::default)
+        .listen
+        .push(addr);
+    Ok(())
+}
+
+/// Integer modparams; validated in [`freeze`].
+pub fn set_int(name: &'static str, value: i64) {
+    BUILDER
+        .lock()
+        .get_or_insert_with(Builder::default)
+        .ints
+        .push((name, value));
+}
+
+fn range(
+    name: &'static str,
+    v: i64,
+    lo: i64,
+    hi: i64,
+    extra_ok: Option<i64>,
+) -> Result<usize, ConfigError> {
+    if (v >= lo && v <= hi) || Some(v) == extra_ok {
+        Ok(v as usize)
+    } else {
+        Err(ConfigError::OutOfRange {
+            name,
+            value: v,
+            range: match extra_ok {
+                Some(e) => format!("{e} or {lo}..={hi}"),
+                None => format!("{lo}..={hi}"),
+            },
+        })
+    }
+}
+
+/// Validates the collected parameters and freezes the configuration.
+pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
+    if let Some(c) = CONFIG.get() {
+        return Ok(c);
+    }
+    let b = BUILDER.lock().take().unwrap_or_default();
+    let mut errors = b.errors;
+    let mut c = Config {
+        listen: b.listen,
+        max_chunk_size: DEFAULT_MAX_CHUNK_SIZE,
+        workers: DEFAULT_WORKERS,
+        queue_high: DEFAULT_QUEUE_HIGH,
+        queue_low: DEFAULT_QUEUE_LOW,
+        so_rcvbuf: 0,
+        so_sndbuf: 0,
+        max_connections: DEFAULT_MAX_CONNECTIONS,
+        limits: msrp_core::Limits::default(),
+        test_mode: false,
+    };
+    for (name, v) in b.ints {
+        let r = match name {
+            "msrp_max_chunk_size" => range(
+                name,
+                v,
+                MIN_MAX_CHUNK_SIZE as i64,
+                MAX_MAX_CHUNK_SIZE as i64,
+                Some(0),
+            )
+            .map(|v| c.max_chunk_size = v),
+            "workers" => range(name, v, 1, MAX_WORKERS as i64, None).map(|v| c.workers = v),
+            "queue_high_watermark" => {
+                range(name, v, 16 * 1024, 1 << 30, None).map(|v| c.queue_high = v)
+            }
+            "queue_low_watermark" => range(name, v, 0, 1 << 30, None).map(|v| c.queue_low = v),
+            "socket_rcvbuf" => range(name, v, 0, 64 << 20, None).map(|v| c.so_rcvbuf = v),
+            "socket_sndbuf" => range(name, v, 0, 64 << 20, None).map(|v| c.so_sndbuf = v),
+            "max_connections" => {
+                range(name, v, 2, 1_000_000, None).map(|v| c.max_connections = v)
+            }
+            "max_header_size" => {
+                range(name, v, 1024, 1 << 20, None).map(|v| c.limits.max_head = v)
+            }
+            "test_mode" => range(name, v, 0, 1, None).map(|v| c.test_mode = v == 1),
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    }
+    if c.listen.is_empty() {
+        errors.push(ConfigError::NoListen);
+    }
+    if c.queue_low >= c.queue_high {
+        errors.push(ConfigError::Watermarks {
+            low: c.queue_low,
+            high: c.queue_high,
+        });
+    }
+    c.limits.max_line = c.limits.max_line.min(c.limits.max_head);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(CONFIG.get_or_init(|| c))
+}
+
+/// The frozen configuration (after mod_init).
+pub fn get() -> Option<&'static Config> {
+    CONFIG.get()
+}

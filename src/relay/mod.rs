@@ -1,0 +1,9 @@
+//! Relay layer: configuration, the per-worker event loop and relay engine,
+//! and the script-facing frame context. No `unsafe` here: Kamailio is reached
+//! only through the [`engine::Host`] trait and the boundary layer.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod engine;
+pub mod script;
+pub mod tid;

@@ -1,0 +1,391 @@
+//! What the cfg script sees while `event_route[msrp:frame-in]` runs for one
+//! frame: the frame head and connection facts behind `$msrp(...)`, and the
+//! decisions the script functions record (`msrp_relay()`, `msrp_reply()`),
+//! which the engine carries out after the route returns.
+//!
+//! No unsafe and no Kamailio calls here: the boundary layer maps script
+//! functions and PV getters onto these methods.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use msrp_core::{build, FrameHead, Header, StartLine};
+
+/// One incoming frame as the script sees it.
+#[derive(Debug)]
+pub struct FrameCtx {
+    pub head: FrameHead,
+    /// Body bytes already received when the route runs (the whole body for
+    /// frames that arrived in one read; empty for streamed bodies).
+    pub body: Bytes,
+    /// true when `body` is the complete body of the frame.
+    pub body_complete: bool,
+    pub conid: i64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub actions: Actions,
+    /// Storage for computed PV strings: they must outlive the getter call
+    /// (Kamailio keeps pointers to them while the statement runs).
+    scratch: Vec<Box<[u8]>>,
+}
+
+#[derive(Debug, Default)]
+pub struct Actions {
+    /// `msrp_relay()` was called.
+    pub relay: bool,
+    /// Complete frames `msrp_reply()` produced, in order.
+    pub replies: Vec<Bytes>,
+}
+
+/// `$msrp(key)` names, with the stock module's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum PvKey {
+    Buf = 1,
+    Body = 2,
+    Code = 3,
+    Hdrs = 4,
+    MsgId = 5,
+    Method = 6,
+    BufLen = 7,
+    SessId = 8,
+    Reason = 9,
+    BodyLen = 10,
+    TransId = 11,
+    CrtHop = 12,
+    PrevHop = 13,
+    NextHop = 14,
+    LastHop = 15,
+    FirstHop = 16,
+    PrevHops = 17,
+    NextHops = 18,
+    SrcAddr = 19,
+    SrcSock = 20,
+    ConId = 21,
+}
+
+impl PvKey {
+    pub fn parse(name: &[u8]) -> Option<Self> {
+        Some(match name {
+            b"buf" => PvKey::Buf,
+            b"body" => PvKey::Body,
+            b"code" => PvKey::Code,
+            b"hdrs" => PvKey::Hdrs,
+            b"msgid" => PvKey::MsgId,
+            b"method" => PvKey::Method,
+            b"buflen" => PvKey::BufLen,
+            b"sessid" => PvKey::SessId,
+            b"reason" => PvKey::Reason,
+            b"bodylen" => PvKey::BodyLen,
+            b"transid" => PvKey::TransId,
+            b"crthop" => PvKey::CrtHop,
+            b"prevhop" => PvKey::PrevHop,
+            b"nexthop" => PvKey::NextHop,
+            b"lasthop" => PvKey::LastHop,
+            b"firsthop" => PvKey::FirstHop,
+            b"prevhops" => PvKey::PrevHops,
+            b"nexthops" => PvKey::NextHops,
+            b"srcaddr" => PvKey::SrcAddr,
+            b"srcsock" => PvKey::SrcSock,
+            b"conid" => PvKey::ConId,
+            _ => return None,
+        })
+    }
+
+    pub fn from_id(id: i32) -> Option<Self> {
+        use PvKey::*;
+        [
+            Buf, Body, Code, Hdrs, MsgId, Method, BufLen, SessId, Reason, BodyLen, TransId,
+            CrtHop, PrevHop, NextHop, LastHop, FirstHop, PrevHops, NextHops, SrcAddr, SrcSock,
+            ConId,
+        ]
+        .into_iter()
+        .find(|k| *k as i32 == id)
+    }
+}
+
+/// A `$msrp(...)` value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PvValue<'a> {
+    Null,
+    Str(&'a [u8]),
+    Int(i64),
+    /// string with an integer view (method: name + method id)
+    StrInt(&'a [u8], i64),
+    /// integer with a string view (code: 200 + "200")
+    IntStr(i64, &'a [u8]),
+}
+
+/// Method ids as the stock module numbers them (msrp_parser.h).
+fn method_id(m: &[u8]) -> i64 {
+    match m {
+        b"SEND" => 1,
+        b"AUTH" => 2,
+        b"REPORT" => 3,
+        b"NICKNAME" => 4,
+        _ => 10000,
+    }
+}
+
+/// Session id of an MSRP URI (`msrp://host:port/SESSION;tcp`).
+fn session_of(uri: &[u8]) -> Option<&[u8]> {
+    let after = uri.windows(3).position(|w| w == b"://")? + 3;
+    let rest = &uri[after..];
+    let slash = rest.iter().position(|&c| c == b'/')?;
+    let sess = &rest[slash + 1..];
+    let end = sess.iter().position(|&c| c == b';').unwrap_or(sess.len());
+    let s = &sess[..end];
+    (!s.is_empty()).then_some(s)
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<FrameCtx>> = const { RefCell::new(None) };
+}
+
+/// Makes `ctx` the current frame for the duration of `f` (the route run) and
+/// returns it with the recorded actions.
+pub fn with_current<R>(ctx: FrameCtx, f: impl FnOnce() -> R) -> (FrameCtx, R) {
+    CURRENT.with(|c| *c.borrow_mut() = Some(ctx));
+    let r = f();
+    let ctx = CURRENT
+        .with(|c| c.borrow_mut().take())
+        .expect("current frame present during route");
+    (ctx, r)
+}
+
+/// Runs `f` on the current frame, if a route is running for one.
+pub fn current<R>(f: impl FnOnce(&mut FrameCtx) -> R) -> Option<R> {
+    CURRENT.with(|c| c.borrow_mut().as_mut().map(f))
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScriptError {
+    #[error("no MSRP frame is being processed (function used outside event_route[msrp:frame-in])")]
+    NoFrame,
+    #[error("cannot reply to a response")]
+    ReplyToResponse,
+    #[error("REPORT requests take no responses")]
+    ReplyToReport,
+    #[error("invalid status code {0:?} (expected 3 digits, 200..=999)")]
+    BadCode(String),
+    #[error("frame has no {0} header")]
+    MissingHeader(&'static str),
+}
+
+impl FrameCtx {
+    pub fn new(head: FrameHead, conid: i64, peer: SocketAddr, local: SocketAddr) -> Self {
+        FrameCtx {
+            head,
+            body: Bytes::new(),
+            body_complete: false,
+            conid,
+            peer,
+            local,
+            actions: Actions::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn keep(&mut self, v: Vec<u8>) -> &[u8] {
+        self.scratch.push(v.into_boxed_slice());
+        self.scratch.last().map(|b| &b[..]).unwrap_or(&[])
+    }
+
+    fn path_list(&self, to: bool) -> Vec<Bytes> {
+        let r = if to {
+            self.head.to_path()
+        } else {
+            self.head.from_path()
+        };
+        r.unwrap_or_default()
+    }
+
+    /// Value of `$msrp(key)`.
+    pub fn pv(&mut self, key: PvKey) -> PvValue<'_> {
+        let to = self.path_list(true);
+        let from = self.path_list(false);
+        match key {
+            PvKey::Buf => {
+                let mut v = self.head.raw.to_vec();
+                if self.body_complete && self.head.has_body {
+                    v.extend_from_slice(b"\r\n");
+                    v.extend_from_slice(&self.body);
+                }
+                PvValue::Str(self.keep(v))
+            }
+            PvKey::Body => {
+                if self.head.has_body {
+                    PvValue::Str(&self.body)
+                } else {
+                    PvValue::Null
+                }
+            }
+            PvKey::Code => match &self.head.start {
+                StartLine::Response { code, .. } => {
+                    let s = code.to_string().into_bytes();
+                    let c = i64::from(*code);
+                    PvValue::IntStr(c, self.keep(s))
+                }
+                StartLine::Request { .. } => PvValue::Null,
+            },
+            PvKey::Hdrs => {
+                // header lines after the start line
+                let raw = &self.head.raw;
+                match raw.windows(2).position(|w| w == b"\r\n") {
+                    Some(p) => PvValue::Str(&self.head.raw[p + 2..]),
+                    None => PvValue::Null,
+                }
+            }
+            PvKey::MsgId => match self.head.message_id() {
+                Some(m) => PvValue::Str(m),
+                None => PvValue::Null,
+            },
+            PvKey::Method => match &self.head.start {
+                StartLine::Request { method } => PvValue::StrInt(method, method_id(method)),
+                StartLine::Response { .. } => PvValue::Null,
+            },
+            PvKey::BufLen => {
+                let n = self.head.raw.len()
+                    + if self.head.has_body && self.body_complete {
+                        2 + self.body.len()
+                    } else {
+                        0
+                    };
+                PvValue::Int(n as i64)
+            }
+            PvKey::SessId => match to.first().and_then(|u| session_of(u)) {
+                Some(s) => {
+                    let v = s.to_vec();
+                    PvValue::Str(self.keep(v))
+                }
+                None => PvValue::Null,
+            },
+            PvKey::Reason => match &self.head.start {
+                StartLine::Response {
+                    comment: Some(c), ..
+                } => PvValue::Str(c),
+                _ => PvValue::Null,
+            },
+            PvKey::BodyLen => PvValue::Int(self.body.len() as i64),
+            PvKey::TransId => PvValue::Str(&self.head.transaction_id),
+            PvKey::CrtHop => self.owned(to.first()),
+            PvKey::NextHop => self.owned(to.get(1)),
+            PvKey::LastHop => self.owned(to.last()),
+            PvKey::PrevHop => self.owned(from.first()),
+            PvKey::FirstHop => self.owned(from.last()),
+            PvKey::PrevHops => PvValue::Int(from.len() as i64),
+            PvKey::NextHops => PvValue::Int(to.len().saturating_sub(1) as i64),
+            PvKey::SrcAddr => {
+                let v = format!("msrp://{}", self.peer).into_bytes();
+                PvValue::Str(self.keep(v))
+            }
+            PvKey::SrcSock => {
+                let v = format!("tcp:{}", self.local).into_bytes();
+                PvValue::Str(self.keep(v))
+            }
+            PvKey::ConId => PvValue::Int(self.conid),
+        }
+    }
+
+    fn owned(&mut self, b: Option<&Bytes>) -> PvValue<'_> {
+        match b {
+            Some(b) => {
+                let v = b.to_vec();
+                PvValue::Str(self.keep(v))
+            }
+            None => PvValue::Null,
+        }
+    }
+
+    /// `msrp_relay()`.
+    pub fn relay(&mut self) {
+        self.actions.relay = true;
+    }
+
+    /// `msrp_reply(code, text [, hdrs])`: builds the response the way the
+    /// stock module does (To-Path: previous hop for SEND, else the From-Path;
+    /// From-Path: the relay's URI; Message-ID copied; `hdrs` appended as
+    /// given, each line ending in CRLF).
+    pub fn reply(&mut self, code: &[u8], text: &[u8], hdrs: &[u8]) -> Result<(), ScriptError> {
+        let method = match &self.head.start {
+            StartLine::Response { .. } => return Err(ScriptError::ReplyToResponse),
+            StartLine::Request { method } => method.clone(),
+        };
+        if method.as_ref() == b"REPORT" {
+            return Err(ScriptError::ReplyToReport);
+        }
+        let code_n: u16 = std::str::from_utf8(code)
+            .ok()
+            .filter(|s| s.len() == 3)
+            .and_then(|s| s.parse().ok())
+            .filter(|c| (200..=999).contains(c))
+            .ok_or_else(|| ScriptError::BadCode(String::from_utf8_lossy(code).into_owned()))?;
+        let from = self
+            .head
+            .from_path()
+            .map_err(|_| ScriptError::MissingHeader("From-Path"))?;
+        let to = self
+            .head
+            .to_path()
+            .map_err(|_| ScriptError::MissingHeader("To-Path"))?;
+        let to_path: Vec<Bytes> = if method.as_ref() == b"SEND" {
+            from.into_iter().take(1).collect()
+        } else {
+            from
+        };
+        let from_path: Vec<Bytes> = to.into_iter().take(1).collect();
+        let mut extra: Vec<Header> = Vec::new();
+        if let Some(m) = self.head.message_id() {
+            extra.push(Header {
+                name: Bytes::from_static(b"Message-ID"),
+                value: m.clone(),
+            });
+        }
+        let text = (!text.is_empty()).then_some(text);
+        let head = build::response_head(
+            &self.head.transaction_id,
+            code_n,
+            text,
+            &to_path,
+            &from_path,
+            &extra,
+        );
+        let mut frame = BytesMut::with_capacity(head.len() + hdrs.len() + 48);
+        frame.extend_from_slice(&head);
+        frame.extend_from_slice(hdrs);
+        if !hdrs.is_empty() && !hdrs.ends_with(b"\r\n") {
+            frame.extend_from_slice(b"\r\n");
+        }
+        frame.extend_from_slice(&build::end_line(
+            &self.head.transaction_id,
+            msrp_core::EndFlag::Complete,
+        ));
+        self.actions.replies.push(frame.freeze());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_id_of_uri() {
+        assert_eq!(
+            session_of(b"msrp://127.0.0.1:2855/abc123;tcp"),
+            Some(&b"abc123"[..])
+        );
+        assert_eq!(session_of(b"msrp://127.0.0.1:2855;tcp"), None);
+    }
+
+    #[test]
+    fn pv_key_ids_round_trip() {
+        for id in 1..=21 {
+            let k = PvKey::from_id(id).expect("id");
+            assert_eq!(k as i32, id);
+        }
+        assert_eq!(PvKey::parse(b"nexthops"), Some(PvKey::NextHops));
+        assert_eq!(PvKey::parse(b"bogus"), None);
+    }
+}

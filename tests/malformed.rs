@@ -1,0 +1,109 @@
+//! Malformed input on one connection: the relay answers 400 or closes that
+//! connection, logs the peer's address, and a concurrent valid session is
+//! unaffected.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// How the bad connection ended.
+#[derive(Debug)]
+enum Outcome {
+    Answered400,
+    Closed,
+}
+
+fn run_case(name: &str, send_bad: impl FnOnce(&mut Peer, &str)) {
+    let k = Kamailio::start(RelayOpts::default());
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+
+    // A valid session, opened before the bad input.
+    let mut a = Client::connect(&k);
+    let bp = relay_small_send(&k, &mut a, &b, &b_uri, None, b"before the bad input");
+
+    let mut bad = Peer::connect(k.relay_addr()).expect("connect bad client");
+    let bad_addr = bad.local_addr();
+    send_bad(&mut bad, &k.relay_uri("relay"));
+
+    let outcome = wait_400_or_close(&mut bad, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("[{name}] {e}\nlog tail:\n{}", k.log_tail(30)));
+
+    let needle = format!("127.0.0.1:{}", bad_addr.port());
+    assert!(
+        k.wait_for_log(&needle, Duration::from_secs(5)),
+        "[{name}] ({outcome:?}) the log does not name the peer {needle}; log tail:\n{}",
+        k.log_tail(30)
+    );
+
+    // The valid session still relays, in both directions of the transaction.
+    let bp = relay_small_send(&k, &mut a, &b, &b_uri, Some(bp), b"after the bad input");
+    b.expect_no_accept(Duration::from_millis(100))
+        .unwrap_or_else(|e| panic!("[{name}] {e}"));
+    drop(bp);
+}
+
+fn wait_400_or_close(bad: &mut Peer, timeout: Duration) -> Result<Outcome, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match bad.read_frame(left) {
+            Ok(f) if f.status_code() == Some(400) => return Ok(Outcome::Answered400),
+            Ok(f) if f.method().as_deref() == Some("REPORT") => continue,
+            Ok(f) => return Err(format!("expected 400 or close, got {}", f.summary())),
+            Err(PeerError::Closed(_)) => return Ok(Outcome::Closed),
+            Err(e) => return Err(format!("expected 400 or close within {timeout:?}: {e}")),
+        }
+    }
+}
+
+/// Writes and ignores a failure caused by the relay having closed already.
+fn send_tolerant(p: &mut Peer, data: &[u8]) {
+    match p.send_raw(data) {
+        Ok(()) | Err(PeerError::Closed(_)) => {}
+        Err(e) => panic!("sending bad input: {e}"),
+    }
+}
+
+#[test]
+fn garbage_line() {
+    run_case("garbage line", |p, _| {
+        send_tolerant(p, b"HELLO relay, this is not MSRP at all\r\n\r\n")
+    });
+}
+
+#[test]
+fn long_line_without_crlf() {
+    run_case("100 KB without CRLF", |p, _| {
+        let line: Vec<u8> = (0..100 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+        send_tolerant(p, &line);
+    });
+}
+
+#[test]
+fn binary_junk() {
+    run_case("binary junk", |p, _| {
+        let mut junk = vec![0x00, 0xff, 0x16, 0x03, 0x01];
+        junk.extend(BodyGen::new(0xbad, 8 * 1024).to_vec());
+        send_tolerant(p, &junk);
+    });
+}
+
+#[test]
+fn truncated_frame_then_close() {
+    run_case("truncated frame then close", |p, relay| {
+        // Cut inside the header block, so the route never sees the frame.
+        let head = format!(
+            "MSRP trunc4711 SEND\r\nTo-Path: {relay} msrp://127.0.0.1:9/x;tcp\r\n\
+             From-Path: msrp://127.0.0.1:{}/a;tcp\r\nMessage-ID: m1\r\nByte-Ra",
+            p.local_addr().port()
+        );
+        send_tolerant(p, head.as_bytes());
+        match p.shutdown_write() {
+            Ok(()) | Err(PeerError::Closed(_)) => {}
+            Err(e) => panic!("shutdown: {e}"),
+        }
+    });
+}

@@ -1,0 +1,165 @@
+//! Relaying through a real Kamailio with msrp_relay: start-up, path
+//! rewriting (RFC 4976 §6.4), connection reuse, `$msrp(...)` variables.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// Kamailio starts with the module and shows its MSRP worker(s) over RPC.
+#[test]
+fn starts_and_lists_msrp_worker() {
+    let k = Kamailio::start(RelayOpts::default());
+    let procs = k.processes();
+    let workers: Vec<_> = procs
+        .iter()
+        .filter(|(_, d)| d.starts_with("MSRP worker"))
+        .collect();
+    assert!(
+        !workers.is_empty(),
+        "no \"MSRP worker\" in core.psx: {procs:?}\nlog tail:\n{}",
+        k.log_tail(30)
+    );
+    for (pid, _) in workers {
+        assert!(msrp_tools::process::alive(*pid), "worker {pid} not alive");
+    }
+}
+
+/// A small SEND from A through the relay to B: paths rewritten, new
+/// transaction id, other headers/body/flag unchanged; B's 200 reaches A with
+/// A's transaction id.
+#[test]
+fn small_send_is_relayed_with_rewritten_paths() {
+    let k = Kamailio::start(RelayOpts::default());
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let relay = k.relay_uri("relay");
+    let mut a = Client::connect(&k);
+
+    let body = b"Hello B, this is A.\r\nSecond line with -------dashes.";
+    let mut req = Request::send(&[&relay, &b_uri], &[&a.uri], body);
+    req.headers
+        .insert(2, ("Failure-Report".into(), "yes".into()));
+    a.peer.send_request(&req).expect("A send");
+
+    let mut bp = b
+        .accept(T)
+        .unwrap_or_else(|e| panic!("relay did not connect to B: {e}\n{}", k.log_tail(30)));
+    let got = bp
+        .read_frame(T)
+        .unwrap_or_else(|e| panic!("B read: {e}\nlog tail:\n{}", k.log_tail(30)));
+    assert_eq!(got.method().as_deref(), Some("SEND"), "{}", got.summary());
+    assert_ne!(got.tid(), req.tid, "relay must use a new transaction id");
+    assert!(!got.tid().is_empty());
+    assert_eq!(got.to_path(), vec![b_uri.clone()], "{}", got.summary());
+    assert_eq!(
+        got.from_path(),
+        vec![relay.clone(), a.uri.clone()],
+        "{}",
+        got.summary()
+    );
+    for name in ["Message-ID", "Byte-Range", "Failure-Report", "Content-Type"] {
+        assert_eq!(
+            got.header(name).as_deref(),
+            req.header(name),
+            "header {name}: {}",
+            got.summary()
+        );
+    }
+    // Other headers keep their order after the two paths.
+    assert_eq!(
+        got.header_names(),
+        [
+            "To-Path",
+            "From-Path",
+            "Message-ID",
+            "Byte-Range",
+            "Failure-Report",
+            "Content-Type"
+        ],
+        "{}",
+        got.summary()
+    );
+    assert_eq!(got.body, body);
+    assert_eq!(got.flag, EndFlag::Complete);
+
+    bp.send_response(&got, 200, Some("OK")).expect("B respond");
+    let resp = a
+        .peer
+        .read_response(T, &["REPORT"])
+        .unwrap_or_else(|e| panic!("A read response: {e}\nlog tail:\n{}", k.log_tail(30)));
+    assert_eq!(resp.status_code(), Some(200), "{}", resp.summary());
+    assert_eq!(resp.tid(), req.tid, "{}", resp.summary());
+    assert_eq!(resp.to_path(), vec![a.uri.clone()], "{}", resp.summary());
+    assert_eq!(
+        resp.from_path().first(),
+        Some(&relay),
+        "response From-Path must start with the relay: {}",
+        resp.summary()
+    );
+    // Nothing else is owed to A (no duplicate response, no REPORT on success).
+    a.peer
+        .expect_nothing(Duration::from_millis(300))
+        .unwrap_or_else(|e| panic!("A: {e}"));
+}
+
+/// Several SENDs on one connection, then a second client towards the same B:
+/// the relay reuses its one outbound connection to B (RFC 4976 §6.4.2).
+#[test]
+fn outbound_connection_to_b_is_reused() {
+    let k = Kamailio::start(RelayOpts::default());
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+
+    let mut a1 = Client::connect(&k);
+    let mut bp = relay_small_send(&k, &mut a1, &b, &b_uri, None, b"first");
+    for i in 0..4 {
+        let body = format!("message {i} from A1");
+        bp = relay_small_send(&k, &mut a1, &b, &b_uri, Some(bp), body.as_bytes());
+    }
+    let mut a2 = Client::connect(&k);
+    for i in 0..2 {
+        let body = format!("message {i} from A2");
+        bp = relay_small_send(&k, &mut a2, &b, &b_uri, Some(bp), body.as_bytes());
+    }
+    b.expect_no_accept(Duration::from_millis(300))
+        .unwrap_or_else(|e| panic!("relay opened a second connection to B: {e}"));
+    // A1 is still usable after A2's traffic.
+    relay_small_send(&k, &mut a1, &b, &b_uri, Some(bp), b"last");
+}
+
+/// `$msrp(...)` and `$si` inside the event route: `msrp_reply()` with extra
+/// header lines reflects them back.
+#[test]
+fn msrp_pv_keys_reach_the_route() {
+    let route = r#"msrp_reply("200", "OK", "X-Info: $msrp(method)|$msrp(transid)|$msrp(msgid)|$msrp(nexthops)|$si\r\n");
+    exit;"#;
+    let k = Kamailio::start(RelayOpts::default().route(route));
+    let b = Endpoint::bind().expect("bind B");
+    let relay = k.relay_uri("relay");
+    let mut a = Client::connect(&k);
+    let req = Request::send(&[&relay, &b.uri("bob")], &[&a.uri], b"pv test");
+    a.peer.send_request(&req).expect("A send");
+    let resp = a
+        .peer
+        .read_response(T, &[])
+        .unwrap_or_else(|e| panic!("A read response: {e}\nlog tail:\n{}", k.log_tail(30)));
+    assert_eq!(resp.status_code(), Some(200), "{}", resp.summary());
+    assert_eq!(resp.tid(), req.tid, "{}", resp.summary());
+    assert_eq!(resp.to_path(), vec![a.uri.clone()], "{}", resp.summary());
+    let expected = format!(
+        "SEND|{}|{}|1|127.0.0.1",
+        req.tid,
+        req.header("Message-ID").unwrap()
+    );
+    assert_eq!(
+        resp.header("X-Info").as_deref(),
+        Some(expected.as_str()),
+        "{}",
+        resp.summary()
+    );
+    // The route ended with exit: nothing may reach B.
+    b.expect_no_accept(Duration::from_millis(300))
+        .unwrap_or_else(|e| panic!("B: {e}"));
+}

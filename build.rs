@@ -254,9 +254,12 @@ struct KamailioInfo {
 
 impl KamailioInfo {
     fn read(kamailio: &str) -> Self {
-        let output = Command::new(kamailio).arg("-I").output().unwrap_or_else(|e| {
-            panic!("cannot run `{kamailio} -I` ({e}): install kamailio first (make deps)")
-        });
+        let output = Command::new(kamailio)
+            .arg("-I")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run `{kamailio} -I` ({e}): install kamailio first (make deps)")
+            });
         let text = String::from_utf8_lossy(&output.stdout).to_string();
         let field = |name: &str| -> Option<String> {
             text.lines()
@@ -315,7 +318,12 @@ fn check_source_version(core_src: &Path, want: &str) {
             })
             .unwrap_or_default()
     };
-    let have = format!("{}.{}.{}", get("VERSION"), get("PATCHLEVEL"), get("SUBLEVEL"));
+    let have = format!(
+        "{}.{}.{}",
+        get("VERSION"),
+        get("PATCHLEVEL"),
+        get("SUBLEVEL")
+    );
     if have != want {
         panic!(
             "Kamailio source at {} is version {have}, but the installed kamailio is {want}: \
@@ -327,7 +335,12 @@ fn check_source_version(core_src: &Path, want: &str) {
 
 fn defines(info: &KamailioInfo) -> Vec<(String, Option<String>)> {
     let mut set: Vec<(String, Option<String>)> = Vec::new();
-    for token in info.flags.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+    for token in info
+        .flags
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         let names: Vec<&str> = match token {
             "TLS_PTHREAD_MUTEX_SHARED" => vec!["KSR_PTHREAD_MUTEX_SHARED"],
             t if t.contains('-') => t.split('-').collect(),
@@ -343,7 +356,10 @@ fn defines(info: &KamailioInfo) -> Vec<(String, Option<String>)> {
             }
             set.push((n.to_string(), None));
             if n == "ADAPTIVE_WAIT" {
-                let loops = info.adaptive_wait_loops.clone().unwrap_or_else(|| "1024".into());
+                let loops = info
+                    .adaptive_wait_loops
+                    .clone()
+                    .unwrap_or_else(|| "1024".into());
                 set.push(("ADAPTIVE_WAIT_LOOPS".into(), Some(loops)));
             }
         }
@@ -351,7 +367,10 @@ fn defines(info: &KamailioInfo) -> Vec<(String, Option<String>)> {
     for d in IMPLIED_DEFINES {
         set.push((d.to_string(), None));
     }
-    let mut parts = info.version_number.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let mut parts = info
+        .version_number
+        .split('.')
+        .map(|p| p.parse::<u64>().unwrap_or(0));
     let (ma, mi, pa) = (
         parts.next().unwrap_or(0),
         parts.next().unwrap_or(0),
@@ -364,7 +383,10 @@ fn defines(info: &KamailioInfo) -> Vec<(String, Option<String>)> {
     set.push(("OS".into(), Some(format!("{}_", info.os))));
     set.push(("OS_QUOTED".into(), q(&info.os)));
     set.push(("COMPILER".into(), q(&info.compiler)));
-    set.push(("VERSIONVAL".into(), Some((ma * 1_000_000 + mi * 1000 + pa).to_string())));
+    set.push((
+        "VERSIONVAL".into(),
+        Some((ma * 1_000_000 + mi * 1000 + pa).to_string()),
+    ));
     set.push((format!("__CPU_{}", info.arch), None));
     set.push((format!("__OS_{}", info.os), None));
     set.push(("CFG_DIR".into(), q("/etc/kamailio/")));
@@ -443,7 +465,12 @@ fn check_exported_symbols(kamailio: &str, bindings: &Path) {
         .args(["-D", "--defined-only"])
         .arg(&path)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run nm on {} ({e}): install binutils", path.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run nm on {} ({e}): install binutils",
+                path.display()
+            )
+        });
     let exported: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().nth(2).map(|s| s.to_string()))

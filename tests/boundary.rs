@@ -86,6 +86,7 @@ fn twenty_mib_send_streams_through_bounded_memory() {
     for (pid, before) in workers.iter().zip(hwm_before) {
         let after = Kamailio::peak_rss_kib(*pid);
         let growth = after.saturating_sub(before);
+        eprintln!("MSRP worker {pid}: VmHWM {before} -> {after} KiB ({chunks} chunk(s) at B)");
         assert!(
             growth < MAX_HWM_GROWTH_KIB,
             "MSRP worker {pid}: VmHWM grew by {growth} KiB ({before} -> {after}) during a \

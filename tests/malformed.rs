@@ -32,11 +32,15 @@ fn run_case(name: &str, send_bad: impl FnOnce(&mut Peer, &str)) {
         .unwrap_or_else(|e| panic!("[{name}] {e}\nlog tail:\n{}", k.log_tail(30)));
 
     let needle = format!("127.0.0.1:{}", bad_addr.port());
-    assert!(
-        k.wait_for_log(&needle, Duration::from_secs(5)),
-        "[{name}] ({outcome:?}) the log does not name the peer {needle}; log tail:\n{}",
-        k.log_tail(30)
-    );
+    let line = k
+        .wait_for_log_line(Duration::from_secs(5), |l| l.contains(&needle))
+        .unwrap_or_else(|| {
+            panic!(
+                "[{name}] ({outcome:?}) the log does not name the peer {needle}; log tail:\n{}",
+                k.log_tail(30)
+            )
+        });
+    eprintln!("[{name}] {outcome:?}; log: {}", line.trim());
 
     // The valid session still relays, in both directions of the transaction.
     let bp = relay_small_send(&k, &mut a, &b, &b_uri, Some(bp), b"after the bad input");
@@ -74,10 +78,23 @@ fn garbage_line() {
     });
 }
 
+/// 100 KB without CRLF after "MSRP ": the start line exceeds the line limit.
 #[test]
-fn long_line_without_crlf() {
-    run_case("100 KB without CRLF", |p, _| {
-        let line: Vec<u8> = (0..100 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+fn long_start_line_without_crlf() {
+    run_case("100 KB start line without CRLF", |p, _| {
+        let mut line = b"MSRP ".to_vec();
+        line.extend((0..100 * 1024).map(|i| b'a' + (i % 26) as u8));
+        send_tolerant(p, &line);
+    });
+}
+
+/// A valid start line, then a To-Path line of 100 KB without CRLF: the
+/// transaction id is known, so a 400 is possible.
+#[test]
+fn long_header_line_without_crlf() {
+    run_case("100 KB header line without CRLF", |p, relay| {
+        let mut line = format!("MSRP longhdr42 SEND\r\nTo-Path: {relay} ").into_bytes();
+        line.extend((0..100 * 1024).map(|i| b'a' + (i % 26) as u8));
         send_tolerant(p, &line);
     });
 }
@@ -106,4 +123,30 @@ fn truncated_frame_then_close() {
             Err(e) => panic!("shutdown: {e}"),
         }
     });
+}
+
+/// A well-framed SEND with an unparseable Byte-Range: the stream can be
+/// resynchronised, so the relay answers 400 to that transaction (RFC 4975
+/// §7.3, §10) and the same connection keeps relaying.
+#[test]
+fn well_framed_bad_header_gets_400() {
+    let k = Kamailio::start(RelayOpts::default());
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let relay = k.relay_uri("relay");
+    let mut a = Client::connect(&k);
+    let bad = Request::send(&[&relay, &b_uri], &[&a.uri], b"hi").with_header("X-Test", "bad");
+    let mut bad = bad;
+    bad.headers[1].1 = "one-two/three".into();
+    a.peer.send_request(&bad).expect("send bad SEND");
+    let resp = a
+        .peer
+        .read_response(T, &["REPORT"])
+        .unwrap_or_else(|e| panic!("expected 400: {e}\nlog tail:\n{}", k.log_tail(30)));
+    assert_eq!(resp.status_code(), Some(400), "{}", resp.summary());
+    assert_eq!(resp.tid(), bad.tid, "{}", resp.summary());
+    assert_eq!(resp.to_path(), vec![a.uri.clone()], "{}", resp.summary());
+    b.expect_no_accept(Duration::from_millis(200))
+        .unwrap_or_else(|e| panic!("the bad SEND was forwarded: {e}"));
+    relay_small_send(&k, &mut a, &b, &b_uri, None, b"after the 400");
 }

@@ -5,7 +5,7 @@
 //! every frame, one [`Event::Head`], zero or more [`Event::Body`] pieces and
 //! one [`Event::End`]. Bodies are streamed: MSRP has no Content-Length, a
 //! body ends where `CRLF "-------" transact-id flag CRLF` appears
-//! (RFC 4975 §6), so the parser only ever holds back the few bytes that
+//! (RFC 4975 §9 `end-line`), so the parser only ever holds back the bytes that
 //! could be the start of that end-line.
 
 use std::ops::Range;
@@ -20,6 +20,16 @@ use crate::syntax::{
 
 /// Size limits protecting the relay from unbounded buffering of heads.
 /// Bodies are never buffered, so they need no limit here.
+///
+/// A limit is enforced as soon as the buffered bytes prove it exceeded (a
+/// line without its LF yet is known to be at least one byte longer), not
+/// only once the line is complete. When a line would break both
+/// `max_line` and `max_head`, the error is the one for the limit that a
+/// byte-by-byte reader crosses first, i.e. the smaller of `max_line` and
+/// the room `max_head` leaves after the earlier lines; on a tie
+/// [`ParseError::LineTooLong`] wins. This makes the error independent of
+/// how the input is split into reads. The blank line and the end-line of a
+/// body-less frame are not counted against either limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest start line or header line, CRLF included.
@@ -392,7 +402,7 @@ impl Parser {
                             // delim_len + 3 bytes) until it can be decided.
                             return (at > 0).then(|| Event::Body(buf.split_to(at).freeze()));
                         }
-                        // RFC 4975 §6: only a complete end-line ends the body;
+                        // RFC 4975 §9: only a complete end-line ends the body;
                         // anything else is content. Keep scanning after it.
                         EndMatch::Invalid => from = at + 1,
                     }
@@ -484,14 +494,25 @@ fn scan_line(
             limit: limits.max_headers,
         });
     }
-    if min_len > limits.max_line {
-        return Err(ParseError::LineTooLong {
-            limit: limits.max_line,
-        });
-    }
-    if line_start + min_len > limits.max_head {
-        return Err(ParseError::HeadTooLarge {
-            limit: limits.max_head,
+    // Both size limits cap the length of this line: `max_line` directly,
+    // `max_head` through the room the earlier lines left. Whichever cap is
+    // smaller is the one a byte-by-byte reader crosses first, so that is the
+    // error reported, however much of the line is buffered (on a tie the
+    // line limit wins). Checking the limits one after the other instead
+    // would make the error depend on the reads: a partial line can already
+    // exceed the head room while its final length, not yet known, also
+    // exceeds `max_line`. (Earlier lines fit in `max_head`; saturating
+    // only for robustness.)
+    let head_room = limits.max_head.saturating_sub(line_start);
+    if min_len > limits.max_line.min(head_room) {
+        return Err(if limits.max_line <= head_room {
+            ParseError::LineTooLong {
+                limit: limits.max_line,
+            }
+        } else {
+            ParseError::HeadTooLarge {
+                limit: limits.max_head,
+            }
         });
     }
     let Some(nl) = nl else {

@@ -254,7 +254,7 @@ impl MsrpUri {
                 None => (p, None),
             };
             let token = |t: &[u8]| !t.is_empty() && t.iter().all(|&b| is_token_char(b));
-            if !token(name) || !value.map_or(true, token) {
+            if !token(name) || !value.is_none_or(token) {
                 return Err(UriError::BadParam);
             }
             params.push((ascii(name), value.map(ascii)));

@@ -343,6 +343,21 @@ fn invalid_vectors() -> Vec<Invalid> {
     for _ in 0..7 {
         big_head.extend_from_slice(format!("X-Big: {}\r\n", "v".repeat(180)).as_bytes());
     }
+    // A line breaking both size limits: the error is the limit crossed
+    // first (the smaller of max_line and the head room left), however the
+    // input is split; on a tie the line limit wins.
+    let mut head_room_first = b"MSRP abcd SEND\r\n".to_vec();
+    for _ in 0..5 {
+        head_room_first.extend_from_slice(format!("X-Big: {}\r\n", "v".repeat(181)).as_bytes());
+    }
+    // 16 + 5 * 190 = 966: 34 bytes of room, less than max_line.
+    head_room_first.extend_from_slice(format!("X-Long: {}\r\n", "w".repeat(300)).as_bytes());
+    let mut limits_tie = b"MSRP abcd SEND\r\n".to_vec();
+    for _ in 0..4 {
+        limits_tie.extend_from_slice(format!("X-Big: {}\r\n", "v".repeat(187)).as_bytes());
+    }
+    // 16 + 4 * 196 = 800: exactly max_line of room.
+    limits_tie.extend_from_slice(format!("X-Long: {}\r\n", "w".repeat(300)).as_bytes());
     vec![
         invalid("garbage", "hello world\r\n", bad_start("")),
         invalid("http", "HTTP/1.1 200 OK\r\n\r\n", bad_start("")),
@@ -490,6 +505,18 @@ fn invalid_vectors() -> Vec<Invalid> {
             expected: ParseError::LineTooLong { limit: 200 },
         },
         Invalid {
+            name: "line over both limits, head room smaller",
+            input: head_room_first,
+            limits: small,
+            expected: ParseError::HeadTooLarge { limit: 1000 },
+        },
+        Invalid {
+            name: "line over both limits, tie",
+            input: limits_tie,
+            limits: small,
+            expected: ParseError::LineTooLong { limit: 200 },
+        },
+        Invalid {
             name: "header line too long, no CRLF",
             input: format!("MSRP abcd SEND\r\nX: {}", "a".repeat(300)).into_bytes(),
             limits: small,
@@ -578,7 +605,7 @@ fn long_line_is_rejected_early() {
 #[test]
 fn whole_100k_line() {
     let mut input = b"MSRP ".to_vec();
-    input.extend(std::iter::repeat(b'a').take(100 * 1024));
+    input.extend(std::iter::repeat_n(b'a', 100 * 1024));
     let out = run_whole(Limits::default(), &input);
     assert_eq!(out.error, Some(ParseError::LineTooLong { limit: 16384 }));
 }

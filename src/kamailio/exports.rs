@@ -8,8 +8,8 @@ use std::ptr;
 
 use super::guard::guard;
 use super::sys;
-use crate::relay::script::{self, PvKey, PvValue};
 use crate::relay::config;
+use crate::relay::script::{self, PvKey, PvValue};
 use crate::{log_dbg, log_err};
 
 /// A C-visible static that Kamailio may read and write.
@@ -82,7 +82,12 @@ static CMDS: Exported<[sys::cmd_export_t; 7]> = Exported::new([
         // (sr_module.h cmd_function3); the ABI of the extra argument matches.
         function: Some(unsafe {
             std::mem::transmute::<
-                unsafe extern "C" fn(*mut sys::sip_msg, *mut c_char, *mut c_char, *mut c_char) -> c_int,
+                unsafe extern "C" fn(
+                    *mut sys::sip_msg,
+                    *mut c_char,
+                    *mut c_char,
+                    *mut c_char,
+                ) -> c_int,
                 CmdFn,
             >(w_msrp_reply3)
         }),
@@ -104,7 +109,11 @@ static CMDS: Exported<[sys::cmd_export_t; 7]> = Exported::new([
     },
 ]);
 
-const fn param(name: &'static CStr, ty: u32, f: unsafe extern "C" fn(u32, *mut c_void) -> c_int) -> sys::param_export_t {
+const fn param(
+    name: &'static CStr,
+    ty: u32,
+    f: unsafe extern "C" fn(u32, *mut c_void) -> c_int,
+) -> sys::param_export_t {
     sys::param_export_t {
         name: cs(name),
         type_: ty | PARAM_USE_FUNC,
@@ -117,7 +126,7 @@ const INT: u32 = sys::PARAM_INT;
 /// cannot evaluate.
 const PARAM_USE_FUNC: u32 = 1 << (8 * std::mem::size_of::<c_int>() - 1);
 
-static PARAMS: Exported<[sys::param_export_t; 12]> = Exported::new([
+static PARAMS: Exported<[sys::param_export_t; 13]> = Exported::new([
     param(c"listen", sys::PARAM_STRING, p_listen),
     param(c"msrp_max_chunk_size", INT, p_max_chunk_size),
     param(c"workers", INT, p_workers),
@@ -127,6 +136,7 @@ static PARAMS: Exported<[sys::param_export_t; 12]> = Exported::new([
     param(c"socket_sndbuf", INT, p_sndbuf),
     param(c"max_connections", INT, p_max_conns),
     param(c"max_header_size", INT, p_max_header),
+    param(c"transaction_timeout", INT, p_tx_timeout),
     param(c"test_mode", INT, p_test_mode),
     // accepted for configs written for the stock msrp module: the SIP
     // message is always built from the frame head here.
@@ -196,11 +206,13 @@ unsafe extern "C" fn mod_init() -> c_int {
 }
 
 unsafe extern "C" fn child_init(rank: c_int) -> c_int {
-    guard("child_init", -1, || match super::process::child_init(rank) {
-        Ok(()) => 0,
-        Err(e) => {
-            log_err!("{e}");
-            -1
+    guard("child_init", -1, || {
+        match super::process::child_init(rank) {
+            Ok(()) => 0,
+            Err(e) => {
+                log_err!("{e}");
+                -1
+            }
         }
     })
 }
@@ -218,7 +230,9 @@ unsafe fn param_str<'a>(val: *mut c_void) -> Option<&'a str> {
         return None;
     }
     // SAFETY: for PARAM_STRING the core passes a NUL-terminated char*.
-    unsafe { CStr::from_ptr(val as *const c_char) }.to_str().ok()
+    unsafe { CStr::from_ptr(val as *const c_char) }
+        .to_str()
+        .ok()
 }
 
 unsafe extern "C" fn p_listen(_ty: u32, val: *mut c_void) -> c_int {
@@ -258,6 +272,7 @@ int_param!(p_sndbuf, "socket_sndbuf");
 int_param!(p_max_conns, "max_connections");
 int_param!(p_max_header, "max_header_size");
 int_param!(p_test_mode, "test_mode");
+int_param!(p_tx_timeout, "transaction_timeout");
 int_param!(p_sipmsg, "sipmsg");
 
 // ---- cfg functions ---------------------------------------------------------
@@ -272,7 +287,11 @@ fn ret(ok: bool) -> c_int {
     }
 }
 
-unsafe extern "C" fn w_msrp_relay(_m: *mut sys::sip_msg, _a: *mut c_char, _b: *mut c_char) -> c_int {
+unsafe extern "C" fn w_msrp_relay(
+    _m: *mut sys::sip_msg,
+    _a: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
     guard("msrp_relay()", -1, || {
         match script::current(|f| f.relay()) {
             Some(()) => 1,
@@ -324,7 +343,11 @@ fn do_reply(code: Option<Vec<u8>>, text: Option<Vec<u8>>, hdrs: Option<Vec<u8>>)
     }
 }
 
-unsafe extern "C" fn w_msrp_reply2(m: *mut sys::sip_msg, code: *mut c_char, text: *mut c_char) -> c_int {
+unsafe extern "C" fn w_msrp_reply2(
+    m: *mut sys::sip_msg,
+    code: *mut c_char,
+    text: *mut c_char,
+) -> c_int {
     guard("msrp_reply()", -1, || {
         // SAFETY: parameters fixed up by fixup_spve_spve for this function.
         let (c, t) = unsafe { (svalue(m, code), svalue(m, text)) };
@@ -349,13 +372,21 @@ unsafe extern "C" fn w_msrp_reply3(
     })
 }
 
-unsafe extern "C" fn w_msrp_is_request(_m: *mut sys::sip_msg, _a: *mut c_char, _b: *mut c_char) -> c_int {
+unsafe extern "C" fn w_msrp_is_request(
+    _m: *mut sys::sip_msg,
+    _a: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
     guard("msrp_is_request()", -1, || {
         ret(script::current(|f| f.head.is_request()).unwrap_or(false))
     })
 }
 
-unsafe extern "C" fn w_msrp_is_reply(_m: *mut sys::sip_msg, _a: *mut c_char, _b: *mut c_char) -> c_int {
+unsafe extern "C" fn w_msrp_is_reply(
+    _m: *mut sys::sip_msg,
+    _a: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
     guard("msrp_is_reply()", -1, || {
         ret(script::current(|f| !f.head.is_request()).unwrap_or(false))
     })
@@ -363,7 +394,11 @@ unsafe extern "C" fn w_msrp_is_reply(_m: *mut sys::sip_msg, _a: *mut c_char, _b:
 
 /// Panics on purpose when `test_mode` is 1, so the test-suite can prove the
 /// guard keeps Kamailio serving.
-unsafe extern "C" fn w_msrp_test_panic(_m: *mut sys::sip_msg, _a: *mut c_char, _b: *mut c_char) -> c_int {
+unsafe extern "C" fn w_msrp_test_panic(
+    _m: *mut sys::sip_msg,
+    _a: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
     guard("msrp_test_panic()", -1, || {
         if config::get().is_some_and(|c| c.test_mode) {
             panic!("msrp_test_panic() called: deliberate panic for the FFI guard test");

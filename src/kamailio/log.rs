@@ -4,8 +4,10 @@
 
 use super::sys;
 
+/// Kamailio log levels (dprint.h; bindgen types them i32 or u32 by sign).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i32)]
+#[allow(clippy::unnecessary_cast)]
 pub enum Level {
     Alert = sys::L_ALERT as i32,
     Crit = sys::L_CRIT as i32,

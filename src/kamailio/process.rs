@@ -47,8 +47,7 @@ pub fn mod_init() -> Result<(), InitError> {
     })?;
     let mut ls = LISTENERS.lock();
     for addr in &cfg.listen {
-        let l = TcpListener::bind(addr).map_err(|err| InitError::Bind { addr: *addr, err })?;
-        l.set_nonblocking(true)
+        let l = crate::relay::net::listen(*addr, cfg)
             .map_err(|err| InitError::Bind { addr: *addr, err })?;
         log_info!("listening for MSRP on tcp:{addr}");
         ls.push(l);

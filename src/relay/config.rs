@@ -22,6 +22,8 @@ pub const DEFAULT_QUEUE_HIGH: usize = 512 * 1024;
 pub const DEFAULT_QUEUE_LOW: usize = 128 * 1024;
 /// Bytes read from a socket per read call (bounds per-connection read memory).
 pub const READ_CHUNK: usize = 64 * 1024;
+/// Seconds a forwarded request waits for its response (RFC 4976 §6.4.1).
+pub const DEFAULT_TRANSACTION_TIMEOUT: u64 = 30;
 /// Most connections one worker keeps (new ones are refused beyond this).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
@@ -54,6 +56,9 @@ pub struct Config {
     pub so_sndbuf: usize,
     pub max_connections: usize,
     pub limits: msrp_core::Limits,
+    /// How long a forwarded request waits for its response, counted from
+    /// its last byte (RFC 4976 §6.4.1: 30 s).
+    pub transaction_timeout: std::time::Duration,
     /// Enables `msrp_test_panic()` (used by the test-suite to prove the
     /// FFI panic guard).
     pub test_mode: bool,
@@ -138,6 +143,7 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
         so_sndbuf: 0,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         limits: msrp_core::Limits::default(),
+        transaction_timeout: std::time::Duration::from_secs(DEFAULT_TRANSACTION_TIMEOUT),
         test_mode: false,
     };
     for (name, v) in b.ints {
@@ -157,12 +163,10 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
             "queue_low_watermark" => range(name, v, 0, 1 << 30, None).map(|v| c.queue_low = v),
             "socket_rcvbuf" => range(name, v, 0, 64 << 20, None).map(|v| c.so_rcvbuf = v),
             "socket_sndbuf" => range(name, v, 0, 64 << 20, None).map(|v| c.so_sndbuf = v),
-            "max_connections" => {
-                range(name, v, 2, 1_000_000, None).map(|v| c.max_connections = v)
-            }
-            "max_header_size" => {
-                range(name, v, 1024, 1 << 20, None).map(|v| c.limits.max_head = v)
-            }
+            "max_connections" => range(name, v, 2, 1_000_000, None).map(|v| c.max_connections = v),
+            "max_header_size" => range(name, v, 1024, 1 << 20, None).map(|v| c.limits.max_head = v),
+            "transaction_timeout" => range(name, v, 1, 3600, None)
+                .map(|v| c.transaction_timeout = std::time::Duration::from_secs(v as u64)),
             "test_mode" => range(name, v, 0, 1, None).map(|v| c.test_mode = v == 1),
             _ => Ok(()),
         };

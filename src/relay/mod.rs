@@ -5,5 +5,6 @@
 
 pub mod config;
 pub mod engine;
+pub mod net;
 pub mod script;
 pub mod tid;

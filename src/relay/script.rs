@@ -34,8 +34,8 @@ pub struct FrameCtx {
 pub struct Actions {
     /// `msrp_relay()` was called.
     pub relay: bool,
-    /// Complete frames `msrp_reply()` produced, in order.
-    pub replies: Vec<Bytes>,
+    /// Complete frames `msrp_reply()` produced, in order, with their codes.
+    pub replies: Vec<(u16, Bytes)>,
 }
 
 /// `$msrp(key)` names, with the stock module's numbering.
@@ -96,9 +96,8 @@ impl PvKey {
     pub fn from_id(id: i32) -> Option<Self> {
         use PvKey::*;
         [
-            Buf, Body, Code, Hdrs, MsgId, Method, BufLen, SessId, Reason, BodyLen, TransId,
-            CrtHop, PrevHop, NextHop, LastHop, FirstHop, PrevHops, NextHops, SrcAddr, SrcSock,
-            ConId,
+            Buf, Body, Code, Hdrs, MsgId, Method, BufLen, SessId, Reason, BodyLen, TransId, CrtHop,
+            PrevHop, NextHop, LastHop, FirstHop, PrevHops, NextHops, SrcAddr, SrcSock, ConId,
         ]
         .into_iter()
         .find(|k| *k as i32 == id)
@@ -303,89 +302,75 @@ impl FrameCtx {
         self.actions.relay = true;
     }
 
-    /// `msrp_reply(code, text [, hdrs])`: builds the response the way the
-    /// stock module does (To-Path: previous hop for SEND, else the From-Path;
-    /// From-Path: the relay's URI; Message-ID copied; `hdrs` appended as
-    /// given, each line ending in CRLF).
+    /// `msrp_reply(code, text [, hdrs])`: see [`reply_frame`].
     pub fn reply(&mut self, code: &[u8], text: &[u8], hdrs: &[u8]) -> Result<(), ScriptError> {
-        let method = match &self.head.start {
-            StartLine::Response { .. } => return Err(ScriptError::ReplyToResponse),
-            StartLine::Request { method } => method.clone(),
-        };
-        if method.as_ref() == b"REPORT" {
-            return Err(ScriptError::ReplyToReport);
-        }
         let code_n: u16 = std::str::from_utf8(code)
             .ok()
             .filter(|s| s.len() == 3)
             .and_then(|s| s.parse().ok())
             .filter(|c| (200..=999).contains(c))
             .ok_or_else(|| ScriptError::BadCode(String::from_utf8_lossy(code).into_owned()))?;
-        let from = self
-            .head
-            .from_path()
-            .map_err(|_| ScriptError::MissingHeader("From-Path"))?;
-        let to = self
-            .head
-            .to_path()
-            .map_err(|_| ScriptError::MissingHeader("To-Path"))?;
-        let to_path: Vec<Bytes> = if method.as_ref() == b"SEND" {
-            from.into_iter().take(1).collect()
-        } else {
-            from
-        };
-        let from_path: Vec<Bytes> = to.into_iter().take(1).collect();
-        let mut extra: Vec<Header> = Vec::new();
-        if let Some(m) = self.head.message_id() {
-            extra.push(Header {
-                name: Bytes::from_static(b"Message-ID"),
-                value: m.clone(),
-            });
-        }
-        let text = (!text.is_empty()).then_some(text);
-        let head = build::response_head(
-            &self.head.transaction_id,
-            code_n,
-            text,
-            &to_path,
-            &from_path,
-            &extra,
-        );
-        let mut frame = BytesMut::with_capacity(head.len() + hdrs.len() + 48);
-        frame.extend_from_slice(&head);
-        frame.extend_from_slice(hdrs);
-        if !hdrs.is_empty() && !hdrs.ends_with(b"\r\n") {
-            frame.extend_from_slice(b"\r\n");
-        }
-        frame.extend_from_slice(&build::end_line(
-            &self.head.transaction_id,
-            msrp_core::EndFlag::Complete,
-        ));
-        self.actions.replies.push(frame.freeze());
+        let frame = reply_frame(&self.head, code_n, text, hdrs)?;
+        self.actions.replies.push((code_n, frame));
         Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_id_of_uri() {
-        assert_eq!(
-            session_of(b"msrp://127.0.0.1:2855/abc123;tcp"),
-            Some(&b"abc123"[..])
-        );
-        assert_eq!(session_of(b"msrp://127.0.0.1:2855;tcp"), None);
+/// A response to `head` built the way the stock msrp module's `msrp_reply()`
+/// builds it: To-Path is the previous hop for SEND (RFC 4975 §7.2: hop by
+/// hop), the whole From-Path otherwise; From-Path is the relay's URI (the
+/// first To-Path URI); Message-ID copied; `hdrs` appended as given (each
+/// line ending in CRLF).
+pub fn reply_frame(
+    head: &FrameHead,
+    code: u16,
+    text: &[u8],
+    hdrs: &[u8],
+) -> Result<Bytes, ScriptError> {
+    let method = match &head.start {
+        StartLine::Response { .. } => return Err(ScriptError::ReplyToResponse),
+        StartLine::Request { method } => method.clone(),
+    };
+    if method.as_ref() == b"REPORT" {
+        return Err(ScriptError::ReplyToReport);
     }
-
-    #[test]
-    fn pv_key_ids_round_trip() {
-        for id in 1..=21 {
-            let k = PvKey::from_id(id).expect("id");
-            assert_eq!(k as i32, id);
-        }
-        assert_eq!(PvKey::parse(b"nexthops"), Some(PvKey::NextHops));
-        assert_eq!(PvKey::parse(b"bogus"), None);
+    let from = head
+        .from_path()
+        .map_err(|_| ScriptError::MissingHeader("From-Path"))?;
+    let to = head
+        .to_path()
+        .map_err(|_| ScriptError::MissingHeader("To-Path"))?;
+    let to_path: Vec<Bytes> = if method.as_ref() == b"SEND" {
+        from.into_iter().take(1).collect()
+    } else {
+        from
+    };
+    let from_path: Vec<Bytes> = to.into_iter().take(1).collect();
+    let mut extra: Vec<Header> = Vec::new();
+    if let Some(m) = head.message_id() {
+        extra.push(Header {
+            name: Bytes::from_static(b"Message-ID"),
+            value: m.clone(),
+        });
     }
+    let text = (!text.is_empty()).then_some(text);
+    let rhead = build::response_head(
+        &head.transaction_id,
+        code,
+        text,
+        &to_path,
+        &from_path,
+        &extra,
+    );
+    let mut frame = BytesMut::with_capacity(rhead.len() + hdrs.len() + 48);
+    frame.extend_from_slice(&rhead);
+    frame.extend_from_slice(hdrs);
+    if !hdrs.is_empty() && !hdrs.ends_with(b"\r\n") {
+        frame.extend_from_slice(b"\r\n");
+    }
+    frame.extend_from_slice(&build::end_line(
+        &head.transaction_id,
+        msrp_core::EndFlag::Complete,
+    ));
+    Ok(frame.freeze())
 }

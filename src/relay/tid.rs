@@ -27,7 +27,7 @@ impl TidGen {
         self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    pub fn next(&mut self) -> Bytes {
+    pub fn next_tid(&mut self) -> Bytes {
         self.counter += 1;
         let r = self.mix();
         let mut out = [0u8; 16];

@@ -1,0 +1,274 @@
+//! Re-chunking of SEND bodies by a relay.
+//!
+//! RFC 4976 §6.4.1: a relay MAY break a chunk it received into smaller
+//! chunks, MUST NOT combine different messages, and SHOULD update Byte-Range.
+//! RFC 4975 §7.1.1: `*` stands for a range-end that is not known when the
+//! chunk starts; `+` ends a chunk that more chunks follow, `$` the last,
+//! `#` an aborted one.
+//!
+//! The [`Chunker`] maps the body pieces of ONE incoming chunk, as they arrive,
+//! onto outgoing chunks of at most `max` body bytes. It never holds body
+//! bytes: every piece it is given comes straight back out (split at chunk
+//! boundaries), so memory does not depend on message or chunk size.
+
+use bytes::Bytes;
+
+use crate::headers::ByteRange;
+use crate::parser::EndFlag;
+
+/// What to emit on the outgoing side, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkEvent {
+    /// Start a new outgoing chunk (new transaction ID). `Some(range)`: its
+    /// Byte-Range header; `None`: the incoming chunk passes unchanged, keep
+    /// its headers as they are (including a missing Byte-Range).
+    Start(Option<ByteRange>),
+    /// Body bytes of the open outgoing chunk.
+    Body(Bytes),
+    /// End the open outgoing chunk with this flag.
+    End(EndFlag),
+}
+
+/// Splits one incoming chunk into outgoing chunks of at most `max` bytes.
+#[derive(Debug, Clone)]
+pub struct Chunker {
+    /// Largest outgoing body; 0 = do not re-chunk.
+    max: u64,
+    /// Byte-Range of the incoming chunk (`1-*/*` when it had none).
+    incoming: ByteRange,
+    /// The incoming chunk fits in one outgoing chunk: pass it unchanged.
+    passthrough: bool,
+    /// Body bytes of the incoming chunk seen so far.
+    consumed: u64,
+    /// An outgoing chunk is open.
+    open: bool,
+    /// Body bytes in the open outgoing chunk.
+    out_len: u64,
+    /// At least one outgoing chunk was started.
+    started: bool,
+}
+
+impl Chunker {
+    /// `incoming`: the incoming chunk's Byte-Range header, if any.
+    /// `max`: `msrp_max_chunk_size` (0 = forward chunks as received).
+    /// `known_len`: the incoming chunk's body length when the caller already
+    /// has the whole body (lets a small message pass with its headers as
+    /// they were).
+    pub fn new(incoming: Option<ByteRange>, max: usize, known_len: Option<u64>) -> Self {
+        let max = max as u64;
+        let announced = incoming.and_then(|r| r.len());
+        let len = known_len.or(announced);
+        let passthrough = max == 0 || len.is_some_and(|l| l <= max);
+        Chunker {
+            max,
+            incoming: incoming.unwrap_or(ByteRange {
+                start: 1,
+                end: None,
+                total: None,
+            }),
+            passthrough,
+            consumed: 0,
+            open: false,
+            out_len: 0,
+            started: false,
+        }
+    }
+
+    /// Byte-Range of the outgoing chunk that starts now.
+    fn next_range(&self) -> Option<ByteRange> {
+        if self.passthrough {
+            return None;
+        }
+        let start = self.incoming.start + self.consumed;
+        let end = self
+            .incoming
+            .end
+            .map(|e| e.min(start.saturating_add(self.max - 1)));
+        Some(ByteRange {
+            start,
+            end,
+            total: self.incoming.total,
+        })
+    }
+
+    fn start(&mut self, out: &mut impl Extend<ChunkEvent>) {
+        out.extend([ChunkEvent::Start(self.next_range())]);
+        self.open = true;
+        self.started = true;
+        self.out_len = 0;
+    }
+
+    /// Whether the incoming chunk announced more bytes than seen so far.
+    fn more_announced(&self) -> bool {
+        match self.incoming.end {
+            Some(e) => self.incoming.start + self.consumed < e,
+            None => false,
+        }
+    }
+
+    /// Feeds one body piece of the incoming chunk.
+    pub fn body(&mut self, mut piece: Bytes, out: &mut impl Extend<ChunkEvent>) {
+        while !piece.is_empty() {
+            if self.open && !self.passthrough && self.out_len == self.max {
+                // The chunk is full and more bytes arrived: RFC 4975 §7.1 '+'.
+                out.extend([ChunkEvent::End(EndFlag::Continued)]);
+                self.open = false;
+            }
+            if !self.open {
+                self.start(out);
+            }
+            let room = if self.passthrough {
+                piece.len()
+            } else {
+                usize::try_from(self.max - self.out_len).unwrap_or(usize::MAX)
+            };
+            let part = piece.split_to(room.min(piece.len()));
+            self.out_len += part.len() as u64;
+            self.consumed += part.len() as u64;
+            out.extend([ChunkEvent::Body(part)]);
+            // Close a full chunk right away when the sender announced more
+            // bytes, so other traffic can use the connection in between
+            // (RFC 4975 §7.1.1 fairness); otherwise wait: the end-line may
+            // follow and this chunk is then the last.
+            if !self.passthrough && self.out_len == self.max && self.more_announced() {
+                out.extend([ChunkEvent::End(EndFlag::Continued)]);
+                self.open = false;
+            }
+        }
+    }
+
+    /// The incoming chunk ended with `flag`.
+    pub fn end(&mut self, flag: EndFlag, out: &mut impl Extend<ChunkEvent>) {
+        if !self.open {
+            if self.started && flag == EndFlag::Continued {
+                // Everything is forwarded and more chunks follow: nothing to add.
+                return;
+            }
+            // No body at all, or the last byte closed a chunk: an empty chunk
+            // carries the flag.
+            self.start(out);
+        }
+        out.extend([ChunkEvent::End(flag)]);
+        self.open = false;
+    }
+
+    /// Body bytes of the incoming chunk seen so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Whether an outgoing chunk is open (started, not ended).
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Byte-Range the REPORT for the bytes forwarded so far would carry
+    /// (RFC 4975 §7.1.3: range-start and total as received, range-end from
+    /// the bytes actually processed).
+    pub fn forwarded_range(&self) -> ByteRange {
+        ByteRange {
+            start: self.incoming.start,
+            end: Some(self.incoming.start + self.consumed - 1),
+            total: self.incoming.total,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(
+        incoming: Option<ByteRange>,
+        max: usize,
+        pieces: &[&[u8]],
+        flag: EndFlag,
+    ) -> Vec<ChunkEvent> {
+        let mut c = Chunker::new(incoming, max, None);
+        let mut out = Vec::new();
+        for p in pieces {
+            c.body(Bytes::copy_from_slice(p), &mut out);
+        }
+        c.end(flag, &mut out);
+        out
+    }
+
+    fn br(start: u64, end: Option<u64>, total: Option<u64>) -> Option<ByteRange> {
+        Some(ByteRange { start, end, total })
+    }
+
+    #[test]
+    fn splits_known_range_and_closes_full_chunks_eagerly() {
+        let out = run(
+            br(1, Some(10), Some(10)),
+            4,
+            &[b"0123456789"],
+            EndFlag::Complete,
+        );
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(br(1, Some(4), Some(10))),
+                ChunkEvent::Body(Bytes::from_static(b"0123")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(5, Some(8), Some(10))),
+                ChunkEvent::Body(Bytes::from_static(b"4567")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(9, Some(10), Some(10))),
+                ChunkEvent::Body(Bytes::from_static(b"89")),
+                ChunkEvent::End(EndFlag::Complete),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_end_uses_star_and_last_full_chunk_takes_the_flag() {
+        let out = run(br(1, None, None), 4, &[b"01", b"234567"], EndFlag::Complete);
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(br(1, None, None)),
+                ChunkEvent::Body(Bytes::from_static(b"01")),
+                ChunkEvent::Body(Bytes::from_static(b"23")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(5, None, None)),
+                ChunkEvent::Body(Bytes::from_static(b"4567")),
+                ChunkEvent::End(EndFlag::Complete),
+            ]
+        );
+    }
+
+    #[test]
+    fn small_chunk_passes_unchanged() {
+        let out = run(br(1, Some(3), Some(3)), 4, &[b"abc"], EndFlag::Complete);
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(None),
+                ChunkEvent::Body(Bytes::from_static(b"abc")),
+                ChunkEvent::End(EndFlag::Complete),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_body_and_zero_max() {
+        let out = run(None, 4, &[], EndFlag::Complete);
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(br(1, None, None)),
+                ChunkEvent::End(EndFlag::Complete)
+            ]
+        );
+        let out = run(br(1, None, Some(99)), 0, &[b"0123456789"], EndFlag::Aborted);
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(None),
+                ChunkEvent::Body(Bytes::from_static(b"0123456789")),
+                ChunkEvent::End(EndFlag::Aborted),
+            ]
+        );
+    }
+}

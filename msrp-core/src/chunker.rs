@@ -91,8 +91,8 @@ impl Chunker {
         })
     }
 
-    fn start(&mut self, out: &mut impl Extend<ChunkEvent>) {
-        out.extend([ChunkEvent::Start(self.next_range())]);
+    fn start(&mut self, range: Option<ByteRange>, out: &mut impl Extend<ChunkEvent>) {
+        out.extend([ChunkEvent::Start(range)]);
         self.open = true;
         self.started = true;
         self.out_len = 0;
@@ -101,7 +101,7 @@ impl Chunker {
     /// Whether the incoming chunk announced more bytes than seen so far.
     fn more_announced(&self) -> bool {
         match self.incoming.end {
-            Some(e) => self.incoming.start + self.consumed < e,
+            Some(e) => self.incoming.start + self.consumed <= e,
             None => false,
         }
     }
@@ -115,7 +115,7 @@ impl Chunker {
                 self.open = false;
             }
             if !self.open {
-                self.start(out);
+                self.start(self.next_range(), out);
             }
             let room = if self.passthrough {
                 piece.len()
@@ -145,8 +145,12 @@ impl Chunker {
                 return;
             }
             // No body at all, or the last byte closed a chunk: an empty chunk
-            // carries the flag.
-            self.start(out);
+            // carries the flag, its range saying so ("n-(n-1)/total").
+            let range = self.next_range().map(|r| ByteRange {
+                end: r.end.map(|_| r.start - 1),
+                ..r
+            });
+            self.start(range, out);
         }
         out.extend([ChunkEvent::End(flag)]);
         self.open = false;

@@ -35,7 +35,7 @@ fn range_kind() -> impl Strategy<Value = RangeKind> {
 }
 
 /// One incoming chunk as the test feeds it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Incoming {
     /// 0-based offset of the chunk's body in the message.
     offset: usize,
@@ -84,11 +84,35 @@ fn pieces(body: &Bytes, cuts: &[usize]) -> Vec<Bytes> {
     out
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Case {
     msg: Bytes,
     max: usize,
     chunks: Vec<Incoming>,
+}
+
+// Failure output shows lengths, not up to 200 KB of message bytes.
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("offset", &self.offset)
+            .field("len", &self.body.len())
+            .field("range", &self.range.map(|r| r.to_string()))
+            .field("known_len", &self.known_len)
+            .field("cuts", &self.cuts)
+            .field("flag", &self.flag)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Case {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Case")
+            .field("len", &self.msg.len())
+            .field("max", &self.max)
+            .field("chunks", &self.chunks)
+            .finish()
+    }
 }
 
 #[allow(clippy::type_complexity)]
@@ -183,6 +207,31 @@ fn run_incoming(inc: &Incoming, max: usize) -> Result<Vec<ChunkEvent>, TestCaseE
             .find(|e| !matches!(e, ChunkEvent::Body(_)))
             .is_some_and(|e| matches!(e, ChunkEvent::Start(_)));
         prop_assert_eq!(ch.is_open(), open_by_events);
+        // Fairness: a full outgoing chunk is closed as soon as the sender's
+        // Byte-Range shows more bytes follow, but kept open after the last
+        // announced byte (the end-line may give it `$`).
+        let open_len: u64 = events
+            .iter()
+            .rev()
+            .take_while(|e| matches!(e, ChunkEvent::Body(_)))
+            .map(|e| match e {
+                ChunkEvent::Body(b) => b.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        let rechunking = events
+            .iter()
+            .any(|e| matches!(e, ChunkEvent::Start(Some(_))));
+        let end_known = inc.range.is_some_and(|r| r.end.is_some());
+        if rechunking && end_known && fed > 0 {
+            let full = open_by_events && open_len == max as u64;
+            let more = fed < inc.body.len() as u64;
+            prop_assert!(!(full && more), "full chunk not closed eagerly");
+            prop_assert!(
+                open_by_events || more,
+                "last chunk closed before the end-line"
+            );
+        }
     }
     ch.end(inc.flag, &mut events);
     prop_assert!(!ch.is_open());

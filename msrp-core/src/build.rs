@@ -126,3 +126,43 @@ pub fn response_frame(
     out.put_slice(&end_line(tid, EndFlag::Complete));
     out.freeze()
 }
+
+/// An error REPORT a relay sends back to the original sender
+/// (RFC 4976 §6.4.1; format RFC 4975 §7.1.2): To-Path is the From-Path of
+/// the SEND as the relay received it, From-Path the relay's own URI;
+/// Message-ID copied; `Byte-Range` (range-start and total from the SEND,
+/// range-end from the bytes actually processed) and `Status`; no
+/// Success-Report/Failure-Report headers and no body.
+pub fn report_frame(
+    tid: &[u8],
+    to_path: &[Bytes],
+    relay_uri: &Bytes,
+    message_id: &[u8],
+    byte_range: Option<crate::ByteRange>,
+    status: &crate::Status,
+) -> Bytes {
+    let mut other = vec![Header::new(
+        Bytes::from_static(b"Message-ID"),
+        Bytes::copy_from_slice(message_id),
+    )];
+    if let Some(r) = byte_range {
+        other.push(Header::new(
+            Bytes::from_static(b"Byte-Range"),
+            Bytes::from(r.to_string()),
+        ));
+    }
+    other.push(Header::new(
+        Bytes::from_static(b"Status"),
+        Bytes::from(status.to_bytes()),
+    ));
+    let mut out = request_head(
+        tid,
+        b"REPORT",
+        to_path,
+        std::slice::from_ref(relay_uri),
+        &other,
+        false,
+    );
+    out.put_slice(&end_line(tid, EndFlag::Complete));
+    out.freeze()
+}

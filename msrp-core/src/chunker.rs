@@ -156,6 +156,22 @@ impl Chunker {
         self.open = false;
     }
 
+    /// Byte-Range of an EMPTY outgoing chunk placed after the first `offset`
+    /// body bytes of the incoming chunk (`n-(n-1)/total`), e.g. to carry a
+    /// `#` when the sender vanished between two outgoing chunks; `None` when
+    /// the incoming chunk passes unchanged.
+    pub fn empty_range_at(&self, offset: u64) -> Option<ByteRange> {
+        if self.passthrough {
+            return None;
+        }
+        let start = self.incoming.start + offset;
+        Some(ByteRange {
+            start,
+            end: self.incoming.end.map(|_| start - 1),
+            total: self.incoming.total,
+        })
+    }
+
     /// Body bytes of the incoming chunk seen so far.
     pub fn consumed(&self) -> u64 {
         self.consumed

@@ -20,10 +20,10 @@ pub struct Exported<T>(UnsafeCell<T>);
 unsafe impl<T> Sync for Exported<T> {}
 
 impl<T> Exported<T> {
-    const fn new(v: T) -> Self {
+    pub const fn new(v: T) -> Self {
         Exported(UnsafeCell::new(v))
     }
-    const fn get(&self) -> *mut T {
+    pub const fn get(&self) -> *mut T {
         self.0.get()
     }
 }
@@ -126,7 +126,7 @@ const INT: u32 = sys::PARAM_INT;
 /// cannot evaluate.
 const PARAM_USE_FUNC: u32 = 1 << (8 * std::mem::size_of::<c_int>() - 1);
 
-static PARAMS: Exported<[sys::param_export_t; 13]> = Exported::new([
+static PARAMS: Exported<[sys::param_export_t; 15]> = Exported::new([
     param(c"listen", sys::PARAM_STRING, p_listen),
     param(c"msrp_max_chunk_size", INT, p_max_chunk_size),
     param(c"workers", INT, p_workers),
@@ -137,6 +137,8 @@ static PARAMS: Exported<[sys::param_export_t; 13]> = Exported::new([
     param(c"max_connections", INT, p_max_conns),
     param(c"max_header_size", INT, p_max_header),
     param(c"transaction_timeout", INT, p_tx_timeout),
+    param(c"max_transactions", INT, p_max_tx),
+    param(c"alias", sys::PARAM_STRING, p_alias),
     param(c"test_mode", INT, p_test_mode),
     // accepted for configs written for the stock msrp module: the SIP
     // message is always built from the frame head here.
@@ -185,7 +187,7 @@ pub static exports: Exported<sys::module_exports> = Exported::new(sys::module_ex
     dlflags: sys::DEFAULT_DLFLAGS,
     cmds: CMDS.get().cast(),
     params: PARAMS.get().cast(),
-    rpc_methods: ptr::null_mut(),
+    rpc_methods: super::rpc::RPC.get().cast(),
     pv_items: PVS.get().cast(),
     response_f: None,
     init_mod_f: Some(mod_init),
@@ -273,6 +275,19 @@ int_param!(p_max_conns, "max_connections");
 int_param!(p_max_header, "max_header_size");
 int_param!(p_test_mode, "test_mode");
 int_param!(p_tx_timeout, "transaction_timeout");
+int_param!(p_max_tx, "max_transactions");
+
+unsafe extern "C" fn p_alias(_ty: u32, val: *mut c_void) -> c_int {
+    guard("modparam alias", -1, || {
+        // SAFETY: registered as PARAM_STRING.
+        let Some(s) = (unsafe { param_str(val) }) else {
+            log_err!("modparam alias: not a valid string");
+            return -1;
+        };
+        config::add_alias(s);
+        0
+    })
+}
 int_param!(p_sipmsg, "sipmsg");
 
 // ---- cfg functions ---------------------------------------------------------

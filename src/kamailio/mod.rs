@@ -6,4 +6,6 @@ pub mod exports;
 pub mod guard;
 pub mod log;
 pub mod process;
+pub mod rpc;
 pub mod sys;
+pub mod txtable;

@@ -52,6 +52,8 @@ pub fn mod_init() -> Result<(), InitError> {
         log_info!("listening for MSRP on tcp:{addr}");
         ls.push(l);
     }
+    super::txtable::init(cfg.max_transactions, cfg.workers)
+        .map_err(|e| InitError::Config(e.to_string()))?;
     let rt = {
         // SAFETY: route tables are complete once modules are initialised; the
         // name is NUL-terminated.
@@ -120,7 +122,8 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
             .unwrap_or(0);
     let host = KamailioHost { route };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        match Engine::new(cfg, listeners, host, seed) {
+        let table = Box::new(super::txtable::ShmTxTable::for_worker(index));
+        match Engine::new(cfg, listeners, host, table, seed) {
             Ok(mut e) => {
                 log_info!("MSRP worker {index} started (pid {})", std::process::id());
                 e.run()

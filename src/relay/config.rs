@@ -22,6 +22,8 @@ pub const DEFAULT_QUEUE_HIGH: usize = 512 * 1024;
 pub const DEFAULT_QUEUE_LOW: usize = 128 * 1024;
 /// Bytes read from a socket per read call (bounds per-connection read memory).
 pub const READ_CHUNK: usize = 64 * 1024;
+/// Capacity of the shared transaction table (entries of ~220 bytes of shm).
+pub const DEFAULT_MAX_TRANSACTIONS: u32 = 16384;
 /// Seconds a forwarded request waits for its response (RFC 4976 §6.4.1).
 pub const DEFAULT_TRANSACTION_TIMEOUT: u64 = 30;
 /// Most connections one worker keeps (new ones are refused beyond this).
@@ -46,6 +48,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
+    /// Other `host[:port]` names of this relay (modparam `alias`).
+    pub aliases: Vec<String>,
+    /// Capacity of the shared transaction table.
+    pub max_transactions: u32,
     /// 0 = forward chunks as they come.
     pub max_chunk_size: usize,
     pub workers: usize,
@@ -67,6 +73,7 @@ pub struct Config {
 #[derive(Debug, Default)]
 struct Builder {
     listen: Vec<SocketAddr>,
+    aliases: Vec<String>,
     ints: Vec<(&'static str, i64)>,
     errors: Vec<ConfigError>,
 }
@@ -94,6 +101,16 @@ pub fn add_listen(value: &str) -> Result<(), ConfigError> {
         .listen
         .push(addr);
     Ok(())
+}
+
+/// `modparam("msrp_relay", "alias", "host[:port]")`: repeatable; another
+/// name or address under which the relay appears in To-Path URIs.
+pub fn add_alias(value: &str) {
+    BUILDER
+        .lock()
+        .get_or_insert_with(Builder::default)
+        .aliases
+        .push(value.trim().to_ascii_lowercase());
 }
 
 /// Integer modparams; validated in [`freeze`].
@@ -135,6 +152,8 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
     let mut errors = b.errors;
     let mut c = Config {
         listen: b.listen,
+        aliases: b.aliases,
+        max_transactions: DEFAULT_MAX_TRANSACTIONS,
         max_chunk_size: DEFAULT_MAX_CHUNK_SIZE,
         workers: DEFAULT_WORKERS,
         queue_high: DEFAULT_QUEUE_HIGH,
@@ -165,6 +184,9 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
             "socket_sndbuf" => range(name, v, 0, 64 << 20, None).map(|v| c.so_sndbuf = v),
             "max_connections" => range(name, v, 2, 1_000_000, None).map(|v| c.max_connections = v),
             "max_header_size" => range(name, v, 1024, 1 << 20, None).map(|v| c.limits.max_head = v),
+            "max_transactions" => {
+                range(name, v, 16, 1_000_000, None).map(|v| c.max_transactions = v as u32)
+            }
             "transaction_timeout" => range(name, v, 1, 3600, None)
                 .map(|v| c.transaction_timeout = std::time::Duration::from_secs(v as u64)),
             "test_mode" => range(name, v, 0, 1, None).map(|v| c.test_mode = v == 1),

@@ -5,6 +5,9 @@
 
 pub mod config;
 pub mod engine;
+mod forward;
 pub mod net;
 pub mod script;
 pub mod tid;
+mod transactions;
+pub mod txtable;

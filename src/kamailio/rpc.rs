@@ -1,0 +1,180 @@
+//! RPC commands (kamcmd): `msrp_relay.transactions` lists the outstanding
+//! forwarded SEND chunks of the shared transaction table;
+//! `msrp_relay.reports` shows table usage and REPORT counters by cause.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+
+use super::exports::Exported;
+use super::sys;
+use super::txtable;
+
+/// Most entries one `msrp_relay.transactions` call lists.
+const LIST_LIMIT: usize = 1000;
+
+fn cstring(s: &str) -> CString {
+    CString::new(s.replace('\0', "?")).unwrap_or_default()
+}
+
+/// # Safety
+/// rpc/ctx as handed to an RPC function by the core.
+unsafe fn fault(rpc: *mut sys::rpc_t, ctx: *mut c_void, code: c_int, msg: &str) {
+    let m = cstring(msg);
+    // SAFETY: rpc is the core's rpc_t; fault takes (ctx, code, fmt, ...):
+    // the message is passed through "%s".
+    unsafe {
+        if let Some(f) = (*rpc).fault {
+            f(ctx, code, c"%s".as_ptr() as *mut c_char, m.as_ptr());
+        }
+    }
+}
+
+unsafe extern "C" fn rpc_transactions(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
+    super::guard::guard("rpc msrp_relay.transactions", (), || {
+        let Some(txtable::Snapshot {
+            entries,
+            used,
+            capacity,
+            ..
+        }) = txtable::snapshot(LIST_LIMIT)
+        else {
+            // SAFETY: arguments from the core.
+            unsafe { fault(rpc, ctx, 500, "transaction table not initialised") };
+            return;
+        };
+        // SAFETY: rpc/ctx from the core; variadic arguments match the format
+        // strings ("s": NUL-terminated char*, "d": int); the CStrings live
+        // until the calls return.
+        unsafe {
+            let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
+                return;
+            };
+            let mut h: *mut c_void = std::ptr::null_mut();
+            if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
+                return;
+            }
+            struct_add(
+                h,
+                c"dd".as_ptr() as *mut c_char,
+                c"used".as_ptr(),
+                used as c_int,
+                c"capacity".as_ptr(),
+                capacity as c_int,
+            );
+            for e in entries {
+                let mut eh: *mut c_void = std::ptr::null_mut();
+                if add(ctx, c"{".as_ptr() as *mut c_char, &mut eh) < 0 {
+                    return;
+                }
+                let tid = cstring(&e.tid);
+                let state = cstring(e.state);
+                let msgid = cstring(&e.message_id);
+                let origin = cstring(&e.origin);
+                let fr = cstring(e.failure_report);
+                let range = cstring(&format!(
+                    "{}-*/{}",
+                    e.range_start,
+                    e.total.map_or("*".to_string(), |t| t.to_string())
+                ));
+                let expires = cstring(
+                    &e.expires_in_ms
+                        .map_or("sending".to_string(), |ms| format!("{ms} ms")),
+                );
+                struct_add(
+                    eh,
+                    c"sdssssssd".as_ptr() as *mut c_char,
+                    c"tid".as_ptr(),
+                    tid.as_ptr(),
+                    c"worker".as_ptr(),
+                    e.worker as c_int,
+                    c"state".as_ptr(),
+                    state.as_ptr(),
+                    c"message_id".as_ptr(),
+                    msgid.as_ptr(),
+                    c"origin".as_ptr(),
+                    origin.as_ptr(),
+                    c"failure_report".as_ptr(),
+                    fr.as_ptr(),
+                    c"byte_range".as_ptr(),
+                    range.as_ptr(),
+                    c"expires_in".as_ptr(),
+                    expires.as_ptr(),
+                    c"age_ms".as_ptr(),
+                    e.age_ms.min(i32::MAX as u64) as c_int,
+                );
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn rpc_reports(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
+    super::guard::guard("rpc msrp_relay.reports", (), || {
+        let Some(txtable::Snapshot {
+            used,
+            capacity,
+            counters,
+            ..
+        }) = txtable::snapshot(0)
+        else {
+            // SAFETY: arguments from the core.
+            unsafe { fault(rpc, ctx, 500, "transaction table not initialised") };
+            return;
+        };
+        // SAFETY: as in rpc_transactions.
+        unsafe {
+            let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
+                return;
+            };
+            let mut h: *mut c_void = std::ptr::null_mut();
+            if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
+                return;
+            }
+            struct_add(
+                h,
+                c"dd".as_ptr() as *mut c_char,
+                c"outstanding".as_ptr(),
+                used as c_int,
+                c"capacity".as_ptr(),
+                capacity as c_int,
+            );
+            for (name, v) in counters {
+                let n = cstring(name);
+                struct_add(
+                    h,
+                    c"d".as_ptr() as *mut c_char,
+                    n.as_ptr(),
+                    v.min(i32::MAX as u64) as c_int,
+                );
+            }
+        }
+    })
+}
+
+static DOC_TRANSACTIONS: Exported<[*const c_char; 2]> = Exported::new([
+    c"List the outstanding forwarded SEND chunks (transaction table).".as_ptr(),
+    std::ptr::null(),
+]);
+static DOC_REPORTS: Exported<[*const c_char; 2]> = Exported::new([
+    c"Transaction table usage and REPORTs sent, by cause.".as_ptr(),
+    std::ptr::null(),
+]);
+
+pub static RPC: Exported<[sys::rpc_export_t; 3]> = Exported::new([
+    sys::rpc_export_t {
+        name: c"msrp_relay.transactions".as_ptr(),
+        function: Some(rpc_transactions),
+        doc_str: DOC_TRANSACTIONS.get().cast(),
+        flags: 0,
+    },
+    sys::rpc_export_t {
+        name: c"msrp_relay.reports".as_ptr(),
+        function: Some(rpc_reports),
+        doc_str: DOC_REPORTS.get().cast(),
+        flags: 0,
+    },
+    sys::rpc_export_t {
+        name: std::ptr::null(),
+        function: None,
+        doc_str: std::ptr::null_mut(),
+        flags: 0,
+    },
+]);

@@ -126,7 +126,7 @@ const INT: u32 = sys::PARAM_INT;
 /// cannot evaluate.
 const PARAM_USE_FUNC: u32 = 1 << (8 * std::mem::size_of::<c_int>() - 1);
 
-static PARAMS: Exported<[sys::param_export_t; 15]> = Exported::new([
+static PARAMS: Exported<[sys::param_export_t; 17]> = Exported::new([
     param(c"listen", sys::PARAM_STRING, p_listen),
     param(c"msrp_max_chunk_size", INT, p_max_chunk_size),
     param(c"workers", INT, p_workers),
@@ -138,6 +138,8 @@ static PARAMS: Exported<[sys::param_export_t; 15]> = Exported::new([
     param(c"max_header_size", INT, p_max_header),
     param(c"transaction_timeout", INT, p_tx_timeout),
     param(c"max_transactions", INT, p_max_tx),
+    param(c"first_request_timeout", INT, p_first_req),
+    param(c"idle_timeout", INT, p_idle),
     param(c"alias", sys::PARAM_STRING, p_alias),
     param(c"test_mode", INT, p_test_mode),
     // accepted for configs written for the stock msrp module: the SIP
@@ -276,6 +278,8 @@ int_param!(p_max_header, "max_header_size");
 int_param!(p_test_mode, "test_mode");
 int_param!(p_tx_timeout, "transaction_timeout");
 int_param!(p_max_tx, "max_transactions");
+int_param!(p_first_req, "first_request_timeout");
+int_param!(p_idle, "idle_timeout");
 
 unsafe extern "C" fn p_alias(_ty: u32, val: *mut c_void) -> c_int {
     guard("modparam alias", -1, || {

@@ -22,6 +22,9 @@ pub const DEFAULT_QUEUE_HIGH: usize = 512 * 1024;
 pub const DEFAULT_QUEUE_LOW: usize = 128 * 1024;
 /// Bytes read from a socket per read call (bounds per-connection read memory).
 pub const READ_CHUNK: usize = 64 * 1024;
+/// RFC 4976 §6.1 / §6.5 connection timers (seconds).
+pub const DEFAULT_FIRST_REQUEST_TIMEOUT: u64 = 30;
+pub const DEFAULT_IDLE_TIMEOUT: u64 = 3600;
 /// Capacity of the shared transaction table (entries of ~220 bytes of shm).
 pub const DEFAULT_MAX_TRANSACTIONS: u32 = 16384;
 /// Seconds a forwarded request waits for its response (RFC 4976 §6.4.1).
@@ -65,6 +68,11 @@ pub struct Config {
     /// How long a forwarded request waits for its response, counted from
     /// its last byte (RFC 4976 §6.4.1: 30 s).
     pub transaction_timeout: std::time::Duration,
+    /// RFC 4976 §6.1: a new connection's first request must arrive within
+    /// this (0 = no limit).
+    pub first_request_timeout: std::time::Duration,
+    /// RFC 4976 §6.5: idle connections are closed after this (0 = never).
+    pub idle_timeout: std::time::Duration,
     /// Enables `msrp_test_panic()` (used by the test-suite to prove the
     /// FFI panic guard).
     pub test_mode: bool,
@@ -163,6 +171,8 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
         max_connections: DEFAULT_MAX_CONNECTIONS,
         limits: msrp_core::Limits::default(),
         transaction_timeout: std::time::Duration::from_secs(DEFAULT_TRANSACTION_TIMEOUT),
+        first_request_timeout: std::time::Duration::from_secs(DEFAULT_FIRST_REQUEST_TIMEOUT),
+        idle_timeout: std::time::Duration::from_secs(DEFAULT_IDLE_TIMEOUT),
         test_mode: false,
     };
     for (name, v) in b.ints {
@@ -184,6 +194,10 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
             "socket_sndbuf" => range(name, v, 0, 64 << 20, None).map(|v| c.so_sndbuf = v),
             "max_connections" => range(name, v, 2, 1_000_000, None).map(|v| c.max_connections = v),
             "max_header_size" => range(name, v, 1024, 1 << 20, None).map(|v| c.limits.max_head = v),
+            "first_request_timeout" => range(name, v, 0, 3600, None)
+                .map(|v| c.first_request_timeout = std::time::Duration::from_secs(v as u64)),
+            "idle_timeout" => range(name, v, 0, 86400 * 7, None)
+                .map(|v| c.idle_timeout = std::time::Duration::from_secs(v as u64)),
             "max_transactions" => {
                 range(name, v, 16, 1_000_000, None).map(|v| c.max_transactions = v as u32)
             }

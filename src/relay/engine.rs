@@ -97,6 +97,11 @@ pub(super) struct Conn {
     closing: bool,
     /// Message-IDs this sender must not send more of (413 downstream).
     pub(super) rejected: HashSet<Bytes>,
+    opened: Instant,
+    /// Last time bytes moved in either direction.
+    last_active: Instant,
+    /// A complete frame head arrived (RFC 4976 §6.1 first-request rule).
+    pub(super) got_frame: bool,
 }
 
 pub struct Engine<H: Host> {
@@ -157,6 +162,7 @@ impl<H: Host> Engine<H> {
     /// Runs the loop forever (the worker process's life).
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
+        let mut last_sweep = Instant::now();
         loop {
             self.host.tick();
             match self.poll.poll(&mut events, Some(POLL_TIMEOUT)) {
@@ -189,7 +195,41 @@ impl<H: Host> Engine<H> {
                     s.drive(t)
                 });
             }
-            self.expire_local(Instant::now());
+            let now = Instant::now();
+            self.expire_local(now);
+            if now.duration_since(last_sweep) >= Duration::from_secs(1) {
+                last_sweep = now;
+                self.sweep_idle(now);
+            }
+        }
+    }
+
+    /// RFC 4976 §6.1: a new connection must send its first request within
+    /// `first_request_timeout`; §6.5: idle connections MAY be closed
+    /// (`idle_timeout`).
+    fn sweep_idle(&mut self, now: Instant) {
+        let first = self.cfg.first_request_timeout;
+        let idle = self.cfg.idle_timeout;
+        let mut close = Vec::new();
+        for (t, c) in &self.conns {
+            if !first.is_zero()
+                && c.outbound.is_none()
+                && !c.got_frame
+                && now.duration_since(c.opened) > first
+            {
+                close.push((*t, c.peer, "no request within first_request_timeout"));
+            } else if !idle.is_zero()
+                && now.duration_since(c.last_active) > idle
+                && c.out.is_empty()
+                && c.stream_owner.is_none()
+                && matches!(c.incoming, Incoming::Idle)
+            {
+                close.push((*t, c.peer, "idle_timeout"));
+            }
+        }
+        for (t, peer, why) in close {
+            log_info!("closing connection {} with {peer}: {why}", t.0);
+            self.close(t, why);
         }
     }
 
@@ -238,6 +278,9 @@ impl<H: Host> Engine<H> {
             blocked: Blocked::No,
             closing: false,
             rejected: HashSet::new(),
+            opened: Instant::now(),
+            last_active: Instant::now(),
+            got_frame: false,
         }
     }
 
@@ -311,6 +354,15 @@ impl<H: Host> Engine<H> {
             if !c.connected {
                 return;
             }
+            // A peer that does not read what it is sent (responses, REPORTs)
+            // is not read either, so its queue stays bounded.
+            if c.out_bytes > self.cfg.queue_high {
+                c.blocked = Blocked::OnDrain(t);
+                if !c.drain_waiters.contains(&t) {
+                    c.drain_waiters.push(t);
+                }
+                return;
+            }
             let len = c.rbuf.len();
             c.rbuf.resize(len + READ_CHUNK, 0);
             let r = c.stream.read(&mut c.rbuf[len..]);
@@ -319,7 +371,10 @@ impl<H: Host> Engine<H> {
                     c.rbuf.truncate(len);
                     c.eof = true;
                 }
-                Ok(n) => c.rbuf.truncate(len + n),
+                Ok(n) => {
+                    c.rbuf.truncate(len + n);
+                    c.last_active = Instant::now();
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     c.rbuf.truncate(len);
                     return;
@@ -546,6 +601,7 @@ impl<H: Host> Engine<H> {
                 Ok(0) => break,
                 Ok(mut n) => {
                     c.out_bytes -= n;
+                    c.last_active = Instant::now();
                     while n > 0 {
                         let Some(front) = c.out.front_mut() else {
                             break;

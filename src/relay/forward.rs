@@ -64,6 +64,7 @@ impl<H: Host> Engine<H> {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
+        c.got_frame = true;
         let mut ctx = FrameCtx::new(head, t.0 as i64, c.peer, c.local);
         // Give the script the body when it is already here in full.
         if ctx.head.has_body {

@@ -150,3 +150,35 @@ fn well_framed_bad_header_gets_400() {
         .unwrap_or_else(|e| panic!("the bad SEND was forwarded: {e}"));
     relay_small_send(&k, &mut a, &b, &b_uri, None, b"after the 400");
 }
+
+/// RFC 4976 §6.1: a connection that sends no request within
+/// `first_request_timeout` is closed (and logged with the peer), while a
+/// connection that did send one stays open.
+#[test]
+fn silent_connection_is_closed_after_first_request_timeout() {
+    let k = Kamailio::start(RelayOpts::default().modparam_int("first_request_timeout", 1));
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let mut a = Client::connect(&k);
+    let bp = relay_small_send(&k, &mut a, &b, &b_uri, None, b"a request in time");
+
+    let mut silent = Peer::connect(k.relay_addr()).expect("connect silent client");
+    let port = silent.local_addr().port();
+    let started = Instant::now();
+    silent
+        .expect_closed(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("silent connection not closed: {e}\n{}", k.log_tail(20)));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}, before first_request_timeout"
+    );
+    assert!(
+        k.wait_for_log(&format!("127.0.0.1:{port}"), Duration::from_secs(2)),
+        "log does not name the silent peer:\n{}",
+        k.log_tail(20)
+    );
+    // The connection that sent a request in time is still served.
+    let bp = relay_small_send(&k, &mut a, &b, &b_uri, Some(bp), b"still served");
+    drop(bp);
+}

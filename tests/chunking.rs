@@ -83,20 +83,35 @@ fn receive_message(
     msg_id: &str,
     to: &[String],
     from: &[String],
-    mut on_body: impl FnMut(&[u8]),
+    on_body: impl FnMut(&[u8]),
 ) -> Vec<Chunk> {
+    match try_receive_message(bp, msg_id, to, from, FRAME_TIMEOUT, on_body) {
+        (chunks, None) => chunks,
+        (chunks, Some(e)) => panic!(
+            "B read after {} bytes in {} chunks: {e}\nlog tail:\n{}",
+            chunks.iter().map(|c| c.len).sum::<u64>(),
+            chunks.len(),
+            k.log_tail(30)
+        ),
+    }
+}
+
+/// [`receive_message`] that returns the chunks received so far and the
+/// read error instead of panicking on one.
+fn try_receive_message(
+    bp: &mut Peer,
+    msg_id: &str,
+    to: &[String],
+    from: &[String],
+    frame_timeout: Duration,
+    mut on_body: impl FnMut(&[u8]),
+) -> (Vec<Chunk>, Option<PeerError>) {
     let mut chunks: Vec<Chunk> = Vec::new();
-    let mut received = 0u64;
     loop {
-        let f = bp
-            .read_frame_streaming(FRAME_TIMEOUT, &mut on_body)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "B read after {received} bytes in {} chunks: {e}\nlog tail:\n{}",
-                    chunks.len(),
-                    k.log_tail(30)
-                )
-            });
+        let f = match bp.read_frame_streaming(frame_timeout, &mut on_body) {
+            Ok(f) => f,
+            Err(e) => return (chunks, Some(e)),
+        };
         assert_eq!(f.method().as_deref(), Some("SEND"), "{}", f.summary());
         assert_eq!(
             f.header("Message-ID").as_deref(),
@@ -106,18 +121,16 @@ fn receive_message(
         );
         assert_eq!(f.to_path(), to, "To-Path of chunk {}", chunks.len());
         assert_eq!(f.from_path(), from, "From-Path of chunk {}", chunks.len());
-        received += f.body_len;
-        let c = Chunk::of(&f);
-        chunks.push(c);
+        chunks.push(Chunk::of(&f));
         match f.flag {
             EndFlag::Continued => {
                 bp.send_response(&f, 200, Some("OK")).expect("B respond");
             }
             EndFlag::Complete => {
                 bp.send_response(&f, 200, Some("OK")).expect("B respond");
-                return chunks;
+                return (chunks, None);
             }
-            EndFlag::Aborted => return chunks,
+            EndFlag::Aborted => return (chunks, None),
         }
     }
 }
@@ -143,9 +156,9 @@ fn check_chunks(
         assert_eq!(c.msg_id, chunks[0].msg_id, "Message-ID: {}", ctx());
         assert!(c.len <= max, "body of {} bytes > {max}: {}", c.len, ctx());
         let last = i + 1 == chunks.len();
-        if !(last && last_flag == EndFlag::Aborted) {
-            assert!(c.len > 0, "empty non-final chunk: {}", ctx());
-        }
+        // Only the last chunk may be empty (e.g. a `$` or `#` that follows a
+        // full chunk closed early).
+        assert!(last || c.len > 0, "empty non-final chunk: {}", ctx());
         assert_eq!(c.range.start, next, "Byte-Range start: {}", ctx());
         assert_eq!(c.range.total, total, "Byte-Range total: {}", ctx());
         if !end_known {
@@ -257,7 +270,7 @@ impl SmallBufListener {
     }
 }
 
-/// The first MiB-granular VmHWM figures of all MSRP workers.
+/// `(pid, VmHWM KiB)` of every MSRP worker.
 fn worker_hwm(k: &Kamailio) -> Vec<(u32, u64)> {
     let w = k.worker_pids();
     assert!(!w.is_empty(), "no MSRP worker in core.psx");
@@ -490,13 +503,24 @@ fn small_chunks_pass_unchanged() {
 ///    chunks say `start-*/*`, bodies <= 16384, starts contiguous, `$` last.
 #[test]
 fn unknown_range_end_stays_unknown() {
-    const LEN: u64 = 100_000;
+    unknown_range_end_case(100_000);
+}
+
+/// 3b. Same with a body of exactly 2 x 16384 bytes: the relay cannot close
+///     the second outgoing chunk before A's end-line tells it the flag, so
+///     the message must still end with `$` (not `+` and nothing after).
+#[test]
+fn unknown_range_end_at_chunk_multiple_ends_with_dollar() {
+    unknown_range_end_case(2 * MAX_CHUNK);
+}
+
+fn unknown_range_end_case(len: u64) {
     let k = start_relay(MAX_CHUNK as i64, &[]);
     let b = Endpoint::bind().expect("bind B");
     let b_uri = b.uri("bob");
     let relay = k.relay_uri("relay");
     let mut a = Client::connect(&k);
-    let body = BodyGen::new(33, LEN).to_vec();
+    let body = BodyGen::new(33, len).to_vec();
     let mut req = Request::send(&[&relay, &b_uri], &[&a.uri], &body);
     req.headers[1].1 = "1-*/*".into();
     assert_eq!(req.headers[1].0, "Byte-Range");
@@ -516,8 +540,12 @@ fn unknown_range_end_stays_unknown() {
         |p| got.extend_from_slice(p),
     );
     let total = check_chunks(&chunks, MAX_CHUNK, false, None, EndFlag::Complete);
-    assert_eq!(total, LEN);
-    assert!(chunks.len() >= 7, "{} chunks for {LEN} bytes", chunks.len());
+    assert_eq!(total, len);
+    assert!(
+        chunks.len() as u64 >= len.div_ceil(MAX_CHUNK),
+        "{} chunks for {len} bytes",
+        chunks.len()
+    );
     for c in &chunks {
         assert_eq!(
             c.range_raw,
@@ -555,12 +583,15 @@ struct Transfer {
 ///    sent during the first half of the transfers a lag of many MiB. The
 ///    limit is 4 MiB, and at least 3 chats must have been sent while B had
 ///    received under 8 MiB (so that the criterion is actually exercised).
+///    B reads at most 8 MiB/s, so the transfers take >= 4 s in any build and
+///    the relay's queue towards B is full most of the time.
 #[test]
 fn concurrent_transfers_share_the_connection_fairly() {
     const LEN: u64 = 16 * MIB;
     const CHAT_LEN: usize = 300;
     const LAG_LIMIT: u64 = 4 * MIB;
     const EARLY: u64 = 8 * MIB;
+    const B_RATE: f64 = 8.0 * MIB as f64;
     let t0 = Instant::now();
     let k = start_relay(MAX_CHUNK as i64, &[("socket_sndbuf", 65536)]);
     let b = SmallBufListener::bind(65536);
@@ -616,6 +647,7 @@ fn concurrent_transfers_share_the_connection_fairly() {
     }
 
     let mut bp = b.accept(&k);
+    let b_start = Instant::now();
     // Which transfer each chunk at B belonged to, in arrival order.
     let mut order: Vec<usize> = Vec::new();
     // (index, S_i, R_i, latency) per chat received.
@@ -649,7 +681,15 @@ fn concurrent_transfers_share_the_connection_fairly() {
             t.chunks.push(Chunk::of(&f));
             t.done = f.flag == EndFlag::Complete;
             order.push(i);
-            b_bytes.fetch_add(f.body_len, Ordering::SeqCst);
+            let had = b_bytes.fetch_add(f.body_len, Ordering::SeqCst) + f.body_len;
+            // B reads at most B_RATE, so that the transfers last long
+            // enough for many chats even in a release build, and the relay's
+            // queue towards B fills up (chats must get past a full queue).
+            let due = b_start + Duration::from_secs_f64(had as f64 / B_RATE);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
         } else {
             let r = b_bytes.load(Ordering::SeqCst);
             let text = String::from_utf8_lossy(&f.body).into_owned();
@@ -833,16 +873,34 @@ fn slow_receiver_throttles_sender() {
     }
 }
 
+/// How the sender of the aborted message stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abort {
+    /// Closes its connection mid-chunk.
+    Close,
+    /// Ends its chunk early with a `#` end-line and keeps the connection.
+    HashEndLine,
+}
+
 /// Sends the head of a `len`-byte single-chunk SEND and its first `cut`
-/// body bytes (BodyGen `seed`), then closes the connection.
-fn send_and_abort(mut a: Client, to: &[&str], len: u64, cut: u64, seed: u64) -> (String, String) {
-    let tid = msrp_tools::ids::transaction_id();
-    let msg_id = msrp_tools::ids::message_id();
+/// body bytes (BodyGen `seed`), then aborts `how`. Returns the client
+/// unless it closed.
+#[allow(clippy::too_many_arguments)]
+fn send_and_abort(
+    mut a: Client,
+    to: &[&str],
+    tid: &str,
+    msg_id: &str,
+    len: u64,
+    cut: u64,
+    seed: u64,
+    how: Abort,
+) -> Option<Client> {
     let b = |s: &str| Bytes::from(s.to_owned().into_bytes());
     let to: Vec<Bytes> = to.iter().map(|s| b(s)).collect();
     let from = vec![b(&a.uri)];
     let other = vec![
-        Header::new(b"Message-ID".to_vec(), msg_id.clone().into_bytes()),
+        Header::new(b"Message-ID".to_vec(), msg_id.as_bytes().to_vec()),
         Header::new(
             b"Byte-Range".to_vec(),
             format!("1-{len}/{len}").into_bytes(),
@@ -857,15 +915,34 @@ fn send_and_abort(mut a: Client, to: &[&str], len: u64, cut: u64, seed: u64) -> 
     BodyGen::new(seed, cut)
         .for_each_piece(|p| a.peer.send_raw(p))
         .unwrap_or_else(|e| panic!("A send body: {e}"));
-    drop(a);
-    (tid, msg_id)
+    match how {
+        Abort::Close => {
+            drop(a);
+            None
+        }
+        Abort::HashEndLine => {
+            a.peer
+                .send_raw(&build::body_end(tid.as_bytes(), EndFlag::Aborted))
+                .expect("A send `#` end-line");
+            Some(a)
+        }
+    }
 }
 
-/// After an aborted transfer: a new client's small SEND still reaches B,
-/// on the relay's existing connection or a new one.
-fn relay_after_abort(k: &Kamailio, b: &Endpoint, b_uri: &str, bp: Peer) {
+/// After an aborted transfer: a small SEND from `a` (a new client when
+/// `None`) still reaches B, on the relay's existing connection or a new
+/// one, and `a` gets its 200. `aborted_tid`: a response to the aborted chunk
+/// A may get first (one at most).
+fn relay_after_abort(
+    k: &Kamailio,
+    b: &Endpoint,
+    b_uri: &str,
+    bp: Peer,
+    a: Option<Client>,
+    aborted_tid: &str,
+) {
     let relay = k.relay_uri("relay");
-    let mut a2 = Client::connect(k);
+    let mut a2 = a.unwrap_or_else(|| Client::connect(k));
     let req = Request::send(&[&relay, b_uri], &[&a2.uri], b"after the abort");
     a2.peer.send_request(&req).expect("A2 send");
     let mut bp = bp;
@@ -899,32 +976,76 @@ fn relay_after_abort(k: &Kamailio, b: &Endpoint, b_uri: &str, bp: Peer) {
         f.summary()
     );
     bp.send_response(&f, 200, Some("OK")).expect("B respond");
-    expect_200s(k, &mut a2.peer, std::slice::from_ref(&req.tid));
+    let mut r = a2
+        .peer
+        .read_response(T, &["REPORT"])
+        .unwrap_or_else(|e| panic!("A response: {e}\nlog tail:\n{}", k.log_tail(30)));
+    if r.tid() == aborted_tid {
+        eprintln!("A got a response to its aborted chunk: {}", r.summary());
+        r = a2
+            .peer
+            .read_response(T, &["REPORT"])
+            .unwrap_or_else(|e| panic!("A response: {e}\nlog tail:\n{}", k.log_tail(30)));
+    }
+    assert_eq!(r.status_code(), Some(200), "{}", r.summary());
+    assert_eq!(r.tid(), req.tid, "{}", r.summary());
+    a2.peer
+        .expect_nothing(QUIET)
+        .unwrap_or_else(|e| panic!("A after its 200: {e}"));
 }
 
-fn abort_case(cut: u64) {
+fn abort_case(cut: u64, how: Abort) {
     const LEN: u64 = 10 * MIB;
+    /// The `#` must follow the last byte promptly.
+    const ABORT_TIMEOUT: Duration = Duration::from_secs(10);
     let mut k = start_relay(MAX_CHUNK as i64, &[]);
     let b = Endpoint::bind().expect("bind B");
     let b_uri = b.uri("bob");
     let relay = k.relay_uri("relay");
     let a = Client::connect(&k);
     let a_uri = a.uri.clone();
-    let (to1, to2) = (relay.clone(), b_uri.clone());
-    let sender = std::thread::spawn(move || send_and_abort(a, &[&to1, &to2], LEN, cut, 6));
+    let tid = msrp_tools::ids::transaction_id();
+    let msg_id = msrp_tools::ids::message_id();
+    let sender = {
+        let (to1, to2, tid, msg_id) = (relay.clone(), b_uri.clone(), tid.clone(), msg_id.clone());
+        std::thread::spawn(move || {
+            send_and_abort(a, &[&to1, &to2], &tid, &msg_id, LEN, cut, 6, how)
+        })
+    };
     let mut bp = b
         .accept(T)
         .unwrap_or_else(|e| panic!("relay did not connect to B: {e}\n{}", k.log_tail(30)));
-    let (_tid, msg_id) = sender.join().expect("sender thread");
     let mut hasher = Sha256::new();
-    let chunks = receive_message(
-        &k,
+    let (chunks, err) = try_receive_message(
         &mut bp,
         &msg_id,
         std::slice::from_ref(&b_uri),
         &[relay.clone(), a_uri.clone()],
+        ABORT_TIMEOUT,
         |p| hasher.update(p),
     );
+    let a = sender.join().expect("sender thread");
+    let received: u64 = chunks.iter().map(|c| c.len).sum();
+    if let Some(e) = err {
+        let last = chunks.last().map(|c| c.summary.clone()).unwrap_or_default();
+        let warn = k
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARNING") || l.contains("ERROR"))
+            .filter(|l| l.contains("msrp_relay"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        panic!(
+            "the relay never signalled the abort ({how:?} after {cut} bytes) to B: B got \
+             {received} bytes in {} chunks, the last ending with `{}`, then: {e}\nlast chunk: \
+             {last}\nrelay warnings/errors:\n{warn}",
+            chunks.len(),
+            chunks
+                .last()
+                .map(|c| char::from(c.flag.as_byte()))
+                .unwrap_or('?'),
+        );
+    }
     let last = chunks.last().unwrap();
     assert_eq!(
         last.flag,
@@ -936,7 +1057,7 @@ fn abort_case(cut: u64) {
     assert_eq!(
         total,
         cut,
-        "B must get every byte A sent before closing ({} chunks, last: {})",
+        "B must get every byte A sent before aborting ({} chunks, last: {})",
         chunks.len(),
         last.summary
     );
@@ -946,7 +1067,6 @@ fn abort_case(cut: u64) {
         hex(&BodyGen::new(6, cut).sha256()),
         "bytes at B are not A's first {cut} bytes"
     );
-    // No 200 can reach A (closed); the relay must not panic or die.
     std::thread::sleep(Duration::from_millis(200));
     if let Some(l) = log_has_panic(&k) {
         panic!(
@@ -955,7 +1075,7 @@ fn abort_case(cut: u64) {
         );
     }
     assert!(k.is_running(), "kamailio died");
-    relay_after_abort(&k, &b, &b_uri, bp);
+    relay_after_abort(&k, &b, &b_uri, bp, a, &tid);
     if let Some(l) = log_has_panic(&k) {
         panic!(
             "relay log shows a panic: {l}\nlog tail:\n{}",
@@ -969,15 +1089,23 @@ fn abort_case(cut: u64) {
 ///     `#`; the relay keeps working for a new client.
 #[test]
 fn sender_close_mid_chunk_aborts_with_hash() {
-    abort_case(3 * MIB + 1000);
+    abort_case(3 * MIB + 1000, Abort::Close);
 }
 
 /// 6b. Same, but A closes exactly at an outgoing chunk boundary (3 MiB is a
-///     multiple of 16384): the message is still unfinished, so B must see a
-///     `#` (e.g. an empty `#` chunk), not a silent stop after a `+`.
+///     multiple of 16384): A's chunk is cut short, so B must see a `#` (e.g.
+///     an empty `#` chunk), not a silent stop after a `+`.
 #[test]
 fn sender_close_at_chunk_boundary_aborts_with_hash() {
-    abort_case(3 * MIB);
+    abort_case(3 * MIB, Abort::Close);
+}
+
+/// 6c. A ends its 10 MiB chunk early with a `#` end-line exactly at an
+///     outgoing chunk boundary (3 MiB) and keeps its connection: B sees
+///     `#`, and A's next SEND on the same connection is relayed.
+#[test]
+fn sender_hash_end_line_at_chunk_boundary_is_relayed() {
+    abort_case(3 * MIB, Abort::HashEndLine);
 }
 
 /// 7. Failure-Report: `no` and `partial` get no 200 from the relay; `yes`

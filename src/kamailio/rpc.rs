@@ -8,8 +8,10 @@ use super::exports::Exported;
 use super::sys;
 use super::txtable;
 
-/// Most entries one `msrp_relay.transactions` call lists.
-const LIST_LIMIT: usize = 1000;
+/// Entries `msrp_relay.transactions` lists by default, and at most (an
+/// entry is ~190 bytes of reply; kamcmd takes replies up to 128 KiB).
+const LIST_DEFAULT: usize = 100;
+const LIST_MAX: usize = 500;
 
 fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "?")).unwrap_or_default()
@@ -30,12 +32,21 @@ unsafe fn fault(rpc: *mut sys::rpc_t, ctx: *mut c_void, code: c_int, msg: &str) 
 
 unsafe extern "C" fn rpc_transactions(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
     super::guard::guard("rpc msrp_relay.transactions", (), || {
+        // optional argument: how many entries to list
+        let mut n: c_int = LIST_DEFAULT as c_int;
+        // SAFETY: rpc/ctx from the core; "*d" scans an optional int into n.
+        unsafe {
+            if let Some(scan) = (*rpc).scan {
+                scan(ctx, c"*d".as_ptr() as *mut c_char, &mut n as *mut c_int);
+            }
+        }
+        let limit = (n.max(0) as usize).min(LIST_MAX);
         let Some(txtable::Snapshot {
             entries,
             used,
             capacity,
             ..
-        }) = txtable::snapshot(LIST_LIMIT)
+        }) = txtable::snapshot(limit)
         else {
             // SAFETY: arguments from the core.
             unsafe { fault(rpc, ctx, 500, "transaction table not initialised") };
@@ -150,7 +161,7 @@ unsafe extern "C" fn rpc_reports(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
 }
 
 static DOC_TRANSACTIONS: Exported<[*const c_char; 2]> = Exported::new([
-    c"List the outstanding forwarded SEND chunks (transaction table).".as_ptr(),
+    c"List the outstanding forwarded requests (transaction table): usage, then up to N entries (default 100, max 500).".as_ptr(),
     std::ptr::null(),
 ]);
 static DOC_REPORTS: Exported<[*const c_char; 2]> = Exported::new([

@@ -34,6 +34,8 @@ pub(super) struct Forward {
     pub(super) cur_tid: Option<Bytes>,
     /// The incoming chunk's end-line has been parsed.
     pub(super) finished: bool,
+    /// Byte-Range start of the incoming chunk (1 when it had none).
+    in_start: u64,
     /// Body bytes queued to the next hop, and outgoing chunks completed.
     sent: u64,
     chunks_done: u32,
@@ -251,6 +253,7 @@ impl<H: Host> Engine<H> {
             pending: VecDeque::new(),
             cur_tid: None,
             finished: false,
+            in_start: range.map_or(1, |r| r.start),
             sent: 0,
             chunks_done: 0,
             in_id,
@@ -384,7 +387,7 @@ impl<H: Host> Engine<H> {
                         ),
                     };
                     let is_report = f.method.as_ref() == b"REPORT";
-                    let start = range.map_or(f.chunker.consumed() + 1, |r| r.start);
+                    let start = range.map_or(f.in_start, |r| r.start);
                     if !is_report {
                         self.track(dest, tid, o, peer, start);
                     }

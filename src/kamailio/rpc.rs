@@ -2,7 +2,7 @@
 //! forwarded SEND chunks of the shared transaction table;
 //! `msrp_relay.reports` shows table usage and REPORT counters by cause.
 
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 use super::exports::Exported;
 use super::sys;
@@ -27,6 +27,38 @@ unsafe fn fault(rpc: *mut sys::rpc_t, ctx: *mut c_void, code: c_int, msg: &str) 
         if let Some(f) = (*rpc).fault {
             f(ctx, code, c"%s".as_ptr() as *mut c_char, m.as_ptr());
         }
+    }
+}
+
+/// Opens a reply struct holding the table usage (`<used_name>`, capacity);
+/// returns its handle for more members.
+///
+/// # Safety
+/// rpc/ctx as handed to an RPC function by the core.
+unsafe fn usage_struct(
+    rpc: *mut sys::rpc_t,
+    ctx: *mut c_void,
+    used_name: &CStr,
+    used: u32,
+    capacity: u32,
+) -> Option<*mut c_void> {
+    // SAFETY: the caller's contract; "{" returns a struct handle in h and
+    // "dd" takes two (name, int) pairs.
+    unsafe {
+        let (add, struct_add) = ((*rpc).add?, (*rpc).struct_add?);
+        let mut h: *mut c_void = std::ptr::null_mut();
+        if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
+            return None;
+        }
+        struct_add(
+            h,
+            c"dd".as_ptr() as *mut c_char,
+            used_name.as_ptr(),
+            used as c_int,
+            c"capacity".as_ptr(),
+            capacity as c_int,
+        );
+        Some(h)
     }
 }
 
@@ -59,18 +91,9 @@ unsafe extern "C" fn rpc_transactions(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
             let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
                 return;
             };
-            let mut h: *mut c_void = std::ptr::null_mut();
-            if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
+            if usage_struct(rpc, ctx, c"used", used, capacity).is_none() {
                 return;
             }
-            struct_add(
-                h,
-                c"dd".as_ptr() as *mut c_char,
-                c"used".as_ptr(),
-                used as c_int,
-                c"capacity".as_ptr(),
-                capacity as c_int,
-            );
             for e in entries {
                 let mut eh: *mut c_void = std::ptr::null_mut();
                 if add(ctx, c"{".as_ptr() as *mut c_char, &mut eh) < 0 {
@@ -132,21 +155,12 @@ unsafe extern "C" fn rpc_reports(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
         };
         // SAFETY: as in rpc_transactions.
         unsafe {
-            let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
+            let Some(struct_add) = (*rpc).struct_add else {
                 return;
             };
-            let mut h: *mut c_void = std::ptr::null_mut();
-            if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
+            let Some(h) = usage_struct(rpc, ctx, c"outstanding", used, capacity) else {
                 return;
-            }
-            struct_add(
-                h,
-                c"dd".as_ptr() as *mut c_char,
-                c"outstanding".as_ptr(),
-                used as c_int,
-                c"capacity".as_ptr(),
-                capacity as c_int,
-            );
+            };
             for (name, v) in counters {
                 let n = cstring(name);
                 struct_add(

@@ -474,6 +474,11 @@ impl<H: Host> Engine<H> {
         if b.is_empty() {
             return;
         }
+        self.enqueue(dest, b);
+    }
+
+    /// Appends to `dest`'s output queue and writes what the socket takes.
+    fn enqueue(&mut self, dest: Token, b: Bytes) {
         if let Some(d) = self.conns.get_mut(&dest) {
             d.out_bytes += b.len();
             d.out.push_back(b);
@@ -484,7 +489,7 @@ impl<H: Host> Engine<H> {
     /// Queues a complete frame (a response) for `dest`: right away, or after
     /// the chunk currently being streamed into it.
     pub(super) fn push_frame(&mut self, dest: Token, frame: Bytes) {
-        let Some(d) = self.conns.get_mut(&dest) else {
+        let Some(d) = self.conns.get(&dest) else {
             return;
         };
         let streaming = d.stream_owner.is_some_and(|o| {
@@ -493,15 +498,10 @@ impl<H: Host> Engine<H> {
                 Some(Incoming::Forward(f)) if f.cur_tid.is_some() && f.dest == Some(dest)
             )
         });
-        let Some(d) = self.conns.get_mut(&dest) else {
-            return;
-        };
-        if streaming {
+        if !streaming {
+            self.enqueue(dest, frame);
+        } else if let Some(d) = self.conns.get_mut(&dest) {
             d.deferred.push_back(frame);
-        } else {
-            d.out_bytes += frame.len();
-            d.out.push_back(frame);
-            self.flush(dest);
         }
     }
 

@@ -50,6 +50,17 @@ pub(super) struct Forward {
     auto_reply: Option<Bytes>,
 }
 
+impl Forward {
+    /// The end-line that closes outgoing chunk `tid` with `flag`.
+    fn end_of(&self, tid: &[u8], flag: msrp_core::EndFlag) -> Bytes {
+        if self.has_body {
+            build::body_end(tid, flag)
+        } else {
+            build::end_line(tid, flag)
+        }
+    }
+}
+
 /// Why a request is not forwarded.
 pub(super) enum NotForwarded {
     /// Answer the previous hop with this code (unless it asked for no
@@ -410,11 +421,7 @@ impl<H: Host> Engine<H> {
                         continue;
                     };
                     f.chunks_done += 1;
-                    let end = if f.has_body {
-                        build::body_end(&tid, flag)
-                    } else {
-                        build::end_line(&tid, flag)
-                    };
+                    let end = f.end_of(&tid, flag);
                     self.push_stream(dest, end);
                     self.arm(dest, tid);
                     self.release_slot(dest, t);
@@ -436,22 +443,25 @@ impl<H: Host> Engine<H> {
         let Some(dest) = f.dest.take() else {
             return;
         };
-        let open = f.cur_tid.take().map(|tid| {
-            if f.has_body {
-                build::body_end(&tid, msrp_core::EndFlag::Aborted)
-            } else {
-                build::end_line(&tid, msrp_core::EndFlag::Aborted)
-            }
-        });
+        let open = f
+            .cur_tid
+            .take()
+            .map(|tid| f.end_of(&tid, msrp_core::EndFlag::Aborted));
         f.pending.retain(|e| !matches!(e, ChunkEvent::Body(_)));
         if let Some(end) = open {
             self.push_stream(dest, end);
         }
+        self.leave_dest(dest, t);
+    }
+
+    /// `src` no longer feeds `dest`: it stops waiting for it and gives up
+    /// its stream slot, held or only handed over.
+    fn leave_dest(&mut self, dest: Token, src: Token) {
         if let Some(d) = self.conns.get_mut(&dest) {
-            d.slot_waiters.retain(|w| *w != t);
-            d.drain_waiters.retain(|w| *w != t);
+            d.slot_waiters.retain(|w| *w != src);
+            d.drain_waiters.retain(|w| *w != src);
         }
-        self.release_slot(dest, t);
+        self.release_slot(dest, src);
     }
 
     /// The sender of `f` is gone mid-chunk (RFC 4975 §7.1: the message is
@@ -463,29 +473,15 @@ impl<H: Host> Engine<H> {
             return;
         };
         if let Some(tid) = &f.cur_tid {
-            let end = if f.has_body {
-                build::body_end(tid, msrp_core::EndFlag::Aborted)
-            } else {
-                build::end_line(tid, msrp_core::EndFlag::Aborted)
-            };
-            self.push_stream(dest, end);
+            self.push_stream(dest, f.end_of(tid, msrp_core::EndFlag::Aborted));
         } else if f.in_id.is_some() && !f.finished && f.chunks_done > 0 {
             let tid = self.tids.next_tid();
             let range = f.chunker.empty_range_at(f.sent);
             let mut frame = bytes::BytesMut::from(&chunk_head(&f, &tid, range)[..]);
-            frame.extend_from_slice(&if f.has_body {
-                build::body_end(&tid, msrp_core::EndFlag::Aborted)
-            } else {
-                build::end_line(&tid, msrp_core::EndFlag::Aborted)
-            });
+            frame.extend_from_slice(&f.end_of(&tid, msrp_core::EndFlag::Aborted));
             self.push_frame(dest, frame.freeze());
         }
-        if let Some(d) = self.conns.get_mut(&dest) {
-            d.slot_waiters.retain(|w| *w != src);
-            d.drain_waiters.retain(|w| *w != src);
-        }
-        // releases the slot whether held or only handed over
-        self.release_slot(dest, src);
+        self.leave_dest(dest, src);
     }
 
     /// Records how many bytes of its incoming chunk `t` has received.

@@ -21,7 +21,7 @@ pub const MAX_WORKERS: usize = 64;
 pub const DEFAULT_QUEUE_HIGH: usize = 512 * 1024;
 pub const DEFAULT_QUEUE_LOW: usize = 128 * 1024;
 /// Bytes read from a socket per read call (bounds per-connection read memory).
-pub const READ_CHUNK: usize = 64 * 1024;
+pub const READ_CHUNK: usize = 256 * 1024;
 /// RFC 4976 §6.1 / §6.5 connection timers (seconds).
 pub const DEFAULT_FIRST_REQUEST_TIMEOUT: u64 = 30;
 pub const DEFAULT_IDLE_TIMEOUT: u64 = 3600;

@@ -18,17 +18,19 @@
 //! time; at every chunk boundary the connection goes to the next waiting
 //! source, and responses queued for it go out first.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use msrp_core::{Event, ParseError, Parser};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::config::{Config, READ_CHUNK};
 use super::forward::Forward;
@@ -49,6 +51,9 @@ pub trait Host {
 
 /// Most slices handed to one vectored write.
 const MAX_IOV: usize = 64;
+/// A connection's output queue may reach this many high watermarks before
+/// the relay gives up on the peer.
+const OUT_QUEUE_LIMIT_FACTOR: usize = 64;
 /// Poll timeout: also the period of `Host::tick` and of transaction expiry.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -95,6 +100,8 @@ pub(super) struct Conn {
     pub(super) blocked: Blocked,
     /// Close as soon as the output queue is flushed.
     closing: bool,
+    /// Queued bytes wait for the end of this loop pass to be written.
+    dirty: bool,
     /// Message-IDs this sender must not send more of (413 downstream).
     pub(super) rejected: HashSet<Bytes>,
     opened: Instant,
@@ -113,6 +120,8 @@ pub struct Engine<H: Host> {
     pub(super) tx: Transactions,
     pub(super) table: Box<dyn TxTable>,
     pub(super) ready: VecDeque<Token>,
+    /// Connections with queued bytes not yet written.
+    dirty: Vec<Token>,
     pub(super) tids: TidGen,
     pub(super) cfg: &'static Config,
     pub(super) host: H,
@@ -147,12 +156,13 @@ impl<H: Host> Engine<H> {
         Ok(Engine {
             poll,
             listeners: ls,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             next_token: first,
-            outbound: HashMap::new(),
+            outbound: HashMap::default(),
             tx: Transactions::default(),
             table,
             ready: VecDeque::new(),
+            dirty: Vec::new(),
             tids: TidGen::new(seed),
             cfg,
             host,
@@ -187,13 +197,20 @@ impl<H: Host> Engine<H> {
                     self.guarded(t, |s| s.drive(t));
                 }
             }
-            while let Some(t) = self.ready.pop_front() {
-                self.guarded(t, |s| {
-                    if let Some(c) = s.conns.get_mut(&t) {
-                        c.blocked = Blocked::No;
-                    }
-                    s.drive(t)
-                });
+            // Woken sources and pending writes, until both settle (a write
+            // can wake sources, a source can queue writes).
+            while !self.ready.is_empty() || !self.dirty.is_empty() {
+                while let Some(t) = self.ready.pop_front() {
+                    self.guarded(t, |s| {
+                        if let Some(c) = s.conns.get_mut(&t) {
+                            c.blocked = Blocked::No;
+                        }
+                        s.drive(t)
+                    });
+                }
+                for t in std::mem::take(&mut self.dirty) {
+                    self.guarded(t, |s| s.flush(t));
+                }
             }
             let now = Instant::now();
             self.expire_local(now);
@@ -277,7 +294,8 @@ impl<H: Host> Engine<H> {
             incoming: Incoming::Idle,
             blocked: Blocked::No,
             closing: false,
-            rejected: HashSet::new(),
+            dirty: false,
+            rejected: HashSet::default(),
             opened: Instant::now(),
             last_active: Instant::now(),
             got_frame: false,
@@ -302,11 +320,12 @@ impl<H: Host> Engine<H> {
                 );
                 continue;
             }
+            let stream: TcpStream = stream.into();
             let local = stream.local_addr().unwrap_or(self.listeners[idx].1);
             let t = self.alloc_token();
-            let mut c = Self::new_conn(stream, peer, local, None, self.cfg);
+            let c = Self::new_conn(stream, peer, local, None, self.cfg);
             if let Err(e) = self.poll.registry().register(
-                &mut c.stream,
+                &mut SourceFd(&c.stream.as_raw_fd()),
                 t,
                 Interest::READABLE | Interest::WRITABLE,
             ) {
@@ -354,39 +373,39 @@ impl<H: Host> Engine<H> {
             if !c.connected {
                 return;
             }
-            // A peer that does not read what it is sent (responses, REPORTs)
-            // is not read either, so its queue stays bounded.
-            if c.out_bytes > self.cfg.queue_high {
-                c.blocked = Blocked::OnDrain(t);
-                if !c.drain_waiters.contains(&t) {
-                    c.drain_waiters.push(t);
-                }
-                return;
-            }
-            let len = c.rbuf.len();
-            c.rbuf.resize(len + READ_CHUNK, 0);
-            let r = c.stream.read(&mut c.rbuf[len..]);
+            // Read into fresh, uninitialised capacity (std's TcpStream reads
+            // into spare capacity without zeroing it); the bytes then move
+            // into the parse buffer without a copy when it is empty.
+            let mut v = Vec::with_capacity(READ_CHUNK);
+            let r = (&c.stream).take(READ_CHUNK as u64).read_to_end(&mut v);
+            let mut stop = false;
             match r {
-                Ok(0) => {
-                    c.rbuf.truncate(len);
-                    c.eof = true;
-                }
-                Ok(n) => {
-                    c.rbuf.truncate(len + n);
-                    c.last_active = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    c.rbuf.truncate(len);
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => c.rbuf.truncate(len),
+                // short of the limit: the peer closed
+                Ok(_) if v.len() < READ_CHUNK => c.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => stop = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    c.rbuf.truncate(len);
                     let peer = c.peer;
                     log_info!("connection {} with {peer}: read error: {e}", t.0);
                     self.close(t, "read error");
                     return;
                 }
+            }
+            if !v.is_empty() {
+                c.last_active = Instant::now();
+                // a small read must not pin a whole read-sized allocation
+                // while its bytes wait in output queues
+                if v.len() < READ_CHUNK / 8 {
+                    v.shrink_to_fit();
+                }
+                if c.rbuf.is_empty() {
+                    c.rbuf = BytesMut::from(Bytes::from(v));
+                } else {
+                    c.rbuf.extend_from_slice(&v);
+                }
+            } else if stop {
+                return;
             }
         }
     }
@@ -454,15 +473,17 @@ impl<H: Host> Engine<H> {
                 return Ok(*t);
             }
         }
-        let stream = TcpStream::connect(addr)?;
+        let stream: TcpStream = mio::net::TcpStream::connect(addr)?.into();
         let t = self.alloc_token();
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let mut c = Self::new_conn(stream, addr, local, Some(addr), self.cfg);
-        self.poll
-            .registry()
-            .register(&mut c.stream, t, Interest::READABLE | Interest::WRITABLE)?;
+        let c = Self::new_conn(stream, addr, local, Some(addr), self.cfg);
+        self.poll.registry().register(
+            &mut SourceFd(&c.stream.as_raw_fd()),
+            t,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         log_dbg!("connecting to next hop {addr} (connection {})", t.0);
         self.conns.insert(t, c);
         self.outbound.insert(addr, t);
@@ -482,7 +503,18 @@ impl<H: Host> Engine<H> {
         if let Some(d) = self.conns.get_mut(&dest) {
             d.out_bytes += b.len();
             d.out.push_back(b);
-            self.flush(dest);
+            self.mark_dirty(dest);
+        }
+    }
+
+    /// `t` has bytes to write at the end of this loop pass (one vectored
+    /// write for everything queued meanwhile, not one per piece).
+    fn mark_dirty(&mut self, t: Token) {
+        if let Some(c) = self.conns.get_mut(&t) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(t);
+            }
         }
     }
 
@@ -527,7 +559,7 @@ impl<H: Host> Engine<H> {
             self.ready.push_back(w);
             break;
         }
-        self.flush(dest);
+        self.mark_dirty(dest);
     }
 
     /// Pauses `src` while `dest` has more than the high watermark queued.
@@ -587,6 +619,7 @@ impl<H: Host> Engine<H> {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
+        c.dirty = false;
         if !c.connected {
             return;
         }
@@ -630,6 +663,17 @@ impl<H: Host> Engine<H> {
         }
         if c.closing && c.out.is_empty() {
             self.close(t, "flushed");
+        } else if c.out_bytes > self.cfg.queue_high * OUT_QUEUE_LIMIT_FACTOR {
+            // Sources are paused above the high watermark, so only frames the
+            // relay itself produced for this peer (responses, REPORTs) pile
+            // up here: the peer does not read.
+            let peer = c.peer;
+            log_warn!(
+                "peer {peer} does not read: {} bytes queued for connection {}; closing it",
+                c.out_bytes,
+                t.0
+            );
+            self.close(t, "peer not reading");
         }
     }
 
@@ -638,7 +682,10 @@ impl<H: Host> Engine<H> {
         let Some(mut c) = self.conns.remove(&t) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut c.stream);
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&c.stream.as_raw_fd()));
         if let Some(key) = c.outbound {
             if self.outbound.get(&key) == Some(&t) {
                 self.outbound.remove(&key);

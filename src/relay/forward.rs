@@ -74,6 +74,16 @@ impl<H: Host> Engine<H> {
     /// A frame head arrived on `t`: run the event route once, then carry out
     /// the script's decisions.
     pub(super) fn on_head(&mut self, t: Token, head: FrameHead) {
+        // Responses to the relay's own SEND chunks are the relay's business
+        // (RFC 4976 §6.4.1: never forwarded): consumed here without running
+        // the script, which would otherwise run once per chunk.
+        if !head.is_request() && self.is_own_chunk_response(t, &head) {
+            self.on_response(t, &head, false);
+            if let Some(c) = self.conns.get_mut(&t) {
+                c.incoming = Incoming::Discard;
+            }
+            return;
+        }
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };

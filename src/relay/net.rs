@@ -32,7 +32,7 @@ pub fn listen(addr: SocketAddr, cfg: &Config) -> io::Result<TcpListener> {
 
 /// Per-connection options: no Nagle delay (MSRP frames are written whole or
 /// streamed), and the configured buffer sizes.
-pub fn tune(stream: &mio::net::TcpStream, cfg: &Config) {
+pub fn tune(stream: &std::net::TcpStream, cfg: &Config) {
     let s = SockRef::from(stream);
     let _ = s.set_nodelay(true);
     if cfg.so_rcvbuf > 0 {

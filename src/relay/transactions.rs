@@ -13,12 +13,12 @@
 //! among its outgoing chunks reports; later ones of the same chunk add
 //! nothing the sender can act on.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
 use mio::Token;
 use msrp_core::{build, ByteRange, EndFlag, FailureReport, FrameHead, StartLine, Status};
+use rustc_hash::FxHashMap as HashMap;
 
 use super::engine::{Engine, Host};
 use super::txtable::{Cause, Event, TxInfo, TxSlot};
@@ -313,6 +313,17 @@ impl<H: Host> Engine<H> {
                 }
             }
         }
+    }
+
+    /// Whether `head` answers one of the relay's own outgoing SEND chunks.
+    pub(super) fn is_own_chunk_response(&self, t: Token, head: &FrameHead) -> bool {
+        matches!(
+            self.tx
+                .outstanding
+                .get(&(t, head.transaction_id.clone()))
+                .map(|o| o.kind),
+            Some(TxKind::Chunk(_))
+        )
     }
 
     fn remove_outstanding(&mut self, key: &(Token, Bytes)) -> Option<Outstanding> {

@@ -9,11 +9,15 @@
 //! - [`body`]: deterministic pseudo-random bodies of any size, hashed while
 //!   streamed, never held whole in memory;
 //! - [`ids`]: random transaction and message identifiers;
+//! - [`kamailio`]: runs a real Kamailio with the module (tests, `msrp-bench`);
+//! - [`load`]: lean load generation and verifying sinks for `msrp-bench`;
 //! - [`process`]: small process helpers (signals, liveness, memory figures).
 
 pub mod body;
 pub mod endpoint;
 pub mod ids;
+pub mod kamailio;
+pub mod load;
 pub mod peer;
 pub mod process;
 

@@ -1,0 +1,621 @@
+//! Runs a real Kamailio with the msrp_relay module on free 127.0.0.1 ports in
+//! its own temporary directory, and stops it (its whole process group) on
+//! drop.
+//!
+//! Shared by the integration tests (`tests/common/mod.rs` re-exports it) and
+//! by `msrp-bench --spawn-relay`. The plain methods panic with a clear
+//! message (what tests want); the `try_` variants return errors instead.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where Debian's kamailio package keeps its modules.
+pub const KAMAILIO_MODULES: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
+
+/// How long Kamailio may take to start listening.
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long Kamailio may take to stop after SIGTERM before SIGKILL.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default `event_route[msrp:frame-in]` body.
+pub const DEFAULT_ROUTE: &str = r#"xlog("L_INFO", "frame-in $msrp(method) tid=$msrp(transid) from $si:$sp\n");
+    msrp_relay();"#;
+
+/// A modparam value: int or string literal.
+#[derive(Debug, Clone)]
+pub enum ModValue {
+    Int(i64),
+    Str(String),
+}
+
+impl ModValue {
+    fn render(&self) -> String {
+        match self {
+            ModValue::Int(i) => i.to_string(),
+            ModValue::Str(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RelayOpts {
+    /// Body of `event_route[msrp:frame-in]`.
+    pub route: String,
+    /// Extra `modparam("msrp_relay", name, value)` lines.
+    pub modparams: Vec<(String, ModValue)>,
+    /// Extra global cfg lines (placed before the modules are loaded).
+    pub global_lines: Vec<String>,
+    /// Number of MSRP listen ports (each gets a `listen` modparam).
+    pub listen_ports: usize,
+}
+
+impl Default for RelayOpts {
+    fn default() -> Self {
+        RelayOpts {
+            route: DEFAULT_ROUTE.to_owned(),
+            modparams: Vec::new(),
+            global_lines: Vec::new(),
+            listen_ports: 1,
+        }
+    }
+}
+
+impl RelayOpts {
+    pub fn route(mut self, body: &str) -> Self {
+        self.route = body.to_owned();
+        self
+    }
+
+    pub fn modparam_int(mut self, name: &str, v: i64) -> Self {
+        self.modparams.push((name.to_owned(), ModValue::Int(v)));
+        self
+    }
+
+    pub fn modparam_str(mut self, name: &str, v: &str) -> Self {
+        self.modparams
+            .push((name.to_owned(), ModValue::Str(v.to_owned())));
+        self
+    }
+
+    pub fn global(mut self, line: &str) -> Self {
+        self.global_lines.push(line.to_owned());
+        self
+    }
+}
+
+/// Path of the module: `$MSRP_RELAY_SO`, else `libmsrp_relay.so` in the
+/// directory of the running executable or its parent (`target/<profile>/`
+/// holds both the tools and the module; test binaries live in its `deps/`).
+pub fn find_module_so() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("MSRP_RELAY_SO") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return Err(format!(
+                "MSRP_RELAY_SO={} does not name an existing file",
+                p.display()
+            ));
+        }
+        return absolute(&p);
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join("libmsrp_relay.so"))
+        .collect();
+    match candidates.iter().find(|p| p.is_file()) {
+        Some(so) => absolute(so),
+        None => Err(format!(
+            "module not found at {} (build it with `cargo build` first, or set MSRP_RELAY_SO)",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )),
+    }
+}
+
+/// [`find_module_so`], panicking with its message.
+pub fn module_so() -> PathBuf {
+    find_module_so().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, String> {
+    fs::canonicalize(p).map_err(|e| format!("cannot resolve {}: {e}", p.display()))
+}
+
+/// An executable in `PATH`, or in `/usr/sbin` / `/usr/local/sbin` (where
+/// kamailio and kamcmd live; a non-root `PATH` may lack them).
+pub fn find_exe(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push("/usr/sbin".into());
+    dirs.push("/usr/local/sbin".into());
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn try_require_exe(name: &str) -> Result<PathBuf, String> {
+    find_exe(name).ok_or_else(|| {
+        format!("`{name}` not found in PATH (nor /usr/sbin): install Debian's kamailio package")
+    })
+}
+
+/// Path of a required executable; panics with a clear message if missing.
+pub fn require_exe(name: &str) -> PathBuf {
+    try_require_exe(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_tcp_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// A free UDP port on 127.0.0.1 (bound then released).
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp 127.0.0.1:0");
+    s.local_addr().expect("local_addr").port()
+}
+
+static INSTANCE: AtomicU64 = AtomicU64::new(0);
+
+fn make_tmpdir(prefix: &str) -> Result<PathBuf, String> {
+    let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{n}-{}",
+        std::process::id(),
+        crate::ids::random_alnum(6)
+    ));
+    fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Per-instance values a cfg is rendered from.
+#[derive(Debug)]
+pub struct CfgVars {
+    /// Temporary directory (runtime dir, working dir, ctl socket, log).
+    pub dir: PathBuf,
+    /// Free UDP port for Kamailio's SIP listener.
+    pub sip_port: u16,
+    /// Free TCP ports for the MSRP listeners.
+    pub msrp_ports: Vec<u16>,
+}
+
+/// A running Kamailio with the module loaded.
+pub struct Kamailio {
+    child: Option<Child>,
+    pgid: u32,
+    dir: PathBuf,
+    log_path: PathBuf,
+    msrp_ports: Vec<u16>,
+    sip_port: u16,
+    /// Print the log tail and keep `dir` when dropped during a panic.
+    keep_on_panic: bool,
+    /// Keep `dir` when dropped (start-up failed).
+    keep_dir: bool,
+}
+
+impl Kamailio {
+    /// Renders the cfg, starts Kamailio and waits until the first MSRP port
+    /// accepts connections (panics with the log tail otherwise).
+    pub fn start(opts: RelayOpts) -> Kamailio {
+        let so = module_so();
+        Kamailio::start_custom(opts.listen_ports, |v| render_cfg(&opts, &so, v))
+    }
+
+    /// Starts Kamailio with a cfg rendered by `render` from this instance's
+    /// ports and directory (for cfgs the standard template cannot express).
+    pub fn start_custom(listen_ports: usize, render: impl FnOnce(&CfgVars) -> String) -> Kamailio {
+        Kamailio::try_start_custom("msrp-relay-it", listen_ports, render)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Kamailio::start`] with an explicit module path, returning errors
+    /// (with the log tail) instead of panicking. `tmp_prefix` names the
+    /// temporary directory.
+    pub fn try_start(tmp_prefix: &str, so: &Path, opts: &RelayOpts) -> Result<Kamailio, String> {
+        Kamailio::try_start_custom(tmp_prefix, opts.listen_ports, |v| render_cfg(opts, so, v))
+    }
+
+    /// [`Kamailio::start_custom`], returning errors instead of panicking.
+    pub fn try_start_custom(
+        tmp_prefix: &str,
+        listen_ports: usize,
+        render: impl FnOnce(&CfgVars) -> String,
+    ) -> Result<Kamailio, String> {
+        let kamailio = try_require_exe("kamailio")?;
+        if !Path::new(KAMAILIO_MODULES).join("ctl.so").is_file() {
+            return Err(format!(
+                "{KAMAILIO_MODULES}ctl.so missing: install Debian's kamailio package"
+            ));
+        }
+        let vars = CfgVars {
+            dir: make_tmpdir(tmp_prefix)?,
+            sip_port: free_udp_port(),
+            msrp_ports: (0..listen_ports.max(1)).map(|_| free_tcp_port()).collect(),
+        };
+        let cfg = render(&vars);
+        let CfgVars {
+            dir,
+            sip_port,
+            msrp_ports,
+        } = vars;
+        let io = |what: &str, e: std::io::Error| format!("{what} in {}: {e}", dir.display());
+        let cfg_path = dir.join("kamailio.cfg");
+        fs::write(&cfg_path, &cfg).map_err(|e| io("write kamailio.cfg", e))?;
+        let log_path = dir.join("kamailio.log");
+        let log = fs::File::create(&log_path).map_err(|e| io("create log", e))?;
+        let log2 = log.try_clone().map_err(|e| io("dup log", e))?;
+        let child = Command::new(&kamailio)
+            .arg("-f")
+            .arg(&cfg_path)
+            .args(["-DD", "-E", "-m", "64", "-M", "16"])
+            .arg("-Y")
+            .arg(&dir)
+            .arg("-w")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", kamailio.display()))?;
+        let pgid = child.id();
+        let mut k = Kamailio {
+            child: Some(child),
+            pgid,
+            dir,
+            log_path,
+            msrp_ports,
+            sip_port,
+            keep_on_panic: true,
+            keep_dir: false,
+        };
+        match k.wait_listening() {
+            Ok(()) => Ok(k),
+            Err(e) => {
+                // Dropping `k` stops the process group; keep its files.
+                k.keep_dir = true;
+                Err(format!("{e}\n(kept {} for inspection)", k.dir.display()))
+            }
+        }
+    }
+
+    fn wait_listening(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let addr = self.relay_addr();
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return Err(format!(
+                    "kamailio exited during start-up ({status}); log tail:\n{}",
+                    self.log_tail(60)
+                ));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "kamailio did not listen on {addr} within {START_TIMEOUT:?}; log tail:\n{}",
+                    self.log_tail(60)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether a drop during a panic keeps the directory and prints the log
+    /// tail (default true).
+    pub fn set_keep_on_panic(&mut self, keep: bool) {
+        self.keep_on_panic = keep;
+    }
+
+    /// First MSRP listen address.
+    pub fn relay_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.msrp_ports[0]))
+    }
+
+    /// All MSRP listen addresses.
+    pub fn relay_addrs(&self) -> Vec<SocketAddr> {
+        self.msrp_ports
+            .iter()
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+            .collect()
+    }
+
+    /// `msrp://127.0.0.1:PORT/SESSION;tcp` for the first listen port.
+    pub fn relay_uri(&self, session: &str) -> String {
+        format!("msrp://127.0.0.1:{}/{session};tcp", self.msrp_ports[0])
+    }
+
+    /// SIP (UDP) port Kamailio listens on.
+    pub fn sip_port(&self) -> u16 {
+        self.sip_port
+    }
+
+    /// Temporary directory of this instance.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Main process id (also the process group id).
+    pub fn main_pid(&self) -> u32 {
+        self.pgid
+    }
+
+    /// Whether the main Kamailio process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Everything Kamailio logged so far.
+    pub fn log(&self) -> String {
+        fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until some log line satisfies `pred`; returns that line.
+    pub fn wait_for_log_line(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log().lines().find(|l| pred(l)) {
+                return Some(l.to_owned());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `kamcmd -s unix:<dir>/kamailio_ctl ARGS` (timeout 10 s) and
+    /// returns its stdout; panics with stderr on failure.
+    pub fn kamcmd(&self, args: &[&str]) -> String {
+        self.try_kamcmd(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Kamailio::kamcmd`], returning errors instead of panicking.
+    pub fn try_kamcmd(&self, args: &[&str]) -> Result<String, String> {
+        let kamcmd = try_require_exe("kamcmd")?;
+        let sock = format!("unix:{}", self.dir.join("kamailio_ctl").display());
+        let out_path = self
+            .dir
+            .join(format!("kamcmd-{}.out", crate::ids::random_alnum(6)));
+        let err_path = out_path.with_extension("err");
+        let create = |p: &Path| {
+            fs::File::create(p).map_err(|e| format!("kamcmd: create {}: {e}", p.display()))
+        };
+        let mut child = Command::new(&kamcmd)
+            .arg("-s")
+            .arg(&sock)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(create(&out_path)?)
+            .stderr(create(&err_path)?)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", kamcmd.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) => {}
+                Err(e) => return Err(format!("wait kamcmd: {e}")),
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("kamcmd {args:?} did not finish within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = fs::read_to_string(&out_path).unwrap_or_default();
+        let err = fs::read_to_string(&err_path).unwrap_or_default();
+        let _ = fs::remove_file(&out_path);
+        let _ = fs::remove_file(&err_path);
+        if !status.success() {
+            return Err(format!(
+                "kamcmd {args:?} failed ({status}): {err}{out}\nkamailio log tail:\n{}",
+                self.log_tail(30)
+            ));
+        }
+        Ok(out)
+    }
+
+    /// `(pid, description)` of every Kamailio process, from `core.psx`.
+    pub fn processes(&self) -> Vec<(u32, String)> {
+        parse_psx(&self.kamcmd(&["core.psx"]))
+    }
+
+    /// PIDs of the module's MSRP worker processes.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.try_worker_pids().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Kamailio::worker_pids`], returning errors instead of panicking.
+    pub fn try_worker_pids(&self) -> Result<Vec<u32>, String> {
+        Ok(parse_psx(&self.try_kamcmd(&["core.psx"])?)
+            .into_iter()
+            .filter(|(_, d)| d.starts_with("MSRP worker"))
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Current resident set size of a process in KiB.
+    pub fn rss_kib(pid: u32) -> u64 {
+        crate::process::rss_kib(pid).unwrap_or_else(|| panic!("no VmRSS for pid {pid}"))
+    }
+
+    /// Peak resident set size (VmHWM) of a process in KiB.
+    pub fn peak_rss_kib(pid: u32) -> u64 {
+        crate::process::peak_rss_kib(pid).unwrap_or_else(|| panic!("no VmHWM for pid {pid}"))
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = crate::process::terminate_group(self.pgid);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let mut exited = false;
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Children that outlived the main process, or a main process that
+        // ignored SIGTERM: SIGKILL the whole group (ESRCH is fine).
+        let _ = crate::process::kill_group(self.pgid);
+        if !exited {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+        if std::thread::panicking() && self.keep_on_panic {
+            eprintln!(
+                "kept {} for inspection; kamailio log tail:\n{}",
+                self.dir.display(),
+                self.log_tail(40)
+            );
+        } else if !self.keep_dir && std::env::var_os("MSRP_KEEP_TMP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Parses `kamcmd core.psx` output (`PID: n` / `DSC: text` entries).
+pub fn parse_psx(out: &str) -> Vec<(u32, String)> {
+    let mut res = Vec::new();
+    let mut pid: Option<u32> = None;
+    for line in out.lines() {
+        let line = line.trim();
+        if let Some(v) = line.strip_prefix("PID:") {
+            pid = v.trim().parse().ok();
+        } else if let Some(v) = line.strip_prefix("DSC:") {
+            if let Some(p) = pid.take() {
+                res.push((p, v.trim().to_owned()));
+            }
+        }
+    }
+    res
+}
+
+/// The standard cfg: the template of the test plan with `opts` filled in.
+pub fn render_cfg(opts: &RelayOpts, so: &Path, v: &CfgVars) -> String {
+    let (dir, sip_port, msrp_ports) = (&v.dir, v.sip_port, &v.msrp_ports);
+    let mut cfg = String::new();
+    let _ = writeln!(cfg, "#!KAMAILIO");
+    let _ = writeln!(cfg, "debug=2");
+    let _ = writeln!(cfg, "log_stderror=yes");
+    let _ = writeln!(cfg, "fork=yes");
+    let _ = writeln!(cfg, "children=1");
+    let _ = writeln!(cfg, "disable_tcp=yes");
+    let _ = writeln!(cfg, "listen=udp:127.0.0.1:{sip_port}");
+    for l in &opts.global_lines {
+        let _ = writeln!(cfg, "{l}");
+    }
+    let _ = writeln!(cfg, "mpath=\"{KAMAILIO_MODULES}\"");
+    let _ = writeln!(cfg, "loadmodule \"ctl.so\"");
+    let _ = writeln!(
+        cfg,
+        "modparam(\"ctl\", \"binrpc\", \"unix:{}/kamailio_ctl\")",
+        dir.display()
+    );
+    let _ = writeln!(cfg, "loadmodule \"pv.so\"");
+    let _ = writeln!(cfg, "loadmodule \"xlog.so\"");
+    let _ = writeln!(cfg, "loadmodule \"sl.so\"");
+    let _ = writeln!(cfg, "loadmodule \"{}\"", so.display());
+    for p in msrp_ports.iter() {
+        let _ = writeln!(
+            cfg,
+            "modparam(\"msrp_relay\", \"listen\", \"tcp:127.0.0.1:{p}\")"
+        );
+    }
+    for (name, v) in &opts.modparams {
+        let _ = writeln!(cfg, "modparam(\"msrp_relay\", \"{name}\", {})", v.render());
+    }
+    let _ = writeln!(cfg, "request_route {{ drop; }}");
+    let _ = writeln!(cfg, "event_route[msrp:frame-in] {{");
+    let _ = writeln!(cfg, "    {}", opts.route);
+    let _ = writeln!(cfg, "}}");
+    cfg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psx_and_cfg() {
+        let out = "PID: 10\nRANK: 0\nDSC: main process - attendant\n\
+                   PID: 11\nRANK: 1\nDSC: MSRP worker 1\n";
+        assert_eq!(
+            parse_psx(out),
+            vec![
+                (10, "main process - attendant".to_owned()),
+                (11, "MSRP worker 1".to_owned())
+            ]
+        );
+        let opts = RelayOpts::default()
+            .route("msrp_relay();")
+            .modparam_int("workers", 2)
+            .modparam_str("x", "a\"b");
+        let v = CfgVars {
+            dir: "/tmp/d".into(),
+            sip_port: 5060,
+            msrp_ports: vec![2855, 2856],
+        };
+        let cfg = render_cfg(&opts, Path::new("/m.so"), &v);
+        assert!(cfg.contains("modparam(\"msrp_relay\", \"listen\", \"tcp:127.0.0.1:2856\")"));
+        assert!(cfg.contains("modparam(\"msrp_relay\", \"workers\", 2)"));
+        assert!(cfg.contains("modparam(\"msrp_relay\", \"x\", \"a\\\"b\")"));
+        assert!(cfg.contains("loadmodule \"/m.so\""));
+        assert!(cfg.contains("unix:/tmp/d/kamailio_ctl"));
+    }
+}

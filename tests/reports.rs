@@ -1298,3 +1298,149 @@ fn thousand_outstanding_transactions_mixed_outcomes() {
     }
     eprintln!("1000: {} entries listed", listed.len());
 }
+
+/// Failure-Report `partial` on a large message: the relay does not keep an
+/// entry per outgoing chunk (successes are never answered, RFC 4975
+/// §7.1.4), so a table of 16 entries does not fill up over 512 chunks; an
+/// error answer to one chunk still finds its message and reports it once.
+#[test]
+fn partial_bulk_transfer_keeps_no_entry_per_chunk() {
+    const LEN: u64 = 1024 * 1024;
+    const CHUNK: u64 = 2048;
+    let k = Kamailio::start(
+        RelayOpts::default()
+            .modparam_int("msrp_max_chunk_size", CHUNK as i64)
+            .modparam_int("max_transactions", 16),
+    );
+    let relay = k.relay_uri("relay");
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let a = Client::connect(&k);
+    let a_uri = a.uri.clone();
+    let req = Request::send_streaming(&[&relay, &b_uri], &[&a_uri], LEN)
+        .with_header("Failure-Report", "partial");
+    let msg_id = req.header("Message-ID").unwrap().to_owned();
+    let sender = {
+        let req = req.clone();
+        std::thread::spawn(move || {
+            let mut peer = a.peer;
+            let r = peer.send_request_streaming(&req, BodyGen::new(9, LEN));
+            (peer, r)
+        })
+    };
+    let mut bp = b
+        .accept(T)
+        .unwrap_or_else(|e| panic!("relay did not connect to B: {e}\n{}", k.log_tail(20)));
+    let mut seen = 0u64;
+    let mut chunks = 0u64;
+    while seen < LEN {
+        let f = bp
+            .read_frame_hashed(T)
+            .unwrap_or_else(|e| panic!("B after {seen} bytes: {e}\n{}", k.log_tail(20)));
+        assert_eq!(f.header("Message-ID").as_deref(), Some(msg_id.as_str()));
+        assert!(f.body_len <= CHUNK, "{}", f.summary());
+        seen += f.body_len;
+        chunks += 1;
+        if chunks == 300 {
+            bp.send_response(&f, 415, Some("Unsupported Media Type"))
+                .expect("B answers 415");
+        }
+    }
+    assert_eq!(chunks, LEN / CHUNK);
+    let (mut a_peer, sent) = sender.join().expect("sender thread");
+    sent.unwrap_or_else(|e| panic!("A streaming send: {e}"));
+    let (responses, reports) = split(
+        read_frames(&k, &mut a_peer, 1, T, "partial bulk"),
+        "partial bulk",
+    );
+    assert!(responses.is_empty(), "no 200 for partial: {responses:?}");
+    assert_eq!(reports.len(), 1, "one REPORT");
+    assert_eq!(
+        reports[0].header("Status").as_deref(),
+        Some("000 415 Unsupported Media Type")
+    );
+    a_peer
+        .expect_nothing(QUIET)
+        .unwrap_or_else(|e| panic!("A after the REPORT: {e}"));
+    let m = rpc_reports(&k);
+    assert_eq!(m["table_full"], 0, "{m:?}");
+    assert_eq!(m["error_response"], 1, "{m:?}");
+    assert!(!k.log().contains("table full"), "log:\n{}", k.log_tail(20));
+}
+
+/// A next hop that reads but never answers gets at most a window of 1024
+/// unanswered chunks; the rest follows once those time out, and the sender
+/// gets its 200 and exactly one REPORT 408.
+#[test]
+fn silent_next_hop_is_held_to_a_request_window() {
+    const CHUNK: u64 = 2048;
+    const WINDOW: u64 = 1024;
+    const LEN: u64 = 2 * WINDOW * CHUNK;
+    let k = Kamailio::start(
+        RelayOpts::default()
+            .modparam_int("msrp_max_chunk_size", CHUNK as i64)
+            .modparam_int("transaction_timeout", 2),
+    );
+    let relay = k.relay_uri("relay");
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let a = Client::connect(&k);
+    let a_uri = a.uri.clone();
+    let req = Request::send_streaming(&[&relay, &b_uri], &[&a_uri], LEN)
+        .with_header("Failure-Report", "yes");
+    let sender = {
+        let req = req.clone();
+        std::thread::spawn(move || {
+            let mut peer = a.peer;
+            let r = peer.send_request_streaming(&req, BodyGen::new(11, LEN));
+            (peer, r)
+        })
+    };
+    let mut bp = b
+        .accept(T)
+        .unwrap_or_else(|e| panic!("relay did not connect to B: {e}\n{}", k.log_tail(20)));
+    let started = Instant::now();
+    let mut chunks = 0u64;
+    // Within the first second (timeout 2 s) only the window can arrive.
+    while let Ok(f) = bp.read_frame_hashed(Duration::from_millis(500)) {
+        if started.elapsed() > Duration::from_secs(1) {
+            chunks += 1;
+            break;
+        }
+        assert!(f.body_len <= CHUNK);
+        chunks += 1;
+        assert!(
+            chunks <= WINDOW,
+            "{chunks} unanswered chunks reached B within {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(
+        chunks >= WINDOW / 2,
+        "only {chunks} chunks before the pause"
+    );
+    // After the timeouts the rest arrives.
+    while chunks < LEN / CHUNK {
+        bp.read_frame_hashed(Duration::from_secs(8))
+            .unwrap_or_else(|e| panic!("B after {chunks} chunks: {e}\n{}", k.log_tail(20)));
+        chunks += 1;
+    }
+    let (mut a_peer, sent) = sender.join().expect("sender thread");
+    sent.unwrap_or_else(|e| panic!("A streaming send: {e}"));
+    let (responses, reports) = split(
+        read_frames(&k, &mut a_peer, 2, Duration::from_secs(10), "window"),
+        "window",
+    );
+    assert_eq!(
+        (responses.len(), reports.len()),
+        (1, 1),
+        "one 200, one REPORT"
+    );
+    assert_eq!(
+        reports[0].header("Status").as_deref(),
+        Some("000 408 Request Timeout")
+    );
+    a_peer
+        .expect_nothing(QUIET)
+        .unwrap_or_else(|e| panic!("A after the REPORT: {e}"));
+}

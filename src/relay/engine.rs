@@ -74,6 +74,8 @@ pub(super) enum Blocked {
     OnSlot(Token),
     /// The destination's output queue is above the high watermark.
     OnDrain(Token),
+    /// The destination has too many unanswered requests of the relay's.
+    OnWindow(Token),
 }
 
 pub(super) struct Conn {
@@ -96,6 +98,8 @@ pub(super) struct Conn {
     pub(super) stream_owner: Option<Token>,
     pub(super) slot_waiters: VecDeque<Token>,
     pub(super) drain_waiters: Vec<Token>,
+    /// Sources waiting for this next hop to answer (request window).
+    pub(super) window_waiters: Vec<Token>,
     pub(super) incoming: Incoming,
     pub(super) blocked: Blocked,
     /// Close as soon as the output queue is flushed.
@@ -291,6 +295,7 @@ impl<H: Host> Engine<H> {
             stream_owner: None,
             slot_waiters: VecDeque::new(),
             drain_waiters: Vec::new(),
+            window_waiters: Vec::new(),
             incoming: Incoming::Idle,
             blocked: Blocked::No,
             closing: false,
@@ -704,7 +709,9 @@ impl<H: Host> Engine<H> {
         // Sources that were waiting for this connection.
         let mut wake = Vec::new();
         for (tok, other) in self.conns.iter_mut() {
-            if matches!(other.blocked, Blocked::OnSlot(d) | Blocked::OnDrain(d) if d == t) {
+            if matches!(other.blocked,
+                Blocked::OnSlot(d) | Blocked::OnDrain(d) | Blocked::OnWindow(d) if d == t)
+            {
                 other.blocked = Blocked::No;
                 wake.push(*tok);
             }

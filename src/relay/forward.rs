@@ -370,6 +370,23 @@ impl<H: Host> Engine<H> {
             }
             match ev {
                 ChunkEvent::Start(range) => {
+                    // RFC 4975 has no window, but the relay keeps state per
+                    // request it sends: a next hop that stops answering
+                    // stops getting more (until answers or timeouts).
+                    if self.window_full(dest) {
+                        if let Some(d) = self.conns.get_mut(&dest) {
+                            if !d.window_waiters.contains(&t) {
+                                d.window_waiters.push(t);
+                            }
+                        }
+                        if let Some(c) = self.conns.get_mut(&t) {
+                            c.blocked = Blocked::OnWindow(dest);
+                            if let Incoming::Forward(f) = &mut c.incoming {
+                                f.pending.push_front(ChunkEvent::Start(range));
+                            }
+                        }
+                        return false;
+                    }
                     let owner = self.conns.get(&dest).and_then(|d| d.stream_owner);
                     if owner.is_some_and(|o| o != t) {
                         if let Some(d) = self.conns.get_mut(&dest) {
@@ -388,7 +405,11 @@ impl<H: Host> Engine<H> {
                     if let Some(d) = self.conns.get_mut(&dest) {
                         d.stream_owner = Some(t);
                     }
-                    let tid = self.tids.next_tid();
+                    let in_id = self.fwd_mut(t).and_then(|f| f.in_id);
+                    let tid = match in_id.and_then(|id| self.partial_tid(id, dest)) {
+                        Some(tid) => tid,
+                        None => self.tids.next_tid(),
+                    };
                     let Some(c) = self.conns.get_mut(&t) else {
                         return false;
                     };

@@ -39,6 +39,15 @@ pub(super) struct InTx {
     received: u64,
     /// Outgoing chunks not yet answered.
     subs: u32,
+    /// "partial": the chunks' transaction IDs are `prefix` + a 6-character
+    /// sequence number, so an error response finds its incoming chunk
+    /// without an entry per outgoing chunk (successes are never answered,
+    /// RFC 4975 §7.1.4). Set while such chunks may still get an answer.
+    partial_prefix: Option<Bytes>,
+    partial_dest: Option<Token>,
+    partial_seq: u32,
+    /// Answers to the group are accepted until then.
+    partial_until: Option<Instant>,
     /// The incoming chunk is still arriving.
     receiving: bool,
     reported: bool,
@@ -65,6 +74,10 @@ impl InTx {
             total: range.and_then(|r| r.total),
             received: 0,
             subs: 0,
+            partial_prefix: None,
+            partial_dest: None,
+            partial_seq: 0,
+            partial_until: None,
             receiving: true,
             reported: false,
         }
@@ -145,7 +158,19 @@ pub(super) struct Transactions {
     by_slot: HashMap<TxSlot, (Token, Bytes)>,
     /// (deadline, key) for entries without a table slot, in arming order.
     local_deadlines: std::collections::VecDeque<(Instant, Token, Bytes)>,
+    /// "partial" chunk groups: (next hop, tid prefix) -> incoming chunk.
+    partial: HashMap<(Token, Bytes), u64>,
+    partial_deadlines: std::collections::VecDeque<(Instant, u64)>,
+    /// Unanswered requests per next hop (the request window).
+    per_dest: HashMap<Token, u32>,
 }
+
+/// Most requests the relay keeps unanswered towards one next hop before it
+/// stops sending it more (16 MiB of 16 KiB chunks).
+const REQUEST_WINDOW: u32 = 1024;
+/// Length of the prefix of "partial" chunk transaction IDs.
+const PARTIAL_PREFIX_LEN: usize = 16;
+const PARTIAL_SEQ_LEN: usize = 6;
 
 impl<H: Host> Engine<H> {
     pub(super) fn new_in_tx(&mut self, tx: InTx) -> u64 {
@@ -164,8 +189,16 @@ impl<H: Host> Engine<H> {
     /// The incoming chunk has been received (and forwarded as far as it
     /// goes).
     pub(super) fn in_tx_received_all(&mut self, id: u64) {
+        let timeout = self.cfg.transaction_timeout;
         if let Some(tx) = self.tx.in_txs.get_mut(&id) {
             tx.receiving = false;
+            // a "partial" group whose timer never started (aborted before a
+            // chunk ended) or already ran out still gets its full timeout
+            if tx.partial_prefix.is_some() && tx.partial_until.is_none_or(|u| u <= Instant::now()) {
+                let at = Instant::now() + timeout;
+                tx.partial_until = Some(at);
+                self.tx.partial_deadlines.push_back((at, id));
+            }
         }
         self.in_tx_maybe_done(id);
     }
@@ -175,7 +208,7 @@ impl<H: Host> Engine<H> {
             .tx
             .in_txs
             .get(&id)
-            .is_some_and(|tx| !tx.receiving && tx.subs == 0)
+            .is_some_and(|tx| !tx.receiving && tx.subs == 0 && tx.partial_prefix.is_none())
         {
             self.tx.in_txs.remove(&id);
         }
@@ -196,6 +229,10 @@ impl<H: Host> Engine<H> {
                     // RFC 4975 §7.1.4: with "no" the next hop sends no
                     // response at all: nothing to wait for.
                     if tx.failure_report == FailureReport::No {
+                        return;
+                    }
+                    // "partial": tracked per group, see partial_tid
+                    if tx.failure_report == FailureReport::Partial {
                         return;
                     }
                     tx.subs += 1;
@@ -226,13 +263,82 @@ impl<H: Host> Engine<H> {
                 );
             }
         }
+        *self.tx.per_dest.entry(dest).or_default() += 1;
         self.tx.outstanding.insert((dest, tid), o);
+    }
+
+    /// Whether `dest` has a full window of unanswered requests.
+    pub(super) fn window_full(&self, dest: Token) -> bool {
+        self.tx
+            .per_dest
+            .get(&dest)
+            .is_some_and(|n| *n >= REQUEST_WINDOW)
+    }
+
+    /// Transaction ID for the next outgoing chunk of incoming chunk `id`
+    /// when its Failure-Report is "partial" (None otherwise).
+    pub(super) fn partial_tid(&mut self, id: u64, dest: Token) -> Option<Bytes> {
+        let tx = self.tx.in_txs.get(&id)?;
+        if tx.failure_report != FailureReport::Partial {
+            return None;
+        }
+        let prefix = match (&tx.partial_prefix, tx.partial_dest) {
+            (Some(p), Some(d)) if d == dest => p.clone(),
+            _ => {
+                let p = self.tids.next_tid();
+                self.tx.partial.insert((dest, p.clone()), id);
+                let tx = self.tx.in_txs.get_mut(&id)?;
+                if let (Some(old), Some(d)) = (tx.partial_prefix.take(), tx.partial_dest) {
+                    self.tx.partial.remove(&(d, old));
+                }
+                tx.partial_prefix = Some(p.clone());
+                tx.partial_dest = Some(dest);
+                p
+            }
+        };
+        let tx = self.tx.in_txs.get_mut(&id)?;
+        tx.partial_seq += 1;
+        let mut tid = prefix.to_vec();
+        tid.extend_from_slice(
+            format!("{:0width$}", tx.partial_seq, width = PARTIAL_SEQ_LEN).as_bytes(),
+        );
+        Some(Bytes::from(tid))
+    }
+
+    /// The incoming chunk a "partial" chunk's transaction ID belongs to.
+    fn partial_group(&self, t: Token, tid: &[u8]) -> Option<u64> {
+        if tid.len() != PARTIAL_PREFIX_LEN + PARTIAL_SEQ_LEN {
+            return None;
+        }
+        let prefix = Bytes::copy_from_slice(&tid[..PARTIAL_PREFIX_LEN]);
+        self.tx.partial.get(&(t, prefix)).copied()
+    }
+
+    /// Ends a "partial" group: its chunks can no longer be answered.
+    fn end_partial(&mut self, id: u64) {
+        if let Some(tx) = self.tx.in_txs.get_mut(&id) {
+            if let (Some(p), Some(d)) = (tx.partial_prefix.take(), tx.partial_dest.take()) {
+                self.tx.partial.remove(&(d, p));
+            }
+            tx.partial_until = None;
+        }
+        self.in_tx_maybe_done(id);
     }
 
     /// The request's last byte is queued: its response timer starts
     /// (RFC 4976 §6.4.1).
     pub(super) fn arm(&mut self, dest: Token, tid: Bytes) {
         let timeout = self.cfg.transaction_timeout;
+        if let Some(id) = self.partial_group(dest, &tid) {
+            // answers to a "partial" group are awaited until the timeout
+            // after its last chunk
+            let at = Instant::now() + timeout;
+            if let Some(tx) = self.tx.in_txs.get_mut(&id) {
+                tx.partial_until = Some(at);
+                self.tx.partial_deadlines.push_back((at, id));
+            }
+            return;
+        }
         let key = (dest, tid);
         let Some(o) = self.tx.outstanding.get_mut(&key) else {
             return;
@@ -258,8 +364,21 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// Expiry of entries that found no room in the shared table.
+    /// Expiry of entries that found no room in the shared table, and of
+    /// "partial" groups.
     pub(super) fn expire_local(&mut self, now: Instant) {
+        while let Some((at, id)) = self.tx.partial_deadlines.front().copied() {
+            if at > now {
+                break;
+            }
+            self.tx.partial_deadlines.pop_front();
+            let Some(tx) = self.tx.in_txs.get(&id) else {
+                continue;
+            };
+            if tx.partial_until == Some(at) && !tx.receiving {
+                self.end_partial(id);
+            }
+        }
         while let Some((at, _, _)) = self.tx.local_deadlines.front() {
             if *at > now {
                 break;
@@ -281,6 +400,21 @@ impl<H: Host> Engine<H> {
     /// `msrp_relay()`.
     pub(super) fn on_response(&mut self, t: Token, head: &FrameHead, relay: bool) {
         let key = (t, head.transaction_id.clone());
+        if let Some(id) = self.partial_group(t, &head.transaction_id) {
+            let code = head.status_code().unwrap_or(0);
+            if code != 200 {
+                log_info!(
+                    "next hop answered {code} to chunk {} (connection {})",
+                    String::from_utf8_lossy(&head.transaction_id),
+                    t.0
+                );
+                self.report(id, code, reason(code), Cause::ErrorResponse);
+                if code == 413 {
+                    self.stop_message(id);
+                }
+            }
+            return;
+        }
         let Some(kind) = self.tx.outstanding.get(&key).map(|o| o.kind) else {
             log_info!(
                 "response {} for unknown transaction {} on connection {}: dropped",
@@ -317,17 +451,34 @@ impl<H: Host> Engine<H> {
 
     /// Whether `head` answers one of the relay's own outgoing SEND chunks.
     pub(super) fn is_own_chunk_response(&self, t: Token, head: &FrameHead) -> bool {
-        matches!(
-            self.tx
-                .outstanding
-                .get(&(t, head.transaction_id.clone()))
-                .map(|o| o.kind),
-            Some(TxKind::Chunk(_))
-        )
+        self.partial_group(t, &head.transaction_id).is_some()
+            || matches!(
+                self.tx
+                    .outstanding
+                    .get(&(t, head.transaction_id.clone()))
+                    .map(|o| o.kind),
+                Some(TxKind::Chunk(_))
+            )
     }
 
     fn remove_outstanding(&mut self, key: &(Token, Bytes)) -> Option<Outstanding> {
         let o = self.tx.outstanding.remove(key)?;
+        let dest = key.0;
+        let left = match self.tx.per_dest.get_mut(&dest) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        if left == 0 {
+            self.tx.per_dest.remove(&dest);
+        }
+        if left <= REQUEST_WINDOW / 2 {
+            if let Some(d) = self.conns.get_mut(&dest) {
+                self.ready.extend(d.window_waiters.drain(..));
+            }
+        }
         if let Some(slot) = o.slot {
             self.tx.by_slot.remove(&slot);
             self.table.remove(slot);
@@ -503,6 +654,22 @@ impl<H: Host> Engine<H> {
         for k in keys {
             self.finish(k, Outcome::Lost(cause));
         }
+        let groups: Vec<u64> = self
+            .tx
+            .partial
+            .iter()
+            .filter(|((d, _), _)| *d == t)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in groups {
+            let text = match cause {
+                Cause::Unreachable => "Next Hop Unreachable",
+                _ => "Next Hop Connection Lost",
+            };
+            self.report(id, 408, text, cause);
+            self.end_partial(id);
+        }
+        self.tx.per_dest.remove(&t);
         let feeding: Vec<Token> = self
             .conns
             .iter()

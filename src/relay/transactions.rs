@@ -163,6 +163,8 @@ pub(super) struct Transactions {
     partial_deadlines: std::collections::VecDeque<(Instant, u64)>,
     /// Unanswered requests per next hop (the request window).
     per_dest: HashMap<Token, u32>,
+    /// Last "table full" warning.
+    table_full_logged: Option<Instant>,
 }
 
 /// Most requests the relay keeps unanswered towards one next hop before it
@@ -257,10 +259,18 @@ impl<H: Host> Engine<H> {
             }
             Err(e) => {
                 self.table.count(Event::TableFull);
-                log_warn!(
-                    "{e}: transaction {} is tracked by this worker only",
-                    String::from_utf8_lossy(&tid)
-                );
+                // once per second at most: a full table means many of these
+                let now = Instant::now();
+                if self
+                    .tx
+                    .table_full_logged
+                    .is_none_or(|at| now.duration_since(at).as_secs() >= 1)
+                {
+                    self.tx.table_full_logged = Some(now);
+                    log_warn!(
+                        "{e}: transactions are tracked by this worker only (see msrp_relay.reports table_full)"
+                    );
+                }
             }
         }
         *self.tx.per_dest.entry(dest).or_default() += 1;

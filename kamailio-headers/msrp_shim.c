@@ -197,6 +197,13 @@ int msrp_shim_get_svalue(struct sip_msg *msg, void *param,
 	return 0;
 }
 
+int msrp_shim_get_ivalue(struct sip_msg *msg, void *param, int *val)
+{
+	if(fixup_get_ivalue(msg, (gparam_t *)param, val) != 0)
+		return -1;
+	return 0;
+}
+
 void msrp_shim_pv_set_name_id(struct _pv_spec *sp, int id)
 {
 	sp->pvp.pvn.type = PV_NAME_INTSTR;

@@ -48,6 +48,8 @@ void msrp_shim_free_msg(struct sip_msg *msg);
 int msrp_shim_get_svalue(struct sip_msg *msg, void *param,
 		const char **s, int *len);
 
+int msrp_shim_get_ivalue(struct sip_msg *msg, void *param, int *val);
+
 /* $msrp(name): store/read the parsed key id in the pv spec */
 void msrp_shim_pv_set_name_id(struct _pv_spec *sp, int id);
 int msrp_shim_pv_get_name_id(struct _pv_param *param);

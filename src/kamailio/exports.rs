@@ -67,7 +67,7 @@ const fn cmd(
 /// The cfg functions of msrp_relay. `msrp_reply/3` is called by the core with
 /// a third `char *` argument (cmd_function3); the table stores it as a
 /// two-argument pointer, exactly as C modules do.
-static CMDS: Exported<[sys::cmd_export_t; 7]> = Exported::new([
+static CMDS: Exported<[sys::cmd_export_t; 12]> = Exported::new([
     cmd(c"msrp_relay", w_msrp_relay, 0, None, None),
     cmd(
         c"msrp_reply",
@@ -99,6 +99,29 @@ static CMDS: Exported<[sys::cmd_export_t; 7]> = Exported::new([
     cmd(c"msrp_is_request", w_msrp_is_request, 0, None, None),
     cmd(c"msrp_is_reply", w_msrp_is_reply, 0, None, None),
     cmd(c"msrp_test_panic", w_msrp_test_panic, 0, None, None),
+    cmd(c"msrp_cmap_save", w_msrp_cmap_save, 0, None, None),
+    cmd(c"msrp_cmap_lookup", w_msrp_cmap_lookup, 0, None, None),
+    cmd(
+        c"msrp_set_dst",
+        w_msrp_set_dst,
+        2,
+        Some(sys::fixup_spve_all),
+        Some(sys::fixup_free_spve_all),
+    ),
+    cmd(
+        c"msrp_relay_flags",
+        w_msrp_relay_flags,
+        1,
+        Some(sys::fixup_igp_null),
+        Some(sys::fixup_free_igp_null),
+    ),
+    cmd(
+        c"msrp_reply_flags",
+        w_msrp_reply_flags,
+        1,
+        Some(sys::fixup_igp_null),
+        Some(sys::fixup_free_igp_null),
+    ),
     sys::cmd_export_t {
         name: ptr::null_mut(),
         function: None,
@@ -126,7 +149,7 @@ const INT: u32 = sys::PARAM_INT;
 /// cannot evaluate.
 const PARAM_USE_FUNC: u32 = 1 << (8 * std::mem::size_of::<c_int>() - 1);
 
-static PARAMS: Exported<[sys::param_export_t; 17]> = Exported::new([
+static PARAMS: Exported<[sys::param_export_t; 22]> = Exported::new([
     param(c"listen", sys::PARAM_STRING, p_listen),
     param(c"msrp_max_chunk_size", INT, p_max_chunk_size),
     param(c"workers", INT, p_workers),
@@ -142,6 +165,13 @@ static PARAMS: Exported<[sys::param_export_t; 17]> = Exported::new([
     param(c"idle_timeout", INT, p_idle),
     param(c"alias", sys::PARAM_STRING, p_alias),
     param(c"test_mode", INT, p_test_mode),
+    param(c"auth_min_expires", INT, p_auth_min),
+    param(c"auth_max_expires", INT, p_auth_max),
+    param(c"use_path_addr", sys::PARAM_STRING, p_use_path_addr),
+    // stock msrp parameters without a role here (the map is always on and
+    // expires entries itself): accepted so configs keep loading
+    param(c"cmap_size", INT, p_cmap_size),
+    param(c"timer_interval", INT, p_timer_interval),
     // accepted for configs written for the stock msrp module: the SIP
     // message is always built from the frame head here.
     param(c"sipmsg", INT, p_sipmsg),
@@ -280,6 +310,22 @@ int_param!(p_tx_timeout, "transaction_timeout");
 int_param!(p_max_tx, "max_transactions");
 int_param!(p_first_req, "first_request_timeout");
 int_param!(p_idle, "idle_timeout");
+int_param!(p_auth_min, "auth_min_expires");
+int_param!(p_auth_max, "auth_max_expires");
+int_param!(p_cmap_size, "cmap_size");
+int_param!(p_timer_interval, "timer_interval");
+
+unsafe extern "C" fn p_use_path_addr(_ty: u32, val: *mut c_void) -> c_int {
+    guard("modparam use_path_addr", -1, || {
+        // SAFETY: registered as PARAM_STRING.
+        let Some(s) = (unsafe { param_str(val) }) else {
+            log_err!("modparam use_path_addr: not a valid string");
+            return -1;
+        };
+        config::set_use_path_addr(s);
+        0
+    })
+}
 
 unsafe extern "C" fn p_alias(_ty: u32, val: *mut c_void) -> c_int {
     guard("modparam alias", -1, || {
@@ -408,6 +454,112 @@ unsafe extern "C" fn w_msrp_is_reply(
 ) -> c_int {
     guard("msrp_is_reply()", -1, || {
         ret(script::current(|f| !f.head.is_request()).unwrap_or(false))
+    })
+}
+
+/// Script result of a connection-map call, as the stock module: 1 ok,
+/// negative on failure (the reason logged at debug level).
+fn script_result(r: Option<Result<(), script::ScriptError>>, what: &str) -> c_int {
+    match r {
+        Some(Ok(())) => 1,
+        Some(Err(e)) => {
+            log_dbg!("{what}: {e}");
+            -1
+        }
+        None => {
+            log_err!("{what}: {}", script::ScriptError::NoFrame);
+            -1
+        }
+    }
+}
+
+unsafe extern "C" fn w_msrp_cmap_save(
+    _m: *mut sys::sip_msg,
+    _a: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
+    guard("msrp_cmap_save()", -1, || {
+        let Some(cfg) = config::get() else {
+            return -1;
+        };
+        script_result(
+            script::current(|f| {
+                f.cmap_save(
+                    cfg.auth_min_expires,
+                    cfg.auth_max_expires,
+                    cfg.use_path_addr.as_deref(),
+                )
+            }),
+            "msrp_cmap_save()",
+        )
+    })
+}
+
+unsafe extern "C" fn w_msrp_cmap_lookup(
+    _m: *mut sys::sip_msg,
+    _a: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
+    guard("msrp_cmap_lookup()", -1, || {
+        script_result(script::current(|f| f.cmap_lookup()), "msrp_cmap_lookup()")
+    })
+}
+
+unsafe extern "C" fn w_msrp_set_dst(
+    m: *mut sys::sip_msg,
+    addr: *mut c_char,
+    sock: *mut c_char,
+) -> c_int {
+    guard("msrp_set_dst()", -1, || {
+        // SAFETY: parameters fixed up by fixup_spve_all for this function.
+        let (a, s) = unsafe { (svalue(m, addr), svalue(m, sock)) };
+        let Some(a) = a else {
+            log_err!("msrp_set_dst(): cannot evaluate the address");
+            return -1;
+        };
+        if let Some(s) = s.filter(|s| !s.is_empty()) {
+            log_dbg!(
+                "msrp_set_dst(): local socket {} ignored: the module sends from its own sockets",
+                String::from_utf8_lossy(&s)
+            );
+        }
+        script_result(script::current(|f| f.set_dst(&a)), "msrp_set_dst()")
+    })
+}
+
+/// # Safety
+/// `p` is a parameter fixed up with fixup_igp_null for `m`.
+unsafe fn ivalue(m: *mut sys::sip_msg, p: *mut c_char) -> Option<i32> {
+    let mut v: c_int = 0;
+    // SAFETY: see the function contract.
+    (unsafe { sys::msrp_shim_get_ivalue(m, p.cast(), &mut v) } == 0).then_some(v)
+}
+
+unsafe extern "C" fn w_msrp_relay_flags(
+    m: *mut sys::sip_msg,
+    flags: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
+    guard("msrp_relay_flags()", -1, || {
+        // SAFETY: fixed up by fixup_igp_null.
+        let Some(v) = (unsafe { ivalue(m, flags) }) else {
+            log_err!("msrp_relay_flags(): cannot evaluate the flags");
+            return -1;
+        };
+        ret(script::current(|f| f.set_relay_flags(v as u32)).is_some())
+    })
+}
+
+/// Accepted for stock configs: replies always go back on the connection the
+/// request came on, so there are no reply flags to apply.
+unsafe extern "C" fn w_msrp_reply_flags(
+    m: *mut sys::sip_msg,
+    flags: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
+    guard("msrp_reply_flags()", -1, || {
+        // SAFETY: fixed up by fixup_igp_null.
+        ret(unsafe { ivalue(m, flags) }.is_some())
     })
 }
 

@@ -55,6 +55,12 @@ pub struct Config {
     pub aliases: Vec<String>,
     /// Capacity of the shared transaction table.
     pub max_transactions: u32,
+    /// AUTH `Expires` bounds (RFC 4976 §6.3), seconds.
+    pub auth_min_expires: u64,
+    pub auth_max_expires: u64,
+    /// `host:port` put into Use-Path URIs (default: the address the AUTH
+    /// arrived on).
+    pub use_path_addr: Option<String>,
     /// 0 = forward chunks as they come.
     pub max_chunk_size: usize,
     pub workers: usize,
@@ -82,6 +88,7 @@ pub struct Config {
 struct Builder {
     listen: Vec<SocketAddr>,
     aliases: Vec<String>,
+    use_path_addr: Option<String>,
     ints: Vec<(&'static str, i64)>,
     errors: Vec<ConfigError>,
 }
@@ -119,6 +126,14 @@ pub fn add_alias(value: &str) {
         .get_or_insert_with(Builder::default)
         .aliases
         .push(value.trim().to_ascii_lowercase());
+}
+
+/// `modparam("msrp_relay", "use_path_addr", "host:port")`.
+pub fn set_use_path_addr(value: &str) {
+    BUILDER
+        .lock()
+        .get_or_insert_with(Builder::default)
+        .use_path_addr = Some(value.trim().to_string());
 }
 
 /// Integer modparams; validated in [`freeze`].
@@ -161,6 +176,9 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
     let mut c = Config {
         listen: b.listen,
         aliases: b.aliases,
+        auth_min_expires: 60,
+        auth_max_expires: 3600,
+        use_path_addr: b.use_path_addr,
         max_transactions: DEFAULT_MAX_TRANSACTIONS,
         max_chunk_size: DEFAULT_MAX_CHUNK_SIZE,
         workers: DEFAULT_WORKERS,
@@ -198,6 +216,12 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
                 .map(|v| c.first_request_timeout = std::time::Duration::from_secs(v as u64)),
             "idle_timeout" => range(name, v, 0, 86400 * 7, None)
                 .map(|v| c.idle_timeout = std::time::Duration::from_secs(v as u64)),
+            "auth_min_expires" => {
+                range(name, v, 1, 86400 * 365, None).map(|v| c.auth_min_expires = v as u64)
+            }
+            "auth_max_expires" => {
+                range(name, v, 1, 86400 * 365, None).map(|v| c.auth_max_expires = v as u64)
+            }
             "max_transactions" => {
                 range(name, v, 16, 1_000_000, None).map(|v| c.max_transactions = v as u32)
             }
@@ -212,6 +236,13 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
     }
     if c.listen.is_empty() {
         errors.push(ConfigError::NoListen);
+    }
+    if c.auth_min_expires > c.auth_max_expires {
+        errors.push(ConfigError::OutOfRange {
+            name: "auth_min_expires",
+            value: c.auth_min_expires as i64,
+            range: format!("at most auth_max_expires ({})", c.auth_max_expires),
+        });
     }
     if c.queue_low >= c.queue_high {
         errors.push(ConfigError::Watermarks {

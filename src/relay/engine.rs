@@ -221,6 +221,7 @@ impl<H: Host> Engine<H> {
             if now.duration_since(last_sweep) >= Duration::from_secs(1) {
                 last_sweep = now;
                 self.sweep_idle(now);
+                super::cmap::with(|m| m.expire(now));
             }
         }
     }
@@ -471,12 +472,18 @@ impl<H: Host> Engine<H> {
         }
     }
 
+    /// The live outbound connection to `addr`, if any.
+    pub(super) fn existing_connection(&self, addr: SocketAddr) -> Option<Token> {
+        self.outbound
+            .get(&addr)
+            .copied()
+            .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing))
+    }
+
     /// Existing connection to `addr`, or a new non-blocking connect.
     pub(super) fn connection_to(&mut self, addr: SocketAddr) -> io::Result<Token> {
-        if let Some(t) = self.outbound.get(&addr) {
-            if self.conns.get(t).is_some_and(|c| !c.closing) {
-                return Ok(*t);
-            }
+        if let Some(t) = self.existing_connection(addr) {
+            return Ok(t);
         }
         let stream: TcpStream = mio::net::TcpStream::connect(addr)?.into();
         let t = self.alloc_token();
@@ -697,6 +704,7 @@ impl<H: Host> Engine<H> {
             }
         }
         log_dbg!("connection {} with {} closed: {why}", t.0, c.peer);
+        super::cmap::with(|m| m.remove_connection(t.0 as i64));
         // A chunk this connection was streaming downstream is cut: abort it
         // there with '#' (RFC 4975 §7.1) so the next hop resynchronises.
         if let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) {

@@ -10,7 +10,7 @@ use mio::Token;
 use msrp_core::{build, ByteRange, ChunkEvent, Chunker, FailureReport, FrameHead, Header, MsrpUri};
 
 use super::engine::{Blocked, Conn, Engine, Host, Incoming};
-use super::script::{self, FrameCtx};
+use super::script::{self, Dst, FrameCtx};
 use super::transactions::{InTx, Outstanding};
 use super::txtable::Cause;
 use crate::{log_dbg, log_warn};
@@ -59,6 +59,12 @@ impl Forward {
             build::end_line(tid, flag)
         }
     }
+}
+
+/// What the script chose for a request it relays.
+pub(super) struct Route {
+    dst: Option<Dst>,
+    flags: u32,
 }
 
 /// Why a request is not forwarded.
@@ -126,7 +132,11 @@ impl<H: Host> Engine<H> {
         if !head.is_request() {
             self.on_response(t, &head, actions.relay);
         } else if actions.relay {
-            match self.forward_request(t, &head, known_len, replied) {
+            let route = Route {
+                dst: actions.dst,
+                flags: actions.relay_flags,
+            };
+            match self.forward_request(t, &head, known_len, replied, route) {
                 Ok(f) => {
                     if let Some(c) = self.conns.get_mut(&t) {
                         c.incoming = Incoming::Forward(Box::new(f));
@@ -157,6 +167,7 @@ impl<H: Host> Engine<H> {
         head: &FrameHead,
         known_len: Option<u64>,
         replied: bool,
+        route: Route,
     ) -> Result<Forward, NotForwarded> {
         let peer = self
             .conns
@@ -216,12 +227,19 @@ impl<H: Host> Engine<H> {
             log_warn!("not relaying request from {peer}: To-Path has no next hop");
             return Err(NotForwarded::Respond(400, "Bad Request"));
         };
-        let dest = match resolve(&to_path[0]) {
-            Ok(addr) => match self.connection_to(addr) {
-                Ok(d) => Ok(d),
-                Err(e) => Err(format!("cannot connect to {addr}: {e}")),
-            },
-            Err(e) => Err(e),
+        let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
+        let dest = match route.dst {
+            // msrp_cmap_lookup(): the client's own connection
+            Some(Dst::Connection(conid)) => {
+                let tok = Token(conid as usize);
+                if self.conns.contains_key(&tok) {
+                    Ok(tok)
+                } else {
+                    Err("its connection is gone".to_string())
+                }
+            }
+            Some(Dst::Addr(addr)) => self.next_hop(addr, no_new),
+            None => resolve(&to_path[0]).and_then(|addr| self.next_hop(addr, no_new)),
         };
         let dest = match dest {
             Ok(d) => Some(d),
@@ -285,6 +303,17 @@ impl<H: Host> Engine<H> {
         })
     }
 
+    /// Connection to `addr`: reused, or opened unless `no_new`.
+    fn next_hop(&mut self, addr: SocketAddr, no_new: bool) -> Result<Token, String> {
+        if no_new {
+            return self
+                .existing_connection(addr)
+                .ok_or_else(|| format!("no connection to {addr} (relay flag 1)"));
+        }
+        self.connection_to(addr)
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))
+    }
+
     /// Whether `uri` names this relay: its port is one the relay listens on
     /// and its host is the listening address (any, for a wildcard listener)
     /// or an `alias`. A host name is accepted by port alone when no alias is
@@ -300,11 +329,19 @@ impl<H: Host> Engine<H> {
             msrp_core::Host::Name(n) => n.to_ascii_lowercase(),
         };
         let aliases = &self.cfg.aliases;
-        if aliases
-            .iter()
-            .any(|a| *a == host || *a == format!("{host}:{port}"))
-        {
+        let hostport = format!("{host}:{port}");
+        if aliases.iter().any(|a| *a == host || *a == hostport) {
             return true;
+        }
+        // the authority this relay hands out in Use-Path
+        if let Some(u) = &self.cfg.use_path_addr {
+            let u = u
+                .trim_start_matches("msrp://")
+                .trim_start_matches("msrps://")
+                .to_ascii_lowercase();
+            if u == hostport || (u == host && port == msrp_core::uri::DEFAULT_PORT) {
+                return true;
+            }
         }
         self.cfg.listen.iter().any(|l| {
             l.port() == port

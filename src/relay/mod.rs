@@ -3,6 +3,7 @@
 //! only through the [`engine::Host`] trait and the boundary layer.
 #![forbid(unsafe_code)]
 
+pub mod cmap;
 pub mod config;
 pub mod engine;
 mod forward;

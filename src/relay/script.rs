@@ -36,7 +36,24 @@ pub struct Actions {
     pub relay: bool,
     /// Complete frames `msrp_reply()` produced, in order, with their codes.
     pub replies: Vec<(u16, Bytes)>,
+    /// Where `msrp_relay()` sends the request instead of the next To-Path
+    /// hop (`msrp_cmap_lookup()`, `msrp_set_dst()`).
+    pub dst: Option<Dst>,
+    /// `msrp_relay_flags()`: 1 = do not open a new connection.
+    pub relay_flags: u32,
 }
+
+/// A destination chosen by the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dst {
+    /// An existing connection of this worker (from the connection map).
+    Connection(i64),
+    /// An address (`msrp_set_dst`).
+    Addr(SocketAddr),
+}
+
+/// `msrp_relay_flags()` bit: never open a new connection for the frame.
+pub const RELAY_FLAG_NO_NEW_CONNECTION: u32 = 1;
 
 /// `$msrp(key)` names, with the stock module's numbering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +187,20 @@ pub enum ScriptError {
     BadCode(String),
     #[error("frame has no {0} header")]
     MissingHeader(&'static str),
+    #[error("msrp_cmap_save() is for AUTH requests only")]
+    NotAuth,
+    #[error("msrp_cmap_lookup() is not for AUTH requests")]
+    IsAuth,
+    #[error("Expires {0} out of range: answered 423")]
+    ExpiresOutOfRange(u64),
+    #[error("no session ID in the first To-Path URI")]
+    NoSession,
+    #[error("unknown or expired session {0}")]
+    UnknownSession(String),
+    #[error("not an MSRP URI or address: {0}")]
+    BadAddress(String),
+    #[error("no randomness available for a session ID")]
+    NoRandom,
 }
 
 impl FrameCtx {
@@ -300,6 +331,110 @@ impl FrameCtx {
     /// `msrp_relay()`.
     pub fn relay(&mut self) {
         self.actions.relay = true;
+    }
+
+    /// `msrp_cmap_save()`: binds a fresh relay URI to this AUTH's
+    /// connection and answers 200 with `Use-Path` and `Expires`; an Expires
+    /// out of [min, max] gets 423 with Min-Expires/Max-Expires (RFC 4976
+    /// §6.3).
+    pub fn cmap_save(
+        &mut self,
+        min_expires: u64,
+        max_expires: u64,
+        use_path_addr: Option<&str>,
+    ) -> Result<(), ScriptError> {
+        if self.head.method() != Some(b"AUTH") {
+            return Err(ScriptError::NotAuth);
+        }
+        let expires = self
+            .head
+            .header("Expires")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(max_expires);
+        if expires < min_expires || expires > max_expires {
+            let h = if expires < min_expires {
+                format!("Min-Expires: {min_expires}\r\n")
+            } else {
+                format!("Max-Expires: {max_expires}\r\n")
+            };
+            let f = reply_frame(&self.head, 423, b"Interval Out-of-Bounds", h.as_bytes())?;
+            self.actions.replies.push((423, f));
+            return Err(ScriptError::ExpiresOutOfRange(expires));
+        }
+        let peer = self
+            .head
+            .from_path()
+            .ok()
+            .and_then(|p| p.into_iter().next())
+            .ok_or(ScriptError::MissingHeader("From-Path"))?;
+        let session = super::cmap::new_session_id().ok_or(ScriptError::NoRandom)?;
+        let authority = match use_path_addr {
+            Some(a) => a
+                .trim()
+                .trim_start_matches("msrp://")
+                .trim_start_matches("msrps://")
+                .trim_end_matches('/')
+                .to_string(),
+            None => self.local.to_string(),
+        };
+        let use_path = format!("msrp://{authority}/{session};tcp");
+        super::cmap::with(|m| {
+            m.insert(
+                session,
+                super::cmap::Entry {
+                    conid: self.conid,
+                    peer,
+                    addr: self.peer,
+                    use_path: use_path.clone(),
+                    expires: std::time::Instant::now() + std::time::Duration::from_secs(expires),
+                },
+            )
+        });
+        let hdrs = format!("Use-Path: {use_path}\r\nExpires: {expires}\r\n");
+        let f = reply_frame(&self.head, 200, b"OK", hdrs.as_bytes())?;
+        self.actions.replies.push((200, f));
+        Ok(())
+    }
+
+    /// `msrp_cmap_lookup()`: the connection bound to the session ID of the
+    /// first To-Path URI becomes the destination.
+    pub fn cmap_lookup(&mut self) -> Result<(), ScriptError> {
+        if self.head.method() == Some(b"AUTH") {
+            return Err(ScriptError::IsAuth);
+        }
+        let to = self.path_list(true);
+        let session = to
+            .first()
+            .and_then(|u| session_of(u))
+            .ok_or(ScriptError::NoSession)?;
+        let session = String::from_utf8_lossy(session).into_owned();
+        let e = super::cmap::with(|m| m.lookup(&session, std::time::Instant::now()))
+            .ok_or(ScriptError::UnknownSession(session))?;
+        self.actions.dst = Some(Dst::Connection(e.conid));
+        Ok(())
+    }
+
+    /// `msrp_set_dst(addr, sock)`: `addr` is an MSRP URI or `msrp://IP:PORT`;
+    /// `sock` (the local socket) is accepted for compatibility: the relay
+    /// sends from its own sockets.
+    pub fn set_dst(&mut self, addr: &[u8]) -> Result<(), ScriptError> {
+        let s = String::from_utf8_lossy(addr).into_owned();
+        let hostport = s
+            .trim()
+            .trim_start_matches("msrps://")
+            .trim_start_matches("msrp://");
+        let hostport = hostport.split(['/', ';']).next().unwrap_or("");
+        let sa: SocketAddr = hostport
+            .parse()
+            .map_err(|_| ScriptError::BadAddress(s.clone()))?;
+        self.actions.dst = Some(Dst::Addr(sa));
+        Ok(())
+    }
+
+    /// `msrp_relay_flags(flags)`.
+    pub fn set_relay_flags(&mut self, flags: u32) {
+        self.actions.relay_flags = flags;
     }
 
     /// `msrp_reply(code, text [, hdrs])`: see [`reply_frame`].

@@ -1,0 +1,109 @@
+//! The connection map (RFC 4976 §6.3): an AUTH from a client gets a fresh
+//! relay URI (`Use-Path`, with a session ID of 128 random bits) bound to the
+//! connection the AUTH came on; a later request whose first To-Path URI
+//! carries that session ID is sent over that connection (the client may be
+//! unreachable otherwise, e.g. behind NAT). Entries expire after the granted
+//! `Expires` and when their connection closes.
+//!
+//! `msrp_cmap_save()` / `msrp_cmap_lookup()` keep the stock msrp module's
+//! semantics. The map is per worker process: a connection belongs to the
+//! worker that accepted it.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap as HashMap;
+
+/// One AUTHed client connection.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Connection (worker token) the AUTH came on.
+    pub conid: i64,
+    /// First From-Path URI of the AUTH (the client).
+    pub peer: Bytes,
+    /// Where the connection comes from.
+    pub addr: SocketAddr,
+    /// The Use-Path URI handed out.
+    pub use_path: String,
+    pub expires: Instant,
+}
+
+#[derive(Default)]
+pub struct Cmap {
+    by_session: HashMap<String, Entry>,
+}
+
+thread_local! {
+    static CMAP: RefCell<Cmap> = RefCell::new(Cmap::default());
+}
+
+/// Runs `f` on this worker's map.
+pub fn with<R>(f: impl FnOnce(&mut Cmap) -> R) -> R {
+    CMAP.with(|c| f(&mut c.borrow_mut()))
+}
+
+/// A session ID with 128 bits from the system's CSPRNG (RFC 4976 §6.3: at
+/// least 64 bits of randomness), base62.
+pub fn new_session_id() -> Option<String> {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).ok()?;
+    const A: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut n = u128::from_le_bytes(raw);
+    let mut s = String::with_capacity(22);
+    for _ in 0..22 {
+        s.push(A[(n % 62) as usize] as char);
+        n /= 62;
+    }
+    Some(s)
+}
+
+impl Cmap {
+    pub fn insert(&mut self, session: String, e: Entry) {
+        self.by_session.insert(session, e);
+    }
+
+    /// The live entry for `session`; an expired one is removed.
+    pub fn lookup(&mut self, session: &str, now: Instant) -> Option<Entry> {
+        match self.by_session.get(session) {
+            Some(e) if e.expires > now => Some(e.clone()),
+            Some(_) => {
+                self.by_session.remove(session);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Drops the entries of a closed connection.
+    pub fn remove_connection(&mut self, conid: i64) {
+        self.by_session.retain(|_, e| e.conid != conid);
+    }
+
+    /// Drops expired entries.
+    pub fn expire(&mut self, now: Instant) {
+        self.by_session.retain(|_, e| e.expires > now);
+    }
+
+    /// Entries for RPC: (session, entry).
+    pub fn list(&self) -> Vec<(String, Entry)> {
+        self.by_session
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_session.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_session.is_empty()
+    }
+}
+
+/// Seconds left of an entry, for display.
+pub fn remaining(e: &Entry, now: Instant) -> Duration {
+    e.expires.saturating_duration_since(now)
+}

@@ -99,6 +99,8 @@ const BOUND_FUNCTIONS: &[&str] = &[
     "pv_get_intstrval",
     "my_pid",
     "register_timer",
+    "register_trans_mod",
+    "counter_register",
     "rpc_register_array",
     "msrp_shim_.*",
 ];
@@ -113,6 +115,9 @@ const BOUND_TYPES: &[&str] = &[
     "rpc_export_t",
     "rpc_t",
     "sip_msg",
+    "tr_export_t",
+    "trans_t",
+    "counter_handle_t",
 ];
 const BOUND_VARS: &[&str] = &[
     "PARAM_STRING",
@@ -123,6 +128,7 @@ const BOUND_VARS: &[&str] = &[
     "PROC_RANK127",
     "PROC_INIT",
     "PVT_OTHER",
+    "PV_VAL_STR",
     "L_ERR",
     "L_WARN",
     "L_NOTICE",

@@ -8,4 +8,5 @@ pub mod log;
 pub mod process;
 pub mod rpc;
 pub mod sys;
+pub mod transform;
 pub mod txtable;

@@ -218,6 +218,13 @@ int msrp_shim_pv_get_name_id(struct _pv_param *param)
 	return param->pvn.u.isname.name.n;
 }
 
+void msrp_shim_counter_add(unsigned short id, int v)
+{
+	counter_handle_t h;
+	h.id = id;
+	counter_add(h, v);
+}
+
 int msrp_shim_tcp_disabled(void)
 {
 	return tcp_disable;

@@ -54,6 +54,9 @@ int msrp_shim_get_ivalue(struct sip_msg *msg, void *param, int *val);
 void msrp_shim_pv_set_name_id(struct _pv_spec *sp, int id);
 int msrp_shim_pv_get_name_id(struct _pv_param *param);
 
+/* counters (counter_add is static inline) */
+void msrp_shim_counter_add(unsigned short id, int v);
+
 int msrp_shim_tcp_disabled(void);
 int msrp_shim_process_no(void);
 

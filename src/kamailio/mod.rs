@@ -7,6 +7,7 @@ pub mod guard;
 pub mod log;
 pub mod process;
 pub mod rpc;
+pub mod stats;
 pub mod sys;
 pub mod transform;
 pub mod txtable;

@@ -52,6 +52,7 @@ pub fn mod_init() -> Result<(), InitError> {
         log_info!("listening for MSRP on tcp:{addr}");
         ls.push(l);
     }
+    super::stats::register().map_err(InitError::Config)?;
     super::txtable::init(cfg.max_transactions, cfg.workers)
         .map_err(|e| InitError::Config(e.to_string()))?;
     let rt = {
@@ -123,7 +124,8 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
     let host = KamailioHost { route };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let table = Box::new(super::txtable::ShmTxTable::for_worker(index));
-        match Engine::new(cfg, listeners, host, table, seed) {
+        let stats = Box::new(super::stats::Counters);
+        match Engine::new(cfg, listeners, host, table, stats, seed) {
             Ok(mut e) => {
                 log_info!("MSRP worker {index} started (pid {})", std::process::id());
                 e.run()

@@ -35,6 +35,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use super::config::{Config, READ_CHUNK};
 use super::forward::Forward;
 use super::script::FrameCtx;
+use super::stats::{Stat, StatsSink};
 use super::tid::TidGen;
 use super::transactions::Transactions;
 use super::txtable::{Cause, TxTable};
@@ -123,6 +124,7 @@ pub struct Engine<H: Host> {
     outbound: HashMap<SocketAddr, Token>,
     pub(super) tx: Transactions,
     pub(super) table: Box<dyn TxTable>,
+    pub(super) stats: Box<dyn StatsSink>,
     pub(super) ready: VecDeque<Token>,
     /// Connections with queued bytes not yet written.
     dirty: Vec<Token>,
@@ -140,6 +142,7 @@ impl<H: Host> Engine<H> {
         listeners: Vec<std::net::TcpListener>,
         host: H,
         table: Box<dyn TxTable>,
+        stats: Box<dyn StatsSink>,
         seed: u64,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
@@ -165,6 +168,7 @@ impl<H: Host> Engine<H> {
             outbound: HashMap::default(),
             tx: Transactions::default(),
             table,
+            stats,
             ready: VecDeque::new(),
             dirty: Vec::new(),
             tids: TidGen::new(seed),
@@ -339,6 +343,8 @@ impl<H: Host> Engine<H> {
                 continue;
             }
             log_dbg!("accepted connection {} from {peer} on {local}", t.0);
+            self.stats.add(Stat::ConnectionsAccepted, 1);
+            self.stats.add(Stat::ConnectionsActive, 1);
             self.conns.insert(t, c);
         }
     }
@@ -399,6 +405,7 @@ impl<H: Host> Engine<H> {
                 }
             }
             if !v.is_empty() {
+                self.stats.add(Stat::BytesIn, v.len() as i64);
                 c.last_active = Instant::now();
                 // a small read must not pin a whole read-sized allocation
                 // while its bytes wait in output queues
@@ -426,6 +433,7 @@ impl<H: Host> Engine<H> {
             t.0
         );
         c.rbuf.clear();
+        self.stats.add(Stat::ParseErrors, 1);
         self.close(t, "malformed input");
     }
 
@@ -497,6 +505,8 @@ impl<H: Host> Engine<H> {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         log_dbg!("connecting to next hop {addr} (connection {})", t.0);
+        self.stats.add(Stat::ConnectionsOpened, 1);
+        self.stats.add(Stat::ConnectionsActive, 1);
         self.conns.insert(t, c);
         self.outbound.insert(addr, t);
         Ok(t)
@@ -645,6 +655,7 @@ impl<H: Host> Engine<H> {
             match c.stream.write_vectored(&slices) {
                 Ok(0) => break,
                 Ok(mut n) => {
+                    self.stats.add(Stat::BytesOut, n as i64);
                     c.out_bytes -= n;
                     c.last_active = Instant::now();
                     while n > 0 {
@@ -704,6 +715,7 @@ impl<H: Host> Engine<H> {
             }
         }
         log_dbg!("connection {} with {} closed: {why}", t.0, c.peer);
+        self.stats.add(Stat::ConnectionsActive, -1);
         super::cmap::with(|m| m.remove_connection(t.0 as i64));
         // A chunk this connection was streaming downstream is cut: abort it
         // there with '#' (RFC 4975 §7.1) so the next hop resynchronises.

@@ -11,6 +11,7 @@ use msrp_core::{build, ByteRange, ChunkEvent, Chunker, FailureReport, FrameHead,
 
 use super::engine::{Blocked, Conn, Engine, Host, Incoming};
 use super::script::{self, Dst, FrameCtx};
+use super::stats::Stat;
 use super::transactions::{InTx, Outstanding};
 use super::txtable::Cause;
 use crate::{log_dbg, log_warn};
@@ -108,6 +109,14 @@ impl<H: Host> Engine<H> {
         } else {
             ctx.body_complete = true;
         }
+        self.stats.add(
+            if ctx.head.is_request() {
+                Stat::RequestsIn
+            } else {
+                Stat::RepliesIn
+            },
+            1,
+        );
         let ctx = self.host.run_route(ctx);
         let known_len = ctx.body_complete.then_some(ctx.body.len() as u64);
         let FrameCtx { head, actions, .. } = ctx;
@@ -127,6 +136,7 @@ impl<H: Host> Engine<H> {
                 );
                 continue;
             }
+            self.stats.add(Stat::RepliesSent, 1);
             self.push_frame(t, r);
         }
         if !head.is_request() {
@@ -138,6 +148,7 @@ impl<H: Host> Engine<H> {
             };
             match self.forward_request(t, &head, known_len, replied, route) {
                 Ok(f) => {
+                    self.stats.add(Stat::RequestsForwarded, 1);
                     if let Some(c) = self.conns.get_mut(&t) {
                         c.incoming = Incoming::Forward(Box::new(f));
                     }
@@ -388,6 +399,7 @@ impl<H: Host> Engine<H> {
                     let in_id = f.in_id;
                     c.incoming = Incoming::Idle;
                     if let Some(r) = reply {
+                        self.stats.add(Stat::RepliesSent, 1);
                         self.push_frame(t, r);
                     }
                     if let Some(id) = in_id {
@@ -455,6 +467,7 @@ impl<H: Host> Engine<H> {
                         return false;
                     };
                     let head = chunk_head(f, &tid, range);
+                    let extra = range.is_some() && f.chunks_done > 0;
                     f.cur_tid = Some(tid.clone());
                     let o = match f.in_id {
                         Some(id) => Outstanding::chunk(t, id),
@@ -469,6 +482,10 @@ impl<H: Host> Engine<H> {
                     let start = range.map_or(f.in_start, |r| r.start);
                     if !is_report {
                         self.track(dest, tid, o, peer, start);
+                    }
+                    self.stats.add(Stat::ChunksOut, 1);
+                    if extra {
+                        self.stats.add(Stat::ChunksSplit, 1);
                     }
                     self.push_stream(dest, head);
                 }

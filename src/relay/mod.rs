@@ -9,6 +9,7 @@ pub mod engine;
 mod forward;
 pub mod net;
 pub mod script;
+pub mod stats;
 pub mod tid;
 mod transactions;
 pub mod txtable;

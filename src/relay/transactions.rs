@@ -21,6 +21,7 @@ use msrp_core::{build, ByteRange, EndFlag, FailureReport, FrameHead, StartLine, 
 use rustc_hash::FxHashMap as HashMap;
 
 use super::engine::{Engine, Host};
+use super::stats::Stat;
 use super::txtable::{Cause, Event, TxInfo, TxSlot};
 use crate::{log_dbg, log_info, log_warn};
 
@@ -608,6 +609,7 @@ impl<H: Host> Engine<H> {
     ) {
         if !self.conns.contains_key(&src) {
             self.table.count(Event::ReportDropped);
+            self.stats.add(Stat::ReportsDropped, 1);
             log_info!("REPORT {code} dropped: the sender's connection is gone");
             return;
         }
@@ -619,6 +621,7 @@ impl<H: Host> Engine<H> {
         };
         let frame = build::report_frame(&tid, to_path, relay_uri, message_id, range, &status);
         self.table.count(Event::Report(cause));
+        self.stats.add(Stat::ReportsSent, 1);
         self.push_frame(src, frame);
     }
 
@@ -647,6 +650,9 @@ impl<H: Host> Engine<H> {
     /// The connection `t` (a next hop) failed or closed: every request sent
     /// on it fails, and sources still sending into it stop.
     pub(super) fn next_hop_lost(&mut self, t: Token, cause: Cause) {
+        if cause == Cause::Unreachable {
+            self.stats.add(Stat::ConnectFailures, 1);
+        }
         let keys: Vec<(Token, Bytes)> = self
             .tx
             .outstanding
@@ -738,6 +744,7 @@ impl<H: Host> Engine<H> {
             &others,
         );
         frame.extend_from_slice(&build::end_line(&o.src_tid, EndFlag::Complete));
+        self.stats.add(Stat::RepliesForwarded, 1);
         self.push_frame(o.src, frame.freeze());
     }
 }

@@ -1,0 +1,54 @@
+//! Kamailio counters for [`Stat`], registered in mod_init (group
+//! `msrp_relay`).
+
+use std::ffi::{c_char, CString};
+use std::sync::OnceLock;
+
+use super::sys;
+use crate::relay::stats::{Stat, StatsSink};
+
+static HANDLES: OnceLock<Vec<u16>> = OnceLock::new();
+
+/// Registers every counter (mod_init only).
+pub fn register() -> Result<(), String> {
+    let mut ids = Vec::with_capacity(Stat::ALL.len());
+    for (name, doc) in Stat::ALL {
+        let mut h = sys::counter_handle_t { id: 0 };
+        // The core keeps the name/doc pointers: leak them.
+        let n = CString::new(name).map_err(|e| e.to_string())?.into_raw();
+        let d = CString::new(doc).map_err(|e| e.to_string())?.into_raw();
+        // SAFETY: called from mod_init, before counters_prefork_init; the
+        // strings live forever.
+        let rc = unsafe {
+            sys::counter_register(
+                &mut h,
+                c"msrp_relay".as_ptr(),
+                n as *const c_char,
+                0,
+                None,
+                std::ptr::null_mut(),
+                d as *const c_char,
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(format!("cannot register counter msrp_relay.{name}"));
+        }
+        ids.push(h.id);
+    }
+    let _ = HANDLES.set(ids);
+    Ok(())
+}
+
+/// The worker's sink.
+pub struct Counters;
+
+impl StatsSink for Counters {
+    fn add(&mut self, stat: Stat, v: i64) {
+        if let Some(id) = HANDLES.get().and_then(|h| h.get(stat as usize)) {
+            // SAFETY: the handle was registered in mod_init; counter_add
+            // writes this process's row.
+            unsafe { sys::msrp_shim_counter_add(*id, v as i32) };
+        }
+    }
+}

@@ -29,18 +29,18 @@ thread_local! {
 pub fn uri_part(uri: &[u8], key: usize) -> Option<String> {
     let u = MsrpUri::parse(uri).ok()?;
     let user = u.user.clone().unwrap_or_default();
-    Some(match KEYS.get(key)? {
-        &"scheme" => if u.secure { "msrps" } else { "msrp" }.to_string(),
-        &"user" => user.split(':').next().unwrap_or("").to_string(),
-        &"userinfo" => user,
-        &"host" => match &u.host {
+    Some(match *KEYS.get(key)? {
+        "scheme" => if u.secure { "msrps" } else { "msrp" }.to_string(),
+        "user" => user.split(':').next().unwrap_or("").to_string(),
+        "userinfo" => user,
+        "host" => match &u.host {
             msrp_core::Host::Ipv4(a) => a.to_string(),
             msrp_core::Host::Ipv6(a) => format!("[{a}]"),
             msrp_core::Host::Name(n) => n.clone(),
         },
-        &"port" => u.port.map(|p| p.to_string()).unwrap_or_default(),
-        &"session" => u.session_id.clone().unwrap_or_default(),
-        &"proto" => u.transport.clone(),
+        "port" => u.port.map(|p| p.to_string()).unwrap_or_default(),
+        "session" => u.session_id.clone().unwrap_or_default(),
+        "proto" => u.transport.clone(),
         _ => u
             .params
             .iter()
@@ -143,6 +143,9 @@ static TRANS: Exported<[sys::tr_export_t; 2]> = Exported::new([
 ]);
 
 /// Called by the core when it loads the module.
+///
+/// # Safety
+/// Called by the Kamailio core only, with the module's path.
 #[no_mangle]
 pub unsafe extern "C" fn mod_register(
     path: *mut c_char,

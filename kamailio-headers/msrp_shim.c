@@ -84,6 +84,30 @@ int msrp_shim_run_event_route(int rt, struct sip_msg *msg)
 	return (ctx.run_flags & DROP_R_F) ? 1 : 0;
 }
 
+int msrp_shim_run_kemi_route(const char *cb, int len, struct sip_msg *msg)
+{
+	struct run_act_ctx ctx;
+	sr_kemi_eng_t *keng;
+	str cbname;
+	str evname = str_init("msrp:frame-in");
+	int rtb;
+	int ret = 0;
+
+	keng = sr_kemi_eng_get();
+	if(keng == NULL || msg == NULL)
+		return -1;
+	cbname.s = (char *)cb;
+	cbname.len = len;
+	rtb = get_route_type();
+	set_route_type(EVENT_ROUTE);
+	init_run_actions_ctx(&ctx);
+	if(sr_kemi_ctx_route(keng, &ctx, msg, EVENT_ROUTE, &cbname, &evname) < 0)
+		ret = -1;
+	set_route_type(rtb);
+	ksr_msg_env_reset();
+	return ret;
+}
+
 /* Same prefix as the stock msrp module's sipmsg mode, so $hdr(...) and the
  * auth functions see the MSRP headers as SIP headers. */
 #define MSRP_FAKED_SIPMSG_START                                \

@@ -149,7 +149,7 @@ const INT: u32 = sys::PARAM_INT;
 /// cannot evaluate.
 const PARAM_USE_FUNC: u32 = 1 << (8 * std::mem::size_of::<c_int>() - 1);
 
-static PARAMS: Exported<[sys::param_export_t; 22]> = Exported::new([
+static PARAMS: Exported<[sys::param_export_t; 23]> = Exported::new([
     param(c"listen", sys::PARAM_STRING, p_listen),
     param(c"msrp_max_chunk_size", INT, p_max_chunk_size),
     param(c"workers", INT, p_workers),
@@ -168,6 +168,7 @@ static PARAMS: Exported<[sys::param_export_t; 22]> = Exported::new([
     param(c"auth_min_expires", INT, p_auth_min),
     param(c"auth_max_expires", INT, p_auth_max),
     param(c"use_path_addr", sys::PARAM_STRING, p_use_path_addr),
+    param(c"event_callback", sys::PARAM_STRING, p_event_callback),
     // stock msrp parameters without a role here (the map is always on and
     // expires entries itself): accepted so configs keep loading
     param(c"cmap_size", INT, p_cmap_size),
@@ -315,6 +316,18 @@ int_param!(p_auth_max, "auth_max_expires");
 int_param!(p_cmap_size, "cmap_size");
 int_param!(p_timer_interval, "timer_interval");
 
+unsafe extern "C" fn p_event_callback(_ty: u32, val: *mut c_void) -> c_int {
+    guard("modparam event_callback", -1, || {
+        // SAFETY: registered as PARAM_STRING.
+        let Some(s) = (unsafe { param_str(val) }) else {
+            log_err!("modparam event_callback: not a valid string");
+            return -1;
+        };
+        config::set_event_callback(s);
+        0
+    })
+}
+
 unsafe extern "C" fn p_use_path_addr(_ty: u32, val: *mut c_void) -> c_int {
     guard("modparam use_path_addr", -1, || {
         // SAFETY: registered as PARAM_STRING.
@@ -357,15 +370,52 @@ unsafe extern "C" fn w_msrp_relay(
     _a: *mut c_char,
     _b: *mut c_char,
 ) -> c_int {
-    guard("msrp_relay()", -1, || {
-        match script::current(|f| f.relay()) {
-            Some(()) => 1,
-            None => {
-                log_err!("msrp_relay(): {}", script::ScriptError::NoFrame);
-                -1
-            }
+    guard("msrp_relay()", -1, do_relay)
+}
+
+// ---- shared by the cfg functions and KEMI --------------------------------
+
+pub(super) fn do_relay() -> c_int {
+    match script::current(|f| f.relay()) {
+        Some(()) => 1,
+        None => {
+            log_err!("msrp_relay(): {}", script::ScriptError::NoFrame);
+            -1
         }
-    })
+    }
+}
+
+/// `msrp_is_request()` (want_request) / `msrp_is_reply()`.
+pub(super) fn do_is(want_request: bool) -> c_int {
+    ret(script::current(|f| f.head.is_request() == want_request).unwrap_or(false))
+}
+
+pub(super) fn do_cmap_save() -> c_int {
+    let Some(cfg) = config::get() else {
+        return -1;
+    };
+    script_result(
+        script::current(|f| {
+            f.cmap_save(
+                cfg.auth_min_expires,
+                cfg.auth_max_expires,
+                cfg.use_path_addr.as_deref(),
+            )
+        }),
+        "msrp_cmap_save()",
+    )
+}
+
+pub(super) fn do_cmap_lookup() -> c_int {
+    script_result(script::current(|f| f.cmap_lookup()), "msrp_cmap_lookup()")
+}
+
+pub(super) fn do_set_dst(addr: &[u8]) -> c_int {
+    script_result(script::current(|f| f.set_dst(addr)), "msrp_set_dst()")
+}
+
+pub(super) fn do_relay_flags(flags: i32) -> c_int {
+    ret(script::current(|f| f.set_relay_flags(flags as u32)).is_some())
 }
 
 /// Reads a fixed-up string parameter.
@@ -389,7 +439,11 @@ unsafe fn svalue(msg: *mut sys::sip_msg, p: *mut c_char) -> Option<Vec<u8>> {
     Some(unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len as usize) }.to_vec())
 }
 
-fn do_reply(code: Option<Vec<u8>>, text: Option<Vec<u8>>, hdrs: Option<Vec<u8>>) -> c_int {
+pub(super) fn do_reply(
+    code: Option<Vec<u8>>,
+    text: Option<Vec<u8>>,
+    hdrs: Option<Vec<u8>>,
+) -> c_int {
     let (Some(code), Some(text)) = (code, text) else {
         log_err!("msrp_reply(): cannot evaluate parameters");
         return -1;
@@ -442,9 +496,7 @@ unsafe extern "C" fn w_msrp_is_request(
     _a: *mut c_char,
     _b: *mut c_char,
 ) -> c_int {
-    guard("msrp_is_request()", -1, || {
-        ret(script::current(|f| f.head.is_request()).unwrap_or(false))
-    })
+    guard("msrp_is_request()", -1, || do_is(true))
 }
 
 unsafe extern "C" fn w_msrp_is_reply(
@@ -452,9 +504,7 @@ unsafe extern "C" fn w_msrp_is_reply(
     _a: *mut c_char,
     _b: *mut c_char,
 ) -> c_int {
-    guard("msrp_is_reply()", -1, || {
-        ret(script::current(|f| !f.head.is_request()).unwrap_or(false))
-    })
+    guard("msrp_is_reply()", -1, || do_is(false))
 }
 
 /// Script result of a connection-map call, as the stock module: 1 ok,
@@ -478,21 +528,7 @@ unsafe extern "C" fn w_msrp_cmap_save(
     _a: *mut c_char,
     _b: *mut c_char,
 ) -> c_int {
-    guard("msrp_cmap_save()", -1, || {
-        let Some(cfg) = config::get() else {
-            return -1;
-        };
-        script_result(
-            script::current(|f| {
-                f.cmap_save(
-                    cfg.auth_min_expires,
-                    cfg.auth_max_expires,
-                    cfg.use_path_addr.as_deref(),
-                )
-            }),
-            "msrp_cmap_save()",
-        )
-    })
+    guard("msrp_cmap_save()", -1, do_cmap_save)
 }
 
 unsafe extern "C" fn w_msrp_cmap_lookup(
@@ -500,9 +536,7 @@ unsafe extern "C" fn w_msrp_cmap_lookup(
     _a: *mut c_char,
     _b: *mut c_char,
 ) -> c_int {
-    guard("msrp_cmap_lookup()", -1, || {
-        script_result(script::current(|f| f.cmap_lookup()), "msrp_cmap_lookup()")
-    })
+    guard("msrp_cmap_lookup()", -1, do_cmap_lookup)
 }
 
 unsafe extern "C" fn w_msrp_set_dst(
@@ -523,7 +557,7 @@ unsafe extern "C" fn w_msrp_set_dst(
                 String::from_utf8_lossy(&s)
             );
         }
-        script_result(script::current(|f| f.set_dst(&a)), "msrp_set_dst()")
+        do_set_dst(&a)
     })
 }
 
@@ -546,7 +580,7 @@ unsafe extern "C" fn w_msrp_relay_flags(
             log_err!("msrp_relay_flags(): cannot evaluate the flags");
             return -1;
         };
-        ret(script::current(|f| f.set_relay_flags(v as u32)).is_some())
+        do_relay_flags(v)
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod exports;
 pub mod guard;
+pub mod kemi;
 pub mod log;
 pub mod process;
 pub mod rpc;

@@ -60,7 +60,7 @@ pub fn mod_init() -> Result<(), InitError> {
         // name is NUL-terminated.
         unsafe { sys::msrp_shim_event_route_lookup(c"msrp:frame-in".as_ptr()) }
     };
-    if rt < 0 {
+    if rt < 0 && cfg.event_callback.is_none() {
         crate::log_warn!("event_route[msrp:frame-in] is missing or empty: frames will be dropped");
     }
     let _ = EVENT_ROUTE.set(rt);
@@ -121,7 +121,11 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-    let host = KamailioHost { route };
+    let callback = cfg
+        .event_callback
+        .as_ref()
+        .map(|c| CString::new(c.as_str()).unwrap_or_default());
+    let host = KamailioHost { route, callback };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let table = Box::new(super::txtable::ShmTxTable::for_worker(index));
         let stats = Box::new(super::stats::Counters);
@@ -144,13 +148,16 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
 /// Runs the cfg script for frames, inside a worker process.
 struct KamailioHost {
     route: c_int,
+    /// KEMI function name (modparam event_callback), if set.
+    callback: Option<CString>,
 }
 
 impl Host for KamailioHost {
     fn run_route(&mut self, ctx: FrameCtx) -> FrameCtx {
-        if self.route < 0 {
+        if self.route < 0 && self.callback.is_none() {
             return ctx;
         }
+        let callback = self.callback.as_ref();
         let head = ctx.head.raw.clone();
         let (src, dst) = (sockaddr(ctx.peer), sockaddr(ctx.local));
         let conid = ctx.conid as c_int;
@@ -175,7 +182,17 @@ impl Host for KamailioHost {
             // SAFETY: msg is valid until freed below; the route index was
             // looked up in mod_init. Script functions called inside are guarded.
             unsafe {
-                sys::msrp_shim_run_event_route(route, msg);
+                match callback {
+                    Some(cb) => {
+                        let len = cb.as_bytes().len() as c_int;
+                        if sys::msrp_shim_run_kemi_route(cb.as_ptr(), len, msg) < 0 {
+                            log_err!("error running the KEMI event callback");
+                        }
+                    }
+                    None => {
+                        sys::msrp_shim_run_event_route(route, msg);
+                    }
+                }
                 sys::msrp_shim_free_msg(msg);
             }
         });

@@ -154,8 +154,13 @@ pub unsafe extern "C" fn mod_register(
     _p2: *mut c_void,
 ) -> c_int {
     guard("mod_register", -1, || {
-        // SAFETY: path is the module path given by the core; TRANS lives for
-        // the process.
-        unsafe { sys::register_trans_mod(path, TRANS.get().cast()) }
+        // SAFETY: the KEMI table and TRANS live for the process; path is the
+        // module path given by the core.
+        unsafe {
+            if sys::sr_kemi_modules_add(super::kemi::KEMI.get().cast()) < 0 {
+                return -1;
+            }
+            sys::register_trans_mod(path, TRANS.get().cast())
+        }
     })
 }

@@ -61,6 +61,8 @@ pub struct Config {
     /// `host:port` put into Use-Path URIs (default: the address the AUTH
     /// arrived on).
     pub use_path_addr: Option<String>,
+    /// KEMI function run for each frame instead of event_route[msrp:frame-in].
+    pub event_callback: Option<String>,
     /// 0 = forward chunks as they come.
     pub max_chunk_size: usize,
     pub workers: usize,
@@ -89,6 +91,7 @@ struct Builder {
     listen: Vec<SocketAddr>,
     aliases: Vec<String>,
     use_path_addr: Option<String>,
+    event_callback: Option<String>,
     ints: Vec<(&'static str, i64)>,
     errors: Vec<ConfigError>,
 }
@@ -136,6 +139,15 @@ pub fn set_use_path_addr(value: &str) {
         .use_path_addr = Some(value.trim().to_string());
 }
 
+/// `modparam("msrp_relay", "event_callback", "ksr_function")` (KEMI).
+pub fn set_event_callback(value: &str) {
+    let v = value.trim();
+    BUILDER
+        .lock()
+        .get_or_insert_with(Builder::default)
+        .event_callback = (!v.is_empty()).then(|| v.to_string());
+}
+
 /// Integer modparams; validated in [`freeze`].
 pub fn set_int(name: &'static str, value: i64) {
     BUILDER
@@ -179,6 +191,7 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
         auth_min_expires: 60,
         auth_max_expires: 3600,
         use_path_addr: b.use_path_addr,
+        event_callback: b.event_callback,
         max_transactions: DEFAULT_MAX_TRANSACTIONS,
         max_chunk_size: DEFAULT_MAX_CHUNK_SIZE,
         workers: DEFAULT_WORKERS,

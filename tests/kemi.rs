@@ -1,0 +1,68 @@
+//! KEMI: the module's functions under `KSR.msrp_relay` and the
+//! `event_callback` modparam, with the Lua routing script shipped in
+//! cfg/msrp-relay.lua (app_lua from Debian's kamailio-lua-modules).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn start_lua(lua: &Path) -> Kamailio {
+    Kamailio::start_custom(1, |v| {
+        format!(
+            r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+disable_tcp=yes
+listen=udp:127.0.0.1:{sip}
+mpath="{mpath}"
+loadmodule "ctl.so"
+loadmodule "pv.so"
+loadmodule "app_lua.so"
+loadmodule "{so}"
+modparam("ctl", "binrpc", "unix:{dir}/kamailio_ctl")
+modparam("app_lua", "load", "{lua}")
+modparam("msrp_relay", "listen", "tcp:127.0.0.1:{msrp}")
+modparam("msrp_relay", "event_callback", "ksr_msrp_event")
+cfgengine "lua"
+"#,
+            sip = v.sip_port,
+            mpath = KAMAILIO_MODULES,
+            so = module_so().display(),
+            dir = v.dir.display(),
+            lua = lua.display(),
+            msrp = v.msrp_ports[0],
+        )
+    })
+}
+
+/// The shipped Lua script relays A -> B (new tid, paths rewritten, the
+/// relay's own 200 to A) and answers 481 to a SEND addressed to the relay
+/// itself, through KSR.msrp_relay.relay()/reply()/is_reply().
+#[test]
+fn shipped_lua_script_relays_and_replies() {
+    let lua = Path::new(env!("CARGO_MANIFEST_DIR")).join("cfg/msrp-relay.lua");
+    let k = start_lua(&lua);
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let mut a = Client::connect(&k);
+    let bp = relay_small_send(&k, &mut a, &b, &b_uri, None, b"through Lua");
+    assert!(
+        k.wait_for_log("MSRP SEND", T),
+        "the Lua script's log line is missing:\n{}",
+        k.log_tail(20)
+    );
+
+    // A SEND for the relay itself: the script answers 481.
+    let req = Request::send(&[&k.relay_uri("relay")], &[&a.uri], b"to nobody");
+    a.peer.send_request(&req).expect("A send");
+    let f = a
+        .peer
+        .read_frame(T)
+        .unwrap_or_else(|e| panic!("A expected a 481: {e}\n{}", k.log_tail(20)));
+    assert_eq!(f.status_code(), Some(481), "{}", f.summary());
+    assert_eq!(f.tid(), req.tid);
+    drop(bp);
+}

@@ -10,9 +10,8 @@ CARGO ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Debian packages a fresh machine needs: the Kamailio we build against and
-# load into (plus app_lua for the KEMI test and example),
-# load into, clang/libclang for bindgen, binutils (nm) for the ABI guard,
-# dpkg-dev for `apt-get source`.
+# load into (plus app_lua for the KEMI test and example), clang/libclang for
+# bindgen, binutils (nm) for the ABI guard, dpkg-dev for `apt-get source`.
 DEB_PACKAGES := kamailio kamailio-lua-modules clang libclang-dev binutils dpkg-dev ca-certificates
 KAMAILIO_MODDIR = $(shell kamailio -I 2>/dev/null | sed -n 's/^ *Default paths to modules: *//p')
 RUN_DIR ?= /run/kamailio

@@ -481,11 +481,19 @@ impl<H: Host> Engine<H> {
     }
 
     /// The live outbound connection to `addr`, if any.
+    /// Like Kamailio's TCP layer, a connection the peer opened to us counts
+    /// too (a client behind NAT is reachable only over it).
     pub(super) fn existing_connection(&self, addr: SocketAddr) -> Option<Token> {
         self.outbound
             .get(&addr)
             .copied()
             .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing))
+            .or_else(|| {
+                self.conns
+                    .iter()
+                    .find(|(_, c)| c.outbound.is_none() && c.peer == addr && !c.closing)
+                    .map(|(t, _)| *t)
+            })
     }
 
     /// Existing connection to `addr`, or a new non-blocking connect.

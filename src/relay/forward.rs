@@ -103,8 +103,10 @@ impl<H: Host> Engine<H> {
             if let Some(p) = memchr::memmem::find(&c.rbuf, &pat) {
                 ctx.body = Bytes::copy_from_slice(&c.rbuf[..p]);
                 ctx.body_complete = true;
+                ctx.end_flag = c.rbuf.get(p + pat.len()).copied().unwrap_or(b'$');
             } else if c.rbuf.starts_with(&pat[2..]) {
                 ctx.body_complete = true;
+                ctx.end_flag = c.rbuf.get(pat.len() - 2).copied().unwrap_or(b'$');
             }
         } else {
             ctx.body_complete = true;

@@ -21,6 +21,8 @@ pub struct FrameCtx {
     pub body: Bytes,
     /// true when `body` is the complete body of the frame.
     pub body_complete: bool,
+    /// Flag of the frame's end-line when known (for `$msrp(buf)`).
+    pub end_flag: u8,
     pub conid: i64,
     pub peer: SocketAddr,
     pub local: SocketAddr,
@@ -209,6 +211,7 @@ impl FrameCtx {
             head,
             body: Bytes::new(),
             body_complete: false,
+            end_flag: b'$',
             conid,
             peer,
             local,
@@ -237,11 +240,7 @@ impl FrameCtx {
         let from = self.path_list(false);
         match key {
             PvKey::Buf => {
-                let mut v = self.head.raw.to_vec();
-                if self.body_complete && self.head.has_body {
-                    v.extend_from_slice(b"\r\n");
-                    v.extend_from_slice(&self.body);
-                }
+                let v = self.frame_bytes();
                 PvValue::Str(self.keep(v))
             }
             PvKey::Body => {
@@ -275,15 +274,7 @@ impl FrameCtx {
                 StartLine::Request { method } => PvValue::StrInt(method, method_id(method)),
                 StartLine::Response { .. } => PvValue::Null,
             },
-            PvKey::BufLen => {
-                let n = self.head.raw.len()
-                    + if self.head.has_body && self.body_complete {
-                        2 + self.body.len()
-                    } else {
-                        0
-                    };
-                PvValue::Int(n as i64)
-            }
+            PvKey::BufLen => PvValue::Int(self.frame_bytes().len() as i64),
             PvKey::SessId => match to.first().and_then(|u| session_of(u)) {
                 Some(s) => {
                     let v = s.to_vec();
@@ -326,6 +317,26 @@ impl FrameCtx {
             }
             None => PvValue::Null,
         }
+    }
+
+    /// The frame as received, as the stock module's `$msrp(buf)`: head,
+    /// body section and end-line; for a body still streaming in, the head
+    /// and what is known of the body.
+    fn frame_bytes(&self) -> Vec<u8> {
+        let mut v = self.head.raw.to_vec();
+        if self.head.has_body {
+            v.extend_from_slice(b"\r\n");
+            v.extend_from_slice(&self.body);
+            if !self.body_complete {
+                return v;
+            }
+            v.extend_from_slice(b"\r\n");
+        }
+        v.extend_from_slice(b"-------");
+        v.extend_from_slice(&self.head.transaction_id);
+        v.push(self.end_flag);
+        v.extend_from_slice(b"\r\n");
+        v
     }
 
     /// `msrp_relay()`.

@@ -163,3 +163,82 @@ fn msrp_pv_keys_reach_the_route() {
     b.expect_no_accept(Duration::from_millis(300))
         .unwrap_or_else(|e| panic!("B: {e}"));
 }
+
+/// Operations: `msrp_relay.cmaplist` shows a session saved by
+/// `msrp_cmap_save()` until its connection closes, and the statistics
+/// (`stats.get_statistics msrp_relay:`, kex) move with the traffic.
+#[test]
+fn rpc_cmaplist_and_statistics_follow_traffic() {
+    let route = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit; }
+    msrp_relay();"#;
+    let k = Kamailio::start(
+        RelayOpts::default()
+            .route(route)
+            .global(&format!("loadmodule \"{KAMAILIO_MODULES}kex.so\"")),
+    );
+    let stat = |k: &Kamailio, name: &str| -> i64 {
+        let out = k.kamcmd(&["stats.get_statistics", "msrp_relay:"]);
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("msrp_relay:{name} = ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no msrp_relay:{name} in:\n{out}"))
+    };
+    assert_eq!(stat(&k, "requests_in"), 0);
+    // the harness's start-up probe may have been accepted already
+    let accepted0 = stat(&k, "connections_accepted");
+
+    // AUTH: the session appears in msrp_relay.cmaplist.
+    let mut c = Client::connect(&k);
+    let auth = Request {
+        method: "AUTH".into(),
+        ..Request::send(&[&k.relay_uri("relay")], &[&c.uri], b"")
+    };
+    let auth = Request { body: None, ..auth };
+    c.peer.send_request(&auth).expect("AUTH");
+    let resp = c
+        .peer
+        .read_response(T, &[])
+        .unwrap_or_else(|e| panic!("AUTH response: {e}\n{}", k.log_tail(20)));
+    assert_eq!(resp.status_code(), Some(200), "{}", resp.summary());
+    let use_path = resp.header("Use-Path").expect("Use-Path");
+    let session = use_path
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.split(';').next())
+        .expect("session in Use-Path")
+        .to_owned();
+    let list = k.kamcmd(&["msrp_relay.cmaplist"]);
+    assert!(list.contains(&session), "{session} not in:\n{list}");
+    assert!(list.contains(&c.uri), "{} not in:\n{list}", c.uri);
+
+    // A relayed SEND moves the counters.
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let mut a = Client::connect(&k);
+    let bp = relay_small_send(&k, &mut a, &b, &b_uri, None, b"counted");
+    assert!(stat(&k, "requests_in") >= 2);
+    assert_eq!(stat(&k, "requests_forwarded"), 1);
+    assert!(stat(&k, "bytes_in") > 0 && stat(&k, "bytes_out") > 0);
+    assert_eq!(stat(&k, "connections_accepted") - accepted0, 2);
+    assert_eq!(stat(&k, "connections_opened"), 1);
+    // A, the AUTHed client and the connection to B (+ the probe if its close
+    // is not processed yet)
+    let active = stat(&k, "connections_active");
+    assert!((3..=4).contains(&active), "connections_active {active}");
+
+    // The AUTHed connection closes: its session leaves the list.
+    drop(c);
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let list = k.kamcmd(&["msrp_relay.cmaplist"]);
+        if !list.contains(&session) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{session} still listed after close:\n{list}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(bp);
+}

@@ -2,12 +2,14 @@
 //! Generated bindings, the C shim, logging, the panic guard, the exported
 //! tables and entry points, and the worker processes.
 
+pub mod cmapshm;
 pub mod exports;
 pub mod guard;
 pub mod kemi;
 pub mod log;
 pub mod process;
 pub mod rpc;
+pub mod shm;
 pub mod stats;
 pub mod sys;
 pub mod transform;

@@ -34,6 +34,8 @@ pub enum InitError {
 /// Listening sockets bound in mod_init, inherited by the forked workers.
 static LISTENERS: Mutex<Vec<TcpListener>> = Mutex::new(Vec::new());
 static EVENT_ROUTE: OnceLock<c_int> = OnceLock::new();
+/// Connection-map entries `msrp_relay.cmaplist` can show.
+const CMAP_LIST_SLOTS: usize = 4096;
 
 pub fn mod_init() -> Result<(), InitError> {
     super::guard::install_panic_hook();
@@ -53,6 +55,7 @@ pub fn mod_init() -> Result<(), InitError> {
         ls.push(l);
     }
     super::stats::register().map_err(InitError::Config)?;
+    super::cmapshm::init(CMAP_LIST_SLOTS).map_err(InitError::Config)?;
     super::txtable::init(cfg.max_transactions, cfg.workers)
         .map_err(|e| InitError::Config(e.to_string()))?;
     let rt = {
@@ -126,6 +129,11 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         .as_ref()
         .map(|c| CString::new(c.as_str()).unwrap_or_default());
     let host = KamailioHost { route, callback };
+    crate::relay::cmap::with(|m| {
+        m.set_mirror(Box::new(super::cmapshm::ShmMirror {
+            worker: index.min(255) as u8,
+        }))
+    });
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let table = Box::new(super::txtable::ShmTxTable::for_worker(index));
         let stats = Box::new(super::stats::Counters);

@@ -174,6 +174,47 @@ unsafe extern "C" fn rpc_reports(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
     })
 }
 
+unsafe extern "C" fn rpc_cmaplist(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
+    super::guard::guard("rpc msrp_relay.cmaplist", (), || {
+        let list = super::cmapshm::list();
+        // SAFETY: rpc/ctx from the core; "s" takes NUL-terminated char*,
+        // "d" int; the CStrings live until the calls return.
+        unsafe {
+            let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
+                return;
+            };
+            for e in list {
+                let mut h: *mut c_void = std::ptr::null_mut();
+                if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
+                    return;
+                }
+                let (sess, peer, addr) = (cstring(&e.session), cstring(&e.peer), cstring(&e.addr));
+                struct_add(
+                    h,
+                    c"sssddd".as_ptr() as *mut c_char,
+                    c"SESSID".as_ptr(),
+                    sess.as_ptr(),
+                    c"PEER".as_ptr(),
+                    peer.as_ptr(),
+                    c"ADDR".as_ptr(),
+                    addr.as_ptr(),
+                    c"CONID".as_ptr(),
+                    e.conid as c_int,
+                    c"WORKER".as_ptr(),
+                    e.worker as c_int,
+                    c"EXPIRES".as_ptr(),
+                    e.expires_in.clamp(0, i32::MAX as i64) as c_int,
+                );
+            }
+        }
+    })
+}
+
+static DOC_CMAPLIST: Exported<[*const c_char; 2]> = Exported::new([
+    c"List the connection map: sessions handed out by msrp_cmap_save().".as_ptr(),
+    std::ptr::null(),
+]);
+
 static DOC_TRANSACTIONS: Exported<[*const c_char; 2]> = Exported::new([
     c"List the outstanding forwarded requests (transaction table): usage, then up to N entries (default 100, max 500).".as_ptr(),
     std::ptr::null(),
@@ -183,7 +224,13 @@ static DOC_REPORTS: Exported<[*const c_char; 2]> = Exported::new([
     std::ptr::null(),
 ]);
 
-pub static RPC: Exported<[sys::rpc_export_t; 3]> = Exported::new([
+pub static RPC: Exported<[sys::rpc_export_t; 4]> = Exported::new([
+    sys::rpc_export_t {
+        name: c"msrp_relay.cmaplist".as_ptr(),
+        function: Some(rpc_cmaplist),
+        doc_str: DOC_CMAPLIST.get().cast(),
+        flags: 0,
+    },
     sys::rpc_export_t {
         name: c"msrp_relay.transactions".as_ptr(),
         function: Some(rpc_transactions),

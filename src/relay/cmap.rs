@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use rustc_hash::FxHashMap as HashMap;
@@ -28,11 +28,20 @@ pub struct Entry {
     /// The Use-Path URI handed out.
     pub use_path: String,
     pub expires: Instant,
+    /// Index of the entry's copy for RPC listing, if it got one.
+    pub mirror: Option<u32>,
+}
+
+/// Keeps a copy of the map where other processes can read it (RPC).
+pub trait Mirror {
+    fn add(&self, session: &str, e: &Entry) -> Option<u32>;
+    fn remove(&self, index: u32);
 }
 
 #[derive(Default)]
 pub struct Cmap {
     by_session: HashMap<String, Entry>,
+    mirror: Option<Box<dyn Mirror>>,
 }
 
 thread_local! {
@@ -60,8 +69,22 @@ pub fn new_session_id() -> Option<String> {
 }
 
 impl Cmap {
-    pub fn insert(&mut self, session: String, e: Entry) {
-        self.by_session.insert(session, e);
+    /// Installs the copy kept for RPC (worker start).
+    pub fn set_mirror(&mut self, m: Box<dyn Mirror>) {
+        self.mirror = Some(m);
+    }
+
+    pub fn insert(&mut self, session: String, mut e: Entry) {
+        e.mirror = self.mirror.as_ref().and_then(|m| m.add(&session, &e));
+        if let Some(old) = self.by_session.insert(session, e) {
+            self.unmirror(&old);
+        }
+    }
+
+    fn unmirror(&self, e: &Entry) {
+        if let (Some(m), Some(i)) = (&self.mirror, e.mirror) {
+            m.remove(i);
+        }
     }
 
     /// The live entry for `session`; an expired one is removed.
@@ -69,7 +92,9 @@ impl Cmap {
         match self.by_session.get(session) {
             Some(e) if e.expires > now => Some(e.clone()),
             Some(_) => {
-                self.by_session.remove(session);
+                if let Some(e) = self.by_session.remove(session) {
+                    self.unmirror(&e);
+                }
                 None
             }
             None => None,
@@ -78,32 +103,24 @@ impl Cmap {
 
     /// Drops the entries of a closed connection.
     pub fn remove_connection(&mut self, conid: i64) {
-        self.by_session.retain(|_, e| e.conid != conid);
+        self.retain(|e| e.conid != conid);
     }
 
     /// Drops expired entries.
     pub fn expire(&mut self, now: Instant) {
-        self.by_session.retain(|_, e| e.expires > now);
+        self.retain(|e| e.expires > now);
     }
 
-    /// Entries for RPC: (session, entry).
-    pub fn list(&self) -> Vec<(String, Entry)> {
-        self.by_session
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
+        let mirror = &self.mirror;
+        self.by_session.retain(|_, e| {
+            let k = keep(e);
+            if !k {
+                if let (Some(m), Some(i)) = (mirror, e.mirror) {
+                    m.remove(i);
+                }
+            }
+            k
+        });
     }
-
-    pub fn len(&self) -> usize {
-        self.by_session.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_session.is_empty()
-    }
-}
-
-/// Seconds left of an entry, for display.
-pub fn remaining(e: &Entry, now: Instant) -> Duration {
-    e.expires.saturating_duration_since(now)
 }

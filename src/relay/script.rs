@@ -399,6 +399,7 @@ impl FrameCtx {
                     addr: self.peer,
                     use_path: use_path.clone(),
                     expires: std::time::Instant::now() + std::time::Duration::from_secs(expires),
+                    mirror: None,
                 },
             )
         });

@@ -1,0 +1,53 @@
+//! A fixed array of plain records in Kamailio shared memory behind one
+//! Kamailio lock: allocated in mod_init (before fork), so every process
+//! sees the same records.
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+
+use super::sys;
+
+pub struct ShmSlots<S: Copy + 'static> {
+    base: NonNull<S>,
+    len: usize,
+    lock: NonNull<c_void>,
+}
+
+// SAFETY: the memory is Kamailio shm that lives for the server's life and is
+// only touched under the lock; Kamailio processes are single-threaded.
+unsafe impl<S: Copy + 'static> Send for ShmSlots<S> {}
+// SAFETY: as above.
+unsafe impl<S: Copy + 'static> Sync for ShmSlots<S> {}
+
+impl<S: Copy + 'static> ShmSlots<S> {
+    /// `len` records set to `init` (mod_init only).
+    pub fn alloc(len: usize, init: S) -> Result<Self, String> {
+        let size = len.max(1) * std::mem::size_of::<S>();
+        // SAFETY: plain shm allocation in mod_init.
+        let mem = unsafe { sys::msrp_shim_shm_malloc(size) };
+        let base = NonNull::new(mem.cast::<S>())
+            .ok_or_else(|| format!("out of shared memory ({size} bytes)"))?;
+        // SAFETY: lock_alloc + lock_init in shm.
+        let lock = NonNull::new(unsafe { sys::msrp_shim_lock_alloc() })
+            .ok_or_else(|| "cannot allocate a lock".to_string())?;
+        for i in 0..len {
+            // SAFETY: i < len records fit in the allocation (shm_malloc
+            // aligns for any type).
+            unsafe { base.as_ptr().add(i).write(init) };
+        }
+        Ok(ShmSlots { base, len, lock })
+    }
+
+    /// Runs `f` on the records with the lock held (never unwinding through
+    /// it).
+    pub fn locked<R>(&self, f: impl FnOnce(&mut [S]) -> R) -> Option<R> {
+        // SAFETY: the lock lives in shm for the server's life.
+        unsafe { sys::msrp_shim_lock_get(self.lock.as_ptr()) };
+        // SAFETY: under the lock no other process touches the records.
+        let slots = unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), self.len) };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(slots)));
+        // SAFETY: releases the lock taken above.
+        unsafe { sys::msrp_shim_lock_release(self.lock.as_ptr()) };
+        r.ok()
+    }
+}

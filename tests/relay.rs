@@ -242,3 +242,25 @@ fn rpc_cmaplist_and_statistics_follow_traffic() {
     }
     drop(bp);
 }
+
+/// `{msrpuri.key}` on `$msrp(nexthop)` gives each part of the URI.
+#[test]
+fn msrpuri_transformation_fields() {
+    let route = r#"msrp_reply("200", "OK", "X-Uri: $(msrp(nexthop){msrpuri.scheme})|$(msrp(nexthop){msrpuri.user})|$(msrp(nexthop){msrpuri.userinfo})|$(msrp(nexthop){msrpuri.host})|$(msrp(nexthop){msrpuri.port})|$(msrp(nexthop){msrpuri.session})|$(msrp(nexthop){msrpuri.proto})|$(msrp(nexthop){msrpuri.params})\r\n");
+    exit;"#;
+    let k = Kamailio::start(RelayOpts::default().route(route));
+    let mut a = Client::connect(&k);
+    let next = "msrps://bob:secret@example.net:9001/sess42;tcp;foo=bar";
+    let req = Request::send(&[&k.relay_uri("relay"), next], &[&a.uri], b"uri");
+    a.peer.send_request(&req).expect("A send");
+    let resp = a
+        .peer
+        .read_response(T, &[])
+        .unwrap_or_else(|e| panic!("A read response: {e}\n{}", k.log_tail(20)));
+    assert_eq!(
+        resp.header("X-Uri").as_deref(),
+        Some("msrps|bob|bob:secret|example.net|9001|sess42|tcp|foo=bar"),
+        "{}",
+        resp.summary()
+    );
+}

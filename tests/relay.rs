@@ -218,6 +218,9 @@ fn rpc_cmaplist_and_statistics_follow_traffic() {
     let bp = relay_small_send(&k, &mut a, &b, &b_uri, None, b"counted");
     assert!(stat(&k, "requests_in") >= 2);
     assert_eq!(stat(&k, "requests_forwarded"), 1);
+    assert_eq!(stat(&k, "send_in"), 1);
+    assert_eq!(stat(&k, "auth_in"), 1);
+    assert_eq!(stat(&k, "reports_sent"), 0);
     assert!(stat(&k, "bytes_in") > 0 && stat(&k, "bytes_out") > 0);
     assert_eq!(stat(&k, "connections_accepted") - accepted0, 2);
     assert_eq!(stat(&k, "connections_opened"), 1);

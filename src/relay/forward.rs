@@ -111,14 +111,12 @@ impl<H: Host> Engine<H> {
         } else {
             ctx.body_complete = true;
         }
-        self.stats.add(
-            if ctx.head.is_request() {
-                Stat::RequestsIn
-            } else {
-                Stat::RepliesIn
-            },
-            1,
-        );
+        if ctx.head.is_request() {
+            self.stats.add(Stat::RequestsIn, 1);
+            self.stats.add(Stat::request_in(ctx.head.method()), 1);
+        } else {
+            self.stats.add(Stat::RepliesIn, 1);
+        }
         let ctx = self.host.run_route(ctx);
         let known_len = ctx.body_complete.then_some(ctx.body.len() as u64);
         let FrameCtx { head, actions, .. } = ctx;

@@ -22,11 +22,20 @@ pub enum Stat {
     ConnectionsActive,
     ParseErrors,
     ConnectFailures,
+    SendIn,
+    AuthIn,
+    ReportIn,
+    OtherRequestsIn,
+    ReportsTimeout,
+    ReportsErrorResponse,
+    ReportsUnreachable,
+    ReportsNextHopClosed,
+    ReportsNotOwnUri,
 }
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 16] = [
+    pub const ALL: [(&'static str, &'static str); 25] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -46,7 +55,47 @@ impl Stat {
         ("connections_active", "connections open now"),
         ("parse_errors", "connections closed for malformed MSRP"),
         ("connect_failures", "next hops that could not be reached"),
+        ("send_in", "SEND requests received"),
+        ("auth_in", "AUTH requests received"),
+        ("report_in", "REPORT requests received"),
+        ("other_requests_in", "requests of other methods received"),
+        ("reports_timeout", "REPORTs sent: no response in time (408)"),
+        (
+            "reports_error_response",
+            "REPORTs sent: next hop error response",
+        ),
+        ("reports_unreachable", "REPORTs sent: next hop unreachable"),
+        (
+            "reports_next_hop_closed",
+            "REPORTs sent: next hop connection lost",
+        ),
+        (
+            "reports_not_own_uri",
+            "REPORTs sent: first To-Path URI not this relay",
+        ),
     ];
+
+    /// Per-method counter of a received request.
+    pub fn request_in(method: Option<&[u8]>) -> Stat {
+        match method {
+            Some(b"SEND") => Stat::SendIn,
+            Some(b"AUTH") => Stat::AuthIn,
+            Some(b"REPORT") => Stat::ReportIn,
+            _ => Stat::OtherRequestsIn,
+        }
+    }
+
+    /// Counter of a REPORT sent for `cause`.
+    pub fn report(cause: super::txtable::Cause) -> Stat {
+        use super::txtable::Cause;
+        match cause {
+            Cause::Timeout => Stat::ReportsTimeout,
+            Cause::ErrorResponse => Stat::ReportsErrorResponse,
+            Cause::Unreachable => Stat::ReportsUnreachable,
+            Cause::NextHopClosed => Stat::ReportsNextHopClosed,
+            Cause::NotOwnUri => Stat::ReportsNotOwnUri,
+        }
+    }
 }
 
 /// Where the engine counts.

@@ -622,6 +622,7 @@ impl<H: Host> Engine<H> {
         let frame = build::report_frame(&tid, to_path, relay_uri, message_id, range, &status);
         self.table.count(Event::Report(cause));
         self.stats.add(Stat::ReportsSent, 1);
+        self.stats.add(Stat::report(cause), 1);
         self.push_frame(src, frame);
     }
 

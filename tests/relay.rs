@@ -229,6 +229,23 @@ fn rpc_cmaplist_and_statistics_follow_traffic() {
     let active = stat(&k, "connections_active");
     assert!((3..=4).contains(&active), "connections_active {active}");
 
+    // msrp_relay.connections lists A (in) and the connection to B (out).
+    let conns = k.kamcmd(&["msrp_relay.connections"]);
+    let a_port = a.peer.local_addr().port();
+    assert!(
+        conns.contains(&format!("127.0.0.1:{a_port}")) && conns.contains("DIRECTION: in"),
+        "A not listed:\n{conns}"
+    );
+    let b_hostport = b_uri
+        .trim_start_matches("msrp://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    assert!(
+        conns.contains("DIRECTION: out") && conns.contains(b_hostport),
+        "the connection to B not listed:\n{conns}"
+    );
+
     // The AUTHed connection closes: its session leaves the list.
     drop(c);
     let deadline = std::time::Instant::now() + T;

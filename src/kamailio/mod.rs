@@ -3,6 +3,7 @@
 //! tables and entry points, and the worker processes.
 
 pub mod cmapshm;
+pub mod connlist;
 pub mod exports;
 pub mod guard;
 pub mod kemi;

@@ -36,6 +36,8 @@ static LISTENERS: Mutex<Vec<TcpListener>> = Mutex::new(Vec::new());
 static EVENT_ROUTE: OnceLock<c_int> = OnceLock::new();
 /// Connection-map entries `msrp_relay.cmaplist` can show.
 const CMAP_LIST_SLOTS: usize = 4096;
+/// Connections `msrp_relay.connections` can show.
+const CONN_LIST_SLOTS: usize = 4096;
 
 pub fn mod_init() -> Result<(), InitError> {
     super::guard::install_panic_hook();
@@ -56,6 +58,7 @@ pub fn mod_init() -> Result<(), InitError> {
     }
     super::stats::register().map_err(InitError::Config)?;
     super::cmapshm::init(CMAP_LIST_SLOTS).map_err(InitError::Config)?;
+    super::connlist::init(CONN_LIST_SLOTS).map_err(InitError::Config)?;
     super::txtable::init(cfg.max_transactions, cfg.workers)
         .map_err(|e| InitError::Config(e.to_string()))?;
     let rt = {
@@ -136,7 +139,9 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
     });
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let table = Box::new(super::txtable::ShmTxTable::for_worker(index));
-        let stats = Box::new(super::stats::Counters);
+        let stats = Box::new(super::stats::Counters {
+            worker: index.min(255) as u8,
+        });
         match Engine::new(cfg, listeners, host, table, stats, seed) {
             Ok(mut e) => {
                 log_info!("MSRP worker {index} started (pid {})", std::process::id());

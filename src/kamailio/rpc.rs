@@ -210,6 +210,47 @@ unsafe extern "C" fn rpc_cmaplist(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
     })
 }
 
+unsafe extern "C" fn rpc_connections(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
+    super::guard::guard("rpc msrp_relay.connections", (), || {
+        let list = super::connlist::list();
+        // SAFETY: as in rpc_cmaplist.
+        unsafe {
+            let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
+                return;
+            };
+            for e in list.into_iter().take(LIST_MAX) {
+                let mut h: *mut c_void = std::ptr::null_mut();
+                if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
+                    return;
+                }
+                let (dir, peer, local) =
+                    (cstring(e.direction), cstring(&e.peer), cstring(&e.local));
+                struct_add(
+                    h,
+                    c"ddsssd".as_ptr() as *mut c_char,
+                    c"ID".as_ptr(),
+                    e.id.min(i32::MAX as u64) as c_int,
+                    c"WORKER".as_ptr(),
+                    e.worker as c_int,
+                    c"DIRECTION".as_ptr(),
+                    dir.as_ptr(),
+                    c"PEER".as_ptr(),
+                    peer.as_ptr(),
+                    c"LOCAL".as_ptr(),
+                    local.as_ptr(),
+                    c"AGE".as_ptr(),
+                    e.age.min(i32::MAX as u64) as c_int,
+                );
+            }
+        }
+    })
+}
+
+static DOC_CONNECTIONS: Exported<[*const c_char; 2]> = Exported::new([
+    c"List the relay's MSRP connections (at most 500).".as_ptr(),
+    std::ptr::null(),
+]);
+
 static DOC_CMAPLIST: Exported<[*const c_char; 2]> = Exported::new([
     c"List the connection map: sessions handed out by msrp_cmap_save().".as_ptr(),
     std::ptr::null(),
@@ -224,7 +265,13 @@ static DOC_REPORTS: Exported<[*const c_char; 2]> = Exported::new([
     std::ptr::null(),
 ]);
 
-pub static RPC: Exported<[sys::rpc_export_t; 4]> = Exported::new([
+pub static RPC: Exported<[sys::rpc_export_t; 5]> = Exported::new([
+    sys::rpc_export_t {
+        name: c"msrp_relay.connections".as_ptr(),
+        function: Some(rpc_connections),
+        doc_str: DOC_CONNECTIONS.get().cast(),
+        flags: 0,
+    },
     sys::rpc_export_t {
         name: c"msrp_relay.cmaplist".as_ptr(),
         function: Some(rpc_cmaplist),

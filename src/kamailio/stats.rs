@@ -41,9 +41,25 @@ pub fn register() -> Result<(), String> {
 }
 
 /// The worker's sink.
-pub struct Counters;
+pub struct Counters {
+    pub worker: u8,
+}
 
 impl StatsSink for Counters {
+    fn conn_opened(
+        &mut self,
+        id: u64,
+        peer: std::net::SocketAddr,
+        local: std::net::SocketAddr,
+        outbound: bool,
+    ) -> Option<u32> {
+        super::connlist::add(self.worker, id, peer, local, outbound)
+    }
+
+    fn conn_closed(&mut self, slot: u32) {
+        super::connlist::remove(slot)
+    }
+
     fn add(&mut self, stat: Stat, v: i64) {
         if let Some(id) = HANDLES.get().and_then(|h| h.get(stat as usize)) {
             // SAFETY: the handle was registered in mod_init; counter_add

@@ -114,6 +114,8 @@ pub(super) struct Conn {
     last_active: Instant,
     /// A complete frame head arrived (RFC 4976 §6.1 first-request rule).
     pub(super) got_frame: bool,
+    /// Slot in the connection listing (RPC), if any.
+    listed: Option<u32>,
 }
 
 pub struct Engine<H: Host> {
@@ -309,6 +311,7 @@ impl<H: Host> Engine<H> {
             opened: Instant::now(),
             last_active: Instant::now(),
             got_frame: false,
+            listed: None,
         }
     }
 
@@ -333,7 +336,7 @@ impl<H: Host> Engine<H> {
             let stream: TcpStream = stream.into();
             let local = stream.local_addr().unwrap_or(self.listeners[idx].1);
             let t = self.alloc_token();
-            let c = Self::new_conn(stream, peer, local, None, self.cfg);
+            let mut c = Self::new_conn(stream, peer, local, None, self.cfg);
             if let Err(e) = self.poll.registry().register(
                 &mut SourceFd(&c.stream.as_raw_fd()),
                 t,
@@ -345,6 +348,7 @@ impl<H: Host> Engine<H> {
             log_dbg!("accepted connection {} from {peer} on {local}", t.0);
             self.stats.add(Stat::ConnectionsAccepted, 1);
             self.stats.add(Stat::ConnectionsActive, 1);
+            c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false);
             self.conns.insert(t, c);
         }
     }
@@ -506,7 +510,7 @@ impl<H: Host> Engine<H> {
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let c = Self::new_conn(stream, addr, local, Some(addr), self.cfg);
+        let mut c = Self::new_conn(stream, addr, local, Some(addr), self.cfg);
         self.poll.registry().register(
             &mut SourceFd(&c.stream.as_raw_fd()),
             t,
@@ -515,6 +519,7 @@ impl<H: Host> Engine<H> {
         log_dbg!("connecting to next hop {addr} (connection {})", t.0);
         self.stats.add(Stat::ConnectionsOpened, 1);
         self.stats.add(Stat::ConnectionsActive, 1);
+        c.listed = self.stats.conn_opened(t.0 as u64, addr, local, true);
         self.conns.insert(t, c);
         self.outbound.insert(addr, t);
         Ok(t)
@@ -724,6 +729,9 @@ impl<H: Host> Engine<H> {
         }
         log_dbg!("connection {} with {} closed: {why}", t.0, c.peer);
         self.stats.add(Stat::ConnectionsActive, -1);
+        if let Some(slot) = c.listed {
+            self.stats.conn_closed(slot);
+        }
         super::cmap::with(|m| m.remove_connection(t.0 as i64));
         // A chunk this connection was streaming downstream is cut: abort it
         // there with '#' (RFC 4975 §7.1) so the next hop resynchronises.

@@ -98,7 +98,19 @@ impl Stat {
     }
 }
 
-/// Where the engine counts.
+/// Where the engine counts, and shows its connections (RPC).
 pub trait StatsSink {
     fn add(&mut self, stat: Stat, v: i64);
+    /// A connection opened (`outbound`: by the relay); returns its listing
+    /// slot, if it got one.
+    fn conn_opened(
+        &mut self,
+        _id: u64,
+        _peer: std::net::SocketAddr,
+        _local: std::net::SocketAddr,
+        _outbound: bool,
+    ) -> Option<u32> {
+        None
+    }
+    fn conn_closed(&mut self, _slot: u32) {}
 }

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::shm::ShmSlots;
+use super::shm::{fill, unix_now, ShmSlots};
 use crate::relay::cmap::{Entry, Mirror};
 
 const SESSION_MAX: usize = 32;
@@ -48,19 +48,6 @@ pub fn init(n: usize) -> Result<(), String> {
         let _ = SLOTS.set(ShmSlots::alloc(n, EMPTY)?);
     }
     Ok(())
-}
-
-fn fill(dst: &mut [u8], src: &[u8]) -> u8 {
-    let n = src.len().min(dst.len());
-    dst[..n].copy_from_slice(&src[..n]);
-    n as u8
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// A worker's writer.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use super::shm::ShmSlots;
+use super::shm::{fill, unix_now, ShmSlots};
 
 const ADDR_MAX: usize = 48;
 
@@ -43,19 +43,6 @@ pub fn init(n: usize) -> Result<(), String> {
         let _ = SLOTS.set(ShmSlots::alloc(n, EMPTY)?);
     }
     Ok(())
-}
-
-fn fill(dst: &mut [u8], src: &[u8]) -> u8 {
-    let n = src.len().min(dst.len());
-    dst[..n].copy_from_slice(&src[..n]);
-    n as u8
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 pub fn add(

@@ -51,3 +51,18 @@ impl<S: Copy + 'static> ShmSlots<S> {
         r.ok()
     }
 }
+
+/// Copies what fits of `src` into a fixed field; returns the length kept.
+pub fn fill(dst: &mut [u8], src: &[u8]) -> u8 {
+    let n = src.len().min(dst.len()).min(u8::MAX as usize);
+    dst[..n].copy_from_slice(&src[..n]);
+    n as u8
+}
+
+/// Wall-clock seconds, for records other processes display.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

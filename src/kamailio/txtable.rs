@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use msrp_core::FailureReport;
 
+use super::shm::fill;
 use super::sys;
 use crate::relay::txtable::{Cause, Event, TableFull, TxInfo, TxSlot, TxTable};
 
@@ -191,12 +192,6 @@ fn locked<R>(f: impl FnOnce(&mut Header, &mut [Slot]) -> R) -> Option<R> {
     // SAFETY: releases the lock taken above.
     unsafe { sys::msrp_shim_lock_release(s.lock.as_ptr()) };
     r.ok()
-}
-
-fn fill(dst: &mut [u8], src: &[u8]) -> u8 {
-    let n = src.len().min(dst.len());
-    dst[..n].copy_from_slice(&src[..n]);
-    n as u8
 }
 
 fn fr_code(fr: FailureReport) -> u8 {

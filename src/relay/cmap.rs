@@ -25,8 +25,6 @@ pub struct Entry {
     pub peer: Bytes,
     /// Where the connection comes from.
     pub addr: SocketAddr,
-    /// The Use-Path URI handed out.
-    pub use_path: String,
     pub expires: Instant,
     /// Index of the entry's copy for RPC listing, if it got one.
     pub mirror: Option<u32>,

@@ -397,7 +397,6 @@ impl FrameCtx {
                     conid: self.conid,
                     peer,
                     addr: self.peer,
-                    use_path: use_path.clone(),
                     expires: std::time::Instant::now() + std::time::Duration::from_secs(expires),
                     mirror: None,
                 },

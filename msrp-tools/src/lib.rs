@@ -11,7 +11,8 @@
 //! - [`ids`]: random transaction and message identifiers;
 //! - [`kamailio`]: runs a real Kamailio with the module (tests, `msrp-bench`);
 //! - [`load`]: lean load generation and verifying sinks for `msrp-bench`;
-//! - [`process`]: small process helpers (signals, liveness, memory figures).
+//! - [`process`]: small process helpers (signals, liveness, memory figures);
+//! - [`tcpproxy`]: a plain TCP proxy, the extra-hop baseline of `msrp-bench`.
 
 pub mod body;
 pub mod endpoint;
@@ -20,6 +21,7 @@ pub mod kamailio;
 pub mod load;
 pub mod peer;
 pub mod process;
+pub mod tcpproxy;
 
 pub use body::BodyGen;
 pub use endpoint::Endpoint;

@@ -4,7 +4,9 @@
 //! Everything is measured in one run and compared within that run (relay
 //! path against a direct A->B path using the same tool, sizes and threads),
 //! because absolute figures on a shared machine move from run to run while
-//! ratios taken side by side stay meaningful. See `--help`.
+//! ratios taken side by side stay meaningful. Large transfers also run
+//! through a plain TCP proxy process (`msrp_tools::tcpproxy`), the price of
+//! one more hop that only copies bytes through. See `--help`.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -18,11 +20,16 @@ use std::time::{Duration, Instant};
 use msrp_tools::kamailio::{find_exe, find_module_so, Kamailio, RelayOpts};
 use msrp_tools::load::{self, Pattern, RateCounters, Sink, Transfer};
 use msrp_tools::process;
+use msrp_tools::tcpproxy::ProxyChild;
 
 const MIB: u64 = 1024 * 1024;
 
 const USAGE: &str = "\
 msrp-bench: throughput / message-rate / memory benchmark for an MSRP relay
+
+Large transfers run A->relay->B, A->TCP proxy->B (a child process that only
+copies bytes through: the cost of any extra hop) and A->B direct, interleaved;
+1 KiB SENDs run A->relay->B and A->B direct.
 
 USAGE:
     msrp-bench (--spawn-relay | --relay HOST:PORT) [OPTIONS]
@@ -36,6 +43,9 @@ TARGET:
     --max-chunk N          modparam msrp_max_chunk_size (with --spawn-relay;
                            default: the module's default, 16384)
     --workers N            modparam workers (with --spawn-relay; default 1)
+    --modparam NAME=VALUE  one more msrp_relay modparam (with
+                           --spawn-relay; repeatable; VALUE an integer or
+                           a string)
     --relay HOST:PORT      an already running relay (no memory figures)
     --bind IP              address of the tool's B endpoints, which the relay
                            connects to (default 127.0.0.1)
@@ -68,6 +78,8 @@ struct Opts {
     module: Option<PathBuf>,
     max_chunk: Option<i64>,
     workers: Option<i64>,
+    /// Extra `modparam("msrp_relay", NAME, VALUE)` lines (with --spawn-relay).
+    modparams: Vec<(String, String)>,
     bind: IpAddr,
     size: u64,
     small_size: u64,
@@ -114,6 +126,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         module: None,
         max_chunk: None,
         workers: None,
+        modparams: Vec::new(),
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         size: if quick { 32 * MIB } else { 256 * MIB },
         small_size: if quick { 4 * MIB } else { 16 * MIB },
@@ -147,6 +160,15 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
             "--module" => o.module = Some(PathBuf::from(value()?)),
             "--max-chunk" => o.max_chunk = Some(parse_num(name, &value()?)?),
             "--workers" => o.workers = Some(parse_num(name, &value()?)?),
+            "--modparam" => {
+                let v = value()?;
+                let (n, val) = v
+                    .split_once('=')
+                    .filter(|(n, _)| !n.trim().is_empty())
+                    .ok_or_else(|| format!("--modparam {v:?}: expected NAME=VALUE"))?;
+                o.modparams
+                    .push((n.trim().to_owned(), val.trim().to_owned()));
+            }
             "--bind" => o.bind = parse_num(name, &value()?)?,
             "--size" => o.size = parse_size(&value()?)?,
             "--small-size" => o.small_size = parse_size(&value()?)?,
@@ -167,8 +189,13 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
     if o.spawn == o.relay.is_some() {
         return Err("give exactly one of --spawn-relay and --relay HOST:PORT".into());
     }
-    if !o.spawn && (o.module.is_some() || o.max_chunk.is_some() || o.workers.is_some()) {
-        return Err("--module, --max-chunk and --workers need --spawn-relay".into());
+    if !o.spawn
+        && (o.module.is_some()
+            || o.max_chunk.is_some()
+            || o.workers.is_some()
+            || !o.modparams.is_empty())
+    {
+        return Err("--module, --max-chunk, --workers and --modparam need --spawn-relay".into());
     }
     if o.runs == 0 || o.sessions == 0 || o.endpoints == 0 {
         return Err("--runs, --sessions and --endpoints must be at least 1".into());
@@ -360,6 +387,12 @@ impl Target {
         if let Some(n) = o.workers {
             opts = opts.modparam_int("workers", n);
         }
+        for (n, v) in &o.modparams {
+            opts = match v.parse::<i64>() {
+                Ok(i) => opts.modparam_int(n, i),
+                Err(_) => opts.modparam_str(n, v),
+            };
+        }
         let mut k = Kamailio::try_start("msrp-bench", &so, &opts)?;
         k.set_keep_on_panic(true);
         RELAY_PGID.store(k.main_pid(), Ordering::SeqCst);
@@ -375,8 +408,13 @@ impl Target {
                     .map(|l| l.trim_start_matches("version:").trim().to_owned())
             })
             .unwrap_or_else(|| "kamailio".into());
+        let extra: String = o
+            .modparams
+            .iter()
+            .map(|(n, v)| format!(", {n} {v}"))
+            .collect();
         let description = format!(
-            "spawned {version} + {} (workers {}, msrp_max_chunk_size {}; route: msrp_relay();)",
+            "spawned {version} + {} (workers {}, msrp_max_chunk_size {}{extra}; route: msrp_relay();)",
             so.display(),
             o.workers.map_or("1 (default)".into(), |n| n.to_string()),
             o.max_chunk
@@ -631,6 +669,8 @@ struct Report {
     description: String,
     relay_mbs: Vec<f64>,
     direct_mbs: Vec<f64>,
+    /// A->plain TCP proxy->B (the extra-hop baseline).
+    proxy_mbs: Vec<f64>,
     relay_chunks: u64,
     rate_relay: Option<RateResult>,
     rate_direct: Option<RateResult>,
@@ -690,6 +730,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         description: target.description.clone(),
         relay_mbs: Vec::new(),
         direct_mbs: Vec::new(),
+        proxy_mbs: Vec::new(),
         relay_chunks: 0,
         rate_relay: None,
         rate_direct: None,
@@ -717,7 +758,13 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         .map_err(|e| format!("warm-up transfer through the relay: {e}"))?;
     load::transfer(b.addr(), &[], b, &pattern, warm, STALL)
         .map_err(|e| format!("warm-up direct transfer: {e}"))?;
-    rep.verified_bytes += 2 * warm;
+    // The baseline: a plain TCP proxy (a process of its own, like the
+    // relay) in front of the same B endpoint.
+    let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+    let proxy = ProxyChild::start(&exe, o.bind, b.addr())?;
+    load::transfer(proxy.addr(), &[], b, &pattern, warm, STALL)
+        .map_err(|e| format!("warm-up transfer through the TCP proxy: {e}"))?;
+    rep.verified_bytes += 3 * warm;
     if let Some(m) = &mem {
         rep.mem_idle = Some((m.rss()?, m.breakdown()));
     }
@@ -733,6 +780,12 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
     let direct_transfer = |size: u64, label: &str| -> Result<Transfer, String> {
         with_progress(tty, label, Unit::Bytes, Some(size), &b_bytes, || {
             load::transfer(b.addr(), &[], b, &pattern, size, STALL)
+        })
+        .map_err(|e| format!("{label}: {e}"))
+    };
+    let proxy_transfer = |size: u64, label: &str| -> Result<Transfer, String> {
+        with_progress(tty, label, Unit::Bytes, Some(size), &b_bytes, || {
+            load::transfer(proxy.addr(), &[], b, &pattern, size, STALL)
         })
         .map_err(|e| format!("{label}: {e}"))
     };
@@ -788,12 +841,19 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         rep.verified_bytes += t.bytes;
         target.check_alive()?;
 
+        let label = format!("proxy  run {i}/{}", o.runs);
+        let t = proxy_transfer(o.size, &label)?;
+        show(&label, &t, None);
+        rep.proxy_mbs.push(t.mb_per_s());
+        rep.verified_bytes += t.bytes;
+
         let label = format!("direct run {i}/{}", o.runs);
         let t = direct_transfer(o.size, &label)?;
         show(&label, &t, None);
         rep.direct_mbs.push(t.mb_per_s());
         rep.verified_bytes += t.bytes;
     }
+    drop(proxy);
     if let Some((base, peak)) = big_mem {
         rep.mem.push((
             format!("{} transfer (worst run)", fmt_size(o.size)),
@@ -950,24 +1010,28 @@ fn summary(o: &Opts, rep: &Report) -> String {
     );
     let relay = median(&rep.relay_mbs);
     let direct = median(&rep.direct_mbs);
+    let proxy = median(&rep.proxy_mbs);
     let ratio = relay / direct;
-    let _ = writeln!(
-        s,
-        "throughput, one {} single-chunk SEND, median of {} (runs: relay {}; direct {}):",
-        fmt_size(o.size),
-        o.runs,
-        rep.relay_mbs
-            .iter()
-            .map(|v| format!("{v:.0}"))
-            .collect::<Vec<_>>()
-            .join("/"),
-        rep.direct_mbs
-            .iter()
+    let runs = |v: &[f64]| {
+        v.iter()
             .map(|v| format!("{v:.0}"))
             .collect::<Vec<_>>()
             .join("/")
+    };
+    let _ = writeln!(
+        s,
+        "throughput, one {} single-chunk SEND, median of {} (runs: relay {}; TCP proxy {}; direct {}):",
+        fmt_size(o.size),
+        o.runs,
+        runs(&rep.relay_mbs),
+        runs(&rep.proxy_mbs),
+        runs(&rep.direct_mbs),
     );
     let _ = writeln!(s, "  direct A->B          {direct:8.1} MB/s");
+    let _ = writeln!(
+        s,
+        "  A->TCP proxy->B      {proxy:8.1} MB/s   (baseline: a process that only copies bytes through)"
+    );
     let _ = writeln!(
         s,
         "  A->relay->B          {relay:8.1} MB/s   (B received {} chunks)",
@@ -978,6 +1042,12 @@ fn summary(o: &Opts, rep: &Report) -> String {
         "  ratio relay/direct   {ratio:8.2}        target >= 0.45: {}",
         if ratio >= 0.45 { "met" } else { "MISSED" }
     );
+    let _ = writeln!(
+        s,
+        "  ratio proxy/direct   {:8.2}        (what any extra hop costs here)",
+        proxy / direct
+    );
+    let _ = writeln!(s, "  ratio relay/proxy    {:8.2}", relay / proxy);
     if let (Some(rr), Some(rd)) = (&rep.rate_relay, &rep.rate_direct) {
         let _ = writeln!(
             s,
@@ -1065,6 +1135,15 @@ fn summary(o: &Opts, rep: &Report) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(msrp_tools::tcpproxy::CHILD_ARG) {
+        return match msrp_tools::tcpproxy::child_main(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("msrp-bench {}: {e}", msrp_tools::tcpproxy::CHILD_ARG);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let o = match parse_args(&args) {
         Ok(Some(o)) => o,
         Ok(None) => {

@@ -64,6 +64,18 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM")
 }
 
+/// CPU time (user + system) a process has used so far, in seconds.
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the ")" closing comm: state is field 3, utime 14, stime 15.
+    let mut f = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let utime: u64 = f.nth(11)?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    // SAFETY: sysconf(3) only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| (utime + stime) as f64 / hz as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +88,21 @@ mod tests {
         assert!(peak_rss_kib(me).unwrap() >= rss_kib(me).unwrap() / 2);
         assert!(terminate_group(0).is_err());
         assert!(terminate_group(1).is_err());
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let me = std::process::id();
+        let before = cpu_secs(me).unwrap();
+        let t = std::time::Instant::now();
+        let mut x = 0u64;
+        while t.elapsed() < std::time::Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let used = cpu_secs(me).unwrap() - before;
+        assert!(
+            (0.1..5.0).contains(&used),
+            "200 ms of spinning counted {used} s"
+        );
     }
 }

@@ -99,6 +99,11 @@ impl ProxyChild {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// Process id of the proxy.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for ProxyChild {

@@ -498,6 +498,15 @@ impl Mem {
         self.sum(process::rss_kib)
     }
 
+    /// CPU seconds the workers have used so far.
+    fn cpu(&self) -> Result<f64, String> {
+        self.pids.iter().try_fold(0.0, |acc, p| {
+            process::cpu_secs(*p)
+                .map(|v| acc + v)
+                .ok_or_else(|| format!("MSRP worker {p} is gone"))
+        })
+    }
+
     /// "anon X MiB, shmem Y MiB": private memory vs Kamailio shared memory
     /// the workers touched (both count in RSS).
     fn breakdown(&self) -> String {
@@ -671,6 +680,10 @@ struct Report {
     direct_mbs: Vec<f64>,
     /// A->plain TCP proxy->B (the extra-hop baseline).
     proxy_mbs: Vec<f64>,
+    /// CPU seconds per GB (10^9 bytes) moved: the relay's MSRP workers,
+    /// and the TCP proxy process.
+    relay_cpu: Vec<f64>,
+    proxy_cpu: Vec<f64>,
     relay_chunks: u64,
     rate_relay: Option<RateResult>,
     rate_direct: Option<RateResult>,
@@ -731,6 +744,8 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         relay_mbs: Vec::new(),
         direct_mbs: Vec::new(),
         proxy_mbs: Vec::new(),
+        relay_cpu: Vec::new(),
+        proxy_cpu: Vec::new(),
         relay_chunks: 0,
         rate_relay: None,
         rate_direct: None,
@@ -824,6 +839,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
     let mut big_mem: Option<(u64, u64)> = None;
     for i in 1..=o.runs {
         let label = format!("relay  run {i}/{}", o.runs);
+        let cpu0 = mem.as_ref().map(Mem::cpu).transpose()?;
         let (t, mm) = match &mem {
             Some(m) => {
                 let (t, base, peak) = m.during(|| relay_transfer(o.size, &label))?;
@@ -836,14 +852,21 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
             None => (relay_transfer(o.size, &label)?, None),
         };
         show(&label, &t, mm);
+        if let (Some(m), Some(c0)) = (&mem, cpu0) {
+            rep.relay_cpu.push((m.cpu()? - c0) / (t.bytes as f64 / 1e9));
+        }
         rep.relay_mbs.push(t.mb_per_s());
         rep.relay_chunks = t.chunks;
         rep.verified_bytes += t.bytes;
         target.check_alive()?;
 
         let label = format!("proxy  run {i}/{}", o.runs);
+        let cpu0 = process::cpu_secs(proxy.pid());
         let t = proxy_transfer(o.size, &label)?;
         show(&label, &t, None);
+        if let (Some(c0), Some(c1)) = (cpu0, process::cpu_secs(proxy.pid())) {
+            rep.proxy_cpu.push((c1 - c0) / (t.bytes as f64 / 1e9));
+        }
         rep.proxy_mbs.push(t.mb_per_s());
         rep.verified_bytes += t.bytes;
 
@@ -1048,6 +1071,14 @@ fn summary(o: &Opts, rep: &Report) -> String {
         proxy / direct
     );
     let _ = writeln!(s, "  ratio relay/proxy    {:8.2}", relay / proxy);
+    if !rep.relay_cpu.is_empty() && !rep.proxy_cpu.is_empty() {
+        let (rc, pc) = (median(&rep.relay_cpu), median(&rep.proxy_cpu));
+        let _ = writeln!(
+            s,
+            "  CPU per GB moved     relay workers {rc:.2} s, TCP proxy {pc:.2} s (relay/proxy {:.2})",
+            rc / pc
+        );
+    }
     if let (Some(rr), Some(rd)) = (&rep.rate_relay, &rep.rate_direct) {
         let _ = writeln!(
             s,

@@ -30,11 +30,15 @@ fn put_headers(out: &mut BytesMut, to_path: &[Bytes], from_path: &[Bytes], other
     put_path(out, b"To-Path", to_path);
     put_path(out, b"From-Path", from_path);
     for h in other {
-        out.put_slice(&h.name);
-        out.put_slice(b": ");
-        out.put_slice(&h.value);
-        out.put_slice(b"\r\n");
+        put_header(out, h);
     }
+}
+
+fn put_header(out: &mut BytesMut, h: &Header) {
+    out.put_slice(&h.name);
+    out.put_slice(b": ");
+    out.put_slice(&h.value);
+    out.put_slice(b"\r\n");
 }
 
 fn capacity(to_path: &[Bytes], from_path: &[Bytes], other: &[Header]) -> usize {
@@ -72,6 +76,128 @@ pub fn request_head(
     out
 }
 
+/// Heads of the chunks a relay cuts from one incoming request (RFC 4976
+/// §6.4.1 allows re-chunking): only the transaction ID and the Byte-Range
+/// value change from chunk to chunk, so everything else is rendered once.
+/// `render` gives byte for byte what [`request_head`] gives for the same
+/// request with its first Byte-Range header replaced (others dropped), or
+/// one inserted after Message-ID (first when there is no Message-ID).
+#[derive(Debug, Clone)]
+pub struct ChunkHeads {
+    /// ` METHOD CRLF`, To-Path, From-Path, the headers before Byte-Range.
+    prefix: Bytes,
+    /// The headers after Byte-Range, and the blank line of a body.
+    suffix: Bytes,
+    /// ` METHOD CRLF` and all headers as received, blank line included.
+    verbatim: Bytes,
+}
+
+impl ChunkHeads {
+    /// Renders the parts of a request head shared by all its chunks.
+    pub fn new(
+        method: &[u8],
+        to_path: &[Bytes],
+        from_path: &[Bytes],
+        other: &[Header],
+        has_body: bool,
+    ) -> ChunkHeads {
+        let start = |out: &mut BytesMut| {
+            out.put_u8(b' ');
+            out.put_slice(method);
+            out.put_slice(b"\r\n");
+        };
+        let blank = |out: &mut BytesMut| {
+            if has_body {
+                out.put_slice(b"\r\n");
+            }
+        };
+        let cap = capacity(to_path, from_path, other);
+        let mut verbatim = BytesMut::with_capacity(cap);
+        start(&mut verbatim);
+        put_headers(&mut verbatim, to_path, from_path, other);
+        blank(&mut verbatim);
+
+        let split = match other.iter().position(|h| h.is("Byte-Range")) {
+            Some(p) => p,
+            None => other
+                .iter()
+                .position(|h| h.is("Message-ID"))
+                .map_or(0, |p| p + 1),
+        };
+        let (before, after) = other.split_at(split);
+        let after: Vec<Header> = after
+            .iter()
+            .filter(|h| !h.is("Byte-Range"))
+            .cloned()
+            .collect();
+        let mut prefix = BytesMut::with_capacity(cap);
+        start(&mut prefix);
+        put_headers(&mut prefix, to_path, from_path, before);
+        let mut suffix = BytesMut::with_capacity(cap);
+        for h in &after {
+            put_header(&mut suffix, h);
+        }
+        blank(&mut suffix);
+        ChunkHeads {
+            prefix: prefix.freeze(),
+            suffix: suffix.freeze(),
+            verbatim: verbatim.freeze(),
+        }
+    }
+
+    /// The head of chunk `tid`: with `range` as its Byte-Range, or with the
+    /// headers as received when `None`.
+    pub fn render(&self, tid: &[u8], range: Option<crate::ByteRange>) -> Bytes {
+        let Some(r) = range else {
+            let mut out = BytesMut::with_capacity(5 + tid.len() + self.verbatim.len());
+            out.put_slice(b"MSRP ");
+            out.put_slice(tid);
+            out.put_slice(&self.verbatim);
+            return out.freeze();
+        };
+        let mut out =
+            BytesMut::with_capacity(5 + tid.len() + self.prefix.len() + self.suffix.len() + 80);
+        out.put_slice(b"MSRP ");
+        out.put_slice(tid);
+        out.put_slice(&self.prefix);
+        out.put_slice(b"Byte-Range: ");
+        put_range(&mut out, &r);
+        out.put_slice(b"\r\n");
+        out.put_slice(&self.suffix);
+        out.freeze()
+    }
+}
+
+/// Decimal digits of `v` (what `Display` writes), without the formatter.
+fn put_u64(out: &mut BytesMut, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[i..]);
+}
+
+/// `start-end/total` with `*` for unknown values (as `ByteRange`'s Display).
+fn put_range(out: &mut BytesMut, r: &crate::ByteRange) {
+    put_u64(out, r.start);
+    out.put_u8(b'-');
+    match r.end {
+        Some(e) => put_u64(out, e),
+        None => out.put_u8(b'*'),
+    }
+    out.put_u8(b'/');
+    match r.total {
+        Some(t) => put_u64(out, t),
+        None => out.put_u8(b'*'),
+    }
+}
+
 /// `MSRP tid code [comment] CRLF` plus headers; no blank line, since
 /// responses carry no body (RFC 4975 §7.2).
 pub fn response_head(
@@ -85,7 +211,11 @@ pub fn response_head(
     let mut out = BytesMut::with_capacity(capacity(to_path, from_path, other));
     out.put_slice(b"MSRP ");
     out.put_slice(tid);
-    out.put_slice(format!(" {code:03}").as_bytes());
+    out.put_u8(b' ');
+    if code < 100 {
+        out.put_slice(if code < 10 { b"00" } else { b"0" });
+    }
+    put_u64(&mut out, u64::from(code));
     if let Some(c) = comment {
         out.put_u8(b' ');
         out.put_slice(c);

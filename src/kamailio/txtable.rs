@@ -230,12 +230,16 @@ unsafe extern "C" fn expiry_timer(_ticks: u32, _param: *mut c_void) {
 /// A worker's handle on the shared table.
 pub struct ShmTxTable {
     worker: u8,
+    /// The last origin address and its text: every chunk of a stream has
+    /// the same origin, and formatting it was a per-chunk allocation.
+    peer_text: Option<(std::net::SocketAddr, String)>,
 }
 
 impl ShmTxTable {
     pub fn for_worker(worker: usize) -> Self {
         ShmTxTable {
             worker: worker.min(63) as u8,
+            peer_text: None,
         }
     }
 }
@@ -244,7 +248,13 @@ impl TxTable for ShmTxTable {
     fn insert(&mut self, info: &TxInfo<'_>) -> Result<TxSlot, TableFull> {
         let owner = self.worker;
         let now = now_ms();
-        let peer = info.origin.to_string();
+        let peer = match &self.peer_text {
+            Some((a, t)) if *a == info.origin => t,
+            _ => {
+                let t = info.origin.to_string();
+                &self.peer_text.insert((info.origin, t)).1
+            }
+        };
         let r = locked(|h, slots| {
             let i = h.free_head;
             if i == NONE {

@@ -7,7 +7,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use bytes::Bytes;
 use mio::Token;
-use msrp_core::{build, ByteRange, ChunkEvent, Chunker, FailureReport, FrameHead, Header, MsrpUri};
+use msrp_core::build::{self, ChunkHeads};
+use msrp_core::{ByteRange, ChunkEvent, Chunker, FailureReport, FrameHead, Header, MsrpUri};
 
 use super::engine::{Blocked, Conn, Engine, Host, Incoming};
 use super::script::{self, Dst, FrameCtx};
@@ -21,11 +22,10 @@ pub(super) struct Forward {
     /// `None` once the next hop failed: the rest of the frame is swallowed
     /// (and still answered, RFC 4976 §6.4.1: a 200 means "received").
     pub(super) dest: Option<Token>,
-    method: Bytes,
-    to_path: Vec<Bytes>,
-    from_path: Vec<Bytes>,
-    /// Headers other than To-Path/From-Path, as received.
-    others: Vec<Header>,
+    /// The outgoing request is a REPORT (not tracked: no responses).
+    is_report: bool,
+    /// Everything of the outgoing chunk heads but tid and Byte-Range.
+    heads: ChunkHeads,
     pub(super) has_body: bool,
     pub(super) chunker: Chunker,
     /// Outgoing events not yet written (waiting for the destination).
@@ -292,12 +292,11 @@ impl<H: Host> Engine<H> {
         let auto_reply = (is_send && fr == FailureReport::Yes && !replied)
             .then(|| script::reply_frame(head, 200, b"OK", b"").ok())
             .flatten();
+        let others: Vec<Header> = head.other_headers().cloned().collect();
         Ok(Forward {
             dest,
-            method,
-            to_path,
-            from_path,
-            others: head.other_headers().cloned().collect(),
+            is_report: method.as_ref() == b"REPORT",
+            heads: ChunkHeads::new(&method, &to_path, &from_path, &others, head.has_body),
             has_body: head.has_body,
             chunker,
             pending: VecDeque::new(),
@@ -466,7 +465,7 @@ impl<H: Host> Engine<H> {
                     let Incoming::Forward(f) = &mut c.incoming else {
                         return false;
                     };
-                    let head = chunk_head(f, &tid, range);
+                    let head = f.heads.render(&tid, range);
                     let extra = range.is_some() && f.chunks_done > 0;
                     f.cur_tid = Some(tid.clone());
                     let o = match f.in_id {
@@ -478,7 +477,7 @@ impl<H: Host> Engine<H> {
                             f.relay_uri.clone(),
                         ),
                     };
-                    let is_report = f.method.as_ref() == b"REPORT";
+                    let is_report = f.is_report;
                     let start = range.map_or(f.in_start, |r| r.start);
                     if !is_report {
                         self.track(dest, tid, o, peer, start);
@@ -562,7 +561,7 @@ impl<H: Host> Engine<H> {
         } else if f.in_id.is_some() && !f.finished && f.chunks_done > 0 {
             let tid = self.tids.next_tid();
             let range = f.chunker.empty_range_at(f.sent);
-            let mut frame = bytes::BytesMut::from(&chunk_head(&f, &tid, range)[..]);
+            let mut frame = bytes::BytesMut::from(&f.heads.render(&tid, range)[..]);
             frame.extend_from_slice(&f.end_of(&tid, msrp_core::EndFlag::Aborted));
             self.push_frame(dest, frame.freeze());
         }
@@ -582,45 +581,6 @@ impl<H: Host> Engine<H> {
 }
 
 /// Head of one outgoing chunk of a forwarded request.
-fn chunk_head(f: &Forward, tid: &[u8], range: Option<ByteRange>) -> Bytes {
-    let headers: Vec<Header> = match range {
-        None => f.others.clone(),
-        Some(r) => {
-            let value = Bytes::from(r.to_string());
-            let mut hs = Vec::with_capacity(f.others.len() + 1);
-            let mut placed = false;
-            for h in &f.others {
-                if h.is("Byte-Range") {
-                    if !placed {
-                        hs.push(Header::new("Byte-Range", value.clone()));
-                        placed = true;
-                    }
-                } else {
-                    hs.push(h.clone());
-                }
-            }
-            if !placed {
-                // after Message-ID, where senders usually put it
-                let at = hs
-                    .iter()
-                    .position(|h| h.is("Message-ID"))
-                    .map_or(0, |p| p + 1);
-                hs.insert(at, Header::new("Byte-Range", value));
-            }
-            hs
-        }
-    };
-    build::request_head(
-        tid,
-        &f.method,
-        &f.to_path,
-        &f.from_path,
-        &headers,
-        f.has_body,
-    )
-    .freeze()
-}
-
 /// Socket address of a next-hop MSRP URI (RFC 4975 §6: host and port of the
 /// URI; default port 2855). Names are resolved with the system resolver.
 fn resolve(uri: &[u8]) -> Result<SocketAddr, String> {

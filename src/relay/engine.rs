@@ -441,6 +441,7 @@ impl<H: Host> Engine<H> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => stop = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    buf.clear();
                     self.read_pool.give(buf);
                     let peer = c.peer;
                     log_info!("connection {} with {peer}: read error: {e}", t.0);

@@ -580,7 +580,6 @@ impl<H: Host> Engine<H> {
     }
 }
 
-/// Head of one outgoing chunk of a forwarded request.
 /// Socket address of a next-hop MSRP URI (RFC 4975 §6: host and port of the
 /// URI; default port 2855). Names are resolved with the system resolver.
 fn resolve(uri: &[u8]) -> Result<SocketAddr, String> {

@@ -119,6 +119,15 @@ pub fn child_main(args: &[String]) -> Result<(), String> {
     let [bind, dest] = args else {
         return Err(format!("usage: {CHILD_ARG} BIND_IP DEST_ADDR"));
     };
+    // Die with the parent, however it ends (its interrupt path exits
+    // without running destructors, so ProxyChild's Drop cannot be relied on).
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and touches no
+    // memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // SAFETY: getppid(2) cannot fail and has no preconditions.
+    if unsafe { libc::getppid() } == 1 {
+        return Err("parent already gone".into());
+    }
     let bind: std::net::IpAddr = bind.parse().map_err(|_| format!("bad IP {bind:?}"))?;
     let dest: SocketAddr = dest.parse().map_err(|_| format!("bad address {dest:?}"))?;
     let l = TcpListener::bind((bind, 0)).map_err(|e| format!("bind {bind}:0: {e}"))?;

@@ -78,45 +78,71 @@ pub fn request_head(
 
 /// Heads of the chunks a relay cuts from one incoming request (RFC 4976
 /// §6.4.1 allows re-chunking): only the transaction ID and the Byte-Range
-/// value change from chunk to chunk, so everything else is rendered once.
-/// `render` gives byte for byte what [`request_head`] gives for the same
-/// request with its first Byte-Range header replaced (others dropped), or
-/// one inserted after Message-ID (first when there is no Message-ID).
+/// value change from chunk to chunk, so the rest is rendered once, on the
+/// first chunk that carries a new Byte-Range. `render` gives byte for byte
+/// what [`request_head`] gives for the same request with its first
+/// Byte-Range header replaced (others dropped), or one inserted after
+/// Message-ID (first when there is no Message-ID).
 #[derive(Debug, Clone)]
 pub struct ChunkHeads {
-    /// ` METHOD CRLF`, To-Path, From-Path, the headers before Byte-Range.
-    prefix: Bytes,
-    /// The headers after Byte-Range, and the blank line of a body.
-    suffix: Bytes,
-    /// ` METHOD CRLF` and all headers as received, blank line included.
-    verbatim: Bytes,
+    method: Bytes,
+    to_path: Vec<Bytes>,
+    from_path: Vec<Bytes>,
+    /// Headers other than To-Path/From-Path, as received.
+    other: Vec<Header>,
+    has_body: bool,
+    /// ` METHOD CRLF`, To-Path, From-Path and the headers before
+    /// Byte-Range; then the headers after it and the blank line of a body.
+    around_range: std::cell::OnceCell<(Bytes, Bytes)>,
 }
 
 impl ChunkHeads {
-    /// Renders the parts of a request head shared by all its chunks.
+    /// Keeps the parts of a request head shared by all its chunks.
     pub fn new(
-        method: &[u8],
-        to_path: &[Bytes],
-        from_path: &[Bytes],
-        other: &[Header],
+        method: Bytes,
+        to_path: Vec<Bytes>,
+        from_path: Vec<Bytes>,
+        other: Vec<Header>,
         has_body: bool,
     ) -> ChunkHeads {
-        let start = |out: &mut BytesMut| {
-            out.put_u8(b' ');
-            out.put_slice(method);
-            out.put_slice(b"\r\n");
-        };
-        let blank = |out: &mut BytesMut| {
-            if has_body {
-                out.put_slice(b"\r\n");
-            }
-        };
-        let cap = capacity(to_path, from_path, other);
-        let mut verbatim = BytesMut::with_capacity(cap);
-        start(&mut verbatim);
-        put_headers(&mut verbatim, to_path, from_path, other);
-        blank(&mut verbatim);
+        ChunkHeads {
+            method,
+            to_path,
+            from_path,
+            other,
+            has_body,
+            around_range: std::cell::OnceCell::new(),
+        }
+    }
 
+    /// The head of chunk `tid`: with `range` as its Byte-Range, or with the
+    /// headers as received when `None`.
+    pub fn render(&self, tid: &[u8], range: Option<crate::ByteRange>) -> Bytes {
+        let Some(r) = range else {
+            return request_head(
+                tid,
+                &self.method,
+                &self.to_path,
+                &self.from_path,
+                &self.other,
+                self.has_body,
+            )
+            .freeze();
+        };
+        let (prefix, suffix) = self.around_range.get_or_init(|| self.split_at_range());
+        let mut out = BytesMut::with_capacity(5 + tid.len() + prefix.len() + suffix.len() + 80);
+        out.put_slice(b"MSRP ");
+        out.put_slice(tid);
+        out.put_slice(prefix);
+        out.put_slice(b"Byte-Range: ");
+        put_range(&mut out, &r);
+        out.put_slice(b"\r\n");
+        out.put_slice(suffix);
+        out.freeze()
+    }
+
+    fn split_at_range(&self) -> (Bytes, Bytes) {
+        let other = &self.other;
         let split = match other.iter().position(|h| h.is("Byte-Range")) {
             Some(p) => p,
             None => other
@@ -125,46 +151,20 @@ impl ChunkHeads {
                 .map_or(0, |p| p + 1),
         };
         let (before, after) = other.split_at(split);
-        let after: Vec<Header> = after
-            .iter()
-            .filter(|h| !h.is("Byte-Range"))
-            .cloned()
-            .collect();
+        let cap = capacity(&self.to_path, &self.from_path, other);
         let mut prefix = BytesMut::with_capacity(cap);
-        start(&mut prefix);
-        put_headers(&mut prefix, to_path, from_path, before);
+        prefix.put_u8(b' ');
+        prefix.put_slice(&self.method);
+        prefix.put_slice(b"\r\n");
+        put_headers(&mut prefix, &self.to_path, &self.from_path, before);
         let mut suffix = BytesMut::with_capacity(cap);
-        for h in &after {
+        for h in after.iter().filter(|h| !h.is("Byte-Range")) {
             put_header(&mut suffix, h);
         }
-        blank(&mut suffix);
-        ChunkHeads {
-            prefix: prefix.freeze(),
-            suffix: suffix.freeze(),
-            verbatim: verbatim.freeze(),
+        if self.has_body {
+            suffix.put_slice(b"\r\n");
         }
-    }
-
-    /// The head of chunk `tid`: with `range` as its Byte-Range, or with the
-    /// headers as received when `None`.
-    pub fn render(&self, tid: &[u8], range: Option<crate::ByteRange>) -> Bytes {
-        let Some(r) = range else {
-            let mut out = BytesMut::with_capacity(5 + tid.len() + self.verbatim.len());
-            out.put_slice(b"MSRP ");
-            out.put_slice(tid);
-            out.put_slice(&self.verbatim);
-            return out.freeze();
-        };
-        let mut out =
-            BytesMut::with_capacity(5 + tid.len() + self.prefix.len() + self.suffix.len() + 80);
-        out.put_slice(b"MSRP ");
-        out.put_slice(tid);
-        out.put_slice(&self.prefix);
-        out.put_slice(b"Byte-Range: ");
-        put_range(&mut out, &r);
-        out.put_slice(b"\r\n");
-        out.put_slice(&self.suffix);
-        out.freeze()
+        (prefix.freeze(), suffix.freeze())
     }
 }
 

@@ -82,7 +82,13 @@ proptest! {
             Bytes::from_static(b"msrp://relay.example:2855/r;tcp"),
             Bytes::from_static(b"msrp://a.example:2855/s0;tcp"),
         ];
-        let heads = ChunkHeads::new(method.as_bytes(), &to, &from, &others, has_body);
+        let heads = ChunkHeads::new(
+            Bytes::copy_from_slice(method.as_bytes()),
+            to.clone(),
+            from.clone(),
+            others.clone(),
+            has_body,
+        );
         for r in ranges {
             let want = reference(tid.as_bytes(), method.as_bytes(), &to, &from, &others, has_body, r);
             let got = heads.render(tid.as_bytes(), r);

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use bytes::Bytes;
 use mio::Token;
 use msrp_core::build::{self, ChunkHeads};
-use msrp_core::{ByteRange, ChunkEvent, Chunker, FailureReport, FrameHead, Header, MsrpUri};
+use msrp_core::{ByteRange, ChunkEvent, Chunker, FailureReport, FrameHead, MsrpUri};
 
 use super::engine::{Blocked, Conn, Engine, Host, Incoming};
 use super::script::{self, Dst, FrameCtx};
@@ -292,11 +292,16 @@ impl<H: Host> Engine<H> {
         let auto_reply = (is_send && fr == FailureReport::Yes && !replied)
             .then(|| script::reply_frame(head, 200, b"OK", b"").ok())
             .flatten();
-        let others: Vec<Header> = head.other_headers().cloned().collect();
         Ok(Forward {
             dest,
             is_report: method.as_ref() == b"REPORT",
-            heads: ChunkHeads::new(&method, &to_path, &from_path, &others, head.has_body),
+            heads: ChunkHeads::new(
+                method,
+                to_path,
+                from_path,
+                head.other_headers().cloned().collect(),
+                head.has_body,
+            ),
             has_body: head.has_body,
             chunker,
             pending: VecDeque::new(),

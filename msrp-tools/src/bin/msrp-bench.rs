@@ -285,6 +285,16 @@ fn fmt_growth(base: u64, peak: u64) -> String {
     )
 }
 
+/// "; worker RSS X -> peak Y (+Z MiB)" for a phase's progress line.
+fn rss_growth(base: u64, peak: u64) -> String {
+    format!(
+        "; worker RSS {} -> peak {} ({})",
+        fmt_kib(base),
+        fmt_kib(peak),
+        fmt_growth(base, peak)
+    )
+}
+
 #[derive(Clone, Copy)]
 enum Unit {
     Bytes,
@@ -486,8 +496,11 @@ impl Mem {
         Ok(m)
     }
 
-    fn sum(&self, f: fn(u32) -> Option<u64>) -> Result<u64, String> {
-        self.pids.iter().try_fold(0, |acc, p| {
+    fn sum<T: Default + std::ops::Add<Output = T>>(
+        &self,
+        f: fn(u32) -> Option<T>,
+    ) -> Result<T, String> {
+        self.pids.iter().try_fold(T::default(), |acc, p| {
             f(*p)
                 .map(|v| acc + v)
                 .ok_or_else(|| format!("MSRP worker {p} is gone"))
@@ -500,11 +513,7 @@ impl Mem {
 
     /// CPU seconds the workers have used so far.
     fn cpu(&self) -> Result<f64, String> {
-        self.pids.iter().try_fold(0.0, |acc, p| {
-            process::cpu_secs(*p)
-                .map(|v| acc + v)
-                .ok_or_else(|| format!("MSRP worker {p} is gone"))
-        })
+        self.sum(process::cpu_secs)
     }
 
     /// "anon X MiB, shmem Y MiB": private memory vs Kamailio shared memory
@@ -797,24 +806,15 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
 
     let relay_addr = target.addr;
     let b_bytes = || b.stats().bytes.load(Ordering::Relaxed);
-    let relay_transfer = |size: u64, label: &str| -> Result<Transfer, String> {
+    // One large transfer from A to `to` (the relay, the proxy or B itself),
+    // addressed through `path` (the relay's URI, or nothing).
+    let transfer_to = |to: SocketAddr, path: &[String], size: u64, label: &str| {
         with_progress(tty, label, Unit::Bytes, Some(size), &b_bytes, || {
-            load::transfer(relay_addr, &via, b, &pattern, size, STALL)
+            load::transfer(to, path, b, &pattern, size, STALL)
         })
         .map_err(|e| format!("{label}: {e}"))
     };
-    let direct_transfer = |size: u64, label: &str| -> Result<Transfer, String> {
-        with_progress(tty, label, Unit::Bytes, Some(size), &b_bytes, || {
-            load::transfer(b.addr(), &[], b, &pattern, size, STALL)
-        })
-        .map_err(|e| format!("{label}: {e}"))
-    };
-    let proxy_transfer = |size: u64, label: &str| -> Result<Transfer, String> {
-        with_progress(tty, label, Unit::Bytes, Some(size), &b_bytes, || {
-            load::transfer(proxy.addr(), &[], b, &pattern, size, STALL)
-        })
-        .map_err(|e| format!("{label}: {e}"))
-    };
+    let relay_transfer = |size: u64, label: &str| transfer_to(relay_addr, &via, size, label);
     let show = |label: &str, t: &Transfer, mem: Option<(u64, u64)>| {
         let mut line = format!(
             "{label}: {} in {:.2} s = {:.1} MB/s ({} chunk{} at B)",
@@ -825,13 +825,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
             if t.chunks == 1 { "" } else { "s" }
         );
         if let Some((base, peak)) = mem {
-            let _ = write!(
-                line,
-                "; worker RSS {} -> peak {} ({})",
-                fmt_kib(base),
-                fmt_kib(peak),
-                fmt_growth(base, peak)
-            );
+            line.push_str(&rss_growth(base, peak));
         }
         println!("{line}");
     };
@@ -873,7 +867,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
 
         let label = format!("proxy  run {i}/{}", o.runs);
         let cpu0 = process::cpu_secs(proxy.pid());
-        let t = proxy_transfer(o.size, &label)?;
+        let t = transfer_to(proxy.addr(), &[], o.size, &label)?;
         show(&label, &t, None);
         if let (Some(c0), Some(c1)) = (cpu0, process::cpu_secs(proxy.pid())) {
             add_cpu(&mut rep.proxy_cpu, c1 - c0, t.bytes);
@@ -882,7 +876,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         rep.verified_bytes += t.bytes;
 
         let label = format!("direct run {i}/{}", o.runs);
-        let t = direct_transfer(o.size, &label)?;
+        let t = transfer_to(b.addr(), &[], o.size, &label)?;
         show(&label, &t, None);
         rep.direct_mbs.push(t.mb_per_s());
         rep.verified_bytes += t.bytes;
@@ -908,13 +902,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
             o.sessions as f64 * 1000.0 / r.per_s.max(1e-9)
         );
         if let Some((base, peak)) = mem {
-            let _ = write!(
-                line,
-                "; worker RSS {} -> peak {} ({})",
-                fmt_kib(base),
-                fmt_kib(peak),
-                fmt_growth(base, peak)
-            );
+            line.push_str(&rss_growth(base, peak));
         }
         println!("{line}");
     };

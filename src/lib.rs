@@ -4,10 +4,11 @@
 //! `event_route[msrp:frame-in]`.
 //!
 //! Layers (see ../shared/docs/DESIGN.md):
-//! * [`kamailio`]: the unsafe boundary (exports, parameters, script
-//!   functions, `$msrp(...)`, processes, bindings, C shim);
-//! * [`relay`]: configuration, event loop and relay engine (no unsafe);
+//! * [`kamailio`] (this crate): the unsafe boundary (exports, parameters,
+//!   script functions, `$msrp(...)`, processes, bindings, C shim, the
+//!   Kamailio backend of the `log` facade);
+//! * `msrp-engine` (separate crate, no unsafe, no Kamailio symbol):
+//!   configuration, event loop, relay engine, transactions and REPORTs;
 //! * `msrp-core` (separate crate): the sans-IO protocol core.
 
 pub mod kamailio;
-pub mod relay;

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::shm::{fill, unix_now, ShmSlots};
-use crate::relay::cmap::{Entry, Mirror};
+use msrp_engine::cmap::{Entry, Mirror};
 
 const SESSION_MAX: usize = 32;
 const PEER_MAX: usize = 128;

@@ -8,9 +8,8 @@ use std::ptr;
 
 use super::guard::guard;
 use super::sys;
-use crate::relay::config;
-use crate::relay::script::{self, PvKey, PvValue};
-use crate::{log_dbg, log_err};
+use msrp_engine::config;
+use msrp_engine::script::{self, PvKey, PvValue};
 
 /// A C-visible static that Kamailio may read and write.
 #[repr(transparent)]
@@ -234,7 +233,7 @@ unsafe extern "C" fn mod_init() -> c_int {
     guard("mod_init", -1, || match super::process::mod_init() {
         Ok(()) => 0,
         Err(e) => {
-            log_err!("{e}");
+            log::error!("{e}");
             -1
         }
     })
@@ -245,7 +244,7 @@ unsafe extern "C" fn child_init(rank: c_int) -> c_int {
         match super::process::child_init(rank) {
             Ok(()) => 0,
             Err(e) => {
-                log_err!("{e}");
+                log::error!("{e}");
                 -1
             }
         }
@@ -274,13 +273,13 @@ unsafe extern "C" fn p_listen(_ty: u32, val: *mut c_void) -> c_int {
     guard("modparam listen", -1, || {
         // SAFETY: registered as PARAM_STRING.
         let Some(s) = (unsafe { param_str(val) }) else {
-            log_err!("modparam listen: not a valid string");
+            log::error!("modparam listen: not a valid string");
             return -1;
         };
         match config::add_listen(s) {
             Ok(()) => 0,
             Err(e) => {
-                log_err!("modparam {e}");
+                log::error!("modparam {e}");
                 -1
             }
         }
@@ -320,7 +319,7 @@ unsafe extern "C" fn p_event_callback(_ty: u32, val: *mut c_void) -> c_int {
     guard("modparam event_callback", -1, || {
         // SAFETY: registered as PARAM_STRING.
         let Some(s) = (unsafe { param_str(val) }) else {
-            log_err!("modparam event_callback: not a valid string");
+            log::error!("modparam event_callback: not a valid string");
             return -1;
         };
         config::set_event_callback(s);
@@ -332,7 +331,7 @@ unsafe extern "C" fn p_use_path_addr(_ty: u32, val: *mut c_void) -> c_int {
     guard("modparam use_path_addr", -1, || {
         // SAFETY: registered as PARAM_STRING.
         let Some(s) = (unsafe { param_str(val) }) else {
-            log_err!("modparam use_path_addr: not a valid string");
+            log::error!("modparam use_path_addr: not a valid string");
             return -1;
         };
         config::set_use_path_addr(s);
@@ -344,7 +343,7 @@ unsafe extern "C" fn p_alias(_ty: u32, val: *mut c_void) -> c_int {
     guard("modparam alias", -1, || {
         // SAFETY: registered as PARAM_STRING.
         let Some(s) = (unsafe { param_str(val) }) else {
-            log_err!("modparam alias: not a valid string");
+            log::error!("modparam alias: not a valid string");
             return -1;
         };
         config::add_alias(s);
@@ -379,7 +378,7 @@ pub(super) fn do_relay() -> c_int {
     match script::current(|f| f.relay()) {
         Some(()) => 1,
         None => {
-            log_err!("msrp_relay(): {}", script::ScriptError::NoFrame);
+            log::error!("msrp_relay(): {}", script::ScriptError::NoFrame);
             -1
         }
     }
@@ -445,18 +444,18 @@ pub(super) fn do_reply(
     hdrs: Option<Vec<u8>>,
 ) -> c_int {
     let (Some(code), Some(text)) = (code, text) else {
-        log_err!("msrp_reply(): cannot evaluate parameters");
+        log::error!("msrp_reply(): cannot evaluate parameters");
         return -1;
     };
     let hdrs = hdrs.unwrap_or_default();
     match script::current(|f| f.reply(&code, &text, &hdrs)) {
         Some(Ok(())) => 1,
         Some(Err(e)) => {
-            log_dbg!("msrp_reply(): {e}");
+            log::debug!("msrp_reply(): {e}");
             -1
         }
         None => {
-            log_err!("msrp_reply(): {}", script::ScriptError::NoFrame);
+            log::error!("msrp_reply(): {}", script::ScriptError::NoFrame);
             -1
         }
     }
@@ -484,7 +483,7 @@ unsafe extern "C" fn w_msrp_reply3(
         // SAFETY: parameters fixed up by fixup_spve_all for this function.
         let (c, t, h) = unsafe { (svalue(m, code), svalue(m, text), svalue(m, hdrs)) };
         if h.is_none() {
-            log_err!("msrp_reply(): cannot evaluate the headers parameter");
+            log::error!("msrp_reply(): cannot evaluate the headers parameter");
             return -1;
         }
         do_reply(c, t, h)
@@ -513,11 +512,11 @@ fn script_result(r: Option<Result<(), script::ScriptError>>, what: &str) -> c_in
     match r {
         Some(Ok(())) => 1,
         Some(Err(e)) => {
-            log_dbg!("{what}: {e}");
+            log::debug!("{what}: {e}");
             -1
         }
         None => {
-            log_err!("{what}: {}", script::ScriptError::NoFrame);
+            log::error!("{what}: {}", script::ScriptError::NoFrame);
             -1
         }
     }
@@ -548,11 +547,11 @@ unsafe extern "C" fn w_msrp_set_dst(
         // SAFETY: parameters fixed up by fixup_spve_all for this function.
         let (a, s) = unsafe { (svalue(m, addr), svalue(m, sock)) };
         let Some(a) = a else {
-            log_err!("msrp_set_dst(): cannot evaluate the address");
+            log::error!("msrp_set_dst(): cannot evaluate the address");
             return -1;
         };
         if let Some(s) = s.filter(|s| !s.is_empty()) {
-            log_dbg!(
+            log::debug!(
                 "msrp_set_dst(): local socket {} ignored: the module sends from its own sockets",
                 String::from_utf8_lossy(&s)
             );
@@ -577,7 +576,7 @@ unsafe extern "C" fn w_msrp_relay_flags(
     guard("msrp_relay_flags()", -1, || {
         // SAFETY: fixed up by fixup_igp_null.
         let Some(v) = (unsafe { ivalue(m, flags) }) else {
-            log_err!("msrp_relay_flags(): cannot evaluate the flags");
+            log::error!("msrp_relay_flags(): cannot evaluate the flags");
             return -1;
         };
         do_relay_flags(v)
@@ -608,7 +607,7 @@ unsafe extern "C" fn w_msrp_test_panic(
         if config::get().is_some_and(|c| c.test_mode) {
             panic!("msrp_test_panic() called: deliberate panic for the FFI guard test");
         }
-        log_err!("msrp_test_panic() needs modparam(\"msrp_relay\", \"test_mode\", 1)");
+        log::error!("msrp_test_panic() needs modparam(\"msrp_relay\", \"test_mode\", 1)");
         -1
     })
 }
@@ -635,7 +634,7 @@ unsafe extern "C" fn pv_parse_msrp_name(sp: *mut sys::pv_spec_t, input: *mut sys
                 0
             }
             None => {
-                log_err!("unknown key $msrp({})", String::from_utf8_lossy(name));
+                log::error!("unknown key $msrp({})", String::from_utf8_lossy(name));
                 -1
             }
         }

@@ -6,6 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs `f`; on panic logs `what` with the panic message and returns `on_panic`.
 pub fn guard<R>(what: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
+    super::log::install();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {
@@ -16,7 +17,7 @@ pub fn guard<R>(what: &str, on_panic: R, f: impl FnOnce() -> R) -> R {
                 .unwrap_or_else(|| "non-string panic payload".to_string());
             // Logging itself must not unwind out of here.
             let _ = catch_unwind(|| {
-                crate::log_err!("panic caught in {what}: {msg} (entry point returned an error, process continues)");
+                log::error!("panic caught in {what}: {msg} (entry point returned an error, process continues)");
             });
             on_panic
         }
@@ -32,7 +33,7 @@ pub fn install_panic_hook() {
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
         let _ = catch_unwind(|| {
-            crate::log_dbg!("panic at {loc}");
+            log::debug!("panic at {loc}");
         });
     }));
 }

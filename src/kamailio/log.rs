@@ -1,6 +1,10 @@
-//! Logging through Kamailio's own logger (LOG_FX), so lines read
-//! `INFO: <msrp_relay> [src/relay/engine.rs:123]: ...` and honour
-//! `debug=` and per-module log levels.
+//! The Kamailio backend of the `log` facade: the engine and the boundary log
+//! with `log::info!` etc., and lines come out through Kamailio's own logger
+//! (LOG_FX) as `INFO: <msrp_relay> [msrp-engine/src/engine.rs:123]: ...`,
+//! honouring `debug=` and per-module log levels (checked per line, so
+//! `kamcmd cfg.set_now_int core debug 3` takes effect at once).
+
+use std::sync::Once;
 
 use super::sys;
 
@@ -8,25 +12,33 @@ use super::sys;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i32)]
 #[allow(clippy::unnecessary_cast)]
-pub enum Level {
-    Alert = sys::L_ALERT as i32,
-    Crit = sys::L_CRIT as i32,
+enum Level {
     Err = sys::L_ERR as i32,
     Warn = sys::L_WARN as i32,
-    Notice = sys::L_NOTICE as i32,
     Info = sys::L_INFO as i32,
     Dbg = sys::L_DBG as i32,
 }
 
+impl From<log::Level> for Level {
+    fn from(l: log::Level) -> Self {
+        match l {
+            log::Level::Error => Level::Err,
+            log::Level::Warn => Level::Warn,
+            log::Level::Info => Level::Info,
+            log::Level::Debug | log::Level::Trace => Level::Dbg,
+        }
+    }
+}
+
 /// Whether a message at `level` would be printed (avoids formatting cost).
-pub fn enabled(level: Level) -> bool {
+fn enabled(level: Level) -> bool {
     // SAFETY: reads Kamailio's debug level globals; valid in every process
     // after the core has parsed its configuration.
     unsafe { sys::msrp_shim_log_enabled(level as i32) != 0 }
 }
 
 /// Writes one log line. `file`/`line` are the Rust source location.
-pub fn write(level: Level, file: &str, line: u32, func: &str, msg: &str) {
+fn write(level: Level, file: &str, line: u32, func: &str, msg: &str) {
     let prefix = format!("<msrp_relay> [{file}:{line}]: \0");
     let func = format!("{func}\0");
     let len = i32::try_from(msg.len()).unwrap_or(i32::MAX);
@@ -43,20 +55,42 @@ pub fn write(level: Level, file: &str, line: u32, func: &str, msg: &str) {
     }
 }
 
-#[macro_export]
-macro_rules! klog {
-    ($lvl:ident, $($arg:tt)*) => {{
-        let lvl = $crate::kamailio::log::Level::$lvl;
-        if $crate::kamailio::log::enabled(lvl) {
-            $crate::kamailio::log::write(lvl, file!(), line!(), module_path!(), &format!($($arg)*));
+struct KamailioLogger;
+
+impl log::Log for KamailioLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        enabled(metadata.level().into())
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let level = record.level().into();
+        if !enabled(level) {
+            return;
         }
-    }};
+        let msg = record.args().to_string();
+        write(
+            level,
+            record.file().unwrap_or("?"),
+            record.line().unwrap_or(0),
+            record.module_path().unwrap_or("msrp_relay"),
+            &msg,
+        );
+    }
+
+    fn flush(&self) {}
 }
-#[macro_export]
-macro_rules! log_err { ($($arg:tt)*) => { $crate::klog!(Err, $($arg)*) }; }
-#[macro_export]
-macro_rules! log_warn { ($($arg:tt)*) => { $crate::klog!(Warn, $($arg)*) }; }
-#[macro_export]
-macro_rules! log_info { ($($arg:tt)*) => { $crate::klog!(Info, $($arg)*) }; }
-#[macro_export]
-macro_rules! log_dbg { ($($arg:tt)*) => { $crate::klog!(Dbg, $($arg)*) }; }
+
+static LOGGER: KamailioLogger = KamailioLogger;
+static INSTALL: Once = Once::new();
+
+/// Makes Kamailio the `log` backend of this process (and its forks). Called
+/// by every entry point's guard, so it holds before the first line: modparam
+/// setters run before mod_init.
+pub fn install() {
+    INSTALL.call_once(|| {
+        if log::set_logger(&LOGGER).is_ok() {
+            // Kamailio decides per line (its level can change at run time).
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    });
+}

@@ -11,7 +11,6 @@ pub mod log;
 pub mod process;
 pub mod rpc;
 pub mod shm;
-pub mod sockio;
 pub mod stats;
 pub mod sys;
 pub mod transform;

@@ -11,10 +11,9 @@ use parking_lot::Mutex;
 use thiserror::Error;
 
 use super::sys;
-use crate::relay::config::{self, Config};
-use crate::relay::engine::{Engine, Host};
-use crate::relay::script::{self, FrameCtx};
-use crate::{log_err, log_info};
+use msrp_engine::config::{self, Config};
+use msrp_engine::engine::{Engine, Host};
+use msrp_engine::script::{self, FrameCtx};
 
 #[derive(Debug, Error)]
 pub enum InitError {
@@ -51,9 +50,9 @@ pub fn mod_init() -> Result<(), InitError> {
     })?;
     let mut ls = LISTENERS.lock();
     for addr in &cfg.listen {
-        let l = crate::relay::net::listen(*addr, cfg)
+        let l = msrp_engine::net::listen(*addr, cfg)
             .map_err(|err| InitError::Bind { addr: *addr, err })?;
-        log_info!("listening for MSRP on tcp:{addr}");
+        log::info!("listening for MSRP on tcp:{addr}");
         ls.push(l);
     }
     super::stats::register().map_err(InitError::Config)?;
@@ -67,7 +66,7 @@ pub fn mod_init() -> Result<(), InitError> {
         unsafe { sys::msrp_shim_event_route_lookup(c"msrp:frame-in".as_ptr()) }
     };
     if rt < 0 && cfg.event_callback.is_none() {
-        crate::log_warn!("event_route[msrp:frame-in] is missing or empty: frames will be dropped");
+        log::warn!("event_route[msrp:frame-in] is missing or empty: frames will be dropped");
     }
     let _ = EVENT_ROUTE.set(rt);
     let n = cfg.workers as c_int;
@@ -76,7 +75,7 @@ pub fn mod_init() -> Result<(), InitError> {
         sys::register_procs(n);
         sys::cfg_register_child(n);
     }
-    log_info!(
+    log::info!(
         "msrp_relay ready: {} listener(s), {} worker(s), max chunk size {}",
         cfg.listen.len(),
         cfg.workers,
@@ -113,7 +112,7 @@ pub fn child_init(rank: c_int) -> Result<(), InitError> {
 fn worker_main(index: usize, cfg: &'static Config) -> ! {
     // SAFETY: a freshly forked child registered with cfg_register_child.
     if unsafe { sys::cfg_child_init() } != 0 {
-        log_err!("MSRP worker {index}: cfg_child_init failed");
+        log::error!("MSRP worker {index}: cfg_child_init failed");
         std::process::exit(-1);
     }
     let listeners: Vec<TcpListener> = LISTENERS
@@ -132,7 +131,7 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         .as_ref()
         .map(|c| CString::new(c.as_str()).unwrap_or_default());
     let host = KamailioHost { route, callback };
-    crate::relay::cmap::with(|m| {
+    msrp_engine::cmap::with(|m| {
         m.set_mirror(Box::new(super::cmapshm::ShmMirror {
             worker: index.min(255) as u8,
         }))
@@ -144,7 +143,7 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         });
         match Engine::new(cfg, listeners, host, table, stats, seed) {
             Ok(mut e) => {
-                log_info!("MSRP worker {index} started (pid {})", std::process::id());
+                log::info!("MSRP worker {index} started (pid {})", std::process::id());
                 e.run()
             }
             Err(e) => Err(e),
@@ -152,8 +151,8 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
     }));
     match r {
         Ok(Ok(())) => std::process::exit(0),
-        Ok(Err(e)) => log_err!("MSRP worker {index} stopped: {e}"),
-        Err(_) => log_err!("MSRP worker {index} stopped after an internal error (panic)"),
+        Ok(Err(e)) => log::error!("MSRP worker {index} stopped: {e}"),
+        Err(_) => log::error!("MSRP worker {index} stopped after an internal error (panic)"),
     }
     std::process::exit(-1)
 }
@@ -189,7 +188,7 @@ impl Host for KamailioHost {
                 )
             };
             if msg.is_null() {
-                log_err!("cannot build a SIP message for the frame: out of memory?");
+                log::error!("cannot build a SIP message for the frame: out of memory?");
                 return;
             }
             // SAFETY: msg is valid until freed below; the route index was
@@ -199,7 +198,7 @@ impl Host for KamailioHost {
                     Some(cb) => {
                         let len = cb.as_bytes().len() as c_int;
                         if sys::msrp_shim_run_kemi_route(cb.as_ptr(), len, msg) < 0 {
-                            log_err!("error running the KEMI event callback");
+                            log::error!("error running the KEMI event callback");
                         }
                     }
                     None => {

@@ -5,7 +5,7 @@ use std::ffi::{c_char, CString};
 use std::sync::OnceLock;
 
 use super::sys;
-use crate::relay::stats::{Stat, StatsSink};
+use msrp_engine::stats::{Stat, StatsSink};
 
 static HANDLES: OnceLock<Vec<u16>> = OnceLock::new();
 

@@ -11,7 +11,6 @@ use msrp_core::MsrpUri;
 use super::exports::Exported;
 use super::guard::guard;
 use super::sys;
-use crate::log_err;
 
 /// Keys of `{msrpuri.key}`, as `trans_t.subtype`.
 const KEYS: [&str; 8] = [
@@ -71,7 +70,7 @@ unsafe extern "C" fn tr_eval_msrpuri(
         // SAFETY: rs points to rs.len readable bytes (PV_VAL_STR).
         let input = unsafe { std::slice::from_raw_parts(v.rs.s.cast::<u8>(), v.rs.len as usize) };
         let Some(part) = uri_part(input, subtype as usize) else {
-            log_err!("invalid MSRP URI [{}]", String::from_utf8_lossy(input));
+            log::error!("invalid MSRP URI [{}]", String::from_utf8_lossy(input));
             return -1;
         };
         RESULT.with(|r| {
@@ -110,7 +109,7 @@ unsafe extern "C" fn tr_parse_msrpuri(input: *mut sys::str_, t: *mut sys::trans_
             .trim()
             .to_ascii_lowercase();
         let Some(key) = KEYS.iter().position(|k| *k == name) else {
-            log_err!("unknown transformation msrpuri.{name}");
+            log::error!("unknown transformation msrpuri.{name}");
             return std::ptr::null_mut();
         };
         t.type_ = TR_MSRPURI;

@@ -17,7 +17,7 @@ use msrp_core::FailureReport;
 
 use super::shm::fill;
 use super::sys;
-use crate::relay::txtable::{Cause, Event, TableFull, TxInfo, TxSlot, TxTable};
+use msrp_engine::txtable::{Cause, Event, TableFull, TxInfo, TxSlot, TxTable};
 
 const TID_MAX: usize = 32;
 const MSGID_MAX: usize = 64;

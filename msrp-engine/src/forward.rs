@@ -15,7 +15,6 @@ use super::script::{self, Dst, FrameCtx};
 use super::stats::Stat;
 use super::transactions::{InTx, Outstanding};
 use super::txtable::Cause;
-use crate::{log_dbg, log_warn};
 
 /// A request being forwarded: the state that outlives its head.
 pub(super) struct Forward {
@@ -130,7 +129,7 @@ impl<H: Host> Engine<H> {
         for (code, r) in actions.replies {
             // RFC 4975 §7.1.4 (applied per hop): no 200 for "no"/"partial".
             if is_send && code == 200 && fr != FailureReport::Yes {
-                log_dbg!(
+                log::debug!(
                     "not sending the script's 200 for a SEND with Failure-Report {}",
                     fr.as_str()
                 );
@@ -189,7 +188,7 @@ impl<H: Host> Engine<H> {
         let (to, from) = match (head.to_path(), head.from_path()) {
             (Ok(to), Ok(from)) => (to, from),
             (Err(e), _) | (_, Err(e)) => {
-                log_warn!("not relaying request from {peer}: {e}");
+                log::warn!("not relaying request from {peer}: {e}");
                 return Err(NotForwarded::Respond(400, "Bad Request"));
             }
         };
@@ -198,7 +197,7 @@ impl<H: Host> Engine<H> {
             match (head.byte_range(), head.failure_report()) {
                 (Ok(r), Ok(fr)) => (r, fr),
                 (Err(e), _) | (_, Err(e)) => {
-                    log_warn!("not relaying SEND from {peer}: {e}");
+                    log::warn!("not relaying SEND from {peer}: {e}");
                     return Err(NotForwarded::Respond(400, "Bad Request"));
                 }
             }
@@ -213,7 +212,7 @@ impl<H: Host> Engine<H> {
         let relay_uri = to[0].clone();
         // RFC 4976 §6.4.1: the first To-Path URI must be the relay's own.
         if !self.is_own_uri(&relay_uri) {
-            log_warn!(
+            log::warn!(
                 "not relaying request from {peer}: first To-Path URI {} is not this relay",
                 String::from_utf8_lossy(&relay_uri)
             );
@@ -235,7 +234,7 @@ impl<H: Host> Engine<H> {
             return Err(NotForwarded::Respond(481, "Not This Relay"));
         }
         let Some((to_path, from_path)) = msrp_core::path::forward(&to, &from, &relay_uri) else {
-            log_warn!("not relaying request from {peer}: To-Path has no next hop");
+            log::warn!("not relaying request from {peer}: To-Path has no next hop");
             return Err(NotForwarded::Respond(400, "Bad Request"));
         };
         let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
@@ -255,7 +254,7 @@ impl<H: Host> Engine<H> {
         let dest = match dest {
             Ok(d) => Some(d),
             Err(e) => {
-                log_warn!(
+                log::warn!(
                     "next hop {} of a request from {peer} unreachable: {e}",
                     String::from_utf8_lossy(&to_path[0])
                 );

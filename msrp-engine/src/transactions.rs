@@ -23,7 +23,6 @@ use rustc_hash::FxHashMap as HashMap;
 use super::engine::{Engine, Host};
 use super::stats::Stat;
 use super::txtable::{Cause, Event, TxInfo, TxSlot};
-use crate::{log_dbg, log_info, log_warn};
 
 /// The sender's transaction: one incoming SEND chunk.
 pub(super) struct InTx {
@@ -268,7 +267,7 @@ impl<H: Host> Engine<H> {
                     .is_none_or(|at| now.duration_since(at).as_secs() >= 1)
                 {
                     self.tx.table_full_logged = Some(now);
-                    log_warn!(
+                    log::warn!(
                         "{e}: transactions are tracked by this worker only (see msrp_relay.reports table_full)"
                     );
                 }
@@ -414,7 +413,7 @@ impl<H: Host> Engine<H> {
         if let Some(id) = self.partial_group(t, &head.transaction_id) {
             let code = head.status_code().unwrap_or(0);
             if code != 200 {
-                log_info!(
+                log::info!(
                     "next hop answered {code} to chunk {} (connection {})",
                     String::from_utf8_lossy(&head.transaction_id),
                     t.0
@@ -427,7 +426,7 @@ impl<H: Host> Engine<H> {
             return;
         }
         let Some(kind) = self.tx.outstanding.get(&key).map(|o| o.kind) else {
-            log_info!(
+            log::info!(
                 "response {} for unknown transaction {} on connection {}: dropped",
                 head.status_code().unwrap_or(0),
                 String::from_utf8_lossy(&head.transaction_id),
@@ -441,7 +440,7 @@ impl<H: Host> Engine<H> {
                 let outcome = if code == 200 {
                     Outcome::Ok
                 } else {
-                    log_info!(
+                    log::info!(
                         "next hop answered {code} to chunk {} (connection {})",
                         String::from_utf8_lossy(&head.transaction_id),
                         t.0
@@ -576,7 +575,7 @@ impl<H: Host> Engine<H> {
             tx.relay_uri.clone(),
             tx.message_id.clone(),
         );
-        log_dbg!(
+        log::debug!(
             "REPORT {code} for transaction {} ({})",
             String::from_utf8_lossy(&tx.src_tid),
             cause.name()
@@ -610,7 +609,7 @@ impl<H: Host> Engine<H> {
         if !self.conns.contains_key(&src) {
             self.table.count(Event::ReportDropped);
             self.stats.add(Stat::ReportsDropped, 1);
-            log_info!("REPORT {code} dropped: the sender's connection is gone");
+            log::info!("REPORT {code} dropped: the sender's connection is gone");
             return;
         }
         let tid = self.tids.next_tid();
@@ -662,7 +661,7 @@ impl<H: Host> Engine<H> {
             .cloned()
             .collect();
         if !keys.is_empty() {
-            log_info!(
+            log::info!(
                 "next hop connection {} lost with {} transaction(s) outstanding",
                 t.0,
                 keys.len()
@@ -718,7 +717,7 @@ impl<H: Host> Engine<H> {
     fn pass_back(&mut self, head: &FrameHead, o: &Outstanding) {
         if !self.conns.contains_key(&o.src) {
             // RFC 4976 §6.4.3: the return connection is gone: discard silently.
-            log_dbg!("response for a connection that is gone: dropped");
+            log::debug!("response for a connection that is gone: dropped");
             return;
         }
         let (code, comment) = match &head.start {

@@ -8,7 +8,7 @@
 //! bodies to `msrp_max_chunk_size`, or routes a response to a non-SEND
 //! request back to the connection and transaction it answers.
 //!
-//! Memory per stream is bounded: reads are at most [`READ_CHUNK`] bytes, the
+//! Memory per stream is bounded: reads are at most [`READ_CHUNK`](crate::config::READ_CHUNK) bytes, the
 //! parser and the chunker never hold a body, and a destination whose output
 //! queue passes the high watermark stops its sources from being read (TCP
 //! flow control then slows the senders) until it drains below the low
@@ -32,14 +32,14 @@ use mio::{Events, Interest, Poll, Token};
 use msrp_core::{Event, ParseError, Parser};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use super::config::{Config, READ_CHUNK};
+use super::config::Config;
 use super::forward::Forward;
+use super::io::ReadPool;
 use super::script::FrameCtx;
 use super::stats::{Stat, StatsSink};
 use super::tid::TidGen;
 use super::transactions::Transactions;
 use super::txtable::{Cause, TxTable};
-use crate::{log_dbg, log_err, log_info, log_warn};
 
 /// What the engine needs from its host (Kamailio): running the event route.
 pub trait Host {
@@ -134,39 +134,6 @@ pub struct Engine<H: Host> {
     read_pool: ReadPool,
     pub(super) cfg: &'static Config,
     pub(super) host: H,
-}
-
-/// Read buffers kept per worker (each [`READ_CHUNK`] bytes).
-const READ_POOL: usize = 8;
-
-/// Read buffers whose memory is reused once every piece of their last read
-/// has been written out: a fresh 256 KiB allocation per read cost a page
-/// fault per 4 KiB in the kernel's copy (a quarter of the worker's time at
-/// 1 GB/s). Holds at most [`READ_POOL`] buffers, all empty.
-#[derive(Default)]
-pub(super) struct ReadPool {
-    bufs: Vec<BytesMut>,
-}
-
-impl ReadPool {
-    /// An empty buffer with room for a whole read: a pooled one whose
-    /// earlier bytes are all gone, else a new one.
-    fn take(&mut self) -> BytesMut {
-        match self.bufs.iter_mut().position(|b| b.try_reclaim(READ_CHUNK)) {
-            Some(i) => self.bufs.swap_remove(i),
-            None => BytesMut::with_capacity(READ_CHUNK),
-        }
-    }
-
-    /// Returns an empty buffer (its memory may still back queued pieces);
-    /// the oldest one goes when the pool is full.
-    fn give(&mut self, b: BytesMut) {
-        debug_assert!(b.is_empty());
-        if self.bufs.len() >= READ_POOL {
-            self.bufs.remove(0);
-        }
-        self.bufs.push(b);
-    }
 }
 
 /// Token of the transaction timer's wake-up descriptor.
@@ -291,7 +258,7 @@ impl<H: Host> Engine<H> {
             }
         }
         for (t, peer, why) in close {
-            log_info!("closing connection {} with {peer}: {why}", t.0);
+            log::info!("closing connection {} with {peer}: {why}", t.0);
             self.close(t, why);
         }
     }
@@ -300,7 +267,7 @@ impl<H: Host> Engine<H> {
     /// connection, never the worker and its other sessions.
     fn guarded(&mut self, t: Token, f: impl FnOnce(&mut Self)) {
         if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
-            log_err!(
+            log::error!(
                 "internal error (panic) while handling connection {}; closing it",
                 t.0
             );
@@ -357,12 +324,12 @@ impl<H: Host> Engine<H> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log_err!("accept on {} failed: {e}", self.listeners[idx].1);
+                    log::error!("accept on {} failed: {e}", self.listeners[idx].1);
                     return;
                 }
             };
             if self.conns.len() >= self.cfg.max_connections {
-                log_warn!(
+                log::warn!(
                     "refusing connection from {peer}: max_connections ({}) reached",
                     self.cfg.max_connections
                 );
@@ -377,10 +344,10 @@ impl<H: Host> Engine<H> {
                 t,
                 Interest::READABLE | Interest::WRITABLE,
             ) {
-                log_err!("cannot register connection from {peer}: {e}");
+                log::error!("cannot register connection from {peer}: {e}");
                 continue;
             }
-            log_dbg!("accepted connection {} from {peer} on {local}", t.0);
+            log::debug!("accepted connection {} from {peer} on {local}", t.0);
             self.stats.add(Stat::ConnectionsAccepted, 1);
             self.stats.add(Stat::ConnectionsActive, 1);
             c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false);
@@ -424,15 +391,7 @@ impl<H: Host> Engine<H> {
             if !c.connected {
                 return;
             }
-            // One recv into a pooled read buffer (capacity reused once the
-            // pieces of its last read have been written, so no page faults
-            // per read), after the unparsed rest of the previous read.
-            let mut buf = self.read_pool.take();
-            let rest = c.rbuf.len();
-            if rest > 0 {
-                buf.extend_from_slice(&c.rbuf);
-            }
-            let r = crate::kamailio::sockio::recv_append(&c.stream, &mut buf, READ_CHUNK);
+            let r = self.read_pool.read(&c.stream, &mut c.rbuf);
             let mut stop = false;
             let mut n = 0;
             match r {
@@ -441,10 +400,8 @@ impl<H: Host> Engine<H> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => stop = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    buf.clear();
-                    self.read_pool.give(buf);
                     let peer = c.peer;
-                    log_info!("connection {} with {peer}: read error: {e}", t.0);
+                    log::info!("connection {} with {peer}: read error: {e}", t.0);
                     self.close(t, "read error");
                     return;
                 }
@@ -452,19 +409,7 @@ impl<H: Host> Engine<H> {
             if n > 0 {
                 self.stats.add(Stat::BytesIn, n as i64);
                 c.last_active = Instant::now();
-                c.rbuf = if buf.len() < READ_CHUNK / 8 {
-                    // A small read must not pin a whole read buffer while
-                    // its bytes wait in output queues: copy it out.
-                    let small = BytesMut::from(&buf[..]);
-                    buf.clear();
-                    small
-                } else {
-                    buf.split()
-                };
-            } else {
-                buf.clear();
             }
-            self.read_pool.give(buf);
             if n == 0 && stop {
                 return;
             }
@@ -475,7 +420,7 @@ impl<H: Host> Engine<H> {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
-        log_warn!(
+        log::warn!(
             "malformed MSRP from peer {} (connection {}): {e}; closing the connection",
             c.peer,
             t.0
@@ -490,13 +435,13 @@ impl<H: Host> Engine<H> {
             return;
         };
         if c.parser.in_frame() {
-            log_warn!(
+            log::warn!(
                 "peer {} closed connection {} in the middle of a frame (truncated)",
                 c.peer,
                 t.0
             );
         } else {
-            log_dbg!("peer {} closed connection {}", c.peer, t.0);
+            log::debug!("peer {} closed connection {}", c.peer, t.0);
         }
         self.close(t, "closed by peer");
     }
@@ -560,7 +505,7 @@ impl<H: Host> Engine<H> {
             t,
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        log_dbg!("connecting to next hop {addr} (connection {})", t.0);
+        log::debug!("connecting to next hop {addr} (connection {})", t.0);
         self.stats.add(Stat::ConnectionsOpened, 1);
         self.stats.add(Stat::ConnectionsActive, 1);
         c.listed = self.stats.conn_opened(t.0 as u64, addr, local, true);
@@ -668,7 +613,7 @@ impl<H: Host> Engine<H> {
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => {
                     let peer = c.peer;
-                    log_warn!("connect to next hop {peer} failed: {e}");
+                    log::warn!("connect to next hop {peer} failed: {e}");
                     self.close(t, "connect failed");
                     return;
                 }
@@ -676,14 +621,14 @@ impl<H: Host> Engine<H> {
             match c.stream.peer_addr() {
                 Ok(_) => {
                     c.connected = true;
-                    log_dbg!("connected to next hop {} (connection {})", c.peer, t.0);
+                    log::debug!("connected to next hop {} (connection {})", c.peer, t.0);
                     // data may already be waiting to be read
                     self.ready.push_back(t);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(e) => {
                     let peer = c.peer;
-                    log_warn!("connect to next hop {peer} failed: {e}");
+                    log::warn!("connect to next hop {peer} failed: {e}");
                     self.close(t, "connect failed");
                     return;
                 }
@@ -732,7 +677,7 @@ impl<H: Host> Engine<H> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let peer = c.peer;
-                    log_info!("connection {} with {peer}: write error: {e}", t.0);
+                    log::info!("connection {} with {peer}: write error: {e}", t.0);
                     self.close(t, "write error");
                     return;
                 }
@@ -748,7 +693,7 @@ impl<H: Host> Engine<H> {
             // relay itself produced for this peer (responses, REPORTs) pile
             // up here: the peer does not read.
             let peer = c.peer;
-            log_warn!(
+            log::warn!(
                 "peer {peer} does not read: {} bytes queued for connection {}; closing it",
                 c.out_bytes,
                 t.0
@@ -771,7 +716,7 @@ impl<H: Host> Engine<H> {
                 self.outbound.remove(&key);
             }
         }
-        log_dbg!("connection {} with {} closed: {why}", t.0, c.peer);
+        log::debug!("connection {} with {} closed: {why}", t.0, c.peer);
         self.stats.add(Stat::ConnectionsActive, -1);
         if let Some(slot) = c.listed {
             self.stats.conn_closed(slot);

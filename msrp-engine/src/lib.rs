@@ -1,0 +1,22 @@
+//! The relay engine of msrp_relay: configuration, the per-worker event loop,
+//! forwarding with re-chunking, the transaction tracker that owes REPORTs,
+//! and the script-facing frame context.
+//!
+//! The crate has no Kamailio symbol and no `unsafe`: Kamailio is reached only
+//! through traits the boundary implements ([`engine::Host`],
+//! [`txtable::TxTable`], [`stats::StatsSink`], [`cmap::Mirror`]), and logs go
+//! through the `log` facade (the boundary installs a Kamailio backend). So
+//! everything here builds and is tested with plain `cargo test`.
+#![forbid(unsafe_code)]
+
+pub mod cmap;
+pub mod config;
+pub mod engine;
+mod forward;
+pub mod io;
+pub mod net;
+pub mod script;
+pub mod stats;
+pub mod tid;
+mod transactions;
+pub mod txtable;

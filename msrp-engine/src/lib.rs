@@ -11,12 +11,17 @@
 
 pub mod cmap;
 pub mod config;
+pub mod conn;
 pub mod engine;
-mod forward;
+pub mod forward;
 pub mod io;
 pub mod net;
+pub mod report;
+pub mod route;
+pub mod sched;
 pub mod script;
 pub mod stats;
+pub mod testing;
 pub mod tid;
-mod transactions;
+pub mod tracker;
 pub mod txtable;

@@ -96,4 +96,9 @@ pub trait TxTable {
     fn wakeup_fd(&self) -> Option<RawFd>;
     /// Consumes the wake-up.
     fn clear_wakeup(&mut self);
+    /// Whether the engine must ask for expired entries on every loop pass
+    /// (a table without a timer of its own to wake it).
+    fn poll_expired(&self) -> bool {
+        false
+    }
 }

@@ -1,0 +1,189 @@
+//! One MSRP connection of a worker: its socket, the parser over what was
+//! read, the frame arriving on it, and its output queue. No engine in here:
+//! the engine decides what to read, queue and close.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use msrp_core::Parser;
+use rustc_hash::FxHashSet as HashSet;
+
+use crate::config::Config;
+use crate::forward::Forward;
+
+/// Most slices handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+/// State of the frame currently arriving on a connection.
+pub enum Incoming {
+    /// Between frames.
+    Idle,
+    Forward(Box<Forward>),
+    /// The frame is not forwarded: swallow it up to its end-line.
+    Discard,
+}
+
+pub struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// Set for connections the relay opened (key of the reuse map).
+    pub outbound: Option<SocketAddr>,
+    pub connected: bool,
+    /// Read and not yet parsed.
+    pub rbuf: BytesMut,
+    pub parser: Parser,
+    pub eof: bool,
+    /// Bytes waiting to be written, in order.
+    out: VecDeque<Bytes>,
+    out_bytes: usize,
+    /// Complete frames (responses, REPORTs) that wait for the chunk being
+    /// streamed into this connection to end.
+    deferred: VecDeque<Bytes>,
+    pub incoming: Incoming,
+    /// Close as soon as the output queue is flushed.
+    pub closing: bool,
+    /// Queued bytes wait for the end of this loop pass to be written.
+    pub dirty: bool,
+    /// Message-IDs this sender must not send more of (413 downstream).
+    pub rejected: HashSet<Bytes>,
+    pub opened: Instant,
+    /// Last time bytes moved in either direction.
+    pub last_active: Instant,
+    /// A complete frame head arrived (RFC 4976 §6.1 first-request rule).
+    pub got_frame: bool,
+    /// Slot in the connection listing (RPC), if any.
+    pub listed: Option<u32>,
+}
+
+impl Conn {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        outbound: Option<SocketAddr>,
+        cfg: &Config,
+    ) -> Conn {
+        crate::net::tune(&stream, cfg);
+        let now = Instant::now();
+        Conn {
+            stream,
+            peer,
+            local,
+            outbound,
+            connected: outbound.is_none(),
+            rbuf: BytesMut::new(),
+            parser: Parser::new(cfg.limits),
+            eof: false,
+            out: VecDeque::new(),
+            out_bytes: 0,
+            deferred: VecDeque::new(),
+            incoming: Incoming::Idle,
+            closing: false,
+            dirty: false,
+            rejected: HashSet::default(),
+            opened: now,
+            last_active: now,
+            got_frame: false,
+            listed: None,
+        }
+    }
+
+    /// The forwarding state of the frame arriving here, if it is forwarded.
+    pub fn forward(&mut self) -> Option<&mut Forward> {
+        match &mut self.incoming {
+            Incoming::Forward(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Bytes queued for writing, deferred frames included (they count
+    /// against the peer's share).
+    pub fn queued(&self) -> usize {
+        self.out_bytes
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Appends to the output queue.
+    pub fn queue(&mut self, b: Bytes) {
+        self.out_bytes += b.len();
+        self.out.push_back(b);
+    }
+
+    /// Keeps a complete frame until the chunk being streamed here ends.
+    pub fn defer(&mut self, b: Bytes) {
+        self.out_bytes += b.len();
+        self.deferred.push_back(b);
+    }
+
+    /// The chunk being streamed here ended: deferred frames go next.
+    pub fn release_deferred(&mut self) {
+        self.out.extend(self.deferred.drain(..));
+    }
+
+    /// Writes as much of the output queue as the socket takes; returns the
+    /// bytes written (`WouldBlock` is not an error: it ends the write).
+    pub fn write_out(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while !self.out.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .out
+                .iter()
+                .take(MAX_IOV)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            match self.stream.write_vectored(&slices) {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n;
+                    self.consume(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if total > 0 {
+            self.last_active = Instant::now();
+        }
+        Ok(total)
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.out_bytes -= n;
+        while n > 0 {
+            let Some(front) = self.out.front_mut() else {
+                break;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                self.out.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+
+    /// Whether a non-blocking connect has completed (`Ok(false)`: still
+    /// in progress).
+    pub fn check_connected(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connected = true;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Frame heads: the event route runs once per incoming frame, then the
+//! engine carries out what the script decided — replies, forwarding a
+//! request to its next hop (RFC 4976 §6.4), passing a response back.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use mio::Token;
+use msrp_core::build::ChunkHeads;
+use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead};
+
+use super::{Engine, Host};
+use crate::conn::Incoming;
+use crate::forward::{self, Forward};
+use crate::report::{self, ReportOrder};
+use crate::route::{self, NotForwarded, Request};
+use crate::script::{self, Actions, Dst, FrameCtx};
+use crate::stats::Stat;
+use crate::tracker::{Answer, InTx, Return};
+use crate::txtable::Cause;
+
+/// What the script chose for a request it relays.
+struct Route {
+    dst: Option<Dst>,
+    flags: u32,
+    /// The script answered the request itself.
+    replied: bool,
+    /// Body length, when the body was complete before the route ran.
+    known_len: Option<u64>,
+}
+
+impl<H: Host> Engine<H> {
+    /// A frame head arrived on `t`: run the event route once, then carry out
+    /// the script's decisions.
+    pub(super) fn on_head(&mut self, t: Token, head: FrameHead) {
+        // Responses to the relay's own SEND chunks are the relay's business
+        // (RFC 4976 §6.4.1: never forwarded): consumed here without running
+        // the script, which would otherwise run once per chunk.
+        if !head.is_request() && self.tracker.is_own_chunk(t, &head.transaction_id) {
+            self.on_response(t, &head, false);
+            self.set_incoming(t, Incoming::Discard);
+            return;
+        }
+        let Some(ctx) = self.frame_ctx(t, head) else {
+            return;
+        };
+        let ctx = self.host.run_route(ctx);
+        let known_len = ctx.body_complete.then_some(ctx.body.len() as u64);
+        let FrameCtx { head, actions, .. } = ctx;
+        let replied = self.send_replies(t, &head, &actions);
+        let next = if !head.is_request() {
+            self.on_response(t, &head, actions.relay);
+            Incoming::Discard
+        } else if actions.relay {
+            let route = Route {
+                dst: actions.dst,
+                flags: actions.relay_flags,
+                replied,
+                known_len,
+            };
+            self.relay_request(t, &head, route)
+        } else {
+            Incoming::Discard
+        };
+        self.set_incoming(t, next);
+    }
+
+    fn set_incoming(&mut self, t: Token, incoming: Incoming) {
+        if let Some(c) = self.conns.get_mut(&t) {
+            c.incoming = incoming;
+        }
+    }
+
+    /// The frame as the script sees it, with the whole body when it is
+    /// already here; counts the frame.
+    fn frame_ctx(&mut self, t: Token, head: FrameHead) -> Option<FrameCtx> {
+        let c = self.conns.get_mut(&t)?;
+        c.got_frame = true;
+        let mut ctx = FrameCtx::new(head, t.0 as i64, c.peer, c.local);
+        if !ctx.head.has_body {
+            ctx.body_complete = true;
+        } else if let Some((body, flag)) = route::complete_body(&c.rbuf, &ctx.head.transaction_id) {
+            ctx.body = body;
+            ctx.body_complete = true;
+            ctx.end_flag = flag;
+        }
+        if ctx.head.is_request() {
+            self.stats.add(Stat::RequestsIn, 1);
+            self.stats.add(Stat::request_in(ctx.head.method()), 1);
+        } else {
+            self.stats.add(Stat::RepliesIn, 1);
+        }
+        Some(ctx)
+    }
+
+    /// Sends the replies the script made; returns whether it made any.
+    fn send_replies(&mut self, t: Token, head: &FrameHead, actions: &Actions) -> bool {
+        let is_send = head.method() == Some(b"SEND");
+        let fr = route::failure_report(head);
+        for (code, r) in &actions.replies {
+            // RFC 4975 §7.1.4: no 200 for "no"/"partial" (per hop).
+            if is_send && *code == 200 && fr != FailureReport::Yes {
+                log::debug!(
+                    "not sending the script's 200 for a SEND with Failure-Report {}",
+                    fr.as_str()
+                );
+                continue;
+            }
+            self.stats.add(Stat::RepliesSent, 1);
+            self.push_frame(t, r.clone());
+        }
+        !actions.replies.is_empty()
+    }
+
+    /// `msrp_relay()` for a request: forward it, or answer why not.
+    fn relay_request(&mut self, t: Token, head: &FrameHead, route: Route) -> Incoming {
+        let replied = route.replied;
+        match self.forward_request(t, head, route) {
+            Ok(f) => {
+                self.stats.add(Stat::RequestsForwarded, 1);
+                return Incoming::Forward(Box::new(f));
+            }
+            Err(NotForwarded::Respond(code, text))
+                if !replied
+                    && route::failure_report(head) != FailureReport::No
+                    && head.method() != Some(b"REPORT") =>
+            {
+                if let Ok(r) = script::reply_frame(head, code, text.as_bytes(), b"") {
+                    self.push_frame(t, r);
+                }
+            }
+            Err(_) => {}
+        }
+        Incoming::Discard
+    }
+
+    /// RFC 4976 §6.4: the relay's URI moves from the head of To-Path to the
+    /// head of From-Path; the request goes to the next To-Path hop under a new
+    /// transaction ID (one per outgoing chunk).
+    fn forward_request(
+        &mut self,
+        t: Token,
+        head: &FrameHead,
+        route: Route,
+    ) -> Result<Forward, NotForwarded> {
+        let peer = self
+            .conns
+            .get(&t)
+            .map(|c| c.peer)
+            .ok_or(NotForwarded::Silently)?;
+        let req = Request::parse(head).map_err(|e| {
+            log::warn!("not relaying request from {peer}: {e}");
+            NotForwarded::Respond(400, "Bad Request")
+        })?;
+        if req.is_send && self.rejected(t, &req.message_id) {
+            // RFC 4975 §10: after a 413 the sender must not send more chunks.
+            return Err(NotForwarded::Respond(413, "Message Too Large"));
+        }
+        // RFC 4976 §6.4.1: the first To-Path URI must be the relay's own.
+        if !route::is_own_uri(self.cfg, req.relay_uri()) {
+            log::warn!(
+                "not relaying request from {peer}: first To-Path URI {} is not this relay",
+                String::from_utf8_lossy(req.relay_uri())
+            );
+            self.report_not_own_uri(t, &req);
+            return Err(NotForwarded::Respond(481, "Not This Relay"));
+        }
+        let Some((to_path, from_path)) =
+            msrp_core::path::forward(&req.to, &req.from, req.relay_uri())
+        else {
+            log::warn!("not relaying request from {peer}: To-Path has no next hop");
+            return Err(NotForwarded::Respond(400, "Bad Request"));
+        };
+        let dest = match self.choose_dest(&route, &to_path[0]) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                log::warn!(
+                    "next hop {} of a request from {peer} unreachable: {e}",
+                    String::from_utf8_lossy(&to_path[0])
+                );
+                if !req.is_send {
+                    return Err(NotForwarded::Respond(408, "Request Timeout"));
+                }
+                None
+            }
+        };
+        let heads = ChunkHeads::new(
+            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
+            to_path,
+            from_path,
+            head.other_headers().cloned().collect(),
+            head.has_body,
+        );
+        Ok(self.new_forward(t, head, req, dest, heads, &route))
+    }
+
+    /// RFC 4976 §6.4.1: a SEND whose first To-Path URI is not this relay's
+    /// gets a REPORT when it asked for them.
+    fn report_not_own_uri(&mut self, t: Token, req: &Request) {
+        if !req.is_send || !report::wanted(req.failure_report, Cause::NotOwnUri) {
+            return;
+        }
+        let (code, comment) = report::status(Cause::NotOwnUri, 0);
+        self.send_report(ReportOrder {
+            src: t,
+            to_path: req.from.clone(),
+            relay_uri: req.relay_uri().clone(),
+            message_id: req.message_id.clone(),
+            range: req.range.map(|r| ByteRange {
+                end: Some(r.start.saturating_sub(1)),
+                ..r
+            }),
+            code,
+            comment,
+            cause: Cause::NotOwnUri,
+        });
+    }
+
+    /// The connection a request goes out on: the script's choice, else the
+    /// next To-Path hop.
+    fn choose_dest(&mut self, route: &Route, next_uri: &[u8]) -> Result<Token, String> {
+        let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
+        match route.dst {
+            // msrp_cmap_lookup(): the client's own connection
+            Some(Dst::Connection(conid)) => {
+                let tok = Token(conid as usize);
+                if self.conns.contains_key(&tok) {
+                    Ok(tok)
+                } else {
+                    Err("its connection is gone".to_string())
+                }
+            }
+            Some(Dst::Addr(addr)) => self.next_hop(addr, no_new),
+            None => route::resolve(next_uri).and_then(|addr| self.next_hop(addr, no_new)),
+        }
+    }
+
+    /// Connection to `addr`: reused, or opened unless `no_new`.
+    fn next_hop(&mut self, addr: SocketAddr, no_new: bool) -> Result<Token, String> {
+        if no_new {
+            return self
+                .existing_connection(addr)
+                .ok_or_else(|| format!("no connection to {addr} (relay flag 1)"));
+        }
+        self.connection_to(addr)
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))
+    }
+
+    /// The forwarding state of a request that goes to `dest` (`None`: its
+    /// next hop is unreachable, the body is swallowed and REPORTed).
+    fn new_forward(
+        &mut self,
+        t: Token,
+        head: &FrameHead,
+        req: Request,
+        dest: Option<Token>,
+        heads: ChunkHeads,
+        route: &Route,
+    ) -> Forward {
+        let fr = req.failure_report;
+        let chunker = if req.is_send {
+            Chunker::new(req.range, self.cfg.max_chunk_size, route.known_len)
+        } else {
+            Chunker::new(None, 0, None)
+        };
+        let ret = Return {
+            src: t,
+            src_tid: head.transaction_id.clone(),
+            src_from_path: req.from.clone(),
+            relay_uri: req.relay_uri().clone(),
+        };
+        let in_id = req.is_send.then(|| {
+            self.tracker.begin_in(InTx {
+                src: t,
+                src_tid: ret.src_tid.clone(),
+                src_from_path: req.from,
+                relay_uri: ret.relay_uri.clone(),
+                message_id: req.message_id,
+                failure_report: fr,
+                range: req.range,
+            })
+        });
+        if let (None, Some(id)) = (dest, in_id) {
+            self.tracker.fail_in(id, Cause::Unreachable, 0);
+            self.apply_outputs();
+        }
+        // The relay's own 200 for "yes" (RFC 4976 §6.4.1), unless the script
+        // already answered.
+        let auto_reply = (req.is_send && fr == FailureReport::Yes && !route.replied)
+            .then(|| script::reply_frame(head, 200, b"OK", b"").ok())
+            .flatten();
+        Forward {
+            dest,
+            is_report: head.method() == Some(b"REPORT"),
+            heads,
+            has_body: head.has_body,
+            chunker,
+            pending: VecDeque::new(),
+            cur_tid: None,
+            finished: false,
+            in_start: req.range.map_or(1, |r| r.start),
+            sent: 0,
+            chunks_done: 0,
+            in_id,
+            ret,
+            auto_reply,
+        }
+    }
+
+    /// Whether the sender on `t` was told to stop sending this message.
+    fn rejected(&self, t: Token, message_id: &Bytes) -> bool {
+        self.conns
+            .get(&t)
+            .is_some_and(|c| c.rejected.contains(message_id))
+    }
+
+    /// A response arrived on `t`: the tracker ends the transaction it
+    /// answers; a response to a forwarded non-SEND request goes back when
+    /// the script called `msrp_relay()` (RFC 4976 §6.4.2).
+    fn on_response(&mut self, t: Token, head: &FrameHead, relay: bool) {
+        let code = head.status_code().unwrap_or(0);
+        let answer = self.tracker.on_response(t, &head.transaction_id, code);
+        self.apply_outputs();
+        match answer {
+            Answer::OwnChunk => {}
+            Answer::Unknown => log::info!(
+                "response {code} for unknown transaction {} on connection {}: dropped",
+                String::from_utf8_lossy(&head.transaction_id),
+                t.0
+            ),
+            Answer::PassBack(r) if relay => {
+                if !self.conns.contains_key(&r.src) {
+                    // RFC 4976 §6.4.3: the return connection is gone.
+                    log::debug!("response for a connection that is gone: dropped");
+                } else if let Some(frame) = forward::pass_back_frame(head, &r) {
+                    self.stats.add(Stat::RepliesForwarded, 1);
+                    self.push_frame(r.src, frame);
+                }
+            }
+            Answer::PassBack(_) => {}
+        }
+    }
+}

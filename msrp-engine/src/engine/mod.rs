@@ -1,0 +1,347 @@
+//! The relay engine of one MSRP worker process: a single-threaded mio event
+//! loop over the module's own listening sockets and connections. It wires
+//! I/O to the parts that decide:
+//!
+//! * [`Conn`](crate::conn::Conn): one connection's socket, parser and output
+//!   queue;
+//! * [`Scheduler`]: stream slots, drain and window waiting (fairness, flow
+//!   control);
+//! * [`Tracker`]: forwarded transactions and the REPORTs they owe;
+//! * [`route`](crate::route) and [`forward`](crate::forward): what a request
+//!   carries, where it goes, what an aborted one leaves behind.
+//!
+//! Per incoming frame the engine runs `event_route[msrp:frame-in]` once
+//! (through [`Host`]), then carries out what the script decided
+//! ([`frames`]); a forwarded body is streamed as it arrives and re-chunked
+//! to `msrp_max_chunk_size` ([`pump`]); reads and writes are in [`wire`].
+//!
+//! Layering: the engine imports those parts; none of them imports the
+//! engine. `frames`, `pump` and `wire` are `impl Engine` blocks split by
+//! topic.
+//!
+//! Memory per stream is bounded: reads are at most
+//! [`READ_CHUNK`](crate::config::READ_CHUNK) bytes, the parser and the
+//! chunker never hold a body, and a destination whose output queue passes
+//! the high watermark stops its sources from being read (TCP flow control
+//! then slows the senders) until it drains below the low watermark.
+
+mod frames;
+mod pump;
+mod wire;
+
+use std::io;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::config::Config;
+use crate::conn::{Conn, Incoming};
+use crate::io::ReadPool;
+use crate::report::ReportOrder;
+use crate::sched::Scheduler;
+use crate::script::FrameCtx;
+use crate::stats::{Stat, StatsSink};
+use crate::tid::TidGen;
+use crate::tracker::{Output, Tracker};
+use crate::txtable::{Cause, Event, TxTable};
+
+/// What the engine needs from its host (Kamailio): running the event route.
+pub trait Host {
+    /// Runs `event_route[msrp:frame-in]` for the frame and returns it with the
+    /// script's recorded actions.
+    fn run_route(&mut self, ctx: FrameCtx) -> FrameCtx;
+    /// Called once per loop pass (Kamailio: `cfg_update()`).
+    fn tick(&mut self);
+}
+
+/// Poll timeout: also the period of `Host::tick` and of transaction expiry.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Token of the transaction timer's wake-up descriptor.
+const WAKE: Token = Token(usize::MAX);
+
+pub struct Engine<H: Host> {
+    poll: Poll,
+    listeners: Vec<(TcpListener, SocketAddr)>,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    /// Connections the relay opened, by next-hop address (reuse).
+    outbound: HashMap<SocketAddr, Token>,
+    tracker: Tracker,
+    sched: Scheduler,
+    stats: Box<dyn StatsSink>,
+    /// Connections with queued bytes not yet written.
+    dirty: Vec<Token>,
+    /// Connections that used their turn with data left: they go on in the
+    /// next loop pass.
+    yielded: Vec<Token>,
+    tids: TidGen,
+    read_pool: ReadPool,
+    cfg: &'static Config,
+    host: H,
+    last_sweep: Instant,
+}
+
+impl<H: Host> Engine<H> {
+    pub fn new(
+        cfg: &'static Config,
+        listeners: Vec<std::net::TcpListener>,
+        host: H,
+        table: Box<dyn TxTable>,
+        stats: Box<dyn StatsSink>,
+        seed: u64,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        if let Some(fd) = table.wakeup_fd() {
+            poll.registry()
+                .register(&mut SourceFd(&fd), WAKE, Interest::READABLE)?;
+        }
+        let mut ls = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            l.set_nonblocking(true)?;
+            let addr = l.local_addr()?;
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, Token(i), Interest::READABLE)?;
+            ls.push((l, addr));
+        }
+        let first = ls.len();
+        Ok(Engine {
+            poll,
+            listeners: ls,
+            conns: HashMap::default(),
+            next_token: first,
+            outbound: HashMap::default(),
+            tracker: Tracker::new(table, cfg.transaction_timeout),
+            sched: Scheduler::default(),
+            stats,
+            dirty: Vec::new(),
+            yielded: Vec::new(),
+            tids: TidGen::new(seed),
+            read_pool: ReadPool::default(),
+            cfg,
+            host,
+            last_sweep: Instant::now(),
+        })
+    }
+
+    /// Runs the loop forever (the worker process's life).
+    pub fn run(&mut self) -> io::Result<()> {
+        self.run_while(|| true)
+    }
+
+    /// Runs the loop while `go_on()` holds (checked once per pass, at least
+    /// every 100 ms).
+    pub fn run_while(&mut self, go_on: impl Fn() -> bool) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while go_on() {
+            self.host.tick();
+            let again = std::mem::take(&mut self.yielded);
+            let timeout = if again.is_empty() {
+                POLL_TIMEOUT
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    self.yielded.extend(again);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                let t = ev.token();
+                if t == WAKE {
+                    self.guarded(t, |s| s.on_timer());
+                } else if t.0 < self.listeners.len() {
+                    self.guarded(t, |s| s.accept(t.0));
+                } else {
+                    if ev.is_writable() {
+                        self.guarded(t, |s| s.on_writable(t));
+                    }
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.guarded(t, |s| s.drive(t));
+                    }
+                }
+            }
+            for t in again {
+                self.sched.wake(t);
+            }
+            self.settle();
+            self.housekeeping(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Woken sources and pending writes, until both settle (a write can
+    /// wake sources, a source can queue writes).
+    fn settle(&mut self) {
+        while self.sched.has_ready() || !self.dirty.is_empty() {
+            while let Some(t) = self.sched.pop_ready() {
+                self.guarded(t, |s| s.drive(t));
+            }
+            for t in std::mem::take(&mut self.dirty) {
+                self.guarded(t, |s| s.flush(t));
+            }
+        }
+    }
+
+    /// Timers of the loop: transaction expiry, RFC 4976 §6.1 / §6.5
+    /// connection timers, connection-map expiry.
+    fn housekeeping(&mut self, now: Instant) {
+        if self.tracker.table().poll_expired() {
+            self.guarded(WAKE, |s| s.on_timer());
+        }
+        self.guarded(WAKE, |s| {
+            s.tracker.expire(now);
+            s.apply_outputs();
+        });
+        if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
+            self.last_sweep = now;
+            self.sweep_idle(now);
+            crate::cmap::with(|m| m.expire(now));
+        }
+        self.settle();
+    }
+
+    fn on_timer(&mut self) {
+        self.tracker.on_timer_wakeup();
+        self.apply_outputs();
+    }
+
+    /// Carries out what the transaction tracker asks for.
+    fn apply_outputs(&mut self) {
+        while let Some(o) = self.tracker.poll_output() {
+            match o {
+                Output::Report(r) => self.send_report(r),
+                Output::Fail(r) => {
+                    let frame = crate::forward::fail_frame(&r);
+                    self.push_frame(r.src, frame);
+                }
+                Output::WindowOpen(dest) => self.sched.window_open(dest),
+                Output::StopMessage {
+                    src,
+                    id,
+                    message_id,
+                } => {
+                    if let Some(c) = self.conns.get_mut(&src) {
+                        c.rejected.insert(message_id);
+                    }
+                    let current = self.fwd_mut(src).is_some_and(|f| f.in_id == Some(id));
+                    if current {
+                        self.cut_forward(src);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues a REPORT on its sender's connection; counts it, or counts it
+    /// dropped when the connection is gone (RFC 4976 §6.4.3).
+    fn send_report(&mut self, r: ReportOrder) {
+        if !self.conns.contains_key(&r.src) {
+            self.tracker.count(Event::ReportDropped);
+            self.stats.add(Stat::ReportsDropped, 1);
+            log::info!("REPORT {} dropped: the sender's connection is gone", r.code);
+            return;
+        }
+        let tid = self.tids.next_tid();
+        self.tracker.count(Event::Report(r.cause));
+        self.stats.add(Stat::ReportsSent, 1);
+        self.stats.add(Stat::report(r.cause), 1);
+        self.push_frame(r.src, r.frame(&tid));
+    }
+
+    /// RFC 4976 §6.1: a new connection must send its first request within
+    /// `first_request_timeout`; §6.5: idle connections MAY be closed
+    /// (`idle_timeout`).
+    fn sweep_idle(&mut self, now: Instant) {
+        let first = self.cfg.first_request_timeout;
+        let idle = self.cfg.idle_timeout;
+        let mut close = Vec::new();
+        for (t, c) in &self.conns {
+            if !first.is_zero()
+                && c.outbound.is_none()
+                && !c.got_frame
+                && now.duration_since(c.opened) > first
+            {
+                close.push((*t, c.peer, "no request within first_request_timeout"));
+            } else if !idle.is_zero()
+                && now.duration_since(c.last_active) > idle
+                && !c.has_output()
+                && !self.sched.is_busy(*t)
+                && matches!(c.incoming, Incoming::Idle)
+            {
+                close.push((*t, c.peer, "idle_timeout"));
+            }
+        }
+        for (t, peer, why) in close {
+            log::info!("closing connection {} with {peer}: {why}", t.0);
+            self.close(t, why);
+        }
+    }
+
+    /// Runs one step for connection `t`; a panic (a bug) costs only that
+    /// connection, never the worker and its other sessions.
+    fn guarded(&mut self, t: Token, f: impl FnOnce(&mut Self)) {
+        if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
+            log::error!(
+                "internal error (panic) while handling connection {}; closing it",
+                t.0
+            );
+            let _ = catch_unwind(AssertUnwindSafe(|| self.close(t, "internal error")));
+        }
+    }
+
+    fn alloc_token(&mut self) -> Token {
+        let t = Token(self.next_token);
+        self.next_token += 1;
+        t
+    }
+
+    /// Tears a connection down and fixes everything that referred to it.
+    fn close(&mut self, t: Token, why: &str) {
+        let Some(mut c) = self.conns.remove(&t) else {
+            return;
+        };
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&c.stream)));
+        if let Some(key) = c.outbound {
+            if self.outbound.get(&key) == Some(&t) {
+                self.outbound.remove(&key);
+            }
+        }
+        log::debug!("connection {} with {} closed: {why}", t.0, c.peer);
+        self.stats.add(Stat::ConnectionsActive, -1);
+        if let Some(slot) = c.listed {
+            self.stats.conn_closed(slot);
+        }
+        crate::cmap::with(|m| m.remove_connection(t.0 as i64));
+        // A chunk this connection was streaming downstream is cut: abort it
+        // there with '#' (RFC 4975 §7.1) so the next hop resynchronises.
+        if let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) {
+            let in_id = f.in_id;
+            self.abort_forward(t, &f);
+            if let Some(id) = in_id {
+                self.tracker.received_all(id, Instant::now());
+            }
+        }
+        // Sources waiting for this connection go on (and find it gone).
+        self.sched.conn_closed(t);
+        // Requests sent on this connection will get no response; sources
+        // still sending into it stop (and their senders get REPORTs).
+        let cause = if c.connected {
+            Cause::NextHopClosed
+        } else {
+            Cause::Unreachable
+        };
+        self.next_hop_lost(t, cause);
+    }
+}

@@ -1,0 +1,361 @@
+//! Reads, writes and connections: accepting, connecting, driving the parser
+//! over what a connection read, output queues and their watermarks.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use msrp_core::{Event, ParseError};
+
+use super::{Engine, Host};
+use crate::conn::{Conn, Incoming};
+use crate::stats::Stat;
+
+/// A connection's output queue may reach this many high watermarks before
+/// the relay gives up on the peer.
+const OUT_QUEUE_LIMIT_FACTOR: usize = 64;
+/// Reads of one connection before it yields to the others (1 MiB).
+const READS_PER_TURN: usize = 4;
+
+/// What one read of a connection gave.
+enum Read {
+    Data,
+    /// Nothing to read now.
+    Empty,
+    /// The connection is gone (closed here).
+    Gone,
+}
+
+impl<H: Host> Engine<H> {
+    pub(super) fn accept(&mut self, idx: usize) {
+        loop {
+            let (stream, peer) = match self.listeners[idx].0.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::error!("accept on {} failed: {e}", self.listeners[idx].1);
+                    return;
+                }
+            };
+            if self.conns.len() >= self.cfg.max_connections {
+                log::warn!(
+                    "refusing connection from {peer}: max_connections ({}) reached",
+                    self.cfg.max_connections
+                );
+                continue;
+            }
+            let stream: TcpStream = stream.into();
+            let local = stream.local_addr().unwrap_or(self.listeners[idx].1);
+            let t = self.alloc_token();
+            if let Err(e) = self.register(&stream, t) {
+                log::error!("cannot register connection from {peer}: {e}");
+                continue;
+            }
+            log::debug!("accepted connection {} from {peer} on {local}", t.0);
+            self.stats.add(Stat::ConnectionsAccepted, 1);
+            self.stats.add(Stat::ConnectionsActive, 1);
+            let mut c = Conn::new(stream, peer, local, None, self.cfg);
+            c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false);
+            self.conns.insert(t, c);
+        }
+    }
+
+    fn register(&self, stream: &TcpStream, t: Token) -> io::Result<()> {
+        self.poll.registry().register(
+            &mut SourceFd(&stream.as_raw_fd()),
+            t,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    /// Parses and handles what connection `t` has, reading more as needed,
+    /// until the socket has nothing more, `t` waits for a destination, or
+    /// is gone.
+    ///
+    /// A connection that still has data after [`READS_PER_TURN`] reads
+    /// yields to the others and goes on in the next loop pass: a fast
+    /// sender cannot keep the worker to itself, and a second source gets to
+    /// wait for a shared destination's stream slot, so chunks interleave
+    /// (RFC 4975 §7.1.1).
+    pub(super) fn drive(&mut self, t: Token) {
+        let mut reads = 0;
+        loop {
+            if !self.drain_parsed(t) {
+                return;
+            }
+            if reads == READS_PER_TURN {
+                self.yielded.push(t);
+                return;
+            }
+            match self.read_some(t) {
+                Read::Data => reads += 1,
+                Read::Empty | Read::Gone => return,
+            }
+        }
+    }
+
+    /// Handles the events in what `t` has read; false when `t` must wait
+    /// or is gone.
+    fn drain_parsed(&mut self, t: Token) -> bool {
+        loop {
+            if !self.pump(t) {
+                return false;
+            }
+            if self.sched.blocked(t).is_some() {
+                return false;
+            }
+            let Some(c) = self.conns.get_mut(&t) else {
+                return false;
+            };
+            match c.parser.next(&mut c.rbuf) {
+                Ok(Some(ev)) => self.on_event(t, ev),
+                Ok(None) => return true,
+                Err(e) => {
+                    self.on_parse_error(t, e);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// One read of `t`'s socket.
+    fn read_some(&mut self, t: Token) -> Read {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return Read::Gone;
+        };
+        if c.eof {
+            self.on_eof(t);
+            return Read::Gone;
+        }
+        if !c.connected {
+            return Read::Empty;
+        }
+        match self.read_pool.read(&c.stream, &mut c.rbuf) {
+            Ok(0) => c.eof = true,
+            Ok(n) => {
+                self.stats.add(Stat::BytesIn, n as i64);
+                c.last_active = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Empty,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let peer = c.peer;
+                log::info!("connection {} with {peer}: read error: {e}", t.0);
+                self.close(t, "read error");
+                return Read::Gone;
+            }
+        }
+        Read::Data
+    }
+
+    fn on_parse_error(&mut self, t: Token, e: ParseError) {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        log::warn!(
+            "malformed MSRP from peer {} (connection {}): {e}; closing the connection",
+            c.peer,
+            t.0
+        );
+        c.rbuf.clear();
+        self.stats.add(Stat::ParseErrors, 1);
+        self.close(t, "malformed input");
+    }
+
+    fn on_eof(&mut self, t: Token) {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        if c.parser.in_frame() {
+            log::warn!(
+                "peer {} closed connection {} in the middle of a frame (truncated)",
+                c.peer,
+                t.0
+            );
+        } else {
+            log::debug!("peer {} closed connection {}", c.peer, t.0);
+        }
+        self.close(t, "closed by peer");
+    }
+
+    fn on_event(&mut self, t: Token, ev: Event) {
+        match ev {
+            Event::Head(head) => self.on_head(t, head),
+            Event::Body(bytes) => {
+                if let Some(f) = self.conns.get_mut(&t).and_then(|c| c.forward()) {
+                    f.chunker.body(bytes, &mut f.pending);
+                    let (id, n) = (f.in_id, f.chunker.consumed());
+                    if let Some(id) = id {
+                        self.tracker.set_received(id, n);
+                    }
+                }
+            }
+            Event::End(flag) => {
+                let Some(c) = self.conns.get_mut(&t) else {
+                    return;
+                };
+                match &mut c.incoming {
+                    Incoming::Forward(f) => {
+                        f.chunker.end(flag, &mut f.pending);
+                        f.finished = true;
+                    }
+                    _ => c.incoming = Incoming::Idle,
+                }
+            }
+        }
+    }
+
+    /// The live outbound connection to `addr`, if any.
+    /// Like Kamailio's TCP layer, a connection the peer opened to us counts
+    /// too (a client behind NAT is reachable only over it).
+    pub(super) fn existing_connection(&self, addr: SocketAddr) -> Option<Token> {
+        self.outbound
+            .get(&addr)
+            .copied()
+            .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing))
+            .or_else(|| {
+                self.conns
+                    .iter()
+                    .find(|(_, c)| c.outbound.is_none() && c.peer == addr && !c.closing)
+                    .map(|(t, _)| *t)
+            })
+    }
+
+    /// Existing connection to `addr`, or a new non-blocking connect.
+    pub(super) fn connection_to(&mut self, addr: SocketAddr) -> io::Result<Token> {
+        if let Some(t) = self.existing_connection(addr) {
+            return Ok(t);
+        }
+        let stream: TcpStream = mio::net::TcpStream::connect(addr)?.into();
+        let t = self.alloc_token();
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        self.register(&stream, t)?;
+        log::debug!("connecting to next hop {addr} (connection {})", t.0);
+        self.stats.add(Stat::ConnectionsOpened, 1);
+        self.stats.add(Stat::ConnectionsActive, 1);
+        let mut c = Conn::new(stream, addr, local, Some(addr), self.cfg);
+        c.listed = self.stats.conn_opened(t.0 as u64, addr, local, true);
+        self.conns.insert(t, c);
+        self.outbound.insert(addr, t);
+        Ok(t)
+    }
+
+    /// Appends bytes of the chunk being streamed into `dest` to its output
+    /// queue; they are written at the end of this loop pass.
+    pub(super) fn push_stream(&mut self, dest: Token, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        if let Some(d) = self.conns.get_mut(&dest) {
+            d.queue(b);
+            self.mark_dirty(dest);
+        }
+    }
+
+    /// `t` has bytes to write at the end of this loop pass (one vectored
+    /// write for everything queued meanwhile, not one per piece).
+    pub(super) fn mark_dirty(&mut self, t: Token) {
+        if let Some(c) = self.conns.get_mut(&t) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(t);
+            }
+        }
+    }
+
+    /// Queues a complete frame (a response, a REPORT) for `dest`: right
+    /// away, or after the chunk currently being streamed into it.
+    pub(super) fn push_frame(&mut self, dest: Token, frame: Bytes) {
+        let streaming = self.sched.streaming(dest);
+        let Some(d) = self.conns.get_mut(&dest) else {
+            return;
+        };
+        if streaming {
+            d.defer(frame);
+        } else {
+            d.queue(frame);
+            self.mark_dirty(dest);
+        }
+    }
+
+    /// Pauses `src` while `dest` has more than the high watermark queued.
+    pub(super) fn check_backpressure(&mut self, src: Token, dest: Token) -> bool {
+        let over = self
+            .conns
+            .get(&dest)
+            .is_some_and(|d| d.queued() > self.cfg.queue_high);
+        if over {
+            self.sched.wait_drain(src, dest);
+        }
+        over
+    }
+
+    pub(super) fn on_writable(&mut self, t: Token) {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        if !c.connected {
+            match c.check_connected() {
+                Ok(false) => return,
+                Ok(true) => {
+                    log::debug!("connected to next hop {} (connection {})", c.peer, t.0);
+                    // data may already be waiting to be read
+                    self.sched.wake(t);
+                }
+                Err(e) => {
+                    let peer = c.peer;
+                    log::warn!("connect to next hop {peer} failed: {e}");
+                    self.close(t, "connect failed");
+                    return;
+                }
+            }
+        }
+        self.flush(t);
+    }
+
+    /// Writes as much of the output queue as the socket takes, and wakes
+    /// the sources that waited for it to drain.
+    pub(super) fn flush(&mut self, t: Token) {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        c.dirty = false;
+        if !c.connected {
+            return;
+        }
+        match c.write_out() {
+            Ok(n) => self.stats.add(Stat::BytesOut, n as i64),
+            Err(e) => {
+                let peer = c.peer;
+                log::info!("connection {} with {peer}: write error: {e}", t.0);
+                self.close(t, "write error");
+                return;
+            }
+        }
+        let (queued, peer) = (c.queued(), c.peer);
+        if c.closing && !c.has_output() {
+            self.close(t, "flushed");
+            return;
+        }
+        if queued <= self.cfg.queue_low && self.sched.has_drain_waiters(t) {
+            self.sched.drained(t);
+        }
+        if queued > self.cfg.queue_high * OUT_QUEUE_LIMIT_FACTOR {
+            // Sources are paused above the high watermark, so only frames the
+            // relay itself produced for this peer (responses, REPORTs) pile
+            // up here: the peer does not read.
+            log::warn!(
+                "peer {peer} does not read: {queued} bytes queued for connection {}; closing it",
+                t.0
+            );
+            self.close(t, "peer not reading");
+        }
+    }
+}

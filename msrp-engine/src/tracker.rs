@@ -1,0 +1,495 @@
+//! The transaction tracker: which requests the relay forwarded, and the
+//! REPORTs it owes when they fail (RFC 4976 §6.4.1). Sans-IO: it is told
+//! what happened (a chunk was sent, its last byte queued, a response, a
+//! timeout, a lost connection), with the time as a parameter, and answers
+//! with [`Output`]s for the engine to carry out.
+//!
+//! * An incoming transaction ([`InTx`]) is one incoming SEND chunk. It
+//!   records what a REPORT needs (From-Path as received, Message-ID,
+//!   Byte-Range start/total, bytes received, Failure-Report).
+//! * An outstanding request is one request the relay sent on: an outgoing
+//!   SEND chunk (several per incoming chunk when re-chunking) or another
+//!   request whose response goes back ([`Return`]). Entries also live in the
+//!   shared [`TxTable`], which the Kamailio timer expires.
+//! * "partial" chunks get no 200 (RFC 4975 §7.1.4), so they have no entry
+//!   each: their transaction IDs are a per-chunk-group prefix plus a
+//!   sequence number, and an error response finds its group by the prefix.
+//!
+//! Every outcome is accounted once: at most one REPORT per incoming chunk
+//! (later failures of the same chunk add nothing the sender can act on),
+//! and every table entry is removed exactly once.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::Token;
+use msrp_core::{ByteRange, FailureReport};
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::report::{self, ReportOrder};
+use crate::txtable::{Cause, Event, TxInfo, TxSlot, TxTable};
+
+/// Most requests the relay keeps unanswered towards one next hop before it
+/// stops sending it more (16 MiB of 16 KiB chunks).
+pub const REQUEST_WINDOW: u32 = 1024;
+
+mod partial;
+mod types;
+
+pub use types::{Answer, InId, InTx, Origin, Outcome, Output, Return};
+
+struct InState {
+    tx: InTx,
+    /// Body bytes of the chunk received so far.
+    received: u64,
+    /// Outgoing chunks not yet answered.
+    subs: u32,
+    /// "partial" group: prefix and next hop, while its chunks may still get
+    /// an answer; answers are accepted until `partial_until`.
+    partial: Option<(Bytes, Token)>,
+    partial_seq: u32,
+    partial_until: Option<Instant>,
+    /// The incoming chunk is still arriving.
+    receiving: bool,
+    reported: bool,
+}
+
+struct Outstanding {
+    origin: Origin,
+    slot: Option<TxSlot>,
+    /// Local expiry when the shared table had no room for the entry.
+    deadline: Option<Instant>,
+}
+
+type Key = (Token, Bytes);
+
+/// Transactions of one worker.
+pub struct Tracker {
+    ins: HashMap<InId, InState>,
+    next_in: InId,
+    outstanding: HashMap<Key, Outstanding>,
+    by_slot: HashMap<TxSlot, Key>,
+    /// Entries without a table slot, in arming order.
+    local_deadlines: VecDeque<(Instant, Key)>,
+    /// "partial" chunk groups: (next hop, tid prefix) -> incoming chunk.
+    partial: HashMap<Key, InId>,
+    partial_deadlines: VecDeque<(Instant, InId)>,
+    /// Unanswered requests per next hop (the request window).
+    per_dest: HashMap<Token, u32>,
+    table: Box<dyn TxTable>,
+    timeout: Duration,
+    table_full_logged: Option<Instant>,
+    out: VecDeque<Output>,
+}
+
+impl Tracker {
+    pub fn new(table: Box<dyn TxTable>, timeout: Duration) -> Self {
+        Tracker {
+            ins: HashMap::default(),
+            next_in: 0,
+            outstanding: HashMap::default(),
+            by_slot: HashMap::default(),
+            local_deadlines: VecDeque::new(),
+            partial: HashMap::default(),
+            partial_deadlines: VecDeque::new(),
+            per_dest: HashMap::default(),
+            table,
+            timeout,
+            table_full_logged: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Counts an event in the shared table's counters.
+    pub fn count(&mut self, event: Event) {
+        self.table.count(event);
+    }
+
+    /// The shared table (its wake-up descriptor, for the event loop).
+    pub fn table(&self) -> &dyn TxTable {
+        &*self.table
+    }
+
+    /// Incoming chunks and outstanding requests held (for tests and RPC).
+    pub fn len(&self) -> (usize, usize) {
+        (self.ins.len(), self.outstanding.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ins.is_empty() && self.outstanding.is_empty() && self.partial.is_empty()
+    }
+
+    /// An incoming SEND chunk starts arriving.
+    pub fn begin_in(&mut self, tx: InTx) -> InId {
+        self.next_in += 1;
+        self.ins.insert(
+            self.next_in,
+            InState {
+                tx,
+                received: 0,
+                subs: 0,
+                partial: None,
+                partial_seq: 0,
+                partial_until: None,
+                receiving: true,
+                reported: false,
+            },
+        );
+        self.next_in
+    }
+
+    /// `n` body bytes of incoming chunk `id` have arrived so far.
+    pub fn set_received(&mut self, id: InId, n: u64) {
+        if let Some(s) = self.ins.get_mut(&id) {
+            s.received = n;
+        }
+    }
+
+    /// The incoming chunk has been received (and forwarded as far as it
+    /// goes).
+    pub fn received_all(&mut self, id: InId, now: Instant) {
+        let timeout = self.timeout;
+        if let Some(s) = self.ins.get_mut(&id) {
+            s.receiving = false;
+            // a "partial" group whose timer never started (aborted before a
+            // chunk ended) or already ran out still gets its full timeout
+            if s.partial.is_some() && s.partial_until.is_none_or(|u| u <= now) {
+                let at = now + timeout;
+                s.partial_until = Some(at);
+                self.partial_deadlines.push_back((at, id));
+            }
+        }
+        self.maybe_done(id);
+    }
+
+    fn maybe_done(&mut self, id: InId) {
+        if self
+            .ins
+            .get(&id)
+            .is_some_and(|s| !s.receiving && s.subs == 0 && s.partial.is_none())
+        {
+            self.ins.remove(&id);
+        }
+    }
+
+    /// Registers request `tid` sent to `dest` (`origin_addr`: the sender,
+    /// shown by RPC; `range_start`: the outgoing chunk's Byte-Range start).
+    pub fn track(
+        &mut self,
+        dest: Token,
+        tid: Bytes,
+        origin: Origin,
+        origin_addr: SocketAddr,
+        range_start: u64,
+        now: Instant,
+    ) {
+        let (fr, message_id, total) = match &origin {
+            Origin::Chunk(id) => match self.ins.get_mut(id) {
+                // RFC 4975 §7.1.4: "no" gets no response at all; "partial"
+                // is tracked per group (see chunk_tid)
+                Some(s) if s.tx.failure_report == FailureReport::Yes => {
+                    s.subs += 1;
+                    (
+                        s.tx.failure_report,
+                        s.tx.message_id.clone(),
+                        s.tx.range.and_then(|r| r.total),
+                    )
+                }
+                _ => return,
+            },
+            Origin::PassBack(_) => (FailureReport::Yes, Bytes::new(), None),
+        };
+        let info = TxInfo {
+            tid: &tid,
+            message_id: &message_id,
+            origin: origin_addr,
+            failure_report: fr,
+            range_start,
+            total,
+        };
+        let slot = match self.table.insert(&info) {
+            Ok(slot) => {
+                self.by_slot.insert(slot, (dest, tid.clone()));
+                Some(slot)
+            }
+            Err(e) => {
+                self.table.count(Event::TableFull);
+                // once per second at most: a full table means many of these
+                if self
+                    .table_full_logged
+                    .is_none_or(|at| now.duration_since(at).as_secs() >= 1)
+                {
+                    self.table_full_logged = Some(now);
+                    log::warn!(
+                        "{e}: transactions are tracked by this worker only (see msrp_relay.reports table_full)"
+                    );
+                }
+                None
+            }
+        };
+        *self.per_dest.entry(dest).or_default() += 1;
+        let o = Outstanding {
+            origin,
+            slot,
+            deadline: None,
+        };
+        self.outstanding.insert((dest, tid), o);
+    }
+
+    /// Whether `dest` has a full window of unanswered requests.
+    pub fn window_full(&self, dest: Token) -> bool {
+        self.per_dest
+            .get(&dest)
+            .is_some_and(|n| *n >= REQUEST_WINDOW)
+    }
+
+    /// The request's last byte is queued: its response timer starts
+    /// (RFC 4976 §6.4.1).
+    pub fn arm(&mut self, dest: Token, tid: Bytes, now: Instant) {
+        let at = now + self.timeout;
+        if let Some(id) = self.partial_group(dest, &tid) {
+            // answers to a "partial" group are awaited until the timeout
+            // after its last chunk
+            if let Some(s) = self.ins.get_mut(&id) {
+                s.partial_until = Some(at);
+                self.partial_deadlines.push_back((at, id));
+            }
+            return;
+        }
+        let key = (dest, tid);
+        let Some(o) = self.outstanding.get_mut(&key) else {
+            return;
+        };
+        match o.slot {
+            Some(slot) => self.table.arm(slot, self.timeout),
+            None => {
+                o.deadline = Some(at);
+                self.local_deadlines.push_back((at, key));
+            }
+        }
+    }
+
+    /// The Kamailio timer expired entries of this worker.
+    pub fn on_timer_wakeup(&mut self) {
+        self.table.clear_wakeup();
+        for slot in self.table.take_expired() {
+            match self.by_slot.get(&slot).cloned() {
+                Some(key) => self.finish(key, Outcome::Timeout),
+                None => self.table.remove(slot),
+            }
+        }
+    }
+
+    /// Expiry of entries that found no room in the shared table, and of
+    /// "partial" groups.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some((at, id)) = self.partial_deadlines.front().copied() {
+            if at > now {
+                break;
+            }
+            self.partial_deadlines.pop_front();
+            if self
+                .ins
+                .get(&id)
+                .is_some_and(|s| s.partial_until == Some(at) && !s.receiving)
+            {
+                self.end_partial(id);
+            }
+        }
+        while self
+            .local_deadlines
+            .front()
+            .is_some_and(|(at, _)| *at <= now)
+        {
+            let Some((at, key)) = self.local_deadlines.pop_front() else {
+                break;
+            };
+            if self.outstanding.get(&key).and_then(|o| o.deadline) == Some(at) {
+                self.finish(key, Outcome::Timeout);
+            }
+        }
+    }
+
+    /// Whether a response `tid` on `dest` answers one of the relay's own
+    /// outgoing SEND chunks (consumed without running the script).
+    pub fn is_own_chunk(&self, dest: Token, tid: &Bytes) -> bool {
+        self.partial_group(dest, tid).is_some()
+            || matches!(
+                self.outstanding
+                    .get(&(dest, tid.clone()))
+                    .map(|o| &o.origin),
+                Some(Origin::Chunk(_))
+            )
+    }
+
+    /// A response `code` to `tid` arrived on `dest`. Responses to the
+    /// relay's own SEND chunks end their transaction here (RFC 4976 §6.4.1:
+    /// they are not forwarded); for another request the way back is
+    /// returned.
+    pub fn on_response(&mut self, dest: Token, tid: &Bytes, code: u16) -> Answer {
+        if code != 200 && self.is_own_chunk(dest, tid) {
+            log::info!(
+                "next hop answered {code} to chunk {} (connection {})",
+                String::from_utf8_lossy(tid),
+                dest.0
+            );
+        }
+        if let Some(id) = self.partial_group(dest, tid) {
+            if code != 200 {
+                self.fail_in(id, Cause::ErrorResponse, code);
+            }
+            return Answer::OwnChunk;
+        }
+        let key = (dest, tid.clone());
+        match self.outstanding.get(&key).map(|o| &o.origin) {
+            None => Answer::Unknown,
+            Some(Origin::Chunk(_)) => {
+                let outcome = if code == 200 {
+                    Outcome::Ok
+                } else {
+                    Outcome::Error(code)
+                };
+                self.finish(key, outcome);
+                Answer::OwnChunk
+            }
+            Some(Origin::PassBack(_)) => match self.remove(&key).map(|o| o.origin) {
+                Some(Origin::PassBack(r)) => Answer::PassBack(r),
+                _ => Answer::Unknown,
+            },
+        }
+    }
+
+    fn remove(&mut self, key: &Key) -> Option<Outstanding> {
+        let o = self.outstanding.remove(key)?;
+        let dest = key.0;
+        let left = match self.per_dest.get_mut(&dest) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        if left == 0 {
+            self.per_dest.remove(&dest);
+        }
+        if left <= REQUEST_WINDOW / 2 {
+            self.out.push_back(Output::WindowOpen(dest));
+        }
+        if let Some(slot) = o.slot {
+            self.by_slot.remove(&slot);
+            self.table.remove(slot);
+        }
+        Some(o)
+    }
+
+    /// Ends a forwarded request's transaction and does what its outcome
+    /// calls for.
+    fn finish(&mut self, key: Key, outcome: Outcome) {
+        let Some(o) = self.remove(&key) else {
+            return;
+        };
+        match o.origin {
+            Origin::PassBack(r) => {
+                if outcome != Outcome::Ok {
+                    self.out.push_back(Output::Fail(r));
+                }
+            }
+            Origin::Chunk(id) => {
+                if let Some(s) = self.ins.get_mut(&id) {
+                    s.subs = s.subs.saturating_sub(1);
+                }
+                match outcome {
+                    Outcome::Ok => {}
+                    Outcome::Error(code) => self.fail_in(id, Cause::ErrorResponse, code),
+                    Outcome::Timeout => self.fail_in(id, Cause::Timeout, 0),
+                    Outcome::Lost(cause) => self.fail_in(id, cause, 0),
+                }
+                self.maybe_done(id);
+            }
+        }
+    }
+
+    /// Incoming chunk `id` failed downstream: its REPORT (once, if its
+    /// Failure-Report asks for it), and after a 413 the rest of its message
+    /// stops.
+    pub fn fail_in(&mut self, id: InId, cause: Cause, code: u16) {
+        let Some(s) = self.ins.get_mut(&id) else {
+            return;
+        };
+        let (code, comment) = report::status(cause, code);
+        if !s.reported && report::wanted(s.tx.failure_report, cause) {
+            s.reported = true;
+            log::debug!(
+                "REPORT {code} for transaction {} ({})",
+                String::from_utf8_lossy(&s.tx.src_tid),
+                cause.name()
+            );
+            let start = s.tx.range.map_or(1, |r| r.start);
+            let range = ByteRange {
+                start,
+                // range-end: the bytes actually received (RFC 4975 §7.1.2)
+                end: Some(start.saturating_add(s.received).saturating_sub(1)),
+                total: s.tx.range.and_then(|r| r.total),
+            };
+            self.out.push_back(Output::Report(ReportOrder {
+                src: s.tx.src,
+                to_path: s.tx.src_from_path.clone(),
+                relay_uri: s.tx.relay_uri.clone(),
+                message_id: s.tx.message_id.clone(),
+                range: Some(range),
+                code,
+                comment,
+                cause,
+            }));
+        }
+        if cause == Cause::ErrorResponse && code == 413 {
+            self.out.push_back(Output::StopMessage {
+                src: s.tx.src,
+                id,
+                message_id: s.tx.message_id.clone(),
+            });
+        }
+    }
+
+    /// The connection `dest` (a next hop) failed or closed: every request
+    /// sent on it fails.
+    pub fn next_hop_lost(&mut self, dest: Token, cause: Cause) {
+        let keys: Vec<Key> = self
+            .outstanding
+            .keys()
+            .filter(|(d, _)| *d == dest)
+            .cloned()
+            .collect();
+        if !keys.is_empty() {
+            log::info!(
+                "next hop connection {} lost with {} transaction(s) outstanding",
+                dest.0,
+                keys.len()
+            );
+        }
+        for k in keys {
+            self.finish(k, Outcome::Lost(cause));
+        }
+        let groups: Vec<InId> = self
+            .partial
+            .iter()
+            .filter(|((d, _), _)| *d == dest)
+            .map(|(_, id)| *id)
+            .collect();
+        for id in groups {
+            self.fail_in(id, cause, 0);
+            self.end_partial(id);
+        }
+        self.per_dest.remove(&dest);
+    }
+}
+
+#[cfg(test)]
+mod tests;

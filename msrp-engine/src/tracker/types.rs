@@ -1,0 +1,85 @@
+//! What goes into and comes out of the [`Tracker`](super::Tracker).
+
+use bytes::Bytes;
+use mio::Token;
+use msrp_core::{ByteRange, FailureReport};
+
+use crate::report::ReportOrder;
+use crate::txtable::Cause;
+
+/// Handle of an incoming SEND chunk.
+pub type InId = u64;
+
+/// The sender's transaction: one incoming SEND chunk.
+#[derive(Debug, Clone)]
+pub struct InTx {
+    pub src: Token,
+    pub src_tid: Bytes,
+    /// From-Path as received: the REPORT's To-Path.
+    pub src_from_path: Vec<Bytes>,
+    pub relay_uri: Bytes,
+    pub message_id: Bytes,
+    pub failure_report: FailureReport,
+    pub range: Option<ByteRange>,
+}
+
+/// Where the response to a forwarded non-SEND request goes back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Return {
+    pub src: Token,
+    pub src_tid: Bytes,
+    pub src_from_path: Vec<Bytes>,
+    pub relay_uri: Bytes,
+}
+
+/// What a forwarded request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// An outgoing chunk of an incoming SEND chunk: the relay consumes its
+    /// response itself (RFC 4976 §6.4.1).
+    Chunk(InId),
+    /// Any other request: its response goes back.
+    PassBack(Return),
+}
+
+/// How a forwarded request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The next hop answered with this error code.
+    Error(u16),
+    /// No response within transaction_timeout.
+    Timeout,
+    /// The next hop's connection failed or closed.
+    Lost(Cause),
+}
+
+/// What the engine must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this REPORT to the sender.
+    Report(ReportOrder),
+    /// A forwarded non-SEND request failed downstream: answer 408 to its
+    /// sender (RFC 4975 §7.1, RFC 4976 §6.4).
+    Fail(Return),
+    /// The next hop has room in its request window again.
+    WindowOpen(Token),
+    /// RFC 4975 §10 (413): the sender must not send more of this message;
+    /// stop forwarding what it is sending of it.
+    StopMessage {
+        src: Token,
+        id: InId,
+        message_id: Bytes,
+    },
+}
+
+/// A response, as far as the tracker is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// It answered one of the relay's own chunks: consumed.
+    OwnChunk,
+    /// It answers a forwarded request whose response goes back this way.
+    PassBack(Return),
+    /// Nothing the relay sent.
+    Unknown,
+}

@@ -1,0 +1,252 @@
+//! The relay engine over real loopback sockets, without Kamailio: a host
+//! whose script relays every frame, an in-memory transaction table. What
+//! needs the real event route, shm and RPC is tested in the top-level
+//! tests/ against Kamailio.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use msrp_engine::config::Config;
+use msrp_engine::engine::Engine;
+use msrp_engine::testing::{self, MemTable, NoStats, RelayAll};
+use msrp_tools::endpoint::Endpoint;
+use msrp_tools::peer::{Peer, ReceivedFrame, Request};
+
+const T: Duration = Duration::from_secs(5);
+
+/// An engine running in its own thread until dropped.
+struct Relay {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(tune: impl FnOnce(&mut Config)) -> Relay {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut cfg = testing::config(vec![addr]);
+        tune(&mut cfg);
+        let cfg: &'static Config = Box::leak(Box::new(cfg));
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut e = Engine::new(
+                cfg,
+                vec![l],
+                RelayAll,
+                Box::new(MemTable::default()),
+                Box::new(NoStats),
+                42,
+            )
+            .expect("engine");
+            e.run_while(|| !s.load(Ordering::Relaxed)).expect("run");
+        });
+        Relay {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn uri(&self) -> String {
+        format!("msrp://{}/relay;tcp", self.addr)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn client(r: &Relay) -> (Peer, String) {
+    let p = Peer::connect(r.addr).expect("connect");
+    let uri = format!("msrp://{}/a;tcp", p.local_addr());
+    (p, uri)
+}
+
+fn byte_range(f: &ReceivedFrame) -> (u64, u64, u64) {
+    let v = f.header("Byte-Range").expect("Byte-Range");
+    let (se, total) = v.split_once('/').expect("total");
+    let (s, e) = se.split_once('-').expect("range");
+    (
+        s.parse().expect("start"),
+        e.parse().expect("end"),
+        total.parse().expect("total"),
+    )
+}
+
+#[test]
+fn send_is_relayed_rewritten_and_answered_by_the_relay() {
+    let r = Relay::start(|_| {});
+    let b = Endpoint::bind().expect("B");
+    let (mut a, a_uri) = client(&r);
+    let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], b"hello B");
+    a.send_request(&req).expect("send");
+    let mut bp = b.accept(T).expect("relay connects to B");
+    let got = bp.read_frame(T).expect("B reads");
+    assert_eq!(got.body, b"hello B");
+    assert_eq!(got.to_path(), vec![b.uri("b")]);
+    assert_eq!(got.from_path(), vec![r.uri(), a_uri.clone()]);
+    assert_ne!(got.tid(), req.tid);
+    // the relay's own 200 (RFC 4976 §6.4.1); B's 200 is consumed
+    let ok = a.read_frame(T).expect("A's 200");
+    assert_eq!((ok.status_code(), ok.tid()), (Some(200), req.tid.clone()));
+    bp.send_response(&got, 200, Some("OK")).expect("B answers");
+    a.expect_nothing(Duration::from_millis(300))
+        .expect("B's 200 is not passed on");
+}
+
+#[test]
+fn large_send_is_rechunked_with_contiguous_ranges() {
+    let r = Relay::start(|c| c.max_chunk_size = 4096);
+    let b = Endpoint::bind().expect("B");
+    let (mut a, a_uri) = client(&r);
+    let body: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], &body);
+    a.send_request(&req).expect("send");
+    let mut bp = b.accept(T).expect("accept");
+    let mut got = Vec::new();
+    let mut next = 1;
+    while got.len() < body.len() {
+        let f = bp.read_frame(T).expect("chunk");
+        let (s, e, total) = byte_range(&f);
+        assert_eq!((s, total), (next, body.len() as u64), "{}", f.summary());
+        assert_eq!(e - s + 1, f.body.len() as u64);
+        assert!(f.body.len() <= 4096);
+        next = e + 1;
+        got.extend_from_slice(&f.body);
+        bp.send_response(&f, 200, None).expect("200");
+    }
+    assert_eq!(got, body);
+}
+
+#[test]
+fn error_response_becomes_a_report() {
+    let r = Relay::start(|_| {});
+    let b = Endpoint::bind().expect("B");
+    let (mut a, a_uri) = client(&r);
+    let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], b"x");
+    a.send_request(&req).expect("send");
+    let mut bp = b.accept(T).expect("accept");
+    let got = bp.read_frame(T).expect("B reads");
+    bp.send_response(&got, 403, Some("Forbidden")).expect("403");
+    let ok = a.read_frame(T).expect("200");
+    assert_eq!(ok.status_code(), Some(200));
+    let rep = a.read_frame(T).expect("REPORT");
+    assert_eq!(rep.method().as_deref(), Some("REPORT"), "{}", rep.summary());
+    assert_eq!(rep.header("Status").as_deref(), Some("000 403 Forbidden"));
+    assert_eq!(rep.to_path(), vec![a_uri]);
+    assert_eq!(rep.header("Byte-Range").as_deref(), Some("1-1/1"));
+}
+
+#[test]
+fn unreachable_next_hop_is_reported() {
+    let r = Relay::start(|_| {});
+    let gone = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("msrp://{}/b;tcp", gone.local_addr().expect("addr"));
+    drop(gone);
+    let (mut a, a_uri) = client(&r);
+    let req = Request::send(&[&r.uri(), &dead], &[&a_uri], b"x");
+    a.send_request(&req).expect("send");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let f = a.read_frame(T).expect("frame");
+        got.push(
+            f.header("Status")
+                .unwrap_or_else(|| format!("{:?}", f.status_code())),
+        );
+    }
+    got.sort();
+    assert_eq!(got, vec!["000 408 Next Hop Unreachable", "Some(200)"]);
+}
+
+#[test]
+fn next_hop_closing_mid_message_is_reported_with_bytes_received() {
+    let r = Relay::start(|c| c.max_chunk_size = 4096);
+    let b = Endpoint::bind().expect("B");
+    let (mut a, a_uri) = client(&r);
+    let body = vec![7u8; 1_000_000];
+    let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], &body);
+    let wire = req.to_wire();
+    let body_at = wire
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("head end")
+        + 4;
+    // the head and 100 kB of the body: the message stays open
+    a.send_raw(&wire[..body_at + 100_000]).expect("send part");
+    let mut bp = b.accept(T).expect("accept");
+    bp.read_frame(T).expect("first chunk");
+    drop(bp);
+    let rep = a.read_frame(T).expect("REPORT");
+    assert_eq!(rep.method().as_deref(), Some("REPORT"), "{}", rep.summary());
+    assert_eq!(
+        rep.header("Status").as_deref(),
+        Some("000 408 Next Hop Connection Lost")
+    );
+    let v = rep.header("Byte-Range").expect("range");
+    let end: u64 = v[2..v.find('/').expect("/")].parse().expect("end");
+    assert!((4096..=100_000).contains(&end), "{v}");
+}
+
+#[test]
+fn silent_next_hop_times_out() {
+    let r = Relay::start(|c| c.transaction_timeout = Duration::from_secs(1));
+    let b = Endpoint::bind().expect("B");
+    let (mut a, a_uri) = client(&r);
+    let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], b"x");
+    a.send_request(&req).expect("send");
+    let mut bp = b.accept(T).expect("accept");
+    bp.read_frame(T).expect("B reads and never answers");
+    assert_eq!(a.read_frame(T).expect("200").status_code(), Some(200));
+    let rep = a.read_frame(T).expect("REPORT");
+    assert_eq!(
+        rep.header("Status").as_deref(),
+        Some("000 408 Request Timeout")
+    );
+}
+
+#[test]
+fn two_senders_share_one_next_hop_chunk_by_chunk() {
+    let r = Relay::start(|c| c.max_chunk_size = 4096);
+    let b = Endpoint::bind().expect("B");
+    let (mut a1, u1) = client(&r);
+    let (mut a2, u2) = client(&r);
+    // larger than the output watermark: the first message cannot go out in
+    // one pass before the second is read
+    let body = vec![1u8; 4_000_000];
+    let w1 = Request::send(&[&r.uri(), &b.uri("b")], &[&u1], &body).to_wire();
+    let w2 = Request::send(&[&r.uri(), &b.uri("b")], &[&u2], &body).to_wire();
+    // both messages are under way before either body is sent in full
+    let first = 64 * 1024;
+    a1.send_raw(&w1[..first]).expect("a1 head");
+    a2.send_raw(&w2[..first]).expect("a2 head");
+    let t1 = std::thread::spawn(move || a1.send_raw(&w1[first..]).map(|_| a1));
+    let t2 = std::thread::spawn(move || a2.send_raw(&w2[first..]).map(|_| a2));
+    let mut bp = b.accept(T).expect("accept");
+    let mut got = std::collections::HashMap::<String, usize>::new();
+    let mut lag_at_first_end = None;
+    while got.values().sum::<usize>() < 2 * body.len() {
+        let f = bp.read_frame(T).expect("chunk");
+        let n = got.entry(f.from_path()[1].clone()).or_default();
+        *n += f.body.len();
+        if *n == body.len() && lag_at_first_end.is_none() {
+            lag_at_first_end = Some(2 * body.len() - got.values().sum::<usize>());
+        }
+        bp.send_response(&f, 200, None).expect("200");
+    }
+    t1.join().expect("a1").expect("a1 sends");
+    t2.join().expect("a2").expect("a2 sends");
+    // when the first message is complete, the other one is too, but for
+    // about a turn of reads (1 MiB) and what the watermark lets queue
+    let lag = lag_at_first_end.unwrap_or(usize::MAX);
+    assert!(lag <= 2_000_000, "unfair: {lag} bytes behind");
+}

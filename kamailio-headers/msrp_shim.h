@@ -48,6 +48,10 @@ struct sip_msg *msrp_shim_fake_msg(const char *head, int len,
 		int conid);
 void msrp_shim_free_msg(struct sip_msg *msg);
 
+/* Once per worker: keeps faked-message parsing from scanning pkg memory's
+ * free lists (see msrp_shim.c). */
+void msrp_shim_pkg_reserve(void);
+
 /* fixup values (fixup_get_svalue / fixup_get_ivalue are macros) */
 int msrp_shim_get_svalue(struct sip_msg *msg, void *param,
 		const char **s, int *len);

@@ -115,6 +115,8 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         log::error!("MSRP worker {index}: cfg_child_init failed");
         std::process::exit(-1);
     }
+    // SAFETY: pkg memory of this process, before any frame is handled.
+    unsafe { sys::msrp_shim_pkg_reserve() };
     let listeners: Vec<TcpListener> = LISTENERS
         .lock()
         .iter()

@@ -557,11 +557,24 @@ impl Mem {
 // ---------------------------------------------------------------------------
 // Phases.
 
+#[derive(Clone)]
 struct RateResult {
     per_s: f64,
     window: u64,
     sent: u64,
     secs: f64,
+    /// MSRP workers' CPU seconds over the whole phase, when known.
+    cpu: Option<f64>,
+}
+
+impl RateResult {
+    /// Worker CPU microseconds per relayed message (all messages of the
+    /// phase, warm-up included, against the CPU of the whole phase).
+    fn cpu_us_per_msg(&self) -> Option<f64> {
+        self.cpu
+            .filter(|_| self.sent > 0)
+            .map(|c| c * 1e6 / self.sent as f64)
+    }
 }
 
 /// Where session `i` connects to and its To-Path.
@@ -680,6 +693,7 @@ fn rate_phase(
         window,
         sent,
         secs,
+        cpu: None,
     })
 }
 
@@ -695,6 +709,9 @@ struct Report {
     proxy_cpu: Option<(f64, u64)>,
     relay_chunks: u64,
     rate_relay: Option<RateResult>,
+    /// Through the plain TCP proxy (its CPU per message is the floor any
+    /// extra hop pays for the same sockets and syscalls).
+    rate_proxy: Option<RateResult>,
     rate_direct: Option<RateResult>,
     /// (label, RSS before, peak) in KiB.
     mem: Vec<(String, u64, u64)>,
@@ -768,6 +785,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         proxy_cpu: None,
         relay_chunks: 0,
         rate_relay: None,
+        rate_proxy: None,
         rate_direct: None,
         mem: Vec::new(),
         mem_idle: None,
@@ -881,7 +899,6 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         rep.direct_mbs.push(t.mb_per_s());
         rep.verified_bytes += t.bytes;
     }
-    drop(proxy);
     if let Some((base, peak)) = big_mem {
         rep.mem.push((
             format!("{} transfer (worst run)", fmt_size(o.size)),
@@ -919,8 +936,10 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
     let label = rate_label("relay ");
     let (r, mm) = match &mem {
         Some(m) => {
-            let (r, base, peak) =
+            let c0 = m.cpu()?;
+            let (mut r, base, peak) =
                 m.during(|| rate_phase(&label, &via_relay, &sinks, o, &pattern, tty))?;
+            r.cpu = Some(m.cpu()? - c0);
             rep.mem.push((
                 format!("{} SENDs, {} sessions", fmt_size(o.msg_size), o.sessions),
                 base,
@@ -934,9 +953,29 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         ),
     };
     show_rate(&label, &r, mm);
+    if let Some(us) = r.cpu_us_per_msg() {
+        println!("{label}: worker CPU {us:.1} us per message");
+    }
     rep.verified_msgs += r.sent;
-    rep.rate_relay = Some(r);
+    rep.rate_relay = Some(r.clone());
     target.check_alive()?;
+
+    // Through the TCP proxy: byte-blind, so B answers A itself; the proxy
+    // forwards every session to the first B endpoint.
+    let label = rate_label("proxy ");
+    let via_proxy = |_: usize| (proxy.addr(), vec![b.uri(&msrp_tools::ids::session_id())]);
+    let c0 = process::cpu_secs(proxy.pid());
+    let mut r = rate_phase(&label, &via_proxy, &sinks[..1], o, &pattern, tty)?;
+    if let (Some(c0), Some(c1)) = (c0, process::cpu_secs(proxy.pid())) {
+        r.cpu = Some(c1 - c0);
+    }
+    show_rate(&label, &r, None);
+    if let Some(us) = r.cpu_us_per_msg() {
+        println!("{label}: proxy CPU {us:.1} us per message");
+    }
+    rep.verified_msgs += r.sent;
+    rep.rate_proxy = Some(r);
+    drop(proxy);
 
     let label = rate_label("direct");
     // Direct: each session connects to its B endpoint itself.
@@ -1094,6 +1133,35 @@ fn summary(o: &Opts, rep: &Report) -> String {
         );
         let _ = writeln!(s, "  direct A->B          {:8.0} msg/s", rd.per_s);
         let _ = writeln!(s, "  A->relay->B          {:8.0} msg/s", rr.per_s);
+        if let Some(rp) = &rep.rate_proxy {
+            let _ = writeln!(s, "  A->TCP proxy->B      {:8.0} msg/s", rp.per_s);
+        }
+        let coarse = |r: &RateResult| {
+            if r.cpu.unwrap_or(0.0) < MIN_CPU_SECS {
+                " (coarse: under 0.25 s of CPU measured)"
+            } else {
+                ""
+            }
+        };
+        if let Some(us) = rr.cpu_us_per_msg() {
+            let _ = writeln!(
+                s,
+                "  CPU per message: relay worker {us:6.1} us{}",
+                coarse(rr)
+            );
+            if let Some((rp, pus)) = rep
+                .rate_proxy
+                .as_ref()
+                .and_then(|rp| rp.cpu_us_per_msg().map(|p| (rp, p)))
+            {
+                let _ = writeln!(
+                    s,
+                    "                   TCP proxy    {pus:6.1} us{} (relay/proxy {:.2})",
+                    coarse(rp),
+                    us / pus
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "  ratio relay/direct   {:8.2}",

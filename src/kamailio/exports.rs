@@ -40,9 +40,9 @@ pub static module_version: Exported<*const c_char> =
 pub static module_flags: Exported<*const c_char> =
     Exported::new(sys::abi::SER_COMPILE_FLAGS.as_ptr());
 
-const fn cs(s: &'static CStr) -> *mut c_char {
-    s.as_ptr() as *mut c_char
-}
+/// The module's name: `exports.name`, `modparam("msrp_relay", ...)`, and
+/// the KEMI module `KSR.msrp_relay`.
+pub(super) const MODULE_NAME: &CStr = c"msrp_relay";
 
 type CmdFn = unsafe extern "C" fn(*mut sys::sip_msg, *mut c_char, *mut c_char) -> c_int;
 type FixupFn = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
@@ -55,7 +55,7 @@ const fn cmd(
     free_fixup: Option<FixupFn>,
 ) -> sys::cmd_export_t {
     sys::cmd_export_t {
-        name: cs(name),
+        name: table::c_ptr(name),
         function: Some(f),
         param_no: params,
         fixup,
@@ -67,7 +67,7 @@ const fn cmd(
 /// The cfg functions of msrp_relay. `msrp_reply/3` is called by the core with
 /// a third `char *` argument (cmd_function3); the table stores it as a
 /// two-argument pointer, exactly as C modules do.
-static CMDS: Exported<[sys::cmd_export_t; 12]> = Exported::new([
+const CMD_LIST: &[sys::cmd_export_t] = &[
     cmd(c"msrp_relay", w_msrp_relay, 0, None, None),
     cmd(
         c"msrp_reply",
@@ -77,7 +77,7 @@ static CMDS: Exported<[sys::cmd_export_t; 12]> = Exported::new([
         Some(sys::fixup_free_spve_spve),
     ),
     sys::cmd_export_t {
-        name: cs(c"msrp_reply"),
+        name: table::c_ptr(c"msrp_reply"),
         // SAFETY: the core calls a 3-parameter function through this pointer
         // (sr_module.h cmd_function3); the ABI of the extra argument matches.
         function: Some(unsafe {
@@ -122,15 +122,20 @@ static CMDS: Exported<[sys::cmd_export_t; 12]> = Exported::new([
         Some(sys::fixup_igp_null),
         Some(sys::fixup_free_igp_null),
     ),
-    sys::cmd_export_t {
-        name: ptr::null_mut(),
-        function: None,
-        param_no: 0,
-        fixup: None,
-        free_fixup: None,
-        flags: 0,
-    },
-]);
+];
+
+static CMDS: Exported<[sys::cmd_export_t; CMD_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        CMD_LIST,
+        sys::cmd_export_t {
+            name: ptr::null_mut(),
+            function: None,
+            param_no: 0,
+            fixup: None,
+            free_fixup: None,
+            flags: 0,
+        },
+    ));
 
 /// `PARAM_USE_FUNC` (sr_module.h: `1U<<(8*sizeof(int)-1)`), which bindgen
 /// cannot evaluate.
@@ -142,7 +147,7 @@ type ParamFn = unsafe extern "C" fn(u32, *mut c_void) -> c_int;
 const fn param(p: config::Param, f: ParamFn) -> sys::param_export_t {
     let d = p.decl();
     sys::param_export_t {
-        name: cs(d.c_name),
+        name: table::c_ptr(d.c_name),
         type_: if d.kind.takes_string() {
             sys::PARAM_STRING
         } else {
@@ -176,40 +181,37 @@ static PARAMS: Exported<[sys::param_export_t; PARAM_LIST.len() + 1]> =
         },
     ));
 
-static PVS: Exported<[sys::pv_export_t; 2]> = Exported::new([
-    sys::pv_export_t {
-        name: sys::str_ {
-            s: cs(c"msrp"),
-            len: 4,
+const PV_LIST: &[sys::pv_export_t] = &[sys::pv_export_t {
+    name: table::static_str(c"msrp"),
+    type_: sys::PVT_OTHER,
+    getf: Some(pv_get_msrp),
+    setf: None,
+    parse_name: Some(pv_parse_msrp_name),
+    parse_index: None,
+    init_param: None,
+    iparam: 0,
+}];
+
+static PVS: Exported<[sys::pv_export_t; PV_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        PV_LIST,
+        sys::pv_export_t {
+            name: table::NULL_STR,
+            type_: 0,
+            getf: None,
+            setf: None,
+            parse_name: None,
+            parse_index: None,
+            init_param: None,
+            iparam: 0,
         },
-        type_: sys::PVT_OTHER,
-        getf: Some(pv_get_msrp),
-        setf: None,
-        parse_name: Some(pv_parse_msrp_name),
-        parse_index: None,
-        init_param: None,
-        iparam: 0,
-    },
-    sys::pv_export_t {
-        name: sys::str_ {
-            s: ptr::null_mut(),
-            len: 0,
-        },
-        type_: 0,
-        getf: None,
-        setf: None,
-        parse_name: None,
-        parse_index: None,
-        init_param: None,
-        iparam: 0,
-    },
-]);
+    ));
 
 /// The module's exports structure, looked up by name with dlsym.
 #[no_mangle]
 #[used]
 pub static exports: Exported<sys::module_exports> = Exported::new(sys::module_exports {
-    name: cs(c"msrp_relay"),
+    name: table::c_ptr(MODULE_NAME),
     dlflags: sys::DEFAULT_DLFLAGS,
     cmds: CMDS.get().cast(),
     params: PARAMS.get().cast(),

@@ -4,11 +4,12 @@
 //! `cmap_save()`, `cmap_lookup()` — the stock module's KEMI functions under
 //! this module's name. Registered from `mod_register`.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void, CStr};
 
 use super::exports::{self, Exported};
 use super::guard::guard;
 use super::sys;
+use super::table;
 
 /// Bytes of a KEMI `str*` parameter.
 ///
@@ -88,58 +89,44 @@ const N: c_int = sys::SR_KEMIP_NONE as c_int;
 const S: c_int = sys::SR_KEMIP_STR as c_int;
 const I: c_int = sys::SR_KEMIP_INT as c_int;
 
-const fn kfn(
-    name: &'static std::ffi::CStr,
-    len: c_int,
-    f: *mut c_void,
-    p: [c_int; 6],
-) -> sys::sr_kemi_t {
+const fn kfn(name: &'static CStr, f: *mut c_void, p: [c_int; 6]) -> sys::sr_kemi_t {
     sys::sr_kemi_t {
-        mname: sys::str_ {
-            s: c"msrp_relay".as_ptr() as *mut c_char,
-            len: 10,
-        },
-        fname: sys::str_ {
-            s: name.as_ptr() as *mut c_char,
-            len,
-        },
+        mname: table::static_str(exports::MODULE_NAME),
+        fname: table::static_str(name),
         rtype: I,
         func: f,
         ptypes: p,
     }
 }
 
-pub static KEMI: Exported<[sys::sr_kemi_t; 10]> = Exported::new([
-    kfn(c"relay", 5, ki_relay as *mut c_void, [N; 6]),
-    kfn(c"reply", 5, ki_reply as *mut c_void, [S, S, S, N, N, N]),
-    kfn(c"is_request", 10, ki_is_request as *mut c_void, [N; 6]),
-    kfn(c"is_reply", 8, ki_is_reply as *mut c_void, [N; 6]),
-    kfn(c"set_dst", 7, ki_set_dst as *mut c_void, [S, S, N, N, N, N]),
+const KEMI_LIST: &[sys::sr_kemi_t] = &[
+    kfn(c"relay", ki_relay as *mut c_void, [N; 6]),
+    kfn(c"reply", ki_reply as *mut c_void, [S, S, S, N, N, N]),
+    kfn(c"is_request", ki_is_request as *mut c_void, [N; 6]),
+    kfn(c"is_reply", ki_is_reply as *mut c_void, [N; 6]),
+    kfn(c"set_dst", ki_set_dst as *mut c_void, [S, S, N, N, N, N]),
     kfn(
         c"relay_flags",
-        11,
         ki_relay_flags as *mut c_void,
         [I, N, N, N, N, N],
     ),
     kfn(
         c"reply_flags",
-        11,
         ki_reply_flags as *mut c_void,
         [I, N, N, N, N, N],
     ),
-    kfn(c"cmap_save", 9, ki_cmap_save as *mut c_void, [N; 6]),
-    kfn(c"cmap_lookup", 11, ki_cmap_lookup as *mut c_void, [N; 6]),
-    sys::sr_kemi_t {
-        mname: sys::str_ {
-            s: std::ptr::null_mut(),
-            len: 0,
+    kfn(c"cmap_save", ki_cmap_save as *mut c_void, [N; 6]),
+    kfn(c"cmap_lookup", ki_cmap_lookup as *mut c_void, [N; 6]),
+];
+
+pub static KEMI: Exported<[sys::sr_kemi_t; KEMI_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        KEMI_LIST,
+        sys::sr_kemi_t {
+            mname: table::NULL_STR,
+            fname: table::NULL_STR,
+            rtype: 0,
+            func: std::ptr::null_mut(),
+            ptypes: [0; 6],
         },
-        fname: sys::str_ {
-            s: std::ptr::null_mut(),
-            len: 0,
-        },
-        rtype: 0,
-        func: std::ptr::null_mut(),
-        ptypes: [0; 6],
-    },
-]);
+    ));

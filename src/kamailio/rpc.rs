@@ -6,6 +6,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 use super::exports::Exported;
 use super::sys;
+use super::table;
 use super::txtable;
 
 /// Entries `msrp_relay.transactions` lists by default, and at most (an
@@ -246,54 +247,55 @@ unsafe extern "C" fn rpc_connections(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
     })
 }
 
-static DOC_CONNECTIONS: Exported<[*const c_char; 2]> = Exported::new([
-    c"List the relay's MSRP connections (at most 500).".as_ptr(),
-    std::ptr::null(),
-]);
+/// A `doc_str` array: one line of help, then the terminating NULL.
+type Doc = [*const c_char; 2];
 
-static DOC_CMAPLIST: Exported<[*const c_char; 2]> = Exported::new([
-    c"List the connection map: sessions handed out by msrp_cmap_save().".as_ptr(),
-    std::ptr::null(),
-]);
+const fn doc(line: &'static CStr) -> Doc {
+    [line.as_ptr(), std::ptr::null()]
+}
 
-static DOC_TRANSACTIONS: Exported<[*const c_char; 2]> = Exported::new([
-    c"List the outstanding forwarded requests (transaction table): usage, then up to N entries (default 100, max 500).".as_ptr(),
-    std::ptr::null(),
-]);
-static DOC_REPORTS: Exported<[*const c_char; 2]> = Exported::new([
-    c"Transaction table usage and REPORTs sent, by cause.".as_ptr(),
-    std::ptr::null(),
-]);
+static DOC_CONNECTIONS: Exported<Doc> =
+    Exported::new(doc(c"List the relay's MSRP connections (at most 500)."));
+static DOC_CMAPLIST: Exported<Doc> = Exported::new(doc(
+    c"List the connection map: sessions handed out by msrp_cmap_save().",
+));
+static DOC_TRANSACTIONS: Exported<Doc> = Exported::new(doc(
+    c"List the outstanding forwarded requests (transaction table): usage, then up to N entries (default 100, max 500).",
+));
+static DOC_REPORTS: Exported<Doc> =
+    Exported::new(doc(c"Transaction table usage and REPORTs sent, by cause."));
 
-pub static RPC: Exported<[sys::rpc_export_t; 5]> = Exported::new([
+const fn rpc(
+    name: &'static CStr,
+    function: unsafe extern "C" fn(*mut sys::rpc_t, *mut c_void),
+    doc: &'static Exported<Doc>,
+) -> sys::rpc_export_t {
     sys::rpc_export_t {
-        name: c"msrp_relay.connections".as_ptr(),
-        function: Some(rpc_connections),
-        doc_str: DOC_CONNECTIONS.get().cast(),
+        name: name.as_ptr(),
+        function: Some(function),
+        doc_str: doc.get().cast(),
         flags: 0,
-    },
-    sys::rpc_export_t {
-        name: c"msrp_relay.cmaplist".as_ptr(),
-        function: Some(rpc_cmaplist),
-        doc_str: DOC_CMAPLIST.get().cast(),
-        flags: 0,
-    },
-    sys::rpc_export_t {
-        name: c"msrp_relay.transactions".as_ptr(),
-        function: Some(rpc_transactions),
-        doc_str: DOC_TRANSACTIONS.get().cast(),
-        flags: 0,
-    },
-    sys::rpc_export_t {
-        name: c"msrp_relay.reports".as_ptr(),
-        function: Some(rpc_reports),
-        doc_str: DOC_REPORTS.get().cast(),
-        flags: 0,
-    },
-    sys::rpc_export_t {
-        name: std::ptr::null(),
-        function: None,
-        doc_str: std::ptr::null_mut(),
-        flags: 0,
-    },
-]);
+    }
+}
+
+const RPC_LIST: &[sys::rpc_export_t] = &[
+    rpc(c"msrp_relay.connections", rpc_connections, &DOC_CONNECTIONS),
+    rpc(c"msrp_relay.cmaplist", rpc_cmaplist, &DOC_CMAPLIST),
+    rpc(
+        c"msrp_relay.transactions",
+        rpc_transactions,
+        &DOC_TRANSACTIONS,
+    ),
+    rpc(c"msrp_relay.reports", rpc_reports, &DOC_REPORTS),
+];
+
+pub static RPC: Exported<[sys::rpc_export_t; RPC_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        RPC_LIST,
+        sys::rpc_export_t {
+            name: std::ptr::null(),
+            function: None,
+            doc_str: std::ptr::null_mut(),
+            flags: 0,
+        },
+    ));

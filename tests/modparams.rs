@@ -81,3 +81,43 @@ fn unknown_parameter_stops_kamailio() {
         "parameter <worker> of type <2:int> not found in module <msrp_relay>",
     );
 }
+
+/// Every declared parameter is exported with the type its setter expects:
+/// Kamailio starts with each of them set (ints at their default).
+#[test]
+fn every_declared_parameter_is_accepted() {
+    use msrp_engine::config::{ParamKind, PARAMS};
+    let mut opts = RelayOpts::default();
+    for d in PARAMS {
+        opts = match (d.name, d.kind) {
+            (_, ParamKind::Int(spec)) => opts.modparam_int(d.name, spec.default),
+            (_, ParamKind::Accepted) => opts.modparam_int(d.name, 1),
+            // the harness sets one listen already; a second one:
+            ("listen", _) => {
+                opts.listen_ports = 2;
+                opts
+            }
+            ("alias", _) => opts.modparam_str(d.name, "relay.example.net"),
+            ("use_path_addr", _) => opts.modparam_str(d.name, "relay.example.net:2855"),
+            // empty: frames keep going to the event route
+            ("event_callback", _) => opts.modparam_str(d.name, ""),
+            (name, kind) => panic!("no test value for {name} ({kind:?})"),
+        };
+    }
+    let k = Kamailio::start(opts);
+    assert!(
+        k.wait_for_log("msrp_relay ready: 2 listener(s)", T),
+        "not ready with every parameter set:\n{}",
+        k.log_tail(30)
+    );
+    let log = k.log();
+    assert!(
+        !log.contains("ERROR"),
+        "errors with every parameter set:\n{}",
+        k.log_tail(30)
+    );
+    // both listeners answer
+    for addr in k.relay_addrs() {
+        std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    }
+}

@@ -298,19 +298,19 @@ pub trait FromInt {
 
 impl FromInt for usize {
     fn from_int(v: i64) -> Self {
-        usize::try_from(v).unwrap_or(0)
+        usize::try_from(v.max(0)).unwrap_or(usize::MAX)
     }
 }
 
 impl FromInt for u32 {
     fn from_int(v: i64) -> Self {
-        u32::try_from(v).unwrap_or(u32::MAX)
+        u32::try_from(v.max(0)).unwrap_or(u32::MAX)
     }
 }
 
 impl FromInt for u64 {
     fn from_int(v: i64) -> Self {
-        u64::try_from(v).unwrap_or(0)
+        u64::try_from(v.max(0)).unwrap_or(u64::MAX)
     }
 }
 
@@ -355,7 +355,7 @@ macro_rules! param_kind {
 
 /// Stores value `$v` of `$p` into `$b` ([`ConfigBuilder`]).
 macro_rules! param_set {
-    ($b:ident, $p:ident, $v:ident, int { $(default: $d:expr,)? $(range: $r:expr,)? $(special: $s:literal => $sd:literal,)? set: $($f:ident).+ $(,)? }) => {
+    ($b:ident, $p:ident, $v:ident, int { default: $d:expr, range: $r:expr, $(special: $s:literal => $sd:literal,)? set: $($f:ident).+ $(,)? }) => {
         if let Some(i) = $b.int($p, $v)? {
             $b.config.$($f).+ = FromInt::from_int(i);
         }
@@ -371,7 +371,7 @@ macro_rules! param_set {
     };
 }
 
-/// Generates [`Param`], [`PARAMS`] and [`ConfigBuilder::store`] from the
+/// Generates [`Param`], [`PARAMS`] and [`ConfigBuilder::set`] from the
 /// declaration.
 macro_rules! declare_params {
     ($( $(#[doc = $doc:literal])+ $id:ident $name:literal $kind:ident { $($spec:tt)* } )*) => {
@@ -402,8 +402,11 @@ macro_rules! declare_params {
         }
 
         impl ConfigBuilder {
-            /// Stores one value (the setting code of each declaration).
-            fn store(&mut self, p: Param, v: ParamValue<'_>) -> Result<(), ConfigError> {
+            /// `modparam("msrp_relay", p, v)`. A string that does not parse
+            /// is an error now (Kamailio refuses the modparam line); an
+            /// integer out of range is kept for [`ConfigBuilder::build`],
+            /// which reports all of them together.
+            pub fn set(&mut self, p: Param, v: ParamValue<'_>) -> Result<(), ConfigError> {
                 match p {
                     $( Param::$id => { param_set!(self, p, v, $kind { $($spec)* }); } )*
                 }
@@ -470,18 +473,10 @@ impl ConfigBuilder {
         for &p in Param::ALL {
             if let ParamKind::Int(spec) = p.decl().kind {
                 // Defaults are checked at compile time (IntSpec::new).
-                let _ = b.store(p, ParamValue::Int(spec.default));
+                let _ = b.set(p, ParamValue::Int(spec.default));
             }
         }
         b
-    }
-
-    /// `modparam("msrp_relay", p, v)`. A string that does not parse is an
-    /// error now (Kamailio refuses the modparam line); an integer out of
-    /// range is kept for [`ConfigBuilder::build`], which reports all of them
-    /// together.
-    pub fn set(&mut self, p: Param, v: ParamValue<'_>) -> Result<(), ConfigError> {
-        self.store(p, v)
     }
 
     /// The integer of `v`, or `None` (error recorded) when out of range.

@@ -8,6 +8,7 @@ use std::ptr;
 
 use super::guard::guard;
 use super::sys;
+use super::table;
 use msrp_engine::config;
 use msrp_engine::script::{self, PvKey, PvValue};
 
@@ -39,9 +40,9 @@ pub static module_version: Exported<*const c_char> =
 pub static module_flags: Exported<*const c_char> =
     Exported::new(sys::abi::SER_COMPILE_FLAGS.as_ptr());
 
-const fn cs(s: &'static CStr) -> *mut c_char {
-    s.as_ptr() as *mut c_char
-}
+/// The module's name: `exports.name`, `modparam("msrp_relay", ...)`, and
+/// the KEMI module `KSR.msrp_relay`.
+pub(super) const MODULE_NAME: &CStr = c"msrp_relay";
 
 type CmdFn = unsafe extern "C" fn(*mut sys::sip_msg, *mut c_char, *mut c_char) -> c_int;
 type FixupFn = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
@@ -54,7 +55,7 @@ const fn cmd(
     free_fixup: Option<FixupFn>,
 ) -> sys::cmd_export_t {
     sys::cmd_export_t {
-        name: cs(name),
+        name: table::c_ptr(name),
         function: Some(f),
         param_no: params,
         fixup,
@@ -66,7 +67,7 @@ const fn cmd(
 /// The cfg functions of msrp_relay. `msrp_reply/3` is called by the core with
 /// a third `char *` argument (cmd_function3); the table stores it as a
 /// two-argument pointer, exactly as C modules do.
-static CMDS: Exported<[sys::cmd_export_t; 12]> = Exported::new([
+const CMD_LIST: &[sys::cmd_export_t] = &[
     cmd(c"msrp_relay", w_msrp_relay, 0, None, None),
     cmd(
         c"msrp_reply",
@@ -76,7 +77,7 @@ static CMDS: Exported<[sys::cmd_export_t; 12]> = Exported::new([
         Some(sys::fixup_free_spve_spve),
     ),
     sys::cmd_export_t {
-        name: cs(c"msrp_reply"),
+        name: table::c_ptr(c"msrp_reply"),
         // SAFETY: the core calls a 3-parameter function through this pointer
         // (sr_module.h cmd_function3); the ABI of the extra argument matches.
         function: Some(unsafe {
@@ -121,101 +122,96 @@ static CMDS: Exported<[sys::cmd_export_t; 12]> = Exported::new([
         Some(sys::fixup_igp_null),
         Some(sys::fixup_free_igp_null),
     ),
-    sys::cmd_export_t {
-        name: ptr::null_mut(),
-        function: None,
-        param_no: 0,
-        fixup: None,
-        free_fixup: None,
-        flags: 0,
-    },
-]);
+];
 
-const fn param(
-    name: &'static CStr,
-    ty: u32,
-    f: unsafe extern "C" fn(u32, *mut c_void) -> c_int,
-) -> sys::param_export_t {
-    sys::param_export_t {
-        name: cs(name),
-        type_: ty | PARAM_USE_FUNC,
-        param_pointer: f as *mut c_void,
-    }
-}
+static CMDS: Exported<[sys::cmd_export_t; CMD_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        CMD_LIST,
+        sys::cmd_export_t {
+            name: ptr::null_mut(),
+            function: None,
+            param_no: 0,
+            fixup: None,
+            free_fixup: None,
+            flags: 0,
+        },
+    ));
 
-const INT: u32 = sys::PARAM_INT;
 /// `PARAM_USE_FUNC` (sr_module.h: `1U<<(8*sizeof(int)-1)`), which bindgen
 /// cannot evaluate.
 const PARAM_USE_FUNC: u32 = 1 << (8 * std::mem::size_of::<c_int>() - 1);
 
-static PARAMS: Exported<[sys::param_export_t; 23]> = Exported::new([
-    param(c"listen", sys::PARAM_STRING, p_listen),
-    param(c"msrp_max_chunk_size", INT, p_max_chunk_size),
-    param(c"workers", INT, p_workers),
-    param(c"queue_high_watermark", INT, p_queue_high),
-    param(c"queue_low_watermark", INT, p_queue_low),
-    param(c"socket_rcvbuf", INT, p_rcvbuf),
-    param(c"socket_sndbuf", INT, p_sndbuf),
-    param(c"max_connections", INT, p_max_conns),
-    param(c"max_header_size", INT, p_max_header),
-    param(c"transaction_timeout", INT, p_tx_timeout),
-    param(c"max_transactions", INT, p_max_tx),
-    param(c"first_request_timeout", INT, p_first_req),
-    param(c"idle_timeout", INT, p_idle),
-    param(c"alias", sys::PARAM_STRING, p_alias),
-    param(c"test_mode", INT, p_test_mode),
-    param(c"auth_min_expires", INT, p_auth_min),
-    param(c"auth_max_expires", INT, p_auth_max),
-    param(c"use_path_addr", sys::PARAM_STRING, p_use_path_addr),
-    param(c"event_callback", sys::PARAM_STRING, p_event_callback),
-    // stock msrp parameters without a role here (the map is always on and
-    // expires entries itself): accepted so configs keep loading
-    param(c"cmap_size", INT, p_cmap_size),
-    param(c"timer_interval", INT, p_timer_interval),
-    // accepted for configs written for the stock msrp module: the SIP
-    // message is always built from the frame head here.
-    param(c"sipmsg", INT, p_sipmsg),
-    sys::param_export_t {
-        name: ptr::null_mut(),
-        type_: 0,
-        param_pointer: ptr::null_mut(),
-    },
-]);
+type ParamFn = unsafe extern "C" fn(u32, *mut c_void) -> c_int;
 
-static PVS: Exported<[sys::pv_export_t; 2]> = Exported::new([
-    sys::pv_export_t {
-        name: sys::str_ {
-            s: cs(c"msrp"),
-            len: 4,
+/// The table entry of a declared parameter, set through `f`.
+const fn param(p: config::Param, f: ParamFn) -> sys::param_export_t {
+    let d = p.decl();
+    sys::param_export_t {
+        name: table::c_ptr(d.c_name),
+        type_: if d.kind.takes_string() {
+            sys::PARAM_STRING
+        } else {
+            sys::PARAM_INT
+        } | PARAM_USE_FUNC,
+        param_pointer: f as *mut c_void,
+    }
+}
+
+/// The `param_export_t` entries, one per parameter declared in
+/// `msrp_engine::modparams!`, each with its own setter ([`set_param`] for
+/// that parameter: Kamailio passes a PARAM_USE_FUNC callback the value but
+/// not the name).
+macro_rules! param_exports {
+    ($( $(#[doc = $doc:literal])+ $id:ident $name:literal $kind:ident { $($spec:tt)* } )*) => {
+        const PARAM_LIST: &[sys::param_export_t] = &[
+            $( param(config::Param::$id, set_param::<{ config::Param::$id as usize }>), )*
+        ];
+    };
+}
+msrp_engine::modparams!(param_exports);
+const _: () = assert!(PARAM_LIST.len() == config::Param::COUNT);
+
+static PARAMS: Exported<[sys::param_export_t; PARAM_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        PARAM_LIST,
+        sys::param_export_t {
+            name: ptr::null_mut(),
+            type_: 0,
+            param_pointer: ptr::null_mut(),
         },
-        type_: sys::PVT_OTHER,
-        getf: Some(pv_get_msrp),
-        setf: None,
-        parse_name: Some(pv_parse_msrp_name),
-        parse_index: None,
-        init_param: None,
-        iparam: 0,
-    },
-    sys::pv_export_t {
-        name: sys::str_ {
-            s: ptr::null_mut(),
-            len: 0,
+    ));
+
+const PV_LIST: &[sys::pv_export_t] = &[sys::pv_export_t {
+    name: table::static_str(c"msrp"),
+    type_: sys::PVT_OTHER,
+    getf: Some(pv_get_msrp),
+    setf: None,
+    parse_name: Some(pv_parse_msrp_name),
+    parse_index: None,
+    init_param: None,
+    iparam: 0,
+}];
+
+static PVS: Exported<[sys::pv_export_t; PV_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        PV_LIST,
+        sys::pv_export_t {
+            name: table::NULL_STR,
+            type_: 0,
+            getf: None,
+            setf: None,
+            parse_name: None,
+            parse_index: None,
+            init_param: None,
+            iparam: 0,
         },
-        type_: 0,
-        getf: None,
-        setf: None,
-        parse_name: None,
-        parse_index: None,
-        init_param: None,
-        iparam: 0,
-    },
-]);
+    ));
 
 /// The module's exports structure, looked up by name with dlsym.
 #[no_mangle]
 #[used]
 pub static exports: Exported<sys::module_exports> = Exported::new(sys::module_exports {
-    name: cs(c"msrp_relay"),
+    name: table::c_ptr(MODULE_NAME),
     dlflags: sys::DEFAULT_DLFLAGS,
     cmds: CMDS.get().cast(),
     params: PARAMS.get().cast(),
@@ -269,14 +265,27 @@ unsafe fn param_str<'a>(val: *mut c_void) -> Option<&'a str> {
         .ok()
 }
 
-unsafe extern "C" fn p_listen(_ty: u32, val: *mut c_void) -> c_int {
-    guard("modparam listen", -1, || {
-        // SAFETY: registered as PARAM_STRING.
-        let Some(s) = (unsafe { param_str(val) }) else {
-            log::error!("modparam listen: not a valid string");
-            return -1;
+/// The PARAM_USE_FUNC setter of parameter `config::Param::ALL[P]`.
+unsafe extern "C" fn set_param<const P: usize>(_ty: u32, val: *mut c_void) -> c_int {
+    let Some(&p) = config::Param::ALL.get(P) else {
+        return -1;
+    };
+    let name = p.decl().name;
+    guard(&format!("modparam {name}"), -1, || {
+        let value = if p.decl().kind.takes_string() {
+            // SAFETY: `param` registers this parameter as PARAM_STRING.
+            match unsafe { param_str(val) } {
+                Some(s) => config::ParamValue::Str(s),
+                None => {
+                    log::error!("modparam {name}: not a valid string");
+                    return -1;
+                }
+            }
+        } else {
+            // PARAM_INT values arrive as the integer cast to a pointer.
+            config::ParamValue::Int(val as isize as i64)
         };
-        match config::add_listen(s) {
+        match config::set(p, value) {
             Ok(()) => 0,
             Err(e) => {
                 log::error!("modparam {e}");
@@ -285,72 +294,6 @@ unsafe extern "C" fn p_listen(_ty: u32, val: *mut c_void) -> c_int {
         }
     })
 }
-
-macro_rules! int_param {
-    ($fn:ident, $name:literal) => {
-        unsafe extern "C" fn $fn(_ty: u32, val: *mut c_void) -> c_int {
-            // PARAM_INT values arrive as the integer cast to a pointer.
-            guard(concat!("modparam ", $name), -1, || {
-                config::set_int($name, val as isize as i64);
-                0
-            })
-        }
-    };
-}
-int_param!(p_max_chunk_size, "msrp_max_chunk_size");
-int_param!(p_workers, "workers");
-int_param!(p_queue_high, "queue_high_watermark");
-int_param!(p_queue_low, "queue_low_watermark");
-int_param!(p_rcvbuf, "socket_rcvbuf");
-int_param!(p_sndbuf, "socket_sndbuf");
-int_param!(p_max_conns, "max_connections");
-int_param!(p_max_header, "max_header_size");
-int_param!(p_test_mode, "test_mode");
-int_param!(p_tx_timeout, "transaction_timeout");
-int_param!(p_max_tx, "max_transactions");
-int_param!(p_first_req, "first_request_timeout");
-int_param!(p_idle, "idle_timeout");
-int_param!(p_auth_min, "auth_min_expires");
-int_param!(p_auth_max, "auth_max_expires");
-int_param!(p_cmap_size, "cmap_size");
-int_param!(p_timer_interval, "timer_interval");
-
-unsafe extern "C" fn p_event_callback(_ty: u32, val: *mut c_void) -> c_int {
-    guard("modparam event_callback", -1, || {
-        // SAFETY: registered as PARAM_STRING.
-        let Some(s) = (unsafe { param_str(val) }) else {
-            log::error!("modparam event_callback: not a valid string");
-            return -1;
-        };
-        config::set_event_callback(s);
-        0
-    })
-}
-
-unsafe extern "C" fn p_use_path_addr(_ty: u32, val: *mut c_void) -> c_int {
-    guard("modparam use_path_addr", -1, || {
-        // SAFETY: registered as PARAM_STRING.
-        let Some(s) = (unsafe { param_str(val) }) else {
-            log::error!("modparam use_path_addr: not a valid string");
-            return -1;
-        };
-        config::set_use_path_addr(s);
-        0
-    })
-}
-
-unsafe extern "C" fn p_alias(_ty: u32, val: *mut c_void) -> c_int {
-    guard("modparam alias", -1, || {
-        // SAFETY: registered as PARAM_STRING.
-        let Some(s) = (unsafe { param_str(val) }) else {
-            log::error!("modparam alias: not a valid string");
-            return -1;
-        };
-        config::add_alias(s);
-        0
-    })
-}
-int_param!(p_sipmsg, "sipmsg");
 
 // ---- cfg functions ---------------------------------------------------------
 

@@ -4,11 +4,12 @@
 //! `cmap_save()`, `cmap_lookup()` — the stock module's KEMI functions under
 //! this module's name. Registered from `mod_register`.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_int, c_void, CStr};
 
 use super::exports::{self, Exported};
 use super::guard::guard;
 use super::sys;
+use super::table;
 
 /// Bytes of a KEMI `str*` parameter.
 ///
@@ -88,58 +89,92 @@ const N: c_int = sys::SR_KEMIP_NONE as c_int;
 const S: c_int = sys::SR_KEMIP_STR as c_int;
 const I: c_int = sys::SR_KEMIP_INT as c_int;
 
-const fn kfn(
-    name: &'static std::ffi::CStr,
-    len: c_int,
-    f: *mut c_void,
-    p: [c_int; 6],
-) -> sys::sr_kemi_t {
+/// A KEMI parameter type and its `SR_KEMIP_*` code.
+trait KemiParam {
+    const TYPE: c_int;
+}
+
+impl KemiParam for *mut sys::str_ {
+    const TYPE: c_int = S;
+}
+
+impl KemiParam for c_int {
+    const TYPE: c_int = I;
+}
+
+type Msg = *mut sys::sip_msg;
+
+/// A KEMI function pointer type (returning int); `PTYPES` is what the
+/// engine passes it, derived from its parameter types.
+trait KemiFn: Copy {
+    const PTYPES: [c_int; 6];
+}
+
+impl KemiFn for unsafe extern "C" fn(Msg) -> c_int {
+    const PTYPES: [c_int; 6] = [N; 6];
+}
+
+impl<A: KemiParam> KemiFn for unsafe extern "C" fn(Msg, A) -> c_int {
+    const PTYPES: [c_int; 6] = [A::TYPE, N, N, N, N, N];
+}
+
+impl<A: KemiParam, B: KemiParam> KemiFn for unsafe extern "C" fn(Msg, A, B) -> c_int {
+    const PTYPES: [c_int; 6] = [A::TYPE, B::TYPE, N, N, N, N];
+}
+
+impl<A: KemiParam, B: KemiParam, C: KemiParam> KemiFn
+    for unsafe extern "C" fn(Msg, A, B, C) -> c_int
+{
+    const PTYPES: [c_int; 6] = [A::TYPE, B::TYPE, C::TYPE, N, N, N];
+}
+
+type Ki0 = unsafe extern "C" fn(Msg) -> c_int;
+type KiInt = unsafe extern "C" fn(Msg, c_int) -> c_int;
+type KiStr2 = unsafe extern "C" fn(Msg, *mut sys::str_, *mut sys::str_) -> c_int;
+type KiStr3 = unsafe extern "C" fn(Msg, *mut sys::str_, *mut sys::str_, *mut sys::str_) -> c_int;
+
+/// The KEMI entry `KSR.msrp_relay.<name>` for `f`: `kfn::<KiStr2>(..)`
+/// only accepts a function of that signature, and the parameter types
+/// the engine uses come from it.
+const fn kfn<F: KemiFn>(name: &'static CStr, f: F) -> sys::sr_kemi_t {
+    /// KEMI stores every function as `void *`.
+    union FnPtr<F: Copy> {
+        f: F,
+        p: *mut c_void,
+    }
+    assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>());
     sys::sr_kemi_t {
-        mname: sys::str_ {
-            s: c"msrp_relay".as_ptr() as *mut c_char,
-            len: 10,
-        },
-        fname: sys::str_ {
-            s: name.as_ptr() as *mut c_char,
-            len,
-        },
+        mname: table::static_str(exports::MODULE_NAME),
+        fname: table::static_str(name),
         rtype: I,
-        func: f,
-        ptypes: p,
+        // SAFETY: KemiFn is implemented for function pointer types only,
+        // which (asserted above) have the size of `void *`, as C assumes
+        // when it stores them there.
+        func: unsafe { FnPtr { f }.p },
+        ptypes: F::PTYPES,
     }
 }
 
-pub static KEMI: Exported<[sys::sr_kemi_t; 10]> = Exported::new([
-    kfn(c"relay", 5, ki_relay as *mut c_void, [N; 6]),
-    kfn(c"reply", 5, ki_reply as *mut c_void, [S, S, S, N, N, N]),
-    kfn(c"is_request", 10, ki_is_request as *mut c_void, [N; 6]),
-    kfn(c"is_reply", 8, ki_is_reply as *mut c_void, [N; 6]),
-    kfn(c"set_dst", 7, ki_set_dst as *mut c_void, [S, S, N, N, N, N]),
-    kfn(
-        c"relay_flags",
-        11,
-        ki_relay_flags as *mut c_void,
-        [I, N, N, N, N, N],
-    ),
-    kfn(
-        c"reply_flags",
-        11,
-        ki_reply_flags as *mut c_void,
-        [I, N, N, N, N, N],
-    ),
-    kfn(c"cmap_save", 9, ki_cmap_save as *mut c_void, [N; 6]),
-    kfn(c"cmap_lookup", 11, ki_cmap_lookup as *mut c_void, [N; 6]),
-    sys::sr_kemi_t {
-        mname: sys::str_ {
-            s: std::ptr::null_mut(),
-            len: 0,
+const KEMI_LIST: &[sys::sr_kemi_t] = &[
+    kfn::<Ki0>(c"relay", ki_relay),
+    kfn::<KiStr3>(c"reply", ki_reply),
+    kfn::<Ki0>(c"is_request", ki_is_request),
+    kfn::<Ki0>(c"is_reply", ki_is_reply),
+    kfn::<KiStr2>(c"set_dst", ki_set_dst),
+    kfn::<KiInt>(c"relay_flags", ki_relay_flags),
+    kfn::<KiInt>(c"reply_flags", ki_reply_flags),
+    kfn::<Ki0>(c"cmap_save", ki_cmap_save),
+    kfn::<Ki0>(c"cmap_lookup", ki_cmap_lookup),
+];
+
+pub static KEMI: Exported<[sys::sr_kemi_t; KEMI_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        KEMI_LIST,
+        sys::sr_kemi_t {
+            mname: table::NULL_STR,
+            fname: table::NULL_STR,
+            rtype: 0,
+            func: std::ptr::null_mut(),
+            ptypes: [0; 6],
         },
-        fname: sys::str_ {
-            s: std::ptr::null_mut(),
-            len: 0,
-        },
-        rtype: 0,
-        func: std::ptr::null_mut(),
-        ptypes: [0; 6],
-    },
-]);
+    ));

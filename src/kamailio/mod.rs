@@ -13,5 +13,6 @@ pub mod rpc;
 pub mod shm;
 pub mod stats;
 pub mod sys;
+pub mod table;
 pub mod transform;
 pub mod txtable;

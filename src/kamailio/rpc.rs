@@ -6,6 +6,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 use super::exports::Exported;
 use super::sys;
+use super::table;
 use super::txtable;
 
 /// Entries `msrp_relay.transactions` lists by default, and at most (an
@@ -17,283 +18,335 @@ fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "?")).unwrap_or_default()
 }
 
-/// # Safety
-/// rpc/ctx as handed to an RPC function by the core.
-unsafe fn fault(rpc: *mut sys::rpc_t, ctx: *mut c_void, code: c_int, msg: &str) {
-    let m = cstring(msg);
-    // SAFETY: rpc is the core's rpc_t; fault takes (ctx, code, fmt, ...):
-    // the message is passed through "%s".
-    unsafe {
-        if let Some(f) = (*rpc).fault {
-            f(ctx, code, c"%s".as_ptr() as *mut c_char, m.as_ptr());
-        }
+/// An integer reply member: the core's `d` takes a C `int`, so larger
+/// values saturate.
+pub trait RpcInt: Copy {
+    fn saturating_c_int(self) -> c_int;
+}
+
+impl RpcInt for i64 {
+    fn saturating_c_int(self) -> c_int {
+        self.clamp(c_int::MIN.into(), c_int::MAX.into()) as c_int
     }
 }
 
-/// Opens a reply struct holding the table usage (`<used_name>`, capacity);
-/// returns its handle for more members.
-///
-/// # Safety
-/// rpc/ctx as handed to an RPC function by the core.
-unsafe fn usage_struct(
-    rpc: *mut sys::rpc_t,
+impl RpcInt for u64 {
+    fn saturating_c_int(self) -> c_int {
+        c_int::try_from(self).unwrap_or(c_int::MAX)
+    }
+}
+
+impl RpcInt for u32 {
+    fn saturating_c_int(self) -> c_int {
+        u64::from(self).saturating_c_int()
+    }
+}
+
+impl RpcInt for u8 {
+    fn saturating_c_int(self) -> c_int {
+        c_int::from(self)
+    }
+}
+
+/// One RPC call: the core's `rpc_t` functions and the call's context.
+/// Safe, typed access to the call's argument and reply; every varargs call
+/// (with its format string) is in here.
+pub struct Call {
+    api: sys::rpc_t,
     ctx: *mut c_void,
-    used_name: &CStr,
-    used: u32,
-    capacity: u32,
-) -> Option<*mut c_void> {
-    // SAFETY: the caller's contract; "{" returns a struct handle in h and
-    // "dd" takes two (name, int) pairs.
-    unsafe {
-        let (add, struct_add) = ((*rpc).add?, (*rpc).struct_add?);
-        let mut h: *mut c_void = std::ptr::null_mut();
-        if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
-            return None;
+}
+
+impl Call {
+    /// # Safety
+    /// `rpc` and `ctx` as handed to an RPC function by the core; the
+    /// `Call` is used only during that function.
+    unsafe fn new(rpc: *mut sys::rpc_t, ctx: *mut c_void) -> Option<Call> {
+        // SAFETY: rpc is null or the core's rpc_t, valid during the call;
+        // its function pointers are copied.
+        let api = *unsafe { rpc.as_ref() }?;
+        Some(Call { api, ctx })
+    }
+
+    /// Replies with an error.
+    pub fn fault(&self, code: c_int, msg: &str) {
+        let Some(fault) = self.api.fault else {
+            return;
+        };
+        let m = cstring(msg);
+        // SAFETY: ctx is this call's; "%s" takes one NUL-terminated char*,
+        // which lives until fault returns.
+        unsafe { fault(self.ctx, code, c"%s".as_ptr() as *mut c_char, m.as_ptr()) };
+    }
+
+    /// The call's optional integer argument, or `default`.
+    pub fn optional_int(&self, default: c_int) -> c_int {
+        let mut n = default;
+        if let Some(scan) = self.api.scan {
+            // SAFETY: ctx is this call's; "*d" scans at most one int into
+            // n, which outlives the call.
+            unsafe {
+                scan(
+                    self.ctx,
+                    c"*d".as_ptr() as *mut c_char,
+                    &mut n as *mut c_int,
+                )
+            };
         }
-        struct_add(
-            h,
-            c"dd".as_ptr() as *mut c_char,
-            used_name.as_ptr(),
-            used as c_int,
-            c"capacity".as_ptr(),
-            capacity as c_int,
-        );
-        Some(h)
+        n
+    }
+
+    /// Adds a struct to the reply; `None` when the core cannot.
+    pub fn add_struct(&self) -> Option<Struct<'_>> {
+        let add = self.api.add?;
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        // SAFETY: ctx is this call's; "{" adds a struct and stores its
+        // handle through the one pointer argument.
+        let rc = unsafe {
+            add(
+                self.ctx,
+                c"{".as_ptr() as *mut c_char,
+                &mut handle as *mut *mut c_void,
+            )
+        };
+        (rc >= 0 && !handle.is_null()).then_some(Struct { call: self, handle })
     }
 }
 
-unsafe extern "C" fn rpc_transactions(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
-    super::guard::guard("rpc msrp_relay.transactions", (), || {
-        // optional argument: how many entries to list
-        let mut n: c_int = LIST_DEFAULT as c_int;
-        // SAFETY: rpc/ctx from the core; "*d" scans an optional int into n.
-        unsafe {
-            if let Some(scan) = (*rpc).scan {
-                scan(ctx, c"*d".as_ptr() as *mut c_char, &mut n as *mut c_int);
-            }
-        }
-        let limit = (n.max(0) as usize).min(LIST_MAX);
-        let Some(txtable::Snapshot {
-            entries,
-            used,
-            capacity,
-            ..
-        }) = txtable::snapshot(limit)
-        else {
-            // SAFETY: arguments from the core.
-            unsafe { fault(rpc, ctx, 500, "transaction table not initialised") };
-            return;
-        };
-        // SAFETY: rpc/ctx from the core; variadic arguments match the format
-        // strings ("s": NUL-terminated char*, "d": int); the CStrings live
-        // until the calls return.
-        unsafe {
-            let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
-                return;
-            };
-            if usage_struct(rpc, ctx, c"used", used, capacity).is_none() {
-                return;
-            }
-            for e in entries {
-                let mut eh: *mut c_void = std::ptr::null_mut();
-                if add(ctx, c"{".as_ptr() as *mut c_char, &mut eh) < 0 {
-                    return;
-                }
-                let tid = cstring(&e.tid);
-                let state = cstring(e.state);
-                let msgid = cstring(&e.message_id);
-                let origin = cstring(&e.origin);
-                let fr = cstring(e.failure_report);
-                let range = cstring(&format!(
-                    "{}-*/{}",
-                    e.range_start,
-                    e.total.map_or("*".to_string(), |t| t.to_string())
-                ));
-                let expires = cstring(
-                    &e.expires_in_ms
-                        .map_or("sending".to_string(), |ms| format!("{ms} ms")),
-                );
-                struct_add(
-                    eh,
-                    c"sdssssssd".as_ptr() as *mut c_char,
-                    c"tid".as_ptr(),
-                    tid.as_ptr(),
-                    c"worker".as_ptr(),
-                    e.worker as c_int,
-                    c"state".as_ptr(),
-                    state.as_ptr(),
-                    c"message_id".as_ptr(),
-                    msgid.as_ptr(),
-                    c"origin".as_ptr(),
-                    origin.as_ptr(),
-                    c"failure_report".as_ptr(),
-                    fr.as_ptr(),
-                    c"byte_range".as_ptr(),
-                    range.as_ptr(),
-                    c"expires_in".as_ptr(),
-                    expires.as_ptr(),
-                    c"age_ms".as_ptr(),
-                    e.age_ms.min(i32::MAX as u64) as c_int,
-                );
-            }
-        }
-    })
+/// A struct of an RPC reply. Each member is added by its own `struct_add`
+/// with a one-member format (`d` or `s`), so no caller writes a format
+/// string or matches varargs to it.
+pub struct Struct<'a> {
+    call: &'a Call,
+    handle: *mut c_void,
 }
 
-unsafe extern "C" fn rpc_reports(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
-    super::guard::guard("rpc msrp_relay.reports", (), || {
-        let Some(txtable::Snapshot {
-            used,
-            capacity,
-            counters,
-            ..
-        }) = txtable::snapshot(0)
-        else {
-            // SAFETY: arguments from the core.
-            unsafe { fault(rpc, ctx, 500, "transaction table not initialised") };
-            return;
-        };
-        // SAFETY: as in rpc_transactions.
-        unsafe {
-            let Some(struct_add) = (*rpc).struct_add else {
-                return;
-            };
-            let Some(h) = usage_struct(rpc, ctx, c"outstanding", used, capacity) else {
-                return;
-            };
-            for (name, v) in counters {
-                let n = cstring(name);
+impl Struct<'_> {
+    /// Adds member `name` with an integer value.
+    pub fn int(&self, name: &str, v: impl RpcInt) -> &Self {
+        if let Some(struct_add) = self.call.api.struct_add {
+            let n = cstring(name);
+            // SAFETY: handle is a struct of this call's reply; "d" takes
+            // (char *name, int); n lives until struct_add returns (the
+            // core copies it).
+            unsafe {
                 struct_add(
-                    h,
+                    self.handle,
                     c"d".as_ptr() as *mut c_char,
                     n.as_ptr(),
-                    v.min(i32::MAX as u64) as c_int,
-                );
-            }
-        }
-    })
-}
-
-unsafe extern "C" fn rpc_cmaplist(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
-    super::guard::guard("rpc msrp_relay.cmaplist", (), || {
-        let list = super::cmapshm::list();
-        // SAFETY: rpc/ctx from the core; "s" takes NUL-terminated char*,
-        // "d" int; the CStrings live until the calls return.
-        unsafe {
-            let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
-                return;
+                    v.saturating_c_int(),
+                )
             };
-            for e in list {
-                let mut h: *mut c_void = std::ptr::null_mut();
-                if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
-                    return;
-                }
-                let (sess, peer, addr) = (cstring(&e.session), cstring(&e.peer), cstring(&e.addr));
-                struct_add(
-                    h,
-                    c"sssddd".as_ptr() as *mut c_char,
-                    c"SESSID".as_ptr(),
-                    sess.as_ptr(),
-                    c"PEER".as_ptr(),
-                    peer.as_ptr(),
-                    c"ADDR".as_ptr(),
-                    addr.as_ptr(),
-                    c"CONID".as_ptr(),
-                    e.conid as c_int,
-                    c"WORKER".as_ptr(),
-                    e.worker as c_int,
-                    c"EXPIRES".as_ptr(),
-                    e.expires_in.clamp(0, i32::MAX as i64) as c_int,
-                );
-            }
         }
-    })
-}
+        self
+    }
 
-unsafe extern "C" fn rpc_connections(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
-    super::guard::guard("rpc msrp_relay.connections", (), || {
-        let list = super::connlist::list();
-        // SAFETY: as in rpc_cmaplist.
-        unsafe {
-            let (Some(add), Some(struct_add)) = ((*rpc).add, (*rpc).struct_add) else {
-                return;
+    /// Adds member `name` with a string value (a NUL inside becomes `?`).
+    pub fn str(&self, name: &str, v: &str) -> &Self {
+        if let Some(struct_add) = self.call.api.struct_add {
+            let (n, v) = (cstring(name), cstring(v));
+            // SAFETY: handle is a struct of this call's reply; "s" takes
+            // (char *name, char *value); both live until struct_add
+            // returns (the core copies them).
+            unsafe {
+                struct_add(
+                    self.handle,
+                    c"s".as_ptr() as *mut c_char,
+                    n.as_ptr(),
+                    v.as_ptr(),
+                )
             };
-            for e in list.into_iter().take(LIST_MAX) {
-                let mut h: *mut c_void = std::ptr::null_mut();
-                if add(ctx, c"{".as_ptr() as *mut c_char, &mut h) < 0 {
-                    return;
-                }
-                let (dir, peer, local) =
-                    (cstring(e.direction), cstring(&e.peer), cstring(&e.local));
-                struct_add(
-                    h,
-                    c"ddsssd".as_ptr() as *mut c_char,
-                    c"ID".as_ptr(),
-                    e.id.min(i32::MAX as u64) as c_int,
-                    c"WORKER".as_ptr(),
-                    e.worker as c_int,
-                    c"DIRECTION".as_ptr(),
-                    dir.as_ptr(),
-                    c"PEER".as_ptr(),
-                    peer.as_ptr(),
-                    c"LOCAL".as_ptr(),
-                    local.as_ptr(),
-                    c"AGE".as_ptr(),
-                    e.age.min(i32::MAX as u64) as c_int,
-                );
-            }
+        }
+        self
+    }
+}
+
+/// Runs RPC command `what` under the panic guard with its [`Call`].
+///
+/// # Safety
+/// `rpc` and `ctx` as handed to the RPC function by the core.
+unsafe fn serve(what: &str, rpc: *mut sys::rpc_t, ctx: *mut c_void, f: impl FnOnce(&Call)) {
+    super::guard::guard(what, (), || {
+        // SAFETY: the caller's contract; call does not outlive this function.
+        if let Some(call) = unsafe { Call::new(rpc, ctx) } {
+            f(&call);
         }
     })
 }
 
-static DOC_CONNECTIONS: Exported<[*const c_char; 2]> = Exported::new([
-    c"List the relay's MSRP connections (at most 500).".as_ptr(),
-    std::ptr::null(),
-]);
+/// The `unsafe extern "C"` entry `$entry` of an RPC command whose body is
+/// the safe `fn(&Call)` `$body`.
+macro_rules! rpc_entry {
+    ($entry:ident, $what:literal, $body:path) => {
+        unsafe extern "C" fn $entry(rpc: *mut sys::rpc_t, ctx: *mut c_void) {
+            // SAFETY: rpc and ctx are the core's arguments to this RPC
+            // function.
+            unsafe { serve($what, rpc, ctx, $body) }
+        }
+    };
+}
 
-static DOC_CMAPLIST: Exported<[*const c_char; 2]> = Exported::new([
-    c"List the connection map: sessions handed out by msrp_cmap_save().".as_ptr(),
-    std::ptr::null(),
-]);
+/// Opens a reply struct holding the table usage (`<used_name>`, capacity).
+fn usage_struct<'a>(
+    call: &'a Call,
+    used_name: &str,
+    used: u32,
+    capacity: u32,
+) -> Option<Struct<'a>> {
+    let s = call.add_struct()?;
+    s.int(used_name, used).int("capacity", capacity);
+    Some(s)
+}
 
-static DOC_TRANSACTIONS: Exported<[*const c_char; 2]> = Exported::new([
-    c"List the outstanding forwarded requests (transaction table): usage, then up to N entries (default 100, max 500).".as_ptr(),
-    std::ptr::null(),
-]);
-static DOC_REPORTS: Exported<[*const c_char; 2]> = Exported::new([
-    c"Transaction table usage and REPORTs sent, by cause.".as_ptr(),
-    std::ptr::null(),
-]);
+rpc_entry!(
+    rpc_transactions,
+    "rpc msrp_relay.transactions",
+    transactions
+);
+/// `msrp_relay.transactions [N]`: table usage, then one struct per
+/// outstanding forwarded request (at most N).
+fn transactions(call: &Call) {
+    // optional argument: how many entries to list
+    let n = call.optional_int(LIST_DEFAULT as c_int);
+    let limit = (n.max(0) as usize).min(LIST_MAX);
+    let Some(txtable::Snapshot {
+        entries,
+        used,
+        capacity,
+        ..
+    }) = txtable::snapshot(limit)
+    else {
+        call.fault(500, "transaction table not initialised");
+        return;
+    };
+    if usage_struct(call, "used", used, capacity).is_none() {
+        return;
+    }
+    for e in entries {
+        let Some(s) = call.add_struct() else {
+            return;
+        };
+        let range = format!(
+            "{}-*/{}",
+            e.range_start,
+            e.total.map_or("*".to_string(), |t| t.to_string())
+        );
+        let expires = e
+            .expires_in_ms
+            .map_or("sending".to_string(), |ms| format!("{ms} ms"));
+        s.str("tid", &e.tid)
+            .int("worker", e.worker)
+            .str("state", e.state)
+            .str("message_id", &e.message_id)
+            .str("origin", &e.origin)
+            .str("failure_report", e.failure_report)
+            .str("byte_range", &range)
+            .str("expires_in", &expires)
+            .int("age_ms", e.age_ms);
+    }
+}
 
-pub static RPC: Exported<[sys::rpc_export_t; 5]> = Exported::new([
+rpc_entry!(rpc_reports, "rpc msrp_relay.reports", reports);
+/// `msrp_relay.reports`: one struct, table usage and REPORT counters.
+fn reports(call: &Call) {
+    let Some(txtable::Snapshot {
+        used,
+        capacity,
+        counters,
+        ..
+    }) = txtable::snapshot(0)
+    else {
+        call.fault(500, "transaction table not initialised");
+        return;
+    };
+    let Some(s) = usage_struct(call, "outstanding", used, capacity) else {
+        return;
+    };
+    for (name, v) in counters {
+        s.int(name, v);
+    }
+}
+
+rpc_entry!(rpc_cmaplist, "rpc msrp_relay.cmaplist", cmaplist);
+/// `msrp_relay.cmaplist`: one struct per connection-map session.
+fn cmaplist(call: &Call) {
+    for e in super::cmapshm::list() {
+        let Some(s) = call.add_struct() else {
+            return;
+        };
+        s.str("SESSID", &e.session)
+            .str("PEER", &e.peer)
+            .str("ADDR", &e.addr)
+            .int("CONID", e.conid)
+            .int("WORKER", e.worker)
+            .int("EXPIRES", e.expires_in.max(0));
+    }
+}
+
+rpc_entry!(rpc_connections, "rpc msrp_relay.connections", connections);
+/// `msrp_relay.connections`: one struct per connection (at most 500).
+fn connections(call: &Call) {
+    for e in super::connlist::list().into_iter().take(LIST_MAX) {
+        let Some(s) = call.add_struct() else {
+            return;
+        };
+        s.int("ID", e.id)
+            .int("WORKER", e.worker)
+            .str("DIRECTION", e.direction)
+            .str("PEER", &e.peer)
+            .str("LOCAL", &e.local)
+            .int("AGE", e.age);
+    }
+}
+
+/// A `doc_str` array: one line of help, then the terminating NULL.
+type Doc = [*const c_char; 2];
+
+const fn doc(line: &'static CStr) -> Doc {
+    [line.as_ptr(), std::ptr::null()]
+}
+
+static DOC_CONNECTIONS: Exported<Doc> =
+    Exported::new(doc(c"List the relay's MSRP connections (at most 500)."));
+static DOC_CMAPLIST: Exported<Doc> = Exported::new(doc(
+    c"List the connection map: sessions handed out by msrp_cmap_save().",
+));
+static DOC_TRANSACTIONS: Exported<Doc> = Exported::new(doc(
+    c"List the outstanding forwarded requests (transaction table): usage, then up to N entries (default 100, max 500).",
+));
+static DOC_REPORTS: Exported<Doc> =
+    Exported::new(doc(c"Transaction table usage and REPORTs sent, by cause."));
+
+const fn rpc(
+    name: &'static CStr,
+    function: unsafe extern "C" fn(*mut sys::rpc_t, *mut c_void),
+    doc: &'static Exported<Doc>,
+) -> sys::rpc_export_t {
     sys::rpc_export_t {
-        name: c"msrp_relay.connections".as_ptr(),
-        function: Some(rpc_connections),
-        doc_str: DOC_CONNECTIONS.get().cast(),
+        name: name.as_ptr(),
+        function: Some(function),
+        doc_str: doc.get().cast(),
         flags: 0,
-    },
-    sys::rpc_export_t {
-        name: c"msrp_relay.cmaplist".as_ptr(),
-        function: Some(rpc_cmaplist),
-        doc_str: DOC_CMAPLIST.get().cast(),
-        flags: 0,
-    },
-    sys::rpc_export_t {
-        name: c"msrp_relay.transactions".as_ptr(),
-        function: Some(rpc_transactions),
-        doc_str: DOC_TRANSACTIONS.get().cast(),
-        flags: 0,
-    },
-    sys::rpc_export_t {
-        name: c"msrp_relay.reports".as_ptr(),
-        function: Some(rpc_reports),
-        doc_str: DOC_REPORTS.get().cast(),
-        flags: 0,
-    },
-    sys::rpc_export_t {
-        name: std::ptr::null(),
-        function: None,
-        doc_str: std::ptr::null_mut(),
-        flags: 0,
-    },
-]);
+    }
+}
+
+const RPC_LIST: &[sys::rpc_export_t] = &[
+    rpc(c"msrp_relay.connections", rpc_connections, &DOC_CONNECTIONS),
+    rpc(c"msrp_relay.cmaplist", rpc_cmaplist, &DOC_CMAPLIST),
+    rpc(
+        c"msrp_relay.transactions",
+        rpc_transactions,
+        &DOC_TRANSACTIONS,
+    ),
+    rpc(c"msrp_relay.reports", rpc_reports, &DOC_REPORTS),
+];
+
+pub static RPC: Exported<[sys::rpc_export_t; RPC_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        RPC_LIST,
+        sys::rpc_export_t {
+            name: std::ptr::null(),
+            function: None,
+            doc_str: std::ptr::null_mut(),
+            flags: 0,
+        },
+    ));

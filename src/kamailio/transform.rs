@@ -11,6 +11,7 @@ use msrp_core::MsrpUri;
 use super::exports::Exported;
 use super::guard::guard;
 use super::sys;
+use super::table;
 
 /// Keys of `{msrpuri.key}`, as `trans_t.subtype`.
 const KEYS: [&str; 8] = [
@@ -124,22 +125,19 @@ unsafe extern "C" fn tr_parse_msrpuri(input: *mut sys::str_, t: *mut sys::trans_
     })
 }
 
-static TRANS: Exported<[sys::tr_export_t; 2]> = Exported::new([
-    sys::tr_export_t {
-        tclass: sys::str_ {
-            s: c"msrpuri".as_ptr() as *mut c_char,
-            len: 7,
+const TRANS_LIST: &[sys::tr_export_t] = &[sys::tr_export_t {
+    tclass: table::static_str(c"msrpuri"),
+    tparse: Some(tr_parse_msrpuri),
+}];
+
+static TRANS: Exported<[sys::tr_export_t; TRANS_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        TRANS_LIST,
+        sys::tr_export_t {
+            tclass: table::NULL_STR,
+            tparse: None,
         },
-        tparse: Some(tr_parse_msrpuri),
-    },
-    sys::tr_export_t {
-        tclass: sys::str_ {
-            s: std::ptr::null_mut(),
-            len: 0,
-        },
-        tparse: None,
-    },
-]);
+    ));
 
 /// Called by the core when it loads the module.
 ///

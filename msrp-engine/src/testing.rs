@@ -6,34 +6,23 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use crate::config::{self, Config};
+use crate::config::{Config, ConfigBuilder, Param, ParamValue};
 use crate::engine::Host;
 use crate::script::FrameCtx;
 use crate::txtable::{Event, TableFull, TxInfo, TxSlot, TxTable};
 
-/// The configuration a bare `modparam("msrp_relay", "listen", ...)` gives.
+/// The configuration a bare `modparam("msrp_relay", "listen", ...)` per
+/// address gives: every other parameter at its declared default.
 pub fn config(listen: Vec<SocketAddr>) -> Config {
-    Config {
-        listen,
-        aliases: Vec::new(),
-        max_transactions: config::DEFAULT_MAX_TRANSACTIONS,
-        auth_min_expires: 60,
-        auth_max_expires: 3600,
-        use_path_addr: None,
-        event_callback: None,
-        max_chunk_size: config::DEFAULT_MAX_CHUNK_SIZE,
-        workers: config::DEFAULT_WORKERS,
-        queue_high: config::DEFAULT_QUEUE_HIGH,
-        queue_low: config::DEFAULT_QUEUE_LOW,
-        so_rcvbuf: 0,
-        so_sndbuf: 0,
-        max_connections: config::DEFAULT_MAX_CONNECTIONS,
-        limits: msrp_core::Limits::default(),
-        transaction_timeout: Duration::from_secs(config::DEFAULT_TRANSACTION_TIMEOUT),
-        first_request_timeout: Duration::from_secs(config::DEFAULT_FIRST_REQUEST_TIMEOUT),
-        idle_timeout: Duration::from_secs(config::DEFAULT_IDLE_TIMEOUT),
-        test_mode: false,
-    }
+    let mut b = ConfigBuilder::new();
+    let mut c = match b.set(Param::Listen, ParamValue::Str("127.0.0.1:2855")) {
+        Ok(()) => b
+            .build()
+            .unwrap_or_else(|e| panic!("default configuration: {e:?}")),
+        Err(e) => panic!("default configuration: {e}"),
+    };
+    c.listen = listen;
+    c
 }
 
 /// A transaction table in process memory, with its own expiry (what the

@@ -6,6 +6,7 @@
 
 use std::ffi::{c_int, c_void, CStr};
 
+use super::cmds;
 use super::exports::{self, Exported};
 use super::guard::guard;
 use super::sys;
@@ -29,7 +30,7 @@ unsafe fn kstr(p: *mut sys::str_) -> Option<Vec<u8>> {
 }
 
 unsafe extern "C" fn ki_relay(_m: *mut sys::sip_msg) -> c_int {
-    guard("KSR.msrp_relay.relay", -1, exports::do_relay)
+    guard("KSR.msrp_relay.relay", -1, cmds::do_relay)
 }
 
 unsafe extern "C" fn ki_reply(
@@ -41,16 +42,16 @@ unsafe extern "C" fn ki_reply(
     guard("KSR.msrp_relay.reply", -1, || {
         // SAFETY: parameters from the KEMI engine.
         let (c, t, h) = unsafe { (kstr(code), kstr(text), kstr(hdrs)) };
-        exports::do_reply(c, t, h)
+        cmds::do_reply(c, t, h)
     })
 }
 
 unsafe extern "C" fn ki_is_request(_m: *mut sys::sip_msg) -> c_int {
-    guard("KSR.msrp_relay.is_request", -1, || exports::do_is(true))
+    guard("KSR.msrp_relay.is_request", -1, || cmds::do_is(true))
 }
 
 unsafe extern "C" fn ki_is_reply(_m: *mut sys::sip_msg) -> c_int {
-    guard("KSR.msrp_relay.is_reply", -1, || exports::do_is(false))
+    guard("KSR.msrp_relay.is_reply", -1, || cmds::do_is(false))
 }
 
 unsafe extern "C" fn ki_set_dst(
@@ -61,7 +62,7 @@ unsafe extern "C" fn ki_set_dst(
     guard("KSR.msrp_relay.set_dst", -1, || {
         // SAFETY: parameter from the KEMI engine.
         match unsafe { kstr(addr) } {
-            Some(a) => exports::do_set_dst(&a),
+            Some(a) => cmds::do_set_dst(&a),
             None => -1,
         }
     })
@@ -69,7 +70,7 @@ unsafe extern "C" fn ki_set_dst(
 
 unsafe extern "C" fn ki_relay_flags(_m: *mut sys::sip_msg, flags: c_int) -> c_int {
     guard("KSR.msrp_relay.relay_flags", -1, || {
-        exports::do_relay_flags(flags)
+        cmds::do_relay_flags(flags)
     })
 }
 
@@ -78,11 +79,11 @@ unsafe extern "C" fn ki_reply_flags(_m: *mut sys::sip_msg, _flags: c_int) -> c_i
 }
 
 unsafe extern "C" fn ki_cmap_save(_m: *mut sys::sip_msg) -> c_int {
-    guard("KSR.msrp_relay.cmap_save", -1, exports::do_cmap_save)
+    guard("KSR.msrp_relay.cmap_save", -1, cmds::do_cmap_save)
 }
 
 unsafe extern "C" fn ki_cmap_lookup(_m: *mut sys::sip_msg) -> c_int {
-    guard("KSR.msrp_relay.cmap_lookup", -1, exports::do_cmap_lookup)
+    guard("KSR.msrp_relay.cmap_lookup", -1, cmds::do_cmap_lookup)
 }
 
 const N: c_int = sys::SR_KEMIP_NONE as c_int;

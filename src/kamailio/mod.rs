@@ -3,12 +3,14 @@
 //! tables and entry points, and the worker processes.
 
 pub mod cmapshm;
+pub mod cmds;
 pub mod connlist;
 pub mod exports;
 pub mod guard;
 pub mod kemi;
 pub mod log;
 pub mod process;
+pub mod pv;
 pub mod rpc;
 pub mod shm;
 pub mod stats;

@@ -82,22 +82,26 @@ pub fn is_own_uri(cfg: &Config, uri: &[u8]) -> bool {
         return false;
     };
     let port = u.port_or_default();
-    let host = match &u.host {
-        msrp_core::Host::Ipv4(a) => a.to_string(),
-        msrp_core::Host::Ipv6(a) => a.to_string(),
-        msrp_core::Host::Name(n) => n.to_ascii_lowercase(),
-    };
-    let hostport = format!("{host}:{port}");
-    if cfg.aliases.iter().any(|a| *a == host || *a == hostport) {
-        return true;
-    }
-    if let Some(u) = &cfg.use_path_addr {
-        let u = u
-            .trim_start_matches("msrp://")
-            .trim_start_matches("msrps://")
-            .to_ascii_lowercase();
-        if u == hostport || (u == host && port == msrp_core::uri::DEFAULT_PORT) {
+    // names to compare with only when some are configured (this runs for
+    // every forwarded request)
+    if !cfg.aliases.is_empty() || cfg.use_path_addr.is_some() {
+        let host = match &u.host {
+            msrp_core::Host::Ipv4(a) => a.to_string(),
+            msrp_core::Host::Ipv6(a) => a.to_string(),
+            msrp_core::Host::Name(n) => n.to_ascii_lowercase(),
+        };
+        let hostport = format!("{host}:{port}");
+        if cfg.aliases.iter().any(|a| *a == host || *a == hostport) {
             return true;
+        }
+        if let Some(u) = &cfg.use_path_addr {
+            let u = u
+                .trim_start_matches("msrp://")
+                .trim_start_matches("msrps://")
+                .to_ascii_lowercase();
+            if u == hostport || (u == host && port == msrp_core::uri::DEFAULT_PORT) {
+                return true;
+            }
         }
     }
     cfg.listen.iter().any(|l| {

@@ -151,6 +151,29 @@ fn well_framed_bad_header_gets_400() {
     relay_small_send(&k, &mut a, &b, &b_uri, None, b"after the 400");
 }
 
+/// A Byte-Range whose positions a relay cannot add body lengths to
+/// (range-start u64::MAX, a body larger than the max chunk) gets 400 and is
+/// not forwarded (it overflowed the re-chunking arithmetic before).
+#[test]
+fn byte_range_near_u64_max_gets_400() {
+    let k = Kamailio::start(RelayOpts::default());
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let relay = k.relay_uri("relay");
+    let mut a = Client::connect(&k);
+    let mut bad = Request::send(&[&relay, &b_uri], &[&a.uri], &vec![b'x'; 40_000]);
+    bad.headers[1].1 = "18446744073709551615-*/*".into();
+    a.peer.send_request(&bad).expect("send");
+    let resp = a
+        .peer
+        .read_response(T, &["REPORT"])
+        .unwrap_or_else(|e| panic!("expected 400: {e}\nlog tail:\n{}", k.log_tail(30)));
+    assert_eq!(resp.status_code(), Some(400), "{}", resp.summary());
+    b.expect_no_accept(Duration::from_millis(200))
+        .unwrap_or_else(|e| panic!("the SEND was forwarded: {e}"));
+    relay_small_send(&k, &mut a, &b, &b_uri, None, b"after the 400");
+}
+
 /// RFC 4976 §6.1: a connection that sends no request within
 /// `first_request_timeout` is closed (and logged with the peer), while a
 /// connection that did send one stays open.

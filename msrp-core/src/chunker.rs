@@ -79,7 +79,7 @@ impl Chunker {
         if self.passthrough {
             return None;
         }
-        let start = self.incoming.start + self.consumed;
+        let start = self.incoming.start.saturating_add(self.consumed);
         let end = self
             .incoming
             .end
@@ -101,7 +101,7 @@ impl Chunker {
     /// Whether the incoming chunk announced more bytes than seen so far.
     fn more_announced(&self) -> bool {
         match self.incoming.end {
-            Some(e) => self.incoming.start + self.consumed <= e,
+            Some(e) => self.incoming.start.saturating_add(self.consumed) <= e,
             None => false,
         }
     }
@@ -147,7 +147,7 @@ impl Chunker {
             // No body at all, or the last byte closed a chunk: an empty chunk
             // carries the flag, its range saying so ("n-(n-1)/total").
             let range = self.next_range().map(|r| ByteRange {
-                end: r.end.map(|_| r.start - 1),
+                end: r.end.map(|_| r.start.saturating_sub(1)),
                 ..r
             });
             self.start(range, out);
@@ -164,10 +164,10 @@ impl Chunker {
         if self.passthrough {
             return None;
         }
-        let start = self.incoming.start + offset;
+        let start = self.incoming.start.saturating_add(offset);
         Some(ByteRange {
             start,
-            end: self.incoming.end.map(|_| start - 1),
+            end: self.incoming.end.map(|_| start.saturating_sub(1)),
             total: self.incoming.total,
         })
     }
@@ -188,7 +188,12 @@ impl Chunker {
     pub fn forwarded_range(&self) -> ByteRange {
         ByteRange {
             start: self.incoming.start,
-            end: Some(self.incoming.start + self.consumed - 1),
+            end: Some(
+                self.incoming
+                    .start
+                    .saturating_add(self.consumed)
+                    .saturating_sub(1),
+            ),
             total: self.incoming.total,
         }
     }

@@ -38,6 +38,11 @@ fn star_or_number(s: &[u8]) -> Option<Option<u64>> {
     }
 }
 
+/// Largest byte position (range-start, range-end, total) accepted: 2^62,
+/// 4 EiB, so positions plus any body length a connection can carry stay far
+/// from `u64::MAX`.
+pub const MAX_POSITION: u64 = 1 << 62;
+
 impl ByteRange {
     /// Parses a Byte-Range value (surrounding SP/HTAB tolerated).
     pub fn parse(value: &[u8]) -> Result<Self, HeadError> {
@@ -55,6 +60,16 @@ impl ByteRange {
         // RFC 4975 §7.1.1: byte positions are 1-based.
         if start == 0 {
             return Err(invalid(H, "range-start must be at least 1"));
+        }
+        // Positions a relay adds body lengths to must not overflow (a
+        // sender claiming "18446744073709551615-*/*" cannot be relayed
+        // with a correct Byte-Range).
+        if [Some(start), end, total]
+            .into_iter()
+            .flatten()
+            .any(|v| v > MAX_POSITION)
+        {
+            return Err(invalid(H, format!("a position over {MAX_POSITION}")));
         }
         // An empty chunk is written "1-0/0", so end may be start - 1.
         if let Some(e) = end {
@@ -78,7 +93,8 @@ impl ByteRange {
     /// Number of bytes the range announces for this chunk, when `end` is
     /// known.
     pub fn len(&self) -> Option<u64> {
-        self.end.map(|e| (e + 1).saturating_sub(self.start))
+        self.end
+            .map(|e| e.saturating_add(1).saturating_sub(self.start))
     }
 
     /// True if the range is known to cover no bytes (e.g. `1-0/0`).

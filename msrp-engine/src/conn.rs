@@ -53,6 +53,9 @@ pub struct Conn {
     pub opened: Instant,
     /// Last time bytes moved in either direction.
     pub last_active: Instant,
+    /// Since when output ready to write has waited without a byte written
+    /// (`None`: nothing ready): a peer that stops reading is found by this.
+    stalled_since: Option<Instant>,
     /// A complete frame head arrived (RFC 4976 §6.1 first-request rule).
     pub got_frame: bool,
     /// Slot in the connection listing (RPC), if any.
@@ -87,6 +90,7 @@ impl Conn {
             rejected: HashSet::default(),
             opened: now,
             last_active: now,
+            stalled_since: None,
             got_frame: false,
             listed: None,
         }
@@ -112,6 +116,7 @@ impl Conn {
 
     /// Appends to the output queue.
     pub fn queue(&mut self, b: Bytes) {
+        self.note_queued();
         self.out_bytes += b.len();
         self.out.push_back(b);
     }
@@ -122,9 +127,23 @@ impl Conn {
         self.deferred.push_back(b);
     }
 
+    fn note_queued(&mut self) {
+        if self.stalled_since.is_none() {
+            self.stalled_since = Some(Instant::now());
+        }
+    }
+
+    /// How long queued output has waited without progress at `now`.
+    pub fn stalled_for(&self, now: Instant) -> Option<std::time::Duration> {
+        self.stalled_since.map(|s| now.saturating_duration_since(s))
+    }
+
     /// The chunk being streamed here ended: deferred frames go next.
     pub fn release_deferred(&mut self) {
-        self.out.extend(self.deferred.drain(..));
+        if !self.deferred.is_empty() {
+            self.note_queued();
+            self.out.extend(self.deferred.drain(..));
+        }
     }
 
     /// Writes as much of the output queue as the socket takes; returns the
@@ -151,6 +170,11 @@ impl Conn {
         }
         if total > 0 {
             self.last_active = Instant::now();
+            self.stalled_since = Some(self.last_active);
+        }
+        if self.out.is_empty() {
+            // (deferred frames wait for a sender, not for this peer)
+            self.stalled_since = None;
         }
         Ok(total)
     }

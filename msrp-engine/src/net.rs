@@ -6,8 +6,9 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 
 use super::config::Config;
 
@@ -30,11 +31,21 @@ pub fn listen(addr: SocketAddr, cfg: &Config) -> io::Result<TcpListener> {
     Ok(s.into())
 }
 
-/// Per-connection options: no Nagle delay (MSRP frames are written whole or
+/// TCP keepalive of the relay's connections: first probe after 60 s of
+/// silence, then every 10 s, 6 probes.
+const KEEPALIVE: TcpKeepalive = TcpKeepalive::new()
+    .with_time(Duration::from_secs(60))
+    .with_interval(Duration::from_secs(10))
+    .with_retries(6);
+
+/// Per-connection options: keepalive, no Nagle delay (MSRP frames are written whole or
 /// streamed), and the configured buffer sizes.
 pub fn tune(stream: &std::net::TcpStream, cfg: &Config) {
     let s = SockRef::from(stream);
     let _ = s.set_nodelay(true);
+    // A peer that vanished without a FIN (host down, NAT state lost) is
+    // found within about two minutes of silence, not hours.
+    let _ = s.set_tcp_keepalive(&KEEPALIVE);
     if cfg.so_rcvbuf > 0 {
         let _ = s.set_recv_buffer_size(cfg.so_rcvbuf);
     }

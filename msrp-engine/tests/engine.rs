@@ -250,3 +250,74 @@ fn two_senders_share_one_next_hop_chunk_by_chunk() {
     let lag = lag_at_first_end.unwrap_or(usize::MAX);
     assert!(lag <= 2_000_000, "unfair: {lag} bytes behind");
 }
+
+/// A sender that half-closes right after its SEND still gets the relay's
+/// 200 (it used to be dropped with the connection).
+#[test]
+fn half_closed_sender_still_gets_its_200() {
+    let r = Relay::start(|_| {});
+    let b = Endpoint::bind().expect("B");
+    let (mut a, a_uri) = client(&r);
+    let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], b"last words");
+    a.send_request(&req).expect("send");
+    a.shutdown_write().expect("half-close");
+    let ok = a.read_frame(T).expect("the 200 after the half-close");
+    assert_eq!((ok.status_code(), ok.tid()), (Some(200), req.tid.clone()));
+    let mut bp = b.accept(T).expect("accept");
+    assert_eq!(bp.read_frame(T).expect("B reads").body, b"last words");
+}
+
+/// A next hop that stops reading mid-message: after `transaction_timeout`
+/// without progress the relay closes it, the sender gets a REPORT and is
+/// read again (its rest is swallowed, its 200 comes), and other sessions go
+/// on.
+#[test]
+fn next_hop_that_stops_reading_is_closed_and_reported() {
+    let r = Relay::start(|c| c.transaction_timeout = Duration::from_secs(1));
+    let b = Endpoint::bind().expect("B");
+    let stream = std::net::TcpStream::connect(r.addr).expect("connect");
+    let a_uri = format!("msrp://{}/a;tcp", stream.local_addr().expect("addr"));
+    let mut writer = stream.try_clone().expect("clone");
+    let mut a = Peer::from_stream(stream).expect("peer");
+    let body = vec![5u8; 20_000_000];
+    let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], &body);
+    let tid = req.tid.clone();
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        writer.write_all(&req.to_wire())
+    });
+    let _stuck = b.accept(T).expect("relay connects to B, which never reads");
+    let (mut report, mut ok) = (None, None);
+    while report.is_none() || ok.is_none() {
+        let f = a
+            .read_frame(Duration::from_secs(20))
+            .expect("REPORT and 200");
+        match f.method() {
+            Some(m) if m == "REPORT" => report = Some(f),
+            _ => ok = Some(f),
+        }
+    }
+    sender
+        .join()
+        .expect("sender")
+        .expect("the whole body was taken");
+    let report = report.expect("report");
+    // the first failure of the chunk reports: its response timeout (the
+    // first outgoing chunk's last byte went out) or the stuck next hop
+    let status = report.header("Status").unwrap_or_default();
+    assert!(
+        status == "000 408 Request Timeout" || status == "000 408 Next Hop Connection Lost",
+        "{}",
+        report.summary()
+    );
+    assert_eq!(
+        ok.map(|f| (f.status_code(), f.tid())),
+        Some((Some(200), tid))
+    );
+    // the relay still works for this sender
+    let c = Endpoint::bind().expect("C");
+    let req = Request::send(&[&r.uri(), &c.uri("c")], &[&a_uri], b"still here");
+    a.send_request(&req).expect("send");
+    let mut cp = c.accept(T).expect("accept C");
+    assert_eq!(cp.read_frame(T).expect("C reads").body, b"still here");
+}

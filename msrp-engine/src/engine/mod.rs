@@ -259,13 +259,23 @@ impl<H: Host> Engine<H> {
 
     /// RFC 4976 §6.1: a new connection must send its first request within
     /// `first_request_timeout`; §6.5: idle connections MAY be closed
-    /// (`idle_timeout`).
+    /// (`idle_timeout`). A peer that has not taken a byte of what is queued
+    /// for it within `transaction_timeout` is closed too: the chunk
+    /// streaming into it is aborted, its senders get REPORTs (as for a next
+    /// hop that closed) and are read again.
     fn sweep_idle(&mut self, now: Instant) {
         let first = self.cfg.first_request_timeout;
         let idle = self.cfg.idle_timeout;
+        let stall = self.cfg.transaction_timeout;
         let mut close = Vec::new();
         for (t, c) in &self.conns {
-            if !first.is_zero()
+            if c.connected && c.stalled_for(now).is_some_and(|d| d > stall) {
+                close.push((
+                    *t,
+                    c.peer,
+                    "peer took nothing of its queue within transaction_timeout",
+                ));
+            } else if !first.is_zero()
                 && c.outbound.is_none()
                 && !c.got_frame
                 && now.duration_since(c.opened) > first

@@ -128,6 +128,9 @@ impl<H: Host> Engine<H> {
         let Some(c) = self.conns.get_mut(&t) else {
             return Read::Gone;
         };
+        if c.closing {
+            return Read::Empty;
+        }
         if c.eof {
             self.on_eof(t);
             return Read::Gone;
@@ -167,6 +170,10 @@ impl<H: Host> Engine<H> {
         self.close(t, "malformed input");
     }
 
+    /// The peer will send nothing more. Mid-frame that truncates the frame;
+    /// between frames it may be a half-close: what is queued for the peer
+    /// (the 200 for its last SEND, REPORTs) is still written, then the
+    /// connection closes.
     fn on_eof(&mut self, t: Token) {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
@@ -177,6 +184,15 @@ impl<H: Host> Engine<H> {
                 c.peer,
                 t.0
             );
+        } else if c.has_output() && c.connected {
+            log::debug!(
+                "peer {} half-closed connection {}: writing what is queued",
+                c.peer,
+                t.0
+            );
+            c.closing = true;
+            self.mark_dirty(t);
+            return;
         } else {
             log::debug!("peer {} closed connection {}", c.peer, t.0);
         }

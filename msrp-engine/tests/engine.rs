@@ -321,3 +321,46 @@ fn next_hop_that_stops_reading_is_closed_and_reported() {
     let mut cp = c.accept(T).expect("accept C");
     assert_eq!(cp.read_frame(T).expect("C reads").body, b"still here");
 }
+
+/// A client that sends requests and never reads the answers: once what is
+/// queued for it passes the high watermark the relay reads no more of its
+/// requests (its writes block instead of the relay's memory growing), and
+/// the stall timer closes it; other sessions go on meanwhile.
+#[test]
+fn client_that_never_reads_is_not_read_either() {
+    let r = Relay::start(|c| c.transaction_timeout = Duration::from_secs(4));
+    let stream = std::net::TcpStream::connect(r.addr).expect("connect");
+    let a_uri = format!("msrp://{}/a;tcp", stream.local_addr().expect("addr"));
+    // the first To-Path URI is not the relay's: every SEND gets a 481 and a
+    // 481 REPORT, nothing is forwarded
+    let foreign = "msrp://192.0.2.1:2855/x;tcp";
+    let one = Request::send(&[foreign, foreign], &[&a_uri], b"x").to_wire();
+    let mut many = Vec::with_capacity(one.len() * 300_000);
+    for _ in 0..300_000 {
+        many.extend_from_slice(&one);
+    }
+    let mut writer = stream.try_clone().expect("clone");
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        let r = writer.write_all(&many);
+        d.store(true, Ordering::SeqCst);
+        r
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "the relay read every request of a client that reads nothing"
+    );
+    // meanwhile another session is served
+    let b = Endpoint::bind().expect("B");
+    let (mut c, c_uri) = client(&r);
+    c.send_request(&Request::send(&[&r.uri(), &b.uri("b")], &[&c_uri], b"hi"))
+        .expect("send");
+    assert_eq!(c.read_frame(T).expect("200").status_code(), Some(200));
+    // the stall timer closes the silent reader: its blocked write fails
+    let res = sender.join().expect("sender");
+    assert!(res.is_err(), "the connection was not closed");
+    drop(stream);
+}

@@ -109,6 +109,12 @@ impl<H: Host> Engine<H> {
             if self.sched.blocked(t).is_some() {
                 return false;
             }
+            if self.own_queue_full(t) {
+                // its replies and REPORTs pile up: read no more requests
+                // from it until it reads (or the stall timer closes it)
+                self.sched.wait_drain(t, t);
+                return false;
+            }
             let Some(c) = self.conns.get_mut(&t) else {
                 return false;
             };
@@ -121,6 +127,16 @@ impl<H: Host> Engine<H> {
                 }
             }
         }
+    }
+
+    /// Whether `t` has more than the high watermark queued for it while no
+    /// source streams into it: what is queued is then mostly the relay's own
+    /// answers to `t`, and `t` does not read them.
+    fn own_queue_full(&self, t: Token) -> bool {
+        self.conns
+            .get(&t)
+            .is_some_and(|c| c.queued() > self.cfg.queue_high)
+            && !self.sched.is_busy(t)
     }
 
     /// One read of `t`'s socket.

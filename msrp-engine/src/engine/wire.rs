@@ -187,9 +187,10 @@ impl<H: Host> Engine<H> {
     }
 
     /// The peer will send nothing more. Mid-frame that truncates the frame;
-    /// between frames it may be a half-close: what is queued for the peer
+    /// between frames a client may have half-closed: what is queued for it
     /// (the 200 for its last SEND, REPORTs) is still written, then the
-    /// connection closes.
+    /// connection closes. A next hop the relay connected to is closed at
+    /// once (its outstanding requests fail now, not at their timeout).
     fn on_eof(&mut self, t: Token) {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
@@ -200,7 +201,7 @@ impl<H: Host> Engine<H> {
                 c.peer,
                 t.0
             );
-        } else if c.has_output() && c.connected {
+        } else if c.queued() > 0 && c.outbound.is_none() {
             log::debug!(
                 "peer {} half-closed connection {}: writing what is queued",
                 c.peer,
@@ -372,7 +373,7 @@ impl<H: Host> Engine<H> {
             }
         }
         let (queued, peer) = (c.queued(), c.peer);
-        if c.closing && !c.has_output() {
+        if c.closing && c.queued() == 0 {
             self.close(t, "flushed");
             return;
         }

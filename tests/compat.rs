@@ -972,3 +972,133 @@ fn msrp_pv_code_and_reason_of_a_response() {
         k.log_tail(40)
     );
 }
+
+// ------------------------------------------------ the shipped auth cfg
+
+/// cfg/kamailio-auth.cfg as shipped, with only ports, paths and the number
+/// of workers changed.
+fn start_shipped_auth_cfg(workers: u32) -> Kamailio {
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cfg/kamailio-auth.cfg"
+    ))
+    .expect("read cfg/kamailio-auth.cfg");
+    Kamailio::start_custom(1, |v| {
+        let port = v.msrp_ports[0];
+        let mut cfg = subst(
+            &shipped,
+            "listen=udp:127.0.0.1:5060",
+            &format!("listen=udp:127.0.0.1:{}", v.sip_port),
+            1,
+        );
+        cfg = subst(
+            &cfg,
+            "unix:/run/kamailio/kamailio_ctl",
+            &format!("unix:{}/kamailio_ctl", v.dir.display()),
+            1,
+        );
+        cfg = subst(
+            &cfg,
+            "loadmodule \"msrp_relay.so\"",
+            &format!(
+                "loadmodule \"{}\"\nmodparam(\"msrp_relay\", \"workers\", {workers})",
+                module_so().display()
+            ),
+            1,
+        );
+        cfg = subst(
+            &cfg,
+            "tcp:127.0.0.1:2855",
+            &format!("tcp:127.0.0.1:{port}"),
+            1,
+        );
+        subst(
+            &cfg,
+            "\"127.0.0.1:2855\"",
+            &format!("\"127.0.0.1:{port}\""),
+            1,
+        )
+    })
+}
+
+/// `msrp_relay:NAME` from `stats.get_statistics` (kex).
+fn relay_stat(k: &Kamailio, name: &str) -> i64 {
+    let out = k.kamcmd(&["stats.get_statistics", "msrp_relay:"]);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("msrp_relay:{name} = ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no msrp_relay:{name} in:\n{out}"))
+}
+
+/// The shipped auth cfg, flow `[U_B, B]` (the stock examples' style): B gets
+/// A's SEND over its AUTHed connection.
+#[test]
+fn shipped_auth_cfg_relays_through_the_peers_use_path() {
+    let k = start_shipped_auth_cfg(1);
+    let mut a = authed(&k, Client::connect(&k), None, 3600);
+    let mut b = authed(&k, Client::connect(&k), None, 3600);
+    send_via_use_path(&k, &mut a, &mut b, b"stock style");
+    send_via_use_path(&k, &mut b, &mut a, b"and back");
+}
+
+/// The shipped auth cfg, flow `[U_A, U_B, B]` (RFC 4976 §7.1: the sender's
+/// own relay URI first): B gets To-Path <B>, From-Path <U_B> <U_A> <A>, and
+/// the relay does not connect to itself to get there.
+#[test]
+fn shipped_auth_cfg_relays_own_relay_first_without_connecting_to_itself() {
+    let k = start_shipped_auth_cfg(1);
+    let mut a = authed(&k, Client::connect(&k), None, 3600);
+    let mut b = authed(&k, Client::connect(&k), None, 3600);
+    let req = Request::send(&[&a.use_path, &b.use_path, &b.c.uri], &[&a.c.uri], b"rfc");
+    a.c.peer.send_request(&req).expect("send");
+    let got =
+        b.c.peer
+            .read_frame(T)
+            .unwrap_or_else(|e| panic!("SEND did not reach B: {e}\n{}", k.log_tail(40)));
+    assert_eq!(got.to_path(), vec![b.c.uri.clone()], "{}", got.summary());
+    assert_eq!(
+        got.from_path(),
+        vec![b.use_path.clone(), a.use_path.clone(), a.c.uri.clone()],
+        "{}",
+        got.summary()
+    );
+    b.c.peer.send_hop_response(&got, 200, None).expect("200");
+    let resp = a.c.peer.read_response(T, &[]).expect("A's 200");
+    assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
+    assert_eq!(
+        relay_stat(&k, "connections_opened"),
+        0,
+        "the relay connected to itself"
+    );
+}
+
+/// The shipped auth cfg, flow `[U_A, X]` (RFC 4976 §5: a client behind the
+/// relay, its peer reachable directly): the SEND goes on to X; it used to
+/// be sent back to A over A's own session.
+#[test]
+fn shipped_auth_cfg_relays_to_a_directly_reachable_peer() {
+    let k = start_shipped_auth_cfg(1);
+    let mut a = authed(&k, Client::connect(&k), None, 3600);
+    let x = Endpoint::bind().expect("bind X");
+    let x_uri = x.uri("x");
+    let req = Request::send(&[&a.use_path, &x_uri], &[&a.c.uri], b"to X");
+    a.c.peer.send_request(&req).expect("send");
+    let mut xp = x
+        .accept(T)
+        .unwrap_or_else(|e| panic!("the relay did not connect to X: {e}\n{}", k.log_tail(40)));
+    let got = xp.read_frame(T).expect("X reads");
+    assert_eq!(got.body, b"to X");
+    assert_eq!(got.to_path(), vec![x_uri.clone()], "{}", got.summary());
+    assert_eq!(
+        got.from_path(),
+        vec![a.use_path.clone(), a.c.uri.clone()],
+        "{}",
+        got.summary()
+    );
+    xp.send_hop_response(&got, 200, None).expect("200");
+    let resp = a.c.peer.read_response(T, &[]).expect("A's 200");
+    assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
+    a.c.peer
+        .expect_nothing(QUIET)
+        .unwrap_or_else(|e| panic!("A got its own SEND back or more: {e}"));
+}

@@ -117,6 +117,112 @@ pub fn is_own_uri(cfg: &Config, uri: &[u8]) -> bool {
     })
 }
 
+/// Where a request goes after this relay (RFC 4976 §6.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    /// Over the connection of a session this relay handed out (Use-Path,
+    /// RFC 4976 §6.3): the client may be reachable only over it.
+    Session(i64),
+    /// To this URI's address (an existing connection or a new one).
+    Uri(Bytes),
+}
+
+/// The route of a request: its next hop, and how many leading To-Path URIs
+/// are this relay's (they move to From-Path, RFC 4976 §6.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub hop: Hop,
+    pub own: usize,
+}
+
+/// Routes a request whose first To-Path URI is this relay's, that came on
+/// connection `incoming`; `session` tells which connection a session ID
+/// this relay handed out is bound to.
+///
+/// * A URI with a session bound to another connection is a destination:
+///   the request goes over that connection (the stock module's
+///   `[U_B, B]`, and `[U_A, U_B, B]` of RFC 4976 §7.1 without connecting
+///   to itself).
+/// * The sender's own session (bound to `incoming`), a relay URI without a
+///   session this relay knows, or another URI of this relay's: the request
+///   goes on to the next To-Path URI.
+/// * The first URI that is not this relay's is the next hop.
+///
+/// `Err`: To-Path has no next hop after this relay's URIs.
+pub fn plan(
+    cfg: &Config,
+    to: &[Bytes],
+    incoming: i64,
+    session: impl Fn(&str) -> Option<i64>,
+) -> Result<Plan, NotForwarded> {
+    for (i, uri) in to.iter().enumerate() {
+        let ours = i == 0 || is_named_own_uri(cfg, uri);
+        let bound = session_of(uri)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(&session);
+        match bound {
+            Some(c) if c != incoming && (ours || is_own_uri(cfg, uri)) => {
+                return Ok(Plan {
+                    hop: Hop::Session(c),
+                    own: i + 1,
+                })
+            }
+            _ if ours => {}
+            _ => {
+                return Ok(Plan {
+                    hop: Hop::Uri(uri.clone()),
+                    own: i,
+                })
+            }
+        }
+    }
+    Err(NotForwarded::Respond(400, "Bad Request"))
+}
+
+/// The session part of an MSRP URI (`msrp://host:port/SESSION;tcp`).
+pub fn session_of(uri: &[u8]) -> Option<&[u8]> {
+    let after = memchr::memmem::find(uri, b"://")? + 3;
+    let rest = &uri[after..];
+    let slash = memchr::memchr(b'/', rest)?;
+    let sess = &rest[slash + 1..];
+    let end = memchr::memchr(b';', sess).unwrap_or(sess.len());
+    let s = &sess[..end];
+    (!s.is_empty()).then_some(s)
+}
+
+/// Whether a next-hop URI names this relay for sure: an `alias`, the
+/// `use_path_addr` authority, or a listen address literally (a wildcard
+/// listener by loopback only). Unlike [`is_own_uri`] (which accepts any
+/// name on a listen port when no alias is set, to be lenient with what
+/// senders put first), a next hop on another host with the same port must
+/// not be mistaken for this relay.
+fn is_named_own_uri(cfg: &Config, uri: &[u8]) -> bool {
+    let Ok(u) = MsrpUri::parse(uri) else {
+        return false;
+    };
+    let port = u.port_or_default();
+    let by_name = |host: &str| {
+        let hostport = format!("{host}:{port}");
+        cfg.aliases.iter().any(|a| *a == host || *a == hostport)
+            || cfg.use_path_addr.as_ref().is_some_and(|p| {
+                let p = p
+                    .trim_start_matches("msrp://")
+                    .trim_start_matches("msrps://")
+                    .to_ascii_lowercase();
+                p == hostport || (p == host && port == msrp_core::uri::DEFAULT_PORT)
+            })
+    };
+    let ip = match &u.host {
+        msrp_core::Host::Ipv4(a) => IpAddr::V4(*a),
+        msrp_core::Host::Ipv6(a) => IpAddr::V6(*a),
+        msrp_core::Host::Name(n) => return by_name(&n.to_ascii_lowercase()),
+    };
+    by_name(&ip.to_string())
+        || cfg.listen.iter().any(|l| {
+            l.port() == port && (l.ip() == ip || (l.ip().is_unspecified() && ip.is_loopback()))
+        })
+}
+
 /// Socket address of a next-hop MSRP URI (RFC 4975 §6: host and port of the
 /// URI; default port 2855). Names are resolved with the system resolver.
 pub fn resolve(uri: &[u8]) -> Result<SocketAddr, String> {
@@ -178,6 +284,102 @@ mod tests {
         assert!(is_own_uri(&c, b"msrp://RELAY.example:1234/x;tcp"));
         assert!(is_own_uri(&c, b"msrp://pub.example:9000/s;tcp"));
         assert!(!is_own_uri(&c, b"msrp://other.example:2855/x;tcp"));
+    }
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// Sessions: "ua" bound to connection 1 (A), "ub" to connection 2 (B).
+    fn sessions(s: &str) -> Option<i64> {
+        match s {
+            "ua" => Some(1),
+            "ub" => Some(2),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn plans_rfc_4976_flows() {
+        let c = cfg("127.0.0.1:2855", &[], None);
+        let (ua, ub) = (
+            b("msrp://127.0.0.1:2855/ua;tcp"),
+            b("msrp://127.0.0.1:2855/ub;tcp"),
+        );
+        let (bb, x) = (
+            b("msrp://10.0.0.2:7000/b;tcp"),
+            b("msrp://10.0.0.9:7000/x;tcp"),
+        );
+        let plan = |to: &[Bytes], from_conn| super::plan(&c, to, from_conn, sessions);
+        // [U_B, B] from A: over B's session
+        assert_eq!(
+            plan(&[ub.clone(), bb.clone()], 1),
+            Ok(Plan {
+                hop: Hop::Session(2),
+                own: 1
+            })
+        );
+        // [U_A, U_B, B] from A: both relay URIs stripped, over B's session
+        assert_eq!(
+            plan(&[ua.clone(), ub.clone(), bb.clone()], 1),
+            Ok(Plan {
+                hop: Hop::Session(2),
+                own: 2
+            })
+        );
+        // [U_A, X] from A: A's own session, on to X
+        assert_eq!(
+            plan(&[ua.clone(), x.clone()], 1),
+            Ok(Plan {
+                hop: Hop::Uri(x.clone()),
+                own: 1
+            })
+        );
+        // a relay URI without a known session, then X
+        let plain = b("msrp://127.0.0.1:2855/whatever;tcp");
+        assert_eq!(
+            plan(&[plain.clone(), x.clone()], 5),
+            Ok(Plan {
+                hop: Hop::Uri(x.clone()),
+                own: 1
+            })
+        );
+        // two plain relay URIs: never a connection to itself
+        assert_eq!(
+            plan(&[plain.clone(), plain.clone(), x.clone()], 5),
+            Ok(Plan {
+                hop: Hop::Uri(x),
+                own: 2
+            })
+        );
+        // only this relay's URIs: no next hop
+        assert!(plan(&[ua.clone()], 1).is_err());
+        assert!(plan(&[ua, plain], 1).is_err());
+        // another host on the same port is not this relay when it is a
+        // next hop
+        let other = b("msrp://relay2.example:2855/s;tcp");
+        assert_eq!(
+            plan(&[ub.clone(), bb.clone()], 2),
+            Ok(Plan {
+                hop: Hop::Uri(bb),
+                own: 1
+            })
+        );
+        assert_eq!(
+            plan(&[b("msrp://127.0.0.1:2855/r;tcp"), other.clone()], 1),
+            Ok(Plan {
+                hop: Hop::Uri(other),
+                own: 1
+            })
+        );
+    }
+
+    #[test]
+    fn session_parts() {
+        assert_eq!(session_of(b"msrp://h:1/abc;tcp"), Some(&b"abc"[..]));
+        assert_eq!(session_of(b"msrp://h:1/abc"), Some(&b"abc"[..]));
+        assert_eq!(session_of(b"msrp://h:1;tcp"), None);
+        assert_eq!(session_of(b"msrp://h:1/;tcp"), None);
     }
 
     #[test]

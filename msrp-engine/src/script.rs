@@ -48,8 +48,6 @@ pub struct Actions {
 /// A destination chosen by the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dst {
-    /// An existing connection of this worker (from the connection map).
-    Connection(i64),
     /// An address (`msrp_set_dst`).
     Addr(SocketAddr),
 }
@@ -59,7 +57,8 @@ pub const RELAY_FLAG_NO_NEW_CONNECTION: u32 = 1;
 
 mod pv;
 
-use pv::{method_id, session_of};
+use crate::route::session_of;
+use pv::method_id;
 pub use pv::{PvKey, PvValue};
 
 thread_local! {
@@ -313,8 +312,11 @@ impl FrameCtx {
         Ok(())
     }
 
-    /// `msrp_cmap_lookup()`: the connection bound to the session ID of the
-    /// first To-Path URI becomes the destination.
+    /// `msrp_cmap_lookup()`: whether the session ID of the first To-Path URI
+    /// is one this relay handed out (and has not expired). Where the
+    /// request then goes is the engine's routing (RFC 4976 §6.4, see
+    /// `route::plan`): over that session's connection when it is another
+    /// client's, on to the next To-Path hop when it is the sender's own.
     pub fn cmap_lookup(&mut self) -> Result<(), ScriptError> {
         if self.head.method() == Some(b"AUTH") {
             return Err(ScriptError::IsAuth);
@@ -325,9 +327,8 @@ impl FrameCtx {
             .and_then(|u| session_of(u))
             .ok_or(ScriptError::NoSession)?;
         let session = String::from_utf8_lossy(session).into_owned();
-        let e = super::cmap::with(|m| m.lookup(&session, std::time::Instant::now()))
+        super::cmap::with(|m| m.lookup(&session, std::time::Instant::now()))
             .ok_or(ScriptError::UnknownSession(session))?;
-        self.actions.dst = Some(Dst::Connection(e.conid));
         Ok(())
     }
 

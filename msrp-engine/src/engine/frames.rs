@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
 use mio::Token;
@@ -14,7 +15,7 @@ use super::{Engine, Host};
 use crate::conn::Incoming;
 use crate::forward::{self, Forward};
 use crate::report::{self, ReportOrder};
-use crate::route::{self, NotForwarded, Request};
+use crate::route::{self, Hop, NotForwarded, Plan, Request};
 use crate::script::{self, Actions, Dst, FrameCtx};
 use crate::stats::Stat;
 use crate::tracker::{Answer, InTx, Return};
@@ -166,13 +167,12 @@ impl<H: Host> Engine<H> {
             self.report_not_own_uri(t, &req);
             return Err(NotForwarded::Respond(481, "Not This Relay"));
         }
-        let Some((to_path, from_path)) =
-            msrp_core::path::forward(&req.to, &req.from, req.relay_uri())
-        else {
+        let (plan, dest) = self.route(t, &req, &route);
+        let Some((to_path, from_path)) = plan.and_then(|p| own_hops(&req, p.own)) else {
             log::warn!("not relaying request from {peer}: To-Path has no next hop");
             return Err(NotForwarded::Respond(400, "Bad Request"));
         };
-        let dest = match self.choose_dest(&route, &to_path[0]) {
+        let dest = match dest {
             Ok(d) => Some(d),
             Err(e) => {
                 log::warn!(
@@ -217,23 +217,47 @@ impl<H: Host> Engine<H> {
         });
     }
 
-    /// The connection a request goes out on: the script's choice, else the
-    /// next To-Path hop.
-    fn choose_dest(&mut self, route: &Route, next_uri: &[u8]) -> Result<Token, String> {
+    /// The route of a request (RFC 4976 §6.4, see [`route::plan`]) and the
+    /// connection it goes out on: the script's `msrp_set_dst()` address, a
+    /// session's connection, or the next hop's address. The plan is `None`
+    /// when To-Path has no next hop.
+    fn route(
+        &mut self,
+        t: Token,
+        req: &Request,
+        route: &Route,
+    ) -> (Option<Plan>, Result<Token, String>) {
         let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
-        match route.dst {
-            // msrp_cmap_lookup(): the client's own connection
-            Some(Dst::Connection(conid)) => {
-                let tok = Token(conid as usize);
+        let now = Instant::now();
+        let plan = route::plan(self.cfg, &req.to, t.0 as i64, |s| {
+            crate::cmap::with(|m| m.lookup(s, now)).map(|e| e.conid)
+        })
+        .ok();
+        let dest = match (route.dst, &plan) {
+            (Some(Dst::Addr(addr)), _) => self.next_hop(addr, no_new),
+            (
+                None,
+                Some(Plan {
+                    hop: Hop::Session(conid),
+                    ..
+                }),
+            ) => {
+                let tok = Token(*conid as usize);
                 if self.conns.contains_key(&tok) {
                     Ok(tok)
                 } else {
-                    Err("its connection is gone".to_string())
+                    Err("its session's connection is gone".to_string())
                 }
             }
-            Some(Dst::Addr(addr)) => self.next_hop(addr, no_new),
-            None => route::resolve(next_uri).and_then(|addr| self.next_hop(addr, no_new)),
-        }
+            (
+                None,
+                Some(Plan {
+                    hop: Hop::Uri(uri), ..
+                }),
+            ) => route::resolve(uri).and_then(|addr| self.next_hop(addr, no_new)),
+            (None, None) => Err("no next hop".to_string()),
+        };
+        (plan, dest)
     }
 
     /// Connection to `addr`: reused, or opened unless `no_new`.
@@ -341,4 +365,16 @@ impl<H: Host> Engine<H> {
             Answer::PassBack(_) => {}
         }
     }
+}
+
+/// To-Path and From-Path after this relay's `own` leading To-Path URIs moved
+/// to the head of From-Path, last one first (RFC 4976 §6.4, once per URI).
+fn own_hops(req: &Request, own: usize) -> Option<(Vec<Bytes>, Vec<Bytes>)> {
+    let mut to = req.to.clone();
+    let mut from = req.from.clone();
+    for _ in 0..own.max(1) {
+        let first = to.first()?.clone();
+        (to, from) = msrp_core::path::forward(&to, &from, &first)?;
+    }
+    Some((to, from))
 }

@@ -89,14 +89,3 @@ pub(super) fn method_id(m: &[u8]) -> i64 {
         _ => 10000,
     }
 }
-
-/// Session id of an MSRP URI (`msrp://host:port/SESSION;tcp`).
-pub(super) fn session_of(uri: &[u8]) -> Option<&[u8]> {
-    let after = uri.windows(3).position(|w| w == b"://")? + 3;
-    let rest = &uri[after..];
-    let slash = rest.iter().position(|&c| c == b'/')?;
-    let sess = &rest[slash + 1..];
-    let end = sess.iter().position(|&c| c == b';').unwrap_or(sess.len());
-    let s = &sess[..end];
-    (!s.is_empty()).then_some(s)
-}

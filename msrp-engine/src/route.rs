@@ -353,7 +353,7 @@ mod tests {
             })
         );
         // only this relay's URIs: no next hop
-        assert!(plan(&[ua.clone()], 1).is_err());
+        assert!(plan(std::slice::from_ref(&ua), 1).is_err());
         assert!(plan(&[ua, plain], 1).is_err());
         // another host on the same port is not this relay when it is a
         // next hop

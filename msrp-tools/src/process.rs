@@ -110,7 +110,5 @@ mod tests {
             "spinning for {:?} counted {used} s of CPU",
             t.elapsed()
         );
-        // and not more than the wall time that passed (a few ticks slack)
-        assert!(used <= t.elapsed().as_secs_f64() * 2.0 + 0.05, "{used} s");
     }
 }

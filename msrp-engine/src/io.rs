@@ -3,12 +3,18 @@
 //!
 //! A fresh 256 KiB allocation per read made the kernel's copy take a page
 //! fault per 4 KiB (a quarter of the worker's time at 1 GB/s), so buffers are
-//! reused once every piece of their last reads has been written out. Safe
-//! Rust cannot read into uninitialised memory (`Read::read_buf` is unstable),
-//! so pooled buffers are kept initialised: a buffer is zeroed when it is
-//! allocated and when its memory is reclaimed, i.e. one `memset` per byte
-//! that large reads consumed — cheap next to the kernel's copy, and without
-//! any `unsafe`.
+//! reused once every piece of their last reads has been written out.
+//!
+//! Two ways to read into a pooled buffer:
+//! * by default, without `unsafe`: safe Rust cannot read into uninitialised
+//!   memory (`Read::read_buf` is unstable), so pooled buffers are kept
+//!   initialised — zeroed when allocated and when their memory is
+//!   reclaimed, one `memset` per byte large reads consumed (4 % of the
+//!   worker's samples at 1 GB/s);
+//! * with a [`SpareRecv`] the host provides (`ReadPool::with_spare_recv`):
+//!   a `recv` into the buffer's uninitialised spare capacity, which needs
+//!   `unsafe` and so lives in the host's boundary layer (Kamailio's module
+//!   passes `src/kamailio/sockio.rs`).
 
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -17,26 +23,40 @@ use bytes::BytesMut;
 
 use crate::config::READ_CHUNK;
 
+/// One `recv` from the stream appended to the buffer's spare capacity (at
+/// most the given number of bytes); `Ok(0)`: the peer closed.
+pub type SpareRecv = fn(&TcpStream, &mut BytesMut, usize) -> io::Result<usize>;
+
 /// Read buffers kept per worker (each [`READ_CHUNK`] bytes).
 const READ_POOL: usize = 8;
-/// A pooled buffer is read into while it has this much room left.
+/// A pooled initialised buffer is read into while it has this much room
+/// left.
 const MIN_ROOM: usize = READ_CHUNK / 4;
 /// Reads smaller than this are copied out of the pooled buffer, so a queued
 /// 1 KiB message never pins 256 KiB.
 const SMALL_READ: usize = READ_CHUNK / 8;
 
-/// Initialised read buffers (`len()` bytes of room each), at most
-/// [`READ_POOL`].
+/// Pooled read buffers, at most [`READ_POOL`]: initialised ones (`len()`
+/// bytes of room each) by default, empty ones with a [`SpareRecv`].
 #[derive(Default)]
 pub struct ReadPool {
     bufs: Vec<BytesMut>,
+    spare: Option<SpareRecv>,
 }
 
 impl ReadPool {
-    /// A buffer with at least [`MIN_ROOM`] initialised bytes: a pooled one
+    /// A pool that reads with `recv` into uninitialised capacity.
+    pub fn with_spare_recv(recv: SpareRecv) -> Self {
+        ReadPool {
+            bufs: Vec::new(),
+            spare: Some(recv),
+        }
+    }
+
+    /// An initialised buffer with at least [`MIN_ROOM`] bytes: a pooled one
     /// with room left, a pooled one whose earlier pieces are all gone
     /// (zeroed again), else a new one.
-    fn take(&mut self) -> BytesMut {
+    fn take_zeroed(&mut self) -> BytesMut {
         if let Some(i) = self.bufs.iter().position(|b| b.len() >= MIN_ROOM) {
             return self.bufs.swap_remove(i);
         }
@@ -49,6 +69,19 @@ impl ReadPool {
             }
         }
         BytesMut::zeroed(READ_CHUNK)
+    }
+
+    /// An empty buffer with room for a whole read: a pooled one whose
+    /// earlier pieces are all gone, else a new one.
+    fn take_empty(&mut self) -> BytesMut {
+        match self
+            .bufs
+            .iter_mut()
+            .position(|b| b.is_empty() && b.try_reclaim(READ_CHUNK))
+        {
+            Some(i) => self.bufs.swap_remove(i),
+            None => BytesMut::with_capacity(READ_CHUNK),
+        }
     }
 
     /// Returns a buffer (its front may still back queued pieces); the
@@ -64,7 +97,14 @@ impl ReadPool {
     /// earlier reads): `Ok(n)` bytes came, `Ok(0)` the peer closed; on an
     /// error `rbuf` is unchanged.
     pub fn read(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
-        let mut buf = self.take();
+        match self.spare {
+            Some(recv) => self.read_spare(recv, stream, rbuf),
+            None => self.read_zeroed(stream, rbuf),
+        }
+    }
+
+    fn read_zeroed(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
+        let mut buf = self.take_zeroed();
         let rest = rbuf.len();
         if buf.len() < rest + MIN_ROOM {
             // an unparsed head longer than a pooled buffer (max_header_size)
@@ -72,21 +112,49 @@ impl ReadPool {
         }
         let want = (buf.len() - rest).min(READ_CHUNK);
         buf[..rest].copy_from_slice(rbuf);
-        let r = (&*stream).read(&mut buf[rest..rest + want]);
-        let n = match r {
+        let n = match (&*stream).read(&mut buf[rest..rest + want]) {
             Ok(n) if n > 0 => n,
             other => {
                 self.give(buf);
                 return other;
             }
         };
-        *rbuf = if rest + n < SMALL_READ {
-            BytesMut::from(&buf[..rest + n])
-        } else {
-            buf.split_to(rest + n)
-        };
+        *rbuf = Self::keep(&mut buf, rest + n);
         self.give(buf);
         Ok(n)
+    }
+
+    fn read_spare(
+        &mut self,
+        recv: SpareRecv,
+        stream: &TcpStream,
+        rbuf: &mut BytesMut,
+    ) -> io::Result<usize> {
+        let mut buf = self.take_empty();
+        let rest = rbuf.len();
+        buf.extend_from_slice(rbuf);
+        let n = match recv(stream, &mut buf, READ_CHUNK) {
+            Ok(n) if n > 0 => n,
+            other => {
+                buf.clear();
+                self.give(buf);
+                return other;
+            }
+        };
+        *rbuf = Self::keep(&mut buf, rest + n);
+        buf.clear();
+        self.give(buf);
+        Ok(n)
+    }
+
+    /// The first `len` bytes of `buf` as the connection's unparsed bytes:
+    /// split off (no copy), or copied out when small.
+    fn keep(buf: &mut BytesMut, len: usize) -> BytesMut {
+        if len < SMALL_READ {
+            BytesMut::from(&buf[..len])
+        } else {
+            buf.split_to(len)
+        }
     }
 }
 
@@ -103,10 +171,29 @@ mod tests {
         (a, b)
     }
 
+    /// A safe stand-in for the host's spare-capacity recv (it zeroes what
+    /// it reads into, which the real one does not need to).
+    fn zeroing_recv(s: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        let len = buf.len();
+        buf.resize(len + max, 0);
+        let r = (&*s).read(&mut buf[len..]);
+        buf.truncate(len + *r.as_ref().unwrap_or(&0));
+        r
+    }
+
+    fn pools() -> [ReadPool; 2] {
+        [ReadPool::default(), ReadPool::with_spare_recv(zeroing_recv)]
+    }
+
     #[test]
     fn appends_after_the_unparsed_rest_and_reports_eof() {
+        for pool in pools() {
+            appends_after_the_unparsed_rest(pool);
+        }
+    }
+
+    fn appends_after_the_unparsed_rest(mut pool: ReadPool) {
         let (mut a, b) = pair();
-        let mut pool = ReadPool::default();
         let mut rbuf = BytesMut::from(&b"rest:"[..]);
         a.write_all(b"hello").unwrap();
         let n = pool.read(&b, &mut rbuf).unwrap();
@@ -119,9 +206,14 @@ mod tests {
 
     #[test]
     fn large_reads_reuse_pooled_memory_once_released() {
+        for pool in pools() {
+            large_reads(pool);
+        }
+    }
+
+    fn large_reads(mut pool: ReadPool) {
         let (mut a, b) = pair();
         let payload: Vec<u8> = (0..READ_CHUNK).map(|i| (i % 251) as u8).collect();
-        let mut pool = ReadPool::default();
         let mut got = Vec::new();
         let writer = std::thread::spawn(move || {
             for _ in 0..16 {
@@ -145,8 +237,13 @@ mod tests {
 
     #[test]
     fn a_head_longer_than_a_buffer_still_reads() {
+        for pool in pools() {
+            long_head(pool);
+        }
+    }
+
+    fn long_head(mut pool: ReadPool) {
         let (mut a, b) = pair();
-        let mut pool = ReadPool::default();
         let mut rbuf = BytesMut::from(&vec![b'x'; READ_CHUNK + 10][..]);
         a.write_all(b"y").unwrap();
         assert_eq!(pool.read(&b, &mut rbuf).unwrap(), 1);

@@ -13,6 +13,7 @@ pub mod process;
 pub mod pv;
 pub mod rpc;
 pub mod shm;
+pub mod sockio;
 pub mod stats;
 pub mod sys;
 pub mod table;

@@ -144,7 +144,8 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
             worker: index.min(255) as u8,
         });
         match Engine::new(cfg, listeners, host, table, stats, seed) {
-            Ok(mut e) => {
+            Ok(e) => {
+                let mut e = e.with_spare_recv(super::sockio::recv_append);
                 log::info!("MSRP worker {index} started (pid {})", std::process::id());
                 e.run()
             }

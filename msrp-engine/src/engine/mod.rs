@@ -129,6 +129,12 @@ impl<H: Host> Engine<H> {
         })
     }
 
+    /// Reads with the host's spare-capacity `recv` (see [`crate::io`]).
+    pub fn with_spare_recv(mut self, recv: crate::io::SpareRecv) -> Self {
+        self.read_pool = ReadPool::with_spare_recv(recv);
+        self
+    }
+
     /// Runs the loop forever (the worker process's life).
     pub fn run(&mut self) -> io::Result<()> {
         self.run_while(|| true)

@@ -1,10 +1,9 @@
 //! Shared-memory copy of the workers' connection maps, so the RPC command
 //! `msrp_relay.cmaplist` (run by the ctl process) can list them.
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::shm::{fill, unix_now, ShmSlots};
+use super::shm::{fill, text, unix_now, Record, ShmList};
 use msrp_engine::cmap::{Entry, Mirror};
 
 const SESSION_MAX: usize = 32;
@@ -27,27 +26,30 @@ pub struct Slot {
     addr: [u8; ADDR_MAX],
 }
 
-const EMPTY: Slot = Slot {
-    used: false,
-    worker: 0,
-    session_len: 0,
-    peer_len: 0,
-    addr_len: 0,
-    conid: 0,
-    expires: 0,
-    session: [0; SESSION_MAX],
-    peer: [0; PEER_MAX],
-    addr: [0; ADDR_MAX],
-};
+impl Record for Slot {
+    const EMPTY: Slot = Slot {
+        used: false,
+        worker: 0,
+        session_len: 0,
+        peer_len: 0,
+        addr_len: 0,
+        conid: 0,
+        expires: 0,
+        session: [0; SESSION_MAX],
+        peer: [0; PEER_MAX],
+        addr: [0; ADDR_MAX],
+    };
 
-static SLOTS: OnceLock<ShmSlots<Slot>> = OnceLock::new();
+    fn used(&self) -> bool {
+        self.used
+    }
+}
+
+static SLOTS: ShmList<Slot> = ShmList::new();
 
 /// mod_init: room for `n` listed sessions.
 pub fn init(n: usize) -> Result<(), String> {
-    if SLOTS.get().is_none() {
-        let _ = SLOTS.set(ShmSlots::alloc(n, EMPTY)?);
-    }
-    Ok(())
+    SLOTS.init(n)
 }
 
 /// A worker's writer.
@@ -61,28 +63,21 @@ impl Mirror for ShmMirror {
             .expires
             .saturating_duration_since(Instant::now())
             .as_secs();
-        let addr = e.addr.to_string();
-        SLOTS.get()?.locked(|slots| {
-            let (i, s) = slots.iter_mut().enumerate().find(|(_, s)| !s.used)?;
-            s.used = true;
-            s.worker = self.worker;
-            s.conid = e.conid;
-            s.expires = unix_now() + left;
-            s.session_len = fill(&mut s.session, session.as_bytes());
-            s.peer_len = fill(&mut s.peer, &e.peer);
-            s.addr_len = fill(&mut s.addr, addr.as_bytes());
-            Some(i as u32)
-        })?
+        let mut s = Slot {
+            used: true,
+            worker: self.worker,
+            conid: e.conid,
+            expires: unix_now() + left,
+            ..Slot::EMPTY
+        };
+        s.session_len = fill(&mut s.session, session.as_bytes());
+        s.peer_len = fill(&mut s.peer, &e.peer);
+        s.addr_len = fill(&mut s.addr, e.addr.to_string().as_bytes());
+        SLOTS.add(s)
     }
 
     fn remove(&self, index: u32) {
-        if let Some(t) = SLOTS.get() {
-            t.locked(|slots| {
-                if let Some(s) = slots.get_mut(index as usize) {
-                    *s = EMPTY;
-                }
-            });
-        }
+        SLOTS.remove(index)
     }
 }
 
@@ -99,24 +94,14 @@ pub struct View {
 /// Live entries for RPC.
 pub fn list() -> Vec<View> {
     let now = unix_now() as i64;
-    let s = |b: &[u8], n: u8| String::from_utf8_lossy(&b[..n as usize]).into_owned();
-    SLOTS
-        .get()
-        .and_then(|t| {
-            t.locked(|slots| {
-                slots
-                    .iter()
-                    .filter(|x| x.used && x.expires as i64 > now)
-                    .map(|x| View {
-                        session: s(&x.session, x.session_len),
-                        peer: s(&x.peer, x.peer_len),
-                        addr: s(&x.addr, x.addr_len),
-                        conid: x.conid,
-                        worker: x.worker,
-                        expires_in: x.expires as i64 - now,
-                    })
-                    .collect()
-            })
+    SLOTS.view(|x| {
+        (x.expires as i64 > now).then(|| View {
+            session: text(&x.session, x.session_len),
+            peer: text(&x.peer, x.peer_len),
+            addr: text(&x.addr, x.addr_len),
+            conid: x.conid,
+            worker: x.worker,
+            expires_in: x.expires as i64 - now,
         })
-        .unwrap_or_default()
+    })
 }

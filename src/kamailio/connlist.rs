@@ -2,9 +2,8 @@
 //! command `msrp_relay.connections`.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 
-use super::shm::{fill, unix_now, ShmSlots};
+use super::shm::{fill, text, unix_now, Record, ShmList};
 
 const ADDR_MAX: usize = 48;
 
@@ -23,26 +22,29 @@ pub struct Slot {
     local: [u8; ADDR_MAX],
 }
 
-const EMPTY: Slot = Slot {
-    used: false,
-    outbound: false,
-    worker: 0,
-    peer_len: 0,
-    local_len: 0,
-    id: 0,
-    opened: 0,
-    peer: [0; ADDR_MAX],
-    local: [0; ADDR_MAX],
-};
+impl Record for Slot {
+    const EMPTY: Slot = Slot {
+        used: false,
+        outbound: false,
+        worker: 0,
+        peer_len: 0,
+        local_len: 0,
+        id: 0,
+        opened: 0,
+        peer: [0; ADDR_MAX],
+        local: [0; ADDR_MAX],
+    };
 
-static SLOTS: OnceLock<ShmSlots<Slot>> = OnceLock::new();
+    fn used(&self) -> bool {
+        self.used
+    }
+}
+
+static SLOTS: ShmList<Slot> = ShmList::new();
 
 /// mod_init: room for `n` listed connections (more are counted, not listed).
 pub fn init(n: usize) -> Result<(), String> {
-    if SLOTS.get().is_none() {
-        let _ = SLOTS.set(ShmSlots::alloc(n, EMPTY)?);
-    }
-    Ok(())
+    SLOTS.init(n)
 }
 
 pub fn add(
@@ -52,34 +54,21 @@ pub fn add(
     local: SocketAddr,
     outbound: bool,
 ) -> Option<u32> {
-    let (p, l) = (peer.to_string(), local.to_string());
-    SLOTS.get()?.locked(|slots| {
-        let (i, s) = slots.iter_mut().enumerate().find(|(_, s)| !s.used)?;
-        *s = Slot {
-            used: true,
-            outbound,
-            worker,
-            peer_len: 0,
-            local_len: 0,
-            id,
-            opened: unix_now(),
-            peer: [0; ADDR_MAX],
-            local: [0; ADDR_MAX],
-        };
-        s.peer_len = fill(&mut s.peer, p.as_bytes());
-        s.local_len = fill(&mut s.local, l.as_bytes());
-        Some(i as u32)
-    })?
+    let mut s = Slot {
+        used: true,
+        outbound,
+        worker,
+        id,
+        opened: unix_now(),
+        ..Slot::EMPTY
+    };
+    s.peer_len = fill(&mut s.peer, peer.to_string().as_bytes());
+    s.local_len = fill(&mut s.local, local.to_string().as_bytes());
+    SLOTS.add(s)
 }
 
 pub fn remove(slot: u32) {
-    if let Some(t) = SLOTS.get() {
-        t.locked(|slots| {
-            if let Some(s) = slots.get_mut(slot as usize) {
-                *s = EMPTY;
-            }
-        });
-    }
+    SLOTS.remove(slot)
 }
 
 /// One listed connection.
@@ -94,24 +83,14 @@ pub struct View {
 
 pub fn list() -> Vec<View> {
     let now = unix_now();
-    let s = |b: &[u8], n: u8| String::from_utf8_lossy(&b[..n as usize]).into_owned();
-    SLOTS
-        .get()
-        .and_then(|t| {
-            t.locked(|slots| {
-                slots
-                    .iter()
-                    .filter(|x| x.used)
-                    .map(|x| View {
-                        id: x.id,
-                        worker: x.worker,
-                        direction: if x.outbound { "out" } else { "in" },
-                        peer: s(&x.peer, x.peer_len),
-                        local: s(&x.local, x.local_len),
-                        age: now.saturating_sub(x.opened),
-                    })
-                    .collect()
-            })
+    SLOTS.view(|x| {
+        Some(View {
+            id: x.id,
+            worker: x.worker,
+            direction: if x.outbound { "out" } else { "in" },
+            peer: text(&x.peer, x.peer_len),
+            local: text(&x.local, x.local_len),
+            age: now.saturating_sub(x.opened),
         })
-        .unwrap_or_default()
+    })
 }

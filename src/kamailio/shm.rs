@@ -4,6 +4,7 @@
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
+use std::sync::OnceLock;
 
 use super::sys;
 
@@ -65,4 +66,77 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// A record of a [`ShmList`].
+pub trait Record: Copy + 'static {
+    /// An unused record.
+    const EMPTY: Self;
+    fn used(&self) -> bool;
+}
+
+/// A fixed-size list of records in shm that the workers write and other
+/// processes (RPC) read: add into a free record, remove by index, view the
+/// used ones.
+pub struct ShmList<S: Record>(OnceLock<ShmSlots<S>>);
+
+impl<S: Record> Default for ShmList<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Record> ShmList<S> {
+    pub const fn new() -> Self {
+        ShmList(OnceLock::new())
+    }
+
+    /// mod_init: room for `n` records (more are not listed).
+    pub fn init(&self, n: usize) -> Result<(), String> {
+        if self.0.get().is_none() {
+            let _ = self.0.set(ShmSlots::alloc(n, S::EMPTY)?);
+        }
+        Ok(())
+    }
+
+    /// Stores `record` in a free slot; returns its index (`None`: full or
+    /// not initialised).
+    pub fn add(&self, record: S) -> Option<u32> {
+        self.0.get()?.locked(|slots| {
+            let (i, s) = slots.iter_mut().enumerate().find(|(_, s)| !s.used())?;
+            *s = record;
+            Some(i as u32)
+        })?
+    }
+
+    pub fn remove(&self, index: u32) {
+        if let Some(t) = self.0.get() {
+            t.locked(|slots| {
+                if let Some(s) = slots.get_mut(index as usize) {
+                    *s = S::EMPTY;
+                }
+            });
+        }
+    }
+
+    /// `view` of every used record it accepts.
+    pub fn view<V>(&self, mut view: impl FnMut(&S) -> Option<V>) -> Vec<V> {
+        self.0
+            .get()
+            .and_then(|t| {
+                t.locked(|slots| {
+                    slots
+                        .iter()
+                        .filter(|s| s.used())
+                        .filter_map(&mut view)
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The text of a fixed field of which `n` bytes are used.
+pub fn text(field: &[u8], n: u8) -> String {
+    String::from_utf8_lossy(&field[..(n as usize).min(field.len())]).into_owned()
 }

@@ -14,6 +14,12 @@ use rustc_hash::FxHashSet as HashSet;
 use crate::config::Config;
 use crate::forward::Forward;
 
+/// Queued output, and whether the relay made it for this peer.
+struct Piece {
+    data: Bytes,
+    own: bool,
+}
+
 /// Most slices handed to one vectored write.
 const MAX_IOV: usize = 64;
 
@@ -38,11 +44,14 @@ pub struct Conn {
     pub parser: Parser,
     pub eof: bool,
     /// Bytes waiting to be written, in order.
-    out: VecDeque<Bytes>,
+    out: VecDeque<Piece>,
     out_bytes: usize,
+    /// Of those (and the deferred ones), bytes of frames the relay made for
+    /// this peer (responses, REPORTs) rather than forwarded from others.
+    own_bytes: usize,
     /// Complete frames (responses, REPORTs) that wait for the chunk being
     /// streamed into this connection to end.
-    deferred: VecDeque<Bytes>,
+    deferred: VecDeque<Piece>,
     pub incoming: Incoming,
     /// Close as soon as the output queue is flushed.
     pub closing: bool,
@@ -83,6 +92,7 @@ impl Conn {
             eof: false,
             out: VecDeque::new(),
             out_bytes: 0,
+            own_bytes: 0,
             deferred: VecDeque::new(),
             incoming: Incoming::Idle,
             closing: false,
@@ -114,17 +124,44 @@ impl Conn {
         !self.out.is_empty()
     }
 
-    /// Appends to the output queue.
+    /// Appends bytes forwarded from another connection to the output queue.
     pub fn queue(&mut self, b: Bytes) {
-        self.note_queued();
-        self.out_bytes += b.len();
-        self.out.push_back(b);
+        self.push(Piece {
+            data: b,
+            own: false,
+        });
     }
 
-    /// Keeps a complete frame until the chunk being streamed here ends.
+    /// Appends a complete frame the relay made for this peer.
+    pub fn queue_own(&mut self, b: Bytes) {
+        self.push(Piece { data: b, own: true });
+    }
+
+    fn push(&mut self, p: Piece) {
+        self.note_queued();
+        self.count_in(&p);
+        self.out.push_back(p);
+    }
+
+    fn count_in(&mut self, p: &Piece) {
+        self.out_bytes += p.data.len();
+        if p.own {
+            self.own_bytes += p.data.len();
+        }
+    }
+
+    /// Keeps a frame the relay made until the chunk being streamed here
+    /// ends.
     pub fn defer(&mut self, b: Bytes) {
-        self.out_bytes += b.len();
-        self.deferred.push_back(b);
+        let p = Piece { data: b, own: true };
+        self.count_in(&p);
+        self.deferred.push_back(p);
+    }
+
+    /// Bytes of frames the relay made for this peer that it has not taken
+    /// yet: a peer that does not read its answers shows here.
+    pub fn own_queued(&self) -> usize {
+        self.own_bytes
     }
 
     fn note_queued(&mut self) {
@@ -155,7 +192,7 @@ impl Conn {
                 .out
                 .iter()
                 .take(MAX_IOV)
-                .map(|b| IoSlice::new(b))
+                .map(|p| IoSlice::new(&p.data))
                 .collect();
             match self.stream.write_vectored(&slices) {
                 Ok(0) => break,
@@ -185,12 +222,15 @@ impl Conn {
             let Some(front) = self.out.front_mut() else {
                 break;
             };
-            if front.len() <= n {
-                n -= front.len();
+            let take = front.data.len().min(n);
+            if front.own {
+                self.own_bytes -= take;
+            }
+            n -= take;
+            if take == front.data.len() {
                 self.out.pop_front();
             } else {
-                front.advance(n);
-                n = 0;
+                front.data.advance(take);
             }
         }
     }

@@ -129,14 +129,14 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// Whether `t` has more than the high watermark queued for it while no
-    /// source streams into it: what is queued is then mostly the relay's own
-    /// answers to `t`, and `t` does not read them.
+    /// Whether more than the high watermark of the relay's own answers to
+    /// `t` (responses, REPORTs) wait for `t` to read them. Bytes forwarded
+    /// to `t` do not count: their sources wait instead, and a peer that
+    /// sends and receives a transfer at once keeps being read.
     fn own_queue_full(&self, t: Token) -> bool {
         self.conns
             .get(&t)
-            .is_some_and(|c| c.queued() > self.cfg.queue_high)
-            && !self.sched.is_busy(t)
+            .is_some_and(|c| c.own_queued() > self.cfg.queue_high)
     }
 
     /// One read of `t`'s socket.
@@ -313,7 +313,7 @@ impl<H: Host> Engine<H> {
         if streaming {
             d.defer(frame);
         } else {
-            d.queue(frame);
+            d.queue_own(frame);
             self.mark_dirty(dest);
         }
     }

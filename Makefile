@@ -32,7 +32,7 @@ RUN_DIR ?= /run/kamailio
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 MODULE_SO = $(TARGET_DIR)/release/libmsrp_relay.so
 
-.PHONY: all deps headers build build-debug install run test script-tests unit integration bench lint clean
+.PHONY: all deps headers build build-debug install run test script-tests unit integration bench lint deb deb-test clean
 
 all: build
 
@@ -80,6 +80,17 @@ script-tests:
 bench: headers
 	$(CARGO) build --release --workspace
 	MSRP_RELAY_SO=$(MODULE_SO) $(CARGO) run --release -p msrp-tools --bin msrp-bench -- --spawn-relay
+
+# Debian package for the installed Debian kamailio: target/debian/*.deb
+# (pkg/build-deb.sh: dpkg-deb from a staging directory).
+deb: build
+	pkg/build-deb.sh $(MODULE_SO) $(TARGET_DIR)/debian
+
+# Installs that package, relays one SEND through the installed example
+# config, removes it again (pkg/deb-test.sh; root).
+deb-test: deb
+	$(CARGO) build --release -p msrp-tools --bin msrp-ping
+	pkg/deb-test.sh "$$(ls -t $(TARGET_DIR)/debian/kamailio-msrp-relay-module_*.deb | head -n1)" $(TARGET_DIR)/release/msrp-ping
 
 lint: headers
 	$(CARGO) fmt --all -- --check

@@ -503,9 +503,26 @@ impl Kamailio {
         Ok(out)
     }
 
-    /// `(pid, description)` of every Kamailio process, from `core.psx`.
+    /// `(pid, description)` of every Kamailio process, from `core.psx`,
+    /// once the MSRP workers are among them (see [`Kamailio::try_psx`]).
     pub fn processes(&self) -> Vec<(u32, String)> {
-        parse_psx(&self.kamcmd(&["core.psx"]))
+        self.try_psx().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `core.psx`, asked again until it lists an MSRP worker or
+    /// [`START_TIMEOUT`] has passed: the MSRP port is bound in mod_init and
+    /// accepts before the main process forks the workers (after ctl's
+    /// process), so right after start-up `core.psx` may not list them yet.
+    fn try_psx(&self) -> Result<Vec<(u32, String)>, String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let procs = parse_psx(&self.try_kamcmd(&["core.psx"])?);
+            if procs.iter().any(|(_, d)| d.starts_with("MSRP worker")) || Instant::now() >= deadline
+            {
+                return Ok(procs);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// PIDs of the module's MSRP worker processes.
@@ -515,7 +532,8 @@ impl Kamailio {
 
     /// [`Kamailio::worker_pids`], returning errors instead of panicking.
     pub fn try_worker_pids(&self) -> Result<Vec<u32>, String> {
-        Ok(parse_psx(&self.try_kamcmd(&["core.psx"])?)
+        Ok(self
+            .try_psx()?
             .into_iter()
             .filter(|(_, d)| d.starts_with("MSRP worker"))
             .map(|(p, _)| p)

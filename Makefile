@@ -4,6 +4,12 @@
 #   make test   install what is missing, build, run unit + integration tests
 #   make bench  throughput / message-rate / memory benchmark (msrp-bench)
 #   make lint   rustfmt + clippy -D warnings
+#
+# Another Kamailio (5.6 or later) than Debian's: put its sbin first in PATH and
+# point KAMAILIO_SRC at its source tree (same version as `kamailio -I`), e.g.
+#   PATH=/opt/kamailio-6.0.1/sbin:$PATH KAMAILIO_SRC=/usr/src/kamailio-6.0.1 make build
+# Without KAMAILIO_SRC the source of Debian's package is fetched
+# (kamailio-headers/fetch.sh) into kamailio-headers/src.
 
 SHELL := /bin/bash
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
@@ -12,11 +18,21 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Debian packages a fresh machine needs: the Kamailio we build against and
 # load into (plus app_lua for the KEMI test and example), clang/libclang for
 # bindgen, binutils (nm) for the ABI guard, dpkg-dev for `apt-get source`.
-DEB_PACKAGES := kamailio kamailio-lua-modules clang libclang-dev binutils dpkg-dev ca-certificates
+# With KAMAILIO_SRC and a kamailio in PATH, that Kamailio is the operator's own:
+# Debian's is not installed next to it.
+KAMAILIO_SRC ?=
+ifneq ($(KAMAILIO_SRC),)
+export KAMAILIO_SRC
+OWN_KAMAILIO := $(shell command -v kamailio 2>/dev/null)
+endif
+DEB_PACKAGES := $(if $(OWN_KAMAILIO),,kamailio kamailio-lua-modules) clang libclang-dev binutils dpkg-dev ca-certificates
 KAMAILIO_MODDIR = $(shell kamailio -I 2>/dev/null | sed -n 's/^ *Default paths to modules: *//p')
 RUN_DIR ?= /run/kamailio
+# cargo's target directory (CARGO_TARGET_DIR is honoured, e.g. one per Kamailio version)
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+MODULE_SO = $(TARGET_DIR)/release/libmsrp_relay.so
 
-.PHONY: all deps headers build build-debug install run test unit integration bench lint clean
+.PHONY: all deps headers build build-debug install run test script-tests unit integration bench lint deb deb-test clean
 
 all: build
 
@@ -31,7 +47,11 @@ deps:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
 
 headers: deps
+ifneq ($(KAMAILIO_SRC),)
+	kamailio-headers/check-src.sh "$(KAMAILIO_SRC)"
+else
 	kamailio-headers/fetch.sh
+endif
 
 build: headers
 	$(CARGO) build --release -p msrp_relay
@@ -41,7 +61,7 @@ build-debug: headers
 
 install: build
 	@[ -n "$(KAMAILIO_MODDIR)" ] || { echo "cannot find Kamailio's module directory (kamailio -I)"; exit 1; }
-	install -m 0644 target/release/libmsrp_relay.so $(KAMAILIO_MODDIR)/msrp_relay.so
+	install -m 0644 $(MODULE_SO) $(KAMAILIO_MODDIR)/msrp_relay.so
 	@echo "installed $(KAMAILIO_MODDIR)/msrp_relay.so"
 
 run: install
@@ -49,13 +69,28 @@ run: install
 	kamailio -f cfg/kamailio.cfg -DD -E -m 64 -M 16
 
 # Integration tests load target/release/libmsrp_relay.so into a real Kamailio.
-test: headers
+test: headers script-tests
 	$(CARGO) build --release --workspace
-	MSRP_RELAY_SO=$(CURDIR)/target/release/libmsrp_relay.so $(CARGO) test --release --workspace
+	MSRP_RELAY_SO=$(MODULE_SO) $(CARGO) test --release --workspace
+
+# Tests of the shell scripts (no build needed).
+script-tests:
+	tests/scripts/check-src.sh
 
 bench: headers
 	$(CARGO) build --release --workspace
-	MSRP_RELAY_SO=$(CURDIR)/target/release/libmsrp_relay.so $(CARGO) run --release -p msrp-tools --bin msrp-bench -- --spawn-relay
+	MSRP_RELAY_SO=$(MODULE_SO) $(CARGO) run --release -p msrp-tools --bin msrp-bench -- --spawn-relay
+
+# Debian package for the installed Debian kamailio: target/debian/*.deb
+# (pkg/build-deb.sh: dpkg-deb from a staging directory).
+deb: build
+	pkg/build-deb.sh $(MODULE_SO) $(TARGET_DIR)/debian
+
+# Installs that package, relays one SEND through the installed example
+# config, removes it again (pkg/deb-test.sh; root).
+deb-test: deb
+	$(CARGO) build --release -p msrp-tools --bin msrp-ping
+	pkg/deb-test.sh "$$(ls -t $(TARGET_DIR)/debian/kamailio-msrp-relay-module_*.deb | head -n1)" $(TARGET_DIR)/release/msrp-ping
 
 lint: headers
 	$(CARGO) fmt --all -- --check

@@ -29,6 +29,7 @@ const KNOWN_FLAGS: &[&str] = &[
     "DNS_IP_HACK",
     "SHM_MMAP",
     "PKG_MALLOC",
+    "MEM_JOIN_FREE",
     "Q_MALLOC",
     "F_MALLOC",
     "TLSF_MALLOC",
@@ -376,7 +377,10 @@ fn defines(info: &KamailioInfo) -> Vec<(String, Option<String>)> {
         }
     }
     for d in IMPLIED_DEFINES {
-        set.push((d.to_string(), None));
+        // MEM_JOIN_FREE is in the flags string from Kamailio 6.0 on.
+        if !set.iter().any(|(k, _)| k == d) {
+            set.push((d.to_string(), None));
+        }
     }
     let mut parts = info
         .version_number

@@ -109,7 +109,7 @@ fn adapted_example(ex: Example, v: &CfgVars) -> String {
     cfg = subst(
         &cfg,
         "mpath=\"modules_k/:modules/\"\n",
-        &format!("mpath=\"{KAMAILIO_MODULES}\"\n"),
+        &format!("mpath=\"{}\"\n", kamailio_modules()),
         1,
     );
     cfg = subst(&cfg, "loadmodule \"mi_fifo.so\"\n", "", 1);
@@ -160,7 +160,7 @@ fn start_example(ex: Example) -> Kamailio {
     for m in [
         "sl", "kex", "ctl", "pv", "auth", "cfgutils", "htable", "xlog",
     ] {
-        let p = PathBuf::from(KAMAILIO_MODULES).join(format!("{m}.so"));
+        let p = PathBuf::from(kamailio_modules()).join(format!("{m}.so"));
         assert!(
             p.is_file(),
             "{} missing: the stock examples need Debian's kamailio package (auth, htable, cfgutils, kex)",

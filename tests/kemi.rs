@@ -29,7 +29,7 @@ modparam("msrp_relay", "event_callback", "ksr_msrp_event")
 cfgengine "lua"
 "#,
             sip = v.sip_port,
-            mpath = KAMAILIO_MODULES,
+            mpath = kamailio_modules(),
             so = module_so().display(),
             dir = v.dir.display(),
             lua = lua.display(),

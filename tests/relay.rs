@@ -174,7 +174,7 @@ fn rpc_cmaplist_and_statistics_follow_traffic() {
     let k = Kamailio::start(
         RelayOpts::default()
             .route(route)
-            .global(&format!("loadmodule \"{KAMAILIO_MODULES}kex.so\"")),
+            .global(&format!("loadmodule \"{}kex.so\"", kamailio_modules())),
     );
     let stat = |k: &Kamailio, name: &str| -> i64 {
         let out = k.kamcmd(&["stats.get_statistics", "msrp_relay:"]);

@@ -13,10 +13,46 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Where Debian's kamailio package keeps its modules.
-pub const KAMAILIO_MODULES: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
+pub const DEBIAN_KAMAILIO_MODULES: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
+
+/// Kamailio's module directory, with a trailing `/`: `$KAMAILIO_MODULES`,
+/// else "Default paths to modules" of `kamailio -I` (the kamailio found by
+/// [`find_exe`], so a Kamailio built into another prefix and put first in
+/// `PATH` brings its own modules), else Debian's.
+pub fn kamailio_modules() -> &'static str {
+    static DIR: OnceLock<String> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::var("KAMAILIO_MODULES")
+            .ok()
+            .filter(|d| !d.is_empty())
+            .or_else(|| {
+                let out = Command::new(find_exe("kamailio")?)
+                    .arg("-I")
+                    .stderr(Stdio::null())
+                    .output()
+                    .ok()?;
+                parse_module_dir(&String::from_utf8_lossy(&out.stdout))
+            })
+            .unwrap_or_else(|| DEBIAN_KAMAILIO_MODULES.to_owned());
+        if dir.ends_with('/') {
+            dir
+        } else {
+            format!("{dir}/")
+        }
+    })
+}
+
+/// The first directory of "Default paths to modules:" in `kamailio -I`.
+pub fn parse_module_dir(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("Default paths to modules:"))
+        .and_then(|v| v.split(':').map(str::trim).find(|d| !d.is_empty()))
+        .map(str::to_owned)
+}
 
 /// How long Kamailio may take to start listening.
 pub const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -235,9 +271,11 @@ impl Kamailio {
         render: impl FnOnce(&CfgVars) -> String,
     ) -> Result<Kamailio, String> {
         let kamailio = try_require_exe("kamailio")?;
-        if !Path::new(KAMAILIO_MODULES).join("ctl.so").is_file() {
+        let modules = kamailio_modules();
+        if !Path::new(modules).join("ctl.so").is_file() {
             return Err(format!(
-                "{KAMAILIO_MODULES}ctl.so missing: install Debian's kamailio package"
+                "{modules}ctl.so missing: install Debian's kamailio package \
+                 (or set KAMAILIO_MODULES to your Kamailio's module directory)"
             ));
         }
         let vars = CfgVars {
@@ -465,9 +503,26 @@ impl Kamailio {
         Ok(out)
     }
 
-    /// `(pid, description)` of every Kamailio process, from `core.psx`.
+    /// `(pid, description)` of every Kamailio process, from `core.psx`,
+    /// once the MSRP workers are among them (see [`Kamailio::try_psx`]).
     pub fn processes(&self) -> Vec<(u32, String)> {
-        parse_psx(&self.kamcmd(&["core.psx"]))
+        self.try_psx().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `core.psx`, asked again until it lists an MSRP worker or
+    /// [`START_TIMEOUT`] has passed: the MSRP port is bound in mod_init and
+    /// accepts before the main process forks the workers (after ctl's
+    /// process), so right after start-up `core.psx` may not list them yet.
+    fn try_psx(&self) -> Result<Vec<(u32, String)>, String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let procs = parse_psx(&self.try_kamcmd(&["core.psx"])?);
+            if procs.iter().any(|(_, d)| d.starts_with("MSRP worker")) || Instant::now() >= deadline
+            {
+                return Ok(procs);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// PIDs of the module's MSRP worker processes.
@@ -477,7 +532,8 @@ impl Kamailio {
 
     /// [`Kamailio::worker_pids`], returning errors instead of panicking.
     pub fn try_worker_pids(&self) -> Result<Vec<u32>, String> {
-        Ok(parse_psx(&self.try_kamcmd(&["core.psx"])?)
+        Ok(self
+            .try_psx()?
             .into_iter()
             .filter(|(_, d)| d.starts_with("MSRP worker"))
             .map(|(p, _)| p)
@@ -560,7 +616,7 @@ pub fn render_cfg(opts: &RelayOpts, so: &Path, v: &CfgVars) -> String {
     for l in &opts.global_lines {
         let _ = writeln!(cfg, "{l}");
     }
-    let _ = writeln!(cfg, "mpath=\"{KAMAILIO_MODULES}\"");
+    let _ = writeln!(cfg, "mpath=\"{}\"", kamailio_modules());
     let _ = writeln!(cfg, "loadmodule \"ctl.so\"");
     let _ = writeln!(
         cfg,
@@ -617,5 +673,23 @@ mod tests {
         assert!(cfg.contains("modparam(\"msrp_relay\", \"x\", \"a\\\"b\")"));
         assert!(cfg.contains("loadmodule \"/m.so\""));
         assert!(cfg.contains("unix:/tmp/d/kamailio_ctl"));
+    }
+
+    #[test]
+    fn module_dir_from_kamailio_info() {
+        let debian =
+            "Print out of kamailio internals\n  Version: kamailio 5.6.3 (x86_64/linux) \n  \
+                      Default config: /etc/kamailio/kamailio.cfg\n  \
+                      Default paths to modules: /usr/lib/x86_64-linux-gnu/kamailio/modules\n";
+        assert_eq!(
+            parse_module_dir(debian).as_deref(),
+            Some("/usr/lib/x86_64-linux-gnu/kamailio/modules")
+        );
+        let several = "  Default paths to modules: /opt/k/lib64/kamailio/modules:/opt/k/lib/kamailio/modules\n";
+        assert_eq!(
+            parse_module_dir(several).as_deref(),
+            Some("/opt/k/lib64/kamailio/modules")
+        );
+        assert_eq!(parse_module_dir("Version: kamailio 5.6.3\n"), None);
     }
 }

@@ -73,6 +73,9 @@ unsafe fn set_pv(
         s: b.as_ptr() as *mut c_char,
         len: b.len() as c_int,
     };
+    // The integer argument of pv_get_sintval & co. is `int` in Kamailio 5.6
+    // and `long` in 6.0: `as _` casts to whichever the headers declare
+    // (truncating to 32 bits where the core only holds an int).
     // SAFETY: forwarded from the caller's contract.
     unsafe {
         match v {
@@ -81,14 +84,14 @@ unsafe fn set_pv(
                 let mut s = mk(b);
                 sys::pv_get_strval(msg, param, res, &mut s)
             }
-            PvValue::Int(i) => sys::pv_get_sintval(msg, param, res, i as c_int),
+            PvValue::Int(i) => sys::pv_get_sintval(msg, param, res, i as _),
             PvValue::StrInt(b, i) => {
                 let mut s = mk(b);
-                sys::pv_get_strintval(msg, param, res, &mut s, i as c_int)
+                sys::pv_get_strintval(msg, param, res, &mut s, i as _)
             }
             PvValue::IntStr(i, b) => {
                 let mut s = mk(b);
-                sys::pv_get_intstrval(msg, param, res, i as c_int, &mut s)
+                sys::pv_get_intstrval(msg, param, res, i as _, &mut s)
             }
         }
     }

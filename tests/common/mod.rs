@@ -11,8 +11,8 @@ use std::time::Duration;
 
 pub use msrp_tools::body::{hex, BodyGen};
 pub use msrp_tools::kamailio::{
-    free_tcp_port, free_udp_port, module_so, parse_psx, render_cfg, require_exe, CfgVars, Kamailio,
-    ModValue, RelayOpts, DEFAULT_ROUTE, KAMAILIO_MODULES, START_TIMEOUT, STOP_TIMEOUT,
+    free_tcp_port, free_udp_port, kamailio_modules, module_so, parse_psx, render_cfg, require_exe,
+    CfgVars, Kamailio, ModValue, RelayOpts, DEFAULT_ROUTE, START_TIMEOUT, STOP_TIMEOUT,
 };
 pub use msrp_tools::{EndFlag, Endpoint, Peer, PeerError, ReceivedFrame, Request};
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds kamailio-msrp-relay-module_<version>_<arch>.deb from a built module
+# (`make deb` calls this after `make build`):
+#   pkg/build-deb.sh MODULE_SO OUT_DIR
+# The package installs msrp_relay.so into the module directory of the
+# kamailio it was built for ("Default paths to modules" of `kamailio -I`),
+# README and the example configs under /usr/share/doc/kamailio-msrp-relay-module/,
+# and depends on exactly the Debian kamailio package version it was built
+# against (the core refuses a module of another version at load time).
+# Version: <crate version>+kamailio<kamailio version>, e.g. 0.1.0+kamailio5.6.3.
+set -euo pipefail
+
+so=${1:?"usage: $0 MODULE_SO OUT_DIR"}
+out=${2:?"usage: $0 MODULE_SO OUT_DIR"}
+here=$(cd "$(dirname "$0")/.." && pwd)
+name=kamailio-msrp-relay-module
+maintainer=${DEB_MAINTAINER:-"msrp_relay maintainers <root@localhost>"}
+die() { echo "build-deb.sh: $*" >&2; exit 1; }
+
+[ -f "$so" ] || die "module $so not found: run 'make build' first"
+kamailio=$(command -v kamailio) || die "kamailio not found in PATH: the package is built for Debian's kamailio package"
+owner=$(dpkg-query -S "$(readlink -f "$kamailio")" 2>/dev/null | cut -d: -f1 || true)
+[ "$owner" = kamailio ] \
+  || die "$kamailio is not from Debian's kamailio package (a Kamailio built from source?): a .deb can only depend on a Debian kamailio; install the module with 'make install' instead"
+kam_deb_version=$(dpkg-query -W -f='${Version}' kamailio)
+info=$("$kamailio" -I)
+kam_version=$(sed -n 's/^ *Version: kamailio \([0-9.]*\) .*/\1/p' <<<"$info")
+full_version=$(sed -n 's/^ *Version: \(kamailio [^)]*)\).*/\1/p' <<<"$info")
+moddir=$(sed -n 's/^ *Default paths to modules: *\([^:]*\).*/\1/p' <<<"$info")
+[ -n "$kam_version" ] && [ -n "$moddir" ] || die "cannot read the version and module directory from '$kamailio -I'"
+# The module carries the core version it was built for (module_version):
+# refuse to package a module built for another Kamailio.
+grep -qaF "$full_version" "$so" \
+  || die "$so was not built for $full_version (built against another Kamailio? run 'make build' without KAMAILIO_SRC)"
+
+crate_version=$(awk -F'"' '/^\[package\]/{p=1;next} /^\[/{p=0} p && /^version *=/{print $2; exit}' "$here/Cargo.toml")
+[ -n "$crate_version" ] || die "no [package] version in $here/Cargo.toml"
+version="$crate_version+kamailio$kam_version"
+arch=$(dpkg --print-architecture)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+stage="$work/$name"
+doc="$stage/usr/share/doc/$name"
+umask 022
+mkdir -p "$stage/DEBIAN" "$stage$moddir" "$doc/examples"
+# Debug info stripped (1 MB instead of 8); .symtab stays for backtraces.
+objcopy --strip-debug "$so" "$stage$moddir/msrp_relay.so"
+chmod 0644 "$stage$moddir/msrp_relay.so"
+install -m 0644 "$here/README.md" "$doc/README.md"
+install -m 0644 "$here"/cfg/*.cfg "$here"/cfg/*.lua "$doc/examples/"
+cat > "$doc/copyright" <<COPYRIGHT
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: msrp_relay
+
+Files: *
+License: GPL-2.0-or-later
+ On Debian systems, the full text of the GNU General Public License
+ version 2 can be found in /usr/share/common-licenses/GPL-2.
+COPYRIGHT
+
+# Shared-library dependencies of the module itself (libc6, libgcc-s1).
+mkdir -p "$work/shlibs/debian"
+printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$name" "$name" > "$work/shlibs/debian/control"
+shlibs=$(cd "$work/shlibs" && dpkg-shlibdeps -O "$stage$moddir/msrp_relay.so" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+[ -n "$shlibs" ] || die "dpkg-shlibdeps found no library dependencies of msrp_relay.so"
+
+cat > "$stage/DEBIAN/control" <<CONTROL
+Package: $name
+Version: $version
+Architecture: $arch
+Maintainer: $maintainer
+Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+Depends: kamailio (= $kam_deb_version), $shlibs
+Suggests: kamailio-lua-modules
+Section: net
+Priority: optional
+Description: MSRP relay module for Kamailio (msrp_relay)
+ A Kamailio module, written in Rust, that makes Kamailio an MSRP relay
+ (RFC 4975 / RFC 4976): it owns its MSRP sockets, streams messages of any
+ size in bounded memory, re-chunks SENDs, answers and sends REPORTs, and
+ runs event_route[msrp:frame-in] for every frame.
+ .
+ Built for kamailio $kam_deb_version ($full_version); loadmodule "msrp_relay.so".
+ Example configurations are in /usr/share/doc/$name/examples/.
+CONTROL
+(cd "$stage" && find usr -type f -print0 | sort -z | xargs -0 md5sum > DEBIAN/md5sums)
+
+mkdir -p "$out"
+deb="$out/${name}_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+echo "$deb"

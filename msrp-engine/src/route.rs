@@ -227,6 +227,10 @@ fn is_named_own_uri(cfg: &Config, uri: &[u8]) -> bool {
 /// URI; default port 2855). Names are resolved with the system resolver.
 pub fn resolve(uri: &[u8]) -> Result<SocketAddr, String> {
     let u = MsrpUri::parse(uri).map_err(|e| e.to_string())?;
+    if u.secure {
+        // never downgrade a next hop that asked for TLS to plain TCP
+        return Err("msrps (TLS) next hops are not supported yet".to_string());
+    }
     if !u.transport.eq_ignore_ascii_case("tcp") {
         return Err(format!("transport {:?} not supported", u.transport));
     }
@@ -393,6 +397,7 @@ mod tests {
             Ok("[::1]:2855".parse().unwrap())
         );
         assert!(resolve(b"msrp://127.0.0.1:9/s;udp").is_err());
+        assert!(resolve(b"msrps://127.0.0.1:9/s;tcp").is_err());
     }
 
     #[test]

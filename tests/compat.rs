@@ -1049,6 +1049,12 @@ fn shipped_auth_cfg_relays_own_relay_first_without_connecting_to_itself() {
     let k = start_shipped_auth_cfg(1);
     let mut a = authed(&k, Client::connect(&k), None, 3600);
     let mut b = authed(&k, Client::connect(&k), None, 3600);
+    own_relay_first(&k, &mut a, &mut b);
+}
+
+/// A sends to B with To-Path <U_A> <U_B> <B>; checks what B gets and that A
+/// gets one 200, and that the relay opened no connection (not to itself).
+fn own_relay_first(k: &Kamailio, a: &mut Authed, b: &mut Authed) {
     let req = Request::send(&[&a.use_path, &b.use_path, &b.c.uri], &[&a.c.uri], b"rfc");
     a.c.peer.send_request(&req).expect("send");
     let got =
@@ -1062,13 +1068,120 @@ fn shipped_auth_cfg_relays_own_relay_first_without_connecting_to_itself() {
         "{}",
         got.summary()
     );
+    assert!(got.header("Relay-Conid").is_none(), "{}", got.summary());
     b.c.peer.send_hop_response(&got, 200, None).expect("200");
     let resp = a.c.peer.read_response(T, &[]).expect("A's 200");
     assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
+    a.c.peer
+        .expect_nothing(QUIET)
+        .unwrap_or_else(|e| panic!("A got more than its 200: {e}"));
     assert_eq!(
-        relay_stat(&k, "connections_opened"),
+        relay_stat(k, "connections_opened"),
         0,
         "the relay connected to itself"
+    );
+}
+
+/// The worker that accepted `c`'s connection (`msrp_relay.connections`).
+fn worker_of(k: &Kamailio, c: &Client) -> Option<u64> {
+    let peer = format!("PEER: {}", c.peer.local_addr());
+    let out = k.kamcmd(&["msrp_relay.connections"]);
+    out.split('{')
+        .find(|block| block.contains(&peer))
+        .and_then(|block| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("WORKER: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+}
+
+/// Two clients whose connections different workers accepted.
+fn clients_on_two_workers(k: &Kamailio) -> (Client, Client) {
+    let mut seen: Vec<(u64, Client)> = Vec::new();
+    for _ in 0..60 {
+        let c = Client::connect(k);
+        let w = (0..100)
+            .find_map(|_| {
+                let w = worker_of(k, &c);
+                if w.is_none() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                w
+            })
+            .unwrap_or_else(|| panic!("connection not listed\n{}", k.log_tail(20)));
+        if let Some(i) = seen.iter().position(|(x, _)| *x != w) {
+            let (_, first) = seen.swap_remove(i);
+            return (first, c);
+        }
+        seen.push((w, c));
+    }
+    panic!("60 connections all landed on one worker");
+}
+
+/// The shipped auth cfg with two workers, A and B accepted by different
+/// workers: every flow crosses the link between them, both ways, and a
+/// next-hop error still becomes A's REPORT.
+#[test]
+fn shipped_auth_cfg_relays_across_workers() {
+    across_workers(2);
+}
+
+/// As above with four workers.
+#[test]
+fn shipped_auth_cfg_relays_across_four_workers() {
+    across_workers(4);
+}
+
+fn across_workers(workers: u32) {
+    let k = start_shipped_auth_cfg(workers);
+    let (ca, cb) = clients_on_two_workers(&k);
+    assert_ne!(worker_of(&k, &ca), worker_of(&k, &cb));
+    let mut a = authed(&k, ca, None, 3600);
+    let mut b = authed(&k, cb, None, 3600);
+    send_via_use_path(&k, &mut a, &mut b, b"across workers");
+    send_via_use_path(&k, &mut b, &mut a, b"and back");
+    own_relay_first(&k, &mut a, &mut b);
+    // a large message crosses re-chunked, every byte in order
+    let body: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+    let req = Request::send(&[&b.use_path, &b.c.uri], &[&a.c.uri], &body);
+    let wire = req.to_wire();
+    let mut writer = a.c.peer.try_clone_stream().expect("clone A");
+    let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &wire));
+    let mut got = Vec::new();
+    while got.len() < body.len() {
+        let f = b.c.peer.read_frame(T).expect("B reads a chunk");
+        assert!(f.body.len() <= 16384, "{}", f.summary());
+        got.extend_from_slice(&f.body);
+        b.c.peer.send_hop_response(&f, 200, None).expect("200");
+    }
+    sender.join().expect("sender").expect("A sends");
+    assert!(got == body, "the message changed on its way across workers");
+    let resp = a.c.peer.read_response(T, &[]).expect("A's 200");
+    assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
+    // B refuses: A gets the relay's 200 and a REPORT with B's code
+    let req = Request::send(&[&b.use_path, &b.c.uri], &[&a.c.uri], b"refused");
+    a.c.peer.send_request(&req).expect("send");
+    let got = b.c.peer.read_frame(T).expect("B reads");
+    b.c.peer
+        .send_hop_response(&got, 403, Some("Forbidden"))
+        .expect("403");
+    let mut frames = [
+        a.c.peer.read_frame(T).expect("A: first frame"),
+        a.c.peer.read_frame(T).expect("A: second frame"),
+    ];
+    frames.sort_by_key(|f| f.method().is_some());
+    assert_eq!(
+        frames[0].status_code(),
+        Some(200),
+        "{}",
+        frames[0].summary()
+    );
+    assert_eq!(
+        frames[1].header("Status").as_deref(),
+        Some("000 403 Forbidden"),
+        "{}",
+        frames[1].summary()
     );
 }
 

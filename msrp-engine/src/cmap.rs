@@ -30,10 +30,15 @@ pub struct Entry {
     pub mirror: Option<u32>,
 }
 
-/// Keeps a copy of the map where other processes can read it (RPC).
+/// Keeps a copy of the map where other processes can read it (RPC, and the
+/// other workers).
 pub trait Mirror {
     fn add(&self, session: &str, e: &Entry) -> Option<u32>;
     fn remove(&self, index: u32);
+    /// The worker and connection a live session of any worker is bound to.
+    fn find(&self, _session: &str) -> Option<(usize, i64)> {
+        None
+    }
 }
 
 #[derive(Default)]
@@ -97,6 +102,12 @@ impl Cmap {
             }
             None => None,
         }
+    }
+
+    /// The worker and connection of a live session another worker holds
+    /// (through the mirror).
+    pub fn find_elsewhere(&self, session: &str) -> Option<(usize, i64)> {
+        self.mirror.as_ref()?.find(session)
     }
 
     /// Drops the entries of a closed connection.

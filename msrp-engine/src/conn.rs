@@ -3,8 +3,10 @@
 //! the engine decides what to read, queue and close.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -13,6 +15,57 @@ use rustc_hash::FxHashSet as HashSet;
 
 use crate::config::Config;
 use crate::forward::Forward;
+
+/// The socket under a connection: TCP to a peer, or a unix socket to
+/// another MSRP worker of this relay (a link, see `Engine::with_links`).
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
 
 /// Queued output, and whether the relay made it for this peer.
 struct Piece {
@@ -33,7 +86,9 @@ pub enum Incoming {
 }
 
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
+    /// For a link to another worker: that worker's index.
+    pub link: Option<usize>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
     /// Set for connections the relay opened (key of the reuse map).
@@ -80,9 +135,29 @@ impl Conn {
         cfg: &Config,
     ) -> Conn {
         crate::net::tune(&stream, cfg);
+        Conn::with_stream(Stream::Tcp(stream), peer, local, outbound, None, cfg)
+    }
+
+    /// The link to worker `worker` (always connected; no TCP options).
+    pub fn link(stream: UnixStream, worker: usize, cfg: &Config) -> Conn {
+        let none = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut c = Conn::with_stream(Stream::Unix(stream), none, none, None, Some(worker), cfg);
+        c.got_frame = true;
+        c
+    }
+
+    fn with_stream(
+        stream: Stream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        outbound: Option<SocketAddr>,
+        link: Option<usize>,
+        cfg: &Config,
+    ) -> Conn {
         let now = Instant::now();
         Conn {
             stream,
+            link,
             peer,
             local,
             outbound,
@@ -194,7 +269,7 @@ impl Conn {
                 .take(MAX_IOV)
                 .map(|p| IoSlice::new(&p.data))
                 .collect();
-            match self.stream.write_vectored(&slices) {
+            match (&self.stream).write_vectored(&slices) {
                 Ok(0) => break,
                 Ok(n) => {
                     total += n;
@@ -238,10 +313,14 @@ impl Conn {
     /// Whether a non-blocking connect has completed (`Ok(false)`: still
     /// in progress).
     pub fn check_connected(&mut self) -> io::Result<bool> {
-        if let Some(e) = self.stream.take_error()? {
+        let Stream::Tcp(tcp) = &self.stream else {
+            self.connected = true;
+            return Ok(true);
+        };
+        if let Some(e) = tcp.take_error()? {
             return Err(e);
         }
-        match self.stream.peer_addr() {
+        match tcp.peer_addr() {
             Ok(_) => {
                 self.connected = true;
                 Ok(true)

@@ -39,6 +39,9 @@ pub struct Forward {
     pub in_id: Option<InId>,
     /// For non-SEND requests: the way their response goes back.
     pub ret: Return,
+    /// Handed over a link by another worker: answers go back over it
+    /// (`Some(answer_timeout)`, see `Origin::Link`).
+    pub via_link: Option<bool>,
     /// The relay's own 200 to the previous hop, sent when the incoming chunk
     /// is complete (RFC 4976 §6.4.1).
     pub auto_reply: Option<Bytes>,
@@ -133,3 +136,23 @@ pub fn pass_back_frame(head: &FrameHead, r: &Return) -> Option<Bytes> {
     frame.extend_from_slice(&build::end_line(&r.src_tid, EndFlag::Complete));
     Some(frame.freeze())
 }
+
+/// A response to a request another worker handed over a link, passed back
+/// over the link as it came but for the transaction ID (the other worker
+/// does what RFC 4976 §6.4 asks with it).
+pub fn link_answer_frame(head: &FrameHead, r: &Return) -> Option<Bytes> {
+    let StartLine::Response { code, comment } = &head.start else {
+        return None;
+    };
+    let to = head.to_path().unwrap_or_default();
+    let from = head.from_path().unwrap_or_default();
+    let others: Vec<_> = head.other_headers().cloned().collect();
+    let mut frame =
+        build::response_head(&r.src_tid, *code, comment.as_deref(), &to, &from, &others);
+    frame.extend_from_slice(&build::end_line(&r.src_tid, EndFlag::Complete));
+    Some(frame.freeze())
+}
+
+/// Header naming the session's connection on the receiving worker of a
+/// request handed over a link (never seen outside the relay).
+pub const LINK_CONID: &str = "Relay-Conid";

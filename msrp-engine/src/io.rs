@@ -17,15 +17,16 @@
 //!   passes `src/kamailio/sockio.rs`).
 
 use std::io::{self, Read};
-use std::net::TcpStream;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use bytes::BytesMut;
 
 use crate::config::READ_CHUNK;
+use crate::conn::Stream;
 
 /// One `recv` from the stream appended to the buffer's spare capacity (at
 /// most the given number of bytes); `Ok(0)`: the peer closed.
-pub type SpareRecv = fn(&TcpStream, &mut BytesMut, usize) -> io::Result<usize>;
+pub type SpareRecv = fn(BorrowedFd<'_>, &mut BytesMut, usize) -> io::Result<usize>;
 
 /// Read buffers kept per worker (each [`READ_CHUNK`] bytes).
 const READ_POOL: usize = 8;
@@ -96,14 +97,14 @@ impl ReadPool {
     /// One `recv` from `stream` appended to `rbuf` (the unparsed rest of
     /// earlier reads): `Ok(n)` bytes came, `Ok(0)` the peer closed; on an
     /// error `rbuf` is unchanged.
-    pub fn read(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
+    pub fn read(&mut self, stream: &Stream, rbuf: &mut BytesMut) -> io::Result<usize> {
         match self.spare {
             Some(recv) => self.read_spare(recv, stream, rbuf),
             None => self.read_zeroed(stream, rbuf),
         }
     }
 
-    fn read_zeroed(&mut self, stream: &TcpStream, rbuf: &mut BytesMut) -> io::Result<usize> {
+    fn read_zeroed(&mut self, stream: &Stream, rbuf: &mut BytesMut) -> io::Result<usize> {
         let mut buf = self.take_zeroed();
         let rest = rbuf.len();
         if buf.len() < rest + MIN_ROOM {
@@ -112,7 +113,8 @@ impl ReadPool {
         }
         let want = (buf.len() - rest).min(READ_CHUNK);
         buf[..rest].copy_from_slice(rbuf);
-        let n = match (&*stream).read(&mut buf[rest..rest + want]) {
+        let mut reader = stream;
+        let n = match reader.read(&mut buf[rest..rest + want]) {
             Ok(n) if n > 0 => n,
             other => {
                 self.give(buf);
@@ -127,13 +129,13 @@ impl ReadPool {
     fn read_spare(
         &mut self,
         recv: SpareRecv,
-        stream: &TcpStream,
+        stream: &Stream,
         rbuf: &mut BytesMut,
     ) -> io::Result<usize> {
         let mut buf = self.take_empty();
         let rest = rbuf.len();
         buf.extend_from_slice(rbuf);
-        let n = match recv(stream, &mut buf, READ_CHUNK) {
+        let n = match recv(stream.as_fd(), &mut buf, READ_CHUNK) {
             Ok(n) if n > 0 => n,
             other => {
                 buf.clear();
@@ -162,21 +164,22 @@ impl ReadPool {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
-    fn pair() -> (TcpStream, TcpStream) {
+    fn pair() -> (TcpStream, Stream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (b, _) = l.accept().unwrap();
-        (a, b)
+        (a, Stream::Tcp(b))
     }
 
     /// A safe stand-in for the host's spare-capacity recv (it zeroes what
     /// it reads into, which the real one does not need to).
-    fn zeroing_recv(s: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+    fn zeroing_recv(fd: BorrowedFd<'_>, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
         let len = buf.len();
         buf.resize(len + max, 0);
-        let r = (&*s).read(&mut buf[len..]);
+        let s = std::fs::File::from(fd.try_clone_to_owned()?);
+        let r = (&s).read(&mut buf[len..]);
         buf.truncate(len + *r.as_ref().unwrap_or(&0));
         r
     }

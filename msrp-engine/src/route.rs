@@ -117,12 +117,23 @@ pub fn is_own_uri(cfg: &Config, uri: &[u8]) -> bool {
     })
 }
 
+/// Where a session this relay handed out is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// To a connection of this worker.
+    Here(i64),
+    /// To connection `.1` of worker `.0`.
+    Worker(usize, i64),
+}
+
 /// Where a request goes after this relay (RFC 4976 §6.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hop {
     /// Over the connection of a session this relay handed out (Use-Path,
     /// RFC 4976 §6.3): the client may be reachable only over it.
     Session(i64),
+    /// Over a session's connection that another worker holds.
+    Remote(usize, i64),
     /// To this URI's address (an existing connection or a new one).
     Uri(Bytes),
 }
@@ -153,17 +164,24 @@ pub fn plan(
     cfg: &Config,
     to: &[Bytes],
     incoming: i64,
-    session: impl Fn(&str) -> Option<i64>,
+    session: impl Fn(&str) -> Option<Bound>,
 ) -> Result<Plan, NotForwarded> {
     for (i, uri) in to.iter().enumerate() {
         let ours = i == 0 || is_named_own_uri(cfg, uri);
         let bound = session_of(uri)
             .and_then(|s| std::str::from_utf8(s).ok())
             .and_then(&session);
+        let mine = ours || is_own_uri(cfg, uri);
         match bound {
-            Some(c) if c != incoming && (ours || is_own_uri(cfg, uri)) => {
+            Some(Bound::Here(c)) if c != incoming && mine => {
                 return Ok(Plan {
                     hop: Hop::Session(c),
+                    own: i + 1,
+                })
+            }
+            Some(Bound::Worker(w, c)) if mine => {
+                return Ok(Plan {
+                    hop: Hop::Remote(w, c),
                     own: i + 1,
                 })
             }
@@ -294,11 +312,14 @@ mod tests {
         Bytes::copy_from_slice(s.as_bytes())
     }
 
-    /// Sessions: "ua" bound to connection 1 (A), "ub" to connection 2 (B).
-    fn sessions(s: &str) -> Option<i64> {
+    /// Sessions: "ua" bound to connection 1 (A), "ub" to connection 2 (B)
+    /// of this worker,
+    /// ... and "uc" to connection 7 of worker 1.
+    fn sessions(s: &str) -> Option<Bound> {
         match s {
-            "ua" => Some(1),
-            "ub" => Some(2),
+            "ua" => Some(Bound::Here(1)),
+            "ub" => Some(Bound::Here(2)),
+            "uc" => Some(Bound::Worker(1, 7)),
             _ => None,
         }
     }
@@ -353,6 +374,22 @@ mod tests {
             plan(&[plain.clone(), plain.clone(), x.clone()], 5),
             Ok(Plan {
                 hop: Hop::Uri(x),
+                own: 2
+            })
+        );
+        // a session another worker holds, first or after the sender's own
+        let uc = b("msrp://127.0.0.1:2855/uc;tcp");
+        assert_eq!(
+            plan(&[uc.clone(), bb.clone()], 1),
+            Ok(Plan {
+                hop: Hop::Remote(1, 7),
+                own: 1
+            })
+        );
+        assert_eq!(
+            plan(&[ua.clone(), uc, bb.clone()], 1),
+            Ok(Plan {
+                hop: Hop::Remote(1, 7),
                 own: 2
             })
         );

@@ -313,7 +313,7 @@ impl FrameCtx {
     }
 
     /// `msrp_cmap_lookup()`: whether the session ID of the first To-Path URI
-    /// is one this relay handed out (and has not expired). Where the
+    /// is one this relay handed out (and has not expired), on any worker. Where the
     /// request then goes is the engine's routing (RFC 4976 §6.4, see
     /// `route::plan`): over that session's connection when it is another
     /// client's, on to the next To-Path hop when it is the sender's own.
@@ -327,8 +327,13 @@ impl FrameCtx {
             .and_then(|u| session_of(u))
             .ok_or(ScriptError::NoSession)?;
         let session = String::from_utf8_lossy(session).into_owned();
-        super::cmap::with(|m| m.lookup(&session, std::time::Instant::now()))
-            .ok_or(ScriptError::UnknownSession(session))?;
+        let known = super::cmap::with(|m| {
+            m.lookup(&session, std::time::Instant::now()).is_some()
+                || m.find_elsewhere(&session).is_some()
+        });
+        if !known {
+            return Err(ScriptError::UnknownSession(session));
+        }
         Ok(())
     }
 

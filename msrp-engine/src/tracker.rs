@@ -204,7 +204,7 @@ impl Tracker {
                 }
                 _ => return,
             },
-            Origin::PassBack(_) => (FailureReport::Yes, Bytes::new(), None),
+            Origin::PassBack(_) | Origin::Link { .. } => (FailureReport::Yes, Bytes::new(), None),
         };
         let info = TxInfo {
             tid: &tid,
@@ -325,7 +325,7 @@ impl Tracker {
                 self.outstanding
                     .get(&(dest, tid.clone()))
                     .map(|o| &o.origin),
-                Some(Origin::Chunk(_))
+                Some(Origin::Chunk(_) | Origin::Link { .. })
             )
     }
 
@@ -359,10 +359,13 @@ impl Tracker {
                 self.finish(key, outcome);
                 Answer::OwnChunk
             }
-            Some(Origin::PassBack(_)) => match self.remove(&key).map(|o| o.origin) {
-                Some(Origin::PassBack(r)) => Answer::PassBack(r),
-                _ => Answer::Unknown,
-            },
+            Some(Origin::PassBack(_) | Origin::Link { .. }) => {
+                match self.remove(&key).map(|o| o.origin) {
+                    Some(Origin::PassBack(r)) => Answer::PassBack(r),
+                    Some(Origin::Link { ret, .. }) => Answer::Link(ret),
+                    _ => Answer::Unknown,
+                }
+            }
         }
     }
 
@@ -399,6 +402,14 @@ impl Tracker {
             Origin::PassBack(r) => {
                 if outcome != Outcome::Ok {
                     self.out.push_back(Output::Fail(r));
+                }
+            }
+            Origin::Link {
+                ret,
+                answer_timeout,
+            } => {
+                if outcome != Outcome::Ok && (outcome != Outcome::Timeout || answer_timeout) {
+                    self.out.push_back(Output::Fail(ret));
                 }
             }
             Origin::Chunk(id) => {

@@ -352,6 +352,12 @@ impl Peer {
         Ok(())
     }
 
+    /// A second handle on the socket, e.g. to write from another thread
+    /// while this one reads.
+    pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
     /// Sends a complete request (head, body if any, end-line).
     pub fn send_request(&mut self, req: &Request) -> Result<(), PeerError> {
         self.send_raw(&req.to_wire())

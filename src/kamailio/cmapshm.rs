@@ -79,6 +79,17 @@ impl Mirror for ShmMirror {
     fn remove(&self, index: u32) {
         SLOTS.remove(index)
     }
+
+    fn find(&self, session: &str) -> Option<(usize, i64)> {
+        let now = unix_now();
+        SLOTS
+            .view(|x| {
+                (x.expires > now && x.session[..x.session_len as usize] == *session.as_bytes())
+                    .then_some((x.worker as usize, x.conid))
+            })
+            .into_iter()
+            .next()
+    }
 }
 
 /// One listed session.

@@ -5,6 +5,7 @@
 
 use std::ffi::{c_int, CString};
 use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
 use std::sync::OnceLock;
 
 use parking_lot::Mutex;
@@ -32,6 +33,10 @@ pub enum InitError {
 
 /// Listening sockets bound in mod_init, inherited by the forked workers.
 static LISTENERS: Mutex<Vec<TcpListener>> = Mutex::new(Vec::new());
+/// One unix socket pair per pair of workers (i < j: i's end, j's end), made
+/// in mod_init so the forked workers inherit them: requests for a session
+/// another worker holds go over them.
+static LINKS: Mutex<Vec<(usize, usize, UnixStream, UnixStream)>> = Mutex::new(Vec::new());
 static EVENT_ROUTE: OnceLock<c_int> = OnceLock::new();
 /// Connection-map entries `msrp_relay.cmaplist` can show.
 const CMAP_LIST_SLOTS: usize = 4096;
@@ -69,6 +74,16 @@ pub fn mod_init() -> Result<(), InitError> {
         log::warn!("event_route[msrp:frame-in] is missing or empty: frames will be dropped");
     }
     let _ = EVENT_ROUTE.set(rt);
+    let mut links = LINKS.lock();
+    for i in 0..cfg.workers {
+        for j in i + 1..cfg.workers {
+            let (a, b) = UnixStream::pair().map_err(|e| {
+                InitError::Config(format!("cannot make a link between MSRP workers: {e}"))
+            })?;
+            links.push((i, j, a, b));
+        }
+    }
+    drop(links);
     let n = cfg.workers as c_int;
     // SAFETY: called from mod_init in the main process, as the core requires.
     unsafe {
@@ -145,7 +160,9 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         });
         match Engine::new(cfg, listeners, host, table, stats, seed) {
             Ok(e) => {
-                let mut e = e.with_spare_recv(super::sockio::recv_append);
+                let mut e = e
+                    .with_spare_recv(super::sockio::recv_append)
+                    .with_links(index, worker_links(index))?;
                 log::info!("MSRP worker {index} started (pid {})", std::process::id());
                 e.run()
             }
@@ -158,6 +175,22 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         Err(_) => log::error!("MSRP worker {index} stopped after an internal error (panic)"),
     }
     std::process::exit(-1)
+}
+
+/// Worker `index`'s ends of the links to the other workers, by their index.
+fn worker_links(index: usize) -> Vec<(usize, UnixStream)> {
+    LINKS
+        .lock()
+        .iter()
+        .filter_map(|(i, j, a, b)| {
+            let (peer, end) = match (*i == index, *j == index) {
+                (true, _) => (*j, a),
+                (_, true) => (*i, b),
+                _ => return None,
+            };
+            end.try_clone().ok().map(|e| (peer, e))
+        })
+        .collect()
 }
 
 /// Runs the cfg script for frames, inside a worker process.

@@ -5,7 +5,7 @@
 //! boundary layer.
 
 use std::io;
-use std::net::TcpStream;
+use std::os::fd::BorrowedFd;
 
 use bytes::BytesMut;
 use socket2::SockRef;
@@ -13,14 +13,14 @@ use socket2::SockRef;
 /// One `recv` appended to `buf`: into its spare capacity when it has some
 /// (at most `max` bytes), else into `max` bytes of new capacity. The spare
 /// capacity is not zeroed first. `Ok(0)`: the peer closed.
-pub fn recv_append(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+pub fn recv_append(fd: BorrowedFd<'_>, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
     if buf.capacity() == buf.len() {
         buf.reserve(max);
     }
     let len = buf.len();
     let spare = buf.spare_capacity_mut();
     let want = spare.len().min(max);
-    let n = SockRef::from(stream).recv(&mut spare[..want])?;
+    let n = SockRef::from(&fd).recv(&mut spare[..want])?;
     // SAFETY: socket2's `recv` returns how many bytes the kernel wrote at the
     // start of the slice it was given, which starts at `buf.len()` and lies
     // within the capacity; so the first `len + n` bytes are initialised.

@@ -9,13 +9,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use mio::Token;
 use msrp_core::build::ChunkHeads;
-use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead};
+use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead, Header};
 
 use super::{Engine, Host};
 use crate::conn::Incoming;
 use crate::forward::{self, Forward};
 use crate::report::{self, ReportOrder};
-use crate::route::{self, Hop, NotForwarded, Plan, Request};
+use crate::route::{self, Bound, Hop, NotForwarded, Plan, Request};
 use crate::script::{self, Actions, Dst, FrameCtx};
 use crate::stats::Stat;
 use crate::tracker::{Answer, InTx, Return};
@@ -41,6 +41,11 @@ impl<H: Host> Engine<H> {
         if !head.is_request() && self.tracker.is_own_chunk(t, &head.transaction_id) {
             self.on_response(t, &head, false);
             self.set_incoming(t, Incoming::Discard);
+            return;
+        }
+        if head.is_request() && self.conns.get(&t).is_some_and(|c| c.link.is_some()) {
+            let next = self.on_link_request(t, &head);
+            self.set_incoming(t, next);
             return;
         }
         let Some(ctx) = self.frame_ctx(t, head) else {
@@ -168,7 +173,7 @@ impl<H: Host> Engine<H> {
             return Err(NotForwarded::Respond(481, "Not This Relay"));
         }
         let (plan, dest) = self.route(t, &req, &route);
-        let Some((to_path, from_path)) = plan.and_then(|p| own_hops(&req, p.own)) else {
+        let Some((to_path, from_path)) = plan.as_ref().and_then(|p| own_hops(&req, p.own)) else {
             log::warn!("not relaying request from {peer}: To-Path has no next hop");
             return Err(NotForwarded::Respond(400, "Bad Request"));
         };
@@ -185,11 +190,20 @@ impl<H: Host> Engine<H> {
                 None
             }
         };
+        let mut others: Vec<Header> = head.other_headers().cloned().collect();
+        if let (None, Some(Hop::Remote(_, conid))) = (route.dst, plan.as_ref().map(|p| &p.hop)) {
+            // only this relay says which connection a link request is for
+            others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
+            others.push(Header::new(
+                forward::LINK_CONID.as_bytes().to_vec(),
+                conid.to_string().into_bytes(),
+            ));
+        }
         let heads = ChunkHeads::new(
             Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
             to_path,
             from_path,
-            head.other_headers().cloned().collect(),
+            others,
             head.has_body,
         );
         Ok(self.new_forward(t, head, req, dest, heads, &route))
@@ -229,19 +243,20 @@ impl<H: Host> Engine<H> {
     ) -> (Option<Plan>, Result<Token, String>) {
         let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
         let now = Instant::now();
+        let me = self.worker;
         let plan = route::plan(self.cfg, &req.to, t.0 as i64, |s| {
-            crate::cmap::with(|m| m.lookup(s, now)).map(|e| e.conid)
+            crate::cmap::with(|m| match m.lookup(s, now) {
+                Some(e) => Some(Bound::Here(e.conid)),
+                None => m
+                    .find_elsewhere(s)
+                    .filter(|(w, _)| *w != me)
+                    .map(|(w, c)| Bound::Worker(w, c)),
+            })
         })
         .ok();
-        let dest = match (route.dst, &plan) {
+        let dest = match (route.dst, plan.as_ref().map(|p| &p.hop)) {
             (Some(Dst::Addr(addr)), _) => self.next_hop(addr, no_new),
-            (
-                None,
-                Some(Plan {
-                    hop: Hop::Session(conid),
-                    ..
-                }),
-            ) => {
+            (None, Some(Hop::Session(conid))) => {
                 let tok = Token(*conid as usize);
                 if self.conns.contains_key(&tok) {
                     Ok(tok)
@@ -249,12 +264,14 @@ impl<H: Host> Engine<H> {
                     Err("its session's connection is gone".to_string())
                 }
             }
-            (
-                None,
-                Some(Plan {
-                    hop: Hop::Uri(uri), ..
-                }),
-            ) => route::resolve(uri).and_then(|addr| self.next_hop(addr, no_new)),
+            (None, Some(Hop::Remote(w, _))) => self
+                .links
+                .get(w)
+                .copied()
+                .ok_or_else(|| format!("no link to MSRP worker {w}")),
+            (None, Some(Hop::Uri(uri))) => {
+                route::resolve(uri).and_then(|addr| self.next_hop(addr, no_new))
+            }
             (None, None) => Err("no next hop".to_string()),
         };
         (plan, dest)
@@ -328,6 +345,7 @@ impl<H: Host> Engine<H> {
             chunks_done: 0,
             in_id,
             ret,
+            via_link: None,
             auto_reply,
         }
     }
@@ -363,6 +381,11 @@ impl<H: Host> Engine<H> {
                 }
             }
             Answer::PassBack(_) => {}
+            Answer::Link(r) => {
+                if let Some(frame) = forward::link_answer_frame(head, &r) {
+                    self.push_frame(r.src, frame);
+                }
+            }
         }
     }
 }
@@ -377,4 +400,71 @@ fn own_hops(req: &Request, own: usize) -> Option<(Vec<Bytes>, Vec<Bytes>)> {
         (to, from) = msrp_core::path::forward(&to, &from, &first)?;
     }
     Some((to, from))
+}
+
+impl<H: Host> Engine<H> {
+    /// A request another worker handed over link `t`: it is delivered to
+    /// the connection its `Relay-Conid` header names, as it is (the other
+    /// worker ran the script and rewrote the paths), and its answers go
+    /// back over the link. No 200 and no REPORT of this worker's: the
+    /// other worker answers and reports for the sender.
+    fn on_link_request(&mut self, t: Token, head: &FrameHead) -> Incoming {
+        let target = head
+            .header(forward::LINK_CONID)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map(Token)
+            .filter(|d| self.conns.get(d).is_some_and(|c| c.link.is_none()));
+        let is_report = head.method() == Some(b"REPORT");
+        let Some(dest) = target else {
+            log::info!(
+                "request {} over a link: its session's connection is gone",
+                String::from_utf8_lossy(&head.transaction_id)
+            );
+            if !is_report {
+                if let Ok(r) = script::reply_frame(head, 481, b"Session Does Not Exist", b"") {
+                    self.push_frame(t, r);
+                }
+            }
+            return Incoming::Discard;
+        };
+        let others: Vec<Header> = head
+            .other_headers()
+            .filter(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()))
+            .cloned()
+            .collect();
+        let from = head.from_path().unwrap_or_default();
+        let heads = ChunkHeads::new(
+            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
+            head.to_path().unwrap_or_default(),
+            from.clone(),
+            others,
+            head.has_body,
+        );
+        let answer_timeout = head.method() != Some(b"SEND")
+            || head.failure_report().unwrap_or(FailureReport::Yes) == FailureReport::Yes;
+        let range = head.byte_range().ok().flatten();
+        Incoming::Forward(Box::new(Forward {
+            dest: Some(dest),
+            is_report,
+            heads,
+            has_body: head.has_body,
+            chunker: Chunker::new(None, 0, None),
+            pending: VecDeque::new(),
+            cur_tid: None,
+            finished: false,
+            in_start: range.map_or(1, |r| r.start),
+            sent: 0,
+            chunks_done: 0,
+            in_id: None,
+            ret: Return {
+                src: t,
+                src_tid: head.transaction_id.clone(),
+                src_from_path: from,
+                relay_uri: Bytes::new(),
+            },
+            via_link: Some(answer_timeout),
+            auto_reply: None,
+        }))
+    }
 }

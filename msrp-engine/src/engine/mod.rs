@@ -84,6 +84,10 @@ pub struct Engine<H: Host> {
     cfg: &'static Config,
     host: H,
     last_sweep: Instant,
+    /// This worker's index, and its links to the other workers (by their
+    /// index): requests for a session another worker holds go over them.
+    worker: usize,
+    links: HashMap<usize, Token>,
 }
 
 impl<H: Host> Engine<H> {
@@ -126,7 +130,34 @@ impl<H: Host> Engine<H> {
             cfg,
             host,
             last_sweep: Instant::now(),
+            worker: 0,
+            links: HashMap::default(),
         })
+    }
+
+    /// This is worker `worker`; `links` are unix stream sockets to the other
+    /// workers (made before fork, one per pair), by their index. A request
+    /// for a session another worker holds goes over the link to it, with the
+    /// session's connection in a `Relay-Conid` header; that worker delivers
+    /// it without running the script, and passes the answers back.
+    pub fn with_links(
+        mut self,
+        worker: usize,
+        links: Vec<(usize, std::os::unix::net::UnixStream)>,
+    ) -> io::Result<Self> {
+        self.worker = worker;
+        for (w, s) in links {
+            s.set_nonblocking(true)?;
+            let t = self.alloc_token();
+            self.poll.registry().register(
+                &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&s)),
+                t,
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            self.conns.insert(t, Conn::link(s, w, self.cfg));
+            self.links.insert(w, t);
+        }
+        Ok(self)
     }
 
     /// Reads with the host's spare-capacity `recv` (see [`crate::io`]).
@@ -275,6 +306,9 @@ impl<H: Host> Engine<H> {
         let stall = self.cfg.transaction_timeout;
         let mut close = Vec::new();
         for (t, c) in &self.conns {
+            if c.link.is_some() {
+                continue;
+            }
             if c.connected && c.stalled_for(now).is_some_and(|d| d > stall) {
                 close.push((
                     *t,

@@ -115,9 +115,13 @@ impl<H: Host> Engine<H> {
         let head = f.heads.render(&tid, range);
         let extra = range.is_some() && f.chunks_done > 0;
         f.cur_tid = Some(tid.clone());
-        let origin = match f.in_id {
-            Some(id) => Origin::Chunk(id),
-            None => Origin::PassBack(f.ret.clone()),
+        let origin = match (f.via_link, f.in_id) {
+            (Some(answer_timeout), _) => Origin::Link {
+                ret: f.ret.clone(),
+                answer_timeout,
+            },
+            (None, Some(id)) => Origin::Chunk(id),
+            (None, None) => Origin::PassBack(f.ret.clone()),
         };
         let start = range.map_or(f.in_start, |r| r.start);
         if !f.is_report {

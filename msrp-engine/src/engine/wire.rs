@@ -134,9 +134,11 @@ impl<H: Host> Engine<H> {
     /// to `t` do not count: their sources wait instead, and a peer that
     /// sends and receives a transfer at once keeps being read.
     fn own_queue_full(&self, t: Token) -> bool {
+        // (links to other workers are always read: two workers waiting for
+        // each other to read their answers would never go on)
         self.conns
             .get(&t)
-            .is_some_and(|c| c.own_queued() > self.cfg.queue_high)
+            .is_some_and(|c| c.link.is_none() && c.own_queued() > self.cfg.queue_high)
     }
 
     /// One read of `t`'s socket.

@@ -40,6 +40,12 @@ pub enum Origin {
     Chunk(InId),
     /// Any other request: its response goes back.
     PassBack(Return),
+    /// A request another worker handed over a link: its answer goes back
+    /// over the link as it is (but for the transaction ID), without the
+    /// script; a timeout is answered (408) only when `answer_timeout`
+    /// (a SEND with Failure-Report "partial"/"no" is never answered on
+    /// success, so its silence is no failure).
+    Link { ret: Return, answer_timeout: bool },
 }
 
 /// How a forwarded request ended.
@@ -80,6 +86,8 @@ pub enum Answer {
     OwnChunk,
     /// It answers a forwarded request whose response goes back this way.
     PassBack(Return),
+    /// It answers a request another worker handed over a link.
+    Link(Return),
     /// Nothing the relay sent.
     Unknown,
 }

@@ -413,6 +413,86 @@ impl Sink {
     }
 }
 
+/// A B endpoint behind the relay (RFC 4976 §5): it connects to the relay,
+/// AUTHs (the relay's route must answer with `msrp_cmap_save()`) and
+/// receives over that connection what is sent to its Use-Path.
+pub struct AuthedSink {
+    use_path: String,
+    uri: String,
+    stats: Arc<SinkStats>,
+}
+
+impl AuthedSink {
+    /// Connects to `relay` (whose URI is `relay_uri`), AUTHs and serves the
+    /// connection in a thread of its own.
+    pub fn start(relay: SocketAddr, relay_uri: &str, pattern: Pattern) -> Result<AuthedSink> {
+        let mut c = Conn::connect(relay, Some(Duration::from_secs(10)))?;
+        let uri = c.uri(&ids::session_id());
+        let tid = ids::transaction_id();
+        let head = build::request_head(
+            tid.as_bytes(),
+            b"AUTH",
+            &[Bytes::copy_from_slice(relay_uri.as_bytes())],
+            &[Bytes::copy_from_slice(uri.as_bytes())],
+            &[],
+            false,
+        );
+        let mut frame = head.to_vec();
+        frame.extend_from_slice(&build::end_line(tid.as_bytes(), EndFlag::Complete));
+        c.send(&frame)?;
+        let use_path = loop {
+            match c.next_event()? {
+                Some(Event::Head(h)) if h.transaction_id.as_ref() == tid.as_bytes() => {
+                    if h.status_code() != Some(200) {
+                        return Err(format!("AUTH answered {:?}", h.status_code()));
+                    }
+                    let up = h
+                        .header("Use-Path")
+                        .map(|v| String::from_utf8_lossy(v).trim().to_owned())
+                        .ok_or("200 to AUTH without Use-Path")?;
+                    break up;
+                }
+                Some(_) => {}
+                None => return Err("the relay closed the AUTH connection".into()),
+            }
+        };
+        let stats = Arc::new(SinkStats::default());
+        let st = stats.clone();
+        let stream = c
+            .stream
+            .try_clone()
+            .map_err(|e| format!("clone the AUTH connection: {e}"))?;
+        std::thread::Builder::new()
+            .name(format!("authed-sink-{}", c.local.port()))
+            .spawn(move || {
+                if let Err(e) = serve(stream, &st, &pattern) {
+                    st.error(format!("authed B: {e}"));
+                }
+            })
+            .map_err(|e| format!("spawn: {e}"))?;
+        Ok(AuthedSink {
+            use_path,
+            uri,
+            stats,
+        })
+    }
+
+    /// The Use-Path the relay handed out.
+    pub fn use_path(&self) -> &str {
+        &self.use_path
+    }
+
+    /// This endpoint's own URI.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Arc<SinkStats> {
+        &self.stats
+    }
+}
+
 fn accept_loop(l: TcpListener, stats: Arc<SinkStats>, pattern: Pattern) {
     loop {
         match l.accept() {

@@ -14,11 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use msrp_tools::kamailio::{find_exe, find_module_so, Kamailio, RelayOpts};
-use msrp_tools::load::{self, Pattern, RateCounters, Sink, Transfer};
+use msrp_tools::load::{self, AuthedSink, Pattern, RateCounters, Sink, SinkStats, Transfer};
 use msrp_tools::process;
 use msrp_tools::tcpproxy::ProxyChild;
 
@@ -43,6 +43,10 @@ TARGET:
     --max-chunk N          modparam msrp_max_chunk_size (with --spawn-relay;
                            default: the module's default, 16384)
     --workers N            modparam workers (with --spawn-relay; default 1)
+    --use-path             message rate through B endpoints that AUTH at the
+                           relay and get SENDs over their own connection
+                           via their Use-Path (To-Path <U_B> <B>); with
+                           several workers, sessions cross between them
     --modparam NAME=VALUE  one more msrp_relay modparam (with
                            --spawn-relay; repeatable; VALUE an integer or
                            a string)
@@ -78,6 +82,9 @@ struct Opts {
     module: Option<PathBuf>,
     max_chunk: Option<i64>,
     workers: Option<i64>,
+    /// The message-rate phase through AUTHed B endpoints and their
+    /// Use-Paths (RFC 4976 §5) instead of the relay connecting to B.
+    use_path: bool,
     /// Extra `modparam("msrp_relay", NAME, VALUE)` lines (with --spawn-relay).
     modparams: Vec<(String, String)>,
     bind: IpAddr,
@@ -118,6 +125,10 @@ fn parse_num<T: std::str::FromStr>(name: &str, s: &str) -> Result<T, String> {
         .map_err(|_| format!("{name}: bad number {s:?}"))
 }
 
+/// The spawned relay's event route: AUTH binds a session
+/// (`msrp_cmap_save()`, for --use-path), everything else is relayed.
+const ROUTE: &str = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit; } msrp_relay();"#;
+
 fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
     let quick = args.iter().any(|a| a == "--quick");
     let mut o = Opts {
@@ -126,6 +137,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         module: None,
         max_chunk: None,
         workers: None,
+        use_path: false,
         modparams: Vec::new(),
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         size: if quick { 32 * MIB } else { 256 * MIB },
@@ -160,6 +172,7 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
             "--module" => o.module = Some(PathBuf::from(value()?)),
             "--max-chunk" => o.max_chunk = Some(parse_num(name, &value()?)?),
             "--workers" => o.workers = Some(parse_num(name, &value()?)?),
+            "--use-path" => o.use_path = true,
             "--modparam" => {
                 let v = value()?;
                 let (n, val) = v
@@ -390,7 +403,7 @@ impl Target {
             }
             None => find_module_so()?,
         };
-        let mut opts = RelayOpts::default().route("msrp_relay();");
+        let mut opts = RelayOpts::default().route(ROUTE);
         if let Some(n) = o.max_chunk {
             opts = opts.modparam_int("msrp_max_chunk_size", n);
         }
@@ -424,7 +437,7 @@ impl Target {
             .map(|(n, v)| format!(", {n} {v}"))
             .collect();
         let description = format!(
-            "spawned {version} + {} (workers {}, msrp_max_chunk_size {}{extra}; route: msrp_relay();)",
+            "spawned {version} + {} (workers {}, msrp_max_chunk_size {}{extra}; route: {ROUTE})",
             so.display(),
             o.workers.map_or("1 (default)".into(), |n| n.to_string()),
             o.max_chunk
@@ -583,7 +596,7 @@ type Route<'a> = dyn Fn(usize) -> (SocketAddr, Vec<String>) + Sync + 'a;
 fn rate_phase(
     label: &str,
     route: &Route<'_>,
-    sinks: &[Sink],
+    sinks: &[&Arc<SinkStats>],
     o: &Opts,
     pattern: &Pattern,
     tty: bool,
@@ -591,7 +604,7 @@ fn rate_phase(
     let delivered = || -> u64 {
         sinks
             .iter()
-            .map(|s| s.stats().messages.load(Ordering::Relaxed))
+            .map(|s| s.messages.load(Ordering::Relaxed))
             .sum()
     };
     let before = delivered();
@@ -673,7 +686,7 @@ fn rate_phase(
     // Every message must reach B intact.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let errors: Vec<String> = sinks.iter().flat_map(|s| s.stats().errors()).collect();
+        let errors: Vec<String> = sinks.iter().flat_map(|s| s.errors()).collect();
         if !errors.is_empty() {
             return Err(format!("{label}: B: {}", errors.join("; ")));
         }
@@ -923,11 +936,33 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         }
         println!("{line}");
     };
+    // --use-path: B endpoints behind the relay, reached over their AUTHed
+    // connections through their Use-Paths
+    let authed: Vec<AuthedSink> = if o.use_path {
+        (0..o.endpoints)
+            .map(|_| AuthedSink::start(relay_addr, &target.uri, pattern.clone()))
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
     let via_relay = |i: usize| {
+        if !authed.is_empty() {
+            let b = &authed[i % authed.len()];
+            return (
+                relay_addr,
+                vec![b.use_path().to_owned(), b.uri().to_owned()],
+            );
+        }
         let sink = &sinks[i % sinks.len()];
         let mut to = via.clone();
         to.push(sink.uri(&msrp_tools::ids::session_id()));
         (relay_addr, to)
+    };
+    let sink_stats: Vec<&Arc<SinkStats>> = sinks.iter().map(Sink::stats).collect();
+    let relay_stats: Vec<&Arc<SinkStats>> = if authed.is_empty() {
+        sink_stats.clone()
+    } else {
+        authed.iter().map(AuthedSink::stats).collect()
     };
     let direct = |i: usize| {
         let sink = &sinks[i % sinks.len()];
@@ -938,7 +973,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         Some(m) => {
             let c0 = m.cpu()?;
             let (mut r, base, peak) =
-                m.during(|| rate_phase(&label, &via_relay, &sinks, o, &pattern, tty))?;
+                m.during(|| rate_phase(&label, &via_relay, &relay_stats, o, &pattern, tty))?;
             r.cpu = Some(m.cpu()? - c0);
             rep.mem.push((
                 format!("{} SENDs, {} sessions", fmt_size(o.msg_size), o.sessions),
@@ -948,7 +983,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
             (r, Some((base, peak)))
         }
         None => (
-            rate_phase(&label, &via_relay, &sinks, o, &pattern, tty)?,
+            rate_phase(&label, &via_relay, &relay_stats, o, &pattern, tty)?,
             None,
         ),
     };
@@ -965,7 +1000,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
     let label = rate_label("proxy ");
     let via_proxy = |_: usize| (proxy.addr(), vec![b.uri(&msrp_tools::ids::session_id())]);
     let c0 = process::cpu_secs(proxy.pid());
-    let mut r = rate_phase(&label, &via_proxy, &sinks[..1], o, &pattern, tty)?;
+    let mut r = rate_phase(&label, &via_proxy, &sink_stats[..1], o, &pattern, tty)?;
     if let (Some(c0), Some(c1)) = (c0, process::cpu_secs(proxy.pid())) {
         r.cpu = Some(c1 - c0);
     }
@@ -979,7 +1014,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
 
     let label = rate_label("direct");
     // Direct: each session connects to its B endpoint itself.
-    let r = rate_phase(&label, &direct, &sinks, o, &pattern, tty)?;
+    let r = rate_phase(&label, &direct, &sink_stats, o, &pattern, tty)?;
     show_rate(&label, &r, None);
     rep.verified_msgs += r.sent;
     rep.rate_direct = Some(r);

@@ -1142,6 +1142,8 @@ fn across_workers(workers: u32) {
     send_via_use_path(&k, &mut a, &mut b, b"across workers");
     send_via_use_path(&k, &mut b, &mut a, b"and back");
     own_relay_first(&k, &mut a, &mut b);
+    to_reachable_peer(&k, &mut a);
+    to_reachable_peer(&k, &mut b);
     // a large message crosses re-chunked, every byte in order
     let body: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
     let req = Request::send(&[&b.use_path, &b.c.uri], &[&a.c.uri], &body);
@@ -1183,6 +1185,25 @@ fn across_workers(workers: u32) {
         "{}",
         frames[1].summary()
     );
+    // B's connection closes with A's SEND unanswered: the worker holding it
+    // answers 408 over the link and A gets its REPORT
+    let req = Request::send(&[&b.use_path, &b.c.uri], &[&a.c.uri], b"lost");
+    a.c.peer.send_request(&req).expect("send");
+    b.c.peer.read_frame(T).expect("B reads, then goes away");
+    drop(b);
+    let mut frames = [
+        a.c.peer.read_frame(T).expect("A: first frame"),
+        a.c.peer.read_frame(T).expect("A: second frame"),
+    ];
+    frames.sort_by_key(|f| f.method().is_some());
+    assert_eq!(
+        frames[0].status_code(),
+        Some(200),
+        "{}",
+        frames[0].summary()
+    );
+    let status = frames[1].header("Status").unwrap_or_default();
+    assert!(status.starts_with("000 408 "), "{}", frames[1].summary());
 }
 
 /// The shipped auth cfg, flow `[U_A, X]` (RFC 4976 §5: a client behind the
@@ -1192,6 +1213,12 @@ fn across_workers(workers: u32) {
 fn shipped_auth_cfg_relays_to_a_directly_reachable_peer() {
     let k = start_shipped_auth_cfg(1);
     let mut a = authed(&k, Client::connect(&k), None, 3600);
+    to_reachable_peer(&k, &mut a);
+}
+
+/// A sends with To-Path <U_A> <X> to a plain endpoint X: the relay connects
+/// to X, X gets To-Path <X> and From-Path <U_A> <A>, A gets one 200.
+fn to_reachable_peer(k: &Kamailio, a: &mut Authed) {
     let x = Endpoint::bind().expect("bind X");
     let x_uri = x.uri("x");
     let req = Request::send(&[&a.use_path, &x_uri], &[&a.c.uri], b"to X");

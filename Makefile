@@ -3,6 +3,7 @@
 #               in the foreground with cfg/kamailio.cfg (MSRP relay on 127.0.0.1:2855)
 #   make test   install what is missing, build, run unit + integration tests
 #   make bench  throughput / message-rate / memory benchmark (msrp-bench)
+#   make soak   one hour of mixed load, checked for growth and loss (SOAK_SECONDS)
 #   make lint   rustfmt + clippy -D warnings
 #
 # Another Kamailio (5.6 or later) than Debian's: put its sbin first in PATH and
@@ -32,7 +33,7 @@ RUN_DIR ?= /run/kamailio
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 MODULE_SO = $(TARGET_DIR)/release/libmsrp_relay.so
 
-.PHONY: all deps headers build build-debug install run test script-tests unit integration bench lint deb deb-test clean
+.PHONY: all deps headers build build-debug install run test script-tests unit integration bench soak soak-smoke lint deb deb-test clean
 
 all: build
 
@@ -80,6 +81,18 @@ script-tests:
 bench: headers
 	$(CARGO) build --release --workspace
 	MSRP_RELAY_SO=$(MODULE_SO) $(CARGO) run --release -p msrp-tools --bin msrp-bench -- --spawn-relay
+
+# Soak: mixed load against a spawned Kamailio for SOAK_SECONDS (default one
+# hour); fails when memory, descriptors, connections or the transaction
+# table grow, or a message or REPORT is lost, corrupted or duplicated.
+# soak-smoke is the 60-second version .ci/run runs.
+SOAK_SECONDS ?= 3600
+soak: headers
+	$(CARGO) build --release --workspace
+	MSRP_RELAY_SO=$(MODULE_SO) $(CARGO) run --release -p msrp-tools --bin msrp-bench -- soak --duration $(SOAK_SECONDS)
+
+soak-smoke:
+	$(MAKE) soak SOAK_SECONDS=60
 
 # Debian package for the installed Debian kamailio: target/debian/*.deb
 # (pkg/build-deb.sh: dpkg-deb from a staging directory).

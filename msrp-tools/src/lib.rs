@@ -21,6 +21,7 @@ pub mod kamailio;
 pub mod load;
 pub mod peer;
 pub mod process;
+pub mod soak;
 pub mod tcpproxy;
 
 pub use body::BodyGen;

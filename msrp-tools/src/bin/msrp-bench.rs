@@ -1271,6 +1271,54 @@ fn summary(o: &Opts, rep: &Report) -> String {
     s
 }
 
+/// `msrp-bench soak [--duration SECONDS] [--workers N] [--module PATH]`:
+/// see `msrp_tools::soak`. Exits 1 when anything grew, was lost or was
+/// reported wrongly.
+fn soak_main(args: &[String]) -> ExitCode {
+    let mut duration = Duration::from_secs(3600);
+    let mut workers = 1;
+    let mut module = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it.next();
+        let parsed = match (a.as_str(), v) {
+            ("--duration", Some(v)) => v.parse().map(|s| duration = Duration::from_secs(s)).ok(),
+            ("--workers", Some(v)) => v.parse().map(|n| workers = n).ok(),
+            ("--module", Some(v)) => {
+                module = Some(PathBuf::from(v));
+                Some(())
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            eprintln!("msrp-bench soak: bad option {a} (use --duration SECONDS, --workers N, --module PATH)");
+            return ExitCode::from(2);
+        }
+    }
+    let so = match module.map_or_else(find_module_so, Ok) {
+        Ok(so) => so,
+        Err(e) => {
+            eprintln!("msrp-bench soak: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!(
+        "soak: {} s, {workers} worker(s), {}",
+        duration.as_secs(),
+        so.display()
+    );
+    match msrp_tools::soak::run(&so, duration, workers) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("soak FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(msrp_tools::tcpproxy::CHILD_ARG) {
@@ -1281,6 +1329,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if args.first().map(String::as_str) == Some("soak") {
+        return soak_main(&args[1..]);
     }
     let o = match parse_args(&args) {
         Ok(Some(o)) => o,

@@ -1,0 +1,365 @@
+//! `msrp-bench soak`: a long run of mixed load against a spawned Kamailio
+//! with the module, checking that nothing grows without bound and that
+//! nothing is lost, corrupted, unreported or reported twice.
+//!
+//! Every round: 1 KiB SENDs over a few sessions (half through the relay
+//! connecting to B, half through AUTHed B endpoints' Use-Paths), one
+//! re-chunked 8 MiB transfer, one of each REPORT trigger (unreachable next
+//! hop, error response, silent next hop, next hop closing mid-message), and
+//! connections opening and closing (idle ones, ones that send a SEND and go
+//! away). After each round it samples the MSRP workers' RSS and open
+//! descriptors, the shared transaction table's outstanding entries and the
+//! relay's open connections.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::endpoint::Endpoint;
+use crate::kamailio::{kamailio_modules, Kamailio, RelayOpts};
+use crate::load::{self, AuthedSink, Pattern, RateCounters, Sink};
+use crate::peer::{Peer, ReceivedFrame, Request};
+use crate::process;
+
+const T: Duration = Duration::from_secs(10);
+/// transaction_timeout of the spawned relay (the silent next hop case).
+const TX_TIMEOUT_SECS: i64 = 2;
+const BIG: u64 = 8 * 1024 * 1024;
+
+/// One sample, taken after a round.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub at: Duration,
+    pub rss_kib: u64,
+    pub fds: u64,
+    pub outstanding: i64,
+    pub connections: i64,
+}
+
+/// Runs the soak for `duration` against Kamailio with `so`; returns the
+/// report (a table of samples and the verdict), or what failed.
+pub fn run(so: &Path, duration: Duration, workers: i64) -> Result<String, String> {
+    let route = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit; } msrp_relay();"#;
+    let opts = RelayOpts::default()
+        .route(route)
+        .modparam_int("workers", workers)
+        .modparam_int("transaction_timeout", TX_TIMEOUT_SECS)
+        .global(&format!("loadmodule \"{}kex.so\"", kamailio_modules()));
+    let k = Kamailio::try_start("msrp-soak", so, &opts)?;
+    let relay = k.relay_addr();
+    let relay_uri = k.relay_uri("relay");
+    let pattern = Pattern::new(0x50_4b);
+    let sink = Sink::start(relay.ip(), pattern.clone())?;
+    let authed = AuthedSink::start(relay, &relay_uri, pattern.clone())?;
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut rounds = 0u64;
+    let mut messages = 0u64;
+    while started.elapsed() < duration || rounds == 0 {
+        messages += messages_burst(relay, &relay_uri, &sink, &authed, &pattern)?;
+        let t = load::transfer(
+            relay,
+            std::slice::from_ref(&relay_uri),
+            &sink,
+            &pattern,
+            BIG,
+            T,
+        )
+        .map_err(|e| format!("round {rounds}: 8 MiB transfer: {e}"))?;
+        if t.bytes != BIG {
+            return Err(format!(
+                "round {rounds}: transfer carried {} bytes",
+                t.bytes
+            ));
+        }
+        report_cases(relay, &relay_uri).map_err(|e| format!("round {rounds}: {e}"))?;
+        churn(relay, &relay_uri).map_err(|e| format!("round {rounds}: {e}"))?;
+        for s in [sink.stats(), authed.stats()] {
+            if let Some(e) = s.errors().first() {
+                return Err(format!("round {rounds}: B: {e}"));
+            }
+        }
+        rounds += 1;
+        samples.push(sample(&k, started.elapsed())?);
+    }
+    // settle: every transaction answered or expired, churned connections gone
+    std::thread::sleep(Duration::from_secs(TX_TIMEOUT_SECS as u64 + 2));
+    let end = sample(&k, started.elapsed())?;
+    let mut out = table(&samples, end);
+    let _ = writeln!(
+        out,
+        "{rounds} rounds, {messages} 1 KiB messages and {rounds} x 8 MiB verified at B, \
+         {} REPORT cases each answered exactly once",
+        rounds * 4
+    );
+    verdict(&samples, end).map(|v| {
+        out.push_str(&v);
+        out
+    })
+}
+
+/// 1 KiB SENDs for a second over 8 sessions, half to the plain B endpoint,
+/// half through the AUTHed one's Use-Path; returns the messages sent.
+fn messages_burst(
+    relay: SocketAddr,
+    relay_uri: &str,
+    sink: &Sink,
+    authed: &AuthedSink,
+    pattern: &Pattern,
+) -> Result<u64, String> {
+    let counters = RateCounters::default();
+    let before = sink
+        .stats()
+        .messages
+        .load(std::sync::atomic::Ordering::Relaxed)
+        + authed
+            .stats()
+            .messages
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let sent = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let to = if i % 2 == 0 {
+                    vec![relay_uri.to_owned(), sink.uri(&crate::ids::session_id())]
+                } else {
+                    vec![authed.use_path().to_owned(), authed.uri().to_owned()]
+                };
+                let c = &counters;
+                s.spawn(move || load::rate_session(relay, to, 1024, pattern, c, T))
+            })
+            .collect();
+        counters.go.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(1));
+        counters
+            .stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "a session panicked".to_string())?)
+            .sum::<Result<u64, String>>()
+    })?;
+    let deadline = Instant::now() + T;
+    loop {
+        let got = sink
+            .stats()
+            .messages
+            .load(std::sync::atomic::Ordering::Relaxed)
+            + authed
+                .stats()
+                .messages
+                .load(std::sync::atomic::Ordering::Relaxed)
+            - before;
+        if got == sent {
+            return Ok(sent);
+        }
+        if got > sent || Instant::now() > deadline {
+            return Err(format!(
+                "{sent} messages sent and answered, B received {got}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads what A gets for one SEND: the relay's 200 and exactly one REPORT
+/// whose status starts with `want` (nothing more within a quiet period).
+fn expect_report(a: &mut Peer, req: &Request, want: &str, case: &str) -> Result<(), String> {
+    let mut frames: Vec<ReceivedFrame> = Vec::new();
+    for _ in 0..2 {
+        frames.push(a.read_frame(T).map_err(|e| format!("{case}: {e}"))?);
+    }
+    a.expect_nothing(Duration::from_millis(300))
+        .map_err(|e| format!("{case}: a second REPORT or more: {e}"))?;
+    frames.sort_by_key(|f| f.method().is_some());
+    if frames[0].status_code() != Some(200) || frames[0].tid() != req.tid {
+        return Err(format!("{case}: no 200: {}", frames[0].summary()));
+    }
+    let status = frames[1].header("Status").unwrap_or_default();
+    if frames[1].method().as_deref() != Some("REPORT") || !status.starts_with(want) {
+        return Err(format!(
+            "{case}: want REPORT {want}: {}",
+            frames[1].summary()
+        ));
+    }
+    Ok(())
+}
+
+fn client(relay: SocketAddr) -> Result<(Peer, String), String> {
+    let p = Peer::connect(relay).map_err(|e| format!("connect: {e}"))?;
+    let uri = format!("msrp://{}/a;tcp", p.local_addr());
+    Ok((p, uri))
+}
+
+/// One of each REPORT trigger, each answered exactly once.
+fn report_cases(relay: SocketAddr, relay_uri: &str) -> Result<(), String> {
+    // unreachable next hop
+    let dead = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let dead_uri = format!(
+        "msrp://{}/x;tcp",
+        dead.local_addr().map_err(|e| e.to_string())?
+    );
+    drop(dead);
+    let (mut a, a_uri) = client(relay)?;
+    let req = Request::send(&[relay_uri, &dead_uri], &[&a_uri], b"nowhere");
+    a.send_request(&req).map_err(|e| e.to_string())?;
+    expect_report(&mut a, &req, "000 408 Next Hop Unreachable", "unreachable")?;
+    // error response, silent next hop, next hop closing: one endpoint each
+    let b = Endpoint::bind().map_err(|e| e.to_string())?;
+    for (case, want) in [
+        ("error response", "000 403"),
+        ("silent next hop", "000 408 Request Timeout"),
+        ("next hop closing", "000 408 Next Hop Connection Lost"),
+    ] {
+        let (mut a, a_uri) = client(relay)?;
+        let req = Request::send(&[relay_uri, &b.uri("b")], &[&a_uri], b"x");
+        a.send_request(&req).map_err(|e| e.to_string())?;
+        let mut bp = b.accept(T).map_err(|e| format!("{case}: {e}"))?;
+        let got = bp.read_frame(T).map_err(|e| format!("{case}: {e}"))?;
+        // the silent one stays open (never answering) until its REPORT came
+        let mut held = None;
+        match case {
+            "error response" => bp
+                .send_response(&got, 403, Some("Forbidden"))
+                .map_err(|e| e.to_string())?,
+            "next hop closing" => drop(bp),
+            _ => held = Some(bp),
+        }
+        expect_report(&mut a, &req, want, case)?;
+        drop(held);
+    }
+    Ok(())
+}
+
+/// Connections that open and go away: idle ones, and ones that send a SEND
+/// and close before its answer.
+fn churn(relay: SocketAddr, relay_uri: &str) -> Result<(), String> {
+    let b = Endpoint::bind().map_err(|e| e.to_string())?;
+    for i in 0..20 {
+        let s = TcpStream::connect(relay).map_err(|e| format!("churn connect: {e}"))?;
+        if i % 2 == 1 {
+            let uri = format!(
+                "msrp://{}/c;tcp",
+                s.local_addr().map_err(|e| e.to_string())?
+            );
+            let req = Request::send(&[relay_uri, &b.uri("b")], &[&uri], b"bye");
+            std::io::Write::write_all(&mut &s, &req.to_wire()).map_err(|e| e.to_string())?;
+        }
+        drop(s);
+    }
+    Ok(())
+}
+
+fn sample(k: &Kamailio, at: Duration) -> Result<Sample, String> {
+    let pids = k.try_worker_pids()?;
+    let rss_kib = pids.iter().filter_map(|p| process::rss_kib(*p)).sum();
+    let fds = pids
+        .iter()
+        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
+        .map(|d| d.count() as u64)
+        .sum();
+    let reports = k.try_kamcmd(&["msrp_relay.reports"])?;
+    let stats = k.try_kamcmd(&["stats.get_statistics", "msrp_relay:"])?;
+    let field = |text: &str, key: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(-1)
+    };
+    Ok(Sample {
+        at,
+        rss_kib,
+        fds,
+        outstanding: field(&reports, "outstanding:"),
+        connections: field(&stats, "msrp_relay:connections_active = "),
+    })
+}
+
+fn table(samples: &[Sample], end: Sample) -> String {
+    let mut out = String::from("    time   worker RSS    fds   tx table   connections\n");
+    let step = (samples.len() / 12).max(1);
+    let rows = samples.iter().step_by(step).chain(std::iter::once(&end));
+    for s in rows {
+        let _ = writeln!(
+            out,
+            "{:>7.0}s {:>9} KiB {:>6} {:>10} {:>13}",
+            s.at.as_secs_f64(),
+            s.rss_kib,
+            s.fds,
+            s.outstanding,
+            s.connections
+        );
+    }
+    out
+}
+
+/// Fails on growth: the last third of the run against the first third,
+/// and an end state (after settling) with transactions left.
+fn verdict(samples: &[Sample], end: Sample) -> Result<String, String> {
+    let third = (samples.len() / 3).max(1);
+    let first = &samples[..third];
+    let last = &samples[samples.len() - third..];
+    let max = |s: &[Sample], f: fn(&Sample) -> i64| s.iter().map(f).max().unwrap_or(0);
+    let rss = (
+        max(first, |s| s.rss_kib as i64),
+        max(last, |s| s.rss_kib as i64),
+    );
+    let fds = (max(first, |s| s.fds as i64), max(last, |s| s.fds as i64));
+    let conns = (max(first, |s| s.connections), max(last, |s| s.connections));
+    let mut problems = Vec::new();
+    if rss.1 > rss.0 + 8 * 1024 {
+        problems.push(format!("worker RSS grew from {} to {} KiB", rss.0, rss.1));
+    }
+    if fds.1 > fds.0 + 16 {
+        problems.push(format!("open descriptors grew from {} to {}", fds.0, fds.1));
+    }
+    if conns.1 > conns.0 + 16 {
+        problems.push(format!("connections grew from {} to {}", conns.0, conns.1));
+    }
+    if end.outstanding != 0 {
+        problems.push(format!(
+            "{} transactions left in the table",
+            end.outstanding
+        ));
+    }
+    if problems.is_empty() {
+        Ok(format!(
+            "verdict: bounded (RSS max {} -> {} KiB, fds {} -> {}, connections {} -> {}, table empty at the end)\n",
+            rss.0, rss.1, fds.0, fds.1, conns.0, conns.1
+        ))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(at: u64, rss_kib: u64, fds: u64, outstanding: i64, connections: i64) -> Sample {
+        Sample {
+            at: Duration::from_secs(at),
+            rss_kib,
+            fds,
+            outstanding,
+            connections,
+        }
+    }
+
+    #[test]
+    fn verdict_passes_flat_runs_and_fails_growth_and_leftovers() {
+        let flat: Vec<Sample> = (0..9).map(|i| s(i, 11_000, 12, 3, 2)).collect();
+        assert!(verdict(&flat, s(10, 11_000, 12, 0, 2)).is_ok());
+        let mut fds = flat.clone();
+        fds[8].fds = 40;
+        assert!(verdict(&fds, s(10, 11_000, 40, 0, 2)).is_err());
+        let mut rss = flat.clone();
+        rss[7].rss_kib = 30_000;
+        assert!(verdict(&rss, s(10, 30_000, 12, 0, 2)).is_err());
+        let mut conns = flat.clone();
+        conns[6].connections = 50;
+        assert!(verdict(&conns, s(10, 11_000, 12, 0, 50)).is_err());
+        assert!(verdict(&flat, s(10, 11_000, 12, 5, 2)).is_err());
+        assert!(table(&flat, s(10, 11_000, 12, 0, 2)).lines().count() > 2);
+    }
+}

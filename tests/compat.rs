@@ -1144,6 +1144,26 @@ fn across_workers(workers: u32) {
     own_relay_first(&k, &mut a, &mut b);
     to_reachable_peer(&k, &mut a);
     to_reachable_peer(&k, &mut b);
+    // B answers with its own Use-Path first and A's own address next
+    // (To-Path <U_B> <A>): A's connection, on the other worker, is found by
+    // its address as Kamailio's TCP layer would
+    let req = Request::send(&[&b.use_path, &a.c.uri], &[&b.c.uri], b"by address");
+    b.c.peer.send_request(&req).expect("send");
+    let got =
+        a.c.peer
+            .read_frame(T)
+            .unwrap_or_else(|e| panic!("SEND did not reach A: {e}\n{}", k.log_tail(40)));
+    assert_eq!(got.body, b"by address");
+    assert_eq!(got.to_path(), vec![a.c.uri.clone()], "{}", got.summary());
+    assert_eq!(
+        got.from_path(),
+        vec![b.use_path.clone(), b.c.uri.clone()],
+        "{}",
+        got.summary()
+    );
+    a.c.peer.send_hop_response(&got, 200, None).expect("200");
+    let resp = b.c.peer.read_response(T, &[]).expect("B's 200");
+    assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
     // a large message crosses re-chunked, every byte in order
     let body: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
     let req = Request::send(&[&b.use_path, &b.c.uri], &[&a.c.uri], &body);

@@ -113,4 +113,9 @@ pub trait StatsSink {
         None
     }
     fn conn_closed(&mut self, _slot: u32) {}
+    /// The worker and connection ID of a connection a peer at `peer`
+    /// opened to this relay, on any worker (from the shared listing).
+    fn find_inbound(&self, _peer: std::net::SocketAddr) -> Option<(usize, u64)> {
+        None
+    }
 }

@@ -67,6 +67,18 @@ pub fn add(
     SLOTS.add(s)
 }
 
+/// The worker and ID of a connection `peer` opened to the relay.
+pub fn find_inbound(peer: SocketAddr) -> Option<(usize, u64)> {
+    let p = peer.to_string();
+    SLOTS
+        .view(|x| {
+            (!x.outbound && x.peer[..x.peer_len as usize] == *p.as_bytes())
+                .then_some((x.worker as usize, x.id))
+        })
+        .into_iter()
+        .next()
+}
+
 pub fn remove(slot: u32) {
     SLOTS.remove(slot)
 }

@@ -60,6 +60,10 @@ impl StatsSink for Counters {
         super::connlist::remove(slot)
     }
 
+    fn find_inbound(&self, peer: std::net::SocketAddr) -> Option<(usize, u64)> {
+        super::connlist::find_inbound(peer)
+    }
+
     fn add(&mut self, stat: Stat, v: i64) {
         if let Some(id) = HANDLES.get().and_then(|h| h.get(stat as usize)) {
             // SAFETY: the handle was registered in mod_init; counter_add

@@ -21,6 +21,10 @@ use crate::stats::Stat;
 use crate::tracker::{Answer, InTx, Return};
 use crate::txtable::Cause;
 
+/// The connection a request goes out on, and the ID of the connection on
+/// the other worker when that is a link.
+type Out = (Token, Option<i64>);
+
 /// What the script chose for a request it relays.
 struct Route {
     dst: Option<Dst>,
@@ -173,6 +177,12 @@ impl<H: Host> Engine<H> {
             return Err(NotForwarded::Respond(481, "Not This Relay"));
         }
         let (plan, dest) = self.route(t, &req, &route);
+        // a connection on another worker: the link, and the connection's ID
+        // there for the receiving worker
+        let (dest, link_conid) = match dest {
+            Ok((d, c)) => (Ok(d), c),
+            Err(e) => (Err(e), None),
+        };
         let Some((to_path, from_path)) = plan.as_ref().and_then(|p| own_hops(&req, p.own)) else {
             log::warn!("not relaying request from {peer}: To-Path has no next hop");
             return Err(NotForwarded::Respond(400, "Bad Request"));
@@ -191,7 +201,7 @@ impl<H: Host> Engine<H> {
             }
         };
         let mut others: Vec<Header> = head.other_headers().cloned().collect();
-        if let (None, Some(Hop::Remote(_, conid))) = (route.dst, plan.as_ref().map(|p| &p.hop)) {
+        if let Some(conid) = link_conid {
             // only this relay says which connection a link request is for
             others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
             others.push(Header::new(
@@ -233,14 +243,15 @@ impl<H: Host> Engine<H> {
 
     /// The route of a request (RFC 4976 §6.4, see [`route::plan`]) and the
     /// connection it goes out on: the script's `msrp_set_dst()` address, a
-    /// session's connection, or the next hop's address. The plan is `None`
-    /// when To-Path has no next hop.
+    /// session's connection, or the next hop's address; with the ID of the
+    /// connection on the other worker when it goes over a link. The plan is
+    /// `None` when To-Path has no next hop.
     fn route(
         &mut self,
         t: Token,
         req: &Request,
         route: &Route,
-    ) -> (Option<Plan>, Result<Token, String>) {
+    ) -> (Option<Plan>, Result<Out, String>) {
         let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
         let now = Instant::now();
         let me = self.worker;
@@ -255,26 +266,45 @@ impl<H: Host> Engine<H> {
         })
         .ok();
         let dest = match (route.dst, plan.as_ref().map(|p| &p.hop)) {
-            (Some(Dst::Addr(addr)), _) => self.next_hop(addr, no_new),
+            (Some(Dst::Addr(addr)), _) => self.next_hop(addr, no_new).map(|d| (d, None)),
             (None, Some(Hop::Session(conid))) => {
                 let tok = Token(*conid as usize);
                 if self.conns.contains_key(&tok) {
-                    Ok(tok)
+                    Ok((tok, None))
                 } else {
                     Err("its session's connection is gone".to_string())
                 }
             }
-            (None, Some(Hop::Remote(w, _))) => self
+            (None, Some(Hop::Remote(w, conid))) => self
                 .links
                 .get(w)
-                .copied()
+                .map(|l| (*l, Some(*conid)))
                 .ok_or_else(|| format!("no link to MSRP worker {w}")),
             (None, Some(Hop::Uri(uri))) => {
-                route::resolve(uri).and_then(|addr| self.next_hop(addr, no_new))
+                route::resolve(uri).and_then(|addr| self.next_hop_anywhere(addr, no_new))
             }
             (None, None) => Err("no next hop".to_string()),
         };
         (plan, dest)
+    }
+
+    /// Connection to `addr`: this worker's, else one the peer opened to
+    /// another worker (Kamailio's TCP layer finds those too; a client
+    /// behind NAT is reachable only over it), reached over the link with
+    /// its ID there, else a new one unless `no_new`.
+    fn next_hop_anywhere(&mut self, addr: SocketAddr, no_new: bool) -> Result<Out, String> {
+        if self.existing_connection(addr).is_none() {
+            let elsewhere = self
+                .stats
+                .find_inbound(addr)
+                .filter(|(w, _)| *w != self.worker);
+            if let Some((w, id)) = elsewhere {
+                if let Some(link) = self.links.get(&w) {
+                    return Ok((*link, Some(id as i64)));
+                }
+            }
+        }
+        self.next_hop(addr, no_new).map(|d| (d, None))
     }
 
     /// Connection to `addr`: reused, or opened unless `no_new`.

@@ -975,8 +975,9 @@ fn msrp_pv_code_and_reason_of_a_response() {
 
 // ------------------------------------------------ the shipped auth cfg
 
-/// cfg/kamailio-auth.cfg as shipped, with only ports, paths and the number
-/// of workers changed.
+/// cfg/kamailio-auth.cfg as shipped, with only ports, paths, the number
+/// of workers and a 2-second transaction_timeout (for the timeout case)
+/// changed.
 fn start_shipped_auth_cfg(workers: u32) -> Kamailio {
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1001,7 +1002,7 @@ fn start_shipped_auth_cfg(workers: u32) -> Kamailio {
             &cfg,
             "loadmodule \"msrp_relay.so\"",
             &format!(
-                "loadmodule \"{}\"\nmodparam(\"msrp_relay\", \"workers\", {workers})",
+                "loadmodule \"{}\"\nmodparam(\"msrp_relay\", \"workers\", {workers})\nmodparam(\"msrp_relay\", \"transaction_timeout\", 2)",
                 module_so().display()
             ),
             1,
@@ -1205,6 +1206,26 @@ fn across_workers(workers: u32) {
         "{}",
         frames[1].summary()
     );
+    // B stays silent: the response timeout still becomes A's REPORT
+    let req = Request::send(&[&b.use_path, &b.c.uri], &[&a.c.uri], b"silence");
+    a.c.peer.send_request(&req).expect("send");
+    b.c.peer.read_frame(T).expect("B reads and never answers");
+    let mut frames = [
+        a.c.peer.read_frame(T).expect("A: first frame"),
+        a.c.peer.read_frame(T).expect("A: second frame"),
+    ];
+    frames.sort_by_key(|f| f.method().is_some());
+    assert_eq!(
+        frames[0].status_code(),
+        Some(200),
+        "{}",
+        frames[0].summary()
+    );
+    let status = frames[1].header("Status").unwrap_or_default();
+    assert!(status.starts_with("000 408 "), "{}", frames[1].summary());
+    a.c.peer
+        .expect_nothing(Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("a second REPORT for the silent SEND: {e}"));
     // B's connection closes with A's SEND unanswered: the worker holding it
     // answers 408 over the link and A gets its REPORT
     let req = Request::send(&[&b.use_path, &b.c.uri], &[&a.c.uri], b"lost");

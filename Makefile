@@ -5,6 +5,7 @@
 #   make bench  throughput / message-rate / memory benchmark (msrp-bench)
 #   make soak   one hour of mixed load, checked for growth and loss (SOAK_SECONDS)
 #   make lint   rustfmt + clippy -D warnings
+#   make fuzz   every fuzz target (fuzz/) for FUZZ_SECONDS each; make fuzz-smoke: a short run
 #
 # Another Kamailio (5.6 or later) than Debian's: put its sbin first in PATH and
 # point KAMAILIO_SRC at its source tree (same version as `kamailio -I`), e.g.
@@ -33,7 +34,7 @@ RUN_DIR ?= /run/kamailio
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 MODULE_SO = $(TARGET_DIR)/release/libmsrp_relay.so
 
-.PHONY: all deps headers build build-debug install run test script-tests unit integration bench soak soak-smoke lint deb deb-test clean
+.PHONY: all deps headers build build-debug install run test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
 
 all: build
 
@@ -108,6 +109,48 @@ deb-test: deb
 lint: headers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Fuzzing (see README "Fuzzing"): cargo-fuzz / libFuzzer on the stable
+# toolchain, which accepts the -Z flags cargo-fuzz passes (sanitizer,
+# coverage) with RUSTC_BOOTSTRAP=1; libfuzzer-sys builds libFuzzer with g++.
+# Each target runs on a scratch copy of its committed seeds
+# (fuzz/corpus/<target>), so a run never changes the repository; what it
+# finds is in fuzz/artifacts/<target>/ and the run fails.
+FUZZ_TARGETS := parser head uri byte_range chunker tracker sched
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_FLAGS ?= -timeout=10 -rss_limit_mb=2048
+FUZZ_WORK := fuzz/target/corpus-run
+CARGO_FUZZ = RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+
+fuzz-deps:
+	@dpkg-query -W -f='$${Status}' g++ 2>/dev/null | grep -q "install ok installed" || { \
+	  echo "installing Debian packages: g++"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++; }
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+
+fuzz-build: fuzz-deps
+	cd fuzz && $(CARGO_FUZZ) build
+
+fuzz: fuzz-build
+	@$(MAKE) --no-print-directory fuzz-run SECONDS=$(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	@$(MAKE) --no-print-directory fuzz-run SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+# One target at a time; prints the executions of each at the end.
+fuzz-run:
+	@rm -rf $(FUZZ_WORK); : > fuzz/target/fuzz-stats.txt
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_WORK)/$$t; \
+	  echo "fuzz: $$t for $(SECONDS) s"; \
+	  (cd fuzz && $(CARGO_FUZZ) run $$t ../$(FUZZ_WORK)/$$t corpus/$$t -- \
+	    -max_total_time=$(SECONDS) -print_final_stats=1 $(FUZZ_FLAGS)) > $(FUZZ_WORK)/$$t.log 2>&1 \
+	    || { tail -n 60 $(FUZZ_WORK)/$$t.log; echo "fuzz: $$t FAILED (input in fuzz/artifacts/$$t/)"; exit 1; }; \
+	  echo "$$t $$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_WORK)/$$t.log) executions in $(SECONDS) s" \
+	    | tee -a fuzz/target/fuzz-stats.txt; \
+	done
 
 clean:
 	$(CARGO) clean

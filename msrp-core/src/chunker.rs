@@ -46,6 +46,9 @@ pub struct Chunker {
     out_len: u64,
     /// At least one outgoing chunk was started.
     started: bool,
+    /// Last position the open outgoing chunk's Byte-Range covers (`None`:
+    /// open-ended, or forwarded as received with `max` 0).
+    out_end: Option<u64>,
 }
 
 impl Chunker {
@@ -71,6 +74,48 @@ impl Chunker {
             open: false,
             out_len: 0,
             started: false,
+            out_end: None,
+        }
+    }
+
+    /// Position of the next body byte in the message.
+    fn pos(&self) -> u64 {
+        self.incoming.start.saturating_add(self.consumed)
+    }
+
+    /// Last position the incoming Byte-Range allows (its end, else its
+    /// total), if it says.
+    fn limit(&self) -> Option<u64> {
+        self.incoming.end.or(self.incoming.total)
+    }
+
+    /// The sender's chunk has carried more bytes than its Byte-Range
+    /// allows.
+    fn overrun(&self) -> bool {
+        self.limit().is_some_and(|l| self.pos() > l)
+    }
+
+    /// Byte-Range of outgoing bytes starting at `start` (of none when
+    /// `empty`): the incoming end and total, or `start-*/*` for bytes
+    /// beyond what the sender's Byte-Range allows (a range-end or total
+    /// those bytes exceed would make the header invalid, RFC 4975 §9; the
+    /// sender's end-line still ends the message).
+    fn range_from(&self, start: u64, empty: bool) -> ByteRange {
+        let last = if empty {
+            start.saturating_sub(1)
+        } else {
+            start
+        };
+        match self.limit() {
+            Some(l) if last > l => ByteRange {
+                start,
+                end: None,
+                total: None,
+            },
+            _ => ByteRange {
+                start,
+                ..self.incoming
+            },
         }
     }
 
@@ -79,15 +124,11 @@ impl Chunker {
         if self.passthrough {
             return None;
         }
-        let start = self.incoming.start.saturating_add(self.consumed);
-        let end = self
-            .incoming
-            .end
-            .map(|e| e.min(start.saturating_add(self.max - 1)));
+        let start = self.pos();
+        let r = self.range_from(start, false);
         Some(ByteRange {
-            start,
-            end,
-            total: self.incoming.total,
+            end: r.end.map(|e| e.min(start.saturating_add(self.max - 1))),
+            ..r
         })
     }
 
@@ -96,6 +137,14 @@ impl Chunker {
         self.open = true;
         self.started = true;
         self.out_len = 0;
+        // A chunk carries no more than its Byte-Range announces: a `*` end
+        // stops at a known total; a chunk passed as received stops where
+        // the sender's range does, unless chunks go out as received.
+        self.out_end = match range {
+            Some(r) => r.end.or(r.total),
+            None if self.max > 0 => self.limit(),
+            None => None,
+        };
     }
 
     /// Whether the incoming chunk announced more bytes than seen so far.
@@ -109,7 +158,17 @@ impl Chunker {
     /// Feeds one body piece of the incoming chunk.
     pub fn body(&mut self, mut piece: Bytes, out: &mut impl Extend<ChunkEvent>) {
         while !piece.is_empty() {
-            if self.open && !self.passthrough && self.out_len == self.max {
+            if self.passthrough && self.max > 0 && self.overrun() {
+                // More bytes than the Byte-Range the chunk keeps announced:
+                // from here the relay cuts and labels the chunks itself.
+                self.passthrough = false;
+                if self.open {
+                    out.extend([ChunkEvent::End(EndFlag::Continued)]);
+                    self.open = false;
+                }
+            }
+            let past_end = self.out_end.is_some_and(|e| self.pos() > e);
+            if self.open && !self.passthrough && (self.out_len == self.max || past_end) {
                 // The chunk is full and more bytes arrived: RFC 4975 §7.1 '+'.
                 out.extend([ChunkEvent::End(EndFlag::Continued)]);
                 self.open = false;
@@ -117,11 +176,15 @@ impl Chunker {
             if !self.open {
                 self.start(self.next_range(), out);
             }
-            let room = if self.passthrough {
+            let mut room = if self.passthrough {
                 piece.len()
             } else {
                 usize::try_from(self.max - self.out_len).unwrap_or(usize::MAX)
             };
+            if let Some(e) = self.out_end {
+                let left = e.saturating_add(1).saturating_sub(self.pos());
+                room = room.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
             let part = piece.split_to(room.min(piece.len()));
             self.out_len += part.len() as u64;
             self.consumed += part.len() as u64;
@@ -146,10 +209,7 @@ impl Chunker {
             }
             // No body at all, or the last byte closed a chunk: an empty chunk
             // carries the flag, its range saying so ("n-(n-1)/total").
-            let range = self.next_range().map(|r| ByteRange {
-                end: r.end.map(|_| r.start.saturating_sub(1)),
-                ..r
-            });
+            let range = (!self.passthrough).then(|| self.empty_range(self.pos()));
             self.start(range, out);
         }
         out.extend([ChunkEvent::End(flag)]);
@@ -164,12 +224,16 @@ impl Chunker {
         if self.passthrough {
             return None;
         }
-        let start = self.incoming.start.saturating_add(offset);
-        Some(ByteRange {
-            start,
-            end: self.incoming.end.map(|_| start.saturating_sub(1)),
-            total: self.incoming.total,
-        })
+        Some(self.empty_range(self.incoming.start.saturating_add(offset)))
+    }
+
+    /// `n-(n-1)/total`: an empty chunk at position `start`.
+    fn empty_range(&self, start: u64) -> ByteRange {
+        let r = self.range_from(start, true);
+        ByteRange {
+            end: r.end.map(|_| start.saturating_sub(1)),
+            ..r
+        }
     }
 
     /// Body bytes of the incoming chunk seen so far.
@@ -186,16 +250,7 @@ impl Chunker {
     /// (RFC 4975 §7.1.3: range-start and total as received, range-end from
     /// the bytes actually processed).
     pub fn forwarded_range(&self) -> ByteRange {
-        ByteRange {
-            start: self.incoming.start,
-            end: Some(
-                self.incoming
-                    .start
-                    .saturating_add(self.consumed)
-                    .saturating_sub(1),
-            ),
-            total: self.incoming.total,
-        }
+        ByteRange::received(self.incoming.start, self.consumed, self.incoming.total)
     }
 }
 
@@ -294,6 +349,97 @@ mod tests {
                 ChunkEvent::Body(Bytes::from_static(b"0123456789")),
                 ChunkEvent::End(EndFlag::Aborted),
             ]
+        );
+    }
+
+    // Found by fuzz/ (target chunker): a sender whose chunk carries more
+    // bytes than its own Byte-Range allows made the relay write Byte-Ranges
+    // a next hop rejects ("11-*/10", "4097-3000/3000"), or pass a chunk
+    // larger than `max` unchanged. Bytes beyond the sender's range now go
+    // out as `start-*/*` chunks.
+    #[test]
+    fn bytes_beyond_the_total_are_labelled_star() {
+        let out = run(br(9, None, Some(10)), 4, &[b"abcdefgh"], EndFlag::Complete);
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(br(9, None, Some(10))),
+                ChunkEvent::Body(Bytes::from_static(b"ab")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(11, None, None)),
+                ChunkEvent::Body(Bytes::from_static(b"cdef")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(15, None, None)),
+                ChunkEvent::Body(Bytes::from_static(b"gh")),
+                ChunkEvent::End(EndFlag::Complete),
+            ]
+        );
+    }
+
+    #[test]
+    fn bytes_beyond_the_range_end_are_labelled_star() {
+        let out = run(
+            br(1, Some(3), Some(10)),
+            2,
+            &[b"abc", b"def"],
+            EndFlag::Complete,
+        );
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(br(1, Some(2), Some(10))),
+                ChunkEvent::Body(Bytes::from_static(b"ab")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(3, Some(3), Some(10))),
+                ChunkEvent::Body(Bytes::from_static(b"c")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(4, None, None)),
+                ChunkEvent::Body(Bytes::from_static(b"de")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(6, None, None)),
+                ChunkEvent::Body(Bytes::from_static(b"f")),
+                ChunkEvent::End(EndFlag::Complete),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_passed_chunk_stops_where_its_range_does() {
+        let out = run(br(1, Some(3), Some(3)), 4, &[b"abcdef"], EndFlag::Complete);
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(None),
+                ChunkEvent::Body(Bytes::from_static(b"abc")),
+                ChunkEvent::End(EndFlag::Continued),
+                ChunkEvent::Start(br(4, None, None)),
+                ChunkEvent::Body(Bytes::from_static(b"def")),
+                ChunkEvent::End(EndFlag::Complete),
+            ]
+        );
+        // an empty chunk right after the total is still within the range
+        let mut c = Chunker::new(br(1, None, Some(3)), 2, None);
+        let mut out = Vec::new();
+        c.body(Bytes::from_static(b"abc"), &mut out);
+        assert_eq!(c.empty_range_at(3), br(4, None, Some(3)));
+        assert_eq!(
+            c.forwarded_range(),
+            ByteRange {
+                start: 1,
+                end: Some(3),
+                total: Some(3)
+            }
+        );
+        c.body(Bytes::from_static(b"d"), &mut out);
+        assert_eq!(c.empty_range_at(4), br(5, None, None));
+        // REPORT range: a total the bytes exceed becomes `*`
+        assert_eq!(
+            c.forwarded_range(),
+            ByteRange {
+                start: 1,
+                end: Some(4),
+                total: None
+            }
         );
     }
 }

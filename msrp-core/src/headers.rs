@@ -90,6 +90,20 @@ impl ByteRange {
         Ok(ByteRange { start, end, total })
     }
 
+    /// The range a REPORT gives for `received` bytes of a chunk that began
+    /// at `start` (RFC 4975 §7.1.2: range-end from the bytes actually
+    /// received): `start-end/total`, with `*` for a total those bytes
+    /// exceed (a sender that overran its own Byte-Range; a range-end
+    /// beyond the total is invalid, RFC 4975 §9).
+    pub fn received(start: u64, received: u64, total: Option<u64>) -> ByteRange {
+        let end = start.saturating_add(received).saturating_sub(1);
+        ByteRange {
+            start,
+            end: Some(end),
+            total: total.filter(|&t| end <= t),
+        }
+    }
+
     /// Number of bytes the range announces for this chunk, when `end` is
     /// known.
     pub fn len(&self) -> Option<u64> {

@@ -260,10 +260,11 @@ impl Scheduler {
         !self.ready.is_empty()
     }
 
-    /// Checks the invariants (tests): every waiting source is listed where
-    /// it waits, the slot owner of a destination is not also waiting for it.
-    #[cfg(test)]
-    fn check(&self) {
+    /// Checks the invariants (tests, fuzzing): every waiting source is
+    /// listed where it waits, the slot owner of a destination is not also
+    /// waiting for it.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn check(&self) {
         for (src, b) in &self.blocked {
             let d = self.dests.get(&b.dest());
             let listed = match b {

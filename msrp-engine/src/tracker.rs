@@ -442,13 +442,12 @@ impl Tracker {
                 String::from_utf8_lossy(&s.tx.src_tid),
                 cause.name()
             );
-            let start = s.tx.range.map_or(1, |r| r.start);
-            let range = ByteRange {
-                start,
-                // range-end: the bytes actually received (RFC 4975 §7.1.2)
-                end: Some(start.saturating_add(s.received).saturating_sub(1)),
-                total: s.tx.range.and_then(|r| r.total),
-            };
+            // range-end: the bytes actually received (RFC 4975 §7.1.2)
+            let range = ByteRange::received(
+                s.tx.range.map_or(1, |r| r.start),
+                s.received,
+                s.tx.range.and_then(|r| r.total),
+            );
             self.out.push_back(Output::Report(ReportOrder {
                 src: s.tx.src,
                 to_path: s.tx.src_from_path.clone(),

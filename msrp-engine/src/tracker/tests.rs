@@ -345,6 +345,34 @@ fn huge_byte_range_start_does_not_overflow() {
     );
 }
 
+/// Found by fuzz/ (target tracker): a sender that sent more bytes than
+/// its Byte-Range total got a REPORT whose range-end lies beyond that
+/// total ("3330-56833/3357"), which its parser rejects.
+#[test]
+fn report_range_of_an_overrun_chunk_is_valid() {
+    let (_table, mut t, _tids, _now) = setup(100);
+    let mut tx = in_tx(FailureReport::Yes, "m1");
+    tx.range = Some(ByteRange {
+        start: 3330,
+        end: None,
+        total: Some(3357),
+    });
+    let id = t.begin_in(tx);
+    t.set_received(id, 53504);
+    t.fail_in(id, Cause::Unreachable, 0);
+    let out = outputs(&mut t);
+    let r = reports(&out)[0].range.expect("a range");
+    assert_eq!(
+        r,
+        ByteRange {
+            start: 3330,
+            end: Some(56833),
+            total: None
+        }
+    );
+    assert_eq!(ByteRange::parse(r.to_string().as_bytes()), Ok(r));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     NewIn(u8),

@@ -1083,6 +1083,24 @@ fn own_relay_first(k: &Kamailio, a: &mut Authed, b: &mut Authed) {
     );
 }
 
+/// A's next two frames are the relay's 200 and a REPORT whose Status
+/// starts with `status`, in either order.
+fn ok_and_report(a: &mut Authed, status: &str) {
+    let mut frames = [
+        a.c.peer.read_frame(T).expect("A: first frame"),
+        a.c.peer.read_frame(T).expect("A: second frame"),
+    ];
+    frames.sort_by_key(|f| f.method().is_some());
+    assert_eq!(
+        frames[0].status_code(),
+        Some(200),
+        "{}",
+        frames[0].summary()
+    );
+    let got = frames[1].header("Status").unwrap_or_default();
+    assert!(got.starts_with(status), "{}", frames[1].summary());
+}
+
 /// The worker that accepted `c`'s connection (`msrp_relay.connections`).
 fn worker_of(k: &Kamailio, c: &Client) -> Option<u64> {
     let peer = format!("PEER: {}", c.peer.local_addr());
@@ -1189,40 +1207,12 @@ fn across_workers(workers: u32) {
     b.c.peer
         .send_hop_response(&got, 403, Some("Forbidden"))
         .expect("403");
-    let mut frames = [
-        a.c.peer.read_frame(T).expect("A: first frame"),
-        a.c.peer.read_frame(T).expect("A: second frame"),
-    ];
-    frames.sort_by_key(|f| f.method().is_some());
-    assert_eq!(
-        frames[0].status_code(),
-        Some(200),
-        "{}",
-        frames[0].summary()
-    );
-    assert_eq!(
-        frames[1].header("Status").as_deref(),
-        Some("000 403 Forbidden"),
-        "{}",
-        frames[1].summary()
-    );
+    ok_and_report(&mut a, "000 403 Forbidden");
     // B stays silent: the response timeout still becomes A's REPORT
     let req = Request::send(&[&b.use_path, &b.c.uri], &[&a.c.uri], b"silence");
     a.c.peer.send_request(&req).expect("send");
     b.c.peer.read_frame(T).expect("B reads and never answers");
-    let mut frames = [
-        a.c.peer.read_frame(T).expect("A: first frame"),
-        a.c.peer.read_frame(T).expect("A: second frame"),
-    ];
-    frames.sort_by_key(|f| f.method().is_some());
-    assert_eq!(
-        frames[0].status_code(),
-        Some(200),
-        "{}",
-        frames[0].summary()
-    );
-    let status = frames[1].header("Status").unwrap_or_default();
-    assert!(status.starts_with("000 408 "), "{}", frames[1].summary());
+    ok_and_report(&mut a, "000 408 ");
     a.c.peer
         .expect_nothing(Duration::from_secs(3))
         .unwrap_or_else(|e| panic!("a second REPORT for the silent SEND: {e}"));
@@ -1232,19 +1222,7 @@ fn across_workers(workers: u32) {
     a.c.peer.send_request(&req).expect("send");
     b.c.peer.read_frame(T).expect("B reads, then goes away");
     drop(b);
-    let mut frames = [
-        a.c.peer.read_frame(T).expect("A: first frame"),
-        a.c.peer.read_frame(T).expect("A: second frame"),
-    ];
-    frames.sort_by_key(|f| f.method().is_some());
-    assert_eq!(
-        frames[0].status_code(),
-        Some(200),
-        "{}",
-        frames[0].summary()
-    );
-    let status = frames[1].header("Status").unwrap_or_default();
-    assert!(status.starts_with("000 408 "), "{}", frames[1].summary());
+    ok_and_report(&mut a, "000 408 ");
 }
 
 /// The shipped auth cfg, flow `[U_A, X]` (RFC 4976 §5: a client behind the

@@ -109,14 +109,13 @@ fn messages_burst(
     pattern: &Pattern,
 ) -> Result<u64, String> {
     let counters = RateCounters::default();
-    let before = sink
-        .stats()
-        .messages
-        .load(std::sync::atomic::Ordering::Relaxed)
-        + authed
-            .stats()
-            .messages
-            .load(std::sync::atomic::Ordering::Relaxed);
+    let delivered = || {
+        [sink.stats(), authed.stats()]
+            .iter()
+            .map(|s| s.messages.load(std::sync::atomic::Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    let before = delivered();
     let sent = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|i| {
@@ -141,15 +140,7 @@ fn messages_burst(
     })?;
     let deadline = Instant::now() + T;
     loop {
-        let got = sink
-            .stats()
-            .messages
-            .load(std::sync::atomic::Ordering::Relaxed)
-            + authed
-                .stats()
-                .messages
-                .load(std::sync::atomic::Ordering::Relaxed)
-            - before;
+        let got = delivered() - before;
         if got == sent {
             return Ok(sent);
         }

@@ -56,6 +56,9 @@ pub fn with<R>(f: impl FnOnce(&mut Cmap) -> R) -> R {
     CMAP.with(|c| f(&mut c.borrow_mut()))
 }
 
+/// Length of the session IDs `new_session_id` makes.
+pub const SESSION_ID_LEN: usize = 22;
+
 /// A session ID with 128 bits from the system's CSPRNG (RFC 4976 §6.3: at
 /// least 64 bits of randomness), base62.
 pub fn new_session_id() -> Option<String> {
@@ -63,8 +66,8 @@ pub fn new_session_id() -> Option<String> {
     getrandom::fill(&mut raw).ok()?;
     const A: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut n = u128::from_le_bytes(raw);
-    let mut s = String::with_capacity(22);
-    for _ in 0..22 {
+    let mut s = String::with_capacity(SESSION_ID_LEN);
+    for _ in 0..SESSION_ID_LEN {
         s.push(A[(n % 62) as usize] as char);
         n /= 62;
     }
@@ -107,6 +110,11 @@ impl Cmap {
     /// The worker and connection of a live session another worker holds
     /// (through the mirror).
     pub fn find_elsewhere(&self, session: &str) -> Option<(usize, i64)> {
+        // (the shared copy is searched under a lock: only for IDs this
+        // relay could have handed out, not for every relay URI's path)
+        if session.len() != SESSION_ID_LEN {
+            return None;
+        }
         self.mirror.as_ref()?.find(session)
     }
 

@@ -255,9 +255,12 @@ impl<H: Host> Engine<H> {
         let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
         let now = Instant::now();
         let me = self.worker;
+        // other workers' sessions exist only with other workers
+        let others = !self.links.is_empty();
         let plan = route::plan(self.cfg, &req.to, t.0 as i64, |s| {
             crate::cmap::with(|m| match m.lookup(s, now) {
                 Some(e) => Some(Bound::Here(e.conid)),
+                None if !others => None,
                 None => m
                     .find_elsewhere(s)
                     .filter(|(w, _)| *w != me)
@@ -293,7 +296,7 @@ impl<H: Host> Engine<H> {
     /// behind NAT is reachable only over it), reached over the link with
     /// its ID there, else a new one unless `no_new`.
     fn next_hop_anywhere(&mut self, addr: SocketAddr, no_new: bool) -> Result<Out, String> {
-        if self.existing_connection(addr).is_none() {
+        if !self.links.is_empty() && self.existing_connection(addr).is_none() {
             let elsewhere = self
                 .stats
                 .find_inbound(addr)

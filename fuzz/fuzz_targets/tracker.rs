@@ -142,6 +142,16 @@ struct Input {
     ops: Vec<Op>,
 }
 
+/// The way back of a forwarded request `tid` from the sender.
+fn ret_to(tid: &Bytes) -> Return {
+    Return {
+        src: SRC,
+        src_tid: tid.clone(),
+        src_from_path: vec![Bytes::from_static(b"msrp://a:1/s;tcp")],
+        relay_uri: Bytes::from_static(b"msrp://relay:2855/r;tcp"),
+    }
+}
+
 fn pick<T>(v: &[T], i: u8) -> Option<&T> {
     (!v.is_empty()).then(|| &v[usize::from(i) % v.len()])
 }
@@ -281,13 +291,14 @@ fuzz_target!(|input: Input| {
                 let dest = DESTS[usize::from(d) % DESTS.len()];
                 if !t.window_full(dest) {
                     let tid = tids.next_tid();
-                    let ret = Return {
-                        src: SRC,
-                        src_tid: tid.clone(),
-                        src_from_path: vec![Bytes::from_static(b"msrp://a:1/s;tcp")],
-                        relay_uri: Bytes::from_static(b"msrp://relay:2855/r;tcp"),
-                    };
-                    t.track(dest, tid.clone(), Origin::PassBack(ret), addr(), 1, now);
+                    t.track(
+                        dest,
+                        tid.clone(),
+                        Origin::PassBack(ret_to(&tid)),
+                        addr(),
+                        1,
+                        now,
+                    );
                     passbacks.push((dest, tid));
                 }
             }
@@ -295,14 +306,8 @@ fuzz_target!(|input: Input| {
                 let dest = DESTS[usize::from(d) % DESTS.len()];
                 if !t.window_full(dest) {
                     let tid = tids.next_tid();
-                    let ret = Return {
-                        src: SRC,
-                        src_tid: tid.clone(),
-                        src_from_path: vec![Bytes::from_static(b"msrp://a:1/s;tcp")],
-                        relay_uri: Bytes::new(),
-                    };
                     let origin = Origin::Link {
-                        ret,
+                        ret: ret_to(&tid),
                         answer_timeout,
                     };
                     t.track(dest, tid.clone(), origin, addr(), 1, now);

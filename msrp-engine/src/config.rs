@@ -11,11 +11,14 @@
 //! that is not declared is a compile error, never a silently ignored value.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use thiserror::Error;
+
+pub use crate::transport::Kind;
 
 /// Every module parameter, handed to the macro `$callback` as one item per
 /// parameter: `doc Variant "name" kind { spec }`, where `kind` is
@@ -35,7 +38,7 @@ use thiserror::Error;
 macro_rules! modparams {
     ($callback:ident) => {
         $callback! {
-            /// `tcp:IP:PORT` the module listens on for MSRP, e.g. `tcp:0.0.0.0:2855`, `tcp:[::1]:2855`. Bound in mod_init: a busy or bad address stops Kamailio at start-up with a clear error.
+            /// `PROTO:IP:PORT` the module listens on for MSRP; PROTO is `tcp`, `tls` (MSRP over TLS, `msrps`), `ws` or `wss` (MSRP over WebSocket, RFC 7977), e.g. `tcp:0.0.0.0:2855`, `tls:[::1]:2856`, `wss:0.0.0.0:443`. Bound in mod_init: a busy or bad address stops Kamailio at start-up with a clear error.
             Listen "listen" strings { parse: parse_listen, default: "— (required)", set: listen }
             /// other `host` or `host:port` under which clients address the relay in To-Path (e.g. its DNS name or public address). When no alias is set, any host name with a listen port is accepted.
             Alias "alias" strings { parse: alias_name, default: "—", set: aliases }
@@ -88,13 +91,42 @@ macro_rules! modparams {
             AuthMaxExpires "auth_max_expires" int {
                 default: 3600, range: 1..=31_536_000, set: auth_max_expires,
             }
-            /// `host:port` put in the `Use-Path` URIs `msrp_cmap_save()` hands out (e.g. the public name); also accepted as this relay's URI in To-Path
+            /// `host:port` put in the `Use-Path` URIs `msrp_cmap_save()` hands out (e.g. the public name); for clients on `tls:`/`ws:`/`wss:` listeners its host with that listener's port (`msrps://` and `;ws` as the transport asks); also accepted as this relay's URI in To-Path
             UsePathAddr "use_path_addr" string {
                 parse: use_path_host, default: "the address the AUTH came to", set: use_path_addr,
             }
             /// KEMI function to run per frame instead of `event_route[msrp:frame-in]`
             EventCallback "event_callback" string {
                 parse: callback_name, default: "—", set: event_callback,
+            }
+            /// PEM file with the relay's certificate chain (leaf first), served on `tls:` and `wss:` listeners and presented as client certificate to `msrps://` next hops (mutual TLS between relays)
+            TlsCertificate "tls_certificate" string {
+                parse: file_path, default: "— (required with tls:/wss: listeners)", set: tls.certificate,
+            }
+            /// PEM file with the private key of `tls_certificate` (PKCS#8, PKCS#1 or SEC1)
+            TlsPrivateKey "tls_private_key" string {
+                parse: file_path, default: "— (required with tls_certificate)", set: tls.private_key,
+            }
+            /// PEM bundle of the CAs that sign acceptable peer certificates: TLS clients (with `tls_verify_client`) and `msrps://` next hops
+            TlsCaList "tls_ca_list" string {
+                parse: file_path, default: "/etc/ssl/certs/ca-certificates.crt for next hops; none for clients", set: tls.ca_list,
+            }
+            /// client certificates on `tls:`/`wss:` listeners: `off` (not asked for), `optional` (verified against `tls_ca_list` when sent), `required` (connections without a valid one fail the handshake)
+            TlsVerifyClient "tls_verify_client" string {
+                parse: verify_client, default: "off", set: tls.verify_client,
+            }
+            /// lowest TLS version accepted and offered: `1.2` or `1.3`
+            TlsMinVersion "tls_min_version" string {
+                parse: tls_version, default: "1.2", set: tls.min_version,
+            }
+            /// an `Origin` WebSocket upgrades may come from (exact match, e.g. `https://chat.example.com`); when none is set any origin is accepted
+            WsAllowedOrigins "ws_allowed_origins" strings {
+                parse: origin, default: "— (any origin)", set: ws_origins,
+            }
+            /// largest WebSocket message (one MSRP chunk, RFC 7977) a `ws:`/`wss:` client may send, bytes; larger ones close the connection with 1009
+            WsMaxMessageSize "ws_max_message_size" int {
+                default: 16_777_216, range: 1024..=1_073_741_824,
+                special: 0 => "no limit", set: ws_max_message,
             }
             /// 1 enables `msrp_test_panic()` (test-suite only)
             TestMode "test_mode" int { default: 0, range: 0..=1, set: test_mode }
@@ -128,8 +160,22 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = Param::MaxConnections.int_spec().defa
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("listen: {0:?} is not of the form tcp:IP:PORT")]
+    #[error("listen: {0:?} is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)")]
     BadListen(String),
+    #[error("{name}: {value:?} is not one of {allowed}")]
+    BadChoice {
+        name: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+    #[error("listen {0}: a tls:/wss: listener needs tls_certificate and tls_private_key")]
+    TlsNeedsCertificate(String),
+    #[error("tls_certificate and tls_private_key go together: set both")]
+    TlsKeyPair,
+    #[error(
+        "tls_verify_client {0} needs tls_ca_list (the CAs client certificates are checked against)"
+    )]
+    VerifyNeedsCa(&'static str),
     #[error("{name} = {value} is out of range ({range})")]
     OutOfRange {
         name: &'static str,
@@ -149,7 +195,7 @@ pub enum ConfigError {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Listen>,
     /// Other `host[:port]` names of this relay (modparam `alias`).
     pub aliases: Vec<String>,
     /// Capacity of the shared transaction table.
@@ -183,6 +229,64 @@ pub struct Config {
     /// Enables `msrp_test_panic()` (used by the test-suite to prove the
     /// FFI panic guard).
     pub test_mode: bool,
+    /// Certificates and verification for `tls:`/`wss:` listeners and
+    /// `msrps://` next hops.
+    pub tls: TlsSettings,
+    /// Allowed WebSocket `Origin`s (empty: any).
+    pub ws_origins: Vec<String>,
+    /// Largest WebSocket message a client may send (0: no limit).
+    pub ws_max_message: usize,
+}
+
+/// A listening address and the transport spoken on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub kind: Kind,
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind.name(), self.addr)
+    }
+}
+
+/// Whether TLS clients are asked for a certificate (`tls_verify_client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyClient {
+    #[default]
+    Off,
+    Optional,
+    Required,
+}
+
+impl VerifyClient {
+    pub fn name(self) -> &'static str {
+        match self {
+            VerifyClient::Off => "off",
+            VerifyClient::Optional => "optional",
+            VerifyClient::Required => "required",
+        }
+    }
+}
+
+/// Lowest TLS version (`tls_min_version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+/// TLS files and policy; the files are read when the boundary builds the
+/// TLS contexts in mod_init ([`crate::transport::tls::TlsContext`]).
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    pub certificate: Option<PathBuf>,
+    pub private_key: Option<PathBuf>,
+    pub ca_list: Option<PathBuf>,
+    pub verify_client: VerifyClient,
+    pub min_version: TlsVersion,
 }
 
 mod decl;
@@ -227,6 +331,9 @@ impl ConfigBuilder {
                 first_request_timeout: Duration::ZERO,
                 idle_timeout: Duration::ZERO,
                 test_mode: false,
+                tls: TlsSettings::default(),
+                ws_origins: Vec::new(),
+                ws_max_message: 0,
             },
             errors: Vec::new(),
         };
@@ -281,6 +388,7 @@ impl ConfigBuilder {
         if c.listen.is_empty() {
             errors.push(ConfigError::NoListen);
         }
+        errors.extend(check_tls(&c));
         if c.auth_min_expires > c.auth_max_expires {
             errors.push(ConfigError::OutOfRange {
                 name: Param::AuthMinExpires.decl().name,
@@ -306,15 +414,73 @@ impl ConfigBuilder {
 static BUILDER: Mutex<Option<ConfigBuilder>> = Mutex::new(None);
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
-/// Parses `tcp:IP:PORT` (also `IP:PORT`; IPv6 as `tcp:[::1]:2855`).
-pub fn parse_listen(s: &str) -> Result<SocketAddr, ConfigError> {
+/// Parses `PROTO:IP:PORT` with PROTO `tcp`, `tls`, `ws` or `wss` (also
+/// `IP:PORT` for tcp; IPv6 as `tcp:[::1]:2855`).
+pub fn parse_listen(s: &str) -> Result<Listen, ConfigError> {
     let t = s.trim();
-    let rest = match t.split_once(':') {
-        Some((proto, rest)) if proto.eq_ignore_ascii_case("tcp") => rest,
-        _ => t,
+    let (kind, rest) = match t.split_once(':') {
+        Some((proto, rest)) => match Kind::parse(proto) {
+            Some(k) => (k, rest),
+            None => (Kind::Tcp, t),
+        },
+        None => (Kind::Tcp, t),
     };
-    rest.parse::<SocketAddr>()
-        .map_err(|_| ConfigError::BadListen(s.to_string()))
+    let addr = rest
+        .parse::<SocketAddr>()
+        .map_err(|_| ConfigError::BadListen(s.to_string()))?;
+    Ok(Listen { kind, addr })
+}
+
+/// What the TLS parameters need of each other and of the listeners.
+fn check_tls(c: &Config) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let t = &c.tls;
+    if t.certificate.is_some() != t.private_key.is_some() {
+        errors.push(ConfigError::TlsKeyPair);
+    } else if t.certificate.is_none() {
+        if let Some(l) = c.listen.iter().find(|l| l.kind.tls()) {
+            errors.push(ConfigError::TlsNeedsCertificate(l.to_string()));
+        }
+    }
+    if t.verify_client != VerifyClient::Off && t.ca_list.is_none() {
+        errors.push(ConfigError::VerifyNeedsCa(t.verify_client.name()));
+    }
+    errors
+}
+
+/// A file name parameter (the file is read in mod_init).
+fn file_path(s: &str) -> Result<Option<PathBuf>, ConfigError> {
+    Ok(Some(PathBuf::from(s.trim())))
+}
+
+fn verify_client(s: &str) -> Result<VerifyClient, ConfigError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "no" | "0" => Ok(VerifyClient::Off),
+        "optional" => Ok(VerifyClient::Optional),
+        "required" | "yes" | "1" => Ok(VerifyClient::Required),
+        _ => Err(ConfigError::BadChoice {
+            name: Param::TlsVerifyClient.decl().name,
+            value: s.to_string(),
+            allowed: "off, optional, required",
+        }),
+    }
+}
+
+fn tls_version(s: &str) -> Result<TlsVersion, ConfigError> {
+    match s.trim().to_ascii_lowercase().trim_start_matches("tlsv") {
+        "1.2" => Ok(TlsVersion::V1_2),
+        "1.3" => Ok(TlsVersion::V1_3),
+        _ => Err(ConfigError::BadChoice {
+            name: Param::TlsMinVersion.decl().name,
+            value: s.to_string(),
+            allowed: "1.2, 1.3",
+        }),
+    }
+}
+
+/// `ws_allowed_origins`: an exact `Origin` value (scheme://host[:port]).
+fn origin(s: &str) -> Result<String, ConfigError> {
+    Ok(s.trim().trim_end_matches('/').to_string())
 }
 
 /// `alias`: compared case-insensitively with To-Path hosts.

@@ -15,6 +15,7 @@ use rustc_hash::FxHashSet as HashSet;
 
 use crate::config::Config;
 use crate::forward::Forward;
+use crate::transport::{Kind, Layer, LAYER_BUDGET};
 
 /// The socket under a connection: TCP to a peer, or a unix socket to
 /// another MSRP worker of this relay (a link, see `Engine::with_links`).
@@ -67,10 +68,12 @@ impl AsRawFd for Stream {
     }
 }
 
-/// Queued output, and whether the relay made it for this peer.
+/// Queued output, whether the relay made it for this peer, and whether it
+/// ends an MSRP frame (a WebSocket message ends with it, RFC 7977 §5).
 struct Piece {
     data: Bytes,
     own: bool,
+    end: bool,
 }
 
 /// Most slices handed to one vectored write.
@@ -87,12 +90,21 @@ pub enum Incoming {
 
 pub struct Conn {
     pub stream: Stream,
+    /// The transport spoken (the listener's, or `tls` for `msrps://` next
+    /// hops the relay dialled).
+    pub kind: Kind,
+    /// TLS/WebSocket between the socket and the MSRP stream (`None`: plain
+    /// TCP or a link).
+    pub layer: Option<Box<Layer>>,
     /// For a link to another worker: that worker's index.
     pub link: Option<usize>,
     pub peer: SocketAddr,
     pub local: SocketAddr,
-    /// Set for connections the relay opened (key of the reuse map).
+    /// Set for connections the relay opened (with `tls_name`, the key of
+    /// the reuse map).
     pub outbound: Option<SocketAddr>,
+    /// The name a dialled TLS next hop's certificate was verified for.
+    pub tls_name: Option<String>,
     pub connected: bool,
     /// Read and not yet parsed.
     pub rbuf: BytesMut,
@@ -138,6 +150,13 @@ impl Conn {
         Conn::with_stream(Stream::Tcp(stream), peer, local, outbound, None, cfg)
     }
 
+    /// A TCP connection with a TLS/WebSocket layer of `kind`.
+    pub fn layered(mut self, kind: Kind, layer: Option<Layer>) -> Conn {
+        self.kind = kind;
+        self.layer = layer.map(Box::new);
+        self
+    }
+
     /// The link to worker `worker` (always connected; no TCP options).
     pub fn link(stream: UnixStream, worker: usize, cfg: &Config) -> Conn {
         let none = SocketAddr::from(([0, 0, 0, 0], 0));
@@ -157,10 +176,13 @@ impl Conn {
         let now = Instant::now();
         Conn {
             stream,
+            kind: Kind::Tcp,
+            layer: None,
             link,
             peer,
             local,
             outbound,
+            tls_name: None,
             connected: outbound.is_none(),
             rbuf: BytesMut::new(),
             parser: Parser::new(cfg.limits),
@@ -196,20 +218,26 @@ impl Conn {
     }
 
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || self.layer.as_ref().is_some_and(|l| l.backlogged())
     }
 
-    /// Appends bytes forwarded from another connection to the output queue.
-    pub fn queue(&mut self, b: Bytes) {
+    /// Appends bytes forwarded from another connection to the output queue
+    /// (`end`: they end an MSRP frame).
+    pub fn queue(&mut self, b: Bytes, end: bool) {
         self.push(Piece {
             data: b,
             own: false,
+            end,
         });
     }
 
     /// Appends a complete frame the relay made for this peer.
     pub fn queue_own(&mut self, b: Bytes) {
-        self.push(Piece { data: b, own: true });
+        self.push(Piece {
+            data: b,
+            own: true,
+            end: true,
+        });
     }
 
     fn push(&mut self, p: Piece) {
@@ -228,7 +256,11 @@ impl Conn {
     /// Keeps a frame the relay made until the chunk being streamed here
     /// ends.
     pub fn defer(&mut self, b: Bytes) {
-        let p = Piece { data: b, own: true };
+        let p = Piece {
+            data: b,
+            own: true,
+            end: true,
+        };
         self.count_in(&p);
         self.deferred.push_back(p);
     }
@@ -261,6 +293,11 @@ impl Conn {
     /// Writes as much of the output queue as the socket takes; returns the
     /// bytes written (`WouldBlock` is not an error: it ends the write).
     pub fn write_out(&mut self) -> io::Result<usize> {
+        if let Some(mut layer) = self.layer.take() {
+            let r = self.write_layered(&mut layer);
+            self.layer = Some(layer);
+            return r;
+        }
         let mut total = 0;
         while !self.out.is_empty() {
             let slices: Vec<IoSlice<'_>> = self
@@ -280,15 +317,66 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        self.note_written(total, false);
+        Ok(total)
+    }
+
+    fn note_written(&mut self, total: usize, backlog: bool) {
         if total > 0 {
             self.last_active = Instant::now();
             self.stalled_since = Some(self.last_active);
         }
-        if self.out.is_empty() {
+        if self.out.is_empty() && !backlog {
             // (deferred frames wait for a sender, not for this peer)
             self.stalled_since = None;
         }
+    }
+
+    /// [`Conn::write_out`] through a TLS/WebSocket layer: what the layer
+    /// produced is written first; queued pieces go into it (at most
+    /// [`LAYER_BUDGET`] bytes per turn) only once that is out and the layer
+    /// is established, so a slow peer keeps the bytes in the output queue
+    /// where the watermarks see them. Returns the bytes written to the
+    /// socket.
+    fn write_layered(&mut self, layer: &mut Layer) -> io::Result<usize> {
+        let mut total = 0;
+        loop {
+            total += layer.flush(&self.stream)?;
+            if layer.backlogged() || !layer.ready() || self.out.is_empty() {
+                break;
+            }
+            let mut moved = 0;
+            while moved < LAYER_BUDGET {
+                let Some(front) = self.out.front() else {
+                    break;
+                };
+                if front.data.is_empty() {
+                    // (never queued: an empty piece would loop here)
+                    self.out.pop_front();
+                    continue;
+                }
+                let take = front.data.len().min(LAYER_BUDGET - moved);
+                let last = front.end && take == front.data.len();
+                layer.encode(front.data.slice(..take), last);
+                moved += take;
+                self.consume(take);
+            }
+        }
+        self.note_written(total, layer.backlogged());
         Ok(total)
+    }
+
+    /// The relay closes the connection: TLS close_notify, WebSocket close.
+    pub fn goodbye(&mut self) {
+        if let Some(l) = &mut self.layer {
+            l.goodbye(&self.stream);
+        }
+    }
+
+    /// The transport is established: TCP connected and, over TLS, the
+    /// handshake done.
+    pub fn established(&self) -> bool {
+        self.connected && self.layer.as_ref().is_none_or(|l| l.confirmed())
     }
 
     fn consume(&mut self, mut n: usize) {

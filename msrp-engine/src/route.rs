@@ -104,7 +104,7 @@ pub fn is_own_uri(cfg: &Config, uri: &[u8]) -> bool {
             }
         }
     }
-    cfg.listen.iter().any(|l| {
+    cfg.listen.iter().map(|l| l.addr).any(|l| {
         l.port() == port
             && match &u.host {
                 msrp_core::Host::Ipv4(a) => l.ip().is_unspecified() || l.ip() == IpAddr::V4(*a),
@@ -236,32 +236,69 @@ fn is_named_own_uri(cfg: &Config, uri: &[u8]) -> bool {
         msrp_core::Host::Name(n) => return by_name(&n.to_ascii_lowercase()),
     };
     by_name(&ip.to_string())
-        || cfg.listen.iter().any(|l| {
+        || cfg.listen.iter().map(|l| l.addr).any(|l| {
             l.port() == port && (l.ip() == ip || (l.ip().is_unspecified() && ip.is_loopback()))
         })
 }
 
-/// Socket address of a next-hop MSRP URI (RFC 4975 §6: host and port of the
-/// URI; default port 2855). Names are resolved with the system resolver.
-pub fn resolve(uri: &[u8]) -> Result<SocketAddr, String> {
+/// Where a next hop is: its socket address, and for an `msrps://` URI the
+/// name (host as written) its TLS certificate must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NextHop {
+    pub addr: SocketAddr,
+    pub tls: Option<String>,
+}
+
+impl NextHop {
+    /// A plain TCP next hop.
+    pub fn tcp(addr: SocketAddr) -> NextHop {
+        NextHop { addr, tls: None }
+    }
+}
+
+impl std::fmt::Display for NextHop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.tls {
+            Some(name) => write!(f, "tls:{} ({name})", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+/// The next hop of an MSRP URI (RFC 4975 §6: host and port of the URI;
+/// default port 2855; `msrps`: over TLS). Names are resolved with the
+/// system resolver. A `;ws` URI is a WebSocket client (RFC 7977): the
+/// relay never dials one, it is reached only over its own connection (its
+/// session), so it is unreachable here.
+pub fn resolve(uri: &[u8]) -> Result<NextHop, String> {
     let u = MsrpUri::parse(uri).map_err(|e| e.to_string())?;
-    if u.secure {
-        // never downgrade a next hop that asked for TLS to plain TCP
-        return Err("msrps (TLS) next hops are not supported yet".to_string());
+    if u.transport.eq_ignore_ascii_case("ws") || u.transport.eq_ignore_ascii_case("wss") {
+        return Err(
+            "a WebSocket client is reached only over its own connection, \
+             and no session of it is known here"
+                .to_string(),
+        );
     }
     if !u.transport.eq_ignore_ascii_case("tcp") {
         return Err(format!("transport {:?} not supported", u.transport));
     }
     let port = u.port_or_default();
-    match &u.host {
-        msrp_core::Host::Ipv4(a) => Ok(SocketAddr::from((*a, port))),
-        msrp_core::Host::Ipv6(a) => Ok(SocketAddr::from((*a, port))),
-        msrp_core::Host::Name(n) => (n.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {n}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{n} has no address")),
-    }
+    let (addr, name) = match &u.host {
+        msrp_core::Host::Ipv4(a) => (SocketAddr::from((*a, port)), a.to_string()),
+        msrp_core::Host::Ipv6(a) => (SocketAddr::from((*a, port)), a.to_string()),
+        msrp_core::Host::Name(n) => (
+            (n.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {n}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{n} has no address"))?,
+            n.clone(),
+        ),
+    };
+    Ok(NextHop {
+        addr,
+        tls: u.secure.then_some(name),
+    })
 }
 
 /// The body of the frame `tid` when it is already complete in `rbuf` (what
@@ -287,7 +324,7 @@ mod tests {
 
     fn cfg(listen: &str, aliases: &[&str], use_path: Option<&str>) -> Config {
         let mut c = crate::testing::config(Vec::new());
-        c.listen = vec![listen.parse().unwrap()];
+        c.listen = vec![crate::config::parse_listen(listen).unwrap()];
         c.aliases = aliases.iter().map(|a| a.to_string()).collect();
         c.use_path_addr = use_path.map(str::to_string);
         c
@@ -427,14 +464,21 @@ mod tests {
     fn resolves_literals_and_refuses_other_transports() {
         assert_eq!(
             resolve(b"msrp://127.0.0.1:9/s;tcp"),
-            Ok(SocketAddr::from(([127, 0, 0, 1], 9)))
+            Ok(NextHop::tcp(SocketAddr::from(([127, 0, 0, 1], 9))))
         );
         assert_eq!(
             resolve(b"msrp://[::1]/s;tcp"),
-            Ok("[::1]:2855".parse().unwrap())
+            Ok(NextHop::tcp("[::1]:2855".parse().unwrap()))
         );
         assert!(resolve(b"msrp://127.0.0.1:9/s;udp").is_err());
-        assert!(resolve(b"msrps://127.0.0.1:9/s;tcp").is_err());
+        assert!(resolve(b"msrp://abc.invalid:9/s;ws").is_err());
+        assert_eq!(
+            resolve(b"msrps://127.0.0.1:9/s;tcp"),
+            Ok(NextHop {
+                addr: "127.0.0.1:9".parse().unwrap(),
+                tls: Some("127.0.0.1".to_string())
+            })
+        );
     }
 
     #[test]

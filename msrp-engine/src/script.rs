@@ -26,6 +26,8 @@ pub struct FrameCtx {
     pub conid: i64,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// The transport of the connection the frame came on.
+    pub transport: Kind,
     pub actions: Actions,
     /// Storage for computed PV strings: they must outlive the getter call
     /// (Kamailio keeps pointers to them while the statement runs).
@@ -58,6 +60,7 @@ pub const RELAY_FLAG_NO_NEW_CONNECTION: u32 = 1;
 mod pv;
 
 use crate::route::session_of;
+use crate::transport::Kind;
 use pv::method_id;
 pub use pv::{PvKey, PvValue};
 
@@ -109,6 +112,40 @@ pub enum ScriptError {
     NoRandom,
 }
 
+/// The `host:port` of the Use-Path URI handed to a client that AUTHed over
+/// a `transport` connection arriving at `local`: `use_path_addr`'s host (or
+/// the local address): as given for plain TCP, with the listener's own port
+/// for TLS and WebSocket (one `use_path_addr` serves every listener).
+pub fn use_path_authority(
+    use_path_addr: Option<&str>,
+    local: SocketAddr,
+    transport: Kind,
+) -> String {
+    let Some(a) = use_path_addr else {
+        return local.to_string();
+    };
+    let a = a
+        .trim()
+        .trim_start_matches("msrp://")
+        .trim_start_matches("msrps://")
+        .trim_end_matches('/');
+    if transport == Kind::Tcp {
+        return a.to_string();
+    }
+    format!("{}:{}", host_of(a), local.port())
+}
+
+/// The host of `host[:port]` or `[v6][:port]`.
+fn host_of(a: &str) -> &str {
+    if a.starts_with('[') {
+        return a.find(']').map_or(a, |i| &a[..=i]);
+    }
+    match a.rsplit_once(':') {
+        Some((h, _)) if !h.contains(':') => h,
+        _ => a,
+    }
+}
+
 impl FrameCtx {
     pub fn new(head: FrameHead, conid: i64, peer: SocketAddr, local: SocketAddr) -> Self {
         FrameCtx {
@@ -119,9 +156,16 @@ impl FrameCtx {
             conid,
             peer,
             local,
+            transport: Kind::Tcp,
             actions: Actions::default(),
             scratch: Vec::new(),
         }
+    }
+
+    /// The frame came over a `transport` connection.
+    pub fn over(mut self, transport: Kind) -> Self {
+        self.transport = transport;
+        self
     }
 
     fn keep(&mut self, v: Vec<u8>) -> &[u8] {
@@ -206,7 +250,7 @@ impl FrameCtx {
                 PvValue::Str(self.keep(v))
             }
             PvKey::SrcSock => {
-                let v = format!("tcp:{}", self.local).into_bytes();
+                let v = format!("{}:{}", self.transport.name(), self.local).into_bytes();
                 PvValue::Str(self.keep(v))
             }
             PvKey::ConId => PvValue::Int(self.conid),
@@ -284,16 +328,12 @@ impl FrameCtx {
             .and_then(|p| p.into_iter().next())
             .ok_or(ScriptError::MissingHeader("From-Path"))?;
         let session = super::cmap::new_session_id().ok_or(ScriptError::NoRandom)?;
-        let authority = match use_path_addr {
-            Some(a) => a
-                .trim()
-                .trim_start_matches("msrp://")
-                .trim_start_matches("msrps://")
-                .trim_end_matches('/')
-                .to_string(),
-            None => self.local.to_string(),
-        };
-        let use_path = format!("msrp://{authority}/{session};tcp");
+        let authority = use_path_authority(use_path_addr, self.local, self.transport);
+        let use_path = format!(
+            "{}://{authority}/{session};{}",
+            self.transport.scheme(),
+            self.transport.uri_transport()
+        );
         super::cmap::with(|m| {
             m.insert(
                 session,

@@ -31,11 +31,14 @@ pub enum Stat {
     ReportsUnreachable,
     ReportsNextHopClosed,
     ReportsNotOwnUri,
+    TlsHandshakeFailures,
+    TlsErrors,
+    WsProtocolErrors,
 }
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 25] = [
+    pub const ALL: [(&'static str, &'static str); 28] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -73,6 +76,18 @@ impl Stat {
             "reports_not_own_uri",
             "REPORTs sent: first To-Path URI not this relay",
         ),
+        (
+            "tls_handshake_failures",
+            "TLS handshakes that failed (certificate, protocol, version)",
+        ),
+        (
+            "tls_errors",
+            "TLS connections closed for a bad record after the handshake",
+        ),
+        (
+            "ws_protocol_errors",
+            "WebSocket upgrades refused and connections closed for bad frames",
+        ),
     ];
 
     /// Per-method counter of a received request.
@@ -101,20 +116,22 @@ impl Stat {
 /// Where the engine counts, and shows its connections (RPC).
 pub trait StatsSink {
     fn add(&mut self, stat: Stat, v: i64);
-    /// A connection opened (`outbound`: by the relay); returns its listing
-    /// slot, if it got one.
+    /// A connection opened (`outbound`: by the relay) over `transport`;
+    /// returns its listing slot, if it got one.
     fn conn_opened(
         &mut self,
         _id: u64,
         _peer: std::net::SocketAddr,
         _local: std::net::SocketAddr,
         _outbound: bool,
+        _transport: crate::transport::Kind,
     ) -> Option<u32> {
         None
     }
     fn conn_closed(&mut self, _slot: u32) {}
-    /// The worker and connection ID of a connection a peer at `peer`
-    /// opened to this relay, on any worker (from the shared listing).
+    /// The worker and connection ID of a plain TCP connection a peer at
+    /// `peer` opened to this relay, on any worker (from the shared
+    /// listing).
     fn find_inbound(&self, _peer: std::net::SocketAddr) -> Option<(usize, u64)> {
         None
     }

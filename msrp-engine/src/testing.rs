@@ -21,7 +21,13 @@ pub fn config(listen: Vec<SocketAddr>) -> Config {
             .unwrap_or_else(|e| panic!("default configuration: {e:?}")),
         Err(e) => panic!("default configuration: {e}"),
     };
-    c.listen = listen;
+    c.listen = listen
+        .into_iter()
+        .map(|addr| crate::config::Listen {
+            kind: crate::transport::Kind::Tcp,
+            addr,
+        })
+        .collect();
     c
 }
 

@@ -36,7 +36,7 @@ impl Relay {
         let thread = std::thread::spawn(move || {
             let mut e = Engine::new(
                 cfg,
-                vec![l],
+                vec![(l, msrp_engine::transport::Kind::Tcp)],
                 RelayAll,
                 Box::new(MemTable::default()),
                 Box::new(NoStats),

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use msrp_engine::transport::Kind;
+
 use super::shm::{fill, text, unix_now, Record, ShmList};
 
 const ADDR_MAX: usize = 48;
@@ -12,6 +14,7 @@ const ADDR_MAX: usize = 48;
 pub struct Slot {
     used: bool,
     outbound: bool,
+    transport: Kind,
     worker: u8,
     peer_len: u8,
     local_len: u8,
@@ -26,6 +29,7 @@ impl Record for Slot {
     const EMPTY: Slot = Slot {
         used: false,
         outbound: false,
+        transport: Kind::Tcp,
         worker: 0,
         peer_len: 0,
         local_len: 0,
@@ -53,10 +57,12 @@ pub fn add(
     peer: SocketAddr,
     local: SocketAddr,
     outbound: bool,
+    transport: Kind,
 ) -> Option<u32> {
     let mut s = Slot {
         used: true,
         outbound,
+        transport,
         worker,
         id,
         opened: unix_now(),
@@ -67,13 +73,15 @@ pub fn add(
     SLOTS.add(s)
 }
 
-/// The worker and ID of a connection `peer` opened to the relay.
+/// The worker and ID of a plain TCP connection `peer` opened to the relay.
 pub fn find_inbound(peer: SocketAddr) -> Option<(usize, u64)> {
     let p = peer.to_string();
     SLOTS
         .view(|x| {
-            (!x.outbound && x.peer[..x.peer_len as usize] == *p.as_bytes())
-                .then_some((x.worker as usize, x.id))
+            (!x.outbound
+                && x.transport == Kind::Tcp
+                && x.peer[..x.peer_len as usize] == *p.as_bytes())
+            .then_some((x.worker as usize, x.id))
         })
         .into_iter()
         .next()
@@ -88,6 +96,7 @@ pub struct View {
     pub id: u64,
     pub worker: u8,
     pub direction: &'static str,
+    pub transport: &'static str,
     pub peer: String,
     pub local: String,
     pub age: u64,
@@ -100,6 +109,7 @@ pub fn list() -> Vec<View> {
             id: x.id,
             worker: x.worker,
             direction: if x.outbound { "out" } else { "in" },
+            transport: x.transport.name(),
             peer: text(&x.peer, x.peer_len),
             local: text(&x.local, x.local_len),
             age: now.saturating_sub(x.opened),

@@ -6,7 +6,7 @@
 use std::ffi::{c_int, CString};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use thiserror::Error;
@@ -15,16 +15,20 @@ use super::sys;
 use msrp_engine::config::{self, Config};
 use msrp_engine::engine::{Engine, Host};
 use msrp_engine::script::{self, FrameCtx};
+use msrp_engine::transport::tls::{TlsContext, TlsError};
+use msrp_engine::transport::Kind;
 
 #[derive(Debug, Error)]
 pub enum InitError {
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("cannot listen on tcp:{addr}: {err}")]
+    #[error("cannot listen on {listen}: {err}")]
     Bind {
-        addr: std::net::SocketAddr,
+        listen: config::Listen,
         err: std::io::Error,
     },
+    #[error("{0}")]
+    Tls(#[from] TlsError),
     #[error("cannot fork MSRP worker {0}")]
     Fork(usize),
     #[error("configuration not initialised")]
@@ -32,7 +36,10 @@ pub enum InitError {
 }
 
 /// Listening sockets bound in mod_init, inherited by the forked workers.
-static LISTENERS: Mutex<Vec<TcpListener>> = Mutex::new(Vec::new());
+static LISTENERS: Mutex<Vec<(TcpListener, Kind)>> = Mutex::new(Vec::new());
+/// TLS contexts built from the certificate files in mod_init (a broken file
+/// stops Kamailio there), used by every worker.
+static TLS: OnceLock<Arc<TlsContext>> = OnceLock::new();
 /// One unix socket pair per pair of workers (i < j: i's end, j's end), made
 /// in mod_init so the forked workers inherit them: requests for a session
 /// another worker holds go over them.
@@ -53,12 +60,16 @@ pub fn mod_init() -> Result<(), InitError> {
                 .join("; "),
         )
     })?;
+    let tls = TlsContext::new(&cfg.tls)?;
+    let _ = TLS.set(Arc::new(tls));
     let mut ls = LISTENERS.lock();
-    for addr in &cfg.listen {
-        let l = msrp_engine::net::listen(*addr, cfg)
-            .map_err(|err| InitError::Bind { addr: *addr, err })?;
-        log::info!("listening for MSRP on tcp:{addr}");
-        ls.push(l);
+    for listen in &cfg.listen {
+        let l = msrp_engine::net::listen(listen.addr, cfg).map_err(|err| InitError::Bind {
+            listen: *listen,
+            err,
+        })?;
+        log::info!("listening for MSRP on {listen}");
+        ls.push((l, listen.kind));
     }
     super::stats::register().map_err(InitError::Config)?;
     super::cmapshm::init(CMAP_LIST_SLOTS).map_err(InitError::Config)?;
@@ -132,10 +143,10 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
     }
     // SAFETY: pkg memory of this process, before any frame is handled.
     unsafe { sys::msrp_shim_pkg_reserve() };
-    let listeners: Vec<TcpListener> = LISTENERS
+    let listeners: Vec<(TcpListener, Kind)> = LISTENERS
         .lock()
         .iter()
-        .filter_map(|l| l.try_clone().ok())
+        .filter_map(|(l, k)| l.try_clone().ok().map(|l| (l, *k)))
         .collect();
     let route = EVENT_ROUTE.get().copied().unwrap_or(-1);
     let seed = u64::from(std::process::id())
@@ -160,6 +171,10 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         });
         match Engine::new(cfg, listeners, host, table, stats, seed) {
             Ok(e) => {
+                let e = match TLS.get() {
+                    Some(tls) => e.with_tls(tls.clone()),
+                    None => e,
+                };
                 let mut e = e
                     .with_spare_recv(super::sockio::recv_append)
                     .with_links(index, worker_links(index))?;

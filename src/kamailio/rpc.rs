@@ -292,6 +292,7 @@ fn connections(call: &Call) {
         s.int("ID", e.id)
             .int("WORKER", e.worker)
             .str("DIRECTION", e.direction)
+            .str("TRANSPORT", e.transport)
             .str("PEER", &e.peer)
             .str("LOCAL", &e.local)
             .int("AGE", e.age);

@@ -52,8 +52,9 @@ impl StatsSink for Counters {
         peer: std::net::SocketAddr,
         local: std::net::SocketAddr,
         outbound: bool,
+        transport: msrp_engine::transport::Kind,
     ) -> Option<u32> {
-        super::connlist::add(self.worker, id, peer, local, outbound)
+        super::connlist::add(self.worker, id, peer, local, outbound, transport)
     }
 
     fn conn_closed(&mut self, slot: u32) {

@@ -6,7 +6,10 @@
 use std::ffi::CStr;
 use std::time::Duration;
 
-use super::{alias_name, callback_name, parse_listen, use_path_host, ConfigBuilder, ConfigError};
+use super::{
+    alias_name, callback_name, file_path, origin, parse_listen, tls_version, use_path_host,
+    verify_client, ConfigBuilder, ConfigError,
+};
 
 /// An integer parameter's default and allowed values.
 #[derive(Debug, Clone, Copy)]

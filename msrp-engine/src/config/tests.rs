@@ -20,7 +20,7 @@ fn errors(params: &[(Param, ParamValue<'_>)]) -> Vec<String> {
 #[test]
 fn defaults() {
     let c = built(&[]).expect("defaults are valid");
-    assert_eq!(c.listen, vec!["127.0.0.1:2855".parse().expect("addr")]);
+    assert_eq!(c.listen[0].addr, "127.0.0.1:2855".parse().expect("addr"));
     assert!(c.aliases.is_empty());
     assert_eq!(c.max_chunk_size, 16384);
     assert_eq!(c.workers, 1);
@@ -76,7 +76,7 @@ fn values_reach_their_fields() {
     .expect("valid");
     assert_eq!(c.aliases, vec!["relay.example.net", "192.0.2.1:2855"]);
     assert_eq!(c.listen.len(), 2);
-    assert_eq!(c.listen[1], "[::1]:2856".parse().expect("addr"));
+    assert_eq!(c.listen[1].addr, "[::1]:2856".parse().expect("addr"));
     assert_eq!(c.max_chunk_size, 2048);
     assert_eq!(c.workers, 64);
     assert_eq!((c.queue_high, c.queue_low), (65536, 0));
@@ -225,10 +225,18 @@ fn bad_listen_is_refused_when_set() {
         let e = b.set(Param::Listen, ParamValue::Str(bad)).expect_err(bad);
         assert_eq!(
             e.to_string(),
-            format!("listen: {bad:?} is not of the form tcp:IP:PORT")
+            format!("listen: {bad:?} is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)")
         );
     }
+    for (good, kind) in [
+        ("tls:127.0.0.1:2856", Kind::Tls),
+        ("WS:127.0.0.1:80", Kind::Ws),
+        ("wss:[::1]:443", Kind::Wss),
+    ] {
+        assert_eq!(parse_listen(good).expect(good).kind, kind);
+    }
     for good in ["tcp:127.0.0.1:2855", "TCP:[::1]:2855", " 10.0.0.1:1 "] {
+        assert_eq!(parse_listen(good).expect(good).kind, Kind::Tcp);
         b.set(Param::Listen, ParamValue::Str(good)).expect(good);
     }
     assert_eq!(b.build().expect("valid").listen.len(), 3);
@@ -287,5 +295,60 @@ fn readme_lists_every_parameter() {
         readme.contains(&table),
         "README.md's parameter table differs from the declaration in \
          msrp-engine/src/config.rs; replace it with:\n\n{table}"
+    );
+}
+
+/// TLS parameters: choices parse, and what they need of each other is
+/// checked at start-up with a message naming the parameter.
+#[test]
+fn tls_parameters_need_each_other() {
+    use ParamValue::{Int, Str};
+    let c = built(&[
+        (Param::Listen, Str("tls:127.0.0.1:2856")),
+        (Param::TlsCertificate, Str(" /etc/relay.pem ")),
+        (Param::TlsPrivateKey, Str("/etc/relay.key")),
+        (Param::TlsCaList, Str("/etc/ca.pem")),
+        (Param::TlsVerifyClient, Str("Required")),
+        (Param::TlsMinVersion, Str("TLSv1.3")),
+        (Param::WsAllowedOrigins, Str("https://chat.example.com/")),
+        (Param::WsMaxMessageSize, Int(0)),
+    ])
+    .expect("valid");
+    assert_eq!(
+        c.tls.certificate.as_deref(),
+        Some(std::path::Path::new("/etc/relay.pem"))
+    );
+    assert_eq!(c.tls.verify_client, VerifyClient::Required);
+    assert_eq!(c.tls.min_version, TlsVersion::V1_3);
+    assert_eq!(c.ws_origins, vec!["https://chat.example.com"]);
+    assert_eq!(c.ws_max_message, 0);
+    assert_eq!(
+        errors(&[(Param::Listen, Str("wss:127.0.0.1:443"))]),
+        vec!["listen wss:127.0.0.1:443: a tls:/wss: listener needs tls_certificate and tls_private_key"]
+    );
+    assert_eq!(
+        errors(&[
+            (Param::TlsCertificate, Str("/etc/relay.pem")),
+            (Param::TlsVerifyClient, Str("optional")),
+        ]),
+        vec![
+            "tls_certificate and tls_private_key go together: set both",
+            "tls_verify_client optional needs tls_ca_list (the CAs client certificates are checked against)",
+        ]
+    );
+    let mut b = ConfigBuilder::new();
+    let e = b
+        .set(Param::TlsVerifyClient, Str("sometimes"))
+        .expect_err("bad choice");
+    assert_eq!(
+        e.to_string(),
+        "tls_verify_client: \"sometimes\" is not one of off, optional, required"
+    );
+    let e = b
+        .set(Param::TlsMinVersion, Str("1.1"))
+        .expect_err("bad version");
+    assert_eq!(
+        e.to_string(),
+        "tls_min_version: \"1.1\" is not one of 1.2, 1.3"
     );
 }

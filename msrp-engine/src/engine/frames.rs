@@ -3,7 +3,6 @@
 //! request to its next hop (RFC 4976 §6.4), passing a response back.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -87,7 +86,7 @@ impl<H: Host> Engine<H> {
     fn frame_ctx(&mut self, t: Token, head: FrameHead) -> Option<FrameCtx> {
         let c = self.conns.get_mut(&t)?;
         c.got_frame = true;
-        let mut ctx = FrameCtx::new(head, t.0 as i64, c.peer, c.local);
+        let mut ctx = FrameCtx::new(head, t.0 as i64, c.peer, c.local).over(c.kind);
         if !ctx.head.has_body {
             ctx.body_complete = true;
         } else if let Some((body, flag)) = route::complete_body(&c.rbuf, &ctx.head.transaction_id) {
@@ -269,7 +268,9 @@ impl<H: Host> Engine<H> {
         })
         .ok();
         let dest = match (route.dst, plan.as_ref().map(|p| &p.hop)) {
-            (Some(Dst::Addr(addr)), _) => self.next_hop(addr, no_new).map(|d| (d, None)),
+            (Some(Dst::Addr(addr)), _) => self
+                .next_hop(&route::NextHop::tcp(addr), no_new)
+                .map(|d| (d, None)),
             (None, Some(Hop::Session(conid))) => {
                 let tok = Token(*conid as usize);
                 if self.conns.contains_key(&tok) {
@@ -284,7 +285,7 @@ impl<H: Host> Engine<H> {
                 .map(|l| (*l, Some(*conid)))
                 .ok_or_else(|| format!("no link to MSRP worker {w}")),
             (None, Some(Hop::Uri(uri))) => {
-                route::resolve(uri).and_then(|addr| self.next_hop_anywhere(addr, no_new))
+                route::resolve(uri).and_then(|hop| self.next_hop_anywhere(&hop, no_new))
             }
             (None, None) => Err("no next hop".to_string()),
         };
@@ -295,11 +296,13 @@ impl<H: Host> Engine<H> {
     /// another worker (Kamailio's TCP layer finds those too; a client
     /// behind NAT is reachable only over it), reached over the link with
     /// its ID there, else a new one unless `no_new`.
-    fn next_hop_anywhere(&mut self, addr: SocketAddr, no_new: bool) -> Result<Out, String> {
-        if !self.links.is_empty() && self.existing_connection(addr).is_none() {
+    /// (TLS next hops: only this worker's own connections, whose
+    /// certificate it verified.)
+    fn next_hop_anywhere(&mut self, hop: &route::NextHop, no_new: bool) -> Result<Out, String> {
+        if !self.links.is_empty() && hop.tls.is_none() && self.existing_connection(hop).is_none() {
             let elsewhere = self
                 .stats
-                .find_inbound(addr)
+                .find_inbound(hop.addr)
                 .filter(|(w, _)| *w != self.worker);
             if let Some((w, id)) = elsewhere {
                 if let Some(link) = self.links.get(&w) {
@@ -307,18 +310,18 @@ impl<H: Host> Engine<H> {
                 }
             }
         }
-        self.next_hop(addr, no_new).map(|d| (d, None))
+        self.next_hop(hop, no_new).map(|d| (d, None))
     }
 
-    /// Connection to `addr`: reused, or opened unless `no_new`.
-    fn next_hop(&mut self, addr: SocketAddr, no_new: bool) -> Result<Token, String> {
+    /// Connection to `hop`: reused, or opened unless `no_new`.
+    fn next_hop(&mut self, hop: &route::NextHop, no_new: bool) -> Result<Token, String> {
         if no_new {
             return self
-                .existing_connection(addr)
-                .ok_or_else(|| format!("no connection to {addr} (relay flag 1)"));
+                .existing_connection(hop)
+                .ok_or_else(|| format!("no connection to {hop} (relay flag 1)"));
         }
-        self.connection_to(addr)
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))
+        self.connection_to(hop)
+            .map_err(|e| format!("cannot connect to {hop}: {e}"))
     }
 
     /// The forwarding state of a request that goes to `dest` (`None`: its

@@ -32,6 +32,7 @@ mod wire;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
@@ -48,6 +49,8 @@ use crate::script::FrameCtx;
 use crate::stats::{Stat, StatsSink};
 use crate::tid::TidGen;
 use crate::tracker::{Output, Tracker};
+use crate::transport::tls::TlsContext;
+use crate::transport::Kind;
 use crate::txtable::{Cause, Event, TxTable};
 
 /// What the engine needs from its host (Kamailio): running the event route.
@@ -66,11 +69,13 @@ const WAKE: Token = Token(usize::MAX);
 
 pub struct Engine<H: Host> {
     poll: Poll,
-    listeners: Vec<(TcpListener, SocketAddr)>,
+    listeners: Vec<(TcpListener, SocketAddr, Kind)>,
     conns: HashMap<Token, Conn>,
     next_token: usize,
-    /// Connections the relay opened, by next-hop address (reuse).
-    outbound: HashMap<SocketAddr, Token>,
+    /// Connections the relay opened, by next hop (reuse).
+    outbound: HashMap<crate::route::NextHop, Token>,
+    /// TLS contexts (`tls:`/`wss:` listeners, `msrps://` next hops).
+    tls: Option<Arc<TlsContext>>,
     tracker: Tracker,
     sched: Scheduler,
     stats: Box<dyn StatsSink>,
@@ -93,7 +98,7 @@ pub struct Engine<H: Host> {
 impl<H: Host> Engine<H> {
     pub fn new(
         cfg: &'static Config,
-        listeners: Vec<std::net::TcpListener>,
+        listeners: Vec<(std::net::TcpListener, Kind)>,
         host: H,
         table: Box<dyn TxTable>,
         stats: Box<dyn StatsSink>,
@@ -105,13 +110,13 @@ impl<H: Host> Engine<H> {
                 .register(&mut SourceFd(&fd), WAKE, Interest::READABLE)?;
         }
         let mut ls = Vec::new();
-        for (i, l) in listeners.into_iter().enumerate() {
+        for (i, (l, kind)) in listeners.into_iter().enumerate() {
             l.set_nonblocking(true)?;
             let addr = l.local_addr()?;
             let mut l = TcpListener::from_std(l);
             poll.registry()
                 .register(&mut l, Token(i), Interest::READABLE)?;
-            ls.push((l, addr));
+            ls.push((l, addr, kind));
         }
         let first = ls.len();
         Ok(Engine {
@@ -120,6 +125,7 @@ impl<H: Host> Engine<H> {
             conns: HashMap::default(),
             next_token: first,
             outbound: HashMap::default(),
+            tls: None,
             tracker: Tracker::new(table, cfg.transaction_timeout),
             sched: Scheduler::default(),
             stats,
@@ -158,6 +164,13 @@ impl<H: Host> Engine<H> {
             self.links.insert(w, t);
         }
         Ok(self)
+    }
+
+    /// Serves `tls:`/`wss:` listeners and dials `msrps://` next hops with
+    /// `ctx` (without it those connections are refused / unreachable).
+    pub fn with_tls(mut self, ctx: Arc<TlsContext>) -> Self {
+        self.tls = Some(ctx);
+        self
     }
 
     /// Reads with the host's spare-capacity `recv` (see [`crate::io`]).
@@ -363,11 +376,16 @@ impl<H: Host> Engine<H> {
             .poll
             .registry()
             .deregister(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&c.stream)));
-        if let Some(key) = c.outbound {
+        if let Some(addr) = c.outbound {
+            let key = crate::route::NextHop {
+                addr,
+                tls: c.tls_name.take(),
+            };
             if self.outbound.get(&key) == Some(&t) {
                 self.outbound.remove(&key);
             }
         }
+        c.goodbye();
         log::debug!("connection {} with {} closed: {why}", t.0, c.peer);
         self.stats.add(Stat::ConnectionsActive, -1);
         if let Some(slot) = c.listed {
@@ -387,7 +405,7 @@ impl<H: Host> Engine<H> {
         self.sched.conn_closed(t);
         // Requests sent on this connection will get no response; sources
         // still sending into it stop (and their senders get REPORTs).
-        let cause = if c.connected {
+        let cause = if c.established() {
             Cause::NextHopClosed
         } else {
             Cause::Unreachable

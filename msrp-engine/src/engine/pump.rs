@@ -132,7 +132,7 @@ impl<H: Host> Engine<H> {
         if extra {
             self.stats.add(Stat::ChunksSplit, 1);
         }
-        self.push_stream(dest, head);
+        self.push_stream(dest, head, false);
         Step::Next
     }
 
@@ -140,7 +140,7 @@ impl<H: Host> Engine<H> {
         if let Some(f) = self.fwd_mut(t) {
             f.sent += b.len() as u64;
         }
-        self.push_stream(dest, b);
+        self.push_stream(dest, b, false);
         if self.check_backpressure(t, dest) {
             Step::Wait
         } else {
@@ -160,7 +160,7 @@ impl<H: Host> Engine<H> {
         };
         f.chunks_done += 1;
         let end = f.end_of(&tid, flag);
-        self.push_stream(dest, end);
+        self.push_stream(dest, end, true);
         self.tracker.arm(dest, tid, Instant::now());
         self.leave_dest(dest, t);
         Step::Next
@@ -187,7 +187,7 @@ impl<H: Host> Engine<H> {
             return;
         };
         if let Some(end) = f.cut() {
-            self.push_stream(dest, end);
+            self.push_stream(dest, end, true);
         }
         self.leave_dest(dest, t);
     }
@@ -199,7 +199,7 @@ impl<H: Host> Engine<H> {
             return;
         };
         match f.abort(&mut self.tids) {
-            Some(Aborted::EndLine(b)) => self.push_stream(dest, b),
+            Some(Aborted::EndLine(b)) => self.push_stream(dest, b, true),
             Some(Aborted::Frame(b)) => self.push_frame(dest, b),
             None => {}
         }

@@ -13,7 +13,9 @@ use msrp_core::{Event, ParseError};
 
 use super::{Engine, Host};
 use crate::conn::{Conn, Incoming};
+use crate::route::NextHop;
 use crate::stats::Stat;
+use crate::transport::{Got, Kind, Layer, LayerError, WsPolicy};
 
 /// A connection's output queue may reach this many high watermarks before
 /// the relay gives up on the peer.
@@ -50,19 +52,49 @@ impl<H: Host> Engine<H> {
                 continue;
             }
             let stream: TcpStream = stream.into();
-            let local = stream.local_addr().unwrap_or(self.listeners[idx].1);
+            let (_, addr, kind) = &self.listeners[idx];
+            let (kind, local) = (*kind, stream.local_addr().unwrap_or(*addr));
+            let layer = match self.accept_layer(kind) {
+                Ok(l) => l,
+                Err(e) => {
+                    log::error!(
+                        "refusing connection from {peer} on {}:{local}: {e}",
+                        kind.name()
+                    );
+                    continue;
+                }
+            };
             let t = self.alloc_token();
             if let Err(e) = self.register(&stream, t) {
                 log::error!("cannot register connection from {peer}: {e}");
                 continue;
             }
-            log::debug!("accepted connection {} from {peer} on {local}", t.0);
+            log::debug!(
+                "accepted connection {} from {peer} on {}:{local}",
+                t.0,
+                kind.name()
+            );
             self.stats.add(Stat::ConnectionsAccepted, 1);
             self.stats.add(Stat::ConnectionsActive, 1);
-            let mut c = Conn::new(stream, peer, local, None, self.cfg);
-            c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false);
+            let mut c = Conn::new(stream, peer, local, None, self.cfg).layered(kind, layer);
+            c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false, kind);
             self.conns.insert(t, c);
         }
+    }
+
+    /// The TLS/WebSocket layer of a connection accepted on a `kind`
+    /// listener.
+    fn accept_layer(&self, kind: Kind) -> Result<Option<Layer>, String> {
+        let tls = match (kind.tls(), &self.tls) {
+            (false, _) => None,
+            (true, Some(ctx)) => Some(ctx.accept()?),
+            (true, None) => return Err("TLS is not configured".to_string()),
+        };
+        let ws = WsPolicy {
+            origins: &self.cfg.ws_origins,
+            max_message: self.cfg.ws_max_message,
+        };
+        Ok(Layer::accepted(kind, tls, ws))
     }
 
     fn register(&self, stream: &TcpStream, t: Token) -> io::Result<()> {
@@ -156,6 +188,9 @@ impl<H: Host> Engine<H> {
         if !c.connected {
             return Read::Empty;
         }
+        if c.layer.is_some() {
+            return self.read_layered(t);
+        }
         match self.read_pool.read(&c.stream, &mut c.rbuf) {
             Ok(0) => c.eof = true,
             Ok(n) => {
@@ -172,6 +207,61 @@ impl<H: Host> Engine<H> {
             }
         }
         Read::Data
+    }
+
+    /// [`Engine::read_some`] through a TLS/WebSocket layer. What the layer
+    /// owes the peer (handshake records, pongs, a close) is written at the
+    /// end of the loop pass.
+    fn read_layered(&mut self, t: Token) -> Read {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return Read::Gone;
+        };
+        let Some(layer) = c.layer.as_deref_mut() else {
+            return Read::Empty;
+        };
+        let handshaking = layer.handshaking();
+        let r = layer.read(&c.stream, &mut self.read_pool, &mut c.rbuf);
+        let (owes, now_ready) = (layer.backlogged(), handshaking && !layer.handshaking());
+        let (peer, kind) = (c.peer, c.kind);
+        let read = match r {
+            Ok(Got::Data(n)) => {
+                self.stats.add(Stat::BytesIn, n as i64);
+                c.last_active = Instant::now();
+                Read::Data
+            }
+            Ok(Got::Eof) => {
+                c.eof = true;
+                Read::Data
+            }
+            Ok(Got::WouldBlock) => Read::Empty,
+            Err(e) => {
+                let stat = match &e {
+                    LayerError::Handshake(_) => Some(Stat::TlsHandshakeFailures),
+                    LayerError::Tls(_) => Some(Stat::TlsErrors),
+                    LayerError::Ws(_) => Some(Stat::WsProtocolErrors),
+                    LayerError::Io(_) => None,
+                };
+                if let Some(s) = stat {
+                    self.stats.add(s, 1);
+                }
+                log::warn!(
+                    "{} connection {} with {peer}: {e}; closing it",
+                    kind.name(),
+                    t.0
+                );
+                self.close(t, "transport error");
+                return Read::Gone;
+            }
+        };
+        if now_ready {
+            log::debug!("TLS established with {peer} (connection {})", t.0);
+        }
+        if owes || now_ready {
+            // handshake answers go out; output that waited for the
+            // handshake can go now
+            self.mark_dirty(t);
+        }
+        read
     }
 
     fn on_parse_error(&mut self, t: Token, e: ParseError) {
@@ -245,51 +335,78 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// The live outbound connection to `addr`, if any.
+    /// The live outbound connection to `hop`, if any.
     /// Like Kamailio's TCP layer, a connection the peer opened to us counts
-    /// too (a client behind NAT is reachable only over it).
-    pub(super) fn existing_connection(&self, addr: SocketAddr) -> Option<Token> {
+    /// too for plain TCP (a client behind NAT is reachable only over it);
+    /// a TLS next hop only over a connection that verified its name.
+    pub(super) fn existing_connection(&self, hop: &NextHop) -> Option<Token> {
         self.outbound
-            .get(&addr)
+            .get(hop)
             .copied()
             .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing))
             .or_else(|| {
+                if hop.tls.is_some() {
+                    return None;
+                }
                 self.conns
                     .iter()
-                    .find(|(_, c)| c.outbound.is_none() && c.peer == addr && !c.closing)
+                    .find(|(_, c)| {
+                        c.outbound.is_none()
+                            && c.kind == Kind::Tcp
+                            && c.peer == hop.addr
+                            && !c.closing
+                    })
                     .map(|(t, _)| *t)
             })
     }
 
-    /// Existing connection to `addr`, or a new non-blocking connect.
-    pub(super) fn connection_to(&mut self, addr: SocketAddr) -> io::Result<Token> {
-        if let Some(t) = self.existing_connection(addr) {
+    /// Existing connection to `hop`, or a new non-blocking connect (with a
+    /// TLS client layer for `msrps://`).
+    pub(super) fn connection_to(&mut self, hop: &NextHop) -> io::Result<Token> {
+        if let Some(t) = self.existing_connection(hop) {
             return Ok(t);
         }
+        let addr = hop.addr;
+        let layer = match &hop.tls {
+            None => None,
+            Some(name) => {
+                let ctx = self.tls.as_ref().ok_or_else(|| {
+                    io::Error::other("TLS is not configured (no tls_* parameters)")
+                })?;
+                Some(Layer::dialled(ctx.connect(name).map_err(io::Error::other)?))
+            }
+        };
+        let kind = if layer.is_some() {
+            Kind::Tls
+        } else {
+            Kind::Tcp
+        };
         let stream: TcpStream = mio::net::TcpStream::connect(addr)?.into();
         let t = self.alloc_token();
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         self.register(&stream, t)?;
-        log::debug!("connecting to next hop {addr} (connection {})", t.0);
+        log::debug!("connecting to next hop {hop} (connection {})", t.0);
         self.stats.add(Stat::ConnectionsOpened, 1);
         self.stats.add(Stat::ConnectionsActive, 1);
-        let mut c = Conn::new(stream, addr, local, Some(addr), self.cfg);
-        c.listed = self.stats.conn_opened(t.0 as u64, addr, local, true);
+        let mut c = Conn::new(stream, addr, local, Some(addr), self.cfg).layered(kind, layer);
+        c.tls_name = hop.tls.clone();
+        c.listed = self.stats.conn_opened(t.0 as u64, addr, local, true, kind);
         self.conns.insert(t, c);
-        self.outbound.insert(addr, t);
+        self.outbound.insert(hop.clone(), t);
         Ok(t)
     }
 
     /// Appends bytes of the chunk being streamed into `dest` to its output
-    /// queue; they are written at the end of this loop pass.
-    pub(super) fn push_stream(&mut self, dest: Token, b: Bytes) {
+    /// queue (`end`: its end-line); they are written at the end of this
+    /// loop pass.
+    pub(super) fn push_stream(&mut self, dest: Token, b: Bytes, end: bool) {
         if b.is_empty() {
             return;
         }
         if let Some(d) = self.conns.get_mut(&dest) {
-            d.queue(b);
+            d.queue(b, end);
             self.mark_dirty(dest);
         }
     }

@@ -1,0 +1,450 @@
+//! The transport layer under the engine: plain TCP, TLS (`msrps`), and
+//! WebSocket (RFC 7977, `ws`/`wss`).
+//!
+//! The engine sees every connection as a byte stream of MSRP frames: what a
+//! connection reads lands in its parse buffer, what is queued for it is
+//! written in order. A plain TCP connection has no [`Layer`]: its socket
+//! is that stream. A TLS or WebSocket connection has one between socket and
+//! stream: reads go socket → TLS records → WebSocket frames → MSRP bytes,
+//! writes the other way. So re-chunking, flow control, fairness, REPORTs
+//! and sessions are the same code over every transport.
+//!
+//! Flow control stays the engine's: the layer takes queued bytes only while
+//! what it already produced has been written (at most [`LAYER_BUDGET`]
+//! bytes of plaintext per turn), so a slow TLS or WebSocket reader fills
+//! the connection's output queue and pauses its sources exactly as a slow
+//! TCP reader does.
+
+pub mod tls;
+pub mod ws;
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+
+use bytes::{Buf, Bytes, BytesMut};
+use thiserror::Error;
+
+use crate::conn::Stream;
+use crate::io::ReadPool;
+
+/// The protocol a listener or connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Kind {
+    #[default]
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl Kind {
+    /// From a `listen` prefix (`tcp`, `tls`, `ws`, `wss`).
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Kind::Tcp),
+            "tls" => Some(Kind::Tls),
+            "ws" => Some(Kind::Ws),
+            "wss" => Some(Kind::Wss),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Tls => "tls",
+            Kind::Ws => "ws",
+            Kind::Wss => "wss",
+        }
+    }
+
+    /// Carried over TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, Kind::Tls | Kind::Wss)
+    }
+
+    /// Carried over WebSocket.
+    pub fn ws(self) -> bool {
+        matches!(self, Kind::Ws | Kind::Wss)
+    }
+
+    /// The MSRP URI scheme of this relay on such a connection.
+    pub fn scheme(self) -> &'static str {
+        if self.tls() {
+            "msrps"
+        } else {
+            "msrp"
+        }
+    }
+
+    /// The MSRP URI transport parameter (RFC 4975 §9, RFC 7977 §6).
+    pub fn uri_transport(self) -> &'static str {
+        if self.ws() {
+            "ws"
+        } else {
+            "tcp"
+        }
+    }
+}
+
+/// Plaintext bytes a layer takes from the output queue per turn.
+pub const LAYER_BUDGET: usize = 64 * 1024;
+/// Plaintext bytes one layered read delivers at most.
+const READ_BUDGET: usize = crate::config::READ_CHUNK;
+/// Largest WebSocket upgrade request head.
+const MAX_HANDSHAKE: usize = 8192;
+
+/// What one read of a layered connection gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Got {
+    /// This many MSRP bytes were appended (0: progress below MSRP, e.g. a
+    /// handshake record or a ping).
+    Data(usize),
+    /// The peer closed (TCP, TLS close_notify or WebSocket close).
+    Eof,
+    /// Nothing to read now.
+    WouldBlock,
+}
+
+#[derive(Debug, Error)]
+pub enum LayerError {
+    #[error("TLS handshake failed: {0}")]
+    Handshake(rustls::Error),
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
+    #[error("WebSocket: {0}")]
+    Ws(ws::WsError),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// WebSocket state of a connection.
+enum WsState {
+    /// Waiting for the HTTP upgrade request.
+    Upgrade,
+    Open(Box<(ws::Decoder, ws::MessageWriter)>),
+    /// A close frame went out or came in.
+    Closed,
+}
+
+/// WebSocket settings a server-side layer checks.
+#[derive(Debug, Clone)]
+pub struct WsPolicy {
+    pub origins: &'static [String],
+    pub max_message: usize,
+}
+
+/// TLS and/or WebSocket between a connection's socket and its MSRP stream.
+pub struct Layer {
+    tls: Option<rustls::Connection>,
+    ws: Option<(WsState, WsPolicy)>,
+    /// Plaintext for the WebSocket decoder (from TLS or the socket).
+    ws_in: BytesMut,
+    /// Bytes for the socket of a plain `ws:` connection, in order.
+    raw_out: VecDeque<Bytes>,
+    eof: bool,
+    /// Application data came from the peer: over TLS 1.3 a server may
+    /// still refuse the client certificate after the client's handshake
+    /// is complete, so until then a failure counts as a handshake failure.
+    heard: bool,
+}
+
+impl Layer {
+    /// The layer of a connection accepted on a `kind` listener (`None`
+    /// for plain TCP).
+    pub fn accepted(
+        kind: Kind,
+        tls: Option<rustls::ServerConnection>,
+        ws: WsPolicy,
+    ) -> Option<Layer> {
+        if kind == Kind::Tcp {
+            return None;
+        }
+        Some(Layer::with(
+            tls.map(rustls::Connection::Server),
+            kind.ws().then_some((WsState::Upgrade, ws)),
+        ))
+    }
+
+    /// The layer of an `msrps://` connection the relay dials.
+    pub fn dialled(tls: rustls::ClientConnection) -> Layer {
+        Layer::with(Some(rustls::Connection::Client(tls)), None)
+    }
+
+    fn with(mut tls: Option<rustls::Connection>, ws: Option<(WsState, WsPolicy)>) -> Layer {
+        if let Some(t) = &mut tls {
+            // the engine bounds what it hands over (LAYER_BUDGET per turn)
+            t.set_buffer_limit(None);
+        }
+        Layer {
+            tls,
+            ws,
+            ws_in: BytesMut::new(),
+            raw_out: VecDeque::new(),
+            eof: false,
+            heard: false,
+        }
+    }
+
+    /// The TLS handshake is still going on.
+    pub fn handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
+    /// The TLS session is confirmed: handshake done and (as a client) the
+    /// server sent application data, so it accepted our certificate.
+    pub fn confirmed(&self) -> bool {
+        match &self.tls {
+            None => true,
+            Some(rustls::Connection::Server(t)) => !t.is_handshaking(),
+            Some(rustls::Connection::Client(t)) => !t.is_handshaking() && self.heard,
+        }
+    }
+
+    /// MSRP bytes may be handed over: TLS is established and a WebSocket
+    /// is open.
+    pub fn ready(&self) -> bool {
+        !self.handshaking() && !matches!(self.ws, Some((WsState::Upgrade | WsState::Closed, _)))
+    }
+
+    /// Bytes produced for the socket wait to be written.
+    pub fn backlogged(&self) -> bool {
+        !self.raw_out.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// One read from `stream`: TLS records are decrypted, WebSocket frames
+    /// decoded, and MSRP bytes appended to `rbuf`. Replies the layer owes
+    /// (handshake records, pongs, a close) wait in it: [`Layer::flush`].
+    pub fn read(
+        &mut self,
+        stream: &Stream,
+        pool: &mut ReadPool,
+        rbuf: &mut BytesMut,
+    ) -> Result<Got, LayerError> {
+        if self.eof {
+            return Ok(Got::Eof);
+        }
+        let before = rbuf.len();
+        let blocked = match self.tls.is_some() {
+            true => self.read_tls(stream, rbuf)?,
+            false => match pool.read(stream, &mut self.ws_in) {
+                Ok(0) => {
+                    self.eof = true;
+                    false
+                }
+                Ok(_) => false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if self.ws.is_some() {
+            self.decode_ws(rbuf)?;
+        }
+        let n = rbuf.len() - before;
+        Ok(match (n, blocked, self.eof) {
+            (0, _, true) => Got::Eof,
+            (0, true, _) => Got::WouldBlock,
+            _ => Got::Data(n),
+        })
+    }
+
+    /// Reads and decrypts TLS records until the socket has no more or
+    /// [`READ_BUDGET`] bytes came; true when it had no more.
+    fn read_tls(&mut self, stream: &Stream, rbuf: &mut BytesMut) -> Result<bool, LayerError> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(true);
+        };
+        let dst = if self.ws.is_some() {
+            &mut self.ws_in
+        } else {
+            rbuf
+        };
+        let mut got = 0;
+        loop {
+            let mut reader = stream;
+            let blocked = match tls.read_tls(&mut reader) {
+                Ok(0) => {
+                    self.eof = true;
+                    false
+                }
+                Ok(_) => false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let handshaking = tls.is_handshaking()
+                || (matches!(tls, rustls::Connection::Client(_)) && !self.heard);
+            let state = match tls.process_new_packets() {
+                Ok(s) => s,
+                Err(e) => {
+                    // the alert rustls queued tells the peer why
+                    let _ = tls.write_tls(&mut { stream });
+                    return Err(match handshaking {
+                        true => LayerError::Handshake(e),
+                        false => LayerError::Tls(e),
+                    });
+                }
+            };
+            let n = state.plaintext_bytes_to_read();
+            if n > 0 {
+                let len = dst.len();
+                dst.resize(len + n, 0);
+                let r = tls.reader().read(&mut dst[len..])?;
+                dst.truncate(len + r);
+                got += r;
+                self.heard |= r > 0;
+            }
+            if state.peer_has_closed() {
+                self.eof = true;
+            }
+            if blocked || self.eof || got >= READ_BUDGET {
+                return Ok(blocked);
+            }
+        }
+    }
+
+    /// Runs the WebSocket upgrade or decodes frames from `ws_in` into
+    /// `rbuf`.
+    fn decode_ws(&mut self, rbuf: &mut BytesMut) -> Result<(), LayerError> {
+        let Some((state, policy)) = &mut self.ws else {
+            return Ok(());
+        };
+        if let WsState::Upgrade = state {
+            let limits = ws::WsLimits {
+                max_message: policy.max_message,
+                max_handshake: MAX_HANDSHAKE,
+            };
+            match ws::server_handshake(&self.ws_in, policy.origins, &limits) {
+                ws::Handshake::Incomplete => return Ok(()),
+                ws::Handshake::Accepted {
+                    response, consumed, ..
+                } => {
+                    self.ws_in.advance(consumed);
+                    *state = WsState::Open(Box::new((
+                        ws::Decoder::new(ws::Role::Server, limits),
+                        ws::MessageWriter::new(ws::Role::Server),
+                    )));
+                    self.send_raw(Bytes::from(response));
+                }
+                ws::Handshake::Refused { response, error } => {
+                    *state = WsState::Closed;
+                    self.send_raw(Bytes::from(response));
+                    return Err(LayerError::Ws(error));
+                }
+            }
+        }
+        let Some((WsState::Open(codec), _)) = &mut self.ws else {
+            return Ok(());
+        };
+        let mut reply = Vec::new();
+        let status = codec.0.decode(&mut self.ws_in, rbuf, &mut reply);
+        let closed = match &status {
+            Ok(ws::Status::Closed) => true,
+            Ok(ws::Status::Open) => false,
+            Err(e) => {
+                reply.extend_from_slice(&e.close_frame(ws::Role::Server));
+                true
+            }
+        };
+        if closed {
+            if let Some((state, _)) = &mut self.ws {
+                *state = WsState::Closed;
+            }
+            self.eof = true;
+        }
+        if !reply.is_empty() {
+            self.send_raw(Bytes::from(reply));
+        }
+        status.map(drop).map_err(LayerError::Ws)
+    }
+
+    /// Bytes below MSRP (handshake answers, control frames) for the peer.
+    fn send_raw(&mut self, b: Bytes) {
+        match &mut self.tls {
+            Some(t) => {
+                let _ = t.writer().write_all(&b);
+            }
+            None => self.raw_out.push_back(b),
+        }
+    }
+
+    /// Hands `piece` of an MSRP frame to the layer (`last`: it ends the
+    /// frame, which ends the WebSocket message).
+    pub fn encode(&mut self, piece: Bytes, last: bool) {
+        if let Some((WsState::Open(codec), _)) = &mut self.ws {
+            let mut head = Vec::with_capacity(14);
+            codec.1.piece_header(piece.len(), last, &mut head);
+            if !head.is_empty() {
+                self.send_raw(Bytes::from(head));
+            }
+        }
+        if !piece.is_empty() {
+            self.send_raw(piece);
+        }
+    }
+
+    /// Writes what the layer produced until the socket takes no more;
+    /// returns the bytes written.
+    pub fn flush(&mut self, stream: &Stream) -> io::Result<usize> {
+        let mut total = 0;
+        if let Some(tls) = &mut self.tls {
+            while tls.wants_write() {
+                match tls.write_tls(&mut { stream }) {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(total);
+        }
+        while !self.raw_out.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .raw_out
+                .iter()
+                .take(64)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            match (&mut { stream }).write_vectored(&slices) {
+                Ok(0) => break,
+                Ok(mut n) => {
+                    total += n;
+                    while n > 0 {
+                        let Some(front) = self.raw_out.front_mut() else {
+                            break;
+                        };
+                        let take = front.len().min(n);
+                        n -= take;
+                        if take == front.len() {
+                            self.raw_out.pop_front();
+                        } else {
+                            front.advance(take);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
+    /// The relay closes the connection: a WebSocket close frame and a TLS
+    /// close_notify, written if the socket takes them now.
+    pub fn goodbye(&mut self, stream: &Stream) {
+        if let Some((state, _)) = &mut self.ws {
+            if let WsState::Open(_) = state {
+                *state = WsState::Closed;
+                let frame = ws::close_frame(ws::Role::Server, 1000, "");
+                self.send_raw(Bytes::from(frame));
+            }
+        }
+        if let Some(t) = &mut self.tls {
+            t.send_close_notify();
+        }
+        let _ = self.flush(stream);
+    }
+}

@@ -1,0 +1,217 @@
+//! TLS contexts of the relay (rustls with the ring provider: it builds with
+//! the C compiler alone, where aws-lc needs cmake and nasm).
+//!
+//! One [`TlsContext`] per process, built in mod_init from the `tls_*`
+//! parameters, so a missing or broken certificate file stops Kamailio at
+//! start-up with a message naming the file. It serves `tls:`/`wss:`
+//! listeners (the server side) and dials `msrps://` next hops (the client
+//! side: the next hop's certificate is verified against `tls_ca_list` and
+//! the URI host, and the relay presents its own certificate: mutual TLS
+//! between relays, RFC 4976 §9).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use thiserror::Error;
+
+use crate::config::{TlsSettings, TlsVersion, VerifyClient};
+
+/// The CA bundle used for next hops when `tls_ca_list` is not set.
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("{param} {}: {what}", file.display())]
+    File {
+        param: &'static str,
+        file: PathBuf,
+        what: String,
+    },
+    #[error("TLS set-up: {0}")]
+    Setup(String),
+}
+
+/// Server and client configurations of this relay.
+pub struct TlsContext {
+    /// For `tls:`/`wss:` listeners (needs `tls_certificate`).
+    server: Option<Arc<ServerConfig>>,
+    /// For `msrps://` next hops, or why there is none (no CA bundle).
+    client: Result<Arc<ClientConfig>, String>,
+}
+
+impl std::fmt::Debug for TlsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsContext")
+            .field("server", &self.server.is_some())
+            .field("client", &self.client.is_ok())
+            .finish()
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn versions(v: TlsVersion) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static BOTH: &[&rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS13, &rustls::version::TLS12];
+    static TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    match v {
+        TlsVersion::V1_2 => BOTH,
+        TlsVersion::V1_3 => TLS13,
+    }
+}
+
+fn file_err(param: &'static str, file: &Path, what: impl std::fmt::Display) -> TlsError {
+    TlsError::File {
+        param,
+        file: file.to_path_buf(),
+        what: what.to_string(),
+    }
+}
+
+fn load_certs(param: &'static str, file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(file)
+        .map_err(|e| file_err(param, file, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(param, file, e))?;
+    if certs.is_empty() {
+        return Err(file_err(param, file, "no PEM certificate in the file"));
+    }
+    Ok(certs)
+}
+
+fn load_key(file: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(file).map_err(|e| file_err("tls_private_key", file, e))
+}
+
+fn load_roots(param: &'static str, file: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let (ok, bad) = roots.add_parsable_certificates(load_certs(param, file)?);
+    if ok == 0 {
+        return Err(file_err(
+            param,
+            file,
+            format!("no usable CA certificate ({bad} unparsable)"),
+        ));
+    }
+    Ok(roots)
+}
+
+impl TlsContext {
+    /// Reads the files `s` names. `None` when TLS is not configured at all
+    /// (then `msrps://` next hops are still dialled if the system CA bundle
+    /// exists, without a client certificate).
+    pub fn new(s: &TlsSettings) -> Result<TlsContext, TlsError> {
+        let identity = match (&s.certificate, &s.private_key) {
+            (Some(c), Some(k)) => Some((load_certs("tls_certificate", c)?, load_key(k)?)),
+            _ => None,
+        };
+        let ca = match &s.ca_list {
+            Some(f) => Some(load_roots("tls_ca_list", f)?),
+            None => None,
+        };
+        let server = match &identity {
+            Some((chain, key)) => Some(Arc::new(Self::server_config(
+                s,
+                chain.clone(),
+                key.clone_key(),
+                ca.clone(),
+            )?)),
+            None => None,
+        };
+        let roots = match ca {
+            Some(r) => Ok(r),
+            None if Path::new(SYSTEM_CA_BUNDLE).exists() => {
+                load_roots("CA bundle", Path::new(SYSTEM_CA_BUNDLE)).map_err(|e| e.to_string())
+            }
+            None => Err(format!(
+                "no tls_ca_list and no {SYSTEM_CA_BUNDLE}: next hops' certificates cannot be verified"
+            )),
+        };
+        let client = match roots {
+            Ok(r) => Ok(Arc::new(Self::client_config(s, r, identity)?)),
+            Err(e) => Err(e),
+        };
+        Ok(TlsContext { server, client })
+    }
+
+    fn server_config(
+        s: &TlsSettings,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        ca: Option<RootCertStore>,
+    ) -> Result<ServerConfig, TlsError> {
+        let p = provider();
+        let builder = ServerConfig::builder_with_provider(p.clone())
+            .with_protocol_versions(versions(s.min_version))
+            .map_err(|e| TlsError::Setup(e.to_string()))?;
+        let builder = match (s.verify_client, ca) {
+            (VerifyClient::Off, _) | (_, None) => builder.with_no_client_auth(),
+            (mode, Some(roots)) => {
+                let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), p);
+                let v = if mode == VerifyClient::Optional {
+                    v.allow_unauthenticated()
+                } else {
+                    v
+                };
+                let v = v.build().map_err(|e| TlsError::Setup(e.to_string()))?;
+                builder.with_client_cert_verifier(v)
+            }
+        };
+        let file = s.certificate.clone().unwrap_or_default();
+        builder.with_single_cert(chain, key).map_err(|e| {
+            file_err(
+                "tls_certificate",
+                &file,
+                format!("with tls_private_key: {e}"),
+            )
+        })
+    }
+
+    fn client_config(
+        s: &TlsSettings,
+        roots: RootCertStore,
+        identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    ) -> Result<ClientConfig, TlsError> {
+        let p = provider();
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), p.clone())
+            .build()
+            .map_err(|e| TlsError::Setup(e.to_string()))?;
+        let builder = ClientConfig::builder_with_provider(p)
+            .with_protocol_versions(versions(s.min_version))
+            .map_err(|e| TlsError::Setup(e.to_string()))?
+            .with_webpki_verifier(verifier);
+        match identity {
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+                let file = s.certificate.clone().unwrap_or_default();
+                file_err("tls_certificate", &file, e)
+            }),
+            None => Ok(builder.with_no_client_auth()),
+        }
+    }
+
+    /// A server-side connection for a `tls:`/`wss:` listener.
+    pub fn accept(&self) -> Result<ServerConnection, String> {
+        let cfg = self
+            .server
+            .as_ref()
+            .ok_or("no tls_certificate: TLS listeners cannot serve")?;
+        ServerConnection::new(cfg.clone()).map_err(|e| e.to_string())
+    }
+
+    /// A client-side connection to an `msrps://` next hop named `host` (a
+    /// DNS name or an IP literal: the certificate must carry it).
+    pub fn connect(&self, host: &str) -> Result<ClientConnection, String> {
+        let cfg = self.client.as_ref().map_err(Clone::clone)?;
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| format!("{host:?} is not a TLS server name: {e}"))?;
+        ClientConnection::new(cfg.clone(), name).map_err(|e| e.to_string())
+    }
+}

@@ -46,7 +46,26 @@ fn zero_workers_stop_kamailio() {
 fn garbage_listen_stops_kamailio() {
     start_fails(
         RelayOpts::default().modparam_str("listen", "garbage:x"),
-        "modparam listen: \"garbage:x\" is not of the form tcp:IP:PORT",
+        "modparam listen: \"garbage:x\" is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)",
+    );
+}
+
+/// A TLS listener without a certificate, and a certificate file that is
+/// not there, each stop Kamailio with a line naming what is wrong.
+#[test]
+fn tls_without_usable_certificate_stops_kamailio() {
+    let port = free_tcp_port();
+    start_fails(
+        RelayOpts::default().modparam_str("listen", &format!("tls:127.0.0.1:{port}")),
+        &format!(
+            "listen tls:127.0.0.1:{port}: a tls:/wss: listener needs tls_certificate and tls_private_key"
+        ),
+    );
+    start_fails(
+        RelayOpts::default()
+            .modparam_str("tls_certificate", "/nonexistent/relay.pem")
+            .modparam_str("tls_private_key", "/nonexistent/relay.key"),
+        "tls_certificate /nonexistent/relay.pem: ",
     );
 }
 

@@ -24,4 +24,5 @@ pub mod stats;
 pub mod testing;
 pub mod tid;
 pub mod tracker;
+pub mod transport;
 pub mod txtable;

@@ -1,0 +1,380 @@
+//! The peer's frames back into the MSRP byte stream (RFC 6455 §5), streamed:
+//! a data frame's header is consumed as soon as it is complete and its
+//! payload handed on as far as it has arrived.
+
+use bytes::{Buf, BytesMut};
+
+use super::{
+    apply_mask, close_frame, control_frame, Role, WsError, WsLimits, MAX_CONTROL_PAYLOAD,
+    OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
+};
+
+/// What the connection is after a [`Decoder::decode`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// More frames may come.
+    Open,
+    /// A close frame was received; the reply close frame has been appended
+    /// to `reply` (unless [`Decoder::close_sent`] said one was sent
+    /// already). Further input is ignored.
+    Closed,
+}
+
+/// A parsed frame header.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    fin: bool,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    len: u64,
+    /// Header bytes (2 to 14).
+    size: usize,
+}
+
+/// The data frame whose payload is being received.
+#[derive(Debug, Clone, Copy)]
+struct DataFrame {
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    /// Payload bytes still to come.
+    remaining: u64,
+    /// Payload bytes received so far, which is where the mask key stands.
+    offset: u64,
+}
+
+/// The data message in progress, from its first frame to its FIN frame.
+#[derive(Debug, Clone, Copy)]
+struct Message {
+    text: bool,
+    /// Payload announced so far, over all its frames.
+    len: u64,
+}
+
+/// Decodes the frames one peer sends; see [`Decoder::decode`].
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    role: Role,
+    limits: WsLimits,
+    frame: Option<DataFrame>,
+    message: Option<Message>,
+    utf8: Utf8Tail,
+    closed: bool,
+    close_sent: bool,
+    /// The first error, returned again by every later call.
+    failed: Option<WsError>,
+}
+
+impl Decoder {
+    /// A decoder for the frames the peer of a `role` endpoint sends.
+    pub fn new(role: Role, limits: WsLimits) -> Decoder {
+        Decoder {
+            role,
+            limits,
+            frame: None,
+            message: None,
+            utf8: Utf8Tail::default(),
+            closed: false,
+            close_sent: false,
+            failed: None,
+        }
+    }
+
+    /// This side's role (the one its close frames are encoded for).
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Tells the decoder this side has sent a close frame itself, so the
+    /// peer's close is the answer to it and gets no reply.
+    pub fn close_sent(&mut self) {
+        self.close_sent = true;
+    }
+
+    /// Consumes whole or partial frames from the front of `input`, leaving
+    /// only an incomplete frame header (or an incomplete control frame, at
+    /// most 131 bytes) there. Appends unmasked data payload (text, binary,
+    /// continuation) to `out` — the MSRP byte stream — as far as it came,
+    /// and control replies to `reply`: a pong per ping (same payload), the
+    /// close reply for a close.
+    ///
+    /// An error is a protocol violation: send [`WsError::close_frame`] for
+    /// this decoder's role and close. Errors are sticky; `out` holds the
+    /// payload decoded before the offending frame or piece.
+    pub fn decode(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+        reply: &mut Vec<u8>,
+    ) -> Result<Status, WsError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let r = self.run(input, out, reply);
+        if let Err(e) = &r {
+            self.failed = Some(e.clone());
+        }
+        r
+    }
+
+    /// [`Self::decode`] without the sticky error.
+    fn run(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+        reply: &mut Vec<u8>,
+    ) -> Result<Status, WsError> {
+        loop {
+            if self.closed {
+                input.clear();
+                return Ok(Status::Closed);
+            }
+            if self.frame.is_some() {
+                if !self.payload(input, out)? {
+                    return Ok(Status::Open);
+                }
+                continue;
+            }
+            let Some(h) = parse_header(input, self.role)? else {
+                return Ok(Status::Open);
+            };
+            if h.opcode >= OP_CLOSE {
+                // at most 125 bytes: wait for all of it, no buffer of our own
+                let total = h.size + h.len as usize;
+                if input.len() < total {
+                    return Ok(Status::Open);
+                }
+                let mut frame = input.split_to(total);
+                let payload = &mut frame[h.size..];
+                if let Some(key) = h.mask {
+                    apply_mask(payload, key, 0);
+                }
+                self.control(h.opcode, payload, reply)?;
+            } else {
+                self.start_data(&h)?;
+                input.advance(h.size);
+            }
+        }
+    }
+
+    /// Moves the payload of the current data frame that has arrived from
+    /// `input` to `out`. True when the frame is complete.
+    fn payload(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, WsError> {
+        let Some(f) = self.frame.as_mut() else {
+            return Ok(true);
+        };
+        let n = usize::try_from(f.remaining).map_or(input.len(), |r| r.min(input.len()));
+        if n == 0 && f.remaining > 0 {
+            return Ok(false);
+        }
+        let mut piece = input.split_to(n);
+        if let Some(key) = f.mask {
+            apply_mask(&mut piece, key, f.offset);
+        }
+        if self.message.is_some_and(|m| m.text) {
+            self.utf8.feed(&piece)?;
+        }
+        // no copy when `out` is empty (the engine drains it after each call)
+        out.unsplit(piece);
+        f.offset += n as u64;
+        f.remaining -= n as u64;
+        if f.remaining > 0 {
+            return Ok(false);
+        }
+        let fin = f.fin;
+        self.frame = None;
+        if fin {
+            if self.message.is_some_and(|m| m.text) {
+                self.utf8.finish()?;
+            }
+            self.message = None;
+        }
+        Ok(true)
+    }
+
+    /// Checks a data frame header against the message in progress and the
+    /// size limit, and makes it the current frame.
+    fn start_data(&mut self, h: &Header) -> Result<(), WsError> {
+        let message = match (h.opcode, self.message.as_mut()) {
+            (OP_CONTINUATION, Some(m)) => m,
+            (OP_CONTINUATION, None) => return Err(WsError::UnexpectedContinuation),
+            (_, Some(_)) => return Err(WsError::MessageInProgress),
+            (_, None) => self.message.insert(Message {
+                text: h.opcode == OP_TEXT,
+                len: 0,
+            }),
+        };
+        let len = message.len.saturating_add(h.len);
+        let max = self.limits.max_message;
+        if max != 0 && len > max as u64 {
+            return Err(WsError::TooBig(max));
+        }
+        message.len = len;
+        self.frame = Some(DataFrame {
+            fin: h.fin,
+            mask: h.mask,
+            remaining: h.len,
+            offset: 0,
+        });
+        Ok(())
+    }
+
+    /// Answers a complete, unmasked control frame.
+    fn control(&mut self, opcode: u8, payload: &[u8], reply: &mut Vec<u8>) -> Result<(), WsError> {
+        match opcode {
+            OP_PING => reply.extend_from_slice(&control_frame(self.role, OP_PONG, payload)),
+            OP_PONG => {}
+            _ => {
+                let code = close_payload(payload)?;
+                if !self.close_sent {
+                    // echo the peer's code (RFC 6455 §5.5.1), no reason
+                    reply.extend_from_slice(&match code {
+                        Some(code) => close_frame(self.role, code, ""),
+                        None => control_frame(self.role, OP_CLOSE, &[]),
+                    });
+                }
+                self.closed = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The status code of a close frame payload (none when empty): a code an
+/// endpoint may send (RFC 6455 §7.4) and a UTF-8 reason.
+fn close_payload(payload: &[u8]) -> Result<Option<u16>, WsError> {
+    let (code, reason) = match payload {
+        [] => return Ok(None),
+        [_] => return Err(WsError::CloseLength),
+        [a, b, reason @ ..] => (u16::from_be_bytes([*a, *b]), reason),
+    };
+    // 1004 to 1006 and 1015 are reserved or for local use only; 1016..3000
+    // are unassigned
+    if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+        return Err(WsError::CloseCode(code));
+    }
+    std::str::from_utf8(reason).map_err(|_| WsError::CloseReason)?;
+    Ok(Some(code))
+}
+
+/// The frame header at the front of `buf`, `None` while incomplete. The
+/// checks that need only the first two bytes come first, so a bad frame
+/// fails as soon as they arrive.
+fn parse_header(buf: &[u8], role: Role) -> Result<Option<Header>, WsError> {
+    let &[b0, b1, ..] = buf else {
+        return Ok(None);
+    };
+    if b0 & 0x70 != 0 {
+        return Err(WsError::Reserved);
+    }
+    let fin = b0 & 0x80 != 0;
+    let opcode = b0 & 0x0f;
+    if !matches!(
+        opcode,
+        OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
+    ) {
+        return Err(WsError::Opcode(opcode));
+    }
+    let masked = b1 & 0x80 != 0;
+    if masked != role.expects_masked() {
+        return Err(WsError::Mask { masked });
+    }
+    let len7 = b1 & 0x7f;
+    if opcode >= OP_CLOSE {
+        if !fin {
+            return Err(WsError::ControlFragmented);
+        }
+        if usize::from(len7) > MAX_CONTROL_PAYLOAD {
+            return Err(WsError::ControlTooLong);
+        }
+    }
+    let (len, at) = match len7 {
+        126 => match buf.get(2..4) {
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Ok(None),
+        },
+        127 => match buf.get(2..10) {
+            Some(b) => {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(b);
+                (u64::from_be_bytes(w), 10)
+            }
+            None => return Ok(None),
+        },
+        n => (u64::from(n), 2),
+    };
+    if len >> 63 != 0 {
+        return Err(WsError::LengthOverflow);
+    }
+    let (mask, size) = if masked {
+        match buf.get(at..at + 4) {
+            Some(k) => (Some([k[0], k[1], k[2], k[3]]), at + 4),
+            None => return Ok(None),
+        }
+    } else {
+        (None, at)
+    };
+    Ok(Some(Header {
+        fin,
+        opcode,
+        mask,
+        len,
+        size,
+    }))
+}
+
+/// Incremental UTF-8 validation of a text message whose payload arrives in
+/// pieces: the bytes of a code point cut by a piece (or frame) boundary are
+/// kept until the rest arrives.
+#[derive(Debug, Clone, Copy, Default)]
+struct Utf8Tail {
+    buf: [u8; 4],
+    len: usize,
+}
+
+impl Utf8Tail {
+    /// Validates the next piece of the message.
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), WsError> {
+        if self.len > 0 {
+            // complete the cut code point with the first bytes of `data`
+            let take = data.len().min(4 - self.len);
+            let mut joined = [0u8; 4];
+            joined[..self.len].copy_from_slice(&self.buf[..self.len]);
+            joined[self.len..self.len + take].copy_from_slice(&data[..take]);
+            let joined = &joined[..self.len + take];
+            let used = match std::str::from_utf8(joined) {
+                Ok(_) => joined.len(),
+                Err(e) if e.valid_up_to() > 0 => e.valid_up_to(),
+                Err(e) if e.error_len().is_some() => return Err(WsError::InvalidUtf8),
+                Err(_) => {
+                    // still cut: `data` was shorter than the rest
+                    self.buf[..joined.len()].copy_from_slice(joined);
+                    self.len = joined.len();
+                    return Ok(());
+                }
+            };
+            data = &data[used - self.len..];
+            self.len = 0;
+        }
+        match std::str::from_utf8(data) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error_len().is_some() => Err(WsError::InvalidUtf8),
+            Err(e) => {
+                let tail = &data[e.valid_up_to()..];
+                self.buf[..tail.len()].copy_from_slice(tail);
+                self.len = tail.len();
+                Ok(())
+            }
+        }
+    }
+
+    /// The message ended: a code point still cut is invalid.
+    fn finish(&mut self) -> Result<(), WsError> {
+        let cut = self.len > 0;
+        self.len = 0;
+        if cut {
+            Err(WsError::InvalidUtf8)
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -93,6 +93,40 @@ def frames():
     )
 
 
+def ws_frame(opcode, fin, payload, key=b"\x37\xfa\x21\x3d"):
+    """A client's (masked) WebSocket frame (RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 * fin | opcode, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x80 * fin | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 * fin | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def ws_seeds():
+    """`[control byte, split seed]`, an upgrade request, then frames."""
+    req = (
+        b"GET /msrp HTTP/1.1\r\nHost: relay.example.com\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nOrigin: https://chat.example.com\r\n"
+        b"Sec-WebSocket-Protocol: foo, msrp\r\n\r\n"
+    )
+    f = list(frames())
+    stream = (
+        ws_frame(2, 1, f[0])
+        + ws_frame(1, 0, f[1][:30]) + ws_frame(9, 1, b"ping") + ws_frame(0, 1, f[1][30:])
+        + ws_frame(1, 0, "é€".encode()[:3]) + ws_frame(0, 1, "é€".encode()[3:])
+        + ws_frame(10, 1, b"") + ws_frame(2, 1, bytes(range(256)) * 2)
+    )
+    yield b"\x00\x00" + req + stream
+    yield b"\x21\x07" + req + stream + ws_frame(8, 1, b"\x03\xe8bye")
+    yield b"\x41\x05" + req.replace(b"13", b"8") + stream
+    yield b"\x60\x11" + stream + ws_frame(8, 1, b"")
+    yield b"\x02\x09" + ws_frame(2, 0, b"x" * 60) + ws_frame(0, 1, b"y" * 10)
+
+
 def write(target, data):
     d = os.path.join(CORPUS, target)
     os.makedirs(d, exist_ok=True)
@@ -122,6 +156,8 @@ def main():
     for i, f in enumerate(list(frames())[:4]):
         write("tracker", f[: 16 + 24 * i])
         write("sched", f[: 16 + 24 * i])
+    for seed in ws_seeds():
+        write("ws", seed)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@
 # PKCS#8 PEM ("BEGIN PRIVATE KEY"), mode 0600. Valid for 10 years from now.
 #
 # Idempotent: does nothing when DIR/ca.pem exists, unless --force (which
-# makes everything anew).
+# makes everything anew). Concurrent runs on one DIR wait for each other
+# (flock on DIR/.lock).
 set -euo pipefail
 
 usage() { echo "usage: $0 [--force] DIR" >&2; exit 2; }
@@ -31,7 +32,7 @@ dir=""
 for a in "$@"; do
   case "$a" in
     --force) force=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     -*) usage ;;
     *) [ -z "$dir" ] || usage; dir=$a ;;
   esac
@@ -39,11 +40,14 @@ done
 [ -n "$dir" ] || usage
 command -v openssl >/dev/null || { echo "make-certs.sh: openssl not found (Debian package openssl)" >&2; exit 1; }
 
+mkdir -p "$dir"
+# One run at a time per DIR (tests of several processes may share one).
+exec 9>"$dir/.lock"
+flock 9
 if [ -e "$dir/ca.pem" ] && [ "$force" = 0 ]; then
   echo "make-certs.sh: $dir/ca.pem exists, nothing to do (--force to make new ones)"
   exit 0
 fi
-mkdir -p "$dir"
 
 # Work in a scratch directory and move the results in at the end, so an
 # interrupted run never leaves a DIR whose ca.pem exists but whose leaves

@@ -17,7 +17,9 @@
 //!   `scripts/make-certs.sh` ([`tls::Certs`]);
 //! - [`stream`]: TCP or TLS under a peer, and [`Transport`] (tcp, tls, ws,
 //!   wss);
-//! - [`ws`]: MSRP over WebSocket (RFC 7977): handshake options, raw frames.
+//! - [`ws`]: MSRP over WebSocket (RFC 7977): handshake options, raw frames;
+//! - [`pyws`]: drives `tests/ws_client.py` (Python `websockets`, a
+//!   third-party WebSocket client) from Rust tests.
 
 pub mod body;
 pub mod endpoint;
@@ -26,6 +28,7 @@ pub mod kamailio;
 pub mod load;
 pub mod peer;
 pub mod process;
+pub mod pyws;
 pub mod soak;
 pub mod stream;
 pub mod tcpproxy;

@@ -32,7 +32,7 @@ dir=""
 for a in "$@"; do
   case "$a" in
     --force) force=1 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     -*) usage ;;
     *) [ -z "$dir" ] || usage; dir=$a ;;
   esac

@@ -5,6 +5,7 @@
 #   make bench  throughput / message-rate / memory benchmark (msrp-bench)
 #   make soak   one hour of mixed load, checked for growth and loss (SOAK_SECONDS)
 #   make lint   rustfmt + clippy -D warnings
+#   make certs  test CA and certificates for TLS / wss in CERTS_DIR (certs/)
 #   make fuzz   every fuzz target (fuzz/) for FUZZ_SECONDS each; make fuzz-smoke: a short run
 #
 # Another Kamailio (5.6 or later) than Debian's: put its sbin first in PATH and
@@ -19,7 +20,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Debian packages a fresh machine needs: the Kamailio we build against and
 # load into (plus app_lua for the KEMI test and example), clang/libclang for
-# bindgen, binutils (nm) for the ABI guard, dpkg-dev for `apt-get source`.
+# bindgen, binutils (nm) for the ABI guard, dpkg-dev for `apt-get source`,
+# openssl for the test certificates (scripts/make-certs.sh), python3-websockets
+# for the tests that drive the relay with a third-party WebSocket client
+# (tests/ws_client.py; websockets 10.4 on Debian 12).
 # With KAMAILIO_SRC and a kamailio in PATH, that Kamailio is the operator's own:
 # Debian's is not installed next to it.
 KAMAILIO_SRC ?=
@@ -27,14 +31,14 @@ ifneq ($(KAMAILIO_SRC),)
 export KAMAILIO_SRC
 OWN_KAMAILIO := $(shell command -v kamailio 2>/dev/null)
 endif
-DEB_PACKAGES := $(if $(OWN_KAMAILIO),,kamailio kamailio-lua-modules) clang libclang-dev binutils dpkg-dev ca-certificates
+DEB_PACKAGES := $(if $(OWN_KAMAILIO),,kamailio kamailio-lua-modules) clang libclang-dev binutils dpkg-dev ca-certificates openssl python3-websockets
 KAMAILIO_MODDIR = $(shell kamailio -I 2>/dev/null | sed -n 's/^ *Default paths to modules: *//p')
 RUN_DIR ?= /run/kamailio
 # cargo's target directory (CARGO_TARGET_DIR is honoured, e.g. one per Kamailio version)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 MODULE_SO = $(TARGET_DIR)/release/libmsrp_relay.so
 
-.PHONY: all deps headers build build-debug install run test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
+.PHONY: all deps certs headers build build-debug install run test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
 
 all: build
 
@@ -47,6 +51,12 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
+
+# Test CA and certificates for TLS / secure WebSocket (scripts/make-certs.sh;
+# kept when CERTS_DIR/ca.pem exists).
+CERTS_DIR ?= certs
+certs: deps
+	scripts/make-certs.sh $(CERTS_DIR)
 
 headers: deps
 ifneq ($(KAMAILIO_SRC),)
@@ -78,6 +88,7 @@ test: headers script-tests
 # Tests of the shell scripts (no build needed).
 script-tests:
 	tests/scripts/check-src.sh
+	tests/scripts/make-certs.sh
 
 bench: headers
 	$(CARGO) build --release --workspace

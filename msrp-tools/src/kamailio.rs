@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::stream::Transport;
+use crate::tls::Certs;
+
 /// Where Debian's kamailio package keeps its modules.
 pub const DEBIAN_KAMAILIO_MODULES: &str = "/usr/lib/x86_64-linux-gnu/kamailio/modules/";
 
@@ -91,6 +94,11 @@ pub struct RelayOpts {
     pub global_lines: Vec<String>,
     /// Number of MSRP listen ports (each gets a `listen` modparam).
     pub listen_ports: usize,
+    /// More listeners after those: one free port each, `listen`
+    /// `tls:`/`ws:`/`wss:`/`tcp:127.0.0.1:PORT` (see
+    /// [`Kamailio::transport_addr`]). TLS ones need the TLS modparams
+    /// ([`RelayOpts::tls_certs`]).
+    pub transports: Vec<Transport>,
 }
 
 impl Default for RelayOpts {
@@ -100,6 +108,7 @@ impl Default for RelayOpts {
             modparams: Vec::new(),
             global_lines: Vec::new(),
             listen_ports: 1,
+            transports: Vec::new(),
         }
     }
 }
@@ -123,6 +132,21 @@ impl RelayOpts {
 
     pub fn global(mut self, line: &str) -> Self {
         self.global_lines.push(line.to_owned());
+        self
+    }
+
+    /// One more listener of this transport, on a free port of its own.
+    pub fn listen_transport(mut self, t: Transport) -> Self {
+        self.transports.push(t);
+        self
+    }
+
+    /// `tls_certificate`, `tls_private_key` and `tls_ca_list` from a set of
+    /// `scripts/make-certs.sh` (the relay's pair, the test CA).
+    pub fn tls_certs(mut self, certs: &Certs) -> Self {
+        for (name, value) in certs.relay_modparams() {
+            self = self.modparam_str(name, &value);
+        }
         self
     }
 }
@@ -226,6 +250,8 @@ pub struct CfgVars {
     pub sip_port: u16,
     /// Free TCP ports for the MSRP listeners.
     pub msrp_ports: Vec<u16>,
+    /// Free TCP ports for [`RelayOpts::transports`], in that order.
+    pub transport_ports: Vec<(Transport, u16)>,
 }
 
 /// A running Kamailio with the module loaded.
@@ -235,6 +261,7 @@ pub struct Kamailio {
     dir: PathBuf,
     log_path: PathBuf,
     msrp_ports: Vec<u16>,
+    transport_ports: Vec<(Transport, u16)>,
     sip_port: u16,
     /// Print the log tail and keep `dir` when dropped during a panic.
     keep_on_panic: bool,
@@ -247,7 +274,7 @@ impl Kamailio {
     /// accepts connections (panics with the log tail otherwise).
     pub fn start(opts: RelayOpts) -> Kamailio {
         let so = module_so();
-        Kamailio::start_custom(opts.listen_ports, |v| render_cfg(&opts, &so, v))
+        Kamailio::try_start("msrp-relay-it", &so, &opts).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts Kamailio with a cfg rendered by `render` from this instance's
@@ -261,13 +288,27 @@ impl Kamailio {
     /// (with the log tail) instead of panicking. `tmp_prefix` names the
     /// temporary directory.
     pub fn try_start(tmp_prefix: &str, so: &Path, opts: &RelayOpts) -> Result<Kamailio, String> {
-        Kamailio::try_start_custom(tmp_prefix, opts.listen_ports, |v| render_cfg(opts, so, v))
+        Kamailio::try_start_custom_with(tmp_prefix, opts.listen_ports, &opts.transports, |v| {
+            render_cfg(opts, so, v)
+        })
     }
 
     /// [`Kamailio::start_custom`], returning errors instead of panicking.
     pub fn try_start_custom(
         tmp_prefix: &str,
         listen_ports: usize,
+        render: impl FnOnce(&CfgVars) -> String,
+    ) -> Result<Kamailio, String> {
+        Kamailio::try_start_custom_with(tmp_prefix, listen_ports, &[], render)
+    }
+
+    /// [`Kamailio::try_start_custom`] with a free port for each of
+    /// `transports` too ([`CfgVars::transport_ports`]; the cfg must listen
+    /// on them).
+    pub fn try_start_custom_with(
+        tmp_prefix: &str,
+        listen_ports: usize,
+        transports: &[Transport],
         render: impl FnOnce(&CfgVars) -> String,
     ) -> Result<Kamailio, String> {
         let kamailio = try_require_exe("kamailio")?;
@@ -282,12 +323,14 @@ impl Kamailio {
             dir: make_tmpdir(tmp_prefix)?,
             sip_port: free_udp_port(),
             msrp_ports: (0..listen_ports.max(1)).map(|_| free_tcp_port()).collect(),
+            transport_ports: transports.iter().map(|t| (*t, free_tcp_port())).collect(),
         };
         let cfg = render(&vars);
         let CfgVars {
             dir,
             sip_port,
             msrp_ports,
+            transport_ports,
         } = vars;
         let io = |what: &str, e: std::io::Error| format!("{what} in {}: {e}", dir.display());
         let cfg_path = dir.join("kamailio.cfg");
@@ -316,6 +359,7 @@ impl Kamailio {
             dir,
             log_path,
             msrp_ports,
+            transport_ports,
             sip_port,
             keep_on_panic: true,
             keep_dir: false,
@@ -332,8 +376,11 @@ impl Kamailio {
 
     fn wait_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let addr = self.relay_addr();
-        loop {
+        // The first MSRP port (all are bound together in mod_init), and
+        // the extra transports' ports.
+        let mut waiting: Vec<SocketAddr> = vec![self.relay_addr()];
+        waiting.extend(self.transport_ports.iter().map(|(_, p)| local(*p)));
+        while let Some(addr) = waiting.first().copied() {
             if let Some(status) = self
                 .child
                 .as_mut()
@@ -345,7 +392,8 @@ impl Kamailio {
                 ));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
+                waiting.remove(0);
+                continue;
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -355,6 +403,7 @@ impl Kamailio {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// Whether a drop during a panic keeps the directory and prints the log
@@ -379,6 +428,31 @@ impl Kamailio {
     /// `msrp://127.0.0.1:PORT/SESSION;tcp` for the first listen port.
     pub fn relay_uri(&self, session: &str) -> String {
         format!("msrp://127.0.0.1:{}/{session};tcp", self.msrp_ports[0])
+    }
+
+    /// The first listener of [`RelayOpts::transports`] of transport `t`
+    /// (`Tcp`: the first of those, else the first listen port).
+    pub fn transport_addr(&self, t: Transport) -> Option<SocketAddr> {
+        match self.transport_ports.iter().find(|(tt, _)| *tt == t) {
+            Some((_, p)) => Some(local(*p)),
+            None if t == Transport::Tcp => Some(self.relay_addr()),
+            None => None,
+        }
+    }
+
+    /// The relay's URI on that listener: `msrps://127.0.0.1:PORT/SESSION;tcp`
+    /// for TLS, `msrp(s)://127.0.0.1:PORT/SESSION;ws` for WebSockets.
+    pub fn transport_uri(&self, t: Transport, session: &str) -> Option<String> {
+        let a = self.transport_addr(t)?;
+        Some(t.uri(&a.ip().to_string(), a.port(), session))
+    }
+
+    /// Every listener of [`RelayOpts::transports`], in order.
+    pub fn transport_listeners(&self) -> Vec<(Transport, SocketAddr)> {
+        self.transport_ports
+            .iter()
+            .map(|(t, p)| (*t, local(*p)))
+            .collect()
     }
 
     /// SIP (UDP) port Kamailio listens on.
@@ -585,6 +659,10 @@ impl Drop for Kamailio {
     }
 }
 
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// Parses `kamcmd core.psx` output (`PID: n` / `DSC: text` entries).
 pub fn parse_psx(out: &str) -> Vec<(u32, String)> {
     let mut res = Vec::new();
@@ -633,6 +711,12 @@ pub fn render_cfg(opts: &RelayOpts, so: &Path, v: &CfgVars) -> String {
             "modparam(\"msrp_relay\", \"listen\", \"tcp:127.0.0.1:{p}\")"
         );
     }
+    for (t, p) in &v.transport_ports {
+        let _ = writeln!(
+            cfg,
+            "modparam(\"msrp_relay\", \"listen\", \"{t}:127.0.0.1:{p}\")"
+        );
+    }
     for (name, v) in &opts.modparams {
         let _ = writeln!(cfg, "modparam(\"msrp_relay\", \"{name}\", {})", v.render());
     }
@@ -666,8 +750,13 @@ mod tests {
             dir: "/tmp/d".into(),
             sip_port: 5060,
             msrp_ports: vec![2855, 2856],
+            transport_ports: vec![(Transport::Tls, 2857), (Transport::Wss, 2858)],
         };
         let cfg = render_cfg(&opts, Path::new("/m.so"), &v);
+        assert!(cfg.contains("modparam(\"msrp_relay\", \"listen\", \"tls:127.0.0.1:2857\")"));
+        assert!(cfg.contains("modparam(\"msrp_relay\", \"listen\", \"wss:127.0.0.1:2858\")"));
+        let certs = Certs::open(Path::new("/nonexistent"));
+        assert!(certs.is_err());
         assert!(cfg.contains("modparam(\"msrp_relay\", \"listen\", \"tcp:127.0.0.1:2856\")"));
         assert!(cfg.contains("modparam(\"msrp_relay\", \"workers\", 2)"));
         assert!(cfg.contains("modparam(\"msrp_relay\", \"x\", \"a\\\"b\")"));

@@ -13,9 +13,12 @@
 //!   prime number of bytes);
 //! - [`Conn`] reads 256 KiB at a time and batches the responses it writes
 //!   until it would block on a read.
+//!
+//! A [`Conn`] can also reach the relay over TLS or a WebSocket
+//! ([`Dialer`]); the "B" sinks stay plain TCP.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,9 +26,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use msrp_core::{build, ByteRange, EndFlag, Event, FrameHead, Header, Limits, Parser};
+use rustls::ClientConfig;
+use tungstenite::{Message, WebSocket};
 
 use crate::body::BodyGen;
 use crate::ids;
+use crate::stream::{Stream, Transport};
+use crate::ws::WsConnect;
 
 /// Period of the body pattern: a prime, so no chunk size is a multiple of it.
 pub const PATTERN_PERIOD: usize = 1_048_573;
@@ -118,13 +125,109 @@ fn recv_into_spare(stream: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Re
     Ok(n)
 }
 
+/// How a [`Conn`] reaches its target: plain TCP, TLS (`msrps`), or a
+/// WebSocket (`ws`, `wss`; subprotocol `msrp`, path `/`).
+#[derive(Clone)]
+pub struct Dialer {
+    transport: Transport,
+    /// Server name checked against the certificate, and the configuration
+    /// (TLS and wss).
+    tls: Option<(String, Arc<ClientConfig>)>,
+    /// `Origin` of the WebSocket upgrade.
+    origin: Option<String>,
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("transport", &self.transport)
+            .field("server_name", &self.tls.as_ref().map(|(n, _)| n))
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl Dialer {
+    /// Plain TCP.
+    pub fn tcp() -> Dialer {
+        Dialer {
+            transport: Transport::Tcp,
+            tls: None,
+            origin: None,
+        }
+    }
+
+    /// `transport`; `tls` (server name, configuration) is required for
+    /// `Tls` and `Wss` and ignored otherwise; `origin` is sent with the
+    /// WebSocket upgrade.
+    pub fn new(
+        transport: Transport,
+        tls: Option<(String, Arc<ClientConfig>)>,
+        origin: Option<String>,
+    ) -> Result<Dialer> {
+        if transport.is_tls() && tls.is_none() {
+            return Err(format!("{transport} needs a TLS client configuration"));
+        }
+        Ok(Dialer {
+            transport,
+            tls: if transport.is_tls() { tls } else { None },
+            origin,
+        })
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+}
+
+/// What a [`Conn`] reads and writes.
+enum ConnIo {
+    /// Plain TCP: reads straight into the parse buffer.
+    Tcp(TcpStream),
+    /// TLS over TCP.
+    Tls(Stream),
+    /// A WebSocket over TCP or TLS: one message per write.
+    Ws(Box<WebSocket<Stream>>),
+}
+
+impl ConnIo {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            ConnIo::Tcp(s) => s,
+            ConnIo::Tls(s) => s.tcp(),
+            ConnIo::Ws(ws) => ws.get_ref().tcp(),
+        }
+    }
+
+    /// Writes `data` (over a WebSocket: as one binary message).
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        match self {
+            ConnIo::Tcp(s) => s.write_all(data).map_err(|e| format!("write: {e}")),
+            ConnIo::Tls(s) => s
+                .write_all(data)
+                .and_then(|()| s.flush())
+                .map_err(|e| format!("TLS write: {e}")),
+            ConnIo::Ws(ws) => ws
+                .send(Message::Binary(Bytes::copy_from_slice(data)))
+                .map_err(|e| format!("WebSocket write: {e}")),
+        }
+    }
+}
+
 /// One MSRP connection tuned for load: big reads, batched writes.
 pub struct Conn {
-    stream: TcpStream,
+    io: ConnIo,
     rbuf: BytesMut,
     parser: Parser,
     out: Vec<u8>,
     local: SocketAddr,
+    /// Host part of this side's URI: its IP, or a random `.invalid` name
+    /// over a WebSocket (RFC 7977 §5.2).
+    uri_host: String,
+    transport: Transport,
+    /// Read buffer for TLS and WebSockets (TCP reads into `rbuf` itself).
+    scratch: Vec<u8>,
 }
 
 impl Conn {
@@ -135,40 +238,129 @@ impl Conn {
         Conn::new(s, timeout)
     }
 
+    /// Connects to `addr` as `dialer` says (TLS and WebSocket handshakes
+    /// within 5 s); `timeout` then bounds every blocking read and write.
+    pub fn dial(addr: SocketAddr, dialer: &Dialer, timeout: Option<Duration>) -> Result<Conn> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        s.set_nodelay(true)
+            .map_err(|e| format!("socket setup: {e}"))?;
+        let local = s.local_addr().map_err(|e| format!("socket setup: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let t = dialer.transport;
+        let tls = |s: TcpStream| -> Result<Stream> {
+            let (name, config) = dialer
+                .tls
+                .as_ref()
+                .ok_or_else(|| format!("{t} needs a TLS client configuration"))?;
+            Stream::tls_connect(s, name, config, deadline)
+                .map_err(|e| format!("TLS with {addr}: {e}"))
+        };
+        let io = match t {
+            Transport::Tcp => ConnIo::Tcp(s),
+            Transport::Tls => ConnIo::Tls(tls(s)?),
+            Transport::Ws | Transport::Wss => {
+                let stream = if t.is_tls() { tls(s)? } else { Stream::Tcp(s) };
+                let host = addr.to_string();
+                let mut opts = WsConnect::new(&host, "/");
+                opts.origin = dialer.origin.as_deref();
+                opts.tls = dialer.tls.as_ref().map(|(n, c)| (n.as_str(), c));
+                let (ws, _) = crate::ws::handshake(stream, &opts, deadline)
+                    .map_err(|e| format!("WebSocket with {addr}: {e}"))?;
+                ConnIo::Ws(Box::new(ws))
+            }
+        };
+        Conn::with_io(io, local, t, timeout)
+    }
+
     /// Wraps a stream; `timeout` bounds every blocking read and write.
     pub fn new(stream: TcpStream, timeout: Option<Duration>) -> Result<Conn> {
-        let setup = || -> io::Result<SocketAddr> {
-            stream.set_nodelay(true)?;
-            stream.set_read_timeout(timeout)?;
-            stream.set_write_timeout(timeout)?;
-            stream.local_addr()
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("socket setup: {e}"))?;
+        let local = stream
+            .local_addr()
+            .map_err(|e| format!("socket setup: {e}"))?;
+        Conn::with_io(ConnIo::Tcp(stream), local, Transport::Tcp, timeout)
+    }
+
+    fn with_io(
+        io: ConnIo,
+        local: SocketAddr,
+        transport: Transport,
+        timeout: Option<Duration>,
+    ) -> Result<Conn> {
+        let tcp = io.tcp();
+        tcp.set_read_timeout(timeout)
+            .and_then(|()| tcp.set_write_timeout(timeout))
+            .map_err(|e| format!("socket setup: {e}"))?;
+        let uri_host = if transport.is_ws() {
+            format!("{}.invalid", ids::random_alnum(12).to_ascii_lowercase())
+        } else {
+            match local.ip() {
+                IpAddr::V4(ip) => ip.to_string(),
+                IpAddr::V6(ip) => format!("[{ip}]"),
+            }
         };
-        let local = setup().map_err(|e| format!("socket setup: {e}"))?;
+        let scratch = if matches!(io, ConnIo::Tcp(_)) {
+            Vec::new()
+        } else {
+            vec![0; READ_SIZE]
+        };
         Ok(Conn {
-            stream,
+            io,
             rbuf: BytesMut::with_capacity(READ_SIZE),
             parser: Parser::new(Limits::default()),
             out: Vec::new(),
             local,
+            uri_host,
+            transport,
+            scratch,
         })
     }
 
-    /// `msrp://IP:PORT/SESSION;tcp` naming this side of the connection.
+    /// This side's URI: `msrp://IP:PORT/SESSION;tcp` over TCP,
+    /// `msrps://IP:PORT/SESSION;tcp` over TLS,
+    /// `msrp(s)://RANDOM.invalid:PORT/SESSION;ws` over a WebSocket.
     pub fn uri(&self, session: &str) -> String {
-        msrp_uri(self.local, session)
+        self.transport
+            .uri(&self.uri_host, self.local.port(), session)
     }
 
-    /// Writes `data` now (after anything queued).
+    /// How this connection reaches its target.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// Writes `data` now (after anything queued; over a WebSocket, each is
+    /// a message).
     pub fn send(&mut self, data: &[u8]) -> Result<()> {
         self.flush()?;
-        self.stream
-            .write_all(data)
-            .map_err(|e| format!("write: {e}"))
+        self.io.write(data)
     }
 
-    /// The raw stream, for streaming a body.
-    pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+    /// Writes `len` bytes of `pattern` (from offset 0) now: a body being
+    /// streamed (over a WebSocket, one message per slice of up to
+    /// [`MAX_SLICE`] bytes).
+    pub fn send_body(&mut self, pattern: &Pattern, len: u64) -> Result<()> {
+        self.flush()?;
+        let mut off = 0u64;
+        while off < len {
+            let n = usize::try_from(len - off).unwrap_or(MAX_SLICE);
+            let piece = pattern.slice(off, n);
+            match &mut self.io {
+                ConnIo::Tcp(s) => s.write_all(piece).map_err(|e| format!("write: {e}"))?,
+                ConnIo::Tls(s) => s.write_all(piece).map_err(|e| format!("TLS write: {e}"))?,
+                ConnIo::Ws(_) => self.io.write(piece)?,
+            }
+            off += piece.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// The TCP socket underneath (e.g. to shut it down from a watchdog).
+    pub fn tcp(&self) -> &TcpStream {
+        self.io.tcp()
     }
 
     /// Queues `data`; it is written before the next blocking read.
@@ -176,15 +368,45 @@ impl Conn {
         self.out.extend_from_slice(data);
     }
 
-    /// Writes what is queued.
+    /// Writes what is queued (over a WebSocket: as one message).
     pub fn flush(&mut self) -> Result<()> {
         if !self.out.is_empty() {
-            self.stream
-                .write_all(&self.out)
-                .map_err(|e| format!("write: {e}"))?;
+            self.io.write(&self.out)?;
             self.out.clear();
         }
         Ok(())
+    }
+
+    /// Reads what arrives next into the parse buffer: `Ok(0)` at EOF (or a
+    /// WebSocket Close), a positive count otherwise (also for a WebSocket
+    /// control message, which adds nothing).
+    fn read_more(&mut self) -> io::Result<usize> {
+        let n = match &mut self.io {
+            ConnIo::Tcp(s) => return recv_into_spare(s, &mut self.rbuf, READ_SIZE),
+            ConnIo::Tls(s) => s.read(&mut self.scratch)?,
+            ConnIo::Ws(ws) => {
+                return match ws.read() {
+                    Ok(Message::Binary(b)) => {
+                        self.rbuf.extend_from_slice(&b);
+                        Ok(b.len().max(1))
+                    }
+                    Ok(Message::Text(t)) => {
+                        self.rbuf.extend_from_slice(t.as_bytes());
+                        Ok(t.len().max(1))
+                    }
+                    Ok(Message::Close(_)) => Ok(0),
+                    Ok(_) => {
+                        // a ping: send the queued pong
+                        ws.flush().map_err(ws_io)?;
+                        Ok(1)
+                    }
+                    Err(tungstenite::Error::ConnectionClosed) => Ok(0),
+                    Err(e) => Err(ws_io(e)),
+                };
+            }
+        };
+        self.rbuf.extend_from_slice(&self.scratch[..n]);
+        Ok(n)
     }
 
     /// The next parser event; `Ok(None)` on a clean close between frames.
@@ -196,7 +418,7 @@ impl Conn {
                 Err(e) => return Err(format!("MSRP parse error: {e}")),
             }
             self.flush()?;
-            let n = match recv_into_spare(&self.stream, &mut self.rbuf, READ_SIZE) {
+            let n = match self.read_more() {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -243,6 +465,14 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// A tungstenite error as an I/O error (timeouts stay timeouts).
+fn ws_io(e: tungstenite::Error) -> io::Error {
+    match e {
+        tungstenite::Error::Io(e) => e,
+        other => io::Error::other(other.to_string()),
     }
 }
 
@@ -459,7 +689,7 @@ impl AuthedSink {
         let stats = Arc::new(SinkStats::default());
         let st = stats.clone();
         let stream = c
-            .stream
+            .tcp()
             .try_clone()
             .map_err(|e| format!("clone the AUTH connection: {e}"))?;
         std::thread::Builder::new()
@@ -541,7 +771,7 @@ fn serve(s: TcpStream, stats: &SinkStats, pattern: &Pattern) -> Result<()> {
     // No read timeout (a connection may idle between phases); a write that
     // cannot progress for a minute means the peer stopped reading.
     let mut c = Conn::new(s, None)?;
-    c.stream
+    c.tcp()
         .set_write_timeout(Some(SINK_WRITE_TIMEOUT))
         .map_err(|e| format!("socket setup: {e}"))?;
     let mut partial: Partial = HashMap::new();
@@ -711,9 +941,22 @@ pub fn transfer(
     size: u64,
     stall: Duration,
 ) -> Result<Transfer> {
-    let mut c = Conn::connect(target, Some(stall))?;
+    transfer_with(&Dialer::tcp(), target, via, sink, pattern, size, stall)
+}
+
+/// [`transfer`] with A connecting as `dialer` says (TLS, WebSocket).
+pub fn transfer_with(
+    dialer: &Dialer,
+    target: SocketAddr,
+    via: &[String],
+    sink: &Sink,
+    pattern: &Pattern,
+    size: u64,
+    stall: Duration,
+) -> Result<Transfer> {
+    let mut c = Conn::dial(target, dialer, Some(stall))?;
     let watch = c
-        .stream()
+        .tcp()
         .try_clone()
         .map_err(|e| format!("A: dup socket: {e}"))?;
     let received = || sink.stats().bytes.load(Ordering::Relaxed);
@@ -770,8 +1013,7 @@ fn transfer_on(
     sink.stats().watch(&msg_id);
     let t0 = Instant::now();
     c.send(&head)?;
-    pattern
-        .write_body(c.stream(), size)
+    c.send_body(pattern, size)
         .map_err(|e| format!("A: writing the body: {e}"))?;
     c.send(&build::body_end(tid.as_bytes(), EndFlag::Complete))?;
     let code = c
@@ -823,7 +1065,29 @@ pub fn rate_session(
     counters: &RateCounters,
     timeout: Duration,
 ) -> Result<u64> {
-    let mut c = Conn::connect(target, Some(timeout))?;
+    rate_session_with(
+        &Dialer::tcp(),
+        target,
+        to_path,
+        msg_size,
+        pattern,
+        counters,
+        timeout,
+    )
+}
+
+/// [`rate_session`] connecting as `dialer` says (TLS, WebSocket: each SEND
+/// one message).
+pub fn rate_session_with(
+    dialer: &Dialer,
+    target: SocketAddr,
+    to_path: Vec<String>,
+    msg_size: u64,
+    pattern: &Pattern,
+    counters: &RateCounters,
+    timeout: Duration,
+) -> Result<u64> {
+    let mut c = Conn::dial(target, dialer, Some(timeout))?;
     counters.ready.fetch_add(1, Ordering::SeqCst);
     while !counters.go.load(Ordering::SeqCst) && !counters.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(1));

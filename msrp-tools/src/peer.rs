@@ -1,19 +1,31 @@
-//! A blocking MSRP peer over one TCP connection.
+//! A blocking MSRP peer over one connection: plain TCP, TLS, or a
+//! WebSocket (RFC 7977) over either.
 //!
 //! Every read is bounded by a caller-given timeout, every write by
-//! [`WRITE_TIMEOUT`]; nothing here can hang a test forever.
+//! [`WRITE_TIMEOUT`]; nothing here can hang a test forever. Over a
+//! WebSocket every write ([`Peer::send_raw`], [`Peer::send_request`]) goes
+//! out as one binary message, and reads see the payloads of the received
+//! messages as one MSRP byte stream.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use msrp_core::{build, EndFlag, Event, FrameHead, Header, Limits, ParseError, Parser};
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, ProtocolVersion, ServerConfig};
 use sha2::{Digest, Sha256};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
 
 use crate::body::BodyGen;
 use crate::ids;
+use crate::stream::{Stream, Transport};
+use crate::ws::{self, WsConnect};
 
 /// Upper bound for one blocking write (a stuck relay must not hang a test).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +49,24 @@ pub enum PeerError {
     Parse(ParseError),
     /// Valid MSRP, but not what the caller expected.
     Protocol(String),
+    /// TLS failed: a handshake error, a certificate that does not verify,
+    /// an alert from the other side (e.g. a refused client certificate,
+    /// which with TLS 1.3 shows on the client's first read).
+    Tls(rustls::Error),
+    /// The server answered the WebSocket upgrade with this HTTP status
+    /// instead of 101 (e.g. 403 for an Origin it does not allow).
+    WsRefused {
+        /// HTTP status code.
+        status: u16,
+        /// Response body, if any.
+        body: String,
+    },
+    /// The WebSocket upgrade failed otherwise (e.g. the server did not
+    /// select subprotocol `msrp`, or a malformed response).
+    WsHandshake(String),
+    /// A WebSocket protocol error after the handshake (e.g. a malformed
+    /// frame from the server).
+    Ws(tungstenite::Error),
 }
 
 impl fmt::Display for PeerError {
@@ -47,6 +77,16 @@ impl fmt::Display for PeerError {
             PeerError::Closed(what) => write!(f, "connection closed: {what}"),
             PeerError::Parse(e) => write!(f, "MSRP parse error: {e}"),
             PeerError::Protocol(what) => write!(f, "unexpected MSRP: {what}"),
+            PeerError::Tls(e) => write!(f, "TLS error: {e}"),
+            PeerError::WsRefused { status, body } => {
+                write!(f, "WebSocket upgrade refused with HTTP {status}")?;
+                if !body.is_empty() {
+                    write!(f, ": {}", body.trim())?;
+                }
+                Ok(())
+            }
+            PeerError::WsHandshake(what) => write!(f, "WebSocket handshake failed: {what}"),
+            PeerError::Ws(e) => write!(f, "WebSocket error: {e}"),
         }
     }
 }
@@ -56,6 +96,8 @@ impl std::error::Error for PeerError {
         match self {
             PeerError::Io(e) => Some(e),
             PeerError::Parse(e) => Some(e),
+            PeerError::Tls(e) => Some(e),
+            PeerError::Ws(e) => Some(e),
             _ => None,
         }
     }
@@ -63,7 +105,9 @@ impl std::error::Error for PeerError {
 
 impl From<io::Error> for PeerError {
     fn from(e: io::Error) -> Self {
-        if is_close(&e) {
+        if let Some(tls) = crate::tls::rustls_error(&e) {
+            PeerError::Tls(tls.clone())
+        } else if is_close(&e) {
             PeerError::Closed(e.to_string())
         } else if is_timeout(&e) {
             PeerError::Timeout(e.to_string())
@@ -280,18 +324,53 @@ fn strings(v: Vec<Bytes>) -> Vec<String> {
         .collect()
 }
 
+/// What a peer reads and writes: a byte stream, or a WebSocket on one.
+enum Io {
+    Stream(Stream),
+    Ws(Box<WebSocket<Stream>>),
+}
+
+impl Io {
+    fn stream(&self) -> &Stream {
+        match self {
+            Io::Stream(s) => s,
+            Io::Ws(ws) => ws.get_ref(),
+        }
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        self.stream().tcp()
+    }
+}
+
+/// The error of a WebSocket write.
+fn ws_write_error(e: tungstenite::Error) -> PeerError {
+    match e {
+        tungstenite::Error::Io(e) => e.into(),
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            PeerError::Closed("WebSocket closed".into())
+        }
+        other => PeerError::Ws(other),
+    }
+}
+
 /// A blocking MSRP connection.
 pub struct Peer {
-    stream: TcpStream,
+    io: Io,
     buf: BytesMut,
     parser: Parser,
     local: SocketAddr,
     remote: SocketAddr,
+    /// The selected WebSocket subprotocol.
+    ws_protocol: Option<String>,
+    /// The Close frame the other side sent (code, reason), once received.
+    ws_close: Option<(u16, String)>,
 }
 
 impl fmt::Debug for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Peer")
+            .field("transport", &self.transport())
             .field("local", &self.local)
             .field("remote", &self.remote)
             .field("buffered", &self.buf.len())
@@ -302,32 +381,168 @@ impl fmt::Debug for Peer {
 impl Peer {
     /// Connects to `addr` (timeout [`CONNECT_TIMEOUT`]).
     pub fn connect(addr: impl ToSocketAddrs) -> Result<Peer, PeerError> {
-        let mut last = None;
-        for a in addr.to_socket_addrs()? {
-            match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
-                Ok(s) => return Peer::from_stream(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(PeerError::Io(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
-        })))
+        Peer::from_stream(tcp_connect(addr, CONNECT_TIMEOUT)?)
     }
 
     /// Wraps an accepted or connected stream.
     pub fn from_stream(stream: TcpStream) -> Result<Peer, PeerError> {
-        stream.set_nonblocking(false)?;
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-        let local = stream.local_addr()?;
-        let remote = stream.peer_addr()?;
+        let (tcp, addrs) = prepare(stream)?;
+        Peer::from_io(Io::Stream(Stream::Tcp(tcp)), addrs, None)
+    }
+
+    /// Connects to `addr` and runs a TLS handshake, verifying the server's
+    /// certificate against `config`'s roots and `server_name` (a DNS name,
+    /// or an IP address matched against IP SANs). TCP connect and handshake
+    /// together take at most [`CONNECT_TIMEOUT`].
+    pub fn connect_tls(
+        addr: impl ToSocketAddrs,
+        server_name: &str,
+        config: &Arc<ClientConfig>,
+    ) -> Result<Peer, PeerError> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let (tcp, addrs) = prepare(tcp_connect(addr, CONNECT_TIMEOUT)?)?;
+        let stream = Stream::tls_connect(tcp, server_name, config, deadline)?;
+        Peer::from_io(Io::Stream(stream), addrs, None)
+    }
+
+    /// Runs a TLS server handshake on an accepted stream (at most
+    /// [`CONNECT_TIMEOUT`]).
+    pub fn accept_tls(stream: TcpStream, config: &Arc<ServerConfig>) -> Result<Peer, PeerError> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let (tcp, addrs) = prepare(stream)?;
+        let stream = Stream::tls_accept(tcp, config, deadline)?;
+        Peer::from_io(Io::Stream(stream), addrs, None)
+    }
+
+    /// Connects to `addr` and opens a WebSocket: TLS first when `tls` gives
+    /// a server name and configuration (`wss://`), then the HTTP upgrade
+    /// of `ws(s)://url_host/path` with `Sec-WebSocket-Protocol: msrp` and
+    /// `origin` as `Origin`. Fails with [`PeerError::WsRefused`] when the
+    /// server answers with another status than 101, and with
+    /// [`PeerError::WsHandshake`] when it does not select `msrp`. Everything
+    /// takes at most [`CONNECT_TIMEOUT`].
+    pub fn connect_ws(
+        addr: impl ToSocketAddrs,
+        url_host: &str,
+        path: &str,
+        origin: Option<&str>,
+        tls: Option<(&str, &Arc<ClientConfig>)>,
+    ) -> Result<Peer, PeerError> {
+        let mut opts = WsConnect::new(url_host, path);
+        opts.origin = origin;
+        opts.tls = tls;
+        Peer::connect_ws_with(addr, &opts)
+    }
+
+    /// [`Peer::connect_ws`] with every knob of [`WsConnect`] (other or no
+    /// subprotocols, more headers).
+    pub fn connect_ws_with(
+        addr: impl ToSocketAddrs,
+        opts: &WsConnect<'_>,
+    ) -> Result<Peer, PeerError> {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let (tcp, addrs) = prepare(tcp_connect(addr, CONNECT_TIMEOUT)?)?;
+        let stream = match opts.tls {
+            Some((name, config)) => Stream::tls_connect(tcp, name, config, deadline)?,
+            None => Stream::Tcp(tcp),
+        };
+        let (ws, selected) = ws::handshake(stream, opts, deadline)?;
+        Peer::from_io(Io::Ws(Box::new(ws)), addrs, selected)
+    }
+
+    /// `addrs`: (local, remote), taken before any handshake (once the other
+    /// side has closed or reset, the socket no longer tells).
+    fn from_io(
+        io: Io,
+        (local, remote): (SocketAddr, SocketAddr),
+        ws_protocol: Option<String>,
+    ) -> Result<Peer, PeerError> {
+        let tcp = io.tcp();
+        tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        tcp.set_read_timeout(None)?;
         Ok(Peer {
-            stream,
+            io,
             buf: BytesMut::with_capacity(READ_PIECE),
             parser: Parser::new(Limits::default()),
             local,
             remote,
+            ws_protocol,
+            ws_close: None,
         })
+    }
+
+    /// How this peer is connected: `Tcp`, `Tls`, `Ws` or `Wss`.
+    pub fn transport(&self) -> Transport {
+        match &self.io {
+            Io::Stream(s) if s.is_tls() => Transport::Tls,
+            Io::Stream(_) => Transport::Tcp,
+            Io::Ws(ws) if ws.get_ref().is_tls() => Transport::Wss,
+            Io::Ws(_) => Transport::Ws,
+        }
+    }
+
+    /// The certificates the other side presented over TLS (`None` without
+    /// TLS, or for a server whose client sent none).
+    pub fn tls_peer_certificates(&self) -> Option<Vec<CertificateDer<'static>>> {
+        self.io.stream().peer_certificates()
+    }
+
+    /// The negotiated TLS version (`None` without TLS).
+    pub fn tls_version(&self) -> Option<ProtocolVersion> {
+        self.io.stream().tls_version()
+    }
+
+    /// The WebSocket subprotocol the server selected (`None` without a
+    /// WebSocket, or when the server selected none).
+    pub fn ws_protocol(&self) -> Option<&str> {
+        self.ws_protocol.as_deref()
+    }
+
+    /// The Close frame the other side sent, as (code, reason), once a read
+    /// has seen it (reads then report [`PeerError::Closed`]). A Close
+    /// without a code gives 1005 (RFC 6455 §7.1.5).
+    pub fn ws_close_frame(&self) -> Option<(u16, String)> {
+        self.ws_close.clone()
+    }
+
+    /// Sends one WebSocket message as is (text, ping, a raw
+    /// `Message::Frame`, ...). Errors for peers without a WebSocket.
+    pub fn send_ws_message(&mut self, msg: Message) -> Result<(), PeerError> {
+        match &mut self.io {
+            Io::Ws(ws) => ws.send(msg).map_err(ws_write_error),
+            Io::Stream(_) => Err(not_ws("send_ws_message")),
+        }
+    }
+
+    /// Writes `bytes` as they are onto the connection under the WebSocket
+    /// (after anything tungstenite still buffers), bypassing its framing:
+    /// for malformed frames, see [`crate::ws::frame`]. Errors for peers
+    /// without a WebSocket.
+    pub fn send_ws_raw(&mut self, bytes: &[u8]) -> Result<(), PeerError> {
+        match &mut self.io {
+            Io::Ws(ws) => {
+                ws.flush().map_err(ws_write_error)?;
+                let s = ws.get_mut();
+                s.write_all(bytes)?;
+                s.flush()?;
+                Ok(())
+            }
+            Io::Stream(_) => Err(not_ws("send_ws_raw")),
+        }
+    }
+
+    /// Starts the WebSocket closing handshake with `code` and `reason`;
+    /// reads still see what arrives until the other side's Close.
+    pub fn ws_close(&mut self, code: u16, reason: &str) -> Result<(), PeerError> {
+        match &mut self.io {
+            Io::Ws(ws) => ws
+                .close(Some(CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.to_owned().into(),
+                }))
+                .map_err(ws_write_error),
+            Io::Stream(_) => Err(not_ws("ws_close")),
+        }
     }
 
     /// Our side's address (what the relay sees as the peer address).
@@ -340,22 +555,54 @@ impl Peer {
         self.remote
     }
 
-    /// Writes raw bytes.
+    /// Writes raw bytes (over a WebSocket: as one binary message).
     pub fn send_raw(&mut self, data: &[u8]) -> Result<(), PeerError> {
-        self.stream.write_all(data)?;
-        Ok(())
+        match &mut self.io {
+            Io::Stream(s) => {
+                s.write_all(data)?;
+                s.flush()?;
+                Ok(())
+            }
+            Io::Ws(ws) => ws
+                .send(Message::Binary(Bytes::copy_from_slice(data)))
+                .map_err(ws_write_error),
+        }
     }
 
-    /// Half-closes the connection (sends FIN); reads still work.
+    /// Half-closes the connection: TCP sends FIN; TLS sends close_notify,
+    /// then FIN; a WebSocket, which has no half-close, sends a Close frame
+    /// (1000). Reads still work.
     pub fn shutdown_write(&mut self) -> Result<(), PeerError> {
-        self.stream.shutdown(Shutdown::Write)?;
+        match &mut self.io {
+            Io::Stream(s) => s.shutdown_write()?,
+            Io::Ws(_) => self.ws_close(1000, "")?,
+        }
         Ok(())
     }
 
-    /// A second handle on the socket, e.g. to write from another thread
-    /// while this one reads.
+    /// A second handle on the TCP socket, e.g. to write from another thread
+    /// while this one reads. Plain TCP peers only: a TLS or WebSocket
+    /// peer's state cannot be shared, so for them this is an
+    /// `Unsupported` error.
     pub fn try_clone_stream(&self) -> io::Result<TcpStream> {
-        self.stream.try_clone()
+        match &self.io {
+            Io::Stream(Stream::Tcp(s)) => s.try_clone(),
+            _ => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "try_clone_stream: a {} peer's stream cannot be cloned (TLS/WebSocket \
+                     state lives in the Peer); use a plain TCP peer",
+                    self.transport()
+                ),
+            )),
+        }
+    }
+
+    /// Shuts the TCP socket underneath down in both directions at once (no
+    /// TLS close_notify, no WebSocket Close): an abrupt end.
+    pub fn shutdown_socket(&self) -> Result<(), PeerError> {
+        self.io.tcp().shutdown(Shutdown::Both)?;
+        Ok(())
     }
 
     /// Sends a complete request (head, body if any, end-line).
@@ -372,15 +619,29 @@ impl Peer {
         body: BodyGen,
     ) -> Result<[u8; 32], PeerError> {
         let head = req.head_bytes(true);
-        self.stream.write_all(&head)?;
+        self.send_raw(&head)?;
         let mut hasher = Sha256::new();
-        let stream = &mut self.stream;
-        body.for_each_piece(|piece| {
+        let mut failed: Option<PeerError> = None;
+        let io = &mut self.io;
+        let r = body.for_each_piece(|piece| {
             hasher.update(piece);
-            stream.write_all(piece)
-        })?;
-        self.stream
-            .write_all(&build::body_end(req.tid.as_bytes(), req.flag))?;
+            match io {
+                Io::Stream(s) => s.write_all(piece),
+                Io::Ws(ws) => ws
+                    .send(Message::Binary(Bytes::copy_from_slice(piece)))
+                    .map_err(|e| {
+                        let e = ws_write_error(e);
+                        let io_err = io::Error::other(e.to_string());
+                        failed = Some(e);
+                        io_err
+                    }),
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        r?;
+        self.send_raw(&build::body_end(req.tid.as_bytes(), req.flag))?;
         Ok(hasher.finalize().into())
     }
 
@@ -586,22 +847,67 @@ impl Peer {
     }
 
     /// Reads more bytes into the buffer, waiting at most until `deadline`.
+    /// Over a WebSocket it reads one message, which may add nothing (a
+    /// ping, answered here, or a pong).
     fn fill(&mut self, deadline: Instant) -> Result<(), PeerError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(PeerError::Timeout(String::new()));
         }
-        self.stream.set_read_timeout(Some(left))?;
-        let mut piece = [0u8; READ_PIECE];
-        let n = match self.stream.read(&mut piece) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e.into()),
+        self.io.tcp().set_read_timeout(Some(left))?;
+        let ws = match &mut self.io {
+            Io::Ws(ws) => ws,
+            Io::Stream(s) => {
+                let mut piece = [0u8; READ_PIECE];
+                let n = match s.read(&mut piece) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                if n == 0 {
+                    return Err(PeerError::Closed("EOF".into()));
+                }
+                self.buf.extend_from_slice(&piece[..n]);
+                return Ok(());
+            }
         };
-        if n == 0 {
-            return Err(PeerError::Closed("EOF".into()));
+        match ws.read() {
+            Ok(Message::Binary(b)) => self.buf.extend_from_slice(&b),
+            Ok(Message::Text(t)) => self.buf.extend_from_slice(t.as_bytes()),
+            Ok(Message::Ping(_)) => {
+                // tungstenite queued the pong; send it now.
+                match ws.flush() {
+                    Ok(()) => {}
+                    Err(tungstenite::Error::Io(e)) if is_timeout(&e) => {}
+                    Err(e) => return Err(ws_write_error(e)),
+                }
+            }
+            Ok(Message::Pong(_)) | Ok(Message::Frame(_)) => {}
+            Ok(Message::Close(frame)) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                    (u16::from(f.code), f.reason.as_str().to_owned())
+                });
+                self.ws_close = Some((code, reason.clone()));
+                // tungstenite queued the Close reply; send it if we can.
+                let _ = ws.flush();
+                return Err(PeerError::Closed(format!(
+                    "WebSocket Close {code} {reason:?}"
+                )));
+            }
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(tungstenite::Error::Io(e)) => return Err(e.into()),
+            Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
+                return Err(PeerError::Closed("WebSocket closed".into()))
+            }
+            Err(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            )) => {
+                return Err(PeerError::Closed(
+                    "EOF without a WebSocket closing handshake".into(),
+                ))
+            }
+            Err(e) => return Err(PeerError::Ws(e)),
         }
-        self.buf.extend_from_slice(&piece[..n]);
         Ok(())
     }
 
@@ -627,7 +933,7 @@ impl Peer {
     }
 
     /// Succeeds if nothing arrives (and the connection stays open) for
-    /// `duration`.
+    /// `duration` (WebSocket pings and pongs do not count).
     pub fn expect_nothing(&mut self, duration: Duration) -> Result<(), PeerError> {
         if !self.buf.is_empty() {
             return Err(PeerError::Protocol(format!(
@@ -635,15 +941,50 @@ impl Peer {
                 String::from_utf8_lossy(&self.buf[..self.buf.len().min(200)])
             )));
         }
-        match self.fill(Instant::now() + duration) {
-            Err(PeerError::Timeout(_)) => Ok(()),
-            Ok(()) => Err(PeerError::Protocol(format!(
-                "unexpected data: {:?}",
-                String::from_utf8_lossy(&self.buf[..self.buf.len().min(200)])
-            ))),
-            Err(e) => Err(e),
+        let deadline = Instant::now() + duration;
+        loop {
+            match self.fill(deadline) {
+                Err(PeerError::Timeout(_)) => return Ok(()),
+                Ok(()) if self.buf.is_empty() => {}
+                Ok(()) => {
+                    return Err(PeerError::Protocol(format!(
+                        "unexpected data: {:?}",
+                        String::from_utf8_lossy(&self.buf[..self.buf.len().min(200)])
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
+}
+
+fn not_ws(what: &str) -> PeerError {
+    PeerError::Io(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("{what}: this peer has no WebSocket"),
+    ))
+}
+
+/// TCP connect to the first address of `addr` that answers within `timeout`.
+fn tcp_connect(addr: impl ToSocketAddrs, timeout: Duration) -> Result<TcpStream, PeerError> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(PeerError::Io(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+    })))
+}
+
+/// Blocking, no Nagle; with its (local, remote) addresses.
+fn prepare(stream: TcpStream) -> Result<(TcpStream, (SocketAddr, SocketAddr)), PeerError> {
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?;
+    let addrs = (stream.local_addr()?, stream.peer_addr()?);
+    Ok((stream, addrs))
 }
 
 #[cfg(test)]

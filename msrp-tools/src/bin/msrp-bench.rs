@@ -18,9 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use msrp_tools::kamailio::{find_exe, find_module_so, Kamailio, RelayOpts};
-use msrp_tools::load::{self, AuthedSink, Pattern, RateCounters, Sink, SinkStats, Transfer};
+use msrp_tools::load::{
+    self, AuthedSink, Dialer, Pattern, RateCounters, Sink, SinkStats, Transfer,
+};
 use msrp_tools::process;
 use msrp_tools::tcpproxy::ProxyChild;
+use msrp_tools::tls::{self, Certs};
+use msrp_tools::Transport;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -50,6 +54,15 @@ TARGET:
     --modparam NAME=VALUE  one more msrp_relay modparam (with
                            --spawn-relay; repeatable; VALUE an integer or
                            a string)
+    --transport T          tcp (default), tls, ws or wss: the spawned relay
+                           gets one more listener of that transport, and
+                           every relay phase also runs with A connecting
+                           over it (B endpoints stay plain TCP), side by
+                           side with plain TCP (with --spawn-relay)
+    --certs DIR            certificates for tls/wss (scripts/make-certs.sh
+                           makes them there if DIR/ca.pem is missing;
+                           default: a temporary directory removed at exit)
+    --ws-origin ORIGIN     Origin header of the ws/wss upgrades (default none)
     --relay HOST:PORT      an already running relay (no memory figures)
     --bind IP              address of the tool's B endpoints, which the relay
                            connects to (default 127.0.0.1)
@@ -87,6 +100,10 @@ struct Opts {
     use_path: bool,
     /// Extra `modparam("msrp_relay", NAME, VALUE)` lines (with --spawn-relay).
     modparams: Vec<(String, String)>,
+    /// The senders' second transport (tcp: none).
+    transport: Transport,
+    certs: Option<PathBuf>,
+    ws_origin: Option<String>,
     bind: IpAddr,
     size: u64,
     small_size: u64,
@@ -139,6 +156,9 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         workers: None,
         use_path: false,
         modparams: Vec::new(),
+        transport: Transport::Tcp,
+        certs: None,
+        ws_origin: None,
         bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
         size: if quick { 32 * MIB } else { 256 * MIB },
         small_size: if quick { 4 * MIB } else { 16 * MIB },
@@ -182,6 +202,13 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
                 o.modparams
                     .push((n.trim().to_owned(), val.trim().to_owned()));
             }
+            "--transport" => {
+                o.transport = value()?
+                    .parse()
+                    .map_err(|e: String| format!("--transport: {e}"))?
+            }
+            "--certs" => o.certs = Some(PathBuf::from(value()?)),
+            "--ws-origin" => o.ws_origin = Some(value()?),
             "--bind" => o.bind = parse_num(name, &value()?)?,
             "--size" => o.size = parse_size(&value()?)?,
             "--small-size" => o.small_size = parse_size(&value()?)?,
@@ -206,9 +233,19 @@ fn parse_args(args: &[String]) -> Result<Option<Opts>, String> {
         && (o.module.is_some()
             || o.max_chunk.is_some()
             || o.workers.is_some()
-            || !o.modparams.is_empty())
+            || !o.modparams.is_empty()
+            || o.transport != Transport::Tcp)
     {
-        return Err("--module, --max-chunk, --workers and --modparam need --spawn-relay".into());
+        return Err(
+            "--module, --max-chunk, --workers, --modparam and --transport need --spawn-relay"
+                .into(),
+        );
+    }
+    if o.certs.is_some() && !o.transport.is_tls() {
+        return Err("--certs needs --transport tls or wss".into());
+    }
+    if o.ws_origin.is_some() && !o.transport.is_ws() {
+        return Err("--ws-origin needs --transport ws or wss".into());
     }
     if o.runs == 0 || o.sessions == 0 || o.endpoints == 0 {
         return Err("--runs, --sessions and --endpoints must be at least 1".into());
@@ -386,13 +423,74 @@ fn median(v: &[f64]) -> f64 {
 // ---------------------------------------------------------------------------
 // The relay under test.
 
+/// ", certs DIR" for --transport tls/wss with --certs.
+fn certs_dir_note(o: &Opts) -> String {
+    match &o.certs {
+        Some(d) if o.transport.is_tls() => format!(", certs {}", d.display()),
+        _ => String::new(),
+    }
+}
+
 struct Target {
     /// Where A connects to reach the relay.
     addr: SocketAddr,
     /// The relay's URI, first in every To-Path.
     uri: String,
+    /// The relay's listener of --transport (not tcp), when there is one.
+    other: Option<OtherTransport>,
     kamailio: Option<Kamailio>,
     description: String,
+}
+
+/// A's second way to the relay (--transport tls|ws|wss).
+struct OtherTransport {
+    transport: Transport,
+    addr: SocketAddr,
+    /// The relay's URI on that listener (first in To-Path).
+    uri: String,
+    dialer: Dialer,
+    /// Certificates made for this run in a temporary directory.
+    _certs: Option<TempCerts>,
+}
+
+/// A certificate directory made for one run, removed at exit.
+struct TempCerts(PathBuf);
+
+impl Drop for TempCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The certificates for --transport tls/wss: --certs DIR (made there when
+/// missing), or a temporary directory.
+fn bench_certs(o: &Opts) -> Result<(Certs, Option<TempCerts>), String> {
+    let (dir, temp) = match &o.certs {
+        Some(d) => (d.clone(), None),
+        None => {
+            let d = std::env::temp_dir().join(format!(
+                "msrp-bench-certs-{}-{}",
+                std::process::id(),
+                msrp_tools::ids::random_alnum(6)
+            ));
+            (d.clone(), Some(TempCerts(d)))
+        }
+    };
+    let certs = Certs::make(&dir).map_err(|e| e.to_string())?;
+    Ok((certs, temp))
+}
+
+/// How A dials the relay's `t` listener: TLS verified against the test CA
+/// as 127.0.0.1 (an IP SAN of relay.pem).
+fn dialer_for(t: Transport, certs: Option<&Certs>, origin: Option<&str>) -> Result<Dialer, String> {
+    let tls = match certs {
+        Some(c) if t.is_tls() => Some((
+            "127.0.0.1".to_owned(),
+            tls::client_config(&c.ca(), None).map_err(|e| e.to_string())?,
+        )),
+        _ => None,
+    };
+    Dialer::new(t, tls, origin.map(str::to_owned))
 }
 
 impl Target {
@@ -404,6 +502,16 @@ impl Target {
             None => find_module_so()?,
         };
         let mut opts = RelayOpts::default().route(ROUTE);
+        let t = o.transport;
+        let mut certs = None;
+        if t != Transport::Tcp {
+            opts = opts.listen_transport(t);
+            if t.is_tls() {
+                let (c, temp) = bench_certs(o)?;
+                opts = opts.tls_certs(&c);
+                certs = Some((c, temp));
+            }
+        }
         if let Some(n) = o.max_chunk {
             opts = opts.modparam_int("msrp_max_chunk_size", n);
         }
@@ -436,8 +544,28 @@ impl Target {
             .iter()
             .map(|(n, v)| format!(", {n} {v}"))
             .collect();
+        let other = match k.transport_addr(t).filter(|_| t != Transport::Tcp) {
+            Some(addr) => {
+                let dialer = dialer_for(t, certs.as_ref().map(|c| &c.0), o.ws_origin.as_deref())?;
+                Some(OtherTransport {
+                    transport: t,
+                    addr,
+                    uri: t.uri("127.0.0.1", addr.port(), "bench"),
+                    dialer,
+                    _certs: certs.and_then(|c| c.1),
+                })
+            }
+            None => None,
+        };
+        let also = match (&other, certs_dir_note(o)) {
+            (Some(ot), note) => format!(
+                "; A also over {} (listen {}:{}{note})",
+                ot.transport, ot.transport, ot.addr
+            ),
+            (None, _) => String::new(),
+        };
         let description = format!(
-            "spawned {version} + {} (workers {}, msrp_max_chunk_size {}{extra}; route: {ROUTE})",
+            "spawned {version} + {} (workers {}, msrp_max_chunk_size {}{extra}{also}; route: {ROUTE})",
             so.display(),
             o.workers.map_or("1 (default)".into(), |n| n.to_string()),
             o.max_chunk
@@ -446,6 +574,7 @@ impl Target {
         Ok(Target {
             addr: k.relay_addr(),
             uri: k.relay_uri("bench"),
+            other,
             kamailio: Some(k),
             description,
         })
@@ -463,6 +592,7 @@ impl Target {
         Ok(Target {
             addr,
             uri: format!("msrp://{host}:{port}/bench;tcp"),
+            other: None,
             kamailio: None,
             description: format!("existing relay at {spec} ({addr})"),
         })
@@ -593,8 +723,10 @@ impl RateResult {
 /// Where session `i` connects to and its To-Path.
 type Route<'a> = dyn Fn(usize) -> (SocketAddr, Vec<String>) + Sync + 'a;
 
+#[allow(clippy::too_many_arguments)]
 fn rate_phase(
     label: &str,
+    dialer: &Dialer,
     route: &Route<'_>,
     sinks: &[&Arc<SinkStats>],
     o: &Opts,
@@ -636,11 +768,13 @@ fn rate_phase(
             let spawned = std::thread::Builder::new()
                 .name(format!("session-{i}"))
                 .spawn_scoped(s, move || {
-                    load::rate_session(addr, to_path, o.msg_size, pattern, counters, timeout)
-                        .unwrap_or_else(|e| {
-                            fail(format!("session {i}: {e}"));
-                            0
-                        })
+                    load::rate_session_with(
+                        dialer, addr, to_path, o.msg_size, pattern, counters, timeout,
+                    )
+                    .unwrap_or_else(|e| {
+                        fail(format!("session {i}: {e}"));
+                        0
+                    })
                 });
             match spawned {
                 Ok(h) => handles.push(h),
@@ -726,6 +860,14 @@ struct Report {
     /// extra hop pays for the same sockets and syscalls).
     rate_proxy: Option<RateResult>,
     rate_direct: Option<RateResult>,
+    /// --transport (not tcp): the relay with A over that transport
+    /// (throughput runs, workers' (CPU seconds, bytes), chunks at B,
+    /// message rate).
+    other: Option<Transport>,
+    relay_t_mbs: Vec<f64>,
+    relay_t_cpu: Option<(f64, u64)>,
+    relay_t_chunks: u64,
+    rate_relay_t: Option<RateResult>,
     /// (label, RSS before, peak) in KiB.
     mem: Vec<(String, u64, u64)>,
     mem_idle: Option<(u64, String)>,
@@ -737,6 +879,38 @@ struct Report {
     log_problem_count: usize,
     load_before: String,
     load_after: String,
+}
+
+impl Report {
+    fn new(description: String) -> Report {
+        Report {
+            description,
+            relay_mbs: Vec::new(),
+            direct_mbs: Vec::new(),
+            proxy_mbs: Vec::new(),
+            relay_cpu: None,
+            proxy_cpu: None,
+            relay_chunks: 0,
+            rate_relay: None,
+            rate_proxy: None,
+            rate_direct: None,
+            other: None,
+            relay_t_mbs: Vec::new(),
+            relay_t_cpu: None,
+            relay_t_chunks: 0,
+            rate_relay_t: None,
+            mem: Vec::new(),
+            mem_idle: None,
+            mem_end: None,
+            mem_reset: false,
+            verified_bytes: 0,
+            verified_msgs: 0,
+            log_problems: Vec::new(),
+            log_problem_count: 0,
+            load_before: String::new(),
+            load_after: String::new(),
+        }
+    }
 }
 
 /// Below this much CPU time per path, CPU per GB is flagged as coarse
@@ -789,28 +963,11 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         Some(k) => Some(Mem::new(k)?),
         None => None,
     };
-    let mut rep = Report {
-        description: target.description.clone(),
-        relay_mbs: Vec::new(),
-        direct_mbs: Vec::new(),
-        proxy_mbs: Vec::new(),
-        relay_cpu: None,
-        proxy_cpu: None,
-        relay_chunks: 0,
-        rate_relay: None,
-        rate_proxy: None,
-        rate_direct: None,
-        mem: Vec::new(),
-        mem_idle: None,
-        mem_end: None,
-        mem_reset: mem.as_ref().is_some_and(|m| m.can_reset),
-        verified_bytes: 0,
-        verified_msgs: 0,
-        log_problems: Vec::new(),
-        log_problem_count: 0,
-        load_before: loadavg(),
-        load_after: String::new(),
-    };
+    let mut rep = Report::new(target.description.clone());
+    rep.mem_reset = mem.as_ref().is_some_and(|m| m.can_reset);
+    rep.other = target.other.as_ref().map(|t| t.transport);
+    rep.load_before = loadavg();
+    let tcp = Dialer::tcp();
     println!("relay: {}", rep.description);
     println!(
         "B endpoints: {} on {} (tool threads: A senders, B receivers verifying every byte)",
@@ -831,6 +988,24 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
     load::transfer(proxy.addr(), &[], b, &pattern, warm, STALL)
         .map_err(|e| format!("warm-up transfer through the TCP proxy: {e}"))?;
     rep.verified_bytes += 3 * warm;
+    if let Some(ot) = &target.other {
+        load::transfer_with(
+            &ot.dialer,
+            ot.addr,
+            std::slice::from_ref(&ot.uri),
+            b,
+            &pattern,
+            warm,
+            STALL,
+        )
+        .map_err(|e| {
+            format!(
+                "warm-up transfer through the relay over {}: {e}",
+                ot.transport
+            )
+        })?;
+        rep.verified_bytes += warm;
+    }
     if let Some(m) = &mem {
         rep.mem_idle = Some((m.rss()?, m.breakdown()));
     }
@@ -839,11 +1014,15 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
     let b_bytes = || b.stats().bytes.load(Ordering::Relaxed);
     // One large transfer from A to `to` (the relay, the proxy or B itself),
     // addressed through `path` (the relay's URI, or nothing).
+    let transfer_via =
+        |dialer: &Dialer, to: SocketAddr, path: &[String], size: u64, label: &str| {
+            with_progress(tty, label, Unit::Bytes, Some(size), &b_bytes, || {
+                load::transfer_with(dialer, to, path, b, &pattern, size, STALL)
+            })
+            .map_err(|e| format!("{label}: {e}"))
+        };
     let transfer_to = |to: SocketAddr, path: &[String], size: u64, label: &str| {
-        with_progress(tty, label, Unit::Bytes, Some(size), &b_bytes, || {
-            load::transfer(to, path, b, &pattern, size, STALL)
-        })
-        .map_err(|e| format!("{label}: {e}"))
+        transfer_via(&tcp, to, path, size, label)
     };
     let relay_transfer = |size: u64, label: &str| transfer_to(relay_addr, &via, size, label);
     let show = |label: &str, t: &Transfer, mem: Option<(u64, u64)>| {
@@ -895,6 +1074,27 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         rep.relay_chunks = t.chunks;
         rep.verified_bytes += t.bytes;
         target.check_alive()?;
+
+        // The same relay, A over --transport.
+        if let Some(ot) = &target.other {
+            let label = format!("relay/{:<3} run {i}/{}", ot.transport.name(), o.runs);
+            let cpu0 = mem.as_ref().map(Mem::cpu).transpose()?;
+            let t = transfer_via(
+                &ot.dialer,
+                ot.addr,
+                std::slice::from_ref(&ot.uri),
+                o.size,
+                &label,
+            )?;
+            show(&label, &t, None);
+            if let (Some(m), Some(c0)) = (&mem, cpu0) {
+                add_cpu(&mut rep.relay_t_cpu, m.cpu()? - c0, t.bytes);
+            }
+            rep.relay_t_mbs.push(t.mb_per_s());
+            rep.relay_t_chunks = t.chunks;
+            rep.verified_bytes += t.bytes;
+            target.check_alive()?;
+        }
 
         let label = format!("proxy  run {i}/{}", o.runs);
         let cpu0 = process::cpu_secs(proxy.pid());
@@ -973,7 +1173,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
         Some(m) => {
             let c0 = m.cpu()?;
             let (mut r, base, peak) =
-                m.during(|| rate_phase(&label, &via_relay, &relay_stats, o, &pattern, tty))?;
+                m.during(|| rate_phase(&label, &tcp, &via_relay, &relay_stats, o, &pattern, tty))?;
             r.cpu = Some(m.cpu()? - c0);
             rep.mem.push((
                 format!("{} SENDs, {} sessions", fmt_size(o.msg_size), o.sessions),
@@ -983,7 +1183,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
             (r, Some((base, peak)))
         }
         None => (
-            rate_phase(&label, &via_relay, &relay_stats, o, &pattern, tty)?,
+            rate_phase(&label, &tcp, &via_relay, &relay_stats, o, &pattern, tty)?,
             None,
         ),
     };
@@ -995,12 +1195,45 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
     rep.rate_relay = Some(r.clone());
     target.check_alive()?;
 
+    // The same relay, A over --transport: the same To-Paths with the
+    // relay's URI on that listener first (a Use-Path stays as handed out).
+    if let Some(ot) = &target.other {
+        let label = rate_label(&format!("relay/{}", ot.transport.name()));
+        let via_other = |i: usize| {
+            let (_, mut to) = via_relay(i);
+            if authed.is_empty() {
+                to[0] = ot.uri.clone();
+            }
+            (ot.addr, to)
+        };
+        let c0 = mem.as_ref().map(Mem::cpu).transpose()?;
+        let mut r = rate_phase(
+            &label,
+            &ot.dialer,
+            &via_other,
+            &relay_stats,
+            o,
+            &pattern,
+            tty,
+        )?;
+        if let (Some(m), Some(c0)) = (&mem, c0) {
+            r.cpu = Some(m.cpu()? - c0);
+        }
+        show_rate(&label, &r, None);
+        if let Some(us) = r.cpu_us_per_msg() {
+            println!("{label}: worker CPU {us:.1} us per message");
+        }
+        rep.verified_msgs += r.sent;
+        rep.rate_relay_t = Some(r);
+        target.check_alive()?;
+    }
+
     // Through the TCP proxy: byte-blind, so B answers A itself; the proxy
     // forwards every session to the first B endpoint.
     let label = rate_label("proxy ");
     let via_proxy = |_: usize| (proxy.addr(), vec![b.uri(&msrp_tools::ids::session_id())]);
     let c0 = process::cpu_secs(proxy.pid());
-    let mut r = rate_phase(&label, &via_proxy, &sink_stats[..1], o, &pattern, tty)?;
+    let mut r = rate_phase(&label, &tcp, &via_proxy, &sink_stats[..1], o, &pattern, tty)?;
     if let (Some(c0), Some(c1)) = (c0, process::cpu_secs(proxy.pid())) {
         r.cpu = Some(c1 - c0);
     }
@@ -1014,7 +1247,7 @@ fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String
 
     let label = rate_label("direct");
     // Direct: each session connects to its B endpoint itself.
-    let r = rate_phase(&label, &direct, &sink_stats, o, &pattern, tty)?;
+    let r = rate_phase(&label, &tcp, &direct, &sink_stats, o, &pattern, tty)?;
     show_rate(&label, &r, None);
     rep.verified_msgs += r.sent;
     rep.rate_direct = Some(r);
@@ -1133,6 +1366,16 @@ fn summary(o: &Opts, rep: &Report) -> String {
         "  A->relay->B          {relay:8.1} MB/s   (B received {} chunks)",
         rep.relay_chunks
     );
+    let relay_t = rep.other.map(|t| (t, median(&rep.relay_t_mbs)));
+    if let Some((t, mbs)) = relay_t {
+        let _ = writeln!(
+            s,
+            "  {:<20} {mbs:8.1} MB/s   (B received {} chunks; runs {})",
+            format!("A-({t})->relay->B"),
+            rep.relay_t_chunks,
+            runs(&rep.relay_t_mbs)
+        );
+    }
     let _ = writeln!(
         s,
         "  ratio relay/direct   {ratio:8.2}        target >= 0.45: {}",
@@ -1144,6 +1387,14 @@ fn summary(o: &Opts, rep: &Report) -> String {
         proxy / direct
     );
     let _ = writeln!(s, "  ratio relay/proxy    {:8.2}", relay / proxy);
+    if let Some((t, mbs)) = relay_t {
+        let _ = writeln!(
+            s,
+            "  {:<20} {:8.2}        (A over {t} against A over tcp, same relay)",
+            format!("ratio relay {t}/tcp"),
+            mbs / relay
+        );
+    }
     if let (Some((rs, rb)), Some((ps, pb))) = (rep.relay_cpu, rep.proxy_cpu) {
         let (rc, pc) = (rs / (rb as f64 / 1e9), ps / (pb as f64 / 1e9));
         let _ = writeln!(
@@ -1156,6 +1407,19 @@ fn summary(o: &Opts, rep: &Report) -> String {
                 ""
             }
         );
+        if let (Some(t), Some((ts, tb))) = (rep.other, rep.relay_t_cpu) {
+            let tc = ts / (tb as f64 / 1e9);
+            let _ = writeln!(
+                s,
+                "  CPU per GB, all runs relay workers with A over {t} {tc:.2} s ({t}/tcp {:.2}){}",
+                tc / rc,
+                if ts < MIN_CPU_SECS {
+                    " (coarse: under 0.25 s of CPU measured)"
+                } else {
+                    ""
+                }
+            );
+        }
     }
     if let (Some(rr), Some(rd)) = (&rep.rate_relay, &rep.rate_direct) {
         let _ = writeln!(
@@ -1168,6 +1432,14 @@ fn summary(o: &Opts, rep: &Report) -> String {
         );
         let _ = writeln!(s, "  direct A->B          {:8.0} msg/s", rd.per_s);
         let _ = writeln!(s, "  A->relay->B          {:8.0} msg/s", rr.per_s);
+        if let (Some(t), Some(rt)) = (rep.other, &rep.rate_relay_t) {
+            let _ = writeln!(
+                s,
+                "  {:<20} {:8.0} msg/s",
+                format!("A-({t})->relay->B"),
+                rt.per_s
+            );
+        }
         if let Some(rp) = &rep.rate_proxy {
             let _ = writeln!(s, "  A->TCP proxy->B      {:8.0} msg/s", rp.per_s);
         }
@@ -1184,6 +1456,20 @@ fn summary(o: &Opts, rep: &Report) -> String {
                 "  CPU per message: relay worker {us:6.1} us{}",
                 coarse(rr)
             );
+            if let (Some(t), Some((rt, tus))) = (
+                rep.other,
+                rep.rate_relay_t
+                    .as_ref()
+                    .and_then(|rt| rt.cpu_us_per_msg().map(|u| (rt, u))),
+            ) {
+                let _ = writeln!(
+                    s,
+                    "                   {:<12} {tus:6.1} us{} ({t}/tcp {:.2})",
+                    format!("relay, {t}"),
+                    coarse(rt),
+                    tus / us
+                );
+            }
             if let Some((rp, pus)) = rep
                 .rate_proxy
                 .as_ref()
@@ -1405,6 +1691,108 @@ mod tests {
         assert!(parse_args(&args("--relay h:1 --max-chunk 4096")).is_err());
         assert!(parse_args(&args("--spawn-relay --bogus")).is_err());
         assert!(parse_args(&args("--help")).unwrap().is_none());
+    }
+
+    #[test]
+    fn transport_options() {
+        let o = parse_args(&args(
+            "--spawn-relay --transport wss --certs /tmp/c --ws-origin https://a.example",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.transport, Transport::Wss);
+        assert_eq!(o.certs, Some(PathBuf::from("/tmp/c")));
+        assert_eq!(o.ws_origin.as_deref(), Some("https://a.example"));
+        let o = parse_args(&args("--spawn-relay")).unwrap().unwrap();
+        assert_eq!(o.transport, Transport::Tcp);
+        assert!(parse_args(&args("--spawn-relay --transport udp")).is_err());
+        assert!(parse_args(&args("--relay h:1 --transport tls")).is_err());
+        assert!(parse_args(&args("--spawn-relay --transport ws --certs /tmp/c")).is_err());
+        assert!(parse_args(&args("--spawn-relay --transport tls --ws-origin x")).is_err());
+        assert!(parse_args(&args("--spawn-relay --certs /tmp/c")).is_err());
+    }
+
+    #[test]
+    fn certs_and_dialers_for_the_transports() {
+        // --certs DIR: made there (and kept).
+        let dir = std::env::temp_dir().join(format!(
+            "msrp-bench-test-certs-{}",
+            msrp_tools::ids::random_alnum(8)
+        ));
+        let mut o = parse_args(&args("--spawn-relay --transport tls"))
+            .unwrap()
+            .unwrap();
+        o.certs = Some(dir.clone());
+        let (certs, temp) = bench_certs(&o).unwrap();
+        assert!(temp.is_none());
+        assert!(dir.join("relay.pem").is_file());
+        assert!(certs_dir_note(&o).contains(&dir.display().to_string()));
+        let d = dialer_for(Transport::Tls, Some(&certs), None).unwrap();
+        assert_eq!(d.transport(), Transport::Tls);
+        assert!(dialer_for(Transport::Wss, None, None).is_err());
+        assert_eq!(
+            dialer_for(Transport::Ws, None, Some("https://o"))
+                .unwrap()
+                .transport(),
+            Transport::Ws
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        // No --certs: a temporary directory, removed with its guard.
+        o.certs = None;
+        let (certs, temp) = bench_certs(&o).unwrap();
+        assert!(certs.ca().is_file());
+        drop(temp);
+        assert!(!certs.dir().exists());
+    }
+
+    fn rate(per_s: f64, sent: u64, cpu: f64) -> RateResult {
+        RateResult {
+            per_s,
+            window: sent,
+            sent,
+            secs: 1.0,
+            cpu: Some(cpu),
+        }
+    }
+
+    #[test]
+    fn summary_shows_the_other_transport_beside_tcp() {
+        let o = parse_args(&args("--spawn-relay --transport tls --runs 2"))
+            .unwrap()
+            .unwrap();
+        let mut rep = Report::new("spawned test".into());
+        rep.relay_mbs = vec![1000.0, 1200.0];
+        rep.direct_mbs = vec![3000.0, 3000.0];
+        rep.proxy_mbs = vec![1500.0, 1500.0];
+        rep.relay_cpu = Some((2.0, 2_000_000_000));
+        rep.proxy_cpu = Some((1.0, 2_000_000_000));
+        rep.relay_chunks = 16384;
+        rep.other = Some(Transport::Tls);
+        rep.relay_t_mbs = vec![500.0, 700.0];
+        rep.relay_t_cpu = Some((3.0, 2_000_000_000));
+        rep.relay_t_chunks = 16384;
+        rep.rate_relay = Some(rate(20000.0, 100_000, 3.0));
+        rep.rate_relay_t = Some(rate(10000.0, 50_000, 3.0));
+        rep.rate_direct = Some(rate(40000.0, 200_000, 0.0));
+        let s = summary(&o, &rep);
+        assert!(
+            s.contains(
+                "A-(tls)->relay->B       600.0 MB/s   (B received 16384 chunks; runs 500/700)"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("ratio relay tls/tcp      0.55"), "{s}");
+        assert!(
+            s.contains("relay workers with A over tls 1.50 s (tls/tcp 1.50)"),
+            "{s}"
+        );
+        assert!(s.contains("A-(tls)->relay->B       10000 msg/s"), "{s}");
+        assert!(s.contains("relay, tls     60.0 us"), "{s}");
+        assert!(s.contains("(tls/tcp 2.00)"), "{s}");
+        // Without --transport none of it.
+        rep.other = None;
+        let s = summary(&o, &rep);
+        assert!(!s.contains("tls"), "{s}");
     }
 
     #[test]

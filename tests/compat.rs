@@ -1022,15 +1022,6 @@ fn start_shipped_auth_cfg(workers: u32) -> Kamailio {
     })
 }
 
-/// `msrp_relay:NAME` from `stats.get_statistics` (kex).
-fn relay_stat(k: &Kamailio, name: &str) -> i64 {
-    let out = k.kamcmd(&["stats.get_statistics", "msrp_relay:"]);
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("msrp_relay:{name} = ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no msrp_relay:{name} in:\n{out}"))
-}
-
 /// The shipped auth cfg, flow `[U_B, B]` (the stock examples' style): B gets
 /// A's SEND over its AUTHed connection.
 #[test]

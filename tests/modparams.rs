@@ -106,6 +106,8 @@ fn unknown_parameter_stops_kamailio() {
 #[test]
 fn every_declared_parameter_is_accepted() {
     use msrp_engine::config::{ParamKind, PARAMS};
+    let certs = msrp_tools::tls::Certs::for_tests().expect("test certificates");
+    let file = |name: &str| certs.dir().join(name).display().to_string();
     let mut opts = RelayOpts::default();
     for d in PARAMS {
         opts = match (d.name, d.kind) {
@@ -120,6 +122,12 @@ fn every_declared_parameter_is_accepted() {
             ("use_path_addr", _) => opts.modparam_str(d.name, "relay.example.net:2855"),
             // empty: frames keep going to the event route
             ("event_callback", _) => opts.modparam_str(d.name, ""),
+            ("tls_certificate", _) => opts.modparam_str(d.name, &file("relay.pem")),
+            ("tls_private_key", _) => opts.modparam_str(d.name, &file("relay.key")),
+            ("tls_ca_list", _) => opts.modparam_str(d.name, &file("ca.pem")),
+            ("tls_verify_client", _) => opts.modparam_str(d.name, "optional"),
+            ("tls_min_version", _) => opts.modparam_str(d.name, "1.2"),
+            ("ws_allowed_origins", _) => opts.modparam_str(d.name, "https://chat.example.com"),
             (name, kind) => panic!("no test value for {name} ({kind:?})"),
         };
     }

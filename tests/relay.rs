@@ -176,13 +176,7 @@ fn rpc_cmaplist_and_statistics_follow_traffic() {
             .route(route)
             .global(&format!("loadmodule \"{}kex.so\"", kamailio_modules())),
     );
-    let stat = |k: &Kamailio, name: &str| -> i64 {
-        let out = k.kamcmd(&["stats.get_statistics", "msrp_relay:"]);
-        out.lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("msrp_relay:{name} = ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no msrp_relay:{name} in:\n{out}"))
-    };
+    let stat = relay_stat;
     assert_eq!(stat(&k, "requests_in"), 0);
     // the harness's start-up probe may have been accepted already
     let accepted0 = stat(&k, "connections_accepted");

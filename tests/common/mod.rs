@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+pub mod chunks;
+
 pub use msrp_tools::body::{hex, BodyGen};
 pub use msrp_tools::kamailio::{
     free_tcp_port, free_udp_port, kamailio_modules, module_so, parse_psx, render_cfg, require_exe,
@@ -86,4 +88,13 @@ pub fn relay_small_send(
     assert_eq!(resp.tid(), req.tid);
     assert_eq!(resp.to_path(), vec![a.uri.clone()]);
     bp
+}
+
+/// `msrp_relay:NAME` from `stats.get_statistics` (kex).
+pub fn relay_stat(k: &Kamailio, name: &str) -> i64 {
+    let out = k.kamcmd(&["stats.get_statistics", "msrp_relay:"]);
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("msrp_relay:{name} = ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no msrp_relay:{name} in:\n{out}"))
 }

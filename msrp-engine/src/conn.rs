@@ -214,7 +214,12 @@ impl Conn {
     /// Bytes queued for writing, deferred frames included (they count
     /// against the peer's share).
     pub fn queued(&self) -> usize {
-        self.out_bytes
+        self.out_bytes + self.unread_replies()
+    }
+
+    /// Control answers of the TLS/WebSocket layer not taken yet.
+    fn unread_replies(&self) -> usize {
+        self.layer.as_ref().map_or(0, |l| l.unread_replies())
     }
 
     pub fn has_output(&self) -> bool {
@@ -268,7 +273,7 @@ impl Conn {
     /// Bytes of frames the relay made for this peer that it has not taken
     /// yet: a peer that does not read its answers shows here.
     pub fn own_queued(&self) -> usize {
-        self.own_bytes
+        self.own_bytes + self.unread_replies()
     }
 
     fn note_queued(&mut self) {

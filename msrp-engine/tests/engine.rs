@@ -3,74 +3,16 @@
 //! needs the real event route, shm and RPC is tested in the top-level
 //! tests/ against Kamailio.
 
-use std::net::{SocketAddr, TcpListener};
+mod common;
+
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use msrp_engine::config::Config;
-use msrp_engine::engine::Engine;
-use msrp_engine::testing::{self, MemTable, NoStats, RelayAll};
+use common::*;
 use msrp_tools::endpoint::Endpoint;
 use msrp_tools::peer::{Peer, ReceivedFrame, Request};
-
-const T: Duration = Duration::from_secs(5);
-
-/// An engine running in its own thread until dropped.
-struct Relay {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Relay {
-    fn start(tune: impl FnOnce(&mut Config)) -> Relay {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let mut cfg = testing::config(vec![addr]);
-        tune(&mut cfg);
-        let cfg: &'static Config = Box::leak(Box::new(cfg));
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut e = Engine::new(
-                cfg,
-                vec![(l, msrp_engine::transport::Kind::Tcp)],
-                RelayAll,
-                Box::new(MemTable::default()),
-                Box::new(NoStats),
-                42,
-            )
-            .expect("engine");
-            e.run_while(|| !s.load(Ordering::Relaxed)).expect("run");
-        });
-        Relay {
-            addr,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn uri(&self) -> String {
-        format!("msrp://{}/relay;tcp", self.addr)
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn client(r: &Relay) -> (Peer, String) {
-    let p = Peer::connect(r.addr).expect("connect");
-    let uri = format!("msrp://{}/a;tcp", p.local_addr());
-    (p, uri)
-}
 
 fn byte_range(f: &ReceivedFrame) -> (u64, u64, u64) {
     let v = f.header("Byte-Range").expect("Byte-Range");

@@ -143,6 +143,11 @@ pub struct Layer {
     /// Bytes for the socket of a plain `ws:` connection, in order.
     raw_out: VecDeque<Bytes>,
     eof: bool,
+    /// Bytes of control answers (pongs, handshake replies) produced since
+    /// the socket last took everything the layer had: a peer that pings
+    /// without reading shows here, and the engine stops reading it (as for
+    /// unread MSRP answers) instead of piling up pongs.
+    replies: usize,
     /// Application data came from the peer: over TLS 1.3 a server may
     /// still refuse the client certificate after the client's handshake
     /// is complete, so until then a failure counts as a handshake failure.
@@ -182,6 +187,7 @@ impl Layer {
             ws_in: BytesMut::new(),
             raw_out: VecDeque::new(),
             eof: false,
+            replies: 0,
             heard: false,
         }
     }
@@ -210,6 +216,11 @@ impl Layer {
     /// Bytes produced for the socket wait to be written.
     pub fn backlogged(&self) -> bool {
         !self.raw_out.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Control answers the peer has not taken yet (see `replies`).
+    pub fn unread_replies(&self) -> usize {
+        self.replies
     }
 
     /// One read from `stream`: TLS records are decrypted, WebSocket frames
@@ -354,6 +365,7 @@ impl Layer {
             self.eof = true;
         }
         if !reply.is_empty() {
+            self.replies += reply.len();
             self.send_raw(Bytes::from(reply));
         }
         status.map(drop).map_err(LayerError::Ws)
@@ -387,6 +399,14 @@ impl Layer {
     /// Writes what the layer produced until the socket takes no more;
     /// returns the bytes written.
     pub fn flush(&mut self, stream: &Stream) -> io::Result<usize> {
+        let r = self.flush_out(stream);
+        if !self.backlogged() {
+            self.replies = 0;
+        }
+        r
+    }
+
+    fn flush_out(&mut self, stream: &Stream) -> io::Result<usize> {
         let mut total = 0;
         if let Some(tls) = &mut self.tls {
             while tls.wants_write() {

@@ -6,6 +6,7 @@
 #   make soak   one hour of mixed load, checked for growth and loss (SOAK_SECONDS)
 #   make lint   rustfmt + clippy -D warnings
 #   make certs  test CA and certificates for TLS / wss in CERTS_DIR (certs/)
+#   make run-tls  like run, with cfg/kamailio-tls.cfg: TLS 127.0.0.1:2856, WSS 127.0.0.1:8443
 #   make fuzz   every fuzz target (fuzz/) for FUZZ_SECONDS each; make fuzz-smoke: a short run
 #
 # Another Kamailio (5.6 or later) than Debian's: put its sbin first in PATH and
@@ -38,7 +39,7 @@ RUN_DIR ?= /run/kamailio
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 MODULE_SO = $(TARGET_DIR)/release/libmsrp_relay.so
 
-.PHONY: all deps certs headers build build-debug install run test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
+.PHONY: all deps certs headers build build-debug install run run-tls test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
 
 all: build
 
@@ -79,6 +80,13 @@ install: build
 run: install
 	mkdir -p $(RUN_DIR)
 	kamailio -f cfg/kamailio.cfg -DD -E -m 64 -M 16
+
+# cfg/kamailio-tls.cfg (TLS on 127.0.0.1:2856, WSS on 127.0.0.1:8443, Digest
+# AUTH) with the test certificates of `make certs` (CERTS_DIR).
+run-tls: install certs
+	mkdir -p $(RUN_DIR)
+	sed 's!/etc/kamailio/msrp-certs!$(abspath $(CERTS_DIR))!' cfg/kamailio-tls.cfg > $(RUN_DIR)/kamailio-tls.cfg
+	kamailio -f $(RUN_DIR)/kamailio-tls.cfg -DD -E -m 64 -M 16
 
 # Integration tests load target/release/libmsrp_relay.so into a real Kamailio.
 test: headers script-tests

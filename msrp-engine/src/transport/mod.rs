@@ -19,7 +19,7 @@ pub mod tls;
 pub mod ws;
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, BufRead, IoSlice, Write};
 
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
@@ -89,8 +89,6 @@ impl Kind {
 
 /// Plaintext bytes a layer takes from the output queue per turn.
 pub const LAYER_BUDGET: usize = 64 * 1024;
-/// Plaintext bytes one layered read delivers at most.
-const READ_BUDGET: usize = crate::config::READ_CHUNK;
 /// Largest WebSocket upgrade request head.
 const MAX_HANDSHAKE: usize = 8192;
 
@@ -138,6 +136,8 @@ pub struct WsPolicy {
 pub struct Layer {
     tls: Option<rustls::Connection>,
     ws: Option<(WsState, WsPolicy)>,
+    /// TLS records read and not yet handed to rustls.
+    tls_in: BytesMut,
     /// Plaintext for the WebSocket decoder (from TLS or the socket).
     ws_in: BytesMut,
     /// Bytes for the socket of a plain `ws:` connection, in order.
@@ -184,6 +184,7 @@ impl Layer {
         Layer {
             tls,
             ws,
+            tls_in: BytesMut::new(),
             ws_in: BytesMut::new(),
             raw_out: VecDeque::new(),
             eof: false,
@@ -237,7 +238,7 @@ impl Layer {
         }
         let before = rbuf.len();
         let blocked = match self.tls.is_some() {
-            true => self.read_tls(stream, rbuf)?,
+            true => self.read_tls(stream, pool, rbuf)?,
             false => match pool.read(stream, &mut self.ws_in) {
                 Ok(0) => {
                     self.eof = true;
@@ -260,32 +261,45 @@ impl Layer {
         })
     }
 
-    /// Reads and decrypts TLS records until the socket has no more or
-    /// [`READ_BUDGET`] bytes came; true when it had no more.
-    fn read_tls(&mut self, stream: &Stream, rbuf: &mut BytesMut) -> Result<bool, LayerError> {
-        let Some(tls) = &mut self.tls else {
+    /// One socket read of TLS records (up to `READ_CHUNK` bytes, into a
+    /// pooled buffer), fed to rustls from memory and decrypted; true when
+    /// the socket had nothing. (rustls' own `read_tls` on a socket makes a
+    /// system call per 4 KiB: 64 per 256 KiB read.)
+    fn read_tls(
+        &mut self,
+        stream: &Stream,
+        pool: &mut ReadPool,
+        rbuf: &mut BytesMut,
+    ) -> Result<bool, LayerError> {
+        let blocked = match pool.read(stream, &mut self.tls_in) {
+            Ok(0) => {
+                self.eof = true;
+                false
+            }
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+            Err(e) => return Err(e.into()),
+        };
+        let Layer {
+            tls: Some(tls),
+            tls_in,
+            ws,
+            ws_in,
+            heard,
+            eof,
+            ..
+        } = self
+        else {
             return Ok(true);
         };
-        let dst = if self.ws.is_some() {
-            &mut self.ws_in
-        } else {
-            rbuf
-        };
-        let mut got = 0;
-        loop {
-            let mut reader = stream;
-            let blocked = match tls.read_tls(&mut reader) {
-                Ok(0) => {
-                    self.eof = true;
-                    false
-                }
-                Ok(_) => false,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let handshaking = tls.is_handshaking()
-                || (matches!(tls, rustls::Connection::Client(_)) && !self.heard);
+        let dst = if ws.is_some() { ws_in } else { rbuf };
+        while !tls_in.is_empty() {
+            let mut src = &tls_in[..];
+            let taken = tls.read_tls(&mut src)?;
+            tls_in.advance(taken);
+            let handshaking =
+                tls.is_handshaking() || (matches!(tls, rustls::Connection::Client(_)) && !*heard);
             let state = match tls.process_new_packets() {
                 Ok(s) => s,
                 Err(e) => {
@@ -297,22 +311,26 @@ impl Layer {
                     });
                 }
             };
-            let n = state.plaintext_bytes_to_read();
-            if n > 0 {
-                let len = dst.len();
-                dst.resize(len + n, 0);
-                let r = tls.reader().read(&mut dst[len..])?;
-                dst.truncate(len + r);
-                got += r;
-                self.heard |= r > 0;
-            }
             if state.peer_has_closed() {
-                self.eof = true;
+                *eof = true;
             }
-            if blocked || self.eof || got >= READ_BUDGET {
-                return Ok(blocked);
+            let mut r = tls.reader();
+            loop {
+                let n = match r.fill_buf() {
+                    Ok(b) if !b.is_empty() => {
+                        dst.extend_from_slice(b);
+                        b.len()
+                    }
+                    _ => break,
+                };
+                r.consume(n);
+                *heard = true;
+            }
+            if taken == 0 {
+                break;
             }
         }
+        Ok(blocked)
     }
 
     /// Runs the WebSocket upgrade or decodes frames from `ws_in` into

@@ -746,7 +746,11 @@ fn timeout_reports_408_for_yes_and_absent_only() {
         got_at.insert(c.label.clone(), Instant::now());
         bp = Some(p);
     }
-    // Before the timer fires: the yes/absent transactions are outstanding.
+    // Before the timer fires: the yes/absent transactions are outstanding
+    // (listed once they have been for PUBLISH_AFTER, 100 ms: the relay keeps
+    // requests answered sooner out of the shared table).
+    let want = cases.iter().filter(|c| c.fr.reports_timeouts()).count() as i64;
+    wait_reports(&k, Duration::from_secs(2), |m| m["outstanding"] >= want);
     let listing = parse_structs(&k.kamcmd(&["msrp_relay.transactions"]));
     let listed: HashSet<&str> = listing[1..]
         .iter()
@@ -1122,8 +1126,9 @@ fn thousand_outstanding_transactions_mixed_outcomes() {
     let first_at = first_at.unwrap();
     let received_in = first_at.elapsed();
 
-    // All 1000 are outstanding now.
-    let m1 = rpc_reports(&k);
+    // All 1000 are outstanding now (in the shared table once they have been
+    // for PUBLISH_AFTER, 100 ms).
+    let m1 = wait_reports(&k, Duration::from_secs(2), |m| m["outstanding"] >= N as i64);
     // The listing is checked at the end, so that a failing listing does not
     // hide the outcome checks.
     let tx_res = k.try_kamcmd(&["msrp_relay.transactions"]);

@@ -335,7 +335,12 @@ fuzz_target!(|input: Input| {
                 t.on_timer_wakeup();
             }
             Op::Clock(s) => {
-                now += Duration::from_secs(u64::from(s % 64));
+                // milliseconds around PUBLISH_AFTER (high bit), or seconds
+                now += if s & 0x80 != 0 {
+                    Duration::from_millis(u64::from(s & 0x7f) * 2)
+                } else {
+                    Duration::from_secs(u64::from(s % 64))
+                };
                 table.0.borrow_mut().clock = now;
                 t.expire(now);
             }

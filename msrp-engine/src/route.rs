@@ -78,9 +78,11 @@ pub fn failure_report(head: &FrameHead) -> FailureReport {
 /// an `alias`, or it is the authority handed out in Use-Path. A host name is
 /// accepted by port alone when no alias is configured.
 pub fn is_own_uri(cfg: &Config, uri: &[u8]) -> bool {
-    let Ok(u) = MsrpUri::parse(uri) else {
-        return false;
-    };
+    MsrpUri::parse(uri).is_ok_and(|u| is_own(cfg, &u))
+}
+
+/// [`is_own_uri`] of a parsed URI.
+fn is_own(cfg: &Config, u: &MsrpUri) -> bool {
     let port = u.port_or_default();
     // names to compare with only when some are configured (this runs for
     // every forwarded request)
@@ -167,11 +169,17 @@ pub fn plan(
     session: impl Fn(&str) -> Option<Bound>,
 ) -> Result<Plan, NotForwarded> {
     for (i, uri) in to.iter().enumerate() {
-        let ours = i == 0 || is_named_own_uri(cfg, uri);
+        // parsed once for both checks (this runs for every request)
+        let parsed = if i == 0 {
+            None
+        } else {
+            MsrpUri::parse(uri).ok()
+        };
+        let ours = i == 0 || parsed.as_ref().is_some_and(|u| is_named_own(cfg, u));
         let bound = session_of(uri)
             .and_then(|s| std::str::from_utf8(s).ok())
             .and_then(&session);
-        let mine = ours || is_own_uri(cfg, uri);
+        let mine = ours || parsed.as_ref().is_some_and(|u| is_own(cfg, u));
         match bound {
             Some(Bound::Here(c)) if c != incoming && mine => {
                 return Ok(Plan {
@@ -214,11 +222,10 @@ pub fn session_of(uri: &[u8]) -> Option<&[u8]> {
 /// name on a listen port when no alias is set, to be lenient with what
 /// senders put first), a next hop on another host with the same port must
 /// not be mistaken for this relay.
-fn is_named_own_uri(cfg: &Config, uri: &[u8]) -> bool {
-    let Ok(u) = MsrpUri::parse(uri) else {
-        return false;
-    };
+fn is_named_own(cfg: &Config, u: &MsrpUri) -> bool {
     let port = u.port_or_default();
+    // names to compare with only when some are configured
+    let named = !cfg.aliases.is_empty() || cfg.use_path_addr.is_some();
     let by_name = |host: &str| {
         let hostport = format!("{host}:{port}");
         cfg.aliases.iter().any(|a| *a == host || *a == hostport)
@@ -233,9 +240,9 @@ fn is_named_own_uri(cfg: &Config, uri: &[u8]) -> bool {
     let ip = match &u.host {
         msrp_core::Host::Ipv4(a) => IpAddr::V4(*a),
         msrp_core::Host::Ipv6(a) => IpAddr::V6(*a),
-        msrp_core::Host::Name(n) => return by_name(&n.to_ascii_lowercase()),
+        msrp_core::Host::Name(n) => return named && by_name(&n.to_ascii_lowercase()),
     };
-    by_name(&ip.to_string())
+    (named && by_name(&ip.to_string()))
         || cfg.listen.iter().map(|l| l.addr).any(|l| {
             l.port() == port && (l.ip() == ip || (l.ip().is_unspecified() && ip.is_loopback()))
         })
@@ -450,6 +457,48 @@ mod tests {
                 own: 1
             })
         );
+    }
+
+    #[test]
+    fn plans_with_names_of_this_relay() {
+        let c = cfg(
+            "0.0.0.0:2855",
+            &["relay.example", "10.1.2.3:2855"],
+            Some("msrp://pub.example:9000"),
+        );
+        let x = b("msrp://10.0.0.9:7000/x;tcp");
+        let plan = |to: &[Bytes]| super::plan(&c, to, 1, sessions);
+        // an alias, an alias host:port, the Use-Path authority, a loopback
+        // URI of the wildcard listener: all this relay's, in any position
+        for own in [
+            "msrp://RELAY.example:2855/s;tcp",
+            "msrp://10.1.2.3:2855/s;tcp",
+            "msrp://pub.example:9000/s;tcp",
+            "msrp://127.0.0.1:2855/s;tcp",
+        ] {
+            assert_eq!(
+                plan(&[b("msrp://relay.example:2855/ua;tcp"), b(own), x.clone()]),
+                Ok(Plan {
+                    hop: Hop::Uri(x.clone()),
+                    own: 2
+                }),
+                "{own}"
+            );
+        }
+        // another name, or an alias's address on another port: a next hop
+        for other in [
+            "msrp://relay2.example:2855/s;tcp",
+            "msrp://10.1.2.3:2856/s;tcp",
+        ] {
+            assert_eq!(
+                plan(&[b("msrp://relay.example:2855/r;tcp"), b(other), x.clone()]),
+                Ok(Plan {
+                    hop: Hop::Uri(b(other)),
+                    own: 1
+                }),
+                "{other}"
+            );
+        }
     }
 
     #[test]

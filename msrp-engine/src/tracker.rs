@@ -9,8 +9,12 @@
 //!   Byte-Range start/total, bytes received, Failure-Report).
 //! * An outstanding request is one request the relay sent on: an outgoing
 //!   SEND chunk (several per incoming chunk when re-chunking) or another
-//!   request whose response goes back ([`Return`]). Entries also live in the
-//!   shared [`TxTable`], which the Kamailio timer expires.
+//!   request whose response goes back ([`Return`]). One still unanswered
+//!   after [`PUBLISH_AFTER`] also gets an entry in the shared [`TxTable`]
+//!   (which RPC lists and the Kamailio timer expires); the many answered
+//!   sooner never take its lock, and expire here if they must (their
+//!   deadline passes before they are published only with a timeout shorter
+//!   than that delay).
 //! * "partial" chunks get no 200 (RFC 4975 §7.1.4), so they have no entry
 //!   each: their transaction IDs are a per-chunk-group prefix plus a
 //!   sequence number, and an error response finds its group by the prefix.
@@ -30,6 +34,13 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::report::{self, ReportOrder};
 use crate::txtable::{Cause, Event, TxInfo, TxSlot, TxTable};
+
+/// How long an outstanding request is tracked by its worker alone before
+/// it goes into the shared table: most are answered within milliseconds, and
+/// three lock round trips per chunk (insert, arm, remove) were the largest
+/// part of the per-chunk bookkeeping. RPC lists only requests older than
+/// this; REPORTs are the same either way (see [`Tracker::expire`]).
+pub const PUBLISH_AFTER: Duration = Duration::from_millis(100);
 
 /// Most requests the relay keeps unanswered towards one next hop before it
 /// stops sending it more (16 MiB of 16 KiB chunks).
@@ -59,8 +70,19 @@ struct InState {
 struct Outstanding {
     origin: Origin,
     slot: Option<TxSlot>,
-    /// Local expiry when the shared table had no room for the entry.
+    /// Local expiry while the request has no table slot (not published yet,
+    /// or the shared table had no room for it).
     deadline: Option<Instant>,
+    /// Not offered to the shared table yet: what its entry will record.
+    unpublished: Option<Unpublished>,
+}
+
+/// What a request's table entry records besides its transaction ID (the
+/// rest comes from its incoming chunk when it is published).
+#[derive(Clone, Copy)]
+struct Unpublished {
+    origin_addr: SocketAddr,
+    range_start: u64,
 }
 
 type Key = (Token, Bytes);
@@ -73,6 +95,8 @@ pub struct Tracker {
     by_slot: HashMap<TxSlot, Key>,
     /// Entries without a table slot, in arming order.
     local_deadlines: VecDeque<(Instant, Key)>,
+    /// Requests not yet in the shared table, by the time they were sent.
+    unpublished: VecDeque<(Instant, Key)>,
     /// "partial" chunk groups: (next hop, tid prefix) -> incoming chunk.
     partial: HashMap<Key, InId>,
     partial_deadlines: VecDeque<(Instant, InId)>,
@@ -92,6 +116,7 @@ impl Tracker {
             outstanding: HashMap::default(),
             by_slot: HashMap::default(),
             local_deadlines: VecDeque::new(),
+            unpublished: VecDeque::new(),
             partial: HashMap::default(),
             partial_deadlines: VecDeque::new(),
             per_dest: HashMap::default(),
@@ -181,6 +206,8 @@ impl Tracker {
 
     /// Registers request `tid` sent to `dest` (`origin_addr`: the sender,
     /// shown by RPC; `range_start`: the outgoing chunk's Byte-Range start).
+    /// It goes into the shared table only if it is still unanswered
+    /// [`PUBLISH_AFTER`] from `now` (see [`Tracker::expire`]).
     pub fn track(
         &mut self,
         dest: Token,
@@ -190,34 +217,65 @@ impl Tracker {
         range_start: u64,
         now: Instant,
     ) {
-        let (fr, message_id, total) = match &origin {
-            Origin::Chunk(id) => match self.ins.get_mut(id) {
+        if let Origin::Chunk(id) = &origin {
+            match self.ins.get_mut(id) {
                 // RFC 4975 §7.1.4: "no" gets no response at all; "partial"
                 // is tracked per group (see chunk_tid)
-                Some(s) if s.tx.failure_report == FailureReport::Yes => {
-                    s.subs += 1;
-                    (
-                        s.tx.failure_report,
-                        s.tx.message_id.clone(),
-                        s.tx.range.and_then(|r| r.total),
-                    )
-                }
+                Some(s) if s.tx.failure_report == FailureReport::Yes => s.subs += 1,
                 _ => return,
+            }
+        }
+        *self.per_dest.entry(dest).or_default() += 1;
+        let o = Outstanding {
+            origin,
+            slot: None,
+            deadline: None,
+            unpublished: Some(Unpublished {
+                origin_addr,
+                range_start,
+            }),
+        };
+        self.unpublished.push_back((now, (dest, tid.clone())));
+        self.outstanding.insert((dest, tid), o);
+    }
+
+    /// Puts an outstanding request into the shared table (its timer, if
+    /// armed, with the time left); when the table is full it stays with its
+    /// local deadline, as before publication.
+    fn publish(&mut self, key: &Key, now: Instant) {
+        let Some(o) = self.outstanding.get_mut(key) else {
+            return;
+        };
+        let Some(u) = o.unpublished.take() else {
+            return;
+        };
+        let (fr, message_id, total) = match &o.origin {
+            Origin::Chunk(id) => match self.ins.get(id) {
+                Some(s) => (
+                    s.tx.failure_report,
+                    s.tx.message_id.clone(),
+                    s.tx.range.and_then(|r| r.total),
+                ),
+                None => (FailureReport::Yes, Bytes::new(), None),
             },
             Origin::PassBack(_) | Origin::Link { .. } => (FailureReport::Yes, Bytes::new(), None),
         };
         let info = TxInfo {
-            tid: &tid,
+            tid: &key.1,
             message_id: &message_id,
-            origin: origin_addr,
+            origin: u.origin_addr,
             failure_report: fr,
-            range_start,
+            range_start: u.range_start,
             total,
         };
-        let slot = match self.table.insert(&info) {
+        match self.table.insert(&info) {
             Ok(slot) => {
-                self.by_slot.insert(slot, (dest, tid.clone()));
-                Some(slot)
+                o.slot = Some(slot);
+                self.by_slot.insert(slot, key.clone());
+                // the local deadline's queue entry no longer matches
+                if let Some(at) = o.deadline.take() {
+                    self.table.arm(slot, at.saturating_duration_since(now));
+                }
             }
             Err(e) => {
                 self.table.count(Event::TableFull);
@@ -231,16 +289,8 @@ impl Tracker {
                         "{e}: transactions are tracked by this worker only (see msrp_relay.reports table_full)"
                     );
                 }
-                None
             }
-        };
-        *self.per_dest.entry(dest).or_default() += 1;
-        let o = Outstanding {
-            origin,
-            slot,
-            deadline: None,
-        };
-        self.outstanding.insert((dest, tid), o);
+        }
     }
 
     /// Whether `dest` has a full window of unanswered requests.
@@ -287,8 +337,11 @@ impl Tracker {
         }
     }
 
-    /// Expiry of entries that found no room in the shared table, and of
-    /// "partial" groups.
+    /// The tracker's own timers (call once per loop pass): expiry of
+    /// "partial" groups and of requests without a table slot, then requests
+    /// outstanding for [`PUBLISH_AFTER`] go into the shared table. A request
+    /// times out at the same deadline either way (`transaction_timeout`
+    /// after its last byte): here, or by the Kamailio timer once published.
     pub fn expire(&mut self, now: Instant) {
         while let Some((at, id)) = self.partial_deadlines.front().copied() {
             if at > now {
@@ -313,6 +366,15 @@ impl Tracker {
             };
             if self.outstanding.get(&key).and_then(|o| o.deadline) == Some(at) {
                 self.finish(key, Outcome::Timeout);
+            }
+        }
+        while self
+            .unpublished
+            .front()
+            .is_some_and(|(at, _)| *at + PUBLISH_AFTER <= now)
+        {
+            if let Some((_, key)) = self.unpublished.pop_front() {
+                self.publish(&key, now);
             }
         }
     }

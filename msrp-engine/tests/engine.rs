@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use msrp_tools::endpoint::Endpoint;
-use msrp_tools::peer::{Peer, ReceivedFrame, Request};
+use msrp_tools::peer::{Peer, PeerError, ReceivedFrame, Request};
 
 fn byte_range(f: &ReceivedFrame) -> (u64, u64, u64) {
     let v = f.header("Byte-Range").expect("Byte-Range");
@@ -207,6 +207,32 @@ fn half_closed_sender_still_gets_its_200() {
     assert_eq!((ok.status_code(), ok.tid()), (Some(200), req.tid.clone()));
     let mut bp = b.accept(T).expect("accept");
     assert_eq!(bp.read_frame(T).expect("B reads").body, b"last words");
+}
+
+/// A SEND and the end of the stream in one burst: the relay answers and
+/// then closes its side too. (Guards an optimisation that was tried: not
+/// reading again after a read that did not fill its buffer. The end of the
+/// stream, reported once by the edge-triggered poller together with that
+/// data, must still be read.)
+#[test]
+fn sender_closing_with_its_send_is_answered_and_closed() {
+    let r = Relay::start(|_| {});
+    let b = Endpoint::bind().expect("B");
+    for i in 0..20 {
+        let (mut a, a_uri) = client(&r);
+        let body = format!("last words {i}");
+        let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], body.as_bytes());
+        let mut wire = req.to_wire();
+        // the half-close right behind the bytes, before the relay reads them
+        a.send_raw(&std::mem::take(&mut wire)).expect("send");
+        a.shutdown_write().expect("half-close");
+        let ok = a.read_frame(T).expect("the 200 after the half-close");
+        assert_eq!((ok.status_code(), ok.tid()), (Some(200), req.tid.clone()));
+        match a.read_frame(T) {
+            Err(PeerError::Closed(_)) => {}
+            other => panic!("round {i}: the relay did not close: {other:?}"),
+        }
+    }
 }
 
 /// A next hop that stops reading mid-message: after `transaction_timeout`

@@ -1,5 +1,8 @@
 //! RPC commands (kamcmd): `msrp_relay.transactions` lists the outstanding
-//! forwarded SEND chunks of the shared transaction table;
+//! forwarded SEND chunks of the shared transaction table (a request enters
+//! it once it has waited for its response for
+//! [`PUBLISH_AFTER`](msrp_engine::tracker::PUBLISH_AFTER), 100 ms: those
+//! answered sooner, nearly all, are never listed);
 //! `msrp_relay.reports` shows table usage and REPORT counters by cause.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -312,7 +315,7 @@ static DOC_CMAPLIST: Exported<Doc> = Exported::new(doc(
     c"List the connection map: sessions handed out by msrp_cmap_save().",
 ));
 static DOC_TRANSACTIONS: Exported<Doc> = Exported::new(doc(
-    c"List the outstanding forwarded requests (transaction table): usage, then up to N entries (default 100, max 500).",
+    c"List the outstanding forwarded requests (transaction table; those unanswered for over 100 ms): usage, then up to N entries (default 100, max 500).",
 ));
 static DOC_REPORTS: Exported<Doc> =
     Exported::new(doc(c"Transaction table usage and REPORTs sent, by cause."));

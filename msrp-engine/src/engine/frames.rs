@@ -3,7 +3,6 @@
 //! request to its next hop (RFC 4976 §6.4), passing a response back.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use bytes::Bytes;
 use mio::Token;
@@ -252,7 +251,7 @@ impl<H: Host> Engine<H> {
         route: &Route,
     ) -> (Option<Plan>, Result<Out, String>) {
         let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
-        let now = Instant::now();
+        let now = self.now;
         let me = self.worker;
         // other workers' sessions exist only with other workers
         let others = !self.links.is_empty();

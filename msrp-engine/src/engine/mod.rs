@@ -88,6 +88,10 @@ pub struct Engine<H: Host> {
     read_pool: ReadPool,
     cfg: &'static Config,
     host: H,
+    /// The time this loop pass started: one clock read per pass, not one
+    /// per read, chunk and timer (transaction deadlines and activity times
+    /// are at most one pass early).
+    now: Instant,
     last_sweep: Instant,
     /// This worker's index, and its links to the other workers (by their
     /// index): requests for a session another worker holds go over them.
@@ -135,6 +139,7 @@ impl<H: Host> Engine<H> {
             read_pool: ReadPool::default(),
             cfg,
             host,
+            now: Instant::now(),
             last_sweep: Instant::now(),
             worker: 0,
             links: HashMap::default(),
@@ -204,6 +209,7 @@ impl<H: Host> Engine<H> {
                 }
                 Err(e) => return Err(e),
             }
+            self.now = Instant::now();
             for ev in events.iter() {
                 let t = ev.token();
                 if t == WAKE {
@@ -223,7 +229,8 @@ impl<H: Host> Engine<H> {
                 self.sched.wake(t);
             }
             self.settle();
-            self.housekeeping(Instant::now());
+            self.now = Instant::now();
+            self.housekeeping(self.now);
         }
         Ok(())
     }
@@ -398,7 +405,7 @@ impl<H: Host> Engine<H> {
             let in_id = f.in_id;
             self.abort_forward(t, &f);
             if let Some(id) = in_id {
-                self.tracker.received_all(id, Instant::now());
+                self.tracker.received_all(id, self.now);
             }
         }
         // Sources waiting for this connection go on (and find it gone).

@@ -3,8 +3,6 @@
 //! request window, output watermark), and what happens when either end
 //! goes away mid-chunk.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use mio::Token;
 use msrp_core::{ByteRange, ChunkEvent, EndFlag};
@@ -81,7 +79,7 @@ impl<H: Host> Engine<H> {
             self.push_frame(t, r);
         }
         if let Some(id) = f.in_id {
-            self.tracker.received_all(id, Instant::now());
+            self.tracker.received_all(id, self.now);
         }
     }
 
@@ -125,8 +123,7 @@ impl<H: Host> Engine<H> {
         };
         let start = range.map_or(f.in_start, |r| r.start);
         if !f.is_report {
-            self.tracker
-                .track(dest, tid, origin, peer, start, Instant::now());
+            self.tracker.track(dest, tid, origin, peer, start, self.now);
         }
         self.stats.add(Stat::ChunksOut, 1);
         if extra {
@@ -161,7 +158,7 @@ impl<H: Host> Engine<H> {
         f.chunks_done += 1;
         let end = f.end_of(&tid, flag);
         self.push_stream(dest, end, true);
-        self.tracker.arm(dest, tid, Instant::now());
+        self.tracker.arm(dest, tid, self.now);
         self.leave_dest(dest, t);
         Step::Next
     }

@@ -4,7 +4,6 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::time::Instant;
 
 use bytes::Bytes;
 use mio::unix::SourceFd;
@@ -195,7 +194,7 @@ impl<H: Host> Engine<H> {
             Ok(0) => c.eof = true,
             Ok(n) => {
                 self.stats.add(Stat::BytesIn, n as i64);
-                c.last_active = Instant::now();
+                c.last_active = self.now;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Empty,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -226,7 +225,7 @@ impl<H: Host> Engine<H> {
         let read = match r {
             Ok(Got::Data(n)) => {
                 self.stats.add(Stat::BytesIn, n as i64);
-                c.last_active = Instant::now();
+                c.last_active = self.now;
                 Read::Data
             }
             Ok(Got::Eof) => {

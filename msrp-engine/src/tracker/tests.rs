@@ -171,6 +171,8 @@ fn error_response_reports_once_with_bytes_received() {
     let b = send_chunk(&mut t, id, DEST, &mut tids, now);
     t.set_received(id, 300);
     t.received_all(id, now);
+    // both in the shared table by now
+    t.expire(now + PUBLISH_AFTER);
     assert!(t.is_own_chunk(DEST, &a));
     assert_eq!(t.on_response(DEST, &a, 403), Answer::OwnChunk);
     assert_eq!(t.on_response(DEST, &b, 500), Answer::OwnChunk);
@@ -183,6 +185,101 @@ fn error_response_reports_once_with_bytes_received() {
     assert!(t.is_empty());
     let s = table.0.borrow();
     assert_eq!((s.inserted, s.removed), (2, 2));
+}
+
+#[test]
+fn requests_answered_before_publication_never_reach_the_table() {
+    let (table, mut t, mut tids, now) = setup(100);
+    let id = t.begin_in(in_tx(FailureReport::Yes, "m1"));
+    let a = send_chunk(&mut t, id, DEST, &mut tids, now);
+    let b = send_chunk(&mut t, id, DEST, &mut tids, now);
+    t.received_all(id, now);
+    t.expire(now + PUBLISH_AFTER - Duration::from_millis(1));
+    assert_eq!(table.0.borrow().inserted, 0, "published too early");
+    assert_eq!(t.on_response(DEST, &a, 200), Answer::OwnChunk);
+    // an error answer before publication reports as after it
+    assert_eq!(t.on_response(DEST, &b, 403), Answer::OwnChunk);
+    let out = outputs(&mut t);
+    let r = reports(&out);
+    assert_eq!(r.len(), 1, "{out:?}");
+    assert_eq!((r[0].code, r[0].comment), (403, "Forbidden"));
+    t.expire(now + PUBLISH_AFTER * 2);
+    assert!(t.is_empty());
+    let s = table.0.borrow();
+    assert_eq!((s.inserted, s.removed), (0, 0));
+}
+
+#[test]
+fn a_published_request_keeps_its_deadline() {
+    let (table, mut t, mut tids, now) = setup(100);
+    let id = t.begin_in(in_tx(FailureReport::Yes, "late"));
+    send_chunk(&mut t, id, DEST, &mut tids, now);
+    t.received_all(id, now);
+    let later = now + PUBLISH_AFTER + Duration::from_millis(5);
+    table.0.borrow_mut().clock = later;
+    t.expire(later);
+    {
+        let s = table.0.borrow();
+        assert_eq!(s.inserted, 1);
+        let deadline = s.live.values().next().and_then(|e| e.0);
+        assert_eq!(deadline, Some(now + TIMEOUT), "armed with the time left");
+    }
+    // the Kamailio timer expires it at the same deadline
+    table.0.borrow_mut().clock = now + TIMEOUT - Duration::from_millis(1);
+    table.expire_due();
+    t.on_timer_wakeup();
+    t.expire(now + TIMEOUT - Duration::from_millis(1));
+    assert!(reports(&outputs(&mut t)).is_empty(), "expired early");
+    table.0.borrow_mut().clock = now + TIMEOUT;
+    table.expire_due();
+    t.on_timer_wakeup();
+    let out = outputs(&mut t);
+    let r = reports(&out);
+    assert_eq!(r.len(), 1, "{out:?}");
+    assert_eq!((r[0].code, &r[0].message_id[..]), (408, &b"late"[..]));
+    assert!(t.is_empty());
+    let s = table.0.borrow();
+    assert_eq!((s.inserted, s.removed), (1, 1));
+}
+
+#[test]
+fn a_request_published_before_its_last_byte_is_armed_later() {
+    let (table, mut t, mut tids, now) = setup(100);
+    let id = t.begin_in(in_tx(FailureReport::Yes, "slow"));
+    let tid = t.chunk_tid(Some(id), DEST, &mut tids);
+    t.track(DEST, tid.clone(), Origin::Chunk(id), addr(), 1, now);
+    t.expire(now + PUBLISH_AFTER);
+    assert_eq!(table.0.borrow().live.values().next(), Some(&(None, false)));
+    let armed_at = now + Duration::from_secs(5);
+    table.0.borrow_mut().clock = armed_at;
+    t.arm(DEST, tid, armed_at);
+    let deadline = table.0.borrow().live.values().next().and_then(|e| e.0);
+    assert_eq!(deadline, Some(armed_at + TIMEOUT));
+}
+
+#[test]
+fn an_unpublished_request_times_out_locally_with_the_same_report() {
+    // no loop pass between sending and the deadline (a stalled worker):
+    // the request was never published, and times out all the same
+    let (table, mut t, mut tids, now) = setup(100);
+    let id = t.begin_in(in_tx(FailureReport::Yes, "quiet"));
+    send_chunk(&mut t, id, DEST, &mut tids, now);
+    t.received_all(id, now);
+    t.expire(now + TIMEOUT - Duration::from_millis(1));
+    assert!(reports(&outputs(&mut t)).is_empty(), "expired early");
+    // (that pass published it; a tracker that saw no pass at all:)
+    let (table2, mut t2, mut tids2, now2) = setup(100);
+    let id2 = t2.begin_in(in_tx(FailureReport::Yes, "quiet"));
+    send_chunk(&mut t2, id2, DEST, &mut tids2, now2);
+    t2.received_all(id2, now2);
+    t2.expire(now2 + TIMEOUT);
+    let out = outputs(&mut t2);
+    let r = reports(&out);
+    assert_eq!(r.len(), 1, "{out:?}");
+    assert_eq!((r[0].code, r[0].comment), (408, "Request Timeout"));
+    assert!(t2.is_empty());
+    assert_eq!(table2.0.borrow().inserted, 0);
+    assert_eq!(table.0.borrow().inserted, 1);
 }
 
 #[test]
@@ -303,13 +400,11 @@ fn the_window_closes_and_reopens() {
         sent.push(send_chunk(&mut t, id, DEST, &mut tids, now));
     }
     assert!(t.window_full(DEST));
+    t.expire(now + PUBLISH_AFTER);
     // the table held 4, the rest expire locally
-    assert!(table
-        .0
-        .borrow()
-        .events
-        .iter()
-        .all(|e| *e == Event::TableFull));
+    let events = table.0.borrow().events.clone();
+    assert_eq!(events.len(), REQUEST_WINDOW as usize - 4);
+    assert!(events.iter().all(|e| *e == Event::TableFull));
     outputs(&mut t);
     for tid in &sent[..REQUEST_WINDOW as usize / 2] {
         t.on_response(DEST, tid, 200);
@@ -395,7 +490,8 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(i, c)| Op::Respond(i, c)),
         Just(Op::Timer),
-        (0u64..40).prop_map(Op::Clock),
+        // milliseconds: within or past PUBLISH_AFTER, or past the timeout
+        prop_oneof![0u64..250, (0u64..40).prop_map(|s| s * 1000)].prop_map(Op::Clock),
         any::<bool>().prop_map(Op::Lost),
     ]
 }
@@ -465,8 +561,8 @@ proptest! {
                     table.expire_due();
                     t.on_timer_wakeup();
                 }
-                Op::Clock(s) => {
-                    now += Duration::from_secs(s);
+                Op::Clock(ms) => {
+                    now += Duration::from_millis(ms);
                     table.0.borrow_mut().clock = now;
                     t.expire(now);
                 }
@@ -495,6 +591,12 @@ proptest! {
                 failed.insert(*k);
             }
         }
+        // every request was armed when sent: past every deadline (the
+        // Kamailio timer's, or the local one) none is left
+        table.expire_armed();
+        t.on_timer_wakeup();
+        t.expire(now + TIMEOUT * 2);
+        prop_assert_eq!(t.len().1, 0, "requests that never time out");
         t.next_hop_lost(DEST, Cause::NextHopClosed);
         t.next_hop_lost(DEST2, Cause::NextHopClosed);
         t.expire(now + TIMEOUT * 2);

@@ -4,7 +4,8 @@
 #   pkg/build-deb.sh MODULE_SO OUT_DIR
 # The package installs msrp_relay.so into the module directory of the
 # kamailio it was built for ("Default paths to modules" of `kamailio -I`),
-# README and the example configs under /usr/share/doc/kamailio-msrp-relay-module/,
+# README, the example configs (kamailio-tls.cfg with make-certs.sh) under
+# /usr/share/doc/kamailio-msrp-relay-module/,
 # and depends on exactly the Debian kamailio package version it was built
 # against (the core refuses a module of another version at load time).
 # Version: <crate version>+kamailio<kamailio version>, e.g. 0.1.0+kamailio5.6.3.
@@ -49,6 +50,8 @@ objcopy --strip-debug "$so" "$stage$moddir/msrp_relay.so"
 chmod 0644 "$stage$moddir/msrp_relay.so"
 install -m 0644 "$here/README.md" "$doc/README.md"
 install -m 0644 "$here"/cfg/*.cfg "$here"/cfg/*.lua "$doc/examples/"
+# test certificates for kamailio-tls.cfg (openssl)
+install -m 0755 "$here/scripts/make-certs.sh" "$doc/examples/"
 cat > "$doc/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: msrp_relay

@@ -110,8 +110,8 @@ fn send_via(k: &Kamailio, to: &[&str], body: &[u8]) -> (Client, Request) {
     (a, req)
 }
 
-/// A's REPORT for `req`, which must say 408 Next Hop Unreachable.
-fn expect_unreachable_report(k: &Kamailio, a: &mut Client, req: &Request) {
+/// A's REPORT for `req` (within 10 s); returns its Status.
+fn expect_report(k: &Kamailio, a: &mut Client, req: &Request) -> String {
     let rep = a
         .peer
         .read_frame(Duration::from_secs(10))
@@ -121,12 +121,12 @@ fn expect_unreachable_report(k: &Kamailio, a: &mut Client, req: &Request) {
         rep.header("Message-ID"),
         req.header("Message-ID").map(str::to_owned)
     );
-    assert_eq!(
-        rep.header("Status").as_deref(),
-        Some("000 408 Next Hop Unreachable"),
-        "{}",
-        rep.summary()
-    );
+    rep.header("Status").unwrap_or_default()
+}
+
+/// A's REPORT for `req`, which must say 408 Next Hop Unreachable.
+fn expect_unreachable_report(k: &Kamailio, a: &mut Client, req: &Request) {
+    assert_eq!(expect_report(k, a, req), "000 408 Next Hop Unreachable");
 }
 
 /// Two relays over TLS: R1 dials `msrps://R2`, R2 requires a client
@@ -339,5 +339,45 @@ fn slow_tls_reader_keeps_memory_bounded() {
             "worker {pid} grew {} KiB for a 256 MiB transfer over TLS",
             after.saturating_sub(before)
         );
+    }
+}
+
+/// An `msrps://` next hop that accepts TCP but never answers the TLS
+/// handshake: the sender gets a 408 REPORT after `transaction_timeout`,
+/// and the relay gives the connection up.
+#[test]
+fn next_hop_that_never_completes_the_handshake_is_reported() {
+    let c = certs();
+    let k = Kamailio::start(
+        RelayOpts::default()
+            .listen_transport(Transport::Tls)
+            .tls_certs(&c)
+            .modparam_int("transaction_timeout", 2),
+    );
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let uri = format!("msrps://{}/mute;tcp", silent.local_addr().expect("addr"));
+    let t0 = Instant::now();
+    let (mut a, req) = send_via(&k, &[&uri], b"into the void");
+    let (held, _) = silent.accept().expect("the relay connects");
+    let status = expect_report(&k, &mut a, &req);
+    assert!(status.starts_with("000 408 "), "Status: {status}");
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(8),
+        "REPORT after {took:?}"
+    );
+    // the relay gives the connection up (its output did not move for
+    // transaction_timeout)
+    held.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    let mut r = &held;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue, // the ClientHello
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the relay kept the stuck connection open: {e}"),
+        }
     }
 }

@@ -11,7 +11,6 @@
 //! that is not declared is a compile error, never a silently ignored value.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -251,47 +250,12 @@ impl std::fmt::Display for Listen {
     }
 }
 
-/// Whether TLS clients are asked for a certificate (`tls_verify_client`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum VerifyClient {
-    #[default]
-    Off,
-    Optional,
-    Required,
-}
-
-impl VerifyClient {
-    pub fn name(self) -> &'static str {
-        match self {
-            VerifyClient::Off => "off",
-            VerifyClient::Optional => "optional",
-            VerifyClient::Required => "required",
-        }
-    }
-}
-
-/// Lowest TLS version (`tls_min_version`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TlsVersion {
-    #[default]
-    V1_2,
-    V1_3,
-}
-
-/// TLS files and policy; the files are read when the boundary builds the
-/// TLS contexts in mod_init ([`crate::transport::tls::TlsContext`]).
-#[derive(Debug, Clone, Default)]
-pub struct TlsSettings {
-    pub certificate: Option<PathBuf>,
-    pub private_key: Option<PathBuf>,
-    pub ca_list: Option<PathBuf>,
-    pub verify_client: VerifyClient,
-    pub min_version: TlsVersion,
-}
-
 mod decl;
+mod tls;
 
 pub use decl::{FromInt, IntSpec, Param, ParamDecl, ParamKind, ParamValue, PARAMS};
+use tls::{check_tls, file_path, origin, tls_version, verify_client};
+pub use tls::{TlsSettings, TlsVersion, VerifyClient};
 
 /// Collects parameter values in the order Kamailio sets them.
 #[derive(Debug)]
@@ -429,58 +393,6 @@ pub fn parse_listen(s: &str) -> Result<Listen, ConfigError> {
         .parse::<SocketAddr>()
         .map_err(|_| ConfigError::BadListen(s.to_string()))?;
     Ok(Listen { kind, addr })
-}
-
-/// What the TLS parameters need of each other and of the listeners.
-fn check_tls(c: &Config) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    let t = &c.tls;
-    if t.certificate.is_some() != t.private_key.is_some() {
-        errors.push(ConfigError::TlsKeyPair);
-    } else if t.certificate.is_none() {
-        if let Some(l) = c.listen.iter().find(|l| l.kind.tls()) {
-            errors.push(ConfigError::TlsNeedsCertificate(l.to_string()));
-        }
-    }
-    if t.verify_client != VerifyClient::Off && t.ca_list.is_none() {
-        errors.push(ConfigError::VerifyNeedsCa(t.verify_client.name()));
-    }
-    errors
-}
-
-/// A file name parameter (the file is read in mod_init).
-fn file_path(s: &str) -> Result<Option<PathBuf>, ConfigError> {
-    Ok(Some(PathBuf::from(s.trim())))
-}
-
-fn verify_client(s: &str) -> Result<VerifyClient, ConfigError> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "off" | "no" | "0" => Ok(VerifyClient::Off),
-        "optional" => Ok(VerifyClient::Optional),
-        "required" | "yes" | "1" => Ok(VerifyClient::Required),
-        _ => Err(ConfigError::BadChoice {
-            name: Param::TlsVerifyClient.decl().name,
-            value: s.to_string(),
-            allowed: "off, optional, required",
-        }),
-    }
-}
-
-fn tls_version(s: &str) -> Result<TlsVersion, ConfigError> {
-    match s.trim().to_ascii_lowercase().trim_start_matches("tlsv") {
-        "1.2" => Ok(TlsVersion::V1_2),
-        "1.3" => Ok(TlsVersion::V1_3),
-        _ => Err(ConfigError::BadChoice {
-            name: Param::TlsMinVersion.decl().name,
-            value: s.to_string(),
-            allowed: "1.2, 1.3",
-        }),
-    }
-}
-
-/// `ws_allowed_origins`: an exact `Origin` value (scheme://host[:port]).
-fn origin(s: &str) -> Result<String, ConfigError> {
-    Ok(s.trim().trim_end_matches('/').to_string())
 }
 
 /// `alias`: compared case-insensitively with To-Path hosts.

@@ -47,6 +47,7 @@ pub const PUBLISH_AFTER: Duration = Duration::from_millis(100);
 pub const REQUEST_WINDOW: u32 = 1024;
 
 mod partial;
+mod timers;
 mod types;
 
 pub use types::{Answer, InId, InTx, Origin, Outcome, Output, Return};
@@ -239,144 +240,11 @@ impl Tracker {
         self.outstanding.insert((dest, tid), o);
     }
 
-    /// Puts an outstanding request into the shared table (its timer, if
-    /// armed, with the time left); when the table is full it stays with its
-    /// local deadline, as before publication.
-    fn publish(&mut self, key: &Key, now: Instant) {
-        let Some(o) = self.outstanding.get_mut(key) else {
-            return;
-        };
-        let Some(u) = o.unpublished.take() else {
-            return;
-        };
-        let (fr, message_id, total) = match &o.origin {
-            Origin::Chunk(id) => match self.ins.get(id) {
-                Some(s) => (
-                    s.tx.failure_report,
-                    s.tx.message_id.clone(),
-                    s.tx.range.and_then(|r| r.total),
-                ),
-                None => (FailureReport::Yes, Bytes::new(), None),
-            },
-            Origin::PassBack(_) | Origin::Link { .. } => (FailureReport::Yes, Bytes::new(), None),
-        };
-        let info = TxInfo {
-            tid: &key.1,
-            message_id: &message_id,
-            origin: u.origin_addr,
-            failure_report: fr,
-            range_start: u.range_start,
-            total,
-        };
-        match self.table.insert(&info) {
-            Ok(slot) => {
-                o.slot = Some(slot);
-                self.by_slot.insert(slot, key.clone());
-                // the local deadline's queue entry no longer matches
-                if let Some(at) = o.deadline.take() {
-                    self.table.arm(slot, at.saturating_duration_since(now));
-                }
-            }
-            Err(e) => {
-                self.table.count(Event::TableFull);
-                // once per second at most: a full table means many of these
-                if self
-                    .table_full_logged
-                    .is_none_or(|at| now.duration_since(at).as_secs() >= 1)
-                {
-                    self.table_full_logged = Some(now);
-                    log::warn!(
-                        "{e}: transactions are tracked by this worker only (see msrp_relay.reports table_full)"
-                    );
-                }
-            }
-        }
-    }
-
     /// Whether `dest` has a full window of unanswered requests.
     pub fn window_full(&self, dest: Token) -> bool {
         self.per_dest
             .get(&dest)
             .is_some_and(|n| *n >= REQUEST_WINDOW)
-    }
-
-    /// The request's last byte is queued: its response timer starts
-    /// (RFC 4976 §6.4.1).
-    pub fn arm(&mut self, dest: Token, tid: Bytes, now: Instant) {
-        let at = now + self.timeout;
-        if let Some(id) = self.partial_group(dest, &tid) {
-            // answers to a "partial" group are awaited until the timeout
-            // after its last chunk
-            if let Some(s) = self.ins.get_mut(&id) {
-                s.partial_until = Some(at);
-                self.partial_deadlines.push_back((at, id));
-            }
-            return;
-        }
-        let key = (dest, tid);
-        let Some(o) = self.outstanding.get_mut(&key) else {
-            return;
-        };
-        match o.slot {
-            Some(slot) => self.table.arm(slot, self.timeout),
-            None => {
-                o.deadline = Some(at);
-                self.local_deadlines.push_back((at, key));
-            }
-        }
-    }
-
-    /// The Kamailio timer expired entries of this worker.
-    pub fn on_timer_wakeup(&mut self) {
-        self.table.clear_wakeup();
-        for slot in self.table.take_expired() {
-            match self.by_slot.get(&slot).cloned() {
-                Some(key) => self.finish(key, Outcome::Timeout),
-                None => self.table.remove(slot),
-            }
-        }
-    }
-
-    /// The tracker's own timers (call once per loop pass): expiry of
-    /// "partial" groups and of requests without a table slot, then requests
-    /// outstanding for [`PUBLISH_AFTER`] go into the shared table. A request
-    /// times out at the same deadline either way (`transaction_timeout`
-    /// after its last byte): here, or by the Kamailio timer once published.
-    pub fn expire(&mut self, now: Instant) {
-        while let Some((at, id)) = self.partial_deadlines.front().copied() {
-            if at > now {
-                break;
-            }
-            self.partial_deadlines.pop_front();
-            if self
-                .ins
-                .get(&id)
-                .is_some_and(|s| s.partial_until == Some(at) && !s.receiving)
-            {
-                self.end_partial(id);
-            }
-        }
-        while self
-            .local_deadlines
-            .front()
-            .is_some_and(|(at, _)| *at <= now)
-        {
-            let Some((at, key)) = self.local_deadlines.pop_front() else {
-                break;
-            };
-            if self.outstanding.get(&key).and_then(|o| o.deadline) == Some(at) {
-                self.finish(key, Outcome::Timeout);
-            }
-        }
-        while self
-            .unpublished
-            .front()
-            .is_some_and(|(at, _)| *at + PUBLISH_AFTER <= now)
-        {
-            if let Some((_, key)) = self.unpublished.pop_front() {
-                self.publish(&key, now);
-            }
-        }
     }
 
     /// Whether a response `tid` on `dest` answers one of the relay's own

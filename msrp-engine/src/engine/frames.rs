@@ -21,7 +21,7 @@ use crate::txtable::Cause;
 
 /// The connection a request goes out on, and the ID of the connection on
 /// the other worker when that is a link.
-type Out = (Token, Option<i64>);
+pub(super) type Out = (Token, Option<i64>);
 
 /// What the script chose for a request it relays.
 struct Route {
@@ -289,38 +289,6 @@ impl<H: Host> Engine<H> {
             (None, None) => Err("no next hop".to_string()),
         };
         (plan, dest)
-    }
-
-    /// Connection to `addr`: this worker's, else one the peer opened to
-    /// another worker (Kamailio's TCP layer finds those too; a client
-    /// behind NAT is reachable only over it), reached over the link with
-    /// its ID there, else a new one unless `no_new`.
-    /// (TLS next hops: only this worker's own connections, whose
-    /// certificate it verified.)
-    fn next_hop_anywhere(&mut self, hop: &route::NextHop, no_new: bool) -> Result<Out, String> {
-        if !self.links.is_empty() && hop.tls.is_none() && self.existing_connection(hop).is_none() {
-            let elsewhere = self
-                .stats
-                .find_inbound(hop.addr)
-                .filter(|(w, _)| *w != self.worker);
-            if let Some((w, id)) = elsewhere {
-                if let Some(link) = self.links.get(&w) {
-                    return Ok((*link, Some(id as i64)));
-                }
-            }
-        }
-        self.next_hop(hop, no_new).map(|d| (d, None))
-    }
-
-    /// Connection to `hop`: reused, or opened unless `no_new`.
-    fn next_hop(&mut self, hop: &route::NextHop, no_new: bool) -> Result<Token, String> {
-        if no_new {
-            return self
-                .existing_connection(hop)
-                .ok_or_else(|| format!("no connection to {hop} (relay flag 1)"));
-        }
-        self.connection_to(hop)
-            .map_err(|e| format!("cannot connect to {hop}: {e}"))
     }
 
     /// The forwarding state of a request that goes to `dest` (`None`: its

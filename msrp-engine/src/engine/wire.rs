@@ -2,7 +2,7 @@
 //! over what a connection read, output queues and their watermarks.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
 use bytes::Bytes;
@@ -12,7 +12,6 @@ use msrp_core::{Event, ParseError};
 
 use super::{Engine, Host};
 use crate::conn::{Conn, Incoming};
-use crate::route::NextHop;
 use crate::stats::Stat;
 use crate::transport::{Got, Kind, Layer, LayerError, WsPolicy};
 
@@ -96,7 +95,7 @@ impl<H: Host> Engine<H> {
         Ok(Layer::accepted(kind, tls, ws))
     }
 
-    fn register(&self, stream: &TcpStream, t: Token) -> io::Result<()> {
+    pub(super) fn register(&self, stream: &TcpStream, t: Token) -> io::Result<()> {
         self.poll.registry().register(
             &mut SourceFd(&stream.as_raw_fd()),
             t,
@@ -332,69 +331,6 @@ impl<H: Host> Engine<H> {
                 }
             }
         }
-    }
-
-    /// The live outbound connection to `hop`, if any.
-    /// Like Kamailio's TCP layer, a connection the peer opened to us counts
-    /// too for plain TCP (a client behind NAT is reachable only over it);
-    /// a TLS next hop only over a connection that verified its name.
-    pub(super) fn existing_connection(&self, hop: &NextHop) -> Option<Token> {
-        self.outbound
-            .get(hop)
-            .copied()
-            .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing))
-            .or_else(|| {
-                if hop.tls.is_some() {
-                    return None;
-                }
-                self.conns
-                    .iter()
-                    .find(|(_, c)| {
-                        c.outbound.is_none()
-                            && c.kind == Kind::Tcp
-                            && c.peer == hop.addr
-                            && !c.closing
-                    })
-                    .map(|(t, _)| *t)
-            })
-    }
-
-    /// Existing connection to `hop`, or a new non-blocking connect (with a
-    /// TLS client layer for `msrps://`).
-    pub(super) fn connection_to(&mut self, hop: &NextHop) -> io::Result<Token> {
-        if let Some(t) = self.existing_connection(hop) {
-            return Ok(t);
-        }
-        let addr = hop.addr;
-        let layer = match &hop.tls {
-            None => None,
-            Some(name) => {
-                let ctx = self.tls.as_ref().ok_or_else(|| {
-                    io::Error::other("TLS is not configured (no tls_* parameters)")
-                })?;
-                Some(Layer::dialled(ctx.connect(name).map_err(io::Error::other)?))
-            }
-        };
-        let kind = if layer.is_some() {
-            Kind::Tls
-        } else {
-            Kind::Tcp
-        };
-        let stream: TcpStream = mio::net::TcpStream::connect(addr)?.into();
-        let t = self.alloc_token();
-        let local = stream
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        self.register(&stream, t)?;
-        log::debug!("connecting to next hop {hop} (connection {})", t.0);
-        self.stats.add(Stat::ConnectionsOpened, 1);
-        self.stats.add(Stat::ConnectionsActive, 1);
-        let mut c = Conn::new(stream, addr, local, Some(addr), self.cfg).layered(kind, layer);
-        c.tls_name = hop.tls.clone();
-        c.listed = self.stats.conn_opened(t.0 as u64, addr, local, true, kind);
-        self.conns.insert(t, c);
-        self.outbound.insert(hop.clone(), t);
-        Ok(t)
     }
 
     /// Appends bytes of the chunk being streamed into `dest` to its output

@@ -1,0 +1,115 @@
+//! Connections to next hops: reusing one (the relay's own, or for plain
+//! TCP one the peer opened), or dialling a new one (with a TLS client layer
+//! for `msrps://`).
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+
+use mio::Token;
+
+use super::{Engine, Host};
+use crate::conn::Conn;
+use crate::route::NextHop;
+use crate::stats::Stat;
+use crate::transport::{Kind, Layer};
+
+impl<H: Host> Engine<H> {
+    /// The live outbound connection to `hop`, if any.
+    /// Like Kamailio's TCP layer, a connection the peer opened to us counts
+    /// too for plain TCP (a client behind NAT is reachable only over it);
+    /// a TLS next hop only over a connection that verified its name.
+    pub(super) fn existing_connection(&self, hop: &NextHop) -> Option<Token> {
+        self.outbound
+            .get(hop)
+            .copied()
+            .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing))
+            .or_else(|| {
+                if hop.tls.is_some() {
+                    return None;
+                }
+                self.conns
+                    .iter()
+                    .find(|(_, c)| {
+                        c.outbound.is_none()
+                            && c.kind == Kind::Tcp
+                            && c.peer == hop.addr
+                            && !c.closing
+                    })
+                    .map(|(t, _)| *t)
+            })
+    }
+
+    /// Existing connection to `hop`, or a new non-blocking connect (with a
+    /// TLS client layer for `msrps://`).
+    pub(super) fn connection_to(&mut self, hop: &NextHop) -> io::Result<Token> {
+        if let Some(t) = self.existing_connection(hop) {
+            return Ok(t);
+        }
+        let addr = hop.addr;
+        let layer = match &hop.tls {
+            None => None,
+            Some(name) => {
+                let ctx = self.tls.as_ref().ok_or_else(|| {
+                    io::Error::other("TLS is not configured (no tls_* parameters)")
+                })?;
+                Some(Layer::dialled(ctx.connect(name).map_err(io::Error::other)?))
+            }
+        };
+        let kind = if layer.is_some() {
+            Kind::Tls
+        } else {
+            Kind::Tcp
+        };
+        let stream: TcpStream = mio::net::TcpStream::connect(addr)?.into();
+        let t = self.alloc_token();
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        self.register(&stream, t)?;
+        log::debug!("connecting to next hop {hop} (connection {})", t.0);
+        self.stats.add(Stat::ConnectionsOpened, 1);
+        self.stats.add(Stat::ConnectionsActive, 1);
+        let mut c = Conn::new(stream, addr, local, Some(addr), self.cfg).layered(kind, layer);
+        c.tls_name = hop.tls.clone();
+        c.listed = self.stats.conn_opened(t.0 as u64, addr, local, true, kind);
+        self.conns.insert(t, c);
+        self.outbound.insert(hop.clone(), t);
+        Ok(t)
+    }
+
+    /// Connection to `addr`: this worker's, else one the peer opened to
+    /// another worker (Kamailio's TCP layer finds those too; a client
+    /// behind NAT is reachable only over it), reached over the link with
+    /// its ID there, else a new one unless `no_new`.
+    /// (TLS next hops: only this worker's own connections, whose
+    /// certificate it verified.)
+    pub(super) fn next_hop_anywhere(
+        &mut self,
+        hop: &NextHop,
+        no_new: bool,
+    ) -> Result<super::frames::Out, String> {
+        if !self.links.is_empty() && hop.tls.is_none() && self.existing_connection(hop).is_none() {
+            let elsewhere = self
+                .stats
+                .find_inbound(hop.addr)
+                .filter(|(w, _)| *w != self.worker);
+            if let Some((w, id)) = elsewhere {
+                if let Some(link) = self.links.get(&w) {
+                    return Ok((*link, Some(id as i64)));
+                }
+            }
+        }
+        self.next_hop(hop, no_new).map(|d| (d, None))
+    }
+
+    /// Connection to `hop`: reused, or opened unless `no_new`.
+    pub(super) fn next_hop(&mut self, hop: &NextHop, no_new: bool) -> Result<Token, String> {
+        if no_new {
+            return self
+                .existing_connection(hop)
+                .ok_or_else(|| format!("no connection to {hop} (relay flag 1)"));
+        }
+        self.connection_to(hop)
+            .map_err(|e| format!("cannot connect to {hop}: {e}"))
+    }
+}

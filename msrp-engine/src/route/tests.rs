@@ -1,0 +1,215 @@
+use super::*;
+
+fn cfg(listen: &str, aliases: &[&str], use_path: Option<&str>) -> Config {
+    let mut c = crate::testing::config(Vec::new());
+    c.listen = vec![crate::config::parse_listen(listen).unwrap()];
+    c.aliases = aliases.iter().map(|a| a.to_string()).collect();
+    c.use_path_addr = use_path.map(str::to_string);
+    c
+}
+
+#[test]
+fn own_uris() {
+    let c = cfg("127.0.0.1:2855", &[], None);
+    assert!(is_own_uri(&c, b"msrp://127.0.0.1:2855/x;tcp"));
+    assert!(!is_own_uri(&c, b"msrp://127.0.0.2:2855/x;tcp"));
+    assert!(!is_own_uri(&c, b"msrp://127.0.0.1:2856/x;tcp"));
+    assert!(is_own_uri(&c, b"msrp://localhost:2855/x;tcp"));
+    assert!(!is_own_uri(&c, b"not a uri"));
+    let c = cfg("0.0.0.0:2855", &["relay.example"], Some("pub.example:9000"));
+    assert!(is_own_uri(&c, b"msrp://10.1.2.3:2855/x;tcp"));
+    assert!(is_own_uri(&c, b"msrp://RELAY.example:1234/x;tcp"));
+    assert!(is_own_uri(&c, b"msrp://pub.example:9000/s;tcp"));
+    assert!(!is_own_uri(&c, b"msrp://other.example:2855/x;tcp"));
+}
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// Sessions: "ua" bound to connection 1 (A), "ub" to connection 2 (B)
+/// of this worker,
+/// ... and "uc" to connection 7 of worker 1.
+fn sessions(s: &str) -> Option<Bound> {
+    match s {
+        "ua" => Some(Bound::Here(1)),
+        "ub" => Some(Bound::Here(2)),
+        "uc" => Some(Bound::Worker(1, 7)),
+        _ => None,
+    }
+}
+
+#[test]
+fn plans_rfc_4976_flows() {
+    let c = cfg("127.0.0.1:2855", &[], None);
+    let (ua, ub) = (
+        b("msrp://127.0.0.1:2855/ua;tcp"),
+        b("msrp://127.0.0.1:2855/ub;tcp"),
+    );
+    let (bb, x) = (
+        b("msrp://10.0.0.2:7000/b;tcp"),
+        b("msrp://10.0.0.9:7000/x;tcp"),
+    );
+    let plan = |to: &[Bytes], from_conn| super::plan(&c, to, from_conn, sessions);
+    // [U_B, B] from A: over B's session
+    assert_eq!(
+        plan(&[ub.clone(), bb.clone()], 1),
+        Ok(Plan {
+            hop: Hop::Session(2),
+            own: 1
+        })
+    );
+    // [U_A, U_B, B] from A: both relay URIs stripped, over B's session
+    assert_eq!(
+        plan(&[ua.clone(), ub.clone(), bb.clone()], 1),
+        Ok(Plan {
+            hop: Hop::Session(2),
+            own: 2
+        })
+    );
+    // [U_A, X] from A: A's own session, on to X
+    assert_eq!(
+        plan(&[ua.clone(), x.clone()], 1),
+        Ok(Plan {
+            hop: Hop::Uri(x.clone()),
+            own: 1
+        })
+    );
+    // a relay URI without a known session, then X
+    let plain = b("msrp://127.0.0.1:2855/whatever;tcp");
+    assert_eq!(
+        plan(&[plain.clone(), x.clone()], 5),
+        Ok(Plan {
+            hop: Hop::Uri(x.clone()),
+            own: 1
+        })
+    );
+    // two plain relay URIs: never a connection to itself
+    assert_eq!(
+        plan(&[plain.clone(), plain.clone(), x.clone()], 5),
+        Ok(Plan {
+            hop: Hop::Uri(x),
+            own: 2
+        })
+    );
+    // a session another worker holds, first or after the sender's own
+    let uc = b("msrp://127.0.0.1:2855/uc;tcp");
+    assert_eq!(
+        plan(&[uc.clone(), bb.clone()], 1),
+        Ok(Plan {
+            hop: Hop::Remote(1, 7),
+            own: 1
+        })
+    );
+    assert_eq!(
+        plan(&[ua.clone(), uc, bb.clone()], 1),
+        Ok(Plan {
+            hop: Hop::Remote(1, 7),
+            own: 2
+        })
+    );
+    // only this relay's URIs: no next hop
+    assert!(plan(std::slice::from_ref(&ua), 1).is_err());
+    assert!(plan(&[ua, plain], 1).is_err());
+    // another host on the same port is not this relay when it is a
+    // next hop
+    let other = b("msrp://relay2.example:2855/s;tcp");
+    assert_eq!(
+        plan(&[ub.clone(), bb.clone()], 2),
+        Ok(Plan {
+            hop: Hop::Uri(bb),
+            own: 1
+        })
+    );
+    assert_eq!(
+        plan(&[b("msrp://127.0.0.1:2855/r;tcp"), other.clone()], 1),
+        Ok(Plan {
+            hop: Hop::Uri(other),
+            own: 1
+        })
+    );
+}
+
+#[test]
+fn plans_with_names_of_this_relay() {
+    let c = cfg(
+        "0.0.0.0:2855",
+        &["relay.example", "10.1.2.3:2855"],
+        Some("msrp://pub.example:9000"),
+    );
+    let x = b("msrp://10.0.0.9:7000/x;tcp");
+    let plan = |to: &[Bytes]| super::plan(&c, to, 1, sessions);
+    // an alias, an alias host:port, the Use-Path authority, a loopback
+    // URI of the wildcard listener: all this relay's, in any position
+    for own in [
+        "msrp://RELAY.example:2855/s;tcp",
+        "msrp://10.1.2.3:2855/s;tcp",
+        "msrp://pub.example:9000/s;tcp",
+        "msrp://127.0.0.1:2855/s;tcp",
+    ] {
+        assert_eq!(
+            plan(&[b("msrp://relay.example:2855/ua;tcp"), b(own), x.clone()]),
+            Ok(Plan {
+                hop: Hop::Uri(x.clone()),
+                own: 2
+            }),
+            "{own}"
+        );
+    }
+    // another name, or an alias's address on another port: a next hop
+    for other in [
+        "msrp://relay2.example:2855/s;tcp",
+        "msrp://10.1.2.3:2856/s;tcp",
+    ] {
+        assert_eq!(
+            plan(&[b("msrp://relay.example:2855/r;tcp"), b(other), x.clone()]),
+            Ok(Plan {
+                hop: Hop::Uri(b(other)),
+                own: 1
+            }),
+            "{other}"
+        );
+    }
+}
+
+#[test]
+fn session_parts() {
+    assert_eq!(session_of(b"msrp://h:1/abc;tcp"), Some(&b"abc"[..]));
+    assert_eq!(session_of(b"msrp://h:1/abc"), Some(&b"abc"[..]));
+    assert_eq!(session_of(b"msrp://h:1;tcp"), None);
+    assert_eq!(session_of(b"msrp://h:1/;tcp"), None);
+}
+
+#[test]
+fn resolves_literals_and_refuses_other_transports() {
+    assert_eq!(
+        resolve(b"msrp://127.0.0.1:9/s;tcp"),
+        Ok(NextHop::tcp(SocketAddr::from(([127, 0, 0, 1], 9))))
+    );
+    assert_eq!(
+        resolve(b"msrp://[::1]/s;tcp"),
+        Ok(NextHop::tcp("[::1]:2855".parse().unwrap()))
+    );
+    assert!(resolve(b"msrp://127.0.0.1:9/s;udp").is_err());
+    assert!(resolve(b"msrp://abc.invalid:9/s;ws").is_err());
+    assert_eq!(
+        resolve(b"msrps://127.0.0.1:9/s;tcp"),
+        Ok(NextHop {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            tls: Some("127.0.0.1".to_string())
+        })
+    );
+}
+
+#[test]
+fn finds_complete_bodies() {
+    assert_eq!(
+        complete_body(b"hello\r\n-------t1$\r\n", b"t1"),
+        Some((Bytes::from_static(b"hello"), b'$'))
+    );
+    assert_eq!(
+        complete_body(b"-------t1+\r\n", b"t1"),
+        Some((Bytes::new(), b'+'))
+    );
+    assert_eq!(complete_body(b"hello\r\n---", b"t1"), None);
+}

@@ -237,19 +237,24 @@ impl Layer {
             return Ok(Got::Eof);
         }
         let before = rbuf.len();
-        let blocked = match self.tls.is_some() {
-            true => self.read_tls(stream, pool, rbuf)?,
-            false => match pool.read(stream, &mut self.ws_in) {
-                Ok(0) => {
-                    self.eof = true;
-                    false
-                }
-                Ok(_) => false,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
-                Err(e) => return Err(e.into()),
-            },
+        // TLS records go to rustls, plain WebSocket bytes to the decoder
+        let raw = match self.tls.is_some() {
+            true => &mut self.tls_in,
+            false => &mut self.ws_in,
         };
+        let blocked = match pool.read(stream, raw) {
+            Ok(0) => {
+                self.eof = true;
+                false
+            }
+            Ok(_) => false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
+            Err(e) => return Err(e.into()),
+        };
+        if self.tls.is_some() {
+            self.decrypt(stream, rbuf)?;
+        }
         if self.ws.is_some() {
             self.decode_ws(rbuf)?;
         }
@@ -261,26 +266,11 @@ impl Layer {
         })
     }
 
-    /// One socket read of TLS records (up to `READ_CHUNK` bytes, into a
-    /// pooled buffer), fed to rustls from memory and decrypted; true when
-    /// the socket had nothing. (rustls' own `read_tls` on a socket makes a
-    /// system call per 4 KiB: 64 per 256 KiB read.)
-    fn read_tls(
-        &mut self,
-        stream: &Stream,
-        pool: &mut ReadPool,
-        rbuf: &mut BytesMut,
-    ) -> Result<bool, LayerError> {
-        let blocked = match pool.read(stream, &mut self.tls_in) {
-            Ok(0) => {
-                self.eof = true;
-                false
-            }
-            Ok(_) => false,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
-            Err(e) => return Err(e.into()),
-        };
+    /// Feeds the TLS records read (one socket read of up to `READ_CHUNK`
+    /// bytes into a pooled buffer) to rustls from memory and decrypts them
+    /// (rustls' own `read_tls` on a socket makes a system call per 4 KiB:
+    /// 64 per 256 KiB read).
+    fn decrypt(&mut self, stream: &Stream, rbuf: &mut BytesMut) -> Result<(), LayerError> {
         let Layer {
             tls: Some(tls),
             tls_in,
@@ -291,7 +281,7 @@ impl Layer {
             ..
         } = self
         else {
-            return Ok(true);
+            return Ok(());
         };
         let dst = if ws.is_some() { ws_in } else { rbuf };
         while !tls_in.is_empty() {
@@ -330,7 +320,7 @@ impl Layer {
                 break;
             }
         }
-        Ok(blocked)
+        Ok(())
     }
 
     /// Runs the WebSocket upgrade or decodes frames from `ws_in` into

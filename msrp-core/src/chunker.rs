@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 
-use crate::headers::ByteRange;
+use crate::headers::{ByteRange, MAX_POSITION};
 use crate::parser::EndFlag;
 
 /// What to emit on the outgoing side, in order.
@@ -49,6 +49,9 @@ pub struct Chunker {
     /// Last position the open outgoing chunk's Byte-Range covers (`None`:
     /// open-ended, or forwarded as received with `max` 0).
     out_end: Option<u64>,
+    /// The open chunk carries all the bytes left: they lie beyond
+    /// [`MAX_POSITION`], where no Byte-Range can start a new chunk.
+    unbounded: bool,
 }
 
 impl Chunker {
@@ -75,6 +78,7 @@ impl Chunker {
             out_len: 0,
             started: false,
             out_end: None,
+            unbounded: false,
         }
     }
 
@@ -158,6 +162,21 @@ impl Chunker {
     /// Feeds one body piece of the incoming chunk.
     pub fn body(&mut self, mut piece: Bytes, out: &mut impl Extend<ChunkEvent>) {
         while !piece.is_empty() {
+            if self.open && self.pos() > MAX_POSITION {
+                // A chunk cannot start past 2^62 (the largest position any
+                // Byte-Range may name, ours included): a sender claiming
+                // positions up there (a 4 EiB message) gets the rest of its
+                // chunk in the chunk already open, bigger than `max` and
+                // beyond that chunk's range if need be, as the sender's own
+                // chunk is.
+                self.unbounded = true;
+            }
+            if self.unbounded {
+                self.consumed += piece.len() as u64;
+                self.out_len += piece.len() as u64;
+                out.extend([ChunkEvent::Body(piece)]);
+                return;
+            }
             if self.passthrough && self.max > 0 && self.overrun() {
                 // More bytes than the Byte-Range the chunk keeps announced:
                 // from here the relay cuts and labels the chunks itself.
@@ -374,6 +393,61 @@ mod tests {
                 ChunkEvent::End(EndFlag::Complete),
             ]
         );
+    }
+
+    // Found by fuzz/ (target chunker, and a CI fuzz smoke): a chunk
+    // `4611686018427387696-*/*` (208 below 2^62) with 11,607 bytes cut at
+    // 2048 made the relay write `4611686018427389744-*/*`, a position over
+    // MAX_POSITION its own parser (and a next hop) refuses. No chunk starts
+    // past 2^62: the chunk open there carries the rest.
+    #[test]
+    fn no_chunk_starts_past_the_largest_position() {
+        let start = MAX_POSITION - 5;
+        let body = [b'x'; 20];
+        let out = run(
+            br(start, None, None),
+            4,
+            &[&body[..7], &body[7..]],
+            EndFlag::Complete,
+        );
+        let starts: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                ChunkEvent::Start(r) => Some(r.expect("re-chunked").start),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, vec![start, start + 4]);
+        assert_eq!(out.last(), Some(&ChunkEvent::End(EndFlag::Complete)));
+        let carried: usize = out
+            .iter()
+            .map(|e| match e {
+                ChunkEvent::Body(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(carried, 20);
+        // a range ending at 2^62 that the sender overruns: the open chunk
+        // goes on past its own range-end, as the sender's does
+        let out = run(
+            br(MAX_POSITION - 1, Some(MAX_POSITION), None),
+            4,
+            &[b"abcdef"],
+            EndFlag::Complete,
+        );
+        assert_eq!(
+            out,
+            vec![
+                ChunkEvent::Start(None),
+                ChunkEvent::Body(Bytes::from_static(b"ab")),
+                ChunkEvent::Body(Bytes::from_static(b"cdef")),
+                ChunkEvent::End(EndFlag::Complete),
+            ]
+        );
+        // the REPORT range stays within what a Byte-Range may name
+        let mut c = Chunker::new(br(MAX_POSITION, None, None), 4, None);
+        c.body(Bytes::from_static(b"abcdef"), &mut Vec::new());
+        assert_eq!(c.forwarded_range().end, Some(MAX_POSITION));
     }
 
     #[test]

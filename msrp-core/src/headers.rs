@@ -94,9 +94,13 @@ impl ByteRange {
     /// at `start` (RFC 4975 §7.1.2: range-end from the bytes actually
     /// received): `start-end/total`, with `*` for a total those bytes
     /// exceed (a sender that overran its own Byte-Range; a range-end
-    /// beyond the total is invalid, RFC 4975 §9).
+    /// beyond the total is invalid, RFC 4975 §9). The range-end stops at
+    /// [`MAX_POSITION`], the largest position a Byte-Range may name.
     pub fn received(start: u64, received: u64, total: Option<u64>) -> ByteRange {
-        let end = start.saturating_add(received).saturating_sub(1);
+        let end = start
+            .saturating_add(received)
+            .saturating_sub(1)
+            .min(MAX_POSITION);
         ByteRange {
             start,
             end: Some(end),

@@ -53,6 +53,11 @@ proptest! {
             match ev {
                 ChunkEvent::Start(Some(r)) => {
                     prop_assert!(r.start >= range.start, "{text}: start {} wrapped", r.start);
+                    // what the relay writes, a next hop (and the relay) parses
+                    prop_assert!(
+                        ByteRange::parse(r.to_string().as_bytes()).is_ok(),
+                        "{text}: wrote {r}"
+                    );
                     prop_assert_eq!(r.start, next, "{}", text);
                     if let Some(e) = r.end {
                         prop_assert!(e.saturating_add(1) >= r.start, "{text}: {r:?}");

@@ -32,6 +32,7 @@ use tungstenite::{Message, WebSocket};
 use crate::body::BodyGen;
 use crate::ids;
 use crate::stream::{Stream, Transport};
+use crate::tls::{self, Certs};
 use crate::ws::WsConnect;
 
 /// Period of the body pattern: a prime, so no chunk size is a multiple of it.
@@ -173,6 +174,25 @@ impl Dialer {
             tls: if transport.is_tls() { tls } else { None },
             origin,
         })
+    }
+
+    /// How a client dials a relay's `t` listener that presents the relay
+    /// certificate of `certs` (`scripts/make-certs.sh`): TLS verified
+    /// against that set's CA as 127.0.0.1 (an IP SAN of `relay.pem`);
+    /// `certs` is required for `Tls` and `Wss`.
+    pub fn to_test_relay(
+        t: Transport,
+        certs: Option<&Certs>,
+        origin: Option<&str>,
+    ) -> Result<Dialer> {
+        let tls = match certs {
+            Some(c) if t.is_tls() => Some((
+                "127.0.0.1".to_owned(),
+                tls::client_config(&c.ca(), None).map_err(|e| e.to_string())?,
+            )),
+            _ => None,
+        };
+        Dialer::new(t, tls, origin.map(str::to_owned))
     }
 
     /// The transport.

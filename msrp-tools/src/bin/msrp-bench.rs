@@ -23,7 +23,7 @@ use msrp_tools::load::{
 };
 use msrp_tools::process;
 use msrp_tools::tcpproxy::ProxyChild;
-use msrp_tools::tls::{self, Certs};
+use msrp_tools::tls::Certs;
 use msrp_tools::Transport;
 
 const MIB: u64 = 1024 * 1024;
@@ -480,19 +480,6 @@ fn bench_certs(o: &Opts) -> Result<(Certs, Option<TempCerts>), String> {
     Ok((certs, temp))
 }
 
-/// How A dials the relay's `t` listener: TLS verified against the test CA
-/// as 127.0.0.1 (an IP SAN of relay.pem).
-fn dialer_for(t: Transport, certs: Option<&Certs>, origin: Option<&str>) -> Result<Dialer, String> {
-    let tls = match certs {
-        Some(c) if t.is_tls() => Some((
-            "127.0.0.1".to_owned(),
-            tls::client_config(&c.ca(), None).map_err(|e| e.to_string())?,
-        )),
-        _ => None,
-    };
-    Dialer::new(t, tls, origin.map(str::to_owned))
-}
-
 impl Target {
     fn spawn(o: &Opts) -> Result<Target, String> {
         let so = match &o.module {
@@ -546,7 +533,8 @@ impl Target {
             .collect();
         let other = match k.transport_addr(t).filter(|_| t != Transport::Tcp) {
             Some(addr) => {
-                let dialer = dialer_for(t, certs.as_ref().map(|c| &c.0), o.ws_origin.as_deref())?;
+                let dialer =
+                    Dialer::to_test_relay(t, certs.as_ref().map(|c| &c.0), o.ws_origin.as_deref())?;
                 Some(OtherTransport {
                     transport: t,
                     addr,
@@ -1727,11 +1715,11 @@ mod tests {
         assert!(temp.is_none());
         assert!(dir.join("relay.pem").is_file());
         assert!(certs_dir_note(&o).contains(&dir.display().to_string()));
-        let d = dialer_for(Transport::Tls, Some(&certs), None).unwrap();
+        let d = Dialer::to_test_relay(Transport::Tls, Some(&certs), None).unwrap();
         assert_eq!(d.transport(), Transport::Tls);
-        assert!(dialer_for(Transport::Wss, None, None).is_err());
+        assert!(Dialer::to_test_relay(Transport::Wss, None, None).is_err());
         assert_eq!(
-            dialer_for(Transport::Ws, None, Some("https://o"))
+            Dialer::to_test_relay(Transport::Ws, None, Some("https://o"))
                 .unwrap()
                 .transport(),
             Transport::Ws

@@ -205,3 +205,103 @@ fn silent_connection_is_closed_after_first_request_timeout() {
     let bp = relay_small_send(&k, &mut a, &b, &b_uri, Some(bp), b"still served");
     drop(bp);
 }
+
+/// A SEND without Byte-Range padded to `fields` header fields in all (To-
+/// Path and From-Path included), with a body the relay re-chunks.
+fn send_with_fields(k: &Kamailio, a: &Client, b_uri: &str, fields: usize) -> Request {
+    let relay = k.relay_uri("relay");
+    let mut req = Request::send(&[&relay, b_uri], &[&a.uri], &vec![b'f'; 10_000]);
+    req.headers.retain(|(n, _)| n != "Byte-Range");
+    for i in 0..fields - 2 - req.headers.len() {
+        req.headers.push((format!("X-Pad-{i}"), "x".into()));
+    }
+    req
+}
+
+/// Found by fuzz/ (target head): a SEND with 64 header fields, the most a
+/// frame may have, and no Byte-Range left the re-chunker with 65 (each
+/// chunk gains a Byte-Range), which a next hop like this relay refuses; and
+/// a head at `max_header_size` grows past it with this relay's URI in
+/// From-Path. Such a request gets 400 and a log line instead of being
+/// forwarded; with one field (or byte) less it is relayed.
+#[test]
+fn a_head_that_would_leave_beyond_the_limits_gets_400() {
+    const HEAD: usize = 2048;
+    let k = Kamailio::start(
+        RelayOpts::default()
+            .modparam_int("msrp_max_chunk_size", 4096)
+            .modparam_int("max_header_size", HEAD as i64),
+    );
+    let b = Endpoint::bind().expect("bind B");
+    let b_uri = b.uri("bob");
+    let mut a = Client::connect(&k);
+    let expect_400 = |a: &mut Client, req: &Request, what: &str| {
+        a.peer.send_request(req).expect("send");
+        let resp = a
+            .peer
+            .read_response(T, &["REPORT"])
+            .unwrap_or_else(|e| panic!("{what}: expected 400: {e}\n{}", k.log_tail(30)));
+        assert_eq!(resp.status_code(), Some(400), "{what}: {}", resp.summary());
+        b.expect_no_accept(Duration::from_millis(200))
+            .unwrap_or_else(|e| panic!("{what}: forwarded: {e}"));
+    };
+
+    // 64 fields, no Byte-Range: re-chunked it would have 65
+    let req = send_with_fields(&k, &a, &b_uri, 64);
+    expect_400(&mut a, &req, "64 fields");
+    assert!(
+        k.wait_for_log(
+            "would break this relay's own limits",
+            Duration::from_secs(2)
+        ),
+        "no log line:\n{}",
+        k.log_tail(20)
+    );
+
+    // a head of max_header_size bytes that the relay's URI makes larger
+    let mut long = Request::send(&[&k.relay_uri("relay"), &b_uri], &[&a.uri], b"hi");
+    // the head the limit counts: start line and header lines, not the
+    // blank line before the body
+    let head_len = |r: &Request| {
+        let wire = r.to_wire();
+        wire.windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("blank line")
+            + 2
+    };
+    long.headers.push(("X-Pad".into(), String::new()));
+    long.headers.last_mut().expect("pad").1 = "p".repeat(HEAD - head_len(&long));
+    assert_eq!(head_len(&long), HEAD);
+    expect_400(&mut a, &long, "a head at max_header_size");
+
+    // one field less: relayed in chunks of 64 fields, each with its range
+    let req = send_with_fields(&k, &a, &b_uri, 63);
+    a.peer.send_request(&req).expect("send 63 fields");
+    let mut bp = b
+        .accept(T)
+        .unwrap_or_else(|e| panic!("63 fields not relayed: {e}\n{}", k.log_tail(30)));
+    let relay = k.relay_uri("relay");
+    let mut body = Vec::new();
+    let chunks = chunks::receive_message(
+        &k,
+        &mut bp,
+        req.header("Message-ID").expect("Message-ID"),
+        std::slice::from_ref(&b_uri),
+        &[relay, a.uri.clone()],
+        |p| body.extend_from_slice(p),
+    );
+    assert!(
+        chunks.len() > 1,
+        "not re-chunked: {} chunk(s)",
+        chunks.len()
+    );
+    assert_eq!(body, vec![b'f'; 10_000]);
+    let resp = a.peer.read_response(T, &["REPORT"]).expect("A's 200");
+    assert_eq!(
+        (resp.status_code(), resp.tid()),
+        (Some(200), req.tid.clone()),
+        "{}",
+        resp.summary()
+    );
+    relay_small_send(&k, &mut a, &b, &b_uri, Some(bp), b"after the 400s");
+}

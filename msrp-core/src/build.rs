@@ -141,6 +141,71 @@ impl ChunkHeads {
         out.freeze()
     }
 
+    /// Appends a header to those after To-Path and From-Path (before any
+    /// head is rendered).
+    pub fn push_header(&mut self, h: Header) {
+        self.other.push(h);
+        self.around_range = std::cell::OnceCell::new();
+    }
+
+    /// Whether every head [`render`](Self::render) can give for this
+    /// request, with a transaction ID of `tid_len` bytes and any Byte-Range
+    /// up to [`MAX_POSITION`](crate::MAX_POSITION), stays within `limits`,
+    /// the limits the relay's own parser applies: a relay must not write a
+    /// head a next hop like it refuses. It can grow past what it received:
+    /// From-Path gains the relay's URI, re-chunking adds a Byte-Range header.
+    pub fn check(&self, limits: &crate::Limits, tid_len: usize) -> Result<(), crate::ParseError> {
+        use crate::ParseError::{HeadTooLarge, LineTooLong, TooManyHeaders};
+        // "Byte-Range: " start "-" end "/" total CRLF, 19 digits each
+        const WIDEST_RANGE_LINE: usize = 12 + 3 * 19 + 2 + 2;
+        let path_line = |name: usize, uris: &[Bytes]| {
+            name + 2
+                + uris
+                    .iter()
+                    .map(|u| u.len() + 1)
+                    .sum::<usize>()
+                    .saturating_sub(1)
+                + 2
+        };
+        let other_lines = self.other.iter().map(|h| h.name.len() + h.value.len() + 4);
+        let ranges = self.other.iter().filter(|h| h.is("Byte-Range"));
+        let lines = [
+            8 + tid_len + self.method.len(),
+            path_line(7, &self.to_path),
+            path_line(9, &self.from_path),
+            WIDEST_RANGE_LINE,
+        ];
+        let longest = lines
+            .into_iter()
+            .chain(other_lines.clone())
+            .max()
+            .unwrap_or(0);
+        if longest > limits.max_line {
+            return Err(LineTooLong {
+                limit: limits.max_line,
+            });
+        }
+        // as received, or with one Byte-Range in place of those received
+        let fields = 2 + self
+            .other
+            .len()
+            .max(self.other.len() - ranges.clone().count() + 1);
+        if fields > limits.max_headers {
+            return Err(TooManyHeaders {
+                limit: limits.max_headers,
+            });
+        }
+        let received: usize = lines[..3].iter().sum::<usize>() + other_lines.sum::<usize>();
+        let replaced: usize = ranges.map(|h| h.name.len() + h.value.len() + 4).sum();
+        let head = received.max(received - replaced + WIDEST_RANGE_LINE);
+        if head > limits.max_head {
+            return Err(HeadTooLarge {
+                limit: limits.max_head,
+            });
+        }
+        Ok(())
+    }
+
     fn split_at_range(&self) -> (Bytes, Bytes) {
         let other = &self.other;
         let split = match other.iter().position(|h| h.is("Byte-Range")) {

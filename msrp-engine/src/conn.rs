@@ -162,6 +162,7 @@ impl Conn {
         let none = SocketAddr::from(([0, 0, 0, 0], 0));
         let mut c = Conn::with_stream(Stream::Unix(stream), none, none, None, Some(worker), cfg);
         c.got_frame = true;
+        c.parser = Parser::new(crate::forward::link_limits(cfg.limits));
         c
     }
 

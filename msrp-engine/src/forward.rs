@@ -156,3 +156,15 @@ pub fn link_answer_frame(head: &FrameHead, r: &Return) -> Option<Bytes> {
 /// Header naming the session's connection on the receiving worker of a
 /// request handed over a link (never seen outside the relay).
 pub const LINK_CONID: &str = "Relay-Conid";
+
+/// Limits for frames read from a link: the relay's own, with room for the
+/// `Relay-Conid` header it adds to a request it checked against them.
+pub fn link_limits(limits: msrp_core::Limits) -> msrp_core::Limits {
+    // "Relay-Conid: " up to 20 digits CRLF
+    let line = LINK_CONID.len() + 2 + 20 + 2;
+    msrp_core::Limits {
+        max_headers: limits.max_headers + 1,
+        max_head: limits.max_head + line,
+        max_line: limits.max_line.max(line),
+    }
+}

@@ -4,6 +4,9 @@
 
 use bytes::Bytes;
 
+/// Length of every transaction ID [`TidGen::next_tid`] gives.
+pub const TID_LEN: usize = 16;
+
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 pub struct TidGen {
@@ -30,7 +33,7 @@ impl TidGen {
     pub fn next_tid(&mut self) -> Bytes {
         self.counter += 1;
         let r = self.mix();
-        let mut out = [0u8; 16];
+        let mut out = [0u8; TID_LEN];
         // 6 chars of counter (62^6 > 5.6e10) + 10 random chars.
         let mut c = self.counter;
         for b in out[..6].iter_mut().rev() {

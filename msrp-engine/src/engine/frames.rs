@@ -174,23 +174,49 @@ impl<H: Host> Engine<H> {
             self.report_not_own_uri(t, &req);
             return Err(NotForwarded::Respond(481, "Not This Relay"));
         }
-        let (plan, dest) = self.route(t, &req, &route);
-        // a connection on another worker: the link, and the connection's ID
-        // there for the receiving worker
-        let (dest, link_conid) = match dest {
-            Ok((d, c)) => (Ok(d), c),
-            Err(e) => (Err(e), None),
-        };
+        let plan = self.plan(t, &req);
         let Some((to_path, from_path)) = plan.as_ref().and_then(|p| own_hops(&req, p.own)) else {
             log::warn!("not relaying request from {peer}: To-Path has no next hop");
             return Err(NotForwarded::Respond(400, "Bad Request"));
         };
-        let dest = match dest {
-            Ok(d) => Some(d),
+        let mut others: Vec<Header> = head.other_headers().cloned().collect();
+        // only this relay says which connection a link request is for
+        others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
+        let next_hop = to_path[0].clone();
+        let mut heads = ChunkHeads::new(
+            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
+            to_path,
+            from_path,
+            others,
+            head.has_body,
+        );
+        // before dialling anything: re-chunking adds a Byte-Range and
+        // From-Path gains this relay's URI, so a head at the limits would
+        // leave here beyond them (a link has room for its Relay-Conid)
+        if let Err(e) = heads.check(&self.cfg.limits, crate::tid::TID_LEN) {
+            log::warn!(
+                "not relaying request from {peer}: the head forwarded would break this \
+                 relay's own limits ({e}; max_header_size {})",
+                self.cfg.limits.max_head
+            );
+            return Err(NotForwarded::Respond(400, "Bad Request"));
+        }
+        let dest = match self.dest(plan.as_ref(), &route) {
+            Ok((d, link_conid)) => {
+                if let Some(conid) = link_conid {
+                    // a connection on another worker: over the link, with
+                    // the connection's ID there for the receiving worker
+                    heads.push_header(Header::new(
+                        forward::LINK_CONID.as_bytes().to_vec(),
+                        conid.to_string().into_bytes(),
+                    ));
+                }
+                Some(d)
+            }
             Err(e) => {
                 log::warn!(
                     "next hop {} of a request from {peer} unreachable: {e}",
-                    String::from_utf8_lossy(&to_path[0])
+                    String::from_utf8_lossy(&next_hop)
                 );
                 if !req.is_send {
                     return Err(NotForwarded::Respond(408, "Request Timeout"));
@@ -198,22 +224,6 @@ impl<H: Host> Engine<H> {
                 None
             }
         };
-        let mut others: Vec<Header> = head.other_headers().cloned().collect();
-        if let Some(conid) = link_conid {
-            // only this relay says which connection a link request is for
-            others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
-            others.push(Header::new(
-                forward::LINK_CONID.as_bytes().to_vec(),
-                conid.to_string().into_bytes(),
-            ));
-        }
-        let heads = ChunkHeads::new(
-            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
-            to_path,
-            from_path,
-            others,
-            head.has_body,
-        );
         Ok(self.new_forward(t, head, req, dest, heads, &route))
     }
 
@@ -239,23 +249,14 @@ impl<H: Host> Engine<H> {
         });
     }
 
-    /// The route of a request (RFC 4976 §6.4, see [`route::plan`]) and the
-    /// connection it goes out on: the script's `msrp_set_dst()` address, a
-    /// session's connection, or the next hop's address; with the ID of the
-    /// connection on the other worker when it goes over a link. The plan is
-    /// `None` when To-Path has no next hop.
-    fn route(
-        &mut self,
-        t: Token,
-        req: &Request,
-        route: &Route,
-    ) -> (Option<Plan>, Result<Out, String>) {
-        let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
+    /// The route of a request (RFC 4976 §6.4, see [`route::plan`]); `None`
+    /// when To-Path has no next hop.
+    fn plan(&self, t: Token, req: &Request) -> Option<Plan> {
         let now = self.now;
         let me = self.worker;
         // other workers' sessions exist only with other workers
         let others = !self.links.is_empty();
-        let plan = route::plan(self.cfg, &req.to, t.0 as i64, |s| {
+        route::plan(self.cfg, &req.to, t.0 as i64, |s| {
             crate::cmap::with(|m| match m.lookup(s, now) {
                 Some(e) => Some(Bound::Here(e.conid)),
                 None if !others => None,
@@ -265,8 +266,16 @@ impl<H: Host> Engine<H> {
                     .map(|(w, c)| Bound::Worker(w, c)),
             })
         })
-        .ok();
-        let dest = match (route.dst, plan.as_ref().map(|p| &p.hop)) {
+        .ok()
+    }
+
+    /// The connection a request goes out on: the script's `msrp_set_dst()`
+    /// address, a session's connection, or the next hop's address, dialled
+    /// when need be; with the ID of the connection on the other worker when
+    /// it goes over a link.
+    fn dest(&mut self, plan: Option<&Plan>, route: &Route) -> Result<Out, String> {
+        let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
+        match (route.dst, plan.map(|p| &p.hop)) {
             (Some(Dst::Addr(addr)), _) => self
                 .next_hop(&route::NextHop::tcp(addr), no_new)
                 .map(|d| (d, None)),
@@ -287,8 +296,7 @@ impl<H: Host> Engine<H> {
                 route::resolve(uri).and_then(|hop| self.next_hop_anywhere(&hop, no_new))
             }
             (None, None) => Err("no next hop".to_string()),
-        };
-        (plan, dest)
+        }
     }
 
     /// The forwarding state of a request that goes to `dest` (`None`: its

@@ -221,8 +221,8 @@ fn send_with_fields(k: &Kamailio, a: &Client, b_uri: &str, fields: usize) -> Req
 /// Found by fuzz/ (target head): a SEND with 64 header fields, the most a
 /// frame may have, and no Byte-Range left the re-chunker with 65 (each
 /// chunk gains a Byte-Range), which a next hop like this relay refuses; and
-/// a head at `max_header_size` grows past it with this relay's URI in
-/// From-Path. Such a request gets 400 and a log line instead of being
+/// a head at `max_header_size` grows past it with a Byte-Range and the
+/// relay's 16-character transaction ID. Such a request gets 400 and a log line instead of being
 /// forwarded; with one field (or byte) less it is relayed.
 #[test]
 fn a_head_that_would_leave_beyond_the_limits_gets_400() {
@@ -258,7 +258,8 @@ fn a_head_that_would_leave_beyond_the_limits_gets_400() {
         k.log_tail(20)
     );
 
-    // a head of max_header_size bytes that the relay's URI makes larger
+    // a head of max_header_size bytes whose Byte-Range ("1-2/2") the
+    // relay may write as wide as "2^62-2^62/2^62"
     let mut long = Request::send(&[&k.relay_uri("relay"), &b_uri], &[&a.uri], b"hi");
     // the head the limit counts: start line and header lines, not the
     // blank line before the body

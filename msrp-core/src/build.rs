@@ -153,7 +153,8 @@ impl ChunkHeads {
     /// up to [`MAX_POSITION`](crate::MAX_POSITION), stays within `limits`,
     /// the limits the relay's own parser applies: a relay must not write a
     /// head a next hop like it refuses. It can grow past what it received:
-    /// From-Path gains the relay's URI, re-chunking adds a Byte-Range header.
+    /// the From-Path line gains the relay's URI, re-chunking adds a
+    /// Byte-Range header, the relay's transaction ID may be longer.
     pub fn check(&self, limits: &crate::Limits, tid_len: usize) -> Result<(), crate::ParseError> {
         use crate::ParseError::{HeadTooLarge, LineTooLong, TooManyHeaders};
         // "Byte-Range: " start "-" end "/" total CRLF, 19 digits each

@@ -190,9 +190,10 @@ impl<H: Host> Engine<H> {
             others,
             head.has_body,
         );
-        // before dialling anything: re-chunking adds a Byte-Range and
-        // From-Path gains this relay's URI, so a head at the limits would
-        // leave here beyond them (a link has room for its Relay-Conid)
+        // before dialling anything: re-chunking adds a Byte-Range, this
+        // relay's transaction IDs may be longer and the From-Path line gains
+        // its URI, so a head at the limits would leave here beyond them (a
+        // link has room for its Relay-Conid)
         if let Err(e) = heads.check(&self.cfg.limits, crate::tid::TID_LEN) {
             log::warn!(
                 "not relaying request from {peer}: the head forwarded would break this \

@@ -14,12 +14,12 @@
 //! is a literal substitution that must match exactly as often as expected.
 
 mod common;
+#[path = "common/digest.rs"]
+mod digest;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use md5::{Digest, Md5};
 
 use common::*;
 
@@ -170,64 +170,6 @@ fn start_example(ex: Example) -> Kamailio {
     Kamailio::start_custom(1, |v| adapted_example(ex, v))
 }
 
-// ------------------------------------------------------------ digest (RFC 2617)
-
-fn md5_hex(s: &str) -> String {
-    hex(&Md5::digest(s.as_bytes()))
-}
-
-/// `key=value` / `key="value"` parameters of a `Digest ...` challenge.
-fn digest_params(value: &str) -> HashMap<String, String> {
-    let v = value.trim();
-    let v = v
-        .strip_prefix("Digest")
-        .unwrap_or_else(|| panic!("not a Digest challenge: {value:?}"));
-    let mut out = HashMap::new();
-    let mut rest = v.trim_start();
-    while !rest.is_empty() {
-        let eq = rest
-            .find('=')
-            .unwrap_or_else(|| panic!("bad challenge {value:?}"));
-        let key = rest[..eq].trim().to_ascii_lowercase();
-        rest = rest[eq + 1..].trim_start();
-        let val;
-        if let Some(q) = rest.strip_prefix('"') {
-            let end = q
-                .find('"')
-                .unwrap_or_else(|| panic!("bad quoting {value:?}"));
-            val = q[..end].to_owned();
-            rest = &q[end + 1..];
-        } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            val = rest[..end].trim().to_owned();
-            rest = &rest[end..];
-        }
-        out.insert(key, val);
-        rest = rest.trim_start().trim_start_matches(',').trim_start();
-    }
-    out
-}
-
-/// The `Authorization` header value answering `chal` (qop=auth, MD5) for
-/// method AUTH and `uri` (the AUTH's To-Path URI, RFC 4976 §5).
-fn authorization(chal: &HashMap<String, String>, pass: &str, uri: &str, nc: u32) -> String {
-    let realm = &chal["realm"];
-    let nonce = &chal["nonce"];
-    let cnonce = msrp_tools::ids::random_alnum(16);
-    let nc = format!("{nc:08x}");
-    let ha1 = md5_hex(&format!("{USER}:{realm}:{pass}"));
-    let ha2 = md5_hex(&format!("AUTH:{uri}"));
-    let response = md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
-    let mut h = format!(
-        "Digest username=\"{USER}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
-         response=\"{response}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\""
-    );
-    if let Some(o) = chal.get("opaque") {
-        h.push_str(&format!(", opaque=\"{o}\""));
-    }
-    h
-}
-
 // ------------------------------------------------------------ AUTH helpers
 
 /// An AUTH to the relay (To-Path: the relay URI only).
@@ -282,7 +224,7 @@ fn challenge(
     let wa = resp
         .header("WWW-Authenticate")
         .unwrap_or_else(|| panic!("401 without WWW-Authenticate: {}", resp.summary()));
-    let chal = digest_params(&wa);
+    let chal = digest::params(&wa);
     assert_eq!(chal.get("realm").map(String::as_str), Some(REALM), "{wa}");
     assert!(chal.get("nonce").is_some_and(|n| !n.is_empty()), "{wa}");
     assert!(
@@ -303,7 +245,10 @@ fn auth_with(
     expires: Option<u64>,
 ) -> ReceivedFrame {
     let chal = challenge(k, c, relay, expires);
-    let mut hdrs = vec![("Authorization", authorization(&chal, pass, relay, 1))];
+    let mut hdrs = vec![(
+        "Authorization",
+        digest::authorization(&chal, USER, pass, relay, 1),
+    )];
     if let Some(e) = expires {
         hdrs.push(("Expires", e.to_string()));
     }

@@ -151,6 +151,18 @@ fn well_framed_bad_header_gets_400() {
     relay_small_send(&k, &mut a, &b, &b_uri, None, b"after the 400");
 }
 
+/// Sends `req` from A: the relay answers 400 and B gets no connection.
+fn expect_400(k: &Kamailio, a: &mut Client, b: &Endpoint, req: &Request, what: &str) {
+    a.peer.send_request(req).expect("send");
+    let resp = a
+        .peer
+        .read_response(T, &["REPORT"])
+        .unwrap_or_else(|e| panic!("{what}: expected 400: {e}\nlog tail:\n{}", k.log_tail(30)));
+    assert_eq!(resp.status_code(), Some(400), "{what}: {}", resp.summary());
+    b.expect_no_accept(Duration::from_millis(200))
+        .unwrap_or_else(|e| panic!("{what}: forwarded: {e}"));
+}
+
 /// A Byte-Range whose positions a relay cannot add body lengths to
 /// (range-start u64::MAX, a body larger than the max chunk) gets 400 and is
 /// not forwarded (it overflowed the re-chunking arithmetic before).
@@ -163,14 +175,7 @@ fn byte_range_near_u64_max_gets_400() {
     let mut a = Client::connect(&k);
     let mut bad = Request::send(&[&relay, &b_uri], &[&a.uri], &vec![b'x'; 40_000]);
     bad.headers[1].1 = "18446744073709551615-*/*".into();
-    a.peer.send_request(&bad).expect("send");
-    let resp = a
-        .peer
-        .read_response(T, &["REPORT"])
-        .unwrap_or_else(|e| panic!("expected 400: {e}\nlog tail:\n{}", k.log_tail(30)));
-    assert_eq!(resp.status_code(), Some(400), "{}", resp.summary());
-    b.expect_no_accept(Duration::from_millis(200))
-        .unwrap_or_else(|e| panic!("the SEND was forwarded: {e}"));
+    expect_400(&k, &mut a, &b, &bad, "Byte-Range u64::MAX");
     relay_small_send(&k, &mut a, &b, &b_uri, None, b"after the 400");
 }
 
@@ -235,20 +240,10 @@ fn a_head_that_would_leave_beyond_the_limits_gets_400() {
     let b = Endpoint::bind().expect("bind B");
     let b_uri = b.uri("bob");
     let mut a = Client::connect(&k);
-    let expect_400 = |a: &mut Client, req: &Request, what: &str| {
-        a.peer.send_request(req).expect("send");
-        let resp = a
-            .peer
-            .read_response(T, &["REPORT"])
-            .unwrap_or_else(|e| panic!("{what}: expected 400: {e}\n{}", k.log_tail(30)));
-        assert_eq!(resp.status_code(), Some(400), "{what}: {}", resp.summary());
-        b.expect_no_accept(Duration::from_millis(200))
-            .unwrap_or_else(|e| panic!("{what}: forwarded: {e}"));
-    };
 
     // 64 fields, no Byte-Range: re-chunked it would have 65
     let req = send_with_fields(&k, &a, &b_uri, 64);
-    expect_400(&mut a, &req, "64 fields");
+    expect_400(&k, &mut a, &b, &req, "64 fields");
     assert!(
         k.wait_for_log(
             "would break this relay's own limits",
@@ -273,7 +268,7 @@ fn a_head_that_would_leave_beyond_the_limits_gets_400() {
     long.headers.push(("X-Pad".into(), String::new()));
     long.headers.last_mut().expect("pad").1 = "p".repeat(HEAD - head_len(&long));
     assert_eq!(head_len(&long), HEAD);
-    expect_400(&mut a, &long, "a head at max_header_size");
+    expect_400(&k, &mut a, &b, &long, "a head at max_header_size");
 
     // one field less: relayed in chunks of 64 fields, each with its range
     let req = send_with_fields(&k, &a, &b_uri, 63);

@@ -47,10 +47,7 @@ fn capacity(to_path: &[Bytes], from_path: &[Bytes], other: &[Header]) -> usize {
         .chain(from_path)
         .map(|u| u.len() + 1)
         .sum::<usize>()
-        + other
-            .iter()
-            .map(|h| h.name.len() + h.value.len() + 4)
-            .sum::<usize>()
+        + other.iter().map(Header::line_len).sum::<usize>()
 }
 
 /// `MSRP tid METHOD CRLF`, To-Path, From-Path, then `other` verbatim; when
@@ -168,7 +165,7 @@ impl ChunkHeads {
                     .saturating_sub(1)
                 + 2
         };
-        let other_lines = self.other.iter().map(|h| h.name.len() + h.value.len() + 4);
+        let other_lines = self.other.iter().map(Header::line_len);
         let ranges = self.other.iter().filter(|h| h.is("Byte-Range"));
         let lines = [
             8 + tid_len + self.method.len(),
@@ -197,7 +194,7 @@ impl ChunkHeads {
             });
         }
         let received: usize = lines[..3].iter().sum::<usize>() + other_lines.sum::<usize>();
-        let replaced: usize = ranges.map(|h| h.name.len() + h.value.len() + 4).sum();
+        let replaced: usize = ranges.map(Header::line_len).sum();
         let head = received.max(received - replaced + WIDEST_RANGE_LINE);
         if head > limits.max_head {
             return Err(HeadTooLarge {

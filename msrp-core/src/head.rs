@@ -28,6 +28,11 @@ impl Header {
     pub fn is(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name.as_bytes())
     }
+
+    /// Length of the line the relay writes for it: `name ": " value CRLF`.
+    pub fn line_len(&self) -> usize {
+        self.name.len() + 2 + self.value.len() + 2
+    }
 }
 
 /// The first line of a frame (RFC 4975 §9 `req-start` / `resp-start`).

@@ -46,7 +46,7 @@ fn zero_workers_stop_kamailio() {
 fn garbage_listen_stops_kamailio() {
     start_fails(
         RelayOpts::default().modparam_str("listen", "garbage:x"),
-        "modparam listen: \"garbage:x\" is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)",
+        "modparam listen: 'garbage:x' is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)",
     );
 }
 

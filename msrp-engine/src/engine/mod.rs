@@ -27,6 +27,7 @@
 
 mod dial;
 mod frames;
+mod handshake;
 mod pump;
 mod wire;
 
@@ -63,6 +64,8 @@ pub trait Host {
     fn tick(&mut self);
 }
 
+/// Why a connection without a first request is closed (RFC 4976 §6.1).
+const FIRST_REQUEST_LATE: &str = "no request within first_request_timeout";
 /// Poll timeout: also the period of `Host::tick` and of transaction expiry.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Token of the transaction timer's wake-up descriptor.
@@ -341,7 +344,7 @@ impl<H: Host> Engine<H> {
                 && !c.got_frame
                 && now.duration_since(c.opened) > first
             {
-                close.push((*t, c.peer, "no request within first_request_timeout"));
+                close.push((*t, c.peer, FIRST_REQUEST_LATE));
             } else if !idle.is_zero()
                 && now.duration_since(c.last_active) > idle
                 && !c.has_output()
@@ -352,6 +355,14 @@ impl<H: Host> Engine<H> {
             }
         }
         for (t, peer, why) in close {
+            let silent = format!(
+                "nothing more from the peer within first_request_timeout ({} s)",
+                first.as_secs()
+            );
+            if why == FIRST_REQUEST_LATE && self.note_handshake_failure(t, &silent) {
+                self.close(t, why);
+                continue;
+            }
             log::info!("closing connection {} with {peer}: {why}", t.0);
             self.close(t, why);
         }

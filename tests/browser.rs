@@ -16,8 +16,10 @@
 //! installs both).
 
 mod common;
+#[allow(dead_code)] // wsutil's helpers for tests/ws.rs need it
 #[path = "common/rawws.rs"]
 mod rawws;
+#[allow(dead_code)] // this test uses start_shipped_tls_cfg, stat, assert_logged
 #[path = "common/wsutil.rs"]
 mod wsutil;
 
@@ -104,7 +106,10 @@ fn example_page_in_chromium_over_wss_and_ws() {
         RelayOpts::default()
             .route(WS_ROUTE)
             .listen_transport(Transport::Ws)
-            .modparam_str("ws_allowed_origins", &format!("http://127.0.0.1:{http_port}"))
+            .modparam_str(
+                "ws_allowed_origins",
+                &format!("http://127.0.0.1:{http_port}"),
+            )
             .global(&kex()),
     );
     let ws = w.transport_addr(Transport::Ws).expect("ws listener");
@@ -124,5 +129,9 @@ fn example_page_in_chromium_over_wss_and_ws() {
     assert_logged(&k, "127.0.0.1:", &too_big);
     let origin = format!("WebSocket: Origin http://localhost:{http_port} not allowed");
     assert_logged(&w, "127.0.0.1:", &origin);
-    assert_eq!(stat(&k, "tls_handshake_failures"), 0, "TLS handshakes failed");
+    assert_eq!(
+        stat(&k, "tls_handshake_failures"),
+        0,
+        "TLS handshakes failed"
+    );
 }

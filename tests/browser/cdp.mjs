@@ -79,12 +79,14 @@ export class Browser {
     return page;
   }
 
+  /** Closes the browser and waits (at most 5 s) until it has exited. */
   async close() {
-    try {
-      await Promise.race([this.send('Browser.close'), new Promise((r) => setTimeout(r, 2000))]);
-    } finally {
-      this.proc.kill('SIGKILL');
-    }
+    const timeout = (ms) => new Promise((r) => setTimeout(r, ms));
+    // SIGTERM: Chromium shuts its helper processes down before it exits
+    this.proc.kill('SIGTERM');
+    await Promise.race([this.exited, timeout(5000)]);
+    this.proc.kill('SIGKILL');
+    await Promise.race([this.exited, timeout(1000)]);
   }
 }
 

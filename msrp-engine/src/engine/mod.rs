@@ -28,6 +28,7 @@
 mod dial;
 mod frames;
 mod handshake;
+mod linger;
 mod pump;
 mod wire;
 
@@ -101,6 +102,9 @@ pub struct Engine<H: Host> {
     /// index): requests for a session another worker holds go over them.
     worker: usize,
     links: HashMap<usize, Token>,
+    /// WebSocket connections the relay closed, drained until their peer
+    /// closes too (see `linger`).
+    lingering: Vec<linger::Lingering>,
 }
 
 impl<H: Host> Engine<H> {
@@ -147,6 +151,7 @@ impl<H: Host> Engine<H> {
             last_sweep: Instant::now(),
             worker: 0,
             links: HashMap::default(),
+            lingering: Vec::new(),
         })
     }
 
@@ -262,6 +267,9 @@ impl<H: Host> Engine<H> {
             s.tracker.expire(now);
             s.apply_outputs();
         });
+        if !self.lingering.is_empty() {
+            self.drain_lingering(now);
+        }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.sweep_idle(now);
@@ -405,6 +413,7 @@ impl<H: Host> Engine<H> {
             }
         }
         c.goodbye();
+        self.linger(&c);
         log::debug!("connection {} with {} closed: {why}", t.0, c.peer);
         self.stats.add(Stat::ConnectionsActive, -1);
         if let Some(slot) = c.listed {

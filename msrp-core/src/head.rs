@@ -204,7 +204,7 @@ impl FrameHead {
 
     /// Headers other than To-Path and From-Path, in received order. A relay
     /// uses these verbatim when it rewrites the paths of a frame it forwards
-    /// (RFC 4976 §7).
+    /// (RFC 4976 §6.4).
     pub fn other_headers(&self) -> impl Iterator<Item = &Header> {
         self.headers
             .iter()

@@ -56,7 +56,7 @@ macro_rules! script_functions {
             /// routing (RFC 4976 §6.4), with or without this call: a
             /// To-Path URI of this relay with another client's session
             /// means "over that client's connection" (`[U_B, B]`, the stock
-            /// style, and `[U_A, U_B, B]` of RFC 4976 §7.1, where both of
+            /// style, and `[U_A, U_B, B]` of RFC 4976 §6.4, where both of
             /// this relay's URIs move to From-Path and the relay never
             /// connects to itself); the sender's own session (`[U_A, X]`,
             /// RFC 4976 §5) or a relay URI without a known session means

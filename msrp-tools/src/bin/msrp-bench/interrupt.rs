@@ -6,18 +6,31 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use msrp_tools::kamailio::Kamailio;
 use msrp_tools::process;
 
+/// Set by the signal handler; the watcher thread acts on it.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-pub static RELAY_PGID: AtomicU32 = AtomicU32::new(0);
-pub static RELAY_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The spawned relay's process group and run directory (see [`watch_relay`]).
+static RELAY_PGID: AtomicU32 = AtomicU32::new(0);
+static RELAY_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// An interrupt from now on stops the relay `k` and removes its directory.
+pub fn watch_relay(k: &Kamailio) {
+    RELAY_PGID.store(k.main_pid(), Ordering::SeqCst);
+    if let Ok(mut d) = RELAY_DIR.lock() {
+        *d = Some(k.dir().to_path_buf());
+    }
+}
 
 extern "C" fn on_signal(_sig: libc::c_int) {
     // Only an atomic store: async-signal-safe.
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-pub fn install_interrupt_handler() {
+/// SIGINT, SIGTERM and SIGHUP stop a watched relay, then this process
+/// (exit status 130).
+pub fn install() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: `on_signal` is an `extern "C" fn(c_int)` that only stores
         // to an atomic, which is async-signal-safe; signal(2) has no other

@@ -62,7 +62,7 @@ fn soak_main(a: SoakArgs) -> ExitCode {
 }
 
 fn bench_main(o: &Opts) -> ExitCode {
-    interrupt::install_interrupt_handler();
+    interrupt::install();
     let tty = std::io::stdout().is_terminal();
     if o.quick {
         println!("quick run (small sizes and durations): figures are only indicative");

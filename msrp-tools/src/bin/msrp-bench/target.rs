@@ -3,7 +3,6 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use msrp_tools::kamailio::{find_exe, find_module_so, Kamailio, RelayOpts};
 use msrp_tools::load::Dialer;
@@ -11,7 +10,7 @@ use msrp_tools::tls::Certs;
 use msrp_tools::Transport;
 
 use crate::cli::Opts;
-use crate::interrupt::{RELAY_DIR, RELAY_PGID};
+use crate::interrupt;
 
 /// The spawned relay's event route: AUTH binds a session
 /// (`msrp_cmap_save()`, for --use-path), everything else is relayed.
@@ -175,10 +174,7 @@ impl Target {
         let (opts, certs) = relay_opts(o)?;
         let mut k = Kamailio::try_start("msrp-bench", &so, &opts)?;
         k.set_keep_on_panic(true);
-        RELAY_PGID.store(k.main_pid(), Ordering::SeqCst);
-        if let Ok(mut d) = RELAY_DIR.lock() {
-            *d = Some(k.dir().to_path_buf());
-        }
+        interrupt::watch_relay(&k);
         let other = other_transport(&k, o, certs)?;
         let description = spawned_description(o, &so, other.as_ref());
         Ok(Target {

@@ -241,12 +241,13 @@ fn client_certificate_and_version_policy() {
 /// Per-listener policy: the global `tls_verify_client required` (an old
 /// single-value configuration) stays the policy of the listener that sets
 /// none, while a second `tls:` listener with `;verify_client=off` serves a
-/// client without a certificate.
+/// client without a certificate (and, with `;min_version=1.3`, refuses
+/// TLS 1.2 where the first accepts it).
 #[test]
 fn listener_policy_overrides_global_verify_client() {
     let c = certs();
     let port = free_tcp_port();
-    let open = format!("tls:127.0.0.1:{port};verify_client=off");
+    let open = format!("tls:127.0.0.1:{port};verify_client=off;min_version=1.3");
     let k = tls_relay(&c, &[("tls_verify_client", "required"), ("listen", &open)]);
     assert!(
         k.wait_for_log(&format!("listening for MSRP on {open}"), T),
@@ -269,8 +270,19 @@ fn listener_policy_overrides_global_verify_client() {
         refused.is_err(),
         "a client without a certificate was served on the required listener"
     );
-    // `;verify_client=off`: served without a certificate
+    // `;min_version=1.3` there: a TLS 1.2 client is refused, while the
+    // other listener (global 1.2) serves one with a certificate
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let v12 = tls::client_config_with(&c.ca(), None, TlsVersions::Only12).expect("config");
+    assert!(
+        Peer::connect_tls(addr, "127.0.0.1", &v12).is_err(),
+        "a TLS 1.2 client got in on {open}"
+    );
+    let v12 =
+        tls::client_config_with(&c.ca(), Some(&c.client()), TlsVersions::Only12).expect("config");
+    Peer::connect_tls(tls_addr(&k), "127.0.0.1", &v12)
+        .unwrap_or_else(|e| panic!("TLS 1.2 with a certificate on the other listener: {e}"));
+    // `;verify_client=off`: served without a certificate
     let peer = Peer::connect_tls(addr, "127.0.0.1", &cfg)
         .unwrap_or_else(|e| panic!("TLS to {open}: {e}\n{}", k.log_tail(20)));
     let a = peer.local_addr();

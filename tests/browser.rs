@@ -6,7 +6,8 @@
 //!   changed) on `wss:`, trusting the relay's test certificate by its SPKI
 //!   pin only: two pages AUTH with Digest, chat both ways, send a 5 MiB
 //!   file in 64 KiB chunks and a 1 MiB file as one message (SHA-256 checked
-//!   by the receiving page against the sender's), and a message over
+//!   by the receiving page against the sender's), a message to a page that
+//!   disconnected is shown with its REPORT, and a message over
 //!   `ws_max_message_size` is closed with 1009;
 //! * a relay with a plain `ws:` listener and `ws_allowed_origins` set to
 //!   the page's origin: two pages AUTH and chat both ways; the same page

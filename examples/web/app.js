@@ -40,7 +40,7 @@ function relayUri(url) {
 }
 
 function enableChat(on) {
-  for (const id of ['open', 'copy']) $(id).disabled = !on;
+  for (const id of ['open', 'copy', 'disconnect']) $(id).disabled = !on;
   for (const id of ['text', 'send', 'file', 'sendfile']) $(id).disabled = !(on && toPath);
 }
 
@@ -155,6 +155,7 @@ function start() {
       note(err.message, 'error');
       setState('failed', `failed: ${err.message}`);
     });
+  $('disconnect').onclick = () => session?.close();
   $('copy').onclick = () => navigator.clipboard?.writeText($('address').textContent);
   $('open').onclick = () => {
     const peer = $('peer').value.trim().split(/\s+/).filter(Boolean);

@@ -147,6 +147,16 @@ async function main() {
     step(`wss: 5 MiB file in 64 KiB chunks, SHA-256 ${hash} verified by the receiving page`);
     await sendFile(b, a, tmp, MIB, MIB);
     step('wss: 1 MiB file as one WebSocket message (fits ws_max_message_size)');
+    // the peer disconnects: the next message is not delivered, and the
+    // page says why (the relay's response or REPORT)
+    await b.eval(`${q('#disconnect')}.click()`);
+    await b.waitFor(`document.body.dataset.state === 'closed'`, 'disconnecting');
+    await a.eval(`${q('#text')}.value = 'anyone there?'; ${q('#send')}.click()`);
+    const why = await a.waitFor(
+      `[...document.querySelectorAll('#events li.error')].map(l => l.textContent).find(t => /not delivered|REPORT/.test(t))`,
+      'an error for a message to a page that went away',
+    );
+    step(`wss: peer gone: ${why.replace(/^\S+ \S* ?/, '')}`);
     // one message far over ws_max_message_size: the relay closes with
     // 1009, and the page gets that code although it was still sending
     await a.eval(`${q('#chunk')}.value = ${4 * MIB}`);

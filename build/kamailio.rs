@@ -117,7 +117,7 @@ pub fn defines(info: &KamailioInfo) -> Vec<(String, Option<String>)> {
         for n in names {
             if n != "KSR_PTHREAD_MUTEX_SHARED" && !KNOWN_FLAGS.contains(&n) {
                 panic!(
-                    "unknown kamailio compile flag {n:?} in {:?}: extend KNOWN_FLAGS in build.rs \
+                    "unknown kamailio compile flag {n:?} in {:?}: extend KNOWN_FLAGS in build/lists.rs \
                      after checking what it means in src/Makefile.defs",
                     info.flags
                 );

@@ -4,32 +4,15 @@
 //! (script functions are generated in `cmds.rs`, `$msrp(...)` is in
 //! `pv.rs`). Each entry runs under [`guard`].
 
-use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
 
-use super::cmds::CMD_LIST;
+use super::cmds::{CMD_LIST, KEMI_LIST};
 use super::guard::guard;
 use super::pv::{pv_get_msrp, pv_parse_msrp_name};
 use super::sys;
-use super::table;
+use super::table::{self, Exported, MODULE_NAME};
 use msrp_engine::config;
-
-/// A C-visible static that Kamailio may read and write.
-#[repr(transparent)]
-pub struct Exported<T>(UnsafeCell<T>);
-// SAFETY: Kamailio accesses these tables from one thread per process (its
-// processes are forked, not threaded); Rust only hands out raw pointers.
-unsafe impl<T> Sync for Exported<T> {}
-
-impl<T> Exported<T> {
-    pub const fn new(v: T) -> Self {
-        Exported(UnsafeCell::new(v))
-    }
-    pub const fn get(&self) -> *mut T {
-        self.0.get()
-    }
-}
 
 /// Compared by the core with SER_FULL_VERSION (a `char *` variable).
 #[no_mangle]
@@ -43,10 +26,6 @@ pub static module_version: Exported<*const c_char> =
 pub static module_flags: Exported<*const c_char> =
     Exported::new(sys::abi::SER_COMPILE_FLAGS.as_ptr());
 
-/// The module's name: `exports.name`, `modparam("msrp_relay", ...)`, and
-/// the KEMI module `KSR.msrp_relay`.
-pub(super) const MODULE_NAME: &CStr = c"msrp_relay";
-
 static CMDS: Exported<[sys::cmd_export_t; CMD_LIST.len() + 1]> =
     Exported::new(table::null_terminated(
         CMD_LIST,
@@ -57,6 +36,19 @@ static CMDS: Exported<[sys::cmd_export_t; CMD_LIST.len() + 1]> =
             fixup: None,
             free_fixup: None,
             flags: 0,
+        },
+    ));
+
+/// The KEMI functions (`KSR.msrp_relay.*`), registered from `mod_register`.
+static KEMI: Exported<[sys::sr_kemi_t; KEMI_LIST.len() + 1]> =
+    Exported::new(table::null_terminated(
+        KEMI_LIST,
+        sys::sr_kemi_t {
+            mname: table::NULL_STR,
+            fname: table::NULL_STR,
+            rtype: 0,
+            func: std::ptr::null_mut(),
+            ptypes: [0; 6],
         },
     ));
 
@@ -164,7 +156,7 @@ pub unsafe extern "C" fn mod_register(
         // SAFETY: the KEMI table and the transformation table live for the
         // process; path is the module path given by the core.
         unsafe {
-            if sys::sr_kemi_modules_add(super::kemi::KEMI.get().cast()) < 0 {
+            if sys::sr_kemi_modules_add(KEMI.get().cast()) < 0 {
                 return -1;
             }
             sys::register_trans_mod(path, super::transform::TRANS.get().cast())

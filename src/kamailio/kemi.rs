@@ -1,13 +1,11 @@
-//! KEMI exports (Lua/Python/JS routing scripts): the `sr_kemi_t` table of
-//! `KSR.msrp_relay.*` — the stock module's KEMI functions under this
-//! module's name — built from the entries `cmds.rs` generates from the
-//! script functions' declaration, and the typing that derives each entry's
-//! parameter types from its wrapper's signature. Registered from
-//! `mod_register`.
+//! KEMI entries (Lua/Python/JS routing scripts, `KSR.msrp_relay.*`): the
+//! typing that derives an `sr_kemi_t` entry's parameter types from its
+//! wrapper's signature ([`kfn`]). `cmds.rs` makes the entries from the
+//! script functions' declaration; the table is `exports::KEMI`, registered
+//! from `mod_register`.
 
 use std::ffi::{c_int, c_void, CStr};
 
-use super::exports::{self, Exported};
 use super::sys;
 use super::table;
 
@@ -64,7 +62,7 @@ pub(super) const fn kfn<F: KemiFn>(name: &'static CStr, f: F) -> sys::sr_kemi_t 
     }
     assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut c_void>());
     sys::sr_kemi_t {
-        mname: table::static_str(exports::MODULE_NAME),
+        mname: table::static_str(table::MODULE_NAME),
         fname: table::static_str(name),
         rtype: I,
         // SAFETY: KemiFn is implemented for function pointer types only,
@@ -74,15 +72,3 @@ pub(super) const fn kfn<F: KemiFn>(name: &'static CStr, f: F) -> sys::sr_kemi_t 
         ptypes: F::PTYPES,
     }
 }
-
-pub static KEMI: Exported<[sys::sr_kemi_t; super::cmds::KEMI_LIST.len() + 1]> =
-    Exported::new(table::null_terminated(
-        super::cmds::KEMI_LIST,
-        sys::sr_kemi_t {
-            mname: table::NULL_STR,
-            fname: table::NULL_STR,
-            rtype: 0,
-            func: std::ptr::null_mut(),
-            ptypes: [0; 6],
-        },
-    ));

@@ -7,9 +7,9 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
-use super::exports::Exported;
 use super::sys;
 use super::table;
+use super::table::Exported;
 use super::txtable;
 
 /// Entries `msrp_relay.transactions` lists by default, and at most (an

@@ -2,6 +2,7 @@
 //! helpers build them in const context from a slice, so no length or C
 //! string length is ever counted by hand.
 
+use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, CStr};
 
 use super::sys;
@@ -48,5 +49,25 @@ pub const fn c_lit(with_nul: &'static str) -> &'static CStr {
     match CStr::from_bytes_with_nul(with_nul.as_bytes()) {
         Ok(c) => c,
         Err(_) => panic!("an exported name must be one NUL-terminated string"),
+    }
+}
+
+/// The module's name: `exports.name`, `modparam("msrp_relay", ...)`, and
+/// the KEMI module `KSR.msrp_relay`.
+pub(super) const MODULE_NAME: &CStr = c"msrp_relay";
+
+/// A C-visible static that Kamailio may read and write.
+#[repr(transparent)]
+pub struct Exported<T>(UnsafeCell<T>);
+// SAFETY: Kamailio accesses these tables from one thread per process (its
+// processes are forked, not threaded); Rust only hands out raw pointers.
+unsafe impl<T> Sync for Exported<T> {}
+
+impl<T> Exported<T> {
+    pub const fn new(v: T) -> Self {
+        Exported(UnsafeCell::new(v))
+    }
+    pub const fn get(&self) -> *mut T {
+        self.0.get()
     }
 }

@@ -8,10 +8,10 @@ use std::ffi::{c_char, c_int};
 
 use msrp_core::MsrpUri;
 
-use super::exports::Exported;
 use super::guard::guard;
 use super::sys;
 use super::table;
+use super::table::Exported;
 
 /// Keys of `{msrpuri.key}`, as `trans_t.subtype`.
 const KEYS: [&str; 8] = [

@@ -7,6 +7,8 @@
 #   make lint   rustfmt + clippy -D warnings
 #   make certs  test CA and certificates for TLS / wss in CERTS_DIR (certs/)
 #   make run-tls  like run, with cfg/kamailio-tls.cfg: TLS 127.0.0.1:2856, WSS 127.0.0.1:8443
+#   make demo   run-tls in the background and the browser example (examples/web)
+#               on http://127.0.0.1:8080 (DEMO_PORT); prints what to open
 #   make fuzz   every fuzz target (fuzz/) for FUZZ_SECONDS each; make fuzz-smoke: a short run
 #
 # Another Kamailio (5.6 or later) than Debian's: put its sbin first in PATH and
@@ -24,7 +26,9 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # bindgen, binutils (nm) for the ABI guard, dpkg-dev for `apt-get source`,
 # openssl for the test certificates (scripts/make-certs.sh), python3-websockets
 # for the tests that drive the relay with a third-party WebSocket client
-# (tests/ws_client.py; websockets 10.4 on Debian 12).
+# (tests/ws_client.py; websockets 10.4 on Debian 12), chromium and nodejs for
+# the real-browser tests of examples/web (tests/browser.rs drives Chromium
+# headless over the DevTools protocol with tests/browser/driver.mjs; no npm).
 # With KAMAILIO_SRC and a kamailio in PATH, that Kamailio is the operator's own:
 # Debian's is not installed next to it.
 KAMAILIO_SRC ?=
@@ -32,14 +36,14 @@ ifneq ($(KAMAILIO_SRC),)
 export KAMAILIO_SRC
 OWN_KAMAILIO := $(shell command -v kamailio 2>/dev/null)
 endif
-DEB_PACKAGES := $(if $(OWN_KAMAILIO),,kamailio kamailio-lua-modules) clang libclang-dev binutils dpkg-dev ca-certificates openssl python3-websockets
+DEB_PACKAGES := $(if $(OWN_KAMAILIO),,kamailio kamailio-lua-modules) clang libclang-dev binutils dpkg-dev ca-certificates openssl python3-websockets chromium nodejs
 KAMAILIO_MODDIR = $(shell kamailio -I 2>/dev/null | sed -n 's/^ *Default paths to modules: *//p')
 RUN_DIR ?= /run/kamailio
 # cargo's target directory (CARGO_TARGET_DIR is honoured, e.g. one per Kamailio version)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 MODULE_SO = $(TARGET_DIR)/release/libmsrp_relay.so
 
-.PHONY: all deps certs headers build build-debug install run run-tls test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
+.PHONY: all deps certs headers build build-debug install run run-tls demo test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
 
 all: build
 
@@ -87,6 +91,28 @@ run-tls: install certs
 	mkdir -p $(RUN_DIR)
 	sed 's!/etc/kamailio/msrp-certs!$(abspath $(CERTS_DIR))!' cfg/kamailio-tls.cfg > $(RUN_DIR)/kamailio-tls.cfg
 	kamailio -f $(RUN_DIR)/kamailio-tls.cfg -DD -E -m 64 -M 16
+
+# The browser example against cfg/kamailio-tls.cfg: the relay runs in the
+# background (stopped with the page server, Ctrl-C), the page is served by
+# python3's http.server on 127.0.0.1:DEMO_PORT.
+DEMO_PORT ?= 8080
+demo: install certs
+	mkdir -p $(RUN_DIR)
+	sed 's!/etc/kamailio/msrp-certs!$(abspath $(CERTS_DIR))!' cfg/kamailio-tls.cfg > $(RUN_DIR)/kamailio-tls.cfg
+	@pin=$$(openssl x509 -in $(CERTS_DIR)/relay.pem -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64); \
+	kamailio -f $(RUN_DIR)/kamailio-tls.cfg -DD -E -m 64 -M 16 2> $(RUN_DIR)/kamailio-demo.log & relay=$$!; \
+	trap 'kill $$relay 2>/dev/null' EXIT INT TERM; \
+	sleep 1; kill -0 $$relay 2>/dev/null || { echo "the relay did not start:"; tail -5 $(RUN_DIR)/kamailio-demo.log; exit 1; }; \
+	echo; \
+	echo "relay: wss://127.0.0.1:8443 (cfg/kamailio-tls.cfg; log in $(RUN_DIR)/kamailio-demo.log)"; \
+	echo "page:  http://127.0.0.1:$(DEMO_PORT)/  - open it in two tabs, Connect in each"; \
+	echo "       (password xyz123), paste one tab's address into the other's Peer field,"; \
+	echo "       Open chat, then send text and files both ways."; \
+	echo "The browser must trust the test CA $(abspath $(CERTS_DIR))/ca.pem (README: TLS and"; \
+	echo "WebSocket), or for a quick try start a throw-away Chromium that trusts only this key:"; \
+	echo "  chromium --user-data-dir=\$$(mktemp -d) --ignore-certificate-errors-spki-list=$$pin http://127.0.0.1:$(DEMO_PORT)/"; \
+	echo; \
+	python3 -m http.server $(DEMO_PORT) --bind 127.0.0.1 --directory examples/web
 
 # Integration tests load target/release/libmsrp_relay.so into a real Kamailio.
 test: headers script-tests

@@ -4,7 +4,8 @@
 #   pkg/build-deb.sh MODULE_SO OUT_DIR
 # The package installs msrp_relay.so into the module directory of the
 # kamailio it was built for ("Default paths to modules" of `kamailio -I`),
-# README, the example configs (kamailio-tls.cfg with make-certs.sh) under
+# README, the example configs (kamailio-tls.cfg with make-certs.sh) and the
+# browser client examples/web/ under
 # /usr/share/doc/kamailio-msrp-relay-module/,
 # and depends on exactly the Debian kamailio package version it was built
 # against (the core refuses a module of another version at load time).
@@ -52,6 +53,9 @@ install -m 0644 "$here/README.md" "$doc/README.md"
 install -m 0644 "$here"/cfg/*.cfg "$here"/cfg/*.lua "$doc/examples/"
 # test certificates for kamailio-tls.cfg (openssl)
 install -m 0755 "$here/scripts/make-certs.sh" "$doc/examples/"
+# the browser client (README: TLS and WebSocket, In a browser)
+install -d "$doc/examples/web"
+install -m 0644 "$here"/examples/web/*.html "$here"/examples/web/*.js "$here"/examples/web/*.css "$doc/examples/web/"
 cat > "$doc/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: msrp_relay

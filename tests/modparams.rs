@@ -46,7 +46,7 @@ fn zero_workers_stop_kamailio() {
 fn garbage_listen_stops_kamailio() {
     start_fails(
         RelayOpts::default().modparam_str("listen", "garbage:x"),
-        "modparam listen: \"garbage:x\" is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)",
+        "modparam listen: 'garbage:x' is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)",
     );
 }
 
@@ -147,4 +147,25 @@ fn every_declared_parameter_is_accepted() {
     for addr in k.relay_addrs() {
         std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     }
+}
+
+/// A listener's own `ca_list=` is read in mod_init like `tls_ca_list`: a
+/// missing file stops Kamailio with a line naming the option and the file;
+/// an option on a plain listener too.
+#[test]
+fn listener_tls_options_are_checked_at_start_up() {
+    let certs = msrp_tools::tls::Certs::for_tests().expect("test certificates");
+    let port = free_tcp_port();
+    start_fails(
+        RelayOpts::default().tls_certs(&certs).modparam_str(
+            "listen",
+            &format!("tls:127.0.0.1:{port};verify_client=required;ca_list=/nonexistent/ca.pem"),
+        ),
+        "listen ca_list /nonexistent/ca.pem: ",
+    );
+    start_fails(
+        RelayOpts::default()
+            .modparam_str("listen", &format!("ws:127.0.0.1:{port};verify_client=off")),
+        &format!("listen ws:127.0.0.1:{port};verify_client=off: verify_client=, ca_list= and min_version= are for tls:/wss: listeners"),
+    );
 }

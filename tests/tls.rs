@@ -238,6 +238,66 @@ fn client_certificate_and_version_policy() {
     assert!(relay_stat(&k, "tls_handshake_failures") >= 2);
 }
 
+/// Per-listener policy: the global `tls_verify_client required` (an old
+/// single-value configuration) stays the policy of the listener that sets
+/// none, while a second `tls:` listener with `;verify_client=off` serves a
+/// client without a certificate (and, with `;min_version=1.3`, refuses
+/// TLS 1.2 where the first accepts it).
+#[test]
+fn listener_policy_overrides_global_verify_client() {
+    let c = certs();
+    let port = free_tcp_port();
+    let open = format!("tls:127.0.0.1:{port};verify_client=off;min_version=1.3");
+    let k = tls_relay(&c, &[("tls_verify_client", "required"), ("listen", &open)]);
+    assert!(
+        k.wait_for_log(&format!("listening for MSRP on {open}"), T),
+        "no start-up line naming the listener's policy:\n{}",
+        k.log_tail(20)
+    );
+    let b = Endpoint::bind().expect("bind B");
+    let cfg = tls::client_config(&c.ca(), None).expect("config");
+    // the listener without options: the global `required`
+    let refused = Peer::connect_tls(tls_addr(&k), "127.0.0.1", &cfg).and_then(|mut p| {
+        let req = Request::send(
+            &[&k.relay_uri("r"), &b.uri("b")],
+            &["msrps://127.0.0.1:9/a;tcp"],
+            b"x",
+        );
+        p.send_request(&req)?;
+        p.read_frame(T)
+    });
+    assert!(
+        refused.is_err(),
+        "a client without a certificate was served on the required listener"
+    );
+    // `;min_version=1.3` there: a TLS 1.2 client is refused, while the
+    // other listener (global 1.2) serves one with a certificate
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let v12 = tls::client_config_with(&c.ca(), None, TlsVersions::Only12).expect("config");
+    assert!(
+        Peer::connect_tls(addr, "127.0.0.1", &v12).is_err(),
+        "a TLS 1.2 client got in on {open}"
+    );
+    let v12 =
+        tls::client_config_with(&c.ca(), Some(&c.client()), TlsVersions::Only12).expect("config");
+    Peer::connect_tls(tls_addr(&k), "127.0.0.1", &v12)
+        .unwrap_or_else(|e| panic!("TLS 1.2 with a certificate on the other listener: {e}"));
+    // `;verify_client=off`: served without a certificate
+    let peer = Peer::connect_tls(addr, "127.0.0.1", &cfg)
+        .unwrap_or_else(|e| panic!("TLS to {open}: {e}\n{}", k.log_tail(20)));
+    let a = peer.local_addr();
+    let uri = format!("msrps://{}:{}/alice;tcp", a.ip(), a.port());
+    let mut a = Client { peer, uri };
+    relay_small_send(
+        &k,
+        &mut a,
+        &b,
+        &b.uri("b"),
+        None,
+        b"no certificate asked for",
+    );
+}
+
 /// Hostile bytes on the TLS port (plain text, a forged record, a handshake
 /// that never completes) each cost only their own connection, with a log
 /// line naming the peer; a TLS session on the same relay keeps relaying.
@@ -285,19 +345,48 @@ fn bad_tls_input_closes_only_that_connection() {
         "forged record: closed after {took:?}"
     );
     // a handshake that never completes: closed by first_request_timeout
-    let s = TcpStream::connect(tls_addr(&k)).expect("connect");
+    let cfg = tls::client_config(&c.ca(), None).expect("config");
+    let hello = tls::client_hello(cfg, "127.0.0.1").expect("ClientHello");
+    let mut s = TcpStream::connect(tls_addr(&k)).expect("connect");
+    s.write_all(&hello).expect("send the ClientHello");
     let took = closed_within(s, Duration::from_secs(6));
     assert!(
         took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
         "silent TLS connection closed after {took:?}"
     );
-    assert!(relay_stat(&k, "tls_handshake_failures") >= 2);
-    let log = k.log();
+    assert!(relay_stat(&k, "tls_handshake_failures") >= 3);
+    let listener = format!("on tls:{}", tls_addr(&k));
+    for why in [
+        "failed: received corrupt message",
+        "failed: nothing more from the peer within first_request_timeout (2 s)",
+    ] {
+        let line = k.wait_for_log_line(T, |l| {
+            l.contains("TLS handshake with 127.0.0.1:") && l.contains(&listener) && l.contains(why)
+        });
+        assert!(
+            line.is_some(),
+            "no log line naming the peer, {listener} and {why:?}:\n{}",
+            k.log_tail(20)
+        );
+    }
+    // a ClientHello, then the client gives up: logged once and counted
+    let failures = relay_stat(&k, "tls_handshake_failures");
+    let mut s = TcpStream::connect(tls_addr(&k)).expect("connect");
+    let peer = s.local_addr().expect("addr").to_string();
+    s.write_all(&hello).expect("send the ClientHello");
+    let mut buf = [0u8; 4096];
+    let _ = s.read(&mut buf).expect("the relay's ServerHello");
+    drop(s);
+    let why = "failed: the peer closed the connection before it completed";
     assert!(
-        log.contains("TLS handshake failed") && log.contains("127.0.0.1:"),
-        "no log line naming the peer:\n{}",
+        k.wait_for_log_line(T, |l| l.contains(&peer)
+            && l.contains(&listener)
+            && l.contains(why))
+            .is_some(),
+        "no log line for {peer} closing mid-handshake:\n{}",
         k.log_tail(20)
     );
+    assert_eq!(relay_stat(&k, "tls_handshake_failures"), failures + 1);
     // the TLS session still relays
     let relay = k.transport_uri(Transport::Tls, "relay").expect("uri");
     let req = Request::send(&[&relay, &b_uri], &[&a.uri], b"after");

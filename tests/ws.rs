@@ -302,7 +302,9 @@ fn each_frame_to_a_ws_client_is_one_websocket_message() {
 /// 4. An upgrade offering `sip`, or no subprotocol, gets HTTP 400 and is
 ///    closed, logged with the peer's address and counted in
 ///    `ws_protocol_errors` (also the Python client offering `sip`); an
-///    established WebSocket session keeps relaying.
+///    upgrade the client abandons is logged and counted in
+///    `ws_handshake_failures`; an established WebSocket session keeps
+///    relaying.
 #[test]
 fn upgrade_without_msrp_subprotocol_is_refused() {
     let k = Kamailio::start(
@@ -338,6 +340,25 @@ fn upgrade_without_msrp_subprotocol_is_refused() {
     );
     let now = stat_reaching(&k, "ws_protocol_errors", errors + 3);
     assert_eq!(now, errors + 3, "ws_protocol_errors after 3 refusals");
+    // half an upgrade request, then the client gives up: logged once with
+    // the peer and the listener, counted apart from the refusals (and from
+    // the harness's start-up probe, which connects and closes at once)
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let peer = s.local_addr().expect("addr").to_string();
+    std::io::Write::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: x\r\n").expect("write");
+    drop(s);
+    let why = format!("WebSocket upgrade with {peer} on ws:{addr} failed: the peer closed the connection before it completed");
+    assert_logged(&k, &peer, &why);
+    assert_eq!(
+        stat_reaching(&k, "ws_handshake_failures", 1),
+        1,
+        "ws_handshake_failures"
+    );
+    assert_eq!(
+        stat(&k, "ws_protocol_errors"),
+        errors + 3,
+        "ws_protocol_errors"
+    );
     relay_small_send(&k, &mut a, &b, &b_uri, Some(bp), b"after the refusals");
 }
 
@@ -363,6 +384,13 @@ fn origin_allow_list() {
             Err(e) => panic!("Origin {origin:?}: {e} instead of a 403"),
             Ok(_) => panic!("Origin {origin:?} was accepted"),
         }
+    }
+    // logged as operators read it: the value, not `Some("...")`
+    for what in [
+        "WebSocket: Origin https://evil.example.com not allowed (ws_allowed_origins)",
+        "WebSocket: no Origin header, and ws_allowed_origins is set",
+    ] {
+        assert_logged(&k, "127.0.0.1:", what);
     }
     let b = Endpoint::bind().expect("bind B");
     let b_uri = b.uri("bob");

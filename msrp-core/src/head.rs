@@ -167,7 +167,7 @@ impl FrameHead {
             Some(v) if v.eq_ignore_ascii_case(b"no") => Ok(false),
             Some(v) => Err(HeadError::Invalid {
                 header: "Success-Report",
-                reason: format!("expected yes or no, got {:?}", String::from_utf8_lossy(v)),
+                reason: format!("expected yes or no, got {}", v.escape_ascii()),
             }),
         }
     }

@@ -187,10 +187,7 @@ impl FailureReport {
         } else {
             Err(invalid(
                 "Failure-Report",
-                format!(
-                    "expected yes, no or partial, got {:?}",
-                    String::from_utf8_lossy(v)
-                ),
+                format!("expected yes, no or partial, got {}", v.escape_ascii()),
             ))
         }
     }

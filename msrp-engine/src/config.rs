@@ -37,7 +37,7 @@ pub use crate::transport::Kind;
 macro_rules! modparams {
     ($callback:ident) => {
         $callback! {
-            /// `PROTO:IP:PORT` the module listens on for MSRP; PROTO is `tcp`, `tls` (MSRP over TLS, `msrps`), `ws` or `wss` (MSRP over WebSocket, RFC 7977), e.g. `tcp:0.0.0.0:2855`, `tls:[::1]:2856`, `wss:0.0.0.0:443`. Bound in mod_init: a busy or bad address stops Kamailio at start-up with a clear error.
+            /// `PROTO:IP:PORT` the module listens on for MSRP; PROTO is `tcp`, `tls` (MSRP over TLS, `msrps`), `ws` or `wss` (MSRP over WebSocket, RFC 7977), e.g. `tcp:0.0.0.0:2855`, `tls:[::1]:2856`, `wss:0.0.0.0:443`. A `tls:`/`wss:` listener may follow with its own `;verify_client=` (`off`, `optional`, `required`), `;ca_list=FILE` and `;min_version=` (`1.2`, `1.3`) (else the `tls_*` values), e.g. `tls:0.0.0.0:2856;verify_client=required`. Bound in mod_init: a busy or bad address stops Kamailio at start-up with a clear error.
             Listen "listen" strings { parse: parse_listen, default: "— (required)", set: listen }
             /// other `host` or `host:port` under which clients address the relay in To-Path (e.g. its DNS name or public address). When no alias is set, any host name with a listen port is accepted.
             Alias "alias" strings { parse: alias_name, default: "—", set: aliases }
@@ -110,11 +110,11 @@ macro_rules! modparams {
             TlsCaList "tls_ca_list" string {
                 parse: file_path, default: "/etc/ssl/certs/ca-certificates.crt for next hops; none for clients", set: tls.ca_list,
             }
-            /// client certificates on `tls:`/`wss:` listeners: `off` (not asked for), `optional` (verified against `tls_ca_list` when sent), `required` (connections without a valid one fail the handshake)
+            /// client certificates on `tls:`/`wss:` listeners that do not set their own `;verify_client=`: `off` (not asked for; what browsers need), `optional` (asked for, verified against `tls_ca_list` when sent), `required` (connections without a valid one fail the handshake)
             TlsVerifyClient "tls_verify_client" string {
                 parse: verify_client, default: "off", set: tls.verify_client,
             }
-            /// lowest TLS version accepted and offered: `1.2` or `1.3`
+            /// lowest TLS version accepted and offered: `1.2` or `1.3` (a listener's `;min_version=` overrides it)
             TlsMinVersion "tls_min_version" string {
                 parse: tls_version, default: "1.2", set: tls.min_version,
             }
@@ -159,9 +159,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = Param::MaxConnections.int_spec().defa
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("listen: {0:?} is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)")]
+    #[error("listen: '{0}' is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)")]
     BadListen(String),
-    #[error("{name}: {value:?} is not one of {allowed}")]
+    #[error("{name}: '{value}' is not one of {allowed}")]
     BadChoice {
         name: &'static str,
         value: String,
@@ -169,6 +169,18 @@ pub enum ConfigError {
     },
     #[error("listen {0}: a tls:/wss: listener needs tls_certificate and tls_private_key")]
     TlsNeedsCertificate(String),
+    #[error("listen {listen}: option {option} is not one of {allowed}")]
+    BadListenOption {
+        listen: String,
+        option: String,
+        allowed: &'static str,
+    },
+    #[error("listen {0}: verify_client=, ca_list= and min_version= are for tls:/wss: listeners")]
+    TlsOptionsOnPlain(String),
+    #[error(
+        "listen {0}: verify_client needs ca_list= or tls_ca_list (the CAs client certificates are checked against)"
+    )]
+    ListenVerifyNeedsCa(String),
     #[error("tls_certificate and tls_private_key go together: set both")]
     TlsKeyPair,
     #[error(
@@ -237,16 +249,18 @@ pub struct Config {
     pub ws_max_message: usize,
 }
 
-/// A listening address and the transport spoken on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A listening address, the transport spoken on it and (`tls:`/`wss:`)
+/// its own TLS policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     pub kind: Kind,
     pub addr: SocketAddr,
+    pub tls: ListenTls,
 }
 
 impl std::fmt::Display for Listen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.kind.name(), self.addr)
+        write!(f, "{}:{}{}", self.kind.name(), self.addr, self.tls)
     }
 }
 
@@ -255,7 +269,7 @@ mod tls;
 
 pub use decl::{FromInt, IntSpec, Param, ParamDecl, ParamKind, ParamValue, PARAMS};
 use tls::{check_tls, file_path, origin, tls_version, verify_client};
-pub use tls::{TlsSettings, TlsVersion, VerifyClient};
+pub use tls::{ListenTls, ServerPolicy, TlsSettings, TlsVersion, VerifyClient};
 
 /// Collects parameter values in the order Kamailio sets them.
 #[derive(Debug)]
@@ -378,10 +392,12 @@ impl ConfigBuilder {
 static BUILDER: Mutex<Option<ConfigBuilder>> = Mutex::new(None);
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
-/// Parses `PROTO:IP:PORT` with PROTO `tcp`, `tls`, `ws` or `wss` (also
-/// `IP:PORT` for tcp; IPv6 as `tcp:[::1]:2855`).
+/// Parses `PROTO:IP:PORT[;option=value...]` with PROTO `tcp`, `tls`, `ws`
+/// or `wss` (also `IP:PORT` for tcp; IPv6 as `tcp:[::1]:2855`); the
+/// options are a `tls:`/`wss:` listener's own TLS policy ([`ListenTls`]).
 pub fn parse_listen(s: &str) -> Result<Listen, ConfigError> {
-    let t = s.trim();
+    let mut parts = s.trim().split(';');
+    let t = parts.next().unwrap_or_default().trim();
     let (kind, rest) = match t.split_once(':') {
         Some((proto, rest)) => match Kind::parse(proto) {
             Some(k) => (k, rest),
@@ -392,7 +408,13 @@ pub fn parse_listen(s: &str) -> Result<Listen, ConfigError> {
     let addr = rest
         .parse::<SocketAddr>()
         .map_err(|_| ConfigError::BadListen(s.to_string()))?;
-    Ok(Listen { kind, addr })
+    let mut tls = ListenTls::default();
+    let name = format!("{}:{addr}", kind.name());
+    for opt in parts.filter(|p| !p.trim().is_empty()) {
+        let (n, v) = opt.split_once('=').unwrap_or((opt, ""));
+        tls.set(&name, n, v)?;
+    }
+    Ok(Listen { kind, addr, tls })
 }
 
 /// `alias`: compared case-insensitively with To-Path hosts.

@@ -287,7 +287,10 @@ pub fn resolve(uri: &[u8]) -> Result<NextHop, String> {
         );
     }
     if !u.transport.eq_ignore_ascii_case("tcp") {
-        return Err(format!("transport {:?} not supported", u.transport));
+        return Err(format!(
+            "transport {} not supported",
+            u.transport.escape_default()
+        ));
     }
     let port = u.port_or_default();
     let (addr, name) = match &u.host {

@@ -93,7 +93,7 @@ pub enum ScriptError {
     ReplyToResponse,
     #[error("REPORT requests take no responses")]
     ReplyToReport,
-    #[error("invalid status code {0:?} (expected 3 digits, 200..=999)")]
+    #[error("invalid status code {} (expected 3 digits, 200..=999)", .0.escape_default())]
     BadCode(String),
     #[error("frame has no {0} header")]
     MissingHeader(&'static str),

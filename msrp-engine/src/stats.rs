@@ -34,11 +34,12 @@ pub enum Stat {
     TlsHandshakeFailures,
     TlsErrors,
     WsProtocolErrors,
+    WsHandshakeFailures,
 }
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 28] = [
+    pub const ALL: [(&'static str, &'static str); 29] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -78,7 +79,7 @@ impl Stat {
         ),
         (
             "tls_handshake_failures",
-            "TLS handshakes that failed (certificate, protocol, version)",
+            "TLS handshakes that failed (certificate, protocol, version) or the peer abandoned (alert, close, silence)",
         ),
         (
             "tls_errors",
@@ -87,6 +88,10 @@ impl Stat {
         (
             "ws_protocol_errors",
             "WebSocket upgrades refused and connections closed for bad frames",
+        ),
+        (
+            "ws_handshake_failures",
+            "WebSocket upgrades the peer abandoned (closed or silent before a complete upgrade request)",
         ),
     ];
 

@@ -26,6 +26,7 @@ pub fn config(listen: Vec<SocketAddr>) -> Config {
         .map(|addr| crate::config::Listen {
             kind: crate::transport::Kind::Tcp,
             addr,
+            tls: Default::default(),
         })
         .collect();
     c

@@ -205,6 +205,16 @@ pub fn client_config(
     client_config_with(ca_file, identity, TlsVersions::All)
 }
 
+/// The first flight of a TLS client of `cfg` to `host` (its ClientHello),
+/// for tests of a client that gives up mid-handshake.
+pub fn client_hello(cfg: Arc<ClientConfig>, host: &str) -> Result<Vec<u8>, String> {
+    let name = server_name(host).map_err(|e| e.to_string())?;
+    let mut c = rustls::ClientConnection::new(cfg, name).map_err(|e| e.to_string())?;
+    let mut hello = Vec::new();
+    c.write_tls(&mut hello).map_err(|e| e.to_string())?;
+    Ok(hello)
+}
+
 /// [`client_config`] offering only `versions`.
 pub fn client_config_with(
     ca_file: &Path,

@@ -60,12 +60,12 @@ pub fn mod_init() -> Result<(), InitError> {
                 .join("; "),
         )
     })?;
-    let tls = TlsContext::new(&cfg.tls)?;
+    let tls = TlsContext::new(&cfg.tls, &cfg.listen)?;
     let _ = TLS.set(Arc::new(tls));
     let mut ls = LISTENERS.lock();
     for listen in &cfg.listen {
         let l = msrp_engine::net::listen(listen.addr, cfg).map_err(|err| InitError::Bind {
-            listen: *listen,
+            listen: listen.clone(),
             err,
         })?;
         log::info!("listening for MSRP on {listen}");
@@ -143,11 +143,20 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
     }
     // SAFETY: pkg memory of this process, before any frame is handled.
     unsafe { sys::msrp_shim_pkg_reserve() };
-    let listeners: Vec<(TcpListener, Kind)> = LISTENERS
+    // every listener, in `listen` order: the engine finds a listener's TLS
+    // policy by its index
+    let listeners: Vec<(TcpListener, Kind)> = match LISTENERS
         .lock()
         .iter()
-        .filter_map(|(l, k)| l.try_clone().ok().map(|l| (l, *k)))
-        .collect();
+        .map(|(l, k)| l.try_clone().map(|l| (l, *k)))
+        .collect()
+    {
+        Ok(ls) => ls,
+        Err(e) => {
+            log::error!("MSRP worker {index}: cannot use the listening sockets: {e}");
+            std::process::exit(-1);
+        }
+    };
     let route = EVENT_ROUTE.get().copied().unwrap_or(-1);
     let seed = u64::from(std::process::id())
         ^ std::time::SystemTime::now()

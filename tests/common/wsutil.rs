@@ -109,12 +109,12 @@ pub fn start_shipped_tls_cfg(certs: &Certs) -> Kamailio {
                 format!("loadmodule \"{}\"", module_so().display()),
             ),
             (
-                "\"tls:127.0.0.1:2856\"".to_owned(),
-                format!("\"tls:127.0.0.1:{}\"", v.msrp_ports[0]),
+                "\"tls:127.0.0.1:2856;".to_owned(),
+                format!("\"tls:127.0.0.1:{};", v.msrp_ports[0]),
             ),
             (
-                "\"wss:127.0.0.1:8443\"".to_owned(),
-                format!("\"wss:127.0.0.1:{}\"", v.transport_ports[0].1),
+                "\"wss:127.0.0.1:8443;".to_owned(),
+                format!("\"wss:127.0.0.1:{};", v.transport_ports[0].1),
             ),
             (
                 "!CERTS_DIR!/etc/kamailio/msrp-certs!g".to_owned(),

@@ -230,8 +230,8 @@ fn parse_start_line(line: &[u8], base: usize) -> Result<ParsedStart, ParseError>
         // method = 1*UPALPHA (RFC 4975 §9).
         if !after.iter().all(u8::is_ascii_uppercase) {
             return Err(ParseError::BadStartLine(format!(
-                "bad method {:?}",
-                String::from_utf8_lossy(after)
+                "bad method {}",
+                after.escape_ascii()
             )));
         }
         Ok(ParsedStart {
@@ -248,8 +248,8 @@ fn parse_start_line(line: &[u8], base: usize) -> Result<ParsedStart, ParseError>
 fn parse_header(line: &[u8], base: usize) -> Result<(Range<usize>, Range<usize>), ParseError> {
     let Some(colon) = memchr::memchr(b':', line) else {
         return Err(ParseError::BadHeader(format!(
-            "missing colon in {:?}",
-            String::from_utf8_lossy(line)
+            "missing colon in {}",
+            line.escape_ascii()
         )));
     };
     let name = &line[..colon];
@@ -258,8 +258,8 @@ fn parse_header(line: &[u8], base: usize) -> Result<(Range<usize>, Range<usize>)
         name.first().is_some_and(u8::is_ascii_alphabetic) && name.iter().all(|&b| is_token_char(b));
     if !name_ok {
         return Err(ParseError::BadHeader(format!(
-            "bad header name {:?}",
-            String::from_utf8_lossy(name)
+            "bad header name {}",
+            name.escape_ascii()
         )));
     }
     let value = &line[colon + 1..];

@@ -225,7 +225,7 @@ fn bad_listen_is_refused_when_set() {
         let e = b.set(Param::Listen, ParamValue::Str(bad)).expect_err(bad);
         assert_eq!(
             e.to_string(),
-            format!("listen: {bad:?} is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)")
+            format!("listen: '{bad}' is not of the form PROTO:IP:PORT (PROTO tcp, tls, ws or wss)")
         );
     }
     for (good, kind) in [
@@ -342,13 +342,95 @@ fn tls_parameters_need_each_other() {
         .expect_err("bad choice");
     assert_eq!(
         e.to_string(),
-        "tls_verify_client: \"sometimes\" is not one of off, optional, required"
+        "tls_verify_client: 'sometimes' is not one of off, optional, required"
     );
     let e = b
         .set(Param::TlsMinVersion, Str("1.1"))
         .expect_err("bad version");
     assert_eq!(
         e.to_string(),
-        "tls_min_version: \"1.1\" is not one of 1.2, 1.3"
+        "tls_min_version: '1.1' is not one of 1.2, 1.3"
+    );
+}
+
+/// A `tls:`/`wss:` listener's own TLS options override the global
+/// `tls_*` values for that listener only; the global ones stay the
+/// default of listeners that set nothing (old configurations keep working).
+#[test]
+fn listener_tls_options_override_the_global_policy() {
+    use ParamValue::Str;
+    let c = built(&[
+        (
+            Param::Listen,
+            Str("tls:127.0.0.1:2856; verify_client=Required ;min_version=TLSv1.3"),
+        ),
+        (Param::Listen, Str("wss:127.0.0.1:8443;verify_client=off")),
+        (
+            Param::Listen,
+            Str("wss:127.0.0.1:8444;verify_client=optional;ca_list=/etc/web-ca.pem"),
+        ),
+        (Param::Listen, Str("tls:127.0.0.1:2857")),
+        (Param::TlsCertificate, Str("/etc/relay.pem")),
+        (Param::TlsPrivateKey, Str("/etc/relay.key")),
+        (Param::TlsCaList, Str("/etc/ca.pem")),
+        (Param::TlsVerifyClient, Str("optional")),
+    ])
+    .expect("valid");
+    // `built` adds a tcp: listener first
+    let tls: Vec<_> = c.listen.iter().filter(|l| l.kind.tls()).collect();
+    let policies: Vec<_> = tls.iter().map(|l| c.tls.policy(&l.tls)).collect();
+    let path = |p: &str| Some(std::path::Path::new(p).to_path_buf());
+    let want = [
+        (
+            VerifyClient::Required,
+            path("/etc/ca.pem"),
+            TlsVersion::V1_3,
+        ),
+        (VerifyClient::Off, path("/etc/ca.pem"), TlsVersion::V1_2),
+        (
+            VerifyClient::Optional,
+            path("/etc/web-ca.pem"),
+            TlsVersion::V1_2,
+        ),
+        (
+            VerifyClient::Optional,
+            path("/etc/ca.pem"),
+            TlsVersion::V1_2,
+        ),
+    ];
+    for (i, (p, (v, ca, min))) in policies.iter().zip(want).enumerate() {
+        let got = (
+            p.verify_client,
+            p.ca_list.map(|p| p.to_path_buf()),
+            p.min_version,
+        );
+        assert_eq!(got, (v, ca, min), "listener {i}: {}", tls[i]);
+    }
+    assert_eq!(
+        tls[0].to_string(),
+        "tls:127.0.0.1:2856;verify_client=required;min_version=1.3"
+    );
+    assert_eq!(tls[3].to_string(), "tls:127.0.0.1:2857");
+    let e = parse_listen("tls:127.0.0.1:2856;verify_client=maybe").expect_err("bad value");
+    assert_eq!(
+        e.to_string(),
+        "listen tls:127.0.0.1:2856: option verify_client=maybe is not one of off, optional, required"
+    );
+    let e = parse_listen("wss:127.0.0.1:443;cert=/x.pem").expect_err("unknown option");
+    assert_eq!(
+        e.to_string(),
+        "listen wss:127.0.0.1:443: option cert=/x.pem is not one of verify_client=, ca_list=FILE, min_version="
+    );
+    assert_eq!(
+        errors(&[
+            (Param::Listen, Str("ws:127.0.0.1:80;verify_client=off")),
+            (Param::Listen, Str("tls:127.0.0.1:2856;verify_client=required")),
+            (Param::TlsCertificate, Str("/etc/relay.pem")),
+            (Param::TlsPrivateKey, Str("/etc/relay.key")),
+        ]),
+        vec![
+            "listen ws:127.0.0.1:80;verify_client=off: verify_client=, ca_list= and min_version= are for tls:/wss: listeners",
+            "listen tls:127.0.0.1:2856;verify_client=required: verify_client needs ca_list= or tls_ca_list (the CAs client certificates are checked against)",
+        ]
     );
 }

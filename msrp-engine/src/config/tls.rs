@@ -2,7 +2,7 @@
 //! of how they fit together (the files are read by
 //! [`crate::transport::tls::TlsContext`] in mod_init).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Config, ConfigError, Param};
 
@@ -33,6 +33,15 @@ pub enum TlsVersion {
     V1_3,
 }
 
+impl TlsVersion {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
+        }
+    }
+}
+
 /// TLS files and policy; the files are read when the boundary builds the
 /// TLS contexts in mod_init ([`crate::transport::tls::TlsContext`]).
 #[derive(Debug, Clone, Default)]
@@ -42,6 +51,81 @@ pub struct TlsSettings {
     pub ca_list: Option<PathBuf>,
     pub verify_client: VerifyClient,
     pub min_version: TlsVersion,
+}
+
+/// A `tls:`/`wss:` listener's own policy (`;verify_client=`, `;ca_list=`,
+/// `;min_version=` after its address); what it does not set comes from
+/// the global `tls_*` parameters. One relay can so serve browsers on
+/// `wss:` without a CertificateRequest (browsers cancel the handshake or
+/// show a certificate picker) and require certificates of peer relays on
+/// `tls:` (RFC 4976 §9 mutual TLS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenTls {
+    pub verify_client: Option<VerifyClient>,
+    pub ca_list: Option<PathBuf>,
+    pub min_version: Option<TlsVersion>,
+}
+
+impl ListenTls {
+    pub fn is_empty(&self) -> bool {
+        *self == ListenTls::default()
+    }
+
+    /// Sets option `name=value` of listener `listen` (for errors).
+    pub(super) fn set(&mut self, listen: &str, name: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |allowed: &'static str| ConfigError::BadListenOption {
+            listen: listen.to_string(),
+            option: format!("{name}={value}"),
+            allowed,
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "verify_client" => {
+                self.verify_client =
+                    Some(verify_client_value(value).ok_or(bad("off, optional, required"))?)
+            }
+            "ca_list" if !value.is_empty() => self.ca_list = Some(PathBuf::from(value)),
+            "min_version" => {
+                self.min_version = Some(tls_version_value(value).ok_or(bad("1.2, 1.3"))?)
+            }
+            _ => return Err(bad("verify_client=, ca_list=FILE, min_version=")),
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for ListenTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(v) = self.verify_client {
+            write!(f, ";verify_client={}", v.name())?;
+        }
+        if let Some(ca) = &self.ca_list {
+            write!(f, ";ca_list={}", ca.display())?;
+        }
+        if let Some(v) = self.min_version {
+            write!(f, ";min_version={}", v.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// The TLS server policy of one listener: its own options over the
+/// global `tls_*` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerPolicy<'a> {
+    pub verify_client: VerifyClient,
+    pub ca_list: Option<&'a Path>,
+    pub min_version: TlsVersion,
+}
+
+impl TlsSettings {
+    pub fn policy<'a>(&'a self, l: &'a ListenTls) -> ServerPolicy<'a> {
+        ServerPolicy {
+            verify_client: l.verify_client.unwrap_or(self.verify_client),
+            ca_list: l.ca_list.as_deref().or(self.ca_list.as_deref()),
+            min_version: l.min_version.unwrap_or(self.min_version),
+        }
+    }
 }
 
 /// What the TLS parameters need of each other and of the listeners.
@@ -58,6 +142,19 @@ pub(super) fn check_tls(c: &Config) -> Vec<ConfigError> {
     if t.verify_client != VerifyClient::Off && t.ca_list.is_none() {
         errors.push(ConfigError::VerifyNeedsCa(t.verify_client.name()));
     }
+    for l in &c.listen {
+        if !l.kind.tls() && !l.tls.is_empty() {
+            errors.push(ConfigError::TlsOptionsOnPlain(l.to_string()));
+            continue;
+        }
+        let p = t.policy(&l.tls);
+        if l.tls.verify_client.is_some()
+            && p.verify_client != VerifyClient::Off
+            && p.ca_list.is_none()
+        {
+            errors.push(ConfigError::ListenVerifyNeedsCa(l.to_string()));
+        }
+    }
     errors
 }
 
@@ -66,29 +163,37 @@ pub(super) fn file_path(s: &str) -> Result<Option<PathBuf>, ConfigError> {
     Ok(Some(PathBuf::from(s.trim())))
 }
 
-pub(super) fn verify_client(s: &str) -> Result<VerifyClient, ConfigError> {
+fn verify_client_value(s: &str) -> Option<VerifyClient> {
     match s.trim().to_ascii_lowercase().as_str() {
-        "off" | "no" | "0" => Ok(VerifyClient::Off),
-        "optional" => Ok(VerifyClient::Optional),
-        "required" | "yes" | "1" => Ok(VerifyClient::Required),
-        _ => Err(ConfigError::BadChoice {
-            name: Param::TlsVerifyClient.decl().name,
-            value: s.to_string(),
-            allowed: "off, optional, required",
-        }),
+        "off" | "no" | "0" => Some(VerifyClient::Off),
+        "optional" => Some(VerifyClient::Optional),
+        "required" | "yes" | "1" => Some(VerifyClient::Required),
+        _ => None,
     }
 }
 
-pub(super) fn tls_version(s: &str) -> Result<TlsVersion, ConfigError> {
+fn tls_version_value(s: &str) -> Option<TlsVersion> {
     match s.trim().to_ascii_lowercase().trim_start_matches("tlsv") {
-        "1.2" => Ok(TlsVersion::V1_2),
-        "1.3" => Ok(TlsVersion::V1_3),
-        _ => Err(ConfigError::BadChoice {
-            name: Param::TlsMinVersion.decl().name,
-            value: s.to_string(),
-            allowed: "1.2, 1.3",
-        }),
+        "1.2" => Some(TlsVersion::V1_2),
+        "1.3" => Some(TlsVersion::V1_3),
+        _ => None,
     }
+}
+
+pub(super) fn verify_client(s: &str) -> Result<VerifyClient, ConfigError> {
+    verify_client_value(s).ok_or_else(|| ConfigError::BadChoice {
+        name: Param::TlsVerifyClient.decl().name,
+        value: s.to_string(),
+        allowed: "off, optional, required",
+    })
+}
+
+pub(super) fn tls_version(s: &str) -> Result<TlsVersion, ConfigError> {
+    tls_version_value(s).ok_or_else(|| ConfigError::BadChoice {
+        name: Param::TlsMinVersion.decl().name,
+        value: s.to_string(),
+        allowed: "1.2, 1.3",
+    })
 }
 
 /// `ws_allowed_origins`: an exact `Origin` value (scheme://host[:port]).

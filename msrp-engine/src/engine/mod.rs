@@ -27,6 +27,8 @@
 
 mod dial;
 mod frames;
+mod handshake;
+mod linger;
 mod pump;
 mod wire;
 
@@ -63,6 +65,8 @@ pub trait Host {
     fn tick(&mut self);
 }
 
+/// Why a connection without a first request is closed (RFC 4976 §6.1).
+const FIRST_REQUEST_LATE: &str = "no request within first_request_timeout";
 /// Poll timeout: also the period of `Host::tick` and of transaction expiry.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Token of the transaction timer's wake-up descriptor.
@@ -98,6 +102,9 @@ pub struct Engine<H: Host> {
     /// index): requests for a session another worker holds go over them.
     worker: usize,
     links: HashMap<usize, Token>,
+    /// WebSocket connections the relay closed, drained until their peer
+    /// closes too (see `linger`).
+    lingering: Vec<linger::Lingering>,
 }
 
 impl<H: Host> Engine<H> {
@@ -144,6 +151,7 @@ impl<H: Host> Engine<H> {
             last_sweep: Instant::now(),
             worker: 0,
             links: HashMap::default(),
+            lingering: Vec::new(),
         })
     }
 
@@ -259,6 +267,9 @@ impl<H: Host> Engine<H> {
             s.tracker.expire(now);
             s.apply_outputs();
         });
+        if !self.lingering.is_empty() {
+            self.drain_lingering(now);
+        }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.sweep_idle(now);
@@ -341,7 +352,7 @@ impl<H: Host> Engine<H> {
                 && !c.got_frame
                 && now.duration_since(c.opened) > first
             {
-                close.push((*t, c.peer, "no request within first_request_timeout"));
+                close.push((*t, c.peer, FIRST_REQUEST_LATE));
             } else if !idle.is_zero()
                 && now.duration_since(c.last_active) > idle
                 && !c.has_output()
@@ -352,6 +363,14 @@ impl<H: Host> Engine<H> {
             }
         }
         for (t, peer, why) in close {
+            let silent = format!(
+                "nothing more from the peer within first_request_timeout ({} s)",
+                first.as_secs()
+            );
+            if why == FIRST_REQUEST_LATE && self.note_handshake_failure(t, &silent) {
+                self.close(t, why);
+                continue;
+            }
             log::info!("closing connection {} with {peer}: {why}", t.0);
             self.close(t, why);
         }
@@ -394,6 +413,7 @@ impl<H: Host> Engine<H> {
             }
         }
         c.goodbye();
+        self.linger(&c);
         log::debug!("connection {} with {} closed: {why}", t.0, c.peer);
         self.stats.add(Stat::ConnectionsActive, -1);
         if let Some(slot) = c.listed {

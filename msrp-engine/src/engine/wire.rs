@@ -52,7 +52,7 @@ impl<H: Host> Engine<H> {
             let stream: TcpStream = stream.into();
             let (_, addr, kind) = &self.listeners[idx];
             let (kind, local) = (*kind, stream.local_addr().unwrap_or(*addr));
-            let layer = match self.accept_layer(kind) {
+            let layer = match self.accept_layer(idx, kind) {
                 Ok(l) => l,
                 Err(e) => {
                     log::error!(
@@ -80,12 +80,12 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// The TLS/WebSocket layer of a connection accepted on a `kind`
-    /// listener.
-    fn accept_layer(&self, kind: Kind) -> Result<Option<Layer>, String> {
+    /// The TLS/WebSocket layer of a connection accepted on listener `idx`
+    /// (of `kind`; its TLS policy is the one of `cfg.listen[idx]`).
+    fn accept_layer(&self, idx: usize, kind: Kind) -> Result<Option<Layer>, String> {
         let tls = match (kind.tls(), &self.tls) {
             (false, _) => None,
-            (true, Some(ctx)) => Some(ctx.accept()?),
+            (true, Some(ctx)) => Some(ctx.accept(idx)?),
             (true, None) => return Err("TLS is not configured".to_string()),
         };
         let ws = WsPolicy {
@@ -229,12 +229,29 @@ impl<H: Host> Engine<H> {
             }
             Ok(Got::Eof) => {
                 c.eof = true;
+                self.note_handshake_failure(
+                    t,
+                    "the peer closed the connection before it completed",
+                );
                 Read::Data
             }
             Ok(Got::WouldBlock) => Read::Empty,
+            Err(LayerError::Handshake(e)) => {
+                let why = e.to_string();
+                if !self.note_handshake_failure(t, &why) {
+                    self.stats.add(Stat::TlsHandshakeFailures, 1);
+                    log::warn!(
+                        "{} connection {} with {peer}: TLS handshake failed: {why}; closing it",
+                        kind.name(),
+                        t.0
+                    );
+                }
+                self.close(t, "transport error");
+                return Read::Gone;
+            }
             Err(e) => {
                 let stat = match &e {
-                    LayerError::Handshake(_) => Some(Stat::TlsHandshakeFailures),
+                    LayerError::Handshake(_) => None,
                     LayerError::Tls(_) => Some(Stat::TlsErrors),
                     LayerError::Ws(_) => Some(Stat::WsProtocolErrors),
                     LayerError::Io(_) => None,

@@ -116,6 +116,22 @@ pub enum LayerError {
     Io(#[from] io::Error),
 }
 
+/// A handshake a connection is still in (see [`Layer::abandoned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    Tls,
+    WsUpgrade,
+}
+
+impl Pending {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pending::Tls => "TLS handshake",
+            Pending::WsUpgrade => "WebSocket upgrade",
+        }
+    }
+}
+
 /// WebSocket state of a connection.
 enum WsState {
     /// Waiting for the HTTP upgrade request.
@@ -152,6 +168,11 @@ pub struct Layer {
     /// still refuse the client certificate after the client's handshake
     /// is complete, so until then a failure counts as a handshake failure.
     heard: bool,
+    /// [`Layer::abandoned`] answered once.
+    abandon_noted: bool,
+    /// The peer sent a byte: the handshake began (a connection closed
+    /// without one is a port probe, e.g. a load balancer's health check).
+    began: bool,
 }
 
 impl Layer {
@@ -190,6 +211,8 @@ impl Layer {
             eof: false,
             replies: 0,
             heard: false,
+            abandon_noted: false,
+            began: false,
         }
     }
 
@@ -206,6 +229,29 @@ impl Layer {
             Some(rustls::Connection::Server(t)) => !t.is_handshaking(),
             Some(rustls::Connection::Client(t)) => !t.is_handshaking() && self.heard,
         }
+    }
+
+    /// The handshake still going on: TLS, else the WebSocket upgrade.
+    pub fn pending(&self) -> Option<Pending> {
+        if self.handshaking() {
+            Some(Pending::Tls)
+        } else if matches!(self.ws, Some((WsState::Upgrade, _))) {
+            Some(Pending::WsUpgrade)
+        } else {
+            None
+        }
+    }
+
+    /// [`Layer::pending`] the first time it is asked, `None` after and
+    /// before the peer sent anything: a handshake that began and ends
+    /// badly is reported once, however it ends (closed, an alert, silence).
+    pub fn abandoned(&mut self) -> Option<Pending> {
+        if self.abandon_noted || !self.began {
+            return None;
+        }
+        let p = self.pending()?;
+        self.abandon_noted = true;
+        Some(p)
     }
 
     /// MSRP bytes may be handed over: TLS is established and a WebSocket
@@ -247,7 +293,10 @@ impl Layer {
                 self.eof = true;
                 false
             }
-            Ok(_) => false,
+            Ok(_) => {
+                self.began = true;
+                false
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
             Err(e) => return Err(e.into()),

@@ -20,7 +20,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use thiserror::Error;
 
-use crate::config::{TlsSettings, TlsVersion, VerifyClient};
+use crate::config::{Listen, ServerPolicy, TlsSettings, TlsVersion, VerifyClient};
 
 /// The CA bundle used for next hops when `tls_ca_list` is not set.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -39,8 +39,10 @@ pub enum TlsError {
 
 /// Server and client configurations of this relay.
 pub struct TlsContext {
-    /// For `tls:`/`wss:` listeners (needs `tls_certificate`).
-    server: Option<Arc<ServerConfig>>,
+    /// For each listener (by its index in `listen` order) its server
+    /// configuration: `None` for `tcp:`/`ws:` or without `tls_certificate`.
+    /// Listeners with the same policy share one.
+    servers: Vec<Option<Arc<ServerConfig>>>,
     /// For `msrps://` next hops, or why there is none (no CA bundle).
     client: Result<Arc<ClientConfig>, String>,
 }
@@ -48,7 +50,7 @@ pub struct TlsContext {
 impl std::fmt::Debug for TlsContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsContext")
-            .field("server", &self.server.is_some())
+            .field("servers", &self.servers.iter().flatten().count())
             .field("client", &self.client.is_ok())
             .finish()
     }
@@ -105,10 +107,11 @@ fn load_roots(param: &'static str, file: &Path) -> Result<RootCertStore, TlsErro
 }
 
 impl TlsContext {
-    /// Reads the files `s` names. `None` when TLS is not configured at all
-    /// (then `msrps://` next hops are still dialled if the system CA bundle
-    /// exists, without a client certificate).
-    pub fn new(s: &TlsSettings) -> Result<TlsContext, TlsError> {
+    /// Reads the files `s` and the listeners' own TLS options name. Without
+    /// `tls_certificate` no listener is served (then `msrps://` next hops
+    /// are still dialled if the system CA bundle exists, without a client
+    /// certificate).
+    pub fn new(s: &TlsSettings, listeners: &[Listen]) -> Result<TlsContext, TlsError> {
         let identity = match (&s.certificate, &s.private_key) {
             (Some(c), Some(k)) => Some((load_certs("tls_certificate", c)?, load_key(k)?)),
             _ => None,
@@ -117,15 +120,37 @@ impl TlsContext {
             Some(f) => Some(load_roots("tls_ca_list", f)?),
             None => None,
         };
-        let server = match &identity {
-            Some((chain, key)) => Some(Arc::new(Self::server_config(
-                s,
+        let mut built: Vec<(ServerPolicy<'_>, Arc<ServerConfig>)> = Vec::new();
+        let mut servers = Vec::with_capacity(listeners.len());
+        for l in listeners {
+            let Some((chain, key)) = identity.as_ref().filter(|_| l.kind.tls()) else {
+                servers.push(None);
+                continue;
+            };
+            let p = s.policy(&l.tls);
+            if let Some((_, cfg)) = built.iter().find(|(q, _)| *q == p) {
+                servers.push(Some(cfg.clone()));
+                continue;
+            }
+            let param = match l.tls.ca_list {
+                Some(_) => "listen ca_list",
+                None => "tls_ca_list",
+            };
+            let roots = match p.ca_list {
+                Some(f) if p.verify_client != VerifyClient::Off => Some(load_roots(param, f)?),
+                _ => None,
+            };
+            let file = s.certificate.as_deref().unwrap_or(Path::new(""));
+            let cfg = Arc::new(Self::server_config(
+                &p,
+                file,
                 chain.clone(),
                 key.clone_key(),
-                ca.clone(),
-            )?)),
-            None => None,
-        };
+                roots,
+            )?);
+            built.push((p, cfg.clone()));
+            servers.push(Some(cfg));
+        }
         let roots = match ca {
             Some(r) => Ok(r),
             None if Path::new(SYSTEM_CA_BUNDLE).exists() => {
@@ -139,11 +164,12 @@ impl TlsContext {
             Ok(r) => Ok(Arc::new(Self::client_config(s, r, identity)?)),
             Err(e) => Err(e),
         };
-        Ok(TlsContext { server, client })
+        Ok(TlsContext { servers, client })
     }
 
     fn server_config(
-        s: &TlsSettings,
+        s: &ServerPolicy<'_>,
+        file: &Path,
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
         ca: Option<RootCertStore>,
@@ -165,11 +191,10 @@ impl TlsContext {
                 builder.with_client_cert_verifier(v)
             }
         };
-        let file = s.certificate.clone().unwrap_or_default();
         builder.with_single_cert(chain, key).map_err(|e| {
             file_err(
                 "tls_certificate",
-                &file,
+                file,
                 format!("with tls_private_key: {e}"),
             )
         })
@@ -197,11 +222,13 @@ impl TlsContext {
         }
     }
 
-    /// A server-side connection for a `tls:`/`wss:` listener.
-    pub fn accept(&self) -> Result<ServerConnection, String> {
+    /// A server-side connection for `tls:`/`wss:` listener `listener`
+    /// (its index in `listen` order).
+    pub fn accept(&self, listener: usize) -> Result<ServerConnection, String> {
         let cfg = self
-            .server
-            .as_ref()
+            .servers
+            .get(listener)
+            .and_then(Option::as_ref)
             .ok_or("no tls_certificate: TLS listeners cannot serve")?;
         ServerConnection::new(cfg.clone()).map_err(|e| e.to_string())
     }
@@ -211,7 +238,7 @@ impl TlsContext {
     pub fn connect(&self, host: &str) -> Result<ClientConnection, String> {
         let cfg = self.client.as_ref().map_err(Clone::clone)?;
         let name = ServerName::try_from(host.to_string())
-            .map_err(|e| format!("{host:?} is not a TLS server name: {e}"))?;
+            .map_err(|e| format!("{host} is not a TLS server name: {e}"))?;
         ClientConnection::new(cfg.clone(), name).map_err(|e| e.to_string())
     }
 }

@@ -100,6 +100,22 @@ impl Default for WsLimits {
     }
 }
 
+/// A header a client sent, as an operator reads it:
+/// `Sec-WebSocket-Protocol: sip`, or `no Sec-WebSocket-Protocol`.
+fn offered(name: &str, value: &Option<String>) -> String {
+    match value {
+        Some(v) => format!("{name}: {v}"),
+        None => format!("no {name}"),
+    }
+}
+
+fn origin_refused(origin: &Option<String>) -> String {
+    match origin {
+        Some(o) => format!("Origin {o} not allowed (ws_allowed_origins)"),
+        None => "no Origin header, and ws_allowed_origins is set".to_string(),
+    }
+}
+
 /// Why a handshake was refused or a frame stream is broken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WsError {
@@ -112,15 +128,15 @@ pub enum WsError {
     #[error("WebSocket upgrade request head over {0} bytes or with too many header fields")]
     HeadTooLarge(usize),
     /// A `Sec-WebSocket-Version` other than 13 (answered with 426).
-    #[error("unsupported Sec-WebSocket-Version {0:?}")]
+    #[error("unsupported Sec-WebSocket-Version {0}")]
     Version(String),
     /// The client did not offer the `msrp` subprotocol (answered with 400);
     /// what it offered, if anything.
-    #[error("no msrp subprotocol offered (Sec-WebSocket-Protocol: {0:?})")]
+    #[error("no msrp subprotocol offered ({})", offered("Sec-WebSocket-Protocol", .0))]
     Subprotocol(Option<String>),
     /// An Origin not in the allow-list, or none while there is a list
     /// (answered with 403).
-    #[error("Origin {0:?} not allowed")]
+    #[error("{}", origin_refused(.0))]
     Origin(Option<String>),
     /// The server's answer to [`client_request`] is not a valid upgrade.
     #[error("bad WebSocket handshake response: {0}")]

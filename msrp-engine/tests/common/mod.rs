@@ -50,6 +50,7 @@ impl Relay {
             .map(|(l, kind)| Listen {
                 kind: *kind,
                 addr: l.local_addr().expect("addr"),
+                tls: Default::default(),
             })
             .collect();
         let mut cfg = testing::config(Vec::new());
@@ -58,7 +59,7 @@ impl Relay {
             cfg.tls = t;
         }
         tune(&mut cfg);
-        let ctx = TlsContext::new(&cfg.tls).expect("TLS context");
+        let ctx = TlsContext::new(&cfg.tls, &cfg.listen).expect("TLS context");
         let cfg: &'static Config = Box::leak(Box::new(cfg));
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();

@@ -201,14 +201,13 @@ pub fn client_response(input: &[u8], key: &str) -> Result<Option<usize>, WsError
     }
     let accept = single(h, "Sec-WebSocket-Accept")?;
     if accept != Some(accept_key(key).as_bytes()) {
-        return Err(bad(format!("Sec-WebSocket-Accept {:?}", accept.map(lossy))));
+        let got = accept.map_or("missing".into(), lossy);
+        return Err(bad(format!("Sec-WebSocket-Accept {got}")));
     }
     let protocol = single(h, "Sec-WebSocket-Protocol")?;
     if protocol != Some(SUBPROTOCOL.as_bytes()) {
-        return Err(bad(format!(
-            "Sec-WebSocket-Protocol {:?}",
-            protocol.map(lossy)
-        )));
+        let got = protocol.map_or("missing".into(), lossy);
+        return Err(bad(format!("Sec-WebSocket-Protocol {got}")));
     }
     Ok(Some(consumed))
 }
@@ -246,7 +245,8 @@ fn single<'a>(h: &[httparse::Header<'a>], name: &str) -> Result<Option<&'a [u8]>
     Ok(first)
 }
 
-/// Header bytes for a log line or an error.
+/// Header bytes for a log line or an error: as sent, with control and
+/// non-ASCII bytes escaped (`\r`, `\x7f`), so a peer cannot forge log lines.
 fn lossy(v: &[u8]) -> String {
-    String::from_utf8_lossy(v).into_owned()
+    v.escape_ascii().to_string()
 }

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod forward;
 pub mod io;
 pub mod net;
+pub mod rate;
 pub mod report;
 pub mod route;
 pub mod sched;

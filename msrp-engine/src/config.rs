@@ -127,6 +127,11 @@ macro_rules! modparams {
                 default: 16_777_216, range: 1024..=1_073_741_824,
                 special: 0 => "no limit", set: ws_max_message,
             }
+            /// bytes per second read from each client connection (MSRP bytes, after TLS/WebSocket decoding; at most one second of burst): a faster sender is read slower and held back by TCP; `msrp_set_read_rate()` sets it per connection from the script
+            MaxReadRate "max_read_rate" int {
+                default: 0, range: 1024..=1_073_741_824,
+                special: 0 => "no limit", set: max_read_rate,
+            }
             /// 1 enables `msrp_test_panic()` (test-suite only)
             TestMode "test_mode" int { default: 0, range: 0..=1, set: test_mode }
             /// accepted for stock `msrp` configs: the connection map is always on and expires its entries itself
@@ -235,6 +240,8 @@ pub struct Config {
     pub ws_origins: Vec<String>,
     /// Largest WebSocket message a client may send (0: no limit).
     pub ws_max_message: usize,
+    /// Bytes per second read from each accepted connection (0: no limit).
+    pub max_read_rate: u64,
 }
 
 /// A listening address and the transport spoken on it.
@@ -298,6 +305,7 @@ impl ConfigBuilder {
                 tls: TlsSettings::default(),
                 ws_origins: Vec::new(),
                 ws_max_message: 0,
+                max_read_rate: 0,
             },
             errors: Vec::new(),
         };

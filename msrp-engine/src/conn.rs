@@ -136,6 +136,10 @@ pub struct Conn {
     pub got_frame: bool,
     /// Slot in the connection listing (RPC), if any.
     pub listed: Option<u32>,
+    /// Read-rate limit (`max_read_rate`, `msrp_set_read_rate()`), and
+    /// whether the connection waits for it to refill (listed to be woken).
+    pub read_rate: Option<crate::rate::TokenBucket>,
+    pub rate_waiting: bool,
 }
 
 impl Conn {
@@ -201,6 +205,8 @@ impl Conn {
             stalled_since: None,
             got_frame: false,
             listed: None,
+            read_rate: None,
+            rate_waiting: false,
         }
     }
 

@@ -129,6 +129,8 @@ pub trait StatsSink {
         None
     }
     fn conn_closed(&mut self, _slot: u32) {}
+    /// The read-rate limit of a listed connection changed (0: none).
+    fn conn_read_rate(&mut self, _slot: u32, _bytes_per_second: u64) {}
     /// The worker and connection ID of a plain TCP connection a peer at
     /// `peer` opened to this relay, on any worker (from the shared
     /// listing).

@@ -73,6 +73,22 @@ pub(super) fn do_relay_flags(flags: i32) -> c_int {
     ret(script::current(|f| f.set_relay_flags(flags as u32)).is_some())
 }
 
+/// `msrp_set_read_rate(bytes_per_second)`: a value out of range is a
+/// config mistake, logged as an error (the limit stays as it was).
+pub(super) fn do_set_read_rate(bytes_per_second: i64) -> c_int {
+    match script::current(|f| f.set_read_rate(bytes_per_second)) {
+        Some(Ok(())) => 1,
+        Some(Err(e)) => {
+            log::error!("msrp_set_read_rate(): {e}");
+            -1
+        }
+        None => {
+            log::error!("msrp_set_read_rate(): {}", script::ScriptError::NoFrame);
+            -1
+        }
+    }
+}
+
 /// Reads a fixed-up string parameter.
 ///
 /// # Safety
@@ -236,6 +252,21 @@ pub(super) unsafe extern "C" fn w_msrp_relay_flags(
             return -1;
         };
         do_relay_flags(v)
+    })
+}
+
+pub(super) unsafe extern "C" fn w_msrp_set_read_rate(
+    m: *mut sys::sip_msg,
+    rate: *mut c_char,
+    _b: *mut c_char,
+) -> c_int {
+    guard("msrp_set_read_rate()", -1, || {
+        // SAFETY: fixed up by fixup_igp_null.
+        let Some(v) = (unsafe { ivalue(m, rate) }) else {
+            log::error!("msrp_set_read_rate(): cannot evaluate the rate");
+            return -1;
+        };
+        do_set_read_rate(i64::from(v))
     })
 }
 

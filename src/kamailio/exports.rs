@@ -10,7 +10,7 @@ use std::ptr;
 use super::cmds::{
     w_msrp_cmap_lookup, w_msrp_cmap_save, w_msrp_is_reply, w_msrp_is_request, w_msrp_relay,
     w_msrp_relay_flags, w_msrp_reply2, w_msrp_reply3, w_msrp_reply_flags, w_msrp_set_dst,
-    w_msrp_test_panic,
+    w_msrp_set_read_rate, w_msrp_test_panic,
 };
 use super::guard::guard;
 use super::pv::{pv_get_msrp, pv_parse_msrp_name};
@@ -124,6 +124,13 @@ const CMD_LIST: &[sys::cmd_export_t] = &[
     cmd(
         c"msrp_reply_flags",
         w_msrp_reply_flags,
+        1,
+        Some(sys::fixup_igp_null),
+        Some(sys::fixup_free_igp_null),
+    ),
+    cmd(
+        c"msrp_set_read_rate",
+        w_msrp_set_read_rate,
         1,
         Some(sys::fixup_igp_null),
         Some(sys::fixup_free_igp_null),

@@ -1,6 +1,7 @@
 //! KEMI exports (Lua/Python/JS routing scripts): `KSR.msrp_relay.relay()`,
 //! `reply(code, text, hdrs)`, `is_request()`, `is_reply()`,
 //! `set_dst(addr, sock)`, `relay_flags(n)`, `reply_flags(n)`,
+//! `set_read_rate(bytes_per_second)`,
 //! `cmap_save()`, `cmap_lookup()` — the stock module's KEMI functions under
 //! this module's name. Registered from `mod_register`.
 
@@ -76,6 +77,12 @@ unsafe extern "C" fn ki_relay_flags(_m: *mut sys::sip_msg, flags: c_int) -> c_in
 
 unsafe extern "C" fn ki_reply_flags(_m: *mut sys::sip_msg, _flags: c_int) -> c_int {
     guard("KSR.msrp_relay.reply_flags", -1, || 1)
+}
+
+unsafe extern "C" fn ki_set_read_rate(_m: *mut sys::sip_msg, rate: c_int) -> c_int {
+    guard("KSR.msrp_relay.set_read_rate", -1, || {
+        cmds::do_set_read_rate(i64::from(rate))
+    })
 }
 
 unsafe extern "C" fn ki_cmap_save(_m: *mut sys::sip_msg) -> c_int {
@@ -164,6 +171,7 @@ const KEMI_LIST: &[sys::sr_kemi_t] = &[
     kfn::<KiStr2>(c"set_dst", ki_set_dst),
     kfn::<KiInt>(c"relay_flags", ki_relay_flags),
     kfn::<KiInt>(c"reply_flags", ki_reply_flags),
+    kfn::<KiInt>(c"set_read_rate", ki_set_read_rate),
     kfn::<Ki0>(c"cmap_save", ki_cmap_save),
     kfn::<Ki0>(c"cmap_lookup", ki_cmap_lookup),
 ];

@@ -21,6 +21,29 @@ pub use msrp_tools::{EndFlag, Endpoint, Peer, PeerError, ReceivedFrame, Request}
 /// Default timeout for one expected MSRP frame.
 pub const T: Duration = Duration::from_secs(5);
 
+/// `(pid, VmHWM KiB)` of every MSRP worker.
+pub fn worker_hwm(k: &Kamailio) -> Vec<(u32, u64)> {
+    let w = k.worker_pids();
+    assert!(!w.is_empty(), "no MSRP worker in core.psx");
+    w.into_iter()
+        .map(|p| (p, Kamailio::peak_rss_kib(p)))
+        .collect()
+}
+
+/// Every worker's VmHWM grew by less than `max_kib` between two
+/// [`worker_hwm`] readings (and the workers are the same).
+pub fn assert_hwm_growth_below(before: &[(u32, u64)], after: &[(u32, u64)], max_kib: u64) {
+    assert_eq!(before.len(), after.len(), "worker set changed");
+    for ((pid, before), (pid2, after)) in before.iter().zip(after) {
+        assert_eq!(pid, pid2, "worker set changed");
+        let growth = after.saturating_sub(*before);
+        assert!(
+            growth < max_kib,
+            "worker {pid}: VmHWM grew by {growth} KiB ({before} -> {after})"
+        );
+    }
+}
+
 /// An "A" client connected to the relay, with its own URI.
 pub struct Client {
     pub peer: Peer,

@@ -28,6 +28,7 @@
 mod dial;
 mod frames;
 mod pump;
+mod throttle;
 mod wire;
 
 use std::io;
@@ -85,6 +86,9 @@ pub struct Engine<H: Host> {
     /// Connections that used their turn with data left: they go on in the
     /// next loop pass.
     yielded: Vec<Token>,
+    /// Connections not read until their read-rate bucket refills, with the
+    /// time it will have ([`throttle`]).
+    rate_waits: Vec<(Instant, Token)>,
     tids: TidGen,
     read_pool: ReadPool,
     cfg: &'static Config,
@@ -136,6 +140,7 @@ impl<H: Host> Engine<H> {
             stats,
             dirty: Vec::new(),
             yielded: Vec::new(),
+            rate_waits: Vec::new(),
             tids: TidGen::new(seed),
             read_pool: ReadPool::default(),
             cfg,
@@ -198,7 +203,7 @@ impl<H: Host> Engine<H> {
             self.host.tick();
             let again = std::mem::take(&mut self.yielded);
             let timeout = if again.is_empty() {
-                POLL_TIMEOUT
+                self.throttle_timeout(POLL_TIMEOUT)
             } else {
                 Duration::ZERO
             };
@@ -229,6 +234,7 @@ impl<H: Host> Engine<H> {
             for t in again {
                 self.sched.wake(t);
             }
+            self.wake_throttled();
             self.settle();
             self.now = Instant::now();
             self.housekeeping(self.now);

@@ -34,11 +34,17 @@ pub enum Stat {
     TlsHandshakeFailures,
     TlsErrors,
     WsProtocolErrors,
+    ConnectionsTcp,
+    ConnectionsTls,
+    ConnectionsWs,
+    ConnectionsWss,
+    SessionsActive,
+    BytesQueued,
 }
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 28] = [
+    pub const ALL: [(&'static str, &'static str); 34] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -88,7 +94,34 @@ impl Stat {
             "ws_protocol_errors",
             "WebSocket upgrades refused and connections closed for bad frames",
         ),
+        // gauges, refreshed once a second (see engine::gauges)
+        (
+            "connections_tcp",
+            "MSRP connections open now over plain TCP",
+        ),
+        ("connections_tls", "MSRP connections open now over TLS"),
+        ("connections_ws", "MSRP connections open now over WebSocket"),
+        (
+            "connections_wss",
+            "MSRP connections open now over secure WebSocket",
+        ),
+        (
+            "sessions_active",
+            "sessions in the connection map (AUTH Use-Path)",
+        ),
+        ("bytes_queued", "bytes waiting in the relay's output queues"),
     ];
+
+    /// The open-connections gauge of `transport`.
+    pub fn connections(transport: crate::transport::Kind) -> Stat {
+        use crate::transport::Kind;
+        match transport {
+            Kind::Tcp => Stat::ConnectionsTcp,
+            Kind::Tls => Stat::ConnectionsTls,
+            Kind::Ws => Stat::ConnectionsWs,
+            Kind::Wss => Stat::ConnectionsWss,
+        }
+    }
 
     /// Per-method counter of a received request.
     pub fn request_in(method: Option<&[u8]>) -> Stat {

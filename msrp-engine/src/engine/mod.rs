@@ -27,6 +27,7 @@
 
 mod dial;
 mod frames;
+mod gauges;
 mod pump;
 mod throttle;
 mod wire;
@@ -89,6 +90,8 @@ pub struct Engine<H: Host> {
     /// Connections not read until their read-rate bucket refills, with the
     /// time it will have ([`throttle`]).
     rate_waits: Vec<(Instant, Token)>,
+    /// This worker's share of the gauges as last published ([`gauges`]).
+    gauges: [i64; gauges::N_GAUGES],
     tids: TidGen,
     read_pool: ReadPool,
     cfg: &'static Config,
@@ -141,6 +144,7 @@ impl<H: Host> Engine<H> {
             dirty: Vec::new(),
             yielded: Vec::new(),
             rate_waits: Vec::new(),
+            gauges: [0; gauges::N_GAUGES],
             tids: TidGen::new(seed),
             read_pool: ReadPool::default(),
             cfg,
@@ -269,6 +273,7 @@ impl<H: Host> Engine<H> {
             self.last_sweep = now;
             self.sweep_idle(now);
             crate::cmap::with(|m| m.expire(now));
+            self.refresh_gauges();
         }
         self.settle();
     }

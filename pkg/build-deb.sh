@@ -4,7 +4,8 @@
 #   pkg/build-deb.sh MODULE_SO OUT_DIR
 # The package installs msrp_relay.so into the module directory of the
 # kamailio it was built for ("Default paths to modules" of `kamailio -I`),
-# README, the example configs (kamailio-tls.cfg with make-certs.sh) under
+# README, the example configs (kamailio-tls.cfg with make-certs.sh,
+# kamailio-auth.cfg with msrp-auth-db.sh) under
 # /usr/share/doc/kamailio-msrp-relay-module/,
 # and depends on the Debian kamailio packages of the upstream version it was
 # built against, any Debian revision: kamailio (>= 5.6.3), kamailio (<< 5.6.4~).
@@ -66,6 +67,8 @@ install -m 0644 "$here/README.md" "$doc/README.md"
 install -m 0644 "$here"/cfg/*.cfg "$here"/cfg/*.lua "$doc/examples/"
 # test certificates for kamailio-tls.cfg (openssl)
 install -m 0755 "$here/scripts/make-certs.sh" "$doc/examples/"
+# the credentials database of kamailio-auth.cfg (sqlite3)
+install -m 0755 "$here/scripts/msrp-auth-db.sh" "$doc/examples/"
 cat > "$doc/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: msrp_relay
@@ -89,7 +92,7 @@ Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 Depends: $kam_depends, $shlibs
-Suggests: kamailio-lua-modules
+Suggests: kamailio-lua-modules, kamailio-sqlite-modules, sqlite3
 Section: net
 Priority: optional
 Description: MSRP relay module for Kamailio (msrp_relay)

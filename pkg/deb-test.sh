@@ -116,7 +116,7 @@ start=$(date +%s%N)
 dpkg -i "$deb" >/dev/null || { installed=1; die "dpkg -i $deb failed"; }
 installed=1
 [ -f "$moddir/msrp_relay.so" ] || die "the package did not install $moddir/msrp_relay.so"
-for f in README.md examples/kamailio.cfg examples/kamailio-auth.cfg examples/kamailio-kemi.cfg examples/kamailio-tls.cfg examples/msrp-prometheus.cfg examples/make-certs.sh examples/msrp-relay.lua; do
+for f in README.md examples/kamailio.cfg examples/kamailio-auth.cfg examples/kamailio-kemi.cfg examples/kamailio-tls.cfg examples/msrp-prometheus.cfg examples/make-certs.sh examples/msrp-auth-db.sh examples/msrp-relay.lua; do
   [ -f "$doc/$f" ] || die "the package did not install $doc/$f"
 done
 depends=$(dpkg-query -W -f='${Depends}' "$name")

@@ -132,6 +132,11 @@ macro_rules! modparams {
                 default: 0, range: 1024..=1_073_741_824,
                 special: 0 => "no limit", set: max_read_rate,
             }
+            /// failed AUTHs (the script answered 401 or 403 to an AUTH that carried credentials) after which the relay closes the connection, once that answer is written (RFC 4976 §6.3); a 2xx answer to an AUTH starts the count again
+            MaxAuthFailures "max_auth_failures" int {
+                default: 3, range: 1..=1000,
+                special: 0 => "never close", set: max_auth_failures,
+            }
             /// 1 enables `msrp_test_panic()` (test-suite only)
             TestMode "test_mode" int { default: 0, range: 0..=1, set: test_mode }
             /// accepted for stock `msrp` configs: the connection map is always on and expires its entries itself
@@ -242,6 +247,8 @@ pub struct Config {
     pub ws_max_message: usize,
     /// Bytes per second read from each accepted connection (0: no limit).
     pub max_read_rate: u64,
+    /// Failed AUTHs that close a connection (0: never).
+    pub max_auth_failures: u32,
 }
 
 /// A listening address and the transport spoken on it.
@@ -306,6 +313,7 @@ impl ConfigBuilder {
                 ws_origins: Vec::new(),
                 ws_max_message: 0,
                 max_read_rate: 0,
+                max_auth_failures: 0,
             },
             errors: Vec::new(),
         };

@@ -140,6 +140,8 @@ pub struct Conn {
     /// whether the connection waits for it to refill (listed to be woken).
     pub read_rate: Option<crate::rate::TokenBucket>,
     pub rate_waiting: bool,
+    /// AUTHs with credentials answered 401/403 since the last 2xx.
+    pub auth_failures: u32,
 }
 
 impl Conn {
@@ -207,6 +209,7 @@ impl Conn {
             listed: None,
             read_rate: None,
             rate_waiting: false,
+            auth_failures: 0,
         }
     }
 

@@ -44,6 +44,38 @@ pub fn assert_hwm_growth_below(before: &[(u32, u64)], after: &[(u32, u64)], max_
     }
 }
 
+/// Runs `scripts/msrp-auth-db.sh` (the credentials database of
+/// `cfg/kamailio-auth.cfg`) with `args`; panics with its output when it
+/// fails.
+pub fn auth_db(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/msrp-auth-db.sh");
+    let out = std::process::Command::new(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "msrp-auth-db.sh {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The SQLite URL cfg/kamailio-auth.cfg ships with.
+pub const SHIPPED_AUTH_DB_URL: &str = "sqlite:////etc/kamailio/msrp-auth.sqlite";
+
+/// A new credentials database `msrp-auth.sqlite` in `dir` holding `users`
+/// (name, password; realm `myrealm`); returns its path.
+pub fn make_auth_db(dir: &std::path::Path, users: &[(&str, &str)]) -> std::path::PathBuf {
+    let db = dir.join("msrp-auth.sqlite");
+    let path = db.to_str().expect("UTF-8 path");
+    auth_db(&["create", path]);
+    for (user, password) in users {
+        auth_db(&["add", path, user, password]);
+    }
+    db
+}
+
 /// An "A" client connected to the relay, with its own URI.
 pub struct Client {
     pub peer: Peer,

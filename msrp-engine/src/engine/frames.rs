@@ -60,6 +60,7 @@ impl<H: Host> Engine<H> {
             self.set_read_rate(t, rate);
         }
         let replied = self.send_replies(t, &head, &actions);
+        self.count_auth_failures(t, &head, &actions);
         let next = if !head.is_request() {
             self.on_response(t, &head, actions.relay);
             Incoming::Discard

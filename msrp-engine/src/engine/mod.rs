@@ -25,6 +25,7 @@
 //! the high watermark stops its sources from being read (TCP flow control
 //! then slows the senders) until it drains below the low watermark.
 
+mod authfail;
 mod dial;
 mod frames;
 mod gauges;

@@ -113,21 +113,6 @@ fn hello(k: &Kamailio, a: &mut Client, b: &Endpoint, bp: Option<Peer>) -> Peer {
     relay_small_send(k, a, b, &b.uri("bob"), bp, b"hello")
 }
 
-/// The value of `name` in the connections RPC entry of `peer`.
-fn conn_field(k: &Kamailio, peer: &str, name: &str) -> String {
-    let conns = k.kamcmd(&["msrp_relay.connections"]);
-    let block = conns
-        .split('{')
-        .find(|c| c.contains(&format!("PEER: {peer}\n")))
-        .unwrap_or_else(|| panic!("no connection with PEER {peer}:\n{conns}"));
-    block
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
-        .unwrap_or_else(|| panic!("no {name} in {block}"))
-        .trim()
-        .to_owned()
-}
-
 /// 1. `msrp_set_read_rate(1048576)` on a plain TCP client: its 8 MiB SEND
 ///    reaches B in 7-9 s (one second of burst, then 1 MiB/s), A's writes
 ///    are held back by TCP (the relay's receive buffer is 64 KiB), and the

@@ -76,6 +76,21 @@ pub fn make_auth_db(dir: &std::path::Path, users: &[(&str, &str)]) -> std::path:
     db
 }
 
+/// The value of `name` in the connections RPC entry of `peer`.
+pub fn conn_field(k: &Kamailio, peer: &str, name: &str) -> String {
+    let conns = k.kamcmd(&["msrp_relay.connections"]);
+    let block = conns
+        .split('{')
+        .find(|c| c.contains(&format!("PEER: {peer}\n")))
+        .unwrap_or_else(|| panic!("no connection with PEER {peer}:\n{conns}"));
+    block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {block}"))
+        .trim()
+        .to_owned()
+}
+
 /// An "A" client connected to the relay, with its own URI.
 pub struct Client {
     pub peer: Peer,

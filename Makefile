@@ -111,6 +111,7 @@ test: headers script-tests
 script-tests:
 	tests/scripts/check-src.sh
 	tests/scripts/make-certs.sh
+	tests/scripts/msrp-auth-db.sh
 
 bench: headers
 	$(CARGO) build --release --workspace

@@ -94,7 +94,7 @@ end
     assert!(!k.log().contains("KEMI-RATE bad rate accepted"));
     assert!(
         k.log()
-            .contains("msrp_set_read_rate(): read rate 5 out of range"),
+            .contains("KSR.msrp_relay.set_read_rate: read rate 5 out of range"),
         "{}",
         k.log_tail(20)
     );

@@ -56,7 +56,16 @@ fn start_with_metrics() -> (Kamailio, SocketAddr) {
 
 /// One `GET /metrics` over HTTP/1.0: the `kamailio_msrp_relay_*` values.
 fn scrape(addr: SocketAddr) -> HashMap<String, i64> {
-    let mut s = TcpStream::connect_timeout(&addr, T).expect("connect to /metrics");
+    // (the MSRP port the harness waits for is bound in mod_init, Kamailio's
+    // TCP listener later: the first scrape may have to wait for it)
+    let deadline = Instant::now() + T;
+    let mut s = loop {
+        match TcpStream::connect_timeout(&addr, T) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() >= deadline => panic!("connect to {addr}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
     s.set_read_timeout(Some(T)).expect("timeout");
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .expect("send GET");
@@ -133,7 +142,8 @@ fn auth(k: &Kamailio, a: &mut Client) {
 #[test]
 fn metrics_over_http_move_with_traffic() {
     let (k, addr) = start_with_metrics();
-    let before = scrape(addr);
+    // the harness's probe of the MSRP port is accepted, once
+    let before = scrape_until(addr, T, |m| m.get("connections_accepted") == Some(&1));
     for (name, _) in Stat::ALL {
         // (the harness's probe of the MSRP port was accepted)
         let want = if name == "connections_accepted" { 1 } else { 0 };

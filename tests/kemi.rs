@@ -89,7 +89,6 @@ end
     let b = Endpoint::bind().expect("bind B");
     let mut a = Client::connect(&k);
     let _bp = relay_small_send(&k, &mut a, &b, &b.uri("bob"), None, b"rate me");
-    let _ = std::fs::remove_file(&lua);
     assert!(k.wait_for_log("KEMI-RATE set", T), "{}", k.log_tail(20));
     assert!(!k.log().contains("KEMI-RATE bad rate accepted"));
     assert!(
@@ -100,4 +99,8 @@ end
     );
     let peer = a.peer.local_addr().to_string();
     assert_eq!(conn_field(&k, &peer, "READ_RATE"), "2048");
+    // (every Kamailio process loads the script, some late: keep it until
+    // Kamailio is gone)
+    drop(k);
+    let _ = std::fs::remove_file(&lua);
 }

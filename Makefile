@@ -7,6 +7,8 @@
 #   make lint   rustfmt + clippy -D warnings
 #   make certs  test CA and certificates for TLS / wss in CERTS_DIR (certs/)
 #   make run-tls  like run, with cfg/kamailio-tls.cfg: TLS 127.0.0.1:2856, WSS 127.0.0.1:8443
+#   make run-auth like run, with cfg/kamailio-auth.cfg: Digest AUTH against an SQLite
+#               subscriber table (AUTH_DB) holding the test user alice / xyz123
 #   make demo   run-tls in the background and the browser example (examples/web)
 #               on http://127.0.0.1:8080 (DEMO_PORT); prints what to open
 #   make fuzz   every fuzz target (fuzz/) for FUZZ_SECONDS each; make fuzz-smoke: a short run
@@ -29,6 +31,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # (tests/ws_client.py; websockets 10.4 on Debian 12), chromium and nodejs for
 # the real-browser tests of examples/web (tests/browser.rs drives Chromium
 # headless over the DevTools protocol with tests/browser/driver.mjs; no npm).
+# kamailio-sqlite-modules (db_sqlite and its schema) and sqlite3 for
+# cfg/kamailio-auth.cfg's credentials database (scripts/msrp-auth-db.sh).
 # With KAMAILIO_SRC and a kamailio in PATH, that Kamailio is the operator's own:
 # Debian's is not installed next to it.
 KAMAILIO_SRC ?=
@@ -36,14 +40,14 @@ ifneq ($(KAMAILIO_SRC),)
 export KAMAILIO_SRC
 OWN_KAMAILIO := $(shell command -v kamailio 2>/dev/null)
 endif
-DEB_PACKAGES := $(if $(OWN_KAMAILIO),,kamailio kamailio-lua-modules) clang libclang-dev binutils dpkg-dev ca-certificates openssl python3-websockets chromium nodejs
+DEB_PACKAGES := $(if $(OWN_KAMAILIO),,kamailio kamailio-lua-modules kamailio-sqlite-modules) sqlite3 clang libclang-dev binutils dpkg-dev ca-certificates openssl python3-websockets chromium nodejs
 KAMAILIO_MODDIR = $(shell kamailio -I 2>/dev/null | sed -n 's/^ *Default paths to modules: *//p')
 RUN_DIR ?= /run/kamailio
 # cargo's target directory (CARGO_TARGET_DIR is honoured, e.g. one per Kamailio version)
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 MODULE_SO = $(TARGET_DIR)/release/libmsrp_relay.so
 
-.PHONY: all deps certs headers build build-debug install run run-tls demo test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
+.PHONY: all deps certs headers build build-debug install run run-tls run-auth demo test script-tests unit integration bench soak soak-smoke lint deb deb-test clean fuzz fuzz-smoke fuzz-deps fuzz-build fuzz-run
 
 all: build
 
@@ -92,6 +96,16 @@ run-tls: install certs
 	sed 's!/etc/kamailio/msrp-certs!$(abspath $(CERTS_DIR))!' cfg/kamailio-tls.cfg > $(RUN_DIR)/kamailio-tls.cfg
 	kamailio -f $(RUN_DIR)/kamailio-tls.cfg -DD -E -m 64 -M 16
 
+# cfg/kamailio-auth.cfg with its credentials in AUTH_DB (created when missing,
+# Kamailio's subscriber schema) and the test user alice / xyz123 (realm myrealm).
+AUTH_DB ?= $(RUN_DIR)/msrp-auth.sqlite
+run-auth: install
+	mkdir -p $(RUN_DIR)
+	[ -f $(AUTH_DB) ] || scripts/msrp-auth-db.sh create $(AUTH_DB)
+	scripts/msrp-auth-db.sh add $(AUTH_DB) alice xyz123
+	sed 's!sqlite:////etc/kamailio/msrp-auth.sqlite!sqlite:///$(abspath $(AUTH_DB))!' cfg/kamailio-auth.cfg > $(RUN_DIR)/kamailio-auth.cfg
+	kamailio -f $(RUN_DIR)/kamailio-auth.cfg -DD -E -m 64 -M 16
+
 # The browser example against cfg/kamailio-tls.cfg: the relay runs in the
 # background (stopped with the page server, Ctrl-C), the page is served by
 # python3's http.server on 127.0.0.1:DEMO_PORT.
@@ -123,6 +137,7 @@ test: headers script-tests
 script-tests:
 	tests/scripts/check-src.sh
 	tests/scripts/make-certs.sh
+	tests/scripts/msrp-auth-db.sh
 
 bench: headers
 	$(CARGO) build --release --workspace

@@ -4,11 +4,15 @@
 #   pkg/build-deb.sh MODULE_SO OUT_DIR
 # The package installs msrp_relay.so into the module directory of the
 # kamailio it was built for ("Default paths to modules" of `kamailio -I`),
-# README, the example configs (kamailio-tls.cfg with make-certs.sh) and the
-# browser client examples/web/ under
+# README, the example configs (kamailio-tls.cfg with make-certs.sh,
+# kamailio-auth.cfg with msrp-auth-db.sh) and the browser client
+# examples/web/ under
 # /usr/share/doc/kamailio-msrp-relay-module/,
-# and depends on exactly the Debian kamailio package version it was built
-# against (the core refuses a module of another version at load time).
+# and depends on the Debian kamailio packages of the upstream version it was
+# built against, any Debian revision: kamailio (>= 5.6.3), kamailio (<< 5.6.4~).
+# That is the range the core's own check accepts at load time (module_version
+# must equal "kamailio 5.6.3 (x86_64/linux)"), so a security update of the
+# same upstream version (5.6.3-2+deb12u1) is not held back by apt.
 # Version: <crate version>+kamailio<kamailio version>, e.g. 0.1.0+kamailio5.6.3.
 set -euo pipefail
 
@@ -30,6 +34,17 @@ kam_version=$(sed -n 's/^ *Version: kamailio \([0-9.]*\) .*/\1/p' <<<"$info")
 full_version=$(sed -n 's/^ *Version: \(kamailio [^)]*)\).*/\1/p' <<<"$info")
 moddir=$(sed -n 's/^ *Default paths to modules: *\([^:]*\).*/\1/p' <<<"$info")
 [ -n "$kam_version" ] && [ -n "$moddir" ] || die "cannot read the version and module directory from '$kamailio -I'"
+# Depends range: the same upstream version with any Debian revision (and the
+# package's epoch, if it has one); "~" sorts before everything, so
+# "<< 5.6.4~" also excludes 5.6.4 pre-releases such as 5.6.4~rc1.
+epoch=""
+[[ "$kam_deb_version" == *:* ]] && epoch="${kam_deb_version%%:*}:"
+[[ "$kam_version" =~ ^(.*\.)?([0-9]+)$ ]] || die "cannot read the upstream version '$kam_version'"
+kam_next="${BASH_REMATCH[1]}$((BASH_REMATCH[2] + 1))"
+kam_depends="kamailio (>= $epoch$kam_version), kamailio (<< $epoch$kam_next~)"
+dpkg --compare-versions "$kam_deb_version" ge "$epoch$kam_version" \
+  && dpkg --compare-versions "$kam_deb_version" lt "$epoch$kam_next~" \
+  || die "the installed kamailio $kam_deb_version is outside '$kam_depends' (its upstream version is not $kam_version?)"
 # The module carries the core version it was built for (module_version):
 # refuse to package a module built for another Kamailio.
 grep -qaF "$full_version" "$so" \
@@ -56,6 +71,8 @@ install -m 0755 "$here/scripts/make-certs.sh" "$doc/examples/"
 # the browser client (README: TLS and WebSocket, In a browser)
 install -d "$doc/examples/web"
 install -m 0644 "$here"/examples/web/*.html "$here"/examples/web/*.js "$here"/examples/web/*.css "$doc/examples/web/"
+# the credentials database of kamailio-auth.cfg (sqlite3)
+install -m 0755 "$here/scripts/msrp-auth-db.sh" "$doc/examples/"
 cat > "$doc/copyright" <<COPYRIGHT
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: msrp_relay
@@ -78,8 +95,8 @@ Version: $version
 Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-Depends: kamailio (= $kam_deb_version), $shlibs
-Suggests: kamailio-lua-modules
+Depends: $kam_depends, $shlibs
+Suggests: kamailio-lua-modules, kamailio-sqlite-modules, sqlite3
 Section: net
 Priority: optional
 Description: MSRP relay module for Kamailio (msrp_relay)
@@ -88,7 +105,8 @@ Description: MSRP relay module for Kamailio (msrp_relay)
  size in bounded memory, re-chunks SENDs, answers and sends REPORTs, and
  runs event_route[msrp:frame-in] for every frame.
  .
- Built for kamailio $kam_deb_version ($full_version); loadmodule "msrp_relay.so".
+ Built for kamailio $kam_version ($full_version; Debian $kam_deb_version);
+ any Debian revision of kamailio $kam_version loads it. loadmodule "msrp_relay.so".
  Example configurations are in /usr/share/doc/$name/examples/.
 CONTROL
 (cd "$stage" && find usr -type f -print0 | sort -z | xargs -0 md5sum > DEBIAN/md5sums)

@@ -73,16 +73,55 @@ free_port() {
   die "no free port found"
 }
 
+# Does kamailio version $2 satisfy every "kamailio (OP VERSION)" relation of
+# the Depends field $1? dpkg --compare-versions evaluates the same operators
+# dpkg and apt use for Depends.
+satisfies() {
+  local rel op ver n=0
+  while read -r rel; do
+    [[ "$rel" =~ ^kamailio\ \((\>=|\<\<|=|\<=|\>\>)\ ([^\)]+)\)$ ]] || die "unexpected kamailio relation '$rel' in Depends '$1'"
+    op=${BASH_REMATCH[1]} ver=${BASH_REMATCH[2]} n=$((n + 1))
+    case "$op" in '>=') op=ge ;; '<<') op=lt ;; '=') op=eq ;; '<=') op=le ;; '>>') op=gt ;; esac
+    dpkg --compare-versions "$2" "$op" "$ver" || return 1
+  done < <(tr ',' '\n' <<<"$1" | sed 's/^ *//; s/ *$//' | grep '^kamailio\( \|$\)')
+  [ "$n" -gt 0 ] || die "Depends '$1' names no kamailio version"
+}
+# Issue 23 item 7: the module's load-time check accepts any build of the same
+# upstream version, so must the package: a later Debian revision (a security
+# update such as 5.6.3-2+deb12u1) satisfies Depends, another upstream does not.
+check_kamailio_range() {
+  local inst up head last next prev v
+  inst=$(dpkg-query -W -f='${Version}' kamailio)
+  up=${inst%-*}
+  [[ "$up" =~ ^(.*\.)?([0-9]+)$ ]] || die "cannot read the upstream part of kamailio $inst"
+  head=${BASH_REMATCH[1]} last=${BASH_REMATCH[2]}
+  next="$head$((last + 1))"
+  prev="$head$((last > 0 ? last - 1 : 0))"
+  for v in "$inst" "$inst+deb12u1" "$inst+deb12u2" "$up-99" "$inst~bpo11+1"; do
+    satisfies "$1" "$v" || die "kamailio $v (same upstream $up) does not satisfy Depends '$1'"
+  done
+  for v in "$next-1" "$next~rc1-1" "${head%.}.99-1" "$((${up%%.*} + 1)).0.0-1"; do
+    satisfies "$1" "$v" && die "kamailio $v (another upstream version) satisfies Depends '$1'"
+  done
+  if [ "$prev" != "$up" ]; then
+    satisfies "$1" "$prev-1" && die "kamailio $prev-1 (an older upstream version) satisfies Depends '$1'"
+  fi
+  echo "deb-test: Depends accepts kamailio $inst, $inst+deb12u1, $up-99; refuses $next-1, $next~rc1-1, $prev-1" >&2
+}
+
+# Before installing: the relation in the .deb itself.
+check_kamailio_range "$(dpkg-deb -f "$deb" Depends)"
+
 start=$(date +%s%N)
 dpkg -i "$deb" >/dev/null || { installed=1; die "dpkg -i $deb failed"; }
 installed=1
 [ -f "$moddir/msrp_relay.so" ] || die "the package did not install $moddir/msrp_relay.so"
-for f in README.md examples/kamailio.cfg examples/kamailio-auth.cfg examples/kamailio-kemi.cfg examples/kamailio-tls.cfg examples/make-certs.sh examples/msrp-relay.lua examples/web/index.html examples/web/msrp.js examples/web/md5.js; do
+for f in README.md examples/kamailio.cfg examples/kamailio-auth.cfg examples/kamailio-kemi.cfg examples/kamailio-tls.cfg examples/msrp-prometheus.cfg examples/make-certs.sh examples/msrp-auth-db.sh examples/msrp-relay.lua examples/web/index.html examples/web/msrp.js examples/web/md5.js; do
   [ -f "$doc/$f" ] || die "the package did not install $doc/$f"
 done
-want="kamailio (= $(dpkg-query -W -f='${Version}' kamailio))"
 depends=$(dpkg-query -W -f='${Depends}' "$name")
-[[ "$depends" == "$want"* ]] || die "Depends is '$depends', expected it to start with '$want'"
+[ "$depends" = "$(dpkg-deb -f "$deb" Depends)" ] || die "the installed Depends '$depends' differs from the .deb's"
+check_kamailio_range "$depends"
 
 # The plain example, as installed, with free ports and a private ctl socket.
 msrp_port=$(free_port)

@@ -130,15 +130,6 @@ impl SmallBufListener {
     }
 }
 
-/// `(pid, VmHWM KiB)` of every MSRP worker.
-fn worker_hwm(k: &Kamailio) -> Vec<(u32, u64)> {
-    let w = k.worker_pids();
-    assert!(!w.is_empty(), "no MSRP worker in core.psx");
-    w.into_iter()
-        .map(|p| (p, Kamailio::peak_rss_kib(p)))
-        .collect()
-}
-
 fn log_has_panic(k: &Kamailio) -> Option<String> {
     k.log()
         .lines()
@@ -698,14 +689,7 @@ fn slow_receiver_throttles_sender() {
         a_time > Duration::from_secs(4),
         "A sent 32 MiB in {a_time:?} to a 4 MiB/s receiver: not throttled"
     );
-    for ((pid, before), (pid2, after)) in hwm_before.iter().zip(&hwm_after) {
-        assert_eq!(pid, pid2, "worker set changed");
-        let growth = after.saturating_sub(*before);
-        assert!(
-            growth < MAX_HWM_GROWTH_KIB,
-            "worker {pid}: VmHWM grew by {growth} KiB ({before} -> {after})"
-        );
-    }
+    assert_hwm_growth_below(&hwm_before, &hwm_after, MAX_HWM_GROWTH_KIB);
 }
 
 /// How the sender of the aborted message stops.

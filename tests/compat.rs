@@ -24,7 +24,8 @@ use std::time::Duration;
 use common::*;
 
 /// User, realm and password of the stock examples (`$var(passwd) =
-/// "xyz123"`, `pv_www_authenticate("myrealm", ...)`; any user name).
+/// "xyz123"`, `pv_www_authenticate("myrealm", ...)`; any user name), and
+/// the user the shipped auth cfg's database gets.
 const USER: &str = "alice";
 const REALM: &str = "myrealm";
 const PASSWD: &str = "xyz123";
@@ -244,10 +245,22 @@ fn auth_with(
     pass: &str,
     expires: Option<u64>,
 ) -> ReceivedFrame {
+    auth_as(k, c, relay, USER, pass, expires)
+}
+
+/// [`auth_with`] as `user`.
+fn auth_as(
+    k: &Kamailio,
+    c: &mut Client,
+    relay: &str,
+    user: &str,
+    pass: &str,
+    expires: Option<u64>,
+) -> ReceivedFrame {
     let chal = challenge(k, c, relay, expires);
     let mut hdrs = vec![(
         "Authorization",
-        digest::authorization(&chal, USER, pass, relay, 1),
+        digest::authorization(&chal, user, pass, relay, 1),
     )];
     if let Some(e) = expires {
         hdrs.push(("Expires", e.to_string()));
@@ -922,7 +935,8 @@ fn msrp_pv_code_and_reason_of_a_response() {
 
 /// cfg/kamailio-auth.cfg as shipped, with only ports, paths, the number
 /// of workers and a 2-second transaction_timeout (for the timeout case)
-/// changed.
+/// changed; its credentials database (in the instance's directory) holds
+/// [`USER`] with [`PASSWD`].
 fn start_shipped_auth_cfg(workers: u32) -> Kamailio {
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -941,6 +955,13 @@ fn start_shipped_auth_cfg(workers: u32) -> Kamailio {
             &cfg,
             "unix:/run/kamailio/kamailio_ctl",
             &format!("unix:{}/kamailio_ctl", v.dir.display()),
+            1,
+        );
+        let db = make_auth_db(&v.dir, &[(USER, PASSWD)]);
+        cfg = subst(
+            &cfg,
+            SHIPPED_AUTH_DB_URL,
+            &format!("sqlite:///{}", db.display()),
             1,
         );
         cfg = subst(
@@ -1159,6 +1180,81 @@ fn across_workers(workers: u32) {
     b.c.peer.read_frame(T).expect("B reads, then goes away");
     drop(b);
     ok_and_report(&mut a, "000 408 ");
+}
+
+/// The shipped auth cfg checks credentials against its SQLite subscriber
+/// table (auth_db): the right password gets 200; a wrong one and an
+/// unknown user get 401 (and the connection stays: two failures, then the
+/// right password, 200); a user added to the database while the relay runs
+/// can AUTH at once, and a removed one no longer can.
+#[test]
+fn shipped_auth_cfg_checks_credentials_in_its_database() {
+    let k = start_shipped_auth_cfg(1);
+    let relay = relay_auth_uri(&k);
+    let _alice = authed(&k, Client::connect(&k), None, 3600);
+
+    let mut c = Client::connect(&k);
+    let wrong = auth_as(&k, &mut c, &relay, USER, "not-the-password", None);
+    assert_eq!(wrong.status_code(), Some(401), "{}", wrong.summary());
+    assert!(
+        wrong.header("WWW-Authenticate").is_some(),
+        "{}",
+        wrong.summary()
+    );
+    let unknown = auth_as(&k, &mut c, &relay, "mallory", PASSWD, None);
+    assert_eq!(unknown.status_code(), Some(401), "{}", unknown.summary());
+    let right = auth_as(&k, &mut c, &relay, USER, PASSWD, None);
+    assert_eq!(right.status_code(), Some(200), "{}", right.summary());
+    for (user, rc) in [(USER, -2), ("mallory", -3)] {
+        let line = format!("MSRP AUTH of user {user} from 127.0.0.1:");
+        assert!(
+            k.log()
+                .lines()
+                .any(|l| l.contains(&line) && l.contains(&format!("failed ({rc})"))),
+            "no log line {line:?} ... ({rc}):\n{}",
+            k.log_tail(30)
+        );
+    }
+
+    let db = k.dir().join("msrp-auth.sqlite");
+    let db = db.to_str().expect("UTF-8 path");
+    let mut b = Client::connect(&k);
+    let before = auth_as(&k, &mut b, &relay, "bob", "bobs-secret", None);
+    assert_eq!(before.status_code(), Some(401), "{}", before.summary());
+    auth_db(&["add", db, "bob", "bobs-secret"]);
+    let after = auth_as(&k, &mut b, &relay, "bob", "bobs-secret", None);
+    assert_eq!(after.status_code(), Some(200), "{}", after.summary());
+    assert!(after.header("Use-Path").is_some(), "{}", after.summary());
+    auth_db(&["remove", db, "bob"]);
+    let mut b2 = Client::connect(&k);
+    let removed = auth_as(&k, &mut b2, &relay, "bob", "bobs-secret", None);
+    assert_eq!(removed.status_code(), Some(401), "{}", removed.summary());
+}
+
+/// RFC 4976 §6.3 with the shipped `max_auth_failures` 3: after the third
+/// AUTH with wrong credentials in a row, the relay writes its 401 and
+/// closes the connection, with a log line naming the peer; challenges
+/// (AUTHs without credentials) do not count.
+#[test]
+fn shipped_auth_cfg_closes_a_connection_after_three_failed_auths() {
+    let k = start_shipped_auth_cfg(1);
+    let relay = relay_auth_uri(&k);
+    let mut c = Client::connect(&k);
+    let peer = c.peer.local_addr();
+    for i in 1..=3 {
+        let r = auth_as(&k, &mut c, &relay, USER, &format!("guess-{i}"), None);
+        assert_eq!(r.status_code(), Some(401), "attempt {i}: {}", r.summary());
+    }
+    c.peer.expect_closed(T).unwrap_or_else(|e| {
+        panic!(
+            "the connection stayed open after 3 failed AUTHs: {e}\n{}",
+            k.log_tail(20)
+        )
+    });
+    let line = format!("with {peer}: 3 failed AUTHs in a row (max_auth_failures 3");
+    assert!(k.wait_for_log(&line, T), "no {line:?}:\n{}", k.log_tail(20));
+    // others are not affected
+    let _alice = authed(&k, Client::connect(&k), None, 3600);
 }
 
 /// The shipped auth cfg, flow `[U_A, X]` (RFC 4976 §5: a client behind the

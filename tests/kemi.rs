@@ -66,3 +66,41 @@ fn shipped_lua_script_relays_and_replies() {
     assert_eq!(f.tid(), req.tid);
     drop(bp);
 }
+
+/// `KSR.msrp_relay.set_read_rate(n)` limits the frame's connection (the
+/// connections RPC shows it) and refuses an out-of-range rate with an
+/// error naming it.
+#[test]
+fn kemi_set_read_rate_limits_the_connection() {
+    let lua = std::env::temp_dir().join(format!("msrp-kemi-rate-{}.lua", std::process::id()));
+    std::fs::write(
+        &lua,
+        r#"function ksr_msrp_event(evname)
+    if KSR.msrp_relay.is_reply() > 0 then KSR.msrp_relay.relay() return 1 end
+    if KSR.msrp_relay.set_read_rate(5) > 0 then KSR.err("KEMI-RATE bad rate accepted\n") end
+    if KSR.msrp_relay.set_read_rate(2048) > 0 then KSR.info("KEMI-RATE set\n") end
+    KSR.msrp_relay.relay()
+    return 1
+end
+"#,
+    )
+    .expect("write the Lua script");
+    let k = start_lua(&lua);
+    let b = Endpoint::bind().expect("bind B");
+    let mut a = Client::connect(&k);
+    let _bp = relay_small_send(&k, &mut a, &b, &b.uri("bob"), None, b"rate me");
+    assert!(k.wait_for_log("KEMI-RATE set", T), "{}", k.log_tail(20));
+    assert!(!k.log().contains("KEMI-RATE bad rate accepted"));
+    assert!(
+        k.log()
+            .contains("KSR.msrp_relay.set_read_rate: read rate 5 out of range"),
+        "{}",
+        k.log_tail(20)
+    );
+    let peer = a.peer.local_addr().to_string();
+    assert_eq!(conn_field(&k, &peer, "READ_RATE"), "2048");
+    // (every Kamailio process loads the script, some late: keep it until
+    // Kamailio is gone)
+    drop(k);
+    let _ = std::fs::remove_file(&lua);
+}

@@ -118,6 +118,15 @@ impl Cmap {
         self.mirror.as_ref()?.find(session)
     }
 
+    /// Sessions in the map (live or not yet swept).
+    pub fn len(&self) -> usize {
+        self.by_session.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_session.is_empty()
+    }
+
     /// Drops the entries of a closed connection.
     pub fn remove_connection(&mut self, conid: i64) {
         self.retain(|e| e.conid != conid);

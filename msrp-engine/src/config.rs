@@ -127,6 +127,16 @@ macro_rules! modparams {
                 default: 16_777_216, range: 1024..=1_073_741_824,
                 special: 0 => "no limit", set: ws_max_message,
             }
+            /// bytes per second read from each client connection (MSRP bytes, after TLS/WebSocket decoding; at most one second of burst): a faster sender is read slower and held back by TCP; `msrp_set_read_rate()` sets it per connection from the script
+            MaxReadRate "max_read_rate" int {
+                default: 0, range: 1024..=1_073_741_824,
+                special: 0 => "no limit", set: max_read_rate,
+            }
+            /// failed AUTHs (the script answered 401 or 403 to an AUTH that carried credentials) after which the relay closes the connection, once that answer is written (RFC 4976 §6.3); a 2xx answer to an AUTH starts the count again
+            MaxAuthFailures "max_auth_failures" int {
+                default: 3, range: 1..=1000,
+                special: 0 => "never close", set: max_auth_failures,
+            }
             /// 1 enables `msrp_test_panic()` (test-suite only)
             TestMode "test_mode" int { default: 0, range: 0..=1, set: test_mode }
             /// accepted for stock `msrp` configs: the connection map is always on and expires its entries itself
@@ -247,6 +257,10 @@ pub struct Config {
     pub ws_origins: Vec<String>,
     /// Largest WebSocket message a client may send (0: no limit).
     pub ws_max_message: usize,
+    /// Bytes per second read from each accepted connection (0: no limit).
+    pub max_read_rate: u64,
+    /// Failed AUTHs that close a connection (0: never).
+    pub max_auth_failures: u32,
 }
 
 /// A listening address, the transport spoken on it and (`tls:`/`wss:`)
@@ -312,6 +326,8 @@ impl ConfigBuilder {
                 tls: TlsSettings::default(),
                 ws_origins: Vec::new(),
                 ws_max_message: 0,
+                max_read_rate: 0,
+                max_auth_failures: 0,
             },
             errors: Vec::new(),
         };

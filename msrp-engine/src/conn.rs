@@ -136,6 +136,12 @@ pub struct Conn {
     pub got_frame: bool,
     /// Slot in the connection listing (RPC), if any.
     pub listed: Option<u32>,
+    /// Read-rate limit (`max_read_rate`, `msrp_set_read_rate()`), and
+    /// whether the connection waits for it to refill (listed to be woken).
+    pub read_rate: Option<crate::rate::TokenBucket>,
+    pub rate_waiting: bool,
+    /// AUTHs with credentials answered 401/403 since the last 2xx.
+    pub auth_failures: u32,
 }
 
 impl Conn {
@@ -201,6 +207,9 @@ impl Conn {
             stalled_since: None,
             got_frame: false,
             listed: None,
+            read_rate: None,
+            rate_waiting: false,
+            auth_failures: 0,
         }
     }
 

@@ -98,20 +98,38 @@ impl ReadPool {
     /// earlier reads): `Ok(n)` bytes came, `Ok(0)` the peer closed; on an
     /// error `rbuf` is unchanged.
     pub fn read(&mut self, stream: &Stream, rbuf: &mut BytesMut) -> io::Result<usize> {
+        self.read_at_most(stream, rbuf, READ_CHUNK)
+    }
+
+    /// [`ReadPool::read`] of at most `max` bytes (at least 1; at most
+    /// [`READ_CHUNK`]): a connection under a read-rate limit takes no more
+    /// than its allowance from the socket.
+    pub fn read_at_most(
+        &mut self,
+        stream: &Stream,
+        rbuf: &mut BytesMut,
+        max: usize,
+    ) -> io::Result<usize> {
+        let max = max.clamp(1, READ_CHUNK);
         match self.spare {
-            Some(recv) => self.read_spare(recv, stream, rbuf),
-            None => self.read_zeroed(stream, rbuf),
+            Some(recv) => self.read_spare(recv, stream, rbuf, max),
+            None => self.read_zeroed(stream, rbuf, max),
         }
     }
 
-    fn read_zeroed(&mut self, stream: &Stream, rbuf: &mut BytesMut) -> io::Result<usize> {
+    fn read_zeroed(
+        &mut self,
+        stream: &Stream,
+        rbuf: &mut BytesMut,
+        max: usize,
+    ) -> io::Result<usize> {
         let mut buf = self.take_zeroed();
         let rest = rbuf.len();
         if buf.len() < rest + MIN_ROOM {
             // an unparsed head longer than a pooled buffer (max_header_size)
             buf = BytesMut::zeroed(rest + READ_CHUNK);
         }
-        let want = (buf.len() - rest).min(READ_CHUNK);
+        let want = (buf.len() - rest).min(max);
         buf[..rest].copy_from_slice(rbuf);
         let mut reader = stream;
         let n = match reader.read(&mut buf[rest..rest + want]) {
@@ -131,11 +149,12 @@ impl ReadPool {
         recv: SpareRecv,
         stream: &Stream,
         rbuf: &mut BytesMut,
+        max: usize,
     ) -> io::Result<usize> {
         let mut buf = self.take_empty();
         let rest = rbuf.len();
         buf.extend_from_slice(rbuf);
-        let n = match recv(stream.as_fd(), &mut buf, READ_CHUNK) {
+        let n = match recv(stream.as_fd(), &mut buf, max) {
             Ok(n) if n > 0 => n,
             other => {
                 buf.clear();

@@ -17,6 +17,7 @@ pub mod fixed;
 pub mod forward;
 pub mod io;
 pub mod net;
+pub mod rate;
 pub mod report;
 pub mod route;
 pub mod sched;

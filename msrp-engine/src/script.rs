@@ -45,6 +45,9 @@ pub struct Actions {
     pub dst: Option<Dst>,
     /// `msrp_relay_flags()`: 1 = do not open a new connection.
     pub relay_flags: u32,
+    /// `msrp_set_read_rate()`: the new read-rate limit of the frame's
+    /// connection, bytes per second (0: none).
+    pub read_rate: Option<u64>,
 }
 
 /// A destination chosen by the script.
@@ -111,6 +114,8 @@ pub enum ScriptError {
     BadAddress(String),
     #[error("no randomness available for a session ID")]
     NoRandom,
+    #[error("read rate {value} out of range ({range} bytes per second)")]
+    BadReadRate { value: i64, range: String },
 }
 
 /// The `host:port` of the Use-Path URI handed to a client that AUTHed over
@@ -398,6 +403,21 @@ impl FrameCtx {
     /// `msrp_relay_flags(flags)`.
     pub fn set_relay_flags(&mut self, flags: u32) {
         self.actions.relay_flags = flags;
+    }
+
+    /// `msrp_set_read_rate(bytes_per_second)`: from now on the frame's
+    /// connection is read at most this fast (0: no limit); the range is
+    /// `max_read_rate`'s.
+    pub fn set_read_rate(&mut self, bytes_per_second: i64) -> Result<(), ScriptError> {
+        let spec = crate::config::Param::MaxReadRate.int_spec();
+        if !spec.allows(bytes_per_second) {
+            return Err(ScriptError::BadReadRate {
+                value: bytes_per_second,
+                range: spec.range_text(),
+            });
+        }
+        self.actions.read_rate = Some(bytes_per_second as u64);
+        Ok(())
     }
 
     /// `msrp_reply(code, text [, hdrs])`: see [`reply_frame`].

@@ -35,11 +35,17 @@ pub enum Stat {
     TlsErrors,
     WsProtocolErrors,
     WsHandshakeFailures,
+    ConnectionsTcp,
+    ConnectionsTls,
+    ConnectionsWs,
+    ConnectionsWss,
+    SessionsActive,
+    BytesQueued,
 }
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 29] = [
+    pub const ALL: [(&'static str, &'static str); 35] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -93,7 +99,34 @@ impl Stat {
             "ws_handshake_failures",
             "WebSocket upgrades the peer abandoned (closed or silent before a complete upgrade request)",
         ),
+        // gauges, refreshed once a second (see engine::gauges)
+        (
+            "connections_tcp",
+            "MSRP connections open now over plain TCP",
+        ),
+        ("connections_tls", "MSRP connections open now over TLS"),
+        ("connections_ws", "MSRP connections open now over WebSocket"),
+        (
+            "connections_wss",
+            "MSRP connections open now over secure WebSocket",
+        ),
+        (
+            "sessions_active",
+            "sessions in the connection map (AUTH Use-Path)",
+        ),
+        ("bytes_queued", "bytes waiting in the relay's output queues"),
     ];
+
+    /// The open-connections gauge of `transport`.
+    pub fn connections(transport: crate::transport::Kind) -> Stat {
+        use crate::transport::Kind;
+        match transport {
+            Kind::Tcp => Stat::ConnectionsTcp,
+            Kind::Tls => Stat::ConnectionsTls,
+            Kind::Ws => Stat::ConnectionsWs,
+            Kind::Wss => Stat::ConnectionsWss,
+        }
+    }
 
     /// Per-method counter of a received request.
     pub fn request_in(method: Option<&[u8]>) -> Stat {
@@ -134,6 +167,8 @@ pub trait StatsSink {
         None
     }
     fn conn_closed(&mut self, _slot: u32) {}
+    /// The read-rate limit of a listed connection changed (0: none).
+    fn conn_read_rate(&mut self, _slot: u32, _bytes_per_second: u64) {}
     /// The worker and connection ID of a plain TCP connection a peer at
     /// `peer` opened to this relay, on any worker (from the shared
     /// listing).

@@ -21,6 +21,8 @@ pub struct Slot {
     id: u64,
     /// unix seconds
     opened: u64,
+    /// Read-rate limit, bytes per second (0: none).
+    read_rate: u64,
     peer: [u8; ADDR_MAX],
     local: [u8; ADDR_MAX],
 }
@@ -35,6 +37,7 @@ impl Record for Slot {
         local_len: 0,
         id: 0,
         opened: 0,
+        read_rate: 0,
         peer: [0; ADDR_MAX],
         local: [0; ADDR_MAX],
     };
@@ -87,6 +90,11 @@ pub fn find_inbound(peer: SocketAddr) -> Option<(usize, u64)> {
         .next()
 }
 
+/// The read-rate limit of the connection in `slot` changed.
+pub fn set_read_rate(slot: u32, bytes_per_second: u64) {
+    SLOTS.update(slot, |s| s.read_rate = bytes_per_second)
+}
+
 pub fn remove(slot: u32) {
     SLOTS.remove(slot)
 }
@@ -100,6 +108,8 @@ pub struct View {
     pub peer: String,
     pub local: String,
     pub age: u64,
+    /// Bytes per second (0: no limit).
+    pub read_rate: u64,
 }
 
 pub fn list() -> Vec<View> {
@@ -113,6 +123,7 @@ pub fn list() -> Vec<View> {
             peer: text(&x.peer, x.peer_len),
             local: text(&x.local, x.local_len),
             age: now.saturating_sub(x.opened),
+            read_rate: x.read_rate,
         })
     })
 }

@@ -298,7 +298,8 @@ fn connections(call: &Call) {
             .str("TRANSPORT", e.transport)
             .str("PEER", &e.peer)
             .str("LOCAL", &e.local)
-            .int("AGE", e.age);
+            .int("AGE", e.age)
+            .int("READ_RATE", e.read_rate);
     }
 }
 

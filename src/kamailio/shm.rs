@@ -149,6 +149,17 @@ impl<S: Record> ShmList<S> {
         }
     }
 
+    /// Changes the used record at `index` with `f`.
+    pub fn update(&self, index: u32, f: impl FnOnce(&mut S)) {
+        if let Some(t) = self.0.get() {
+            t.locked(|slots| {
+                if let Some(s) = slots.get_mut(index as usize).filter(|s| s.used()) {
+                    f(s);
+                }
+            });
+        }
+    }
+
     /// `view` of every used record it accepts.
     pub fn view<V>(&self, mut view: impl FnMut(&S) -> Option<V>) -> Vec<V> {
         self.0

@@ -61,6 +61,10 @@ impl StatsSink for Counters {
         super::connlist::remove(slot)
     }
 
+    fn conn_read_rate(&mut self, slot: u32, bytes_per_second: u64) {
+        super::connlist::set_read_rate(slot, bytes_per_second)
+    }
+
     fn find_inbound(&self, peer: std::net::SocketAddr) -> Option<(usize, u64)> {
         super::connlist::find_inbound(peer)
     }

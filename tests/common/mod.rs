@@ -21,6 +21,76 @@ pub use msrp_tools::{EndFlag, Endpoint, Peer, PeerError, ReceivedFrame, Request}
 /// Default timeout for one expected MSRP frame.
 pub const T: Duration = Duration::from_secs(5);
 
+/// `(pid, VmHWM KiB)` of every MSRP worker.
+pub fn worker_hwm(k: &Kamailio) -> Vec<(u32, u64)> {
+    let w = k.worker_pids();
+    assert!(!w.is_empty(), "no MSRP worker in core.psx");
+    w.into_iter()
+        .map(|p| (p, Kamailio::peak_rss_kib(p)))
+        .collect()
+}
+
+/// Every worker's VmHWM grew by less than `max_kib` between two
+/// [`worker_hwm`] readings (and the workers are the same).
+pub fn assert_hwm_growth_below(before: &[(u32, u64)], after: &[(u32, u64)], max_kib: u64) {
+    assert_eq!(before.len(), after.len(), "worker set changed");
+    for ((pid, before), (pid2, after)) in before.iter().zip(after) {
+        assert_eq!(pid, pid2, "worker set changed");
+        let growth = after.saturating_sub(*before);
+        assert!(
+            growth < max_kib,
+            "worker {pid}: VmHWM grew by {growth} KiB ({before} -> {after})"
+        );
+    }
+}
+
+/// Runs `scripts/msrp-auth-db.sh` (the credentials database of
+/// `cfg/kamailio-auth.cfg`) with `args`; panics with its output when it
+/// fails.
+pub fn auth_db(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/msrp-auth-db.sh");
+    let out = std::process::Command::new(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "msrp-auth-db.sh {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The SQLite URL cfg/kamailio-auth.cfg ships with.
+pub const SHIPPED_AUTH_DB_URL: &str = "sqlite:////etc/kamailio/msrp-auth.sqlite";
+
+/// A new credentials database `msrp-auth.sqlite` in `dir` holding `users`
+/// (name, password; realm `myrealm`); returns its path.
+pub fn make_auth_db(dir: &std::path::Path, users: &[(&str, &str)]) -> std::path::PathBuf {
+    let db = dir.join("msrp-auth.sqlite");
+    let path = db.to_str().expect("UTF-8 path");
+    auth_db(&["create", path]);
+    for (user, password) in users {
+        auth_db(&["add", path, user, password]);
+    }
+    db
+}
+
+/// The value of `name` in the connections RPC entry of `peer`.
+pub fn conn_field(k: &Kamailio, peer: &str, name: &str) -> String {
+    let conns = k.kamcmd(&["msrp_relay.connections"]);
+    let block = conns
+        .split('{')
+        .find(|c| c.contains(&format!("PEER: {peer}\n")))
+        .unwrap_or_else(|| panic!("no connection with PEER {peer}:\n{conns}"));
+    block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {block}"))
+        .trim()
+        .to_owned()
+}
+
 /// An "A" client connected to the relay, with its own URI.
 pub struct Client {
     pub peer: Peer,

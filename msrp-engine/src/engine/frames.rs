@@ -56,7 +56,11 @@ impl<H: Host> Engine<H> {
         let ctx = self.host.run_route(ctx);
         let known_len = ctx.body_complete.then_some(ctx.body.len() as u64);
         let FrameCtx { head, actions, .. } = ctx;
+        if let Some(rate) = actions.read_rate {
+            self.set_read_rate(t, rate);
+        }
         let replied = self.send_replies(t, &head, &actions);
+        self.count_auth_failures(t, &head, &actions);
         let next = if !head.is_request() {
             self.on_response(t, &head, actions.relay);
             Incoming::Discard

@@ -25,11 +25,14 @@
 //! the high watermark stops its sources from being read (TCP flow control
 //! then slows the senders) until it drains below the low watermark.
 
+mod authfail;
 mod dial;
 mod frames;
+mod gauges;
 mod handshake;
 mod linger;
 mod pump;
+mod throttle;
 mod wire;
 
 use std::io;
@@ -89,6 +92,11 @@ pub struct Engine<H: Host> {
     /// Connections that used their turn with data left: they go on in the
     /// next loop pass.
     yielded: Vec<Token>,
+    /// Connections not read until their read-rate bucket refills, with the
+    /// time it will have ([`throttle`]).
+    rate_waits: Vec<(Instant, Token)>,
+    /// This worker's share of the gauges as last published ([`gauges`]).
+    gauges: [i64; gauges::N_GAUGES],
     tids: TidGen,
     read_pool: ReadPool,
     cfg: &'static Config,
@@ -143,6 +151,8 @@ impl<H: Host> Engine<H> {
             stats,
             dirty: Vec::new(),
             yielded: Vec::new(),
+            rate_waits: Vec::new(),
+            gauges: [0; gauges::N_GAUGES],
             tids: TidGen::new(seed),
             read_pool: ReadPool::default(),
             cfg,
@@ -206,7 +216,7 @@ impl<H: Host> Engine<H> {
             self.host.tick();
             let again = std::mem::take(&mut self.yielded);
             let timeout = if again.is_empty() {
-                POLL_TIMEOUT
+                self.throttle_timeout(POLL_TIMEOUT)
             } else {
                 Duration::ZERO
             };
@@ -237,6 +247,7 @@ impl<H: Host> Engine<H> {
             for t in again {
                 self.sched.wake(t);
             }
+            self.wake_throttled();
             self.settle();
             self.now = Instant::now();
             self.housekeeping(self.now);
@@ -274,6 +285,7 @@ impl<H: Host> Engine<H> {
             self.last_sweep = now;
             self.sweep_idle(now);
             crate::cmap::with(|m| m.expire(now));
+            self.refresh_gauges();
         }
         self.settle();
     }

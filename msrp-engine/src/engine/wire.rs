@@ -77,6 +77,9 @@ impl<H: Host> Engine<H> {
             let mut c = Conn::new(stream, peer, local, None, self.cfg).layered(kind, layer);
             c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false, kind);
             self.conns.insert(t, c);
+            if self.cfg.max_read_rate > 0 {
+                self.set_read_rate(t, self.cfg.max_read_rate);
+            }
         }
     }
 
@@ -186,14 +189,23 @@ impl<H: Host> Engine<H> {
         if !c.connected {
             return Read::Empty;
         }
-        if c.layer.is_some() {
-            return self.read_layered(t);
+        let layered = c.layer.is_some();
+        let max = self.read_allowance(t);
+        if max == 0 {
+            return Read::Empty;
         }
-        match self.read_pool.read(&c.stream, &mut c.rbuf) {
+        if layered {
+            return self.read_layered(t, max);
+        }
+        let Some(c) = self.conns.get_mut(&t) else {
+            return Read::Gone;
+        };
+        match self.read_pool.read_at_most(&c.stream, &mut c.rbuf, max) {
             Ok(0) => c.eof = true,
             Ok(n) => {
                 self.stats.add(Stat::BytesIn, n as i64);
                 c.last_active = self.now;
+                self.charge_read(t, n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Empty,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -207,10 +219,11 @@ impl<H: Host> Engine<H> {
         Read::Data
     }
 
-    /// [`Engine::read_some`] through a TLS/WebSocket layer. What the layer
+    /// [`Engine::read_some`] through a TLS/WebSocket layer, of at most
+    /// `max` socket bytes. What the layer
     /// owes the peer (handshake records, pongs, a close) is written at the
     /// end of the loop pass.
-    fn read_layered(&mut self, t: Token) -> Read {
+    fn read_layered(&mut self, t: Token, max: usize) -> Read {
         let Some(c) = self.conns.get_mut(&t) else {
             return Read::Gone;
         };
@@ -218,13 +231,16 @@ impl<H: Host> Engine<H> {
             return Read::Empty;
         };
         let handshaking = layer.handshaking();
-        let r = layer.read(&c.stream, &mut self.read_pool, &mut c.rbuf);
+        let r = layer.read(&c.stream, &mut self.read_pool, &mut c.rbuf, max);
         let (owes, now_ready) = (layer.backlogged(), handshaking && !layer.handshaking());
         let (peer, kind) = (c.peer, c.kind);
         let read = match r {
             Ok(Got::Data(n)) => {
                 self.stats.add(Stat::BytesIn, n as i64);
                 c.last_active = self.now;
+                if let Some(b) = c.read_rate.as_mut() {
+                    b.take(n);
+                }
                 Read::Data
             }
             Ok(Got::Eof) => {

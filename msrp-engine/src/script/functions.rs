@@ -75,6 +75,13 @@ macro_rules! script_functions {
             /// accepted for stock configs: replies always go back on the
             /// connection the request came on.
             reply_flags "msrp_reply_flags" (flags: Int) kemi "reply_flags";
+            /// from now on read the current frame's connection at most this
+            /// fast, in bytes per second (0: no limit; otherwise
+            /// 1024..=1073741824, the range of `max_read_rate`, which it
+            /// overrides for this connection); see Read-rate limits. An
+            /// out-of-range value is logged as an error naming it and
+            /// returns -1 (the limit stays).
+            set_read_rate "msrp_set_read_rate" (bytes_per_second: Int) kemi "set_read_rate";
             /// panics inside Rust when `test_mode` is 1 (proves the FFI
             /// guard: the panic is logged, the function returns -1,
             /// Kamailio goes on).
@@ -106,9 +113,10 @@ impl FnError {
     /// The level the boundary logs this failure at.
     pub fn level(&self) -> log::Level {
         match self {
-            FnError::Script(ScriptError::NoFrame) | FnError::Param(_) | FnError::Setup(_) => {
-                log::Level::Error
-            }
+            // (an out-of-range rate is a config mistake, not a frame's)
+            FnError::Script(ScriptError::NoFrame | ScriptError::BadReadRate { .. })
+            | FnError::Param(_)
+            | FnError::Setup(_) => log::Level::Error,
             FnError::Script(_) => log::Level::Debug,
         }
     }
@@ -176,6 +184,11 @@ pub fn relay_flags(flags: i32) -> Outcome {
 }
 
 pub fn reply_flags(_flags: i32) -> Outcome {
+    Ok(true)
+}
+
+pub fn set_read_rate(bytes_per_second: i32) -> Outcome {
+    on_frame(|f| f.set_read_rate(i64::from(bytes_per_second)))??;
     Ok(true)
 }
 

@@ -270,14 +270,16 @@ impl Layer {
         self.replies
     }
 
-    /// One read from `stream`: TLS records are decrypted, WebSocket frames
-    /// decoded, and MSRP bytes appended to `rbuf`. Replies the layer owes
-    /// (handshake records, pongs, a close) wait in it: [`Layer::flush`].
+    /// One read from `stream` of at most `max` socket bytes: TLS records
+    /// are decrypted, WebSocket frames decoded, and MSRP bytes appended to
+    /// `rbuf`. Replies the layer owes (handshake records, pongs, a close)
+    /// wait in it: [`Layer::flush`].
     pub fn read(
         &mut self,
         stream: &Stream,
         pool: &mut ReadPool,
         rbuf: &mut BytesMut,
+        max: usize,
     ) -> Result<Got, LayerError> {
         if self.eof {
             return Ok(Got::Eof);
@@ -288,7 +290,7 @@ impl Layer {
             true => &mut self.tls_in,
             false => &mut self.ws_in,
         };
-        let blocked = match pool.read(stream, raw) {
+        let blocked = match pool.read_at_most(stream, raw, max) {
             Ok(0) => {
                 self.eof = true;
                 false

@@ -12,7 +12,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 
 mod pump;
 pub use pump::serve;
@@ -84,6 +84,23 @@ impl Drop for ProxyChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// When this process was started as the proxy child (first argument
+/// [`CHILD_ARG`]), serves and returns its exit status; `None` otherwise.
+/// `prog` names the executable in error messages.
+pub fn child_mode(prog: &str) -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) != Some(CHILD_ARG) {
+        return None;
+    }
+    Some(match child_main(&args[1..]) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{prog} {CHILD_ARG}: {e}");
+            ExitCode::FAILURE
+        }
+    })
 }
 
 /// Body of the child: `args` = [BIND_IP, DEST]. Prints the bound address on

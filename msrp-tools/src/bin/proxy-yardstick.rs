@@ -192,10 +192,14 @@ fn large(o: &Cli, p: &dyn Proxy, sink: &Sink, pattern: &Pattern) -> Result<(f64,
     Ok(((c1 - c0) * GIB / t.bytes as f64, t.mb_per_s()))
 }
 
+/// "median (min-max)", or "n/a" for no values.
 fn median_range(v: &[f64]) -> String {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
+    if n == 0 {
+        return format!("{:>7}", "n/a");
+    }
     let median = if n % 2 == 1 {
         s[n / 2]
     } else {
@@ -204,8 +208,14 @@ fn median_range(v: &[f64]) -> String {
     format!("{median:7.2} ({:.2}-{:.2})", s[0], s[n - 1])
 }
 
+/// Per-round ratios; a round whose reference figure is 0 (no 10 ms CPU
+/// tick counted in a short transfer) has none.
 fn ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
-    a.iter().zip(b).map(|(x, y)| x / y).collect()
+    a.iter()
+        .zip(b)
+        .filter(|(_, y)| **y > 0.0)
+        .map(|(x, y)| x / y)
+        .collect()
 }
 
 fn run(o: &Cli) -> Result<(), String> {

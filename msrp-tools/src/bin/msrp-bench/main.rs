@@ -88,16 +88,9 @@ fn bench_main(o: &Opts) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
     // The TCP proxy baseline is this executable run again (tcpproxy).
-    if args.first().map(String::as_str) == Some(tcpproxy::CHILD_ARG) {
-        return match tcpproxy::child_main(&args[1..]) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("msrp-bench {}: {e}", tcpproxy::CHILD_ARG);
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) = tcpproxy::child_mode("msrp-bench") {
+        return code;
     }
     // Usage errors exit 2, --help 0 (clap::Error::exit).
     let cli = Cli::parse();

@@ -127,6 +127,16 @@ macro_rules! modparams {
                 default: 16_777_216, range: 1024..=1_073_741_824,
                 special: 0 => "no limit", set: ws_max_message,
             }
+            /// `IP` or `IP:PORT` of the DNS server next-hop host names are resolved with (port 53 by default), instead of the `nameserver`s of `/etc/resolv.conf`; `/etc/hosts` and the search list still apply
+            DnsServer "dns_server" string {
+                parse: dns_server, default: "the servers of /etc/resolv.conf", set: dns.server,
+            }
+            /// seconds a next-hop name lookup may take (all servers and attempts); the request waits meanwhile, then fails as unreachable (REPORT 408)
+            DnsTimeout "dns_timeout" int { default: 5, range: 1..=60, set: dns.timeout }
+            /// name lookups in flight at once per worker; more names wait in a queue (at most `dns_timeout`)
+            DnsConcurrency "dns_concurrency" int { default: 16, range: 1..=1024, set: dns.concurrency }
+            /// longest time, seconds, a failed lookup (NXDOMAIN, no answer) is remembered; NXDOMAIN is remembered for the zone's negative TTL when shorter
+            DnsNegativeTtl "dns_negative_ttl" int { default: 5, range: 0..=3600, set: dns.negative_ttl }
             /// 1 enables `msrp_test_panic()` (test-suite only)
             TestMode "test_mode" int { default: 0, range: 0..=1, set: test_mode }
             /// accepted for stock `msrp` configs: the connection map is always on and expires its entries itself
@@ -235,6 +245,21 @@ pub struct Config {
     pub ws_origins: Vec<String>,
     /// Largest WebSocket message a client may send (0: no limit).
     pub ws_max_message: usize,
+    /// Next-hop name resolution (`dns_*`).
+    pub dns: DnsConfig,
+}
+
+/// How next-hop host names are resolved (see [`crate::dns`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Instead of `/etc/resolv.conf`'s name servers.
+    pub server: Option<SocketAddr>,
+    /// Longest a lookup may take.
+    pub timeout: Duration,
+    /// Lookups in flight per worker.
+    pub concurrency: usize,
+    /// Longest a failure is cached.
+    pub negative_ttl: Duration,
 }
 
 /// A listening address and the transport spoken on it.
@@ -298,6 +323,7 @@ impl ConfigBuilder {
                 tls: TlsSettings::default(),
                 ws_origins: Vec::new(),
                 ws_max_message: 0,
+                dns: DnsConfig::default(),
             },
             errors: Vec::new(),
         };
@@ -402,6 +428,24 @@ fn alias_name(s: &str) -> Result<String, ConfigError> {
 
 fn use_path_host(s: &str) -> Result<Option<String>, ConfigError> {
     Ok(Some(s.trim().to_string()))
+}
+
+/// `dns_server`: `IP` or `IP:PORT` (IPv6 with a port in brackets); empty
+/// means the system's servers.
+fn dns_server(s: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let v = s.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let bad = || ConfigError::BadChoice {
+        name: "dns_server",
+        value: v.to_string(),
+        allowed: "IP or IP:PORT (e.g. 127.0.0.53, 10.0.0.2:5353, [::1]:53)",
+    };
+    if let Ok(ip) = v.parse::<std::net::IpAddr>() {
+        return Ok(Some(SocketAddr::new(ip, 53)));
+    }
+    v.parse::<SocketAddr>().map(Some).map_err(|_| bad())
 }
 
 /// `event_callback`: empty means "use the event route".

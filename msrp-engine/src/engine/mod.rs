@@ -28,6 +28,7 @@
 mod dial;
 mod frames;
 mod pump;
+mod resolve;
 mod wire;
 
 use std::io;
@@ -67,6 +68,8 @@ pub trait Host {
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Token of the transaction timer's wake-up descriptor.
 const WAKE: Token = Token(usize::MAX);
+/// Token of the resolver thread's waker (answers are back).
+const DNS: Token = Token(usize::MAX - 1);
 
 pub struct Engine<H: Host> {
     poll: Poll,
@@ -98,6 +101,10 @@ pub struct Engine<H: Host> {
     /// index): requests for a session another worker holds go over them.
     worker: usize,
     links: HashMap<usize, Token>,
+    /// Next-hop name lookups, off the loop.
+    dns: crate::dns::Dns,
+    /// The answer being handed to the requests that waited for it.
+    dns_fresh: Option<(String, crate::dns::Answer)>,
 }
 
 impl<H: Host> Engine<H> {
@@ -144,6 +151,8 @@ impl<H: Host> Engine<H> {
             last_sweep: Instant::now(),
             worker: 0,
             links: HashMap::default(),
+            dns: crate::dns::Dns::new(&cfg.dns),
+            dns_fresh: None,
         })
     }
 
@@ -215,6 +224,8 @@ impl<H: Host> Engine<H> {
                 let t = ev.token();
                 if t == WAKE {
                     self.guarded(t, |s| s.on_timer());
+                } else if t == DNS {
+                    self.guarded(t, |s| s.on_dns());
                 } else if t.0 < self.listeners.len() {
                     self.guarded(t, |s| s.accept(t.0));
                 } else {
@@ -259,6 +270,9 @@ impl<H: Host> Engine<H> {
             s.tracker.expire(now);
             s.apply_outputs();
         });
+        if self.dns_due() {
+            self.guarded(DNS, |s| s.on_dns());
+        }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.sweep_idle(now);

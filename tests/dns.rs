@@ -5,7 +5,8 @@
 //! request: a 408 response) and a log line naming the host, and is cached
 //! briefly; a resolver that never answers, or answers late, stalls only
 //! the requests that need it: a pair relayed on the same worker keeps its
-//! round trip under 50 ms meanwhile.
+//! round trip under 50 ms meanwhile; `/etc/hosts` answers before the
+//! server.
 
 mod common;
 
@@ -68,6 +69,38 @@ fn a_name_that_resolves_is_relayed_to_and_cached_for_its_ttl() {
         asked,
         "no second query within the TTL (60 s)"
     );
+}
+
+/// A name `/etc/hosts` maps to 127.0.0.1 (other than `localhost`, which
+/// resolvers answer without looking; `localhost` when there is none).
+fn hosts_name() -> String {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    hosts
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next()? == "127.0.0.1").then(|| f.map(str::to_string).collect::<Vec<_>>())
+        })
+        .flatten()
+        .find(|n| !n.eq_ignore_ascii_case("localhost"))
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[test]
+fn etc_hosts_answers_before_the_dns_server() {
+    let _serial = serial();
+    // the fake server would never answer: only /etc/hosts can
+    let name = hosts_name();
+    let dns = FakeDns::start(&[(name.as_str(), Zone::Silent)]);
+    let k = relay_with(&dns, 3);
+    let b = Endpoint::bind().unwrap();
+    let b_uri = format!("msrp://{name}:{}/bob;tcp", b.addr().port());
+    let mut a = Client::connect(&k);
+    let t0 = Instant::now();
+    relay_small_send(&k, &mut a, &b, &b_uri, None, b"hosts");
+    eprintln!("{name} from /etc/hosts: relayed in {:?}", t0.elapsed());
+    assert_eq!(dns.queries(&name), 0, "{name} was asked of the DNS server");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! Kamailio child and its logger is not thread-safe); everything worth a
 //! log line is in the answer, which the event loop logs.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -80,30 +80,33 @@ fn run(
         }
     };
     rt.block_on(async move {
-        let resolver = build(&settings).map(Arc::new);
+        let resolver = Arc::new(build(&settings));
         while let Some(name) = names.recv().await {
-            match &resolver {
-                Err(why) => answer(name, Found::Failed(why.clone(), None)),
-                Ok(r) => {
-                    let (r, answer) = (r.clone(), answer.clone());
-                    tokio::spawn(async move {
-                        let found = lookup(&r, &name, settings.timeout).await;
-                        answer(name, found);
-                    });
-                }
-            }
+            let (r, answer) = (resolver.clone(), answer.clone());
+            tokio::spawn(async move {
+                let found = lookup(&r, &name, settings.timeout).await;
+                answer(name, found);
+            });
         }
     });
 }
 
 /// The resolver an operator expects: `/etc/resolv.conf` (servers, search
-/// list, ndots, timeout, attempts) and `/etc/hosts`; `dns_server` replaces
-/// the servers only; no attempt outlives `dns_timeout`.
-fn build(s: &Settings) -> Result<TokioResolver, String> {
+/// list, ndots, timeout, attempts; without one the server on 127.0.0.1,
+/// as glibc does) and `/etc/hosts`; `dns_server` replaces the servers only;
+/// no attempt outlives `dns_timeout`.
+fn build(s: &Settings) -> TokioResolver {
     let (system, mut opts) = match hickory_resolver::system_conf::read_system_conf() {
         Ok(c) => c,
-        Err(_) if s.server.is_some() => (ResolverConfig::new(), ResolverOpts::default()),
-        Err(e) => return Err(format!("cannot read /etc/resolv.conf: {e}")),
+        // like glibc without a resolv.conf: the local server (resolv.conf(5))
+        Err(_) => (
+            ResolverConfig::from_parts(
+                None,
+                Vec::new(),
+                NameServerConfigGroup::from_ips_clear(&[Ipv4Addr::LOCALHOST.into()], 53, true),
+            ),
+            ResolverOpts::default(),
+        ),
     };
     let config = match s.server {
         Some(a) => ResolverConfig::from_parts(
@@ -115,11 +118,9 @@ fn build(s: &Settings) -> Result<TokioResolver, String> {
     };
     opts.use_hosts_file = ResolveHosts::Always;
     opts.timeout = opts.timeout.min(s.timeout);
-    Ok(
-        TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-            .with_options(opts)
-            .build(),
-    )
+    TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+        .with_options(opts)
+        .build()
 }
 
 async fn lookup(r: &TokioResolver, name: &str, timeout: Duration) -> Found {

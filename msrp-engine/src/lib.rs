@@ -14,6 +14,7 @@ pub mod config;
 pub mod conn;
 pub mod dns;
 pub mod engine;
+pub mod fixed;
 pub mod forward;
 pub mod io;
 pub mod net;

@@ -249,19 +249,6 @@ pub struct Config {
     pub dns: DnsConfig,
 }
 
-/// How next-hop host names are resolved (see [`crate::dns`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DnsConfig {
-    /// Instead of `/etc/resolv.conf`'s name servers.
-    pub server: Option<SocketAddr>,
-    /// Longest a lookup may take.
-    pub timeout: Duration,
-    /// Lookups in flight per worker.
-    pub concurrency: usize,
-    /// Longest a failure is cached.
-    pub negative_ttl: Duration,
-}
-
 /// A listening address and the transport spoken on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {
@@ -276,9 +263,12 @@ impl std::fmt::Display for Listen {
 }
 
 mod decl;
+mod dns;
 mod tls;
 
 pub use decl::{FromInt, IntSpec, Param, ParamDecl, ParamKind, ParamValue, PARAMS};
+use dns::dns_server;
+pub use dns::DnsConfig;
 use tls::{check_tls, file_path, origin, tls_version, verify_client};
 pub use tls::{TlsSettings, TlsVersion, VerifyClient};
 
@@ -428,24 +418,6 @@ fn alias_name(s: &str) -> Result<String, ConfigError> {
 
 fn use_path_host(s: &str) -> Result<Option<String>, ConfigError> {
     Ok(Some(s.trim().to_string()))
-}
-
-/// `dns_server`: `IP` or `IP:PORT` (IPv6 with a port in brackets); empty
-/// means the system's servers.
-fn dns_server(s: &str) -> Result<Option<SocketAddr>, ConfigError> {
-    let v = s.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    let bad = || ConfigError::BadChoice {
-        name: "dns_server",
-        value: v.to_string(),
-        allowed: "IP or IP:PORT (e.g. 127.0.0.53, 10.0.0.2:5353, [::1]:53)",
-    };
-    if let Ok(ip) = v.parse::<std::net::IpAddr>() {
-        return Ok(Some(SocketAddr::new(ip, 53)));
-    }
-    v.parse::<SocketAddr>().map(Some).map_err(|_| bad())
 }
 
 /// `event_callback`: empty means "use the event route".

@@ -27,9 +27,11 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A relay asking `dns`, with kex for the counters.
 fn relay_with(dns: &FakeDns, timeout: i64) -> Kamailio {
     Kamailio::start(
         RelayOpts::default()
+            .global(&format!("loadmodule \"{}kex.so\"", kamailio_modules()))
             .modparam_str("dns_server", &dns.addr().to_string())
             .modparam_int("dns_timeout", timeout),
     )
@@ -69,6 +71,8 @@ fn a_name_that_resolves_is_relayed_to_and_cached_for_its_ttl() {
         asked,
         "no second query within the TTL (60 s)"
     );
+    assert_eq!(relay_stat(&k, "dns_lookups"), 1);
+    assert_eq!(relay_stat(&k, "dns_failures"), 0);
 }
 
 /// A name `/etc/hosts` maps to 127.0.0.1 (other than `localhost`, which
@@ -125,6 +129,8 @@ fn nxdomain_reports_408_names_the_host_and_is_cached_briefly() {
         k.log_tail(30)
     );
     assert!(asked[0] >= 1, "the relay asked the fake server");
+    assert_eq!(relay_stat(&k, "dns_lookups"), 1);
+    assert_eq!(relay_stat(&k, "dns_failures"), 1);
     assert_eq!(
         asked[1], asked[0],
         "the failure is cached (dns_negative_ttl 5 s)"

@@ -34,11 +34,13 @@ pub enum Stat {
     TlsHandshakeFailures,
     TlsErrors,
     WsProtocolErrors,
+    DnsLookups,
+    DnsFailures,
 }
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 28] = [
+    pub const ALL: [(&'static str, &'static str); 30] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -87,6 +89,14 @@ impl Stat {
         (
             "ws_protocol_errors",
             "WebSocket upgrades refused and connections closed for bad frames",
+        ),
+        (
+            "dns_lookups",
+            "next-hop host names looked up (not in the cache)",
+        ),
+        (
+            "dns_failures",
+            "lookups that failed (NXDOMAIN, no address, no answer within dns_timeout)",
         ),
     ];
 

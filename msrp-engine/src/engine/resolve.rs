@@ -13,6 +13,7 @@ use crate::conn::Incoming;
 use crate::dns::{Answer, Waiter};
 use crate::forward::{Parked, Route};
 use crate::route::{self, Target};
+use crate::stats::Stat;
 
 /// Why a request has no connection to go out on (yet).
 pub(super) enum NoDest {
@@ -76,9 +77,13 @@ impl<H: Host> Engine<H> {
         let now = self.now;
         let answers = self.dns.answers(now, self.poll.registry(), DNS);
         for (name, answer, waiters) in answers {
+            self.stats.add(Stat::DnsLookups, 1);
             match &answer {
                 Ok(ip) => log::debug!("next hop {name} resolved to {ip}"),
-                Err(why) => log::warn!("next hop {name} did not resolve: {why}"),
+                Err(why) => {
+                    self.stats.add(Stat::DnsFailures, 1);
+                    log::warn!("next hop {name} did not resolve: {why}");
+                }
             }
             for w in waiters {
                 self.resume(w, answer.clone());

@@ -80,9 +80,9 @@ impl Dns {
         !self.local.is_empty()
     }
 
-    /// Whether names wait for a free lookup slot (they may time out).
-    pub fn has_queued(&self) -> bool {
-        self.state.load().1 > 0
+    /// Whether names wait for an answer (they may time out).
+    pub fn is_waiting(&self) -> bool {
+        self.state.is_waiting()
     }
 
     /// The answers that arrived, each with the requests that waited for it;
@@ -111,9 +111,19 @@ impl Dns {
         out
     }
 
-    /// Requests whose name waited in the queue past `dns_timeout`.
-    pub fn expire(&mut self, now: Instant) -> Vec<(Waiter, String)> {
-        self.state.expire(now)
+    /// Requests whose name waited past its deadline (see
+    /// [`DnsState::expire`]); names queued behind them are started.
+    pub fn expire(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        token: Token,
+    ) -> Vec<(Waiter, String)> {
+        let late = self.state.expire(now);
+        for name in self.state.take_starts() {
+            self.send(name, registry, token);
+        }
+        late
     }
 
     /// Hands `name` to the thread (started the first time; `token`: the

@@ -41,10 +41,16 @@ struct Entry {
     expires: Instant,
 }
 
+/// How much longer than `timeout` the loop waits for a lookup in flight
+/// before it fails it itself (the thread bounds each lookup by `timeout`;
+/// this only matters if the thread stopped answering).
+const GRACE: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 struct Pending {
     waiters: Vec<Waiter>,
-    /// Queued (not yet handed to the thread) lookups fail after this.
+    /// Queued: the name fails at this time unless it started; started: the
+    /// loop gives up on the thread's answer at this time.
     deadline: Instant,
     started: bool,
 }
@@ -111,7 +117,7 @@ impl DnsState {
             },
         );
         self.queue.push_back(name.to_string());
-        self.start_queued();
+        self.start_queued(now);
     }
 
     /// Names to hand to the resolver thread (taken).
@@ -160,27 +166,40 @@ impl DnsState {
             }
             None => Vec::new(),
         };
-        self.start_queued();
+        self.start_queued(now);
         (answer, waiters)
     }
 
-    /// Queued names whose wait passed `timeout` at `now`: they are dropped
-    /// and their waiters returned with the failure (lookups in flight end
-    /// by the thread's own timeout).
+    /// Names whose wait passed their deadline at `now`: queued ones after
+    /// `timeout` without a free slot, started ones `timeout` + 2 s without an
+    /// answer from the thread. They are dropped (and remembered as failed)
+    /// and their waiters returned with the reason.
     pub fn expire(&mut self, now: Instant) -> Vec<(Waiter, String)> {
+        let late: Vec<(String, bool)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(n, p)| (n.clone(), p.started))
+            .collect();
+        // out of the queue first: a slot freed below must not start them
+        self.queue
+            .retain(|n| !late.iter().any(|(l, started)| !started && l == n));
         let mut out = Vec::new();
-        let pending = &mut self.pending;
-        self.queue.retain(|name| {
-            let late = pending.get(name).is_none_or(|p| p.deadline <= now);
-            if late {
-                if let Some(p) = pending.remove(name) {
-                    let why = format!("{name}: no resolver free within dns_timeout");
-                    out.extend(p.waiters.into_iter().map(|w| (w, why.clone())));
-                }
-            }
-            !late
-        });
+        for (name, started) in late {
+            let why = if started {
+                format!("{name}: no answer from the resolver thread")
+            } else {
+                format!("{name}: no resolver free within dns_timeout")
+            };
+            let (_, waiters) = self.answered(&name, Found::Failed(why.clone(), None), now);
+            out.extend(waiters.into_iter().map(|w| (w, why.clone())));
+        }
         out
+    }
+
+    /// Whether any name waits for an answer.
+    pub fn is_waiting(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Failures are remembered briefly: the zone's negative TTL, at most
@@ -192,13 +211,14 @@ impl DnsState {
         now + d
     }
 
-    fn start_queued(&mut self) {
+    fn start_queued(&mut self, now: Instant) {
         while self.in_flight < self.limits.concurrency {
             let Some(name) = self.queue.pop_front() else {
                 return;
             };
             if let Some(p) = self.pending.get_mut(&name) {
                 p.started = true;
+                p.deadline = now + self.limits.timeout + GRACE;
                 self.in_flight += 1;
                 self.to_start.push(name);
             }

@@ -164,3 +164,45 @@ fn queued_names_fail_after_the_timeout_but_lookups_in_flight_wait_for_the_thread
     assert_eq!(s.cached("z", t0), Some(Ok(ip("10.0.0.9"))));
     assert_eq!(s.load(), (0, 0));
 }
+
+#[test]
+fn a_lookup_the_thread_never_answers_fails_after_timeout_and_grace() {
+    let t0 = Instant::now();
+    let mut s = state(1);
+    s.wait("a", w(1), t0);
+    s.wait("b", w(2), t0);
+    assert_eq!(s.take_starts(), vec!["a".to_string()]);
+    // "b" waited its 5 s in the queue
+    let late = s.expire(t0 + Duration::from_secs(5));
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].0, w(2));
+    // "a": 5 s timeout + 2 s grace
+    assert!(s.expire(t0 + Duration::from_millis(6999)).is_empty());
+    let late = s.expire(t0 + Duration::from_secs(7));
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].0, w(1));
+    assert!(late[0].1.contains("a: no answer from the resolver thread"));
+    assert_eq!(s.load(), (0, 0));
+    assert!(!s.is_waiting());
+    // both are remembered as failed; a late answer is cached all the same
+    assert!(s
+        .cached("a", t0 + Duration::from_secs(7))
+        .is_some_and(|a| a.is_err()));
+    let (_, waiters) = s.answered(
+        "a",
+        Found::Addrs(vec![ip("10.0.0.1")], t0 + Duration::from_secs(60)),
+        t0 + Duration::from_secs(8),
+    );
+    assert!(waiters.is_empty());
+    assert_eq!(s.load(), (0, 0), "no slot freed twice");
+    // a slot freed by an expiry starts the next queued name
+    s.wait("c", w(3), t0);
+    s.wait("d", w(4), t0);
+    assert_eq!(s.take_starts(), vec!["c".to_string()]);
+    s.expire(t0 + Duration::from_secs(7));
+    assert_eq!(
+        s.take_starts(),
+        Vec::<String>::new(),
+        "d expired in the queue at 5 s"
+    );
+}

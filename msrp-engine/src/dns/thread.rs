@@ -127,8 +127,8 @@ async fn lookup(r: &TokioResolver, name: &str, timeout: Duration) -> Found {
     match tokio::time::timeout(timeout, r.lookup_ip(name)).await {
         Err(_) => Found::Failed(
             format!(
-                "{name}: no answer from the resolver within dns_timeout ({} ms)",
-                timeout.as_millis()
+                "{name}: no answer from the resolver within dns_timeout ({} s)",
+                timeout.as_secs()
             ),
             None,
         ),

@@ -89,7 +89,8 @@ impl<H: Host> Engine<H> {
                 self.resume(w, answer.clone());
             }
         }
-        for (w, why) in self.dns.expire(now) {
+        let late = self.dns.expire(now, self.poll.registry(), DNS);
+        for (w, why) in late {
             log::warn!("{why}");
             self.resume(w, Err(why));
         }
@@ -97,7 +98,7 @@ impl<H: Host> Engine<H> {
 
     /// Whether [`Engine::on_dns`] has work without a wake-up.
     pub(super) fn dns_due(&self) -> bool {
-        self.dns.has_local() || self.dns.has_queued()
+        self.dns.has_local() || self.dns.is_waiting()
     }
 
     /// Forwards the request `w` parked (if its connection still waits for

@@ -128,6 +128,7 @@ fn every_declared_parameter_is_accepted() {
             ("tls_verify_client", _) => opts.modparam_str(d.name, "optional"),
             ("tls_min_version", _) => opts.modparam_str(d.name, "1.2"),
             ("ws_allowed_origins", _) => opts.modparam_str(d.name, "https://chat.example.com"),
+            ("dns_server", _) => opts.modparam_str(d.name, "127.0.0.1:53"),
             (name, kind) => panic!("no test value for {name} ({kind:?})"),
         };
     }

@@ -137,6 +137,16 @@ macro_rules! modparams {
                 default: 3, range: 1..=1000,
                 special: 0 => "never close", set: max_auth_failures,
             }
+            /// `IP` or `IP:PORT` of the DNS server next-hop host names are resolved with (port 53 by default), instead of the `nameserver`s of `/etc/resolv.conf`; `/etc/hosts` and the search list still apply
+            DnsServer "dns_server" string {
+                parse: dns_server, default: "the servers of /etc/resolv.conf", set: dns.server,
+            }
+            /// seconds a next-hop name lookup may take (all servers and attempts); the request waits meanwhile, then fails as unreachable (REPORT 408)
+            DnsTimeout "dns_timeout" int { default: 5, range: 1..=60, set: dns.timeout }
+            /// name lookups in flight at once per worker; more names wait in a queue (at most `dns_timeout`)
+            DnsConcurrency "dns_concurrency" int { default: 16, range: 1..=1024, set: dns.concurrency }
+            /// longest time, seconds, a failed lookup (NXDOMAIN, no answer) is remembered; NXDOMAIN is remembered for the zone's negative TTL when shorter
+            DnsNegativeTtl "dns_negative_ttl" int { default: 5, range: 0..=3600, set: dns.negative_ttl }
             /// 1 enables `msrp_test_panic()` (test-suite only)
             TestMode "test_mode" int { default: 0, range: 0..=1, set: test_mode }
             /// accepted for stock `msrp` configs: the connection map is always on and expires its entries itself
@@ -261,6 +271,8 @@ pub struct Config {
     pub max_read_rate: u64,
     /// Failed AUTHs that close a connection (0: never).
     pub max_auth_failures: u32,
+    /// Next-hop name resolution (`dns_*`).
+    pub dns: DnsConfig,
 }
 
 /// A listening address, the transport spoken on it and (`tls:`/`wss:`)
@@ -279,9 +291,12 @@ impl std::fmt::Display for Listen {
 }
 
 mod decl;
+mod dns;
 mod tls;
 
 pub use decl::{FromInt, IntSpec, Param, ParamDecl, ParamKind, ParamValue, PARAMS};
+use dns::dns_server;
+pub use dns::DnsConfig;
 use tls::{check_tls, file_path, origin, tls_version, verify_client};
 pub use tls::{ListenTls, ServerPolicy, TlsSettings, TlsVersion, VerifyClient};
 
@@ -328,6 +343,7 @@ impl ConfigBuilder {
                 ws_max_message: 0,
                 max_read_rate: 0,
                 max_auth_failures: 0,
+                dns: DnsConfig::default(),
             },
             errors: Vec::new(),
         };

@@ -86,6 +86,9 @@ pub enum Incoming {
     Forward(Box<Forward>),
     /// The frame is not forwarded: swallow it up to its end-line.
     Discard,
+    /// The request waits for its next hop's name to resolve; nothing more
+    /// is parsed from this connection meanwhile.
+    Resolving(Box<crate::forward::Parked>),
 }
 
 pub struct Conn {

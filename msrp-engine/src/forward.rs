@@ -10,8 +10,33 @@ use mio::Token;
 use msrp_core::build::{self, ChunkHeads};
 use msrp_core::{ChunkEvent, Chunker, EndFlag, FrameHead, StartLine};
 
+use crate::script::Dst;
 use crate::tid::TidGen;
 use crate::tracker::{InId, Return};
+
+/// What the script chose for a request it relays.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub dst: Option<Dst>,
+    pub flags: u32,
+    /// The script answered the request itself.
+    pub replied: bool,
+    /// Body length, when the body was complete before the route ran.
+    pub known_len: Option<u64>,
+}
+
+/// A request whose next hop's host name is being resolved (see
+/// [`crate::dns`]): its connection is not read further (the body stays
+/// unparsed in the read buffer) until the answer is back, then it is
+/// forwarded as if it had just arrived, the script not run again.
+pub struct Parked {
+    pub head: FrameHead,
+    pub route: Route,
+    /// The name it waits for, and its ticket with the resolver (a reused
+    /// connection token does not take another request's answer).
+    pub name: String,
+    pub ticket: u64,
+}
 
 pub struct Forward {
     /// `None` once the next hop failed: the rest of the frame is swallowed

@@ -2,7 +2,7 @@
 //! names this relay, what a request to forward carries, where its next hop
 //! is. No engine and no socket in here.
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use msrp_core::{ByteRange, FailureReport, FrameHead, MsrpUri};
@@ -10,13 +10,15 @@ use msrp_core::{ByteRange, FailureReport, FrameHead, MsrpUri};
 use crate::config::Config;
 
 /// Why a request is not forwarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotForwarded {
     /// Answer the previous hop with this code (unless it asked for no
     /// responses).
     Respond(u16, &'static str),
     /// Nothing to answer (not a request the relay can route).
     Silently,
+    /// Not yet: its next hop's host name (lower case) is being resolved.
+    Resolving(String),
 }
 
 /// What the relay needs of a request it forwards.
@@ -272,12 +274,36 @@ impl std::fmt::Display for NextHop {
     }
 }
 
-/// The next hop of an MSRP URI (RFC 4975 §6: host and port of the URI;
-/// default port 2855; `msrps`: over TLS). Names are resolved with the
-/// system resolver. A `;ws` URI is a WebSocket client (RFC 7977): the
-/// relay never dials one, it is reached only over its own connection (its
-/// session), so it is unreachable here.
-pub fn resolve(uri: &[u8]) -> Result<NextHop, String> {
+/// The next hop of an MSRP URI before any lookup: an address, or a host
+/// name to resolve (off the event loop, see [`crate::dns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Addr(NextHop),
+    /// A host name (lower case), its port, and whether over TLS.
+    Name {
+        name: String,
+        port: u16,
+        secure: bool,
+    },
+}
+
+impl Target {
+    /// The next hop of a named target once its name resolved to `ip`; TLS
+    /// verifies the name as written (RFC 4975 §14.2, RFC 6125).
+    pub fn at(name: &str, port: u16, secure: bool, ip: IpAddr) -> NextHop {
+        NextHop {
+            addr: SocketAddr::new(ip, port),
+            tls: secure.then(|| name.to_string()),
+        }
+    }
+}
+
+/// Where an MSRP URI's next hop is (RFC 4975 §6: host and port of the URI;
+/// default port 2855; `msrps`: over TLS); an IP literal takes no lookup. A
+/// `;ws` URI is a WebSocket client (RFC 7977): the relay never dials one,
+/// it is reached only over its own connection (its session), so it is
+/// unreachable here.
+pub fn target(uri: &[u8]) -> Result<Target, String> {
     let u = MsrpUri::parse(uri).map_err(|e| e.to_string())?;
     if u.transport.eq_ignore_ascii_case("ws") || u.transport.eq_ignore_ascii_case("wss") {
         return Err(
@@ -293,22 +319,23 @@ pub fn resolve(uri: &[u8]) -> Result<NextHop, String> {
         ));
     }
     let port = u.port_or_default();
-    let (addr, name) = match &u.host {
-        msrp_core::Host::Ipv4(a) => (SocketAddr::from((*a, port)), a.to_string()),
-        msrp_core::Host::Ipv6(a) => (SocketAddr::from((*a, port)), a.to_string()),
-        msrp_core::Host::Name(n) => (
-            (n.as_str(), port)
-                .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve {n}: {e}"))?
-                .next()
-                .ok_or_else(|| format!("{n} has no address"))?,
-            n.clone(),
-        ),
+    let ip = match &u.host {
+        msrp_core::Host::Ipv4(a) => IpAddr::V4(*a),
+        msrp_core::Host::Ipv6(a) => IpAddr::V6(*a),
+        msrp_core::Host::Name(n) => {
+            return Ok(Target::Name {
+                name: n.to_ascii_lowercase(),
+                port,
+                secure: u.secure,
+            })
+        }
     };
-    Ok(NextHop {
-        addr,
-        tls: u.secure.then_some(name),
-    })
+    Ok(Target::Addr(Target::at(
+        &ip.to_string(),
+        port,
+        u.secure,
+        ip,
+    )))
 }
 
 /// The body of the frame `tid` when it is already complete in `rbuf` (what

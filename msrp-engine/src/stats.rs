@@ -41,11 +41,13 @@ pub enum Stat {
     ConnectionsWss,
     SessionsActive,
     BytesQueued,
+    DnsLookups,
+    DnsFailures,
 }
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 35] = [
+    pub const ALL: [(&'static str, &'static str); 37] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -115,6 +117,14 @@ impl Stat {
             "sessions in the connection map (AUTH Use-Path)",
         ),
         ("bytes_queued", "bytes waiting in the relay's output queues"),
+        (
+            "dns_lookups",
+            "next-hop host names looked up (not in the cache)",
+        ),
+        (
+            "dns_failures",
+            "lookups that failed (NXDOMAIN, no address, no answer within dns_timeout)",
+        ),
     ];
 
     /// The open-connections gauge of `transport`.

@@ -57,14 +57,24 @@ fn write(level: Level, file: &str, line: u32, func: &str, msg: &str) {
 
 struct KamailioLogger;
 
+/// Whether this is the process's main thread (its thread ID is the process
+/// ID). Kamailio's logger is not thread-safe; the worker's resolver thread
+/// (msrp-engine's `dns`) and the crates it runs (tokio, mio, hickory) must
+/// never reach it: their lines are dropped (the engine logs what matters
+/// of their answers on the loop).
+fn on_main_thread() -> bool {
+    // SAFETY: gettid and getpid have no preconditions and cannot fail.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
 impl log::Log for KamailioLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        enabled(metadata.level().into())
+        enabled(metadata.level().into()) && on_main_thread()
     }
 
     fn log(&self, record: &log::Record<'_>) {
         let level = record.level().into();
-        if !enabled(level) {
+        if !enabled(level) || !on_main_thread() {
             return;
         }
         let msg = record.args().to_string();

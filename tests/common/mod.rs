@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 pub mod chunks;
+pub mod fakedns;
 
 pub use msrp_tools::body::{hex, BodyGen};
 pub use msrp_tools::kamailio::{

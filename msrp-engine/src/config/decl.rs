@@ -7,8 +7,8 @@ use std::ffi::CStr;
 use std::time::Duration;
 
 use super::{
-    alias_name, callback_name, file_path, origin, parse_listen, tls_version, use_path_host,
-    verify_client, ConfigBuilder, ConfigError,
+    alias_name, callback_name, dns_server, file_path, origin, parse_listen, tls_version,
+    use_path_host, verify_client, ConfigBuilder, ConfigError,
 };
 
 /// An integer parameter's default and allowed values.

@@ -434,3 +434,44 @@ fn listener_tls_options_override_the_global_policy() {
         ]
     );
 }
+
+#[test]
+fn dns_parameters() {
+    use ParamValue::{Int, Str};
+    let c = built(&[]).expect("defaults");
+    assert_eq!(c.dns.server, None, "the servers of /etc/resolv.conf");
+    assert_eq!(c.dns.timeout, Duration::from_secs(5));
+    assert_eq!(c.dns.concurrency, 16);
+    assert_eq!(c.dns.negative_ttl, Duration::from_secs(5));
+    let server = |v: &str| built(&[(Param::DnsServer, Str(v))]).map(|c| c.dns.server);
+    assert_eq!(
+        server("127.0.0.53").unwrap(),
+        Some("127.0.0.53:53".parse().unwrap())
+    );
+    assert_eq!(
+        server(" 10.0.0.2:5353 ").unwrap(),
+        Some("10.0.0.2:5353".parse().unwrap())
+    );
+    assert_eq!(server("::1").unwrap(), Some("[::1]:53".parse().unwrap()));
+    assert_eq!(
+        server("[::1]:5300").unwrap(),
+        Some("[::1]:5300".parse().unwrap())
+    );
+    assert_eq!(server("").unwrap(), None);
+    let mut b = ConfigBuilder::new();
+    let e = b
+        .set(Param::DnsServer, Str("dns.example.com"))
+        .expect_err("a name is refused");
+    assert!(e.to_string().contains("dns_server"), "{e}");
+    let c = built(&[
+        (Param::DnsTimeout, Int(2)),
+        (Param::DnsConcurrency, Int(1)),
+        (Param::DnsNegativeTtl, Int(0)),
+    ])
+    .expect("in range");
+    assert_eq!(c.dns.timeout, Duration::from_secs(2));
+    assert_eq!(c.dns.concurrency, 1);
+    assert_eq!(c.dns.negative_ttl, Duration::ZERO);
+    let e = errors(&[(Param::DnsTimeout, Int(0)), (Param::DnsConcurrency, Int(0))]);
+    assert_eq!(e.len(), 2, "{e:?}");
+}

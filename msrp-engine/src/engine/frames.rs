@@ -9,9 +9,10 @@ use mio::Token;
 use msrp_core::build::ChunkHeads;
 use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead, Header};
 
+use super::resolve::NoDest;
 use super::{Engine, Host};
 use crate::conn::Incoming;
-use crate::forward::{self, Forward};
+use crate::forward::{self, Forward, Route};
 use crate::report::{self, ReportOrder};
 use crate::route::{self, Bound, Hop, NotForwarded, Plan, Request};
 use crate::script::{self, Actions, Dst, FrameCtx};
@@ -22,16 +23,6 @@ use crate::txtable::Cause;
 /// The connection a request goes out on, and the ID of the connection on
 /// the other worker when that is a link.
 pub(super) type Out = (Token, Option<i64>);
-
-/// What the script chose for a request it relays.
-struct Route {
-    dst: Option<Dst>,
-    flags: u32,
-    /// The script answered the request itself.
-    replied: bool,
-    /// Body length, when the body was complete before the route ran.
-    known_len: Option<u64>,
-}
 
 impl<H: Host> Engine<H> {
     /// A frame head arrived on `t`: run the event route once, then carry out
@@ -126,13 +117,14 @@ impl<H: Host> Engine<H> {
     }
 
     /// `msrp_relay()` for a request: forward it, or answer why not.
-    fn relay_request(&mut self, t: Token, head: &FrameHead, route: Route) -> Incoming {
+    pub(super) fn relay_request(&mut self, t: Token, head: &FrameHead, route: Route) -> Incoming {
         let replied = route.replied;
         match self.forward_request(t, head, route) {
             Ok(f) => {
                 self.stats.add(Stat::RequestsForwarded, 1);
                 return Incoming::Forward(Box::new(f));
             }
+            Err(NotForwarded::Resolving(name)) => return self.park(t, head, route, name),
             Err(NotForwarded::Respond(code, text))
                 if !replied
                     && route::failure_report(head) != FailureReport::No
@@ -218,7 +210,8 @@ impl<H: Host> Engine<H> {
                 }
                 Some(d)
             }
-            Err(e) => {
+            Err(NoDest::Resolving(name)) => return Err(NotForwarded::Resolving(name)),
+            Err(NoDest::Unreachable(e)) => {
                 log::warn!(
                     "next hop {} of a request from {peer} unreachable: {e}",
                     String::from_utf8_lossy(&next_hop)
@@ -278,29 +271,31 @@ impl<H: Host> Engine<H> {
     /// address, a session's connection, or the next hop's address, dialled
     /// when need be; with the ID of the connection on the other worker when
     /// it goes over a link.
-    fn dest(&mut self, plan: Option<&Plan>, route: &Route) -> Result<Out, String> {
+    fn dest(&mut self, plan: Option<&Plan>, route: &Route) -> Result<Out, NoDest> {
         let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
         match (route.dst, plan.map(|p| &p.hop)) {
             (Some(Dst::Addr(addr)), _) => self
                 .next_hop(&route::NextHop::tcp(addr), no_new)
-                .map(|d| (d, None)),
+                .map(|d| (d, None))
+                .map_err(NoDest::Unreachable),
             (None, Some(Hop::Session(conid))) => {
                 let tok = Token(*conid as usize);
                 if self.conns.contains_key(&tok) {
                     Ok((tok, None))
                 } else {
-                    Err("its session's connection is gone".to_string())
+                    Err(NoDest::Unreachable(
+                        "its session's connection is gone".to_string(),
+                    ))
                 }
             }
             (None, Some(Hop::Remote(w, conid))) => self
                 .links
                 .get(w)
                 .map(|l| (*l, Some(*conid)))
-                .ok_or_else(|| format!("no link to MSRP worker {w}")),
-            (None, Some(Hop::Uri(uri))) => {
-                route::resolve(uri).and_then(|hop| self.next_hop_anywhere(&hop, no_new))
-            }
-            (None, None) => Err("no next hop".to_string()),
+                .ok_or_else(|| NoDest::Unreachable(format!("no link to MSRP worker {w}"))),
+            // a host name is looked up off the loop (resolve.rs)
+            (None, Some(Hop::Uri(uri))) => self.uri_hop(uri, no_new),
+            (None, None) => Err(NoDest::Unreachable("no next hop".to_string())),
         }
     }
 

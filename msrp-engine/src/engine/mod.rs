@@ -33,6 +33,7 @@ mod handshake;
 mod linger;
 mod pump;
 mod throttle;
+mod resolve;
 mod wire;
 
 use std::io;
@@ -74,6 +75,8 @@ const FIRST_REQUEST_LATE: &str = "no request within first_request_timeout";
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Token of the transaction timer's wake-up descriptor.
 const WAKE: Token = Token(usize::MAX);
+/// Token of the resolver thread's waker (answers are back).
+const DNS: Token = Token(usize::MAX - 1);
 
 pub struct Engine<H: Host> {
     poll: Poll,
@@ -113,6 +116,10 @@ pub struct Engine<H: Host> {
     /// WebSocket connections the relay closed, drained until their peer
     /// closes too (see `linger`).
     lingering: Vec<linger::Lingering>,
+    /// Next-hop name lookups, off the loop.
+    dns: crate::dns::Dns,
+    /// The answer being handed to the requests that waited for it.
+    dns_fresh: Option<(String, crate::dns::Answer)>,
 }
 
 impl<H: Host> Engine<H> {
@@ -162,6 +169,8 @@ impl<H: Host> Engine<H> {
             worker: 0,
             links: HashMap::default(),
             lingering: Vec::new(),
+            dns: crate::dns::Dns::new(&cfg.dns),
+            dns_fresh: None,
         })
     }
 
@@ -233,6 +242,8 @@ impl<H: Host> Engine<H> {
                 let t = ev.token();
                 if t == WAKE {
                     self.guarded(t, |s| s.on_timer());
+                } else if t == DNS {
+                    self.guarded(t, |s| s.on_dns());
                 } else if t.0 < self.listeners.len() {
                     self.guarded(t, |s| s.accept(t.0));
                 } else {
@@ -280,6 +291,9 @@ impl<H: Host> Engine<H> {
         });
         if !self.lingering.is_empty() {
             self.drain_lingering(now);
+        }
+        if self.dns_due() {
+            self.guarded(DNS, |s| s.on_dns());
         }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;

@@ -151,6 +151,10 @@ impl<H: Host> Engine<H> {
             let Some(c) = self.conns.get_mut(&t) else {
                 return false;
             };
+            if matches!(c.incoming, Incoming::Resolving(_)) {
+                // its request waits for a name: its body stays unparsed
+                return false;
+            }
             match c.parser.next(&mut c.rbuf) {
                 Ok(Some(ev)) => self.on_event(t, ev),
                 Ok(None) => return true,

@@ -181,23 +181,40 @@ fn session_parts() {
 }
 
 #[test]
-fn resolves_literals_and_refuses_other_transports() {
+fn targets_literals_names_and_refuses_other_transports() {
+    let addr = |h: NextHop| Ok(Target::Addr(h));
     assert_eq!(
-        resolve(b"msrp://127.0.0.1:9/s;tcp"),
-        Ok(NextHop::tcp(SocketAddr::from(([127, 0, 0, 1], 9))))
+        target(b"msrp://127.0.0.1:9/s;tcp"),
+        addr(NextHop::tcp(SocketAddr::from(([127, 0, 0, 1], 9))))
     );
     assert_eq!(
-        resolve(b"msrp://[::1]/s;tcp"),
-        Ok(NextHop::tcp("[::1]:2855".parse().unwrap()))
+        target(b"msrp://[::1]/s;tcp"),
+        addr(NextHop::tcp("[::1]:2855".parse().unwrap()))
     );
-    assert!(resolve(b"msrp://127.0.0.1:9/s;udp").is_err());
-    assert!(resolve(b"msrp://abc.invalid:9/s;ws").is_err());
+    assert!(target(b"msrp://127.0.0.1:9/s;udp").is_err());
+    assert!(target(b"msrp://abc.invalid:9/s;ws").is_err());
     assert_eq!(
-        resolve(b"msrps://127.0.0.1:9/s;tcp"),
-        Ok(NextHop {
+        target(b"msrps://127.0.0.1:9/s;tcp"),
+        addr(NextHop {
             addr: "127.0.0.1:9".parse().unwrap(),
             tls: Some("127.0.0.1".to_string())
         })
+    );
+    // a name is looked up off the loop: lower case, port and TLS kept
+    assert_eq!(
+        target(b"msrps://Relay.Example.COM/s;tcp"),
+        Ok(Target::Name {
+            name: "relay.example.com".to_string(),
+            port: 2855,
+            secure: true
+        })
+    );
+    assert_eq!(
+        Target::at("relay.example.com", 2855, true, [10, 0, 0, 1].into()),
+        NextHop {
+            addr: "10.0.0.1:2855".parse().unwrap(),
+            tls: Some("relay.example.com".to_string())
+        }
     );
 }
 

@@ -82,6 +82,8 @@ macro_rules! modparams {
             }
             /// seconds after which a connection with nothing in flight is closed (RFC 4976 §6.5); 0 = never
             IdleTimeout "idle_timeout" int { default: 3600, range: 0..=604_800, set: idle_timeout }
+            /// seconds a frame head may take from its first byte, and a body may go without a byte while the relay reads it; longer closes the connection (a SEND cut short gets its REPORT first); 0 = never
+            FrameTimeout "frame_timeout" int { default: 30, range: 0..=3600, set: frame_timeout }
             /// smallest AUTH `Expires` `msrp_cmap_save()` grants; below it answers 423 with `Min-Expires`
             AuthMinExpires "auth_min_expires" int {
                 default: 60, range: 1..=31_536_000, set: auth_min_expires,
@@ -225,6 +227,9 @@ pub struct Config {
     pub first_request_timeout: Duration,
     /// RFC 4976 §6.5: idle connections are closed after this (0 = never).
     pub idle_timeout: Duration,
+    /// A frame head must complete, and a body keep moving, within this
+    /// (0 = no limit): a peer cannot pin a connection with a trickle.
+    pub frame_timeout: Duration,
     /// Enables `msrp_test_panic()` (used by the test-suite to prove the
     /// FFI panic guard).
     pub test_mode: bool,
@@ -294,6 +299,7 @@ impl ConfigBuilder {
                 transaction_timeout: Duration::ZERO,
                 first_request_timeout: Duration::ZERO,
                 idle_timeout: Duration::ZERO,
+                frame_timeout: Duration::ZERO,
                 test_mode: false,
                 tls: TlsSettings::default(),
                 ws_origins: Vec::new(),

@@ -129,6 +129,11 @@ pub struct Conn {
     pub opened: Instant,
     /// Last time bytes moved in either direction.
     pub last_active: Instant,
+    /// When the frame arriving began (its first byte read), or its head
+    /// completed; `frame_timeout` counts from it.
+    pub frame_mark: Instant,
+    /// Last time bytes were read from the peer (a body must keep moving).
+    pub last_read: Instant,
     /// Since when output ready to write has waited without a byte written
     /// (`None`: nothing ready): a peer that stops reading is found by this.
     stalled_since: Option<Instant>,
@@ -198,9 +203,28 @@ impl Conn {
             rejected: HashSet::default(),
             opened: now,
             last_active: now,
+            frame_mark: now,
+            last_read: now,
             stalled_since: None,
             got_frame: false,
             listed: None,
+        }
+    }
+
+    /// SO_RCVBUF of the socket (0 for a link or when unknown).
+    pub fn recv_buffer(&self) -> usize {
+        match &self.stream {
+            Stream::Tcp(s) => socket2::SockRef::from(s).recv_buffer_size().unwrap_or(0),
+            Stream::Unix(_) => 0,
+        }
+    }
+
+    /// Bytes were read at `now`: between frames they start one.
+    pub fn note_read(&mut self, now: Instant) {
+        self.last_active = now;
+        self.last_read = now;
+        if !self.parser.in_frame() {
+            self.frame_mark = now;
         }
     }
 

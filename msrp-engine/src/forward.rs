@@ -45,6 +45,35 @@ pub struct Forward {
     /// The relay's own 200 to the previous hop, sent when the incoming chunk
     /// is complete (RFC 4976 §6.4.1).
     pub auto_reply: Option<Bytes>,
+    /// What the previous hop gets instead when the chunk is refused while
+    /// still arriving ([`Output::Refuse`](crate::tracker::Output)): 413, for
+    /// Failure-Report "yes" and "partial" (RFC 4975 §7.1.4: "partial" gets
+    /// an error response on failure), none for "no".
+    pub refusal: Option<Bytes>,
+    /// Body bytes of the incoming chunk read when it was refused, and how
+    /// many more the relay reads before it closes the connection (see
+    /// [`refusal_slack`]).
+    pub refused_at: Option<(u64, u64)>,
+}
+
+/// Bytes of a refused chunk the relay still reads (and discards) after its
+/// 413: what a sender that stops at the 413 can still have in flight, its
+/// send buffer and the relay's receive buffer (`rcvbuf`, SO_RCVBUF as
+/// Linux reports it), counted twice, and at least 16 MiB. A sender that
+/// keeps writing beyond it has its connection closed rather than hundreds
+/// of MiB read for nothing.
+pub fn refusal_slack(rcvbuf: usize) -> u64 {
+    (2 * rcvbuf as u64).max(16 * 1024 * 1024)
+}
+
+impl Forward {
+    /// Bytes of a refused chunk read since its refusal beyond its slack, if
+    /// any.
+    pub fn past_refusal(&self) -> Option<u64> {
+        let (at, slack) = self.refused_at?;
+        let after = self.chunker.consumed().saturating_sub(at);
+        (after > slack).then_some(after)
+    }
 }
 
 impl Forward {

@@ -31,6 +31,7 @@ pub enum Stat {
     ReportsUnreachable,
     ReportsNextHopClosed,
     ReportsNotOwnUri,
+    ReportsSenderStalled,
     TlsHandshakeFailures,
     TlsErrors,
     WsProtocolErrors,
@@ -38,7 +39,7 @@ pub enum Stat {
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 28] = [
+    pub const ALL: [(&'static str, &'static str); 29] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -77,6 +78,10 @@ impl Stat {
             "REPORTs sent: first To-Path URI not this relay",
         ),
         (
+            "reports_sender_stalled",
+            "REPORTs sent: sender stopped mid-chunk for frame_timeout",
+        ),
+        (
             "tls_handshake_failures",
             "TLS handshakes that failed (certificate, protocol, version)",
         ),
@@ -109,6 +114,7 @@ impl Stat {
             Cause::Unreachable => Stat::ReportsUnreachable,
             Cause::NextHopClosed => Stat::ReportsNextHopClosed,
             Cause::NotOwnUri => Stat::ReportsNotOwnUri,
+            Cause::SenderStalled => Stat::ReportsSenderStalled,
         }
     }
 }

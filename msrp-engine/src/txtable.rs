@@ -50,15 +50,18 @@ pub enum Cause {
     NextHopClosed = 3,
     /// The first To-Path URI was not this relay's.
     NotOwnUri = 4,
+    /// The sender stopped sending a SEND body mid-chunk for frame_timeout.
+    SenderStalled = 5,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 5] = [
+    pub const ALL: [Cause; 6] = [
         Cause::Timeout,
         Cause::ErrorResponse,
         Cause::Unreachable,
         Cause::NextHopClosed,
         Cause::NotOwnUri,
+        Cause::SenderStalled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Cause {
             Cause::Unreachable => "unreachable",
             Cause::NextHopClosed => "next_hop_closed",
             Cause::NotOwnUri => "not_own_uri",
+            Cause::SenderStalled => "sender_stalled",
         }
     }
 }

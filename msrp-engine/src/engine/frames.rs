@@ -343,6 +343,9 @@ impl<H: Host> Engine<H> {
         let auto_reply = (req.is_send && fr == FailureReport::Yes && !route.replied)
             .then(|| script::reply_frame(head, 200, b"OK", b"").ok())
             .flatten();
+        let refusal = (req.is_send && fr != FailureReport::No && !route.replied)
+            .then(|| script::reply_frame(head, 413, b"Message Too Large", b"").ok())
+            .flatten();
         Forward {
             dest,
             is_report: head.method() == Some(b"REPORT"),
@@ -359,6 +362,8 @@ impl<H: Host> Engine<H> {
             ret,
             via_link: None,
             auto_reply,
+            refusal,
+            refused_at: None,
         }
     }
 
@@ -477,6 +482,8 @@ impl<H: Host> Engine<H> {
             },
             via_link: Some(answer_timeout),
             auto_reply: None,
+            refusal: None,
+            refused_at: None,
         }))
     }
 }

@@ -27,6 +27,7 @@
 
 mod dial;
 mod frames;
+mod limits;
 mod pump;
 mod wire;
 
@@ -262,6 +263,7 @@ impl<H: Host> Engine<H> {
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.sweep_idle(now);
+            self.sweep_frames(now);
             crate::cmap::with(|m| m.expire(now));
         }
         self.settle();
@@ -282,6 +284,11 @@ impl<H: Host> Engine<H> {
                     self.push_frame(r.src, frame);
                 }
                 Output::WindowOpen(dest) => self.sched.window_open(dest),
+                Output::Refuse {
+                    src,
+                    id,
+                    message_id,
+                } => self.refuse(src, id, message_id),
                 Output::StopMessage {
                     src,
                     id,

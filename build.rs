@@ -57,7 +57,7 @@ const KNOWN_FLAGS: &[&str] = &[
 ];
 
 /// Defines Debian's build uses that `kamailio -I` does not print
-/// (see ../shared/docs/KAMAILIO-FFI.md; checked against Debian's msrp.so).
+/// (see docs/KAMAILIO-FFI.md; checked against Debian's msrp.so).
 const IMPLIED_DEFINES: &[&str] = &[
     "WITH_XAVP",
     "MEM_JOIN_FREE",

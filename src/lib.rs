@@ -3,7 +3,7 @@
 //! through bounded memory, and routes each frame through
 //! `event_route[msrp:frame-in]`.
 //!
-//! Layers (see ../shared/docs/DESIGN.md):
+//! Layers (see docs/ARCHITECTURE.md):
 //! * [`kamailio`] (this crate): the unsafe boundary (exports, parameters,
 //!   script functions, `$msrp(...)`, processes, bindings, C shim, the
 //!   Kamailio backend of the `log` facade);

@@ -303,7 +303,7 @@ fn addr_uri(p: &Peer) -> String {
 // ------------------------------------------------------------ SEND helpers
 
 /// `from` sends a SEND to `to` through `to`'s Use-Path (To-Path: <to's
-/// Use-Path> <to's URI>, From-Path: <from's URI>, RFC 4976 §7.1 with the
+/// Use-Path> <to's URI>, From-Path: <from's URI>, RFC 4976 §6.4 with the
 /// sender using no relay of its own). `to` must receive it on its AUTHed
 /// connection with To-Path <to's URI> and From-Path <Use-Path> <from's URI>,
 /// answer 200 hop by hop, and `from` must get exactly one 200.
@@ -482,7 +482,7 @@ fn stock_cmap_example_send_both_ways() {
     send_via_use_path(&k, &mut a, &mut b, b"after the 481");
 }
 
-/// Example 1.18 with the paths of RFC 4976 §7.1 where both clients use the
+/// Example 1.18 with the paths of RFC 4976 §6.4 where both clients use the
 /// relay: A's To-Path is <A's Use-Path> <B's Use-Path> <B>. The script
 /// answers 200 and relays to the next hop, B's Use-Path, which is the relay
 /// itself (stock: a TCP connection to its own listener); there the frame
@@ -978,7 +978,7 @@ fn shipped_auth_cfg_relays_through_the_peers_use_path() {
     send_via_use_path(&k, &mut b, &mut a, b"and back");
 }
 
-/// The shipped auth cfg, flow `[U_A, U_B, B]` (RFC 4976 §7.1: the sender's
+/// The shipped auth cfg, flow `[U_A, U_B, B]` (RFC 4976 §6.4: the sender's
 /// own relay URI first): B gets To-Path <B>, From-Path <U_B> <U_A> <A>, and
 /// the relay does not connect to itself to get there.
 #[test]

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+pub use crate::headers::HeadError;
 use crate::headers::{ByteRange, FailureReport, Status};
 
 /// One header field as received.
@@ -50,32 +51,6 @@ pub enum StartLine {
         /// Optional reason phrase (`comment = utf8text`).
         comment: Option<Bytes>,
     },
-}
-
-/// Errors of the semantic accessors of [`FrameHead`] and of the typed header
-/// value parsers in [`crate::headers`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeadError {
-    /// A mandatory header field is absent.
-    #[error("missing mandatory header {0}")]
-    Missing(&'static str),
-    /// A header field is present but its value is malformed.
-    #[error("invalid {header} header: {reason}")]
-    Invalid {
-        /// Canonical name of the offending header.
-        header: &'static str,
-        /// Human readable explanation.
-        reason: String,
-    },
-}
-
-impl HeadError {
-    /// The MSRP status code to answer with: 400 for both kinds, since a
-    /// missing or malformed header is a syntax problem (RFC 4975 §7.3 lists
-    /// 400 for "the request was unintelligible").
-    pub fn response_code(&self) -> u16 {
-        400
-    }
 }
 
 /// Start line plus header fields of one frame.
@@ -204,7 +179,7 @@ impl FrameHead {
 
     /// Headers other than To-Path and From-Path, in received order. A relay
     /// uses these verbatim when it rewrites the paths of a frame it forwards
-    /// (RFC 4976 §7).
+    /// (RFC 4976 §6.4).
     pub fn other_headers(&self) -> impl Iterator<Item = &Header> {
         self.headers
             .iter()

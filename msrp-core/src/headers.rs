@@ -5,8 +5,33 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::head::HeadError;
 use crate::syntax::{parse_3digit, parse_u64, trim_ws};
+
+/// Errors of the semantic accessors of [`FrameHead`] and of the typed header
+/// value parsers in this module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// A mandatory header field is absent.
+    #[error("missing mandatory header {0}")]
+    Missing(&'static str),
+    /// A header field is present but its value is malformed.
+    #[error("invalid {header} header: {reason}")]
+    Invalid {
+        /// Canonical name of the offending header.
+        header: &'static str,
+        /// Human readable explanation.
+        reason: String,
+    },
+}
+
+impl HeadError {
+    /// The MSRP status code to answer with: 400 for both kinds, since a
+    /// missing or malformed header is a syntax problem (RFC 4975 §7.3 lists
+    /// 400 for "the request was unintelligible").
+    pub fn response_code(&self) -> u16 {
+        400
+    }
+}
 
 /// `Byte-Range: range-start "-" range-end "/" total` (RFC 4975 §9).
 ///

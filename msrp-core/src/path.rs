@@ -1,4 +1,4 @@
-//! To-Path / From-Path handling (RFC 4975 §7.1; RFC 4976 §7).
+//! To-Path / From-Path handling (RFC 4975 §7.1; RFC 4976 §6.4).
 //!
 //! Paths are kept as raw URI tokens ([`Bytes`]) so that a relay forwards
 //! URIs byte-for-byte as received; [`parse`] turns them into [`MsrpUri`]s
@@ -32,7 +32,7 @@ pub fn parse(uris: &[Bytes]) -> Result<Vec<MsrpUri>, UriError> {
     uris.iter().map(|u| MsrpUri::parse(u)).collect()
 }
 
-/// Rewrites the paths of a request a relay forwards (RFC 4976 §7): the
+/// Rewrites the paths of a request a relay forwards (RFC 4976 §6.4): the
 /// relay's own URI, which must be the first To-Path entry, is removed from
 /// the To-Path and inserted as the first entry of the From-Path.
 ///

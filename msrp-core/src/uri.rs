@@ -164,6 +164,92 @@ fn parse_host(s: &[u8]) -> Result<Host, UriError> {
     Ok(Host::Name(ascii(s)))
 }
 
+/// `[userinfo "@"] host [":" port]` (RFC 4975 §9, RFC 3986 §3.2).
+fn parse_authority(authority: &[u8]) -> Result<(Option<String>, Host, Option<u16>), UriError> {
+    let (user, hostport) = match memchr::memrchr(b'@', authority) {
+        Some(at) => {
+            let u = &authority[..at];
+            // userinfo = *( unreserved / pct-encoded / sub-delims / ":" )
+            if u.is_empty()
+                || !pct_encoded_ok(u, |b| is_unreserved(b) || is_sub_delim(b) || b == b':')
+            {
+                return Err(UriError::BadUserinfo);
+            }
+            (Some(ascii(u)), &authority[at + 1..])
+        }
+        None => (None, authority),
+    };
+    let host_end = if hostport.first() == Some(&b'[') {
+        memchr::memchr(b']', hostport).map_or(hostport.len(), |p| p + 1)
+    } else {
+        memchr::memchr(b':', hostport).unwrap_or(hostport.len())
+    };
+    let host = parse_host(&hostport[..host_end])?;
+    let port = match &hostport[host_end..] {
+        [] => None,
+        [b':', digits @ ..] => Some(parse_port(digits)?),
+        _ => return Err(UriError::BadHost),
+    };
+    Ok((user, host, port))
+}
+
+/// 1 to 5 digits, 1..=65535.
+fn parse_port(digits: &[u8]) -> Result<u16, UriError> {
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(UriError::BadPort);
+    }
+    let p: u32 = digits.iter().fold(0, |a, &d| a * 10 + u32::from(d - b'0'));
+    match u16::try_from(p) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => Err(UriError::BadPort),
+    }
+}
+
+/// `["/" session-id]` before the `;transport`; returns the session-id and
+/// what follows it (starting with ';').
+fn parse_session_id(rest: &[u8]) -> Result<(Option<String>, &[u8]), UriError> {
+    let Some(after) = rest.strip_prefix(b"/") else {
+        return Ok((None, rest));
+    };
+    let end = memchr::memchr(b';', after).ok_or(UriError::BadTransport)?;
+    let sid = &after[..end];
+    // session-id = 1*( unreserved / "+" / "=" / "/" ) (RFC 4975 §9)
+    if sid.is_empty()
+        || !sid
+            .iter()
+            .all(|&b| is_unreserved(b) || matches!(b, b'+' | b'=' | b'/'))
+    {
+        return Err(UriError::BadSessionId);
+    }
+    Ok((Some(ascii(sid)), &after[end..]))
+}
+
+/// A URI parameter: name and optional value.
+type Param = (String, Option<String>);
+
+/// `";" transport *( ";" URI-parameter )`; `rest` starts with ';'
+/// (guaranteed by the authority split or the session-id search).
+fn parse_transport(rest: &[u8]) -> Result<(String, Vec<Param>), UriError> {
+    let mut parts = rest.get(1..).unwrap_or(&[]).split(|&b| b == b';');
+    let transport = parts.next().unwrap_or(&[]);
+    if transport.is_empty() || !transport.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(UriError::BadTransport);
+    }
+    let mut params = Vec::new();
+    for p in parts {
+        let (name, value) = match memchr::memchr(b'=', p) {
+            Some(eq) => (&p[..eq], Some(&p[eq + 1..])),
+            None => (p, None),
+        };
+        let token = |t: &[u8]| !t.is_empty() && t.iter().all(|&b| is_token_char(b));
+        if !token(name) || !value.is_none_or(token) {
+            return Err(UriError::BadParam);
+        }
+        params.push((ascii(name), value.map(ascii)));
+    }
+    Ok((ascii(transport), params))
+}
+
 impl MsrpUri {
     /// Parses an MSRP URI (RFC 4975 §9). The scheme is case-insensitive
     /// (RFC 3986 §3.1); the `;transport` part is mandatory.
@@ -186,86 +272,16 @@ impl MsrpUri {
             .iter()
             .position(|&b| b == b'/' || b == b';')
             .ok_or(UriError::BadTransport)?;
-        let authority = &rest[..auth_end];
-        let mut rest = &rest[auth_end..];
-
-        let (user, hostport) = match memchr::memrchr(b'@', authority) {
-            Some(at) => {
-                let u = &authority[..at];
-                // userinfo = *( unreserved / pct-encoded / sub-delims / ":" )
-                if u.is_empty()
-                    || !pct_encoded_ok(u, |b| is_unreserved(b) || is_sub_delim(b) || b == b':')
-                {
-                    return Err(UriError::BadUserinfo);
-                }
-                (Some(ascii(u)), &authority[at + 1..])
-            }
-            None => (None, authority),
-        };
-        let host_end = if hostport.first() == Some(&b'[') {
-            memchr::memchr(b']', hostport).map_or(hostport.len(), |p| p + 1)
-        } else {
-            memchr::memchr(b':', hostport).unwrap_or(hostport.len())
-        };
-        let host = parse_host(&hostport[..host_end])?;
-        let port = match &hostport[host_end..] {
-            [] => None,
-            [b':', digits @ ..] => {
-                if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
-                    return Err(UriError::BadPort);
-                }
-                let p: u32 = digits.iter().fold(0, |a, &d| a * 10 + u32::from(d - b'0'));
-                match u16::try_from(p) {
-                    Ok(p) if p != 0 => Some(p),
-                    _ => return Err(UriError::BadPort),
-                }
-            }
-            _ => return Err(UriError::BadHost),
-        };
-
-        let session_id = if let Some(after) = rest.strip_prefix(b"/") {
-            let end = memchr::memchr(b';', after).ok_or(UriError::BadTransport)?;
-            let sid = &after[..end];
-            // session-id = 1*( unreserved / "+" / "=" / "/" ) (RFC 4975 §9)
-            if sid.is_empty()
-                || !sid
-                    .iter()
-                    .all(|&b| is_unreserved(b) || matches!(b, b'+' | b'=' | b'/'))
-            {
-                return Err(UriError::BadSessionId);
-            }
-            rest = &after[end..];
-            Some(ascii(sid))
-        } else {
-            None
-        };
-
-        // Here `rest` starts with ';' (guaranteed by the authority split or
-        // the session-id search).
-        let mut parts = rest[1..].split(|&b| b == b';');
-        let transport = parts.next().unwrap_or(&[]);
-        if transport.is_empty() || !transport.iter().all(u8::is_ascii_alphanumeric) {
-            return Err(UriError::BadTransport);
-        }
-        let mut params = Vec::new();
-        for p in parts {
-            let (name, value) = match memchr::memchr(b'=', p) {
-                Some(eq) => (&p[..eq], Some(&p[eq + 1..])),
-                None => (p, None),
-            };
-            let token = |t: &[u8]| !t.is_empty() && t.iter().all(|&b| is_token_char(b));
-            if !token(name) || !value.is_none_or(token) {
-                return Err(UriError::BadParam);
-            }
-            params.push((ascii(name), value.map(ascii)));
-        }
+        let (user, host, port) = parse_authority(&rest[..auth_end])?;
+        let (session_id, rest) = parse_session_id(&rest[auth_end..])?;
+        let (transport, params) = parse_transport(rest)?;
         Ok(MsrpUri {
             secure,
             user,
             host,
             port,
             session_id,
-            transport: ascii(transport),
+            transport,
             params,
         })
     }

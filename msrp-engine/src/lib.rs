@@ -13,6 +13,7 @@ pub mod cmap;
 pub mod config;
 pub mod conn;
 pub mod engine;
+pub mod fixed;
 pub mod forward;
 pub mod io;
 pub mod net;

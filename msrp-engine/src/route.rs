@@ -154,7 +154,7 @@ pub struct Plan {
 ///
 /// * A URI with a session bound to another connection is a destination:
 ///   the request goes over that connection (the stock module's
-///   `[U_B, B]`, and `[U_A, U_B, B]` of RFC 4976 §7.1 without connecting
+///   `[U_B, B]`, and `[U_A, U_B, B]` of RFC 4976 §6.4 without connecting
 ///   to itself).
 /// * The sender's own session (bound to `incoming`), a relay URI without a
 ///   session this relay knows, or another URI of this relay's: the request

@@ -57,6 +57,7 @@ pub enum Dst {
 /// `msrp_relay_flags()` bit: never open a new connection for the frame.
 pub const RELAY_FLAG_NO_NEW_CONNECTION: u32 = 1;
 
+pub mod functions;
 mod pv;
 
 use crate::route::session_of;

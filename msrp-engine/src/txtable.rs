@@ -2,13 +2,16 @@
 //! failure the relay must report (RFC 4976 §6.4.1). The Kamailio layer keeps
 //! it in shared memory (visible to the timer process that expires entries
 //! and to RPC); the engine keeps the full per-transaction data locally and
-//! refers to table entries by [`TxSlot`].
+//! refers to table entries by [`TxSlot`]. The shared table's own logic
+//! (free list, generations, expiry, listing) is [`slots`].
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
 use msrp_core::FailureReport;
+
+pub mod slots;
 
 /// A table entry: index plus generation (a reused index never matches an
 /// old handle).

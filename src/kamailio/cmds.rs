@@ -1,269 +1,254 @@
-//! The cfg script functions (`msrp_relay()`, `msrp_reply()`, ...): their
-//! `w_*` entry points, and the `do_*` bodies the KEMI exports share. Each
-//! entry runs under [`guard`].
+//! The cfg script functions and their KEMI exports, generated from the one
+//! declaration in `msrp_engine::script_functions!`: per function a cfg
+//! wrapper (parameters read through the fixup its signature implies), a
+//! KEMI wrapper when it has a KEMI name, and their table entries
+//! ([`CMD_LIST`], [`KEMI_LIST`]). The handlers are safe Rust in
+//! `msrp_engine::script::functions`; [`finish`] is the one trampoline from
+//! their [`Outcome`] to Kamailio's 1 / -1. Each entry runs under [`guard`].
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
 
 use super::guard::guard;
+use super::kemi::{kfn, KemiParam, Msg};
 use super::sys;
-use msrp_engine::config;
-use msrp_engine::script;
+use super::table;
+use msrp_engine::script::functions::{self as handlers, FnError, Outcome, ParamKind};
 
-/// Script return codes: 1 true/success, -1 false/failure (never 0: that
-/// would stop the route).
-fn ret(ok: bool) -> c_int {
-    if ok {
-        1
-    } else {
-        -1
-    }
-}
+/// `cmd_function`: what the core calls for up to two parameters.
+pub(super) type CmdFn = unsafe extern "C" fn(Msg, *mut c_char, *mut c_char) -> c_int;
+/// `cmd_function3` (sr_module.h), called for three parameters.
+type CmdFn3 = unsafe extern "C" fn(Msg, *mut c_char, *mut c_char, *mut c_char) -> c_int;
+type FixupFn = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
 
-pub(super) unsafe extern "C" fn w_msrp_relay(
-    _m: *mut sys::sip_msg,
-    _a: *mut c_char,
-    _b: *mut c_char,
-) -> c_int {
-    guard("msrp_relay()", -1, do_relay)
-}
-
-// ---- shared by the cfg functions and KEMI --------------------------------
-
-pub(super) fn do_relay() -> c_int {
-    match script::current(|f| f.relay()) {
-        Some(()) => 1,
-        None => {
-            log::error!("msrp_relay(): {}", script::ScriptError::NoFrame);
-            -1
-        }
-    }
-}
-
-/// `msrp_is_request()` (want_request) / `msrp_is_reply()`.
-pub(super) fn do_is(want_request: bool) -> c_int {
-    ret(script::current(|f| f.head.is_request() == want_request).unwrap_or(false))
-}
-
-pub(super) fn do_cmap_save() -> c_int {
-    let Some(cfg) = config::get() else {
-        return -1;
-    };
-    script_result(
-        script::current(|f| {
-            f.cmap_save(
-                cfg.auth_min_expires,
-                cfg.auth_max_expires,
-                cfg.use_path_addr.as_deref(),
-            )
-        }),
-        "msrp_cmap_save()",
-    )
-}
-
-pub(super) fn do_cmap_lookup() -> c_int {
-    script_result(script::current(|f| f.cmap_lookup()), "msrp_cmap_lookup()")
-}
-
-pub(super) fn do_set_dst(addr: &[u8]) -> c_int {
-    script_result(script::current(|f| f.set_dst(addr)), "msrp_set_dst()")
-}
-
-pub(super) fn do_relay_flags(flags: i32) -> c_int {
-    ret(script::current(|f| f.set_relay_flags(flags as u32)).is_some())
-}
-
-/// Reads a fixed-up string parameter.
-///
-/// # Safety
-/// `msg` and `p` come from the core for a parameter fixed up with a spve
-/// fixup.
-unsafe fn svalue(msg: *mut sys::sip_msg, p: *mut c_char) -> Option<Vec<u8>> {
-    if p.is_null() {
-        return None;
-    }
-    let mut s: *const c_char = ptr::null();
-    let mut len: c_int = 0;
-    // SAFETY: p is a gparam_t produced by fixup_spve_*; the shim evaluates it
-    // for msg and returns a pointer/length valid until the next evaluation.
-    let rc = unsafe { sys::msrp_shim_get_svalue(msg, p.cast(), &mut s, &mut len) };
-    if rc != 0 || s.is_null() || len < 0 {
-        return None;
-    }
-    // SAFETY: s points to len readable bytes (see above); we copy them now.
-    Some(unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len as usize) }.to_vec())
-}
-
-pub(super) fn do_reply(
-    code: Option<Vec<u8>>,
-    text: Option<Vec<u8>>,
-    hdrs: Option<Vec<u8>>,
-) -> c_int {
-    let (Some(code), Some(text)) = (code, text) else {
-        log::error!("msrp_reply(): cannot evaluate parameters");
-        return -1;
-    };
-    let hdrs = hdrs.unwrap_or_default();
-    match script::current(|f| f.reply(&code, &text, &hdrs)) {
-        Some(Ok(())) => 1,
-        Some(Err(e)) => {
-            log::debug!("msrp_reply(): {e}");
-            -1
-        }
-        None => {
-            log::error!("msrp_reply(): {}", script::ScriptError::NoFrame);
-            -1
-        }
-    }
-}
-
-pub(super) unsafe extern "C" fn w_msrp_reply2(
-    m: *mut sys::sip_msg,
-    code: *mut c_char,
-    text: *mut c_char,
-) -> c_int {
-    guard("msrp_reply()", -1, || {
-        // SAFETY: parameters fixed up by fixup_spve_spve for this function.
-        let (c, t) = unsafe { (svalue(m, code), svalue(m, text)) };
-        do_reply(c, t, None)
-    })
-}
-
-pub(super) unsafe extern "C" fn w_msrp_reply3(
-    m: *mut sys::sip_msg,
-    code: *mut c_char,
-    text: *mut c_char,
-    hdrs: *mut c_char,
-) -> c_int {
-    guard("msrp_reply()", -1, || {
-        // SAFETY: parameters fixed up by fixup_spve_all for this function.
-        let (c, t, h) = unsafe { (svalue(m, code), svalue(m, text), svalue(m, hdrs)) };
-        if h.is_none() {
-            log::error!("msrp_reply(): cannot evaluate the headers parameter");
-            return -1;
-        }
-        do_reply(c, t, h)
-    })
-}
-
-pub(super) unsafe extern "C" fn w_msrp_is_request(
-    _m: *mut sys::sip_msg,
-    _a: *mut c_char,
-    _b: *mut c_char,
-) -> c_int {
-    guard("msrp_is_request()", -1, || do_is(true))
-}
-
-pub(super) unsafe extern "C" fn w_msrp_is_reply(
-    _m: *mut sys::sip_msg,
-    _a: *mut c_char,
-    _b: *mut c_char,
-) -> c_int {
-    guard("msrp_is_reply()", -1, || do_is(false))
-}
-
-/// Script result of a connection-map call, as the stock module: 1 ok,
-/// negative on failure (the reason logged at debug level).
-fn script_result(r: Option<Result<(), script::ScriptError>>, what: &str) -> c_int {
+/// The script's value of a handler's outcome: 1 true/success, -1
+/// false/failure (never 0: that would stop the route); failures are logged
+/// at the level the error asks for.
+fn finish(name: &str, r: Outcome) -> c_int {
     match r {
-        Some(Ok(())) => 1,
-        Some(Err(e)) => {
-            log::debug!("{what}: {e}");
-            -1
-        }
-        None => {
-            log::error!("{what}: {}", script::ScriptError::NoFrame);
+        Ok(true) => 1,
+        Ok(false) => -1,
+        Err(e) => {
+            log::log!(e.level(), "{name}: {e}");
             -1
         }
     }
 }
 
-pub(super) unsafe extern "C" fn w_msrp_cmap_save(
-    _m: *mut sys::sip_msg,
-    _a: *mut c_char,
-    _b: *mut c_char,
-) -> c_int {
-    guard("msrp_cmap_save()", -1, do_cmap_save)
+/// A parameter type of the declaration (`Str`, `Int`): how the cfg and the
+/// KEMI wrappers read it.
+trait Arg {
+    type Value;
+    type Kemi: KemiParam;
+    const KIND: ParamKind;
+    /// # Safety
+    /// `p` is this parameter of a call for `m`, fixed up with the fixup
+    /// [`fixups`] chose for the function's parameter kinds.
+    unsafe fn from_cfg(m: Msg, p: *mut c_char) -> Option<Self::Value>;
+    /// # Safety
+    /// `k` is this parameter as the KEMI engine passed it.
+    unsafe fn from_kemi(k: Self::Kemi) -> Option<Self::Value>;
 }
 
-pub(super) unsafe extern "C" fn w_msrp_cmap_lookup(
-    _m: *mut sys::sip_msg,
-    _a: *mut c_char,
-    _b: *mut c_char,
-) -> c_int {
-    guard("msrp_cmap_lookup()", -1, do_cmap_lookup)
+/// A string parameter (`fixup_spve_*`; KEMI `str *`).
+struct Str;
+/// An integer parameter (`fixup_igp_*`; KEMI `int`).
+struct Int;
+
+impl Arg for Str {
+    type Value = Vec<u8>;
+    type Kemi = *mut sys::str_;
+    const KIND: ParamKind = ParamKind::Str;
+
+    unsafe fn from_cfg(m: Msg, p: *mut c_char) -> Option<Vec<u8>> {
+        if p.is_null() {
+            return None;
+        }
+        let mut s: *const c_char = ptr::null();
+        let mut len: c_int = 0;
+        // SAFETY: p is a gparam_t produced by fixup_spve_* (the contract);
+        // the shim evaluates it for m and returns a pointer/length valid
+        // until the next evaluation.
+        let rc = unsafe { sys::msrp_shim_get_svalue(m, p.cast(), &mut s, &mut len) };
+        if rc != 0 || s.is_null() || len < 0 {
+            return None;
+        }
+        // SAFETY: s points to len readable bytes (see above); copied now.
+        Some(unsafe { std::slice::from_raw_parts(s.cast::<u8>(), len as usize) }.to_vec())
+    }
+
+    unsafe fn from_kemi(k: *mut sys::str_) -> Option<Vec<u8>> {
+        if k.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null `str *` from the KEMI engine (the contract).
+        let s = unsafe { &*k };
+        if s.s.is_null() || s.len < 0 {
+            return Some(Vec::new());
+        }
+        // SAFETY: s.s points to s.len bytes.
+        Some(unsafe { std::slice::from_raw_parts(s.s.cast::<u8>(), s.len as usize) }.to_vec())
+    }
 }
 
-pub(super) unsafe extern "C" fn w_msrp_set_dst(
-    m: *mut sys::sip_msg,
-    addr: *mut c_char,
-    sock: *mut c_char,
-) -> c_int {
-    guard("msrp_set_dst()", -1, || {
-        // SAFETY: parameters fixed up by fixup_spve_all for this function.
-        let (a, s) = unsafe { (svalue(m, addr), svalue(m, sock)) };
-        let Some(a) = a else {
-            log::error!("msrp_set_dst(): cannot evaluate the address");
-            return -1;
-        };
-        if let Some(s) = s.filter(|s| !s.is_empty()) {
-            log::debug!(
-                "msrp_set_dst(): local socket {} ignored: the module sends from its own sockets",
-                String::from_utf8_lossy(&s)
+impl Arg for Int {
+    type Value = i32;
+    type Kemi = c_int;
+    const KIND: ParamKind = ParamKind::Int;
+
+    unsafe fn from_cfg(m: Msg, p: *mut c_char) -> Option<i32> {
+        let mut v: c_int = 0;
+        // SAFETY: p was fixed up with fixup_igp_null for m (the contract).
+        (unsafe { sys::msrp_shim_get_ivalue(m, p.cast(), &mut v) } == 0).then_some(v)
+    }
+
+    unsafe fn from_kemi(k: c_int) -> Option<i32> {
+        Some(k)
+    }
+}
+
+/// The core's fixup (and its free) for parameters of these kinds: strings
+/// are evaluated per call (`$var`, string expressions), one integer may be
+/// a `$var` too. Other mixes fail the build.
+const fn fixups(kinds: &[ParamKind]) -> (Option<FixupFn>, Option<FixupFn>) {
+    match kinds {
+        [] => (None, None),
+        [ParamKind::Int] => (Some(sys::fixup_igp_null), Some(sys::fixup_free_igp_null)),
+        _ => {
+            let mut i = 0;
+            while i < kinds.len() {
+                assert!(
+                    matches!(kinds[i], ParamKind::Str),
+                    "script functions take strings, or one integer"
+                );
+                i += 1;
+            }
+            (Some(sys::fixup_spve_all), Some(sys::fixup_free_spve_all))
+        }
+    }
+}
+
+/// The `cmd_export_t` of a function: `name`, wrapper `f`, its parameters'
+/// fixups; callable from any route (ANY_ROUTE).
+const fn cmd(name: &'static CStr, f: CmdFn, kinds: &[ParamKind]) -> sys::cmd_export_t {
+    let (fixup, free_fixup) = fixups(kinds);
+    sys::cmd_export_t {
+        name: table::c_ptr(name),
+        function: Some(f),
+        param_no: kinds.len() as c_int,
+        fixup,
+        free_fixup,
+        flags: u32::MAX,
+    }
+}
+
+/// The value of parameter `$p` read by `$read`, or the function fails
+/// with a log line naming it.
+macro_rules! arg {
+    ($read:expr, $what:expr, $p:ident) => {
+        match $read {
+            Some(v) => v,
+            None => return finish($what, Err(FnError::Param(stringify!($p)))),
+        }
+    };
+}
+
+/// The cfg wrapper `cfg` and table entry `CMD` of one function, by arity
+/// (the core calls `cmd_function` for up to two parameters and
+/// `cmd_function3` for three).
+macro_rules! cfg_entry {
+    ($h:ident $name:literal ( $($p:ident : $k:ident),* ) [$m:ident $(, $unused:ident)*]) => {
+        const WHAT: &str = concat!($name, "()");
+
+        unsafe extern "C" fn cfg($m: Msg, $($p: *mut c_char,)* $($unused: *mut c_char),*) -> c_int {
+            let _ = $m;
+            guard(WHAT, -1, || {
+                // SAFETY: the core passes each parameter fixed up with the
+                // fixup `CMD` names for these kinds.
+                $( let $p = arg!(unsafe { <$k as Arg>::from_cfg($m, $p) }, WHAT, $p); )*
+                finish(WHAT, handlers::$h($($p),*))
+            })
+        }
+    };
+}
+
+macro_rules! cmd_entry {
+    ($h:ident $name:literal ()) => {
+        cfg_entry!($h $name () [m, _a, _b]);
+        pub(super) const CMD: sys::cmd_export_t = cmd(table::c_lit(concat!($name, "\0")), cfg, &[]);
+    };
+    ($h:ident $name:literal ($a:ident : $ka:ident)) => {
+        cfg_entry!($h $name ($a: $ka) [m, _b]);
+        pub(super) const CMD: sys::cmd_export_t =
+            cmd(table::c_lit(concat!($name, "\0")), cfg, &[<$ka as Arg>::KIND]);
+    };
+    ($h:ident $name:literal ($a:ident : $ka:ident, $b:ident : $kb:ident)) => {
+        cfg_entry!($h $name ($a: $ka, $b: $kb) [m]);
+        pub(super) const CMD: sys::cmd_export_t = cmd(
+            table::c_lit(concat!($name, "\0")),
+            cfg,
+            &[<$ka as Arg>::KIND, <$kb as Arg>::KIND],
+        );
+    };
+    ($h:ident $name:literal ($a:ident : $ka:ident, $b:ident : $kb:ident, $c:ident : $kc:ident)) => {
+        cfg_entry!($h $name ($a: $ka, $b: $kb, $c: $kc) [m]);
+        pub(super) const CMD: sys::cmd_export_t = cmd(
+            table::c_lit(concat!($name, "\0")),
+            // SAFETY: the core calls a function with three parameters
+            // through this pointer as `cmd_function3` (sr_module.h), exactly
+            // as C modules store theirs.
+            unsafe { std::mem::transmute::<CmdFn3, CmdFn>(cfg) },
+            &[<$ka as Arg>::KIND, <$kb as Arg>::KIND, <$kc as Arg>::KIND],
+        );
+    };
+}
+
+/// The KEMI wrapper `kemi` and table entry `KEMI` of one function.
+macro_rules! kemi_entry {
+    ($h:ident $kemi:literal ( $($p:ident : $k:ident),* )) => {
+        const KEMI_WHAT: &str = concat!("KSR.msrp_relay.", $kemi);
+
+        unsafe extern "C" fn kemi(_m: Msg, $($p: <$k as Arg>::Kemi),*) -> c_int {
+            guard(KEMI_WHAT, -1, || {
+                // SAFETY: parameters as the KEMI engine passes them for the
+                // types `KEMI` declares.
+                $( let $p = arg!(unsafe { <$k as Arg>::from_kemi($p) }, KEMI_WHAT, $p); )*
+                finish(KEMI_WHAT, handlers::$h($($p),*))
+            })
+        }
+
+        pub(super) const KEMI: sys::sr_kemi_t =
+            kfn::<unsafe extern "C" fn(Msg, $(<$k as Arg>::Kemi),*) -> c_int>(
+                table::c_lit(concat!($kemi, "\0")),
+                kemi,
             );
-        }
-        do_set_dst(&a)
-    })
+    };
 }
 
-/// # Safety
-/// `p` is a parameter fixed up with fixup_igp_null for `m`.
-unsafe fn ivalue(m: *mut sys::sip_msg, p: *mut c_char) -> Option<i32> {
-    let mut v: c_int = 0;
-    // SAFETY: see the function contract.
-    (unsafe { sys::msrp_shim_get_ivalue(m, p.cast(), &mut v) } == 0).then_some(v)
+/// `$h::KEMI` (the literal only selects the functions that have one).
+macro_rules! kemi_item {
+    ($h:ident $kemi:literal) => {
+        $h::KEMI
+    };
 }
 
-pub(super) unsafe extern "C" fn w_msrp_relay_flags(
-    m: *mut sys::sip_msg,
-    flags: *mut c_char,
-    _b: *mut c_char,
-) -> c_int {
-    guard("msrp_relay_flags()", -1, || {
-        // SAFETY: fixed up by fixup_igp_null.
-        let Some(v) = (unsafe { ivalue(m, flags) }) else {
-            log::error!("msrp_relay_flags(): cannot evaluate the flags");
-            return -1;
-        };
-        do_relay_flags(v)
-    })
+macro_rules! function_exports {
+    ($( $(#[doc = $doc:literal])+ $h:ident $name:literal $params:tt
+        $(kemi $kemi:literal)? $(cfg_only)? ; )*) => {
+        $(
+            mod $h {
+                use super::*;
+                cmd_entry!($h $name $params);
+                $( kemi_entry!($h $kemi $params); )?
+            }
+        )*
+
+        /// The cfg functions, in declaration order.
+        pub(super) const CMD_LIST: &[sys::cmd_export_t] = &[ $( $h::CMD ),* ];
+
+        /// The KEMI functions (`KSR.msrp_relay.*`), in declaration order.
+        pub(super) const KEMI_LIST: &[sys::sr_kemi_t] = &[ $( $( kemi_item!($h $kemi), )? )* ];
+    };
 }
 
-/// Accepted for stock configs: replies always go back on the connection the
-/// request came on, so there are no reply flags to apply.
-pub(super) unsafe extern "C" fn w_msrp_reply_flags(
-    m: *mut sys::sip_msg,
-    flags: *mut c_char,
-    _b: *mut c_char,
-) -> c_int {
-    guard("msrp_reply_flags()", -1, || {
-        // SAFETY: fixed up by fixup_igp_null.
-        ret(unsafe { ivalue(m, flags) }.is_some())
-    })
-}
-
-/// Panics on purpose when `test_mode` is 1, so the test-suite can prove the
-/// guard keeps Kamailio serving.
-pub(super) unsafe extern "C" fn w_msrp_test_panic(
-    _m: *mut sys::sip_msg,
-    _a: *mut c_char,
-    _b: *mut c_char,
-) -> c_int {
-    guard("msrp_test_panic()", -1, || {
-        if config::get().is_some_and(|c| c.test_mode) {
-            panic!("msrp_test_panic() called: deliberate panic for the FFI guard test");
-        }
-        log::error!("msrp_test_panic() needs modparam(\"msrp_relay\", \"test_mode\", 1)");
-        -1
-    })
-}
+msrp_engine::script_functions!(function_exports);

@@ -1,17 +1,14 @@
-//! The module's face towards Kamailio: `exports`, `module_version`,
-//! `module_flags`, the parameter, function and pseudo-variable tables, and
-//! the life-cycle and parameter entry points (script functions are in
-//! `cmds.rs`, `$msrp(...)` in `pv.rs`). Each entry runs under [`guard`].
+//! The module's face towards Kamailio: `mod_register`, `exports`,
+//! `module_version`, `module_flags`, the parameter, function and
+//! pseudo-variable tables, and the life-cycle and parameter entry points
+//! (script functions are generated in `cmds.rs`, `$msrp(...)` is in
+//! `pv.rs`). Each entry runs under [`guard`].
 
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
 
-use super::cmds::{
-    w_msrp_cmap_lookup, w_msrp_cmap_save, w_msrp_is_reply, w_msrp_is_request, w_msrp_relay,
-    w_msrp_relay_flags, w_msrp_reply2, w_msrp_reply3, w_msrp_reply_flags, w_msrp_set_dst,
-    w_msrp_test_panic,
-};
+use super::cmds::CMD_LIST;
 use super::guard::guard;
 use super::pv::{pv_get_msrp, pv_parse_msrp_name};
 use super::sys;
@@ -49,86 +46,6 @@ pub static module_flags: Exported<*const c_char> =
 /// The module's name: `exports.name`, `modparam("msrp_relay", ...)`, and
 /// the KEMI module `KSR.msrp_relay`.
 pub(super) const MODULE_NAME: &CStr = c"msrp_relay";
-
-type CmdFn = unsafe extern "C" fn(*mut sys::sip_msg, *mut c_char, *mut c_char) -> c_int;
-type FixupFn = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
-
-const fn cmd(
-    name: &'static CStr,
-    f: CmdFn,
-    params: c_int,
-    fixup: Option<FixupFn>,
-    free_fixup: Option<FixupFn>,
-) -> sys::cmd_export_t {
-    sys::cmd_export_t {
-        name: table::c_ptr(name),
-        function: Some(f),
-        param_no: params,
-        fixup,
-        free_fixup,
-        flags: u32::MAX, // ANY_ROUTE
-    }
-}
-
-/// The cfg functions of msrp_relay. `msrp_reply/3` is called by the core with
-/// a third `char *` argument (cmd_function3); the table stores it as a
-/// two-argument pointer, exactly as C modules do.
-const CMD_LIST: &[sys::cmd_export_t] = &[
-    cmd(c"msrp_relay", w_msrp_relay, 0, None, None),
-    cmd(
-        c"msrp_reply",
-        w_msrp_reply2,
-        2,
-        Some(sys::fixup_spve_spve),
-        Some(sys::fixup_free_spve_spve),
-    ),
-    sys::cmd_export_t {
-        name: table::c_ptr(c"msrp_reply"),
-        // SAFETY: the core calls a 3-parameter function through this pointer
-        // (sr_module.h cmd_function3); the ABI of the extra argument matches.
-        function: Some(unsafe {
-            std::mem::transmute::<
-                unsafe extern "C" fn(
-                    *mut sys::sip_msg,
-                    *mut c_char,
-                    *mut c_char,
-                    *mut c_char,
-                ) -> c_int,
-                CmdFn,
-            >(w_msrp_reply3)
-        }),
-        param_no: 3,
-        fixup: Some(sys::fixup_spve_all),
-        free_fixup: Some(sys::fixup_free_spve_all),
-        flags: u32::MAX,
-    },
-    cmd(c"msrp_is_request", w_msrp_is_request, 0, None, None),
-    cmd(c"msrp_is_reply", w_msrp_is_reply, 0, None, None),
-    cmd(c"msrp_test_panic", w_msrp_test_panic, 0, None, None),
-    cmd(c"msrp_cmap_save", w_msrp_cmap_save, 0, None, None),
-    cmd(c"msrp_cmap_lookup", w_msrp_cmap_lookup, 0, None, None),
-    cmd(
-        c"msrp_set_dst",
-        w_msrp_set_dst,
-        2,
-        Some(sys::fixup_spve_all),
-        Some(sys::fixup_free_spve_all),
-    ),
-    cmd(
-        c"msrp_relay_flags",
-        w_msrp_relay_flags,
-        1,
-        Some(sys::fixup_igp_null),
-        Some(sys::fixup_free_igp_null),
-    ),
-    cmd(
-        c"msrp_reply_flags",
-        w_msrp_reply_flags,
-        1,
-        Some(sys::fixup_igp_null),
-        Some(sys::fixup_free_igp_null),
-    ),
-];
 
 static CMDS: Exported<[sys::cmd_export_t; CMD_LIST.len() + 1]> =
     Exported::new(table::null_terminated(
@@ -230,6 +147,30 @@ pub static exports: Exported<sys::module_exports> = Exported::new(sys::module_ex
 });
 
 // ---- module life cycle -------------------------------------------------
+
+/// Called by the core when it loads the module (before modparams):
+/// registers the KEMI functions and the `{msrpuri.key}` transformation.
+///
+/// # Safety
+/// Called by the Kamailio core only, with the module's path.
+#[no_mangle]
+pub unsafe extern "C" fn mod_register(
+    path: *mut c_char,
+    _dlflags: *mut c_int,
+    _p1: *mut c_void,
+    _p2: *mut c_void,
+) -> c_int {
+    guard("mod_register", -1, || {
+        // SAFETY: the KEMI table and the transformation table live for the
+        // process; path is the module path given by the core.
+        unsafe {
+            if sys::sr_kemi_modules_add(super::kemi::KEMI.get().cast()) < 0 {
+                return -1;
+            }
+            sys::register_trans_mod(path, super::transform::TRANS.get().cast())
+        }
+    })
+}
 
 unsafe extern "C" fn mod_init() -> c_int {
     guard("mod_init", -1, || match super::process::mod_init() {

@@ -1,14 +1,17 @@
-//! A fixed array of plain records in Kamailio shared memory behind one
-//! Kamailio lock: allocated in mod_init (before fork), so every process
-//! sees the same records.
+//! Fixed arrays of plain records (with an optional header) in Kamailio
+//! shared memory behind one Kamailio lock: allocated in mod_init (before
+//! fork), so every process sees the same records.
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use super::sys;
+pub use msrp_engine::fixed::{fill, text};
 
-pub struct ShmSlots<S: Copy + 'static> {
+/// A header `H` and `len` records `S` in one shm block, behind one lock.
+pub struct ShmSlots<S: Copy + 'static, H: Copy + 'static = ()> {
+    head: NonNull<H>,
     base: NonNull<S>,
     len: usize,
     lock: NonNull<c_void>,
@@ -16,48 +19,75 @@ pub struct ShmSlots<S: Copy + 'static> {
 
 // SAFETY: the memory is Kamailio shm that lives for the server's life and is
 // only touched under the lock; Kamailio processes are single-threaded.
-unsafe impl<S: Copy + 'static> Send for ShmSlots<S> {}
+unsafe impl<S: Copy + 'static, H: Copy + 'static> Send for ShmSlots<S, H> {}
 // SAFETY: as above.
-unsafe impl<S: Copy + 'static> Sync for ShmSlots<S> {}
+unsafe impl<S: Copy + 'static, H: Copy + 'static> Sync for ShmSlots<S, H> {}
 
 impl<S: Copy + 'static> ShmSlots<S> {
     /// `len` records set to `init` (mod_init only).
     pub fn alloc(len: usize, init: S) -> Result<Self, String> {
-        let size = len.max(1) * std::mem::size_of::<S>();
+        Self::with_head((), len, init)
+    }
+}
+
+impl<S: Copy + 'static, H: Copy + 'static> ShmSlots<S, H> {
+    /// `head` followed by `len` records set to `init` (mod_init only).
+    pub fn with_head(head: H, len: usize, init: S) -> Result<Self, String> {
+        // The records start at the first offset after the header that is
+        // aligned for them.
+        let offset = std::mem::size_of::<H>().next_multiple_of(std::mem::align_of::<S>());
+        let size = offset + len.max(1) * std::mem::size_of::<S>();
         // SAFETY: plain shm allocation in mod_init.
-        let mem = unsafe { sys::msrp_shim_shm_malloc(size) };
-        let base = NonNull::new(mem.cast::<S>())
+        let mem = NonNull::new(unsafe { sys::msrp_shim_shm_malloc(size) })
             .ok_or_else(|| format!("out of shared memory ({size} bytes)"))?;
         // SAFETY: lock_alloc + lock_init in shm.
         let lock = NonNull::new(unsafe { sys::msrp_shim_lock_alloc() })
             .ok_or_else(|| "cannot allocate a lock".to_string())?;
-        for i in 0..len {
-            // SAFETY: i < len records fit in the allocation (shm_malloc
-            // aligns for any type).
-            unsafe { base.as_ptr().add(i).write(init) };
+        let head_ptr = mem.cast::<H>();
+        // SAFETY: offset + len records are within the allocation of `size`
+        // bytes; shm_malloc aligns for any type and `offset` keeps the
+        // records' alignment.
+        let base =
+            unsafe { NonNull::new_unchecked(mem.as_ptr().cast::<u8>().add(offset)) }.cast::<S>();
+        // SAFETY: exclusive access in mod_init; the writes initialise the
+        // header and every record (see above for the bounds).
+        unsafe {
+            head_ptr.as_ptr().write(head);
+            for i in 0..len {
+                base.as_ptr().add(i).write(init);
+            }
         }
-        Ok(ShmSlots { base, len, lock })
+        Ok(ShmSlots {
+            head: head_ptr,
+            base,
+            len,
+            lock,
+        })
     }
 
-    /// Runs `f` on the records with the lock held (never unwinding through
-    /// it).
-    pub fn locked<R>(&self, f: impl FnOnce(&mut [S]) -> R) -> Option<R> {
+    /// Runs `f` on the header and the records with the lock held (never
+    /// unwinding through it).
+    pub fn locked_with_head<R>(&self, f: impl FnOnce(&mut H, &mut [S]) -> R) -> Option<R> {
         // SAFETY: the lock lives in shm for the server's life.
         unsafe { sys::msrp_shim_lock_get(self.lock.as_ptr()) };
-        // SAFETY: under the lock no other process touches the records.
-        let slots = unsafe { std::slice::from_raw_parts_mut(self.base.as_ptr(), self.len) };
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(slots)));
+        // SAFETY: under the lock no other process touches the block; the
+        // header and the `len` records were initialised in `with_head`.
+        let (head, slots) = unsafe {
+            (
+                &mut *self.head.as_ptr(),
+                std::slice::from_raw_parts_mut(self.base.as_ptr(), self.len),
+            )
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(head, slots)));
         // SAFETY: releases the lock taken above.
         unsafe { sys::msrp_shim_lock_release(self.lock.as_ptr()) };
         r.ok()
     }
-}
 
-/// Copies what fits of `src` into a fixed field; returns the length kept.
-pub fn fill(dst: &mut [u8], src: &[u8]) -> u8 {
-    let n = src.len().min(dst.len()).min(u8::MAX as usize);
-    dst[..n].copy_from_slice(&src[..n]);
-    n as u8
+    /// Runs `f` on the records with the lock held.
+    pub fn locked<R>(&self, f: impl FnOnce(&mut [S]) -> R) -> Option<R> {
+        self.locked_with_head(|_, slots| f(slots))
+    }
 }
 
 /// Wall-clock seconds, for records other processes display.
@@ -134,9 +164,4 @@ impl<S: Record> ShmList<S> {
             })
             .unwrap_or_default()
     }
-}
-
-/// The text of a fixed field of which `n` bytes are used.
-pub fn text(field: &[u8], n: u8) -> String {
-    String::from_utf8_lossy(&field[..(n as usize).min(field.len())]).into_owned()
 }

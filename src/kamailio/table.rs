@@ -42,3 +42,11 @@ pub const NULL_STR: sys::str_ = sys::str_ {
     s: std::ptr::null_mut(),
     len: 0,
 };
+
+/// `concat!(name, "\0")` as a `&CStr`, checked at compile time.
+pub const fn c_lit(with_nul: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(with_nul.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("an exported name must be one NUL-terminated string"),
+    }
+}

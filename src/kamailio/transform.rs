@@ -1,10 +1,10 @@
 //! The `{msrpuri.key}` transformation (as the stock msrp module's): parts of
 //! an MSRP URI — `scheme user userinfo host port session proto params`.
-//! Registered from `mod_register`, which the core calls when it loads the
-//! module (before modparams).
+//! Registered from `mod_register` (exports.rs), which the core calls when
+//! it loads the module (before modparams).
 
 use std::cell::RefCell;
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int};
 
 use msrp_core::MsrpUri;
 
@@ -130,7 +130,7 @@ const TRANS_LIST: &[sys::tr_export_t] = &[sys::tr_export_t {
     tparse: Some(tr_parse_msrpuri),
 }];
 
-static TRANS: Exported<[sys::tr_export_t; TRANS_LIST.len() + 1]> =
+pub(super) static TRANS: Exported<[sys::tr_export_t; TRANS_LIST.len() + 1]> =
     Exported::new(table::null_terminated(
         TRANS_LIST,
         sys::tr_export_t {
@@ -138,26 +138,3 @@ static TRANS: Exported<[sys::tr_export_t; TRANS_LIST.len() + 1]> =
             tparse: None,
         },
     ));
-
-/// Called by the core when it loads the module.
-///
-/// # Safety
-/// Called by the Kamailio core only, with the module's path.
-#[no_mangle]
-pub unsafe extern "C" fn mod_register(
-    path: *mut c_char,
-    _dlflags: *mut c_int,
-    _p1: *mut c_void,
-    _p2: *mut c_void,
-) -> c_int {
-    guard("mod_register", -1, || {
-        // SAFETY: the KEMI table and TRANS live for the process; path is the
-        // module path given by the core.
-        unsafe {
-            if sys::sr_kemi_modules_add(super::kemi::KEMI.get().cast()) < 0 {
-                return -1;
-            }
-            sys::register_trans_mod(path, TRANS.get().cast())
-        }
-    })
-}

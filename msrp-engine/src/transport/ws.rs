@@ -13,7 +13,7 @@
 //!   chunk as one) is never held in memory, and only a frame header (or a
 //!   control frame, at most 131 bytes) is ever left waiting in the input.
 //! * [`MessageWriter`] sends MSRP frames the other way, one MSRP frame per
-//!   WebSocket binary message (RFC 7977 §5.2), written as fragments because
+//!   WebSocket binary message (RFC 7977 §5.1), written as fragments because
 //!   the relay learns where an MSRP frame ends only with its last piece.
 //!
 //! No extension (permessage-deflate) is negotiated, so every RSV bit must be

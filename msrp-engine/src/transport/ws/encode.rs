@@ -62,7 +62,7 @@ pub fn close_frame(role: Role, code: u16, reason: &str) -> Vec<u8> {
 }
 
 /// Streams MSRP frames as WebSocket messages: one MSRP frame per binary
-/// message (RFC 7977 §5.2), written as one WebSocket frame per piece the
+/// message (RFC 7977 §5.1), written as one WebSocket frame per piece the
 /// relay writes, because it learns where an MSRP frame ends only when it
 /// writes the frame's last piece.
 #[derive(Debug, Clone)]

@@ -1,0 +1,388 @@
+//! The message-rate phases: sessions that each send their next SEND when
+//! the previous one's 200 arrived (through the relay that 200 is the
+//! relay's own, RFC 4976 §6.4.1), through the relay, the relay over
+//! --transport, the TCP proxy and direct; every message verified at B.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
+use std::time::{Duration, Instant};
+
+use msrp_tools::ids::session_id;
+use msrp_tools::load::{self, AuthedSink, Dialer, RateCounters, Sink, SinkStats};
+use msrp_tools::process;
+use msrp_tools::tcpproxy::ProxyChild;
+
+use crate::mem::Mem;
+use crate::phases::Bench;
+use crate::progress::{fmt_size, rss_growth, with_progress, Unit};
+
+/// A session fails when it cannot connect, or a 200 does not come, in
+/// this time; so does B when it has not received every message by then.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+pub struct RateResult {
+    pub per_s: f64,
+    pub window: u64,
+    pub sent: u64,
+    pub secs: f64,
+    /// MSRP workers' CPU seconds over the whole phase, when known.
+    pub cpu: Option<f64>,
+}
+
+impl RateResult {
+    /// Worker CPU microseconds per relayed message (all messages of the
+    /// phase, warm-up included, against the CPU of the whole phase).
+    pub fn cpu_us_per_msg(&self) -> Option<f64> {
+        self.cpu
+            .filter(|_| self.sent > 0)
+            .map(|c| c * 1e6 / self.sent as f64)
+    }
+}
+
+/// Where session `i` connects to and its To-Path.
+type Route<'a> = dyn Fn(usize) -> (SocketAddr, Vec<String>) + Sync + 'a;
+
+/// What the session threads of one phase share: the counters and the first
+/// failure, which stops them all.
+#[derive(Default)]
+struct Sessions {
+    counters: RateCounters,
+    failure: Mutex<Option<String>>,
+}
+
+impl Sessions {
+    fn fail(&self, e: String) {
+        self.counters.stop.store(true, Ordering::SeqCst);
+        if let Ok(mut f) = self.failure.lock() {
+            f.get_or_insert(e);
+        }
+    }
+
+    fn sleep_unless_stopped(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.counters.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(end - now));
+        }
+    }
+
+    /// Until `n` sessions are connected (or one failed).
+    fn wait_ready(&self, n: usize) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.counters.ready.load(Ordering::SeqCst) < n as u64
+            && !self.counters.stop.load(Ordering::SeqCst)
+        {
+            if Instant::now() >= deadline {
+                self.fail("sessions did not connect in time".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Messages sent (and answered) by all sessions.
+    fn join(&self, handles: Vec<ScopedJoinHandle<'_, u64>>) -> u64 {
+        let mut sent = 0;
+        for h in handles {
+            match h.join() {
+                Ok(n) => sent += n,
+                Err(_) => self.fail("a session thread panicked".into()),
+            }
+        }
+        sent
+    }
+}
+
+/// Messages B endpoints have received so far.
+fn delivered(sinks: &[&Arc<SinkStats>]) -> u64 {
+    sinks
+        .iter()
+        .map(|s| s.messages.load(Ordering::Relaxed))
+        .sum()
+}
+
+/// Every message must reach B intact: waits until B has all `sent`.
+fn await_delivery(
+    label: &str,
+    sinks: &[&Arc<SinkStats>],
+    before: u64,
+    sent: u64,
+) -> Result<(), String> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let errors: Vec<String> = sinks.iter().flat_map(|s| s.errors()).collect();
+        if !errors.is_empty() {
+            return Err(format!("{label}: B: {}", errors.join("; ")));
+        }
+        let got = delivered(sinks) - before;
+        if got == sent {
+            return Ok(());
+        }
+        if got > sent || Instant::now() >= deadline {
+            return Err(format!(
+                "{label}: {sent} messages sent and answered, B received {got}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Where each path's sessions connect and their To-Paths.
+struct Routes<'a> {
+    relay: SocketAddr,
+    via: &'a [String],
+    sinks: &'a [Sink],
+    authed: &'a [AuthedSink],
+}
+
+impl Routes<'_> {
+    /// Through the relay to a B endpoint it connects to or, with
+    /// --use-path, over an AUTHed B's own connection via its Use-Path.
+    fn relay(&self, i: usize) -> (SocketAddr, Vec<String>) {
+        if !self.authed.is_empty() {
+            let b = &self.authed[i % self.authed.len()];
+            return (
+                self.relay,
+                vec![b.use_path().to_owned(), b.uri().to_owned()],
+            );
+        }
+        let sink = &self.sinks[i % self.sinks.len()];
+        let mut to = self.via.to_vec();
+        to.push(sink.uri(&session_id()));
+        (self.relay, to)
+    }
+
+    /// Direct: each session connects to its B endpoint itself.
+    fn direct(&self, i: usize) -> (SocketAddr, Vec<String>) {
+        let sink = &self.sinks[i % self.sinks.len()];
+        (sink.addr(), vec![sink.uri(&session_id())])
+    }
+}
+
+impl Bench<'_> {
+    /// All message-rate phases, in order: relay, relay over --transport,
+    /// TCP proxy (stopped after it), direct.
+    pub fn message_rates(&mut self, proxy: ProxyChild) -> Result<(), String> {
+        if self.o.use_path {
+            self.authed = (0..self.o.endpoints)
+                .map(|_| {
+                    AuthedSink::start(self.target.addr, &self.target.uri, self.pattern.clone())
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        let label = self.rate_label("relay ");
+        let (r, mm) = self.relay_rate(&label)?;
+        if let Some((base, peak)) = mm {
+            let what = format!(
+                "{} SENDs, {} sessions",
+                fmt_size(self.o.msg_size),
+                self.o.sessions
+            );
+            self.rep.mem.push((what, base, peak));
+        }
+        self.record(&label, &r, mm, Some("worker"));
+        self.rep.rate_relay = Some(r);
+        self.target.check_alive()?;
+
+        if let Some((label, r)) = self.other_transport_rate()? {
+            self.record(&label, &r, None, Some("worker"));
+            self.rep.rate_relay_t = Some(r);
+            self.target.check_alive()?;
+        }
+
+        let label = self.rate_label("proxy ");
+        let r = self.proxy_rate(&label, &proxy)?;
+        self.record(&label, &r, None, Some("proxy"));
+        self.rep.rate_proxy = Some(r);
+        drop(proxy);
+
+        let label = self.rate_label("direct");
+        let routes = self.routes();
+        let r = self.rate_phase(&label, &self.tcp, &|i| routes.direct(i), &self.sink_stats())?;
+        self.record(&label, &r, None, None);
+        self.rep.rate_direct = Some(r);
+        Ok(())
+    }
+
+    fn rate_label(&self, what: &str) -> String {
+        let o = self.o;
+        format!("{what} {} x {} sessions", fmt_size(o.msg_size), o.sessions)
+    }
+
+    /// Prints a phase's line (and `cpu_of`'s CPU per message); counts its
+    /// messages as verified.
+    fn record(
+        &mut self,
+        label: &str,
+        r: &RateResult,
+        mem: Option<(u64, u64)>,
+        cpu_of: Option<&str>,
+    ) {
+        let mut line = format!(
+            "{label}: {:.0} msg/s ({} round trips in {:.1} s, {:.2} ms each)",
+            r.per_s,
+            r.window,
+            r.secs,
+            self.o.sessions as f64 * 1000.0 / r.per_s.max(1e-9)
+        );
+        if let Some((base, peak)) = mem {
+            line.push_str(&rss_growth(base, peak));
+        }
+        println!("{line}");
+        if let (Some(who), Some(us)) = (cpu_of, r.cpu_us_per_msg()) {
+            println!("{label}: {who} CPU {us:.1} us per message");
+        }
+        self.rep.verified_msgs += r.sent;
+    }
+
+    fn routes(&self) -> Routes<'_> {
+        Routes {
+            relay: self.target.addr,
+            via: &self.via,
+            sinks: &self.sinks,
+            authed: &self.authed,
+        }
+    }
+
+    fn sink_stats(&self) -> Vec<&Arc<SinkStats>> {
+        self.sinks.iter().map(Sink::stats).collect()
+    }
+
+    /// The B endpoints the relay delivers to (AUTHed ones with --use-path).
+    fn relay_stats(&self) -> Vec<&Arc<SinkStats>> {
+        if self.authed.is_empty() {
+            self.sink_stats()
+        } else {
+            self.authed.iter().map(AuthedSink::stats).collect()
+        }
+    }
+
+    /// Through the relay, with the workers' CPU time and memory growth.
+    fn relay_rate(&self, label: &str) -> Result<(RateResult, Option<(u64, u64)>), String> {
+        let routes = self.routes();
+        let route = |i: usize| routes.relay(i);
+        let stats = self.relay_stats();
+        let Some(m) = &self.mem else {
+            return Ok((self.rate_phase(label, &self.tcp, &route, &stats)?, None));
+        };
+        let c0 = m.cpu()?;
+        let (mut r, base, peak) = m.during(|| self.rate_phase(label, &self.tcp, &route, &stats))?;
+        r.cpu = Some(m.cpu()? - c0);
+        Ok((r, Some((base, peak))))
+    }
+
+    /// The same relay, A over --transport: the same To-Paths with the
+    /// relay's URI on that listener first (a Use-Path stays as handed out).
+    fn other_transport_rate(&self) -> Result<Option<(String, RateResult)>, String> {
+        let Some(ot) = &self.target.other else {
+            return Ok(None);
+        };
+        let label = self.rate_label(&format!("relay/{}", ot.transport.name()));
+        let routes = self.routes();
+        let via_other = |i: usize| {
+            let (_, mut to) = routes.relay(i);
+            if routes.authed.is_empty() {
+                to[0] = ot.uri.clone();
+            }
+            (ot.addr, to)
+        };
+        let c0 = self.mem.as_ref().map(Mem::cpu).transpose()?;
+        let mut r = self.rate_phase(&label, &ot.dialer, &via_other, &self.relay_stats())?;
+        if let (Some(m), Some(c0)) = (&self.mem, c0) {
+            r.cpu = Some(m.cpu()? - c0);
+        }
+        Ok(Some((label, r)))
+    }
+
+    /// Through the TCP proxy, with its CPU time: byte-blind, so B answers A
+    /// itself; the proxy forwards every session to the first B endpoint.
+    fn proxy_rate(&self, label: &str, proxy: &ProxyChild) -> Result<RateResult, String> {
+        let b = &self.sinks[0];
+        let via_proxy = |_: usize| (proxy.addr(), vec![b.uri(&session_id())]);
+        let c0 = process::cpu_secs(proxy.pid());
+        let mut r = self.rate_phase(label, &self.tcp, &via_proxy, &[b.stats()])?;
+        if let (Some(c0), Some(c1)) = (c0, process::cpu_secs(proxy.pid())) {
+            r.cpu = Some(c1 - c0);
+        }
+        Ok(r)
+    }
+
+    /// One measurement: `o.sessions` sessions along `route`, a warm-up,
+    /// then `o.duration` counted; every message checked at `sinks`.
+    fn rate_phase(
+        &self,
+        label: &str,
+        dialer: &Dialer,
+        route: &Route<'_>,
+        sinks: &[&Arc<SinkStats>],
+    ) -> Result<RateResult, String> {
+        let before = delivered(sinks);
+        let sessions = Sessions::default();
+        let (window, secs, sent) = std::thread::scope(|s| {
+            let handles = self.start_sessions(s, &sessions, dialer, route);
+            // All connected (or a failure), then go.
+            sessions.wait_ready(handles.len());
+            sessions.counters.go.store(true, Ordering::SeqCst);
+            sessions.sleep_unless_stopped(Duration::from_millis(500).min(self.o.duration / 4));
+            let ok = || sessions.counters.ok.load(Ordering::Relaxed);
+            let (c0, t0) = (ok(), Instant::now());
+            with_progress(self.tty, label, Unit::Msgs, None, &ok, || {
+                sessions.sleep_unless_stopped(self.o.duration)
+            });
+            let (c1, secs) = (ok(), t0.elapsed().as_secs_f64());
+            sessions.counters.stop.store(true, Ordering::SeqCst);
+            (c1 - c0, secs, sessions.join(handles))
+        });
+        if let Some(e) = sessions.failure.into_inner().ok().flatten() {
+            return Err(format!("{label}: {e}"));
+        }
+        await_delivery(label, sinks, before, sent)?;
+        Ok(RateResult {
+            per_s: window as f64 / secs,
+            window,
+            sent,
+            secs,
+            cpu: None,
+        })
+    }
+
+    /// One thread per session, waiting for `go`.
+    fn start_sessions<'scope, 'env>(
+        &'env self,
+        s: &'scope Scope<'scope, 'env>,
+        sessions: &'env Sessions,
+        dialer: &'env Dialer,
+        route: &Route<'_>,
+    ) -> Vec<ScopedJoinHandle<'scope, u64>> {
+        let (o, pattern) = (self.o, &self.pattern);
+        let mut handles = Vec::with_capacity(o.sessions);
+        for i in 0..o.sessions {
+            let (addr, to_path) = route(i);
+            let counters = &sessions.counters;
+            let spawned = std::thread::Builder::new()
+                .name(format!("session-{i}"))
+                .spawn_scoped(s, move || {
+                    load::rate_session_with(
+                        dialer, addr, to_path, o.msg_size, pattern, counters, TIMEOUT,
+                    )
+                    .unwrap_or_else(|e| {
+                        sessions.fail(format!("session {i}: {e}"));
+                        0
+                    })
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    sessions.fail(format!("cannot start session thread {i}: {e}"));
+                    break;
+                }
+            }
+        }
+        handles
+    }
+}

@@ -129,6 +129,11 @@ macro_rules! modparams {
                 default: 16_777_216, range: 1024..=1_073_741_824,
                 special: 0 => "no limit", set: ws_max_message,
             }
+            /// largest MSRP message (all chunks of a Message-ID) a connection may send, bytes; a SEND whose Byte-Range total, or whose bytes so far, exceed it gets 413 and is not forwarded further (RFC 4975 §10); `msrp_set_max_message_size()` sets it per connection
+            MaxMessageSize "max_message_size" int {
+                default: 0, range: 1..=2_147_483_647,
+                special: 0 => "no limit", set: max_message_size,
+            }
             /// 1 enables `msrp_test_panic()` (test-suite only)
             TestMode "test_mode" int { default: 0, range: 0..=1, set: test_mode }
             /// accepted for stock `msrp` configs: the connection map is always on and expires its entries itself
@@ -240,6 +245,9 @@ pub struct Config {
     pub ws_origins: Vec<String>,
     /// Largest WebSocket message a client may send (0: no limit).
     pub ws_max_message: usize,
+    /// Largest message a connection may send (0: no limit), until the
+    /// script sets another for it.
+    pub max_message_size: u64,
 }
 
 /// A listening address and the transport spoken on it.
@@ -304,6 +312,7 @@ impl ConfigBuilder {
                 tls: TlsSettings::default(),
                 ws_origins: Vec::new(),
                 ws_max_message: 0,
+                max_message_size: 0,
             },
             errors: Vec::new(),
         };

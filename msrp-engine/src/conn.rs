@@ -139,6 +139,9 @@ pub struct Conn {
     stalled_since: Option<Instant>,
     /// A complete frame head arrived (RFC 4976 §6.1 first-request rule).
     pub got_frame: bool,
+    /// Largest message this peer may send (0: no limit): `max_message_size`
+    /// or the script's `msrp_set_max_message_size()`.
+    pub max_message: u64,
     /// Slot in the connection listing (RPC), if any.
     pub listed: Option<u32>,
 }
@@ -207,6 +210,7 @@ impl Conn {
             last_read: now,
             stalled_since: None,
             got_frame: false,
+            max_message: cfg.max_message_size,
             listed: None,
         }
     }

@@ -17,6 +17,12 @@ pub struct Forward {
     /// `None` once the next hop failed: the rest of the frame is swallowed
     /// (and still answered, RFC 4976 §6.4.1: a 200 means "received").
     pub dest: Option<Token>,
+    /// Why the request fails before anything is forwarded (its chunk is
+    /// failed once the frame is the connection's incoming one).
+    pub fail_at_start: Option<crate::txtable::Cause>,
+    /// Body bytes this chunk may carry within the connection's
+    /// `max_message_size` (`None`: no limit).
+    pub size_left: Option<u64>,
     /// The outgoing request is a REPORT (not tracked: no responses).
     pub is_report: bool,
     /// Everything of the outgoing chunk heads but tid and Byte-Range.

@@ -49,6 +49,7 @@ pub fn status(cause: Cause, code: u16) -> (u16, &'static str) {
         Cause::NotOwnUri => (481, "Not This Relay"),
         // RFC 4975 §10: 408, the request did not complete in time
         Cause::SenderStalled => (408, "Sender Stalled"),
+        Cause::TooLarge => (413, reason(413)),
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Actions {
     pub dst: Option<Dst>,
     /// `msrp_relay_flags()`: 1 = do not open a new connection.
     pub relay_flags: u32,
+    /// `msrp_set_max_message_size()`: the connection's new limit (0: none).
+    pub max_message_size: Option<u64>,
 }
 
 /// A destination chosen by the script.
@@ -398,6 +400,12 @@ impl FrameCtx {
     /// `msrp_relay_flags(flags)`.
     pub fn set_relay_flags(&mut self, flags: u32) {
         self.actions.relay_flags = flags;
+    }
+
+    /// `msrp_set_max_message_size(n)`: from this frame on, for its
+    /// connection.
+    pub fn set_max_message_size(&mut self, n: u64) {
+        self.actions.max_message_size = Some(n);
     }
 
     /// `msrp_reply(code, text [, hdrs])`: see [`reply_frame`].

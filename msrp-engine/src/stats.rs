@@ -32,6 +32,7 @@ pub enum Stat {
     ReportsNextHopClosed,
     ReportsNotOwnUri,
     ReportsSenderStalled,
+    ReportsTooLarge,
     TlsHandshakeFailures,
     TlsErrors,
     WsProtocolErrors,
@@ -39,7 +40,7 @@ pub enum Stat {
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 29] = [
+    pub const ALL: [(&'static str, &'static str); 30] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -82,6 +83,10 @@ impl Stat {
             "REPORTs sent: sender stopped mid-chunk for frame_timeout",
         ),
         (
+            "reports_too_large",
+            "REPORTs sent: message over max_message_size (413)",
+        ),
+        (
             "tls_handshake_failures",
             "TLS handshakes that failed (certificate, protocol, version)",
         ),
@@ -115,6 +120,7 @@ impl Stat {
             Cause::NextHopClosed => Stat::ReportsNextHopClosed,
             Cause::NotOwnUri => Stat::ReportsNotOwnUri,
             Cause::SenderStalled => Stat::ReportsSenderStalled,
+            Cause::TooLarge => Stat::ReportsTooLarge,
         }
     }
 }

@@ -55,16 +55,19 @@ pub enum Cause {
     NotOwnUri = 4,
     /// The sender stopped sending a SEND body mid-chunk for frame_timeout.
     SenderStalled = 5,
+    /// The message is larger than the connection's max_message_size.
+    TooLarge = 6,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 6] = [
+    pub const ALL: [Cause; 7] = [
         Cause::Timeout,
         Cause::ErrorResponse,
         Cause::Unreachable,
         Cause::NextHopClosed,
         Cause::NotOwnUri,
         Cause::SenderStalled,
+        Cause::TooLarge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Cause {
             Cause::NextHopClosed => "next_hop_closed",
             Cause::NotOwnUri => "not_own_uri",
             Cause::SenderStalled => "sender_stalled",
+            Cause::TooLarge => "too_large",
         }
     }
 }

@@ -56,6 +56,9 @@ impl<H: Host> Engine<H> {
         let ctx = self.host.run_route(ctx);
         let known_len = ctx.body_complete.then_some(ctx.body.len() as u64);
         let FrameCtx { head, actions, .. } = ctx;
+        if let (Some(n), Some(c)) = (actions.max_message_size, self.conns.get_mut(&t)) {
+            c.max_message = n;
+        }
         let replied = self.send_replies(t, &head, &actions);
         let next = if !head.is_request() {
             self.on_response(t, &head, actions.relay);
@@ -72,6 +75,7 @@ impl<H: Host> Engine<H> {
             Incoming::Discard
         };
         self.set_incoming(t, next);
+        self.fail_at_start(t);
     }
 
     fn set_incoming(&mut self, t: Token, incoming: Incoming) {
@@ -202,8 +206,10 @@ impl<H: Host> Engine<H> {
             );
             return Err(NotForwarded::Respond(400, "Bad Request"));
         }
-        let dest = match self.dest(plan.as_ref(), &route) {
-            Ok((d, link_conid)) => {
+        let size = self.size_allowance(t, &req);
+        let dest = match size.map(|_| self.dest(plan.as_ref(), &route)) {
+            Err(()) => Err(Cause::TooLarge),
+            Ok(Ok((d, link_conid))) => {
                 if let Some(conid) = link_conid {
                     // a connection on another worker: over the link, with
                     // the connection's ID there for the receiving worker
@@ -212,9 +218,9 @@ impl<H: Host> Engine<H> {
                         conid.to_string().into_bytes(),
                     ));
                 }
-                Some(d)
+                Ok(d)
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 log::warn!(
                     "next hop {} of a request from {peer} unreachable: {e}",
                     String::from_utf8_lossy(&next_hop)
@@ -222,10 +228,12 @@ impl<H: Host> Engine<H> {
                 if !req.is_send {
                     return Err(NotForwarded::Respond(408, "Request Timeout"));
                 }
-                None
+                Err(Cause::Unreachable)
             }
         };
-        Ok(self.new_forward(t, head, req, dest, heads, &route))
+        let mut f = self.new_forward(t, head, req, dest, heads, &route);
+        f.size_left = size.ok().flatten();
+        Ok(f)
     }
 
     /// RFC 4976 §6.4.1: a SEND whose first To-Path URI is not this relay's
@@ -300,14 +308,14 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// The forwarding state of a request that goes to `dest` (`None`: its
-    /// next hop is unreachable, the body is swallowed and REPORTed).
+    /// The forwarding state of a request that goes to `dest` (an error: it
+    /// fails at once for that cause, the body is swallowed and REPORTed).
     fn new_forward(
         &mut self,
         t: Token,
         head: &FrameHead,
         req: Request,
-        dest: Option<Token>,
+        dest: Result<Token, Cause>,
         heads: ChunkHeads,
         route: &Route,
     ) -> Forward {
@@ -334,10 +342,6 @@ impl<H: Host> Engine<H> {
                 range: req.range,
             })
         });
-        if let (None, Some(id)) = (dest, in_id) {
-            self.tracker.fail_in(id, Cause::Unreachable, 0);
-            self.apply_outputs();
-        }
         // The relay's own 200 for "yes" (RFC 4976 §6.4.1), unless the script
         // already answered.
         let auto_reply = (req.is_send && fr == FailureReport::Yes && !route.replied)
@@ -347,7 +351,9 @@ impl<H: Host> Engine<H> {
             .then(|| script::reply_frame(head, 413, b"Message Too Large", b"").ok())
             .flatten();
         Forward {
-            dest,
+            dest: dest.ok(),
+            fail_at_start: dest.err(),
+            size_left: None,
             is_report: head.method() == Some(b"REPORT"),
             heads,
             has_body: head.has_body,
@@ -463,6 +469,8 @@ impl<H: Host> Engine<H> {
         let range = head.byte_range().ok().flatten();
         Incoming::Forward(Box::new(Forward {
             dest: Some(dest),
+            fail_at_start: None,
+            size_left: None,
             is_report,
             heads,
             has_body: head.has_body,

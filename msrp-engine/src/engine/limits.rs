@@ -144,3 +144,74 @@ impl<H: Host> Engine<H> {
         self.mark_dirty(t);
     }
 }
+
+impl<H: Host> Engine<H> {
+    /// Body bytes a SEND chunk from `t` may carry within the connection's
+    /// message size limit (`Ok(None)`: no limit); `Err` when its Byte-Range
+    /// already says the message is larger (RFC 4975 §10: 413).
+    pub(super) fn size_allowance(
+        &self,
+        t: Token,
+        req: &crate::route::Request,
+    ) -> Result<Option<u64>, ()> {
+        let Some(c) = self.conns.get(&t) else {
+            return Ok(None);
+        };
+        let limit = c.max_message;
+        if !req.is_send || limit == 0 {
+            return Ok(None);
+        }
+        let (before, end, total) = req.range.map_or((0, None, None), |r| {
+            (r.start.saturating_sub(1), r.end, r.total)
+        });
+        let declared = total.into_iter().chain(end).max();
+        if before > limit || declared.is_some_and(|n| n > limit) {
+            log::info!(
+                "SEND from {} (connection {}): message of {} bytes over max_message_size \
+                 ({limit}): 413",
+                c.peer,
+                t.0,
+                declared.unwrap_or(before)
+            );
+            return Err(());
+        }
+        Ok(Some(limit - before))
+    }
+
+    /// The chunk arriving on `t` passed the connection's message size
+    /// limit mid-body: refused (413, REPORT, `#` downstream).
+    pub(super) fn too_large(&mut self, t: Token) {
+        let Some(c) = self.conns.get_mut(&t) else {
+            return;
+        };
+        let (peer, limit) = (c.peer, c.max_message);
+        let Some(f) = c.forward() else {
+            return;
+        };
+        f.size_left = None;
+        let Some(id) = f.in_id else {
+            return;
+        };
+        log::info!(
+            "SEND from {peer} (connection {}): message over max_message_size ({limit}) \
+             mid-chunk: 413",
+            t.0
+        );
+        self.tracker.fail_in(id, Cause::TooLarge, 0);
+        self.apply_outputs();
+    }
+
+    /// A request that failed before anything was forwarded (next hop
+    /// unreachable at once, message too large) is failed now that it is
+    /// `t`'s incoming frame, so its refusal finds it.
+    pub(super) fn fail_at_start(&mut self, t: Token) {
+        let Some(f) = self.fwd_mut(t) else {
+            return;
+        };
+        let (Some(cause), Some(id)) = (f.fail_at_start.take(), f.in_id) else {
+            return;
+        };
+        self.tracker.fail_in(id, cause, 0);
+        self.apply_outputs();
+    }
+}

@@ -321,11 +321,14 @@ impl<H: Host> Engine<H> {
                 if let Some(f) = self.conns.get_mut(&t).and_then(|c| c.forward()) {
                     f.chunker.body(bytes, &mut f.pending);
                     let (id, n, refused) = (f.in_id, f.chunker.consumed(), f.refused_at);
+                    let over = f.size_left.is_some_and(|left| n > left);
                     if let Some(id) = id {
                         self.tracker.set_received(id, n);
                     }
                     if refused.is_some() {
                         self.check_refused(t);
+                    } else if over {
+                        self.too_large(t);
                     }
                 }
             }

@@ -75,6 +75,11 @@ macro_rules! script_functions {
             /// accepted for stock configs: replies always go back on the
             /// connection the request came on.
             reply_flags "msrp_reply_flags" (flags: Int) kemi "reply_flags";
+            /// largest message (bytes, 0 = no limit) the current frame's
+            /// connection may send from this frame on, instead of
+            /// `max_message_size` (e.g. per user class in the AUTH route);
+            /// a SEND over it gets 413. -1 for a negative size.
+            set_max_message_size "msrp_set_max_message_size" (size: Int) kemi "set_max_message_size";
             /// panics inside Rust when `test_mode` is 1 (proves the FFI
             /// guard: the panic is logged, the function returns -1,
             /// Kamailio goes on).
@@ -100,15 +105,19 @@ pub enum FnError {
     /// The module is not set up for this call.
     #[error("{0}")]
     Setup(&'static str),
+    /// A parameter that must not be negative was.
+    #[error("parameter {0} must not be negative")]
+    Negative(&'static str),
 }
 
 impl FnError {
     /// The level the boundary logs this failure at.
     pub fn level(&self) -> log::Level {
         match self {
-            FnError::Script(ScriptError::NoFrame) | FnError::Param(_) | FnError::Setup(_) => {
-                log::Level::Error
-            }
+            FnError::Script(ScriptError::NoFrame)
+            | FnError::Param(_)
+            | FnError::Setup(_)
+            | FnError::Negative(_) => log::Level::Error,
             FnError::Script(_) => log::Level::Debug,
         }
     }
@@ -172,6 +181,12 @@ pub fn set_dst(addr: Vec<u8>, sock: Vec<u8>) -> Outcome {
 
 pub fn relay_flags(flags: i32) -> Outcome {
     on_frame(|f| f.set_relay_flags(flags as u32))?;
+    Ok(true)
+}
+
+pub fn set_max_message_size(size: i32) -> Outcome {
+    let size = u64::try_from(size).map_err(|_| FnError::Negative("size"))?;
+    on_frame(|f| f.set_max_message_size(size))?;
     Ok(true)
 }
 

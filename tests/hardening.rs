@@ -202,8 +202,8 @@ fn sender_held_back_by_the_relay_is_not_cut() {
 /// `transaction_timeout` 2, one 256 MiB SEND that keeps coming. The sender
 /// gets one REPORT 408 and a 413, never a 200; it ignores the 413 and keeps
 /// writing, so the relay closes it after its slack (16 MiB, or twice the
-/// socket's receive buffer) instead of reading (and discarding) the rest:
-/// its write fails before 256 MiB.
+/// socket's receive buffer), a pause of 1-2 s and a second slack instead of
+/// reading (and discarding) the rest: its write fails before 256 MiB.
 #[test]
 fn non_reading_next_hop_gets_413_and_a_writer_that_goes_on_is_closed() {
     const LEN: u64 = 256 * 1024 * 1024;

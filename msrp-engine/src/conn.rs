@@ -142,6 +142,8 @@ pub struct Conn {
     /// Largest message this peer may send (0: no limit): `max_message_size`
     /// or the script's `msrp_set_max_message_size()`.
     pub max_message: u64,
+    /// Not read until then (a sender past a refused chunk's slack).
+    pub read_paused_until: Option<Instant>,
     /// Slot in the connection listing (RPC), if any.
     pub listed: Option<u32>,
 }
@@ -211,6 +213,7 @@ impl Conn {
             stalled_since: None,
             got_frame: false,
             max_message: cfg.max_message_size,
+            read_paused_until: None,
             listed: None,
         }
     }

@@ -60,14 +60,25 @@ pub struct Forward {
     /// many more the relay reads before it closes the connection (see
     /// [`refusal_slack`]).
     pub refused_at: Option<(u64, u64)>,
+    /// The relay already stopped reading the refused chunk once for
+    /// [`REFUSAL_PAUSE`].
+    pub refusal_paused: bool,
 }
+
+/// How long the relay stops reading a sender that passed the slack of a
+/// refused chunk: time for a sender that honours the 413 to react (its
+/// bytes in flight meanwhile are bounded by the TCP buffers, since the
+/// relay does not read them); after it, the sender gets one more slack.
+pub const REFUSAL_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Bytes of a refused chunk the relay still reads (and discards) after its
 /// 413: what a sender that stops at the 413 can still have in flight, its
 /// send buffer and the relay's receive buffer (`rcvbuf`, SO_RCVBUF as
-/// Linux reports it), counted twice, and at least 16 MiB. A sender that
-/// keeps writing beyond it has its connection closed rather than hundreds
-/// of MiB read for nothing.
+/// Linux reports it), counted twice, and at least 16 MiB. Past it the
+/// relay stops reading the sender for [`REFUSAL_PAUSE`] (a sender on a fast
+/// link writes more than that before the 413 reaches it), then allows one
+/// more slack; a sender that keeps writing beyond that has its connection
+/// closed rather than hundreds of MiB read for nothing.
 pub fn refusal_slack(rcvbuf: usize) -> u64 {
     (2 * rcvbuf as u64).max(16 * 1024 * 1024)
 }

@@ -370,6 +370,7 @@ impl<H: Host> Engine<H> {
             auto_reply,
             refusal,
             refused_at: None,
+            refusal_paused: false,
         }
     }
 
@@ -492,6 +493,7 @@ impl<H: Host> Engine<H> {
             auto_reply: None,
             refusal: None,
             refused_at: None,
+            refusal_paused: false,
         }))
     }
 }

@@ -58,17 +58,33 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// A refused chunk's sender keeps sending it: closes its connection
-    /// once it sent more than the slack past the 413. Returns whether it
-    /// did.
+    /// A refused chunk's sender keeps sending it: past the slack the
+    /// relay stops reading it for
+    /// [`REFUSAL_PAUSE`](crate::forward::REFUSAL_PAUSE) once, past a second
+    /// slack it closes the connection. Returns whether it did.
     pub(super) fn check_refused(&mut self, t: Token) -> bool {
+        let now = self.now;
         let Some(c) = self.conns.get_mut(&t) else {
             return false;
         };
         let peer = c.peer;
-        let Some(after) = c.forward().and_then(|f| f.past_refusal()) else {
+        let Incoming::Forward(f) = &mut c.incoming else {
             return false;
         };
+        let Some(after) = f.past_refusal() else {
+            return false;
+        };
+        if !f.refusal_paused {
+            f.refusal_paused = true;
+            f.refused_at = f.refused_at.map(|(_, slack)| (f.chunker.consumed(), slack));
+            c.read_paused_until = Some(now + crate::forward::REFUSAL_PAUSE);
+            log::debug!(
+                "connection {} with {peer}: {after} bytes of a refused chunk after its 413; \
+                 not read for a while",
+                t.0
+            );
+            return false;
+        }
         log::warn!(
             "closing connection {} with {peer}: it sent {after} bytes of a refused chunk after \
              its 413",
@@ -92,7 +108,7 @@ impl<H: Host> Engine<H> {
             if c.link.is_some() || c.closing || !c.parser.in_frame() {
                 continue;
             }
-            if self.sched.blocked(*t).is_some() {
+            if self.sched.blocked(*t).is_some() || c.read_paused_until.is_some() {
                 // not read because of the relay: the clock restarts when
                 // it is read again
                 c.frame_mark = now;
@@ -111,6 +127,16 @@ impl<H: Host> Engine<H> {
         }
         for (t, peer, in_body) in late {
             self.frame_late(t, peer, in_body);
+        }
+    }
+
+    /// Reads again the connections whose refusal pause is over.
+    pub(super) fn resume_paused(&mut self, now: Instant) {
+        for (t, c) in self.conns.iter_mut() {
+            if c.read_paused_until.is_some_and(|u| u <= now) {
+                c.read_paused_until = None;
+                self.sched.wake(*t);
+            }
         }
     }
 

@@ -264,6 +264,7 @@ impl<H: Host> Engine<H> {
             self.last_sweep = now;
             self.sweep_idle(now);
             self.sweep_frames(now);
+            self.resume_paused(now);
             crate::cmap::with(|m| m.expire(now));
         }
         self.settle();

@@ -176,7 +176,7 @@ impl<H: Host> Engine<H> {
         let Some(c) = self.conns.get_mut(&t) else {
             return Read::Gone;
         };
-        if c.closing {
+        if c.closing || c.read_paused_until.is_some() {
             return Read::Empty;
         }
         if c.eof {

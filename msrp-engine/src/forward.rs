@@ -15,7 +15,8 @@ use crate::tracker::{InId, Return};
 
 pub struct Forward {
     /// `None` once the next hop failed: the rest of the frame is swallowed
-    /// (and still answered, RFC 4976 §6.4.1: a 200 means "received").
+    /// (a SEND chunk still arriving is answered 413 instead of its 200, see
+    /// [`refusal`](Self::refusal)).
     pub dest: Option<Token>,
     /// Why the request fails before anything is forwarded (its chunk is
     /// failed once the frame is the connection's incoming one).

@@ -918,8 +918,9 @@ fn error_413_stops_the_rest_of_the_message() {
 
 /// A 1 MiB single-chunk SEND re-chunked to 16384; B takes ~300 KiB of
 /// chunks (answering 200 to each), then closes (RST: unread data is left in
-/// its buffers anyway). A gets one 200 (its chunk
-/// is complete) and one REPORT `000 408 Next Hop Connection Lost` with
+/// its buffers anyway). A's chunk is still arriving, so A gets a 413 and no
+/// 200 (the relay dropped the rest), and one REPORT
+/// `000 408 Next Hop Connection Lost` with
 /// `Byte-Range: 1-<end>/1048576`, where:
 /// - end >= the bytes B received in complete chunks (the relay cannot have
 ///   forwarded more than it had received);
@@ -987,9 +988,9 @@ fn next_hop_failure_mid_message_reports_bytes_received() {
     assert_eq!(
         (responses.len(), reports.len()),
         (1, 1),
-        "one 200, one REPORT"
+        "one 413, one REPORT"
     );
-    check_response(&responses[0], &req, &a_uri, 200, "mid-message");
+    check_response(&responses[0], &req, &a_uri, 413, "mid-message");
     let e = ExpReport {
         sender_tid: req.tid.clone(),
         msg_id,
@@ -1374,8 +1375,9 @@ fn partial_bulk_transfer_keeps_no_entry_per_chunk() {
 }
 
 /// A next hop that reads but never answers gets at most a window of 1024
-/// unanswered chunks; the rest follows once those time out, and the sender
-/// gets its 200 and exactly one REPORT 408.
+/// unanswered chunks; once those time out the relay knows the chunk still
+/// arriving is lost: the sender gets exactly one REPORT 408 and a 413 (no
+/// 200), and nothing more of the message reaches the next hop.
 #[test]
 fn silent_next_hop_is_held_to_a_request_window() {
     const CHUNK: u64 = 2048;
@@ -1424,11 +1426,16 @@ fn silent_next_hop_is_held_to_a_request_window() {
         chunks >= WINDOW / 2,
         "only {chunks} chunks before the pause"
     );
-    // After the timeouts the rest arrives.
-    while chunks < LEN / CHUNK {
-        bp.read_frame_hashed(Duration::from_secs(8))
-            .unwrap_or_else(|e| panic!("B after {chunks} chunks: {e}\n{}", k.log_tail(20)));
+    // After the timeouts nothing more of it arrives (no chunk was open:
+    // the relay waited for the window before starting one).
+    while let Ok(f) = bp.read_frame_hashed(Duration::from_secs(4)) {
+        assert_eq!(f.flag, EndFlag::Continued, "{}", f.summary());
         chunks += 1;
+        assert!(
+            chunks <= WINDOW,
+            "chunk {chunks} reached B: {}",
+            f.summary()
+        );
     }
     let (mut a_peer, sent) = sender.join().expect("sender thread");
     sent.unwrap_or_else(|e| panic!("A streaming send: {e}"));
@@ -1439,8 +1446,9 @@ fn silent_next_hop_is_held_to_a_request_window() {
     assert_eq!(
         (responses.len(), reports.len()),
         (1, 1),
-        "one 200, one REPORT"
+        "one 413, one REPORT"
     );
+    check_response(&responses[0], &req, &a_uri, 413, "window");
     assert_eq!(
         reports[0].header("Status").as_deref(),
         Some("000 408 Request Timeout")

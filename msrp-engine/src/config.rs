@@ -82,6 +82,8 @@ macro_rules! modparams {
             }
             /// seconds after which a connection with nothing in flight is closed (RFC 4976 §6.5); 0 = never
             IdleTimeout "idle_timeout" int { default: 3600, range: 0..=604_800, set: idle_timeout }
+            /// seconds a frame head may take from its first byte, and a body may go without a byte while the relay reads it; longer closes the connection (a SEND cut short gets its REPORT first); 0 = never
+            FrameTimeout "frame_timeout" int { default: 30, range: 0..=3600, set: frame_timeout }
             /// smallest AUTH `Expires` `msrp_cmap_save()` grants; below it answers 423 with `Min-Expires`
             AuthMinExpires "auth_min_expires" int {
                 default: 60, range: 1..=31_536_000, set: auth_min_expires,
@@ -147,6 +149,11 @@ macro_rules! modparams {
             DnsConcurrency "dns_concurrency" int { default: 16, range: 1..=1024, set: dns.concurrency }
             /// longest time, seconds, a failed lookup (NXDOMAIN, no answer) is remembered; NXDOMAIN is remembered for the zone's negative TTL when shorter
             DnsNegativeTtl "dns_negative_ttl" int { default: 5, range: 0..=3600, set: dns.negative_ttl }
+            /// largest MSRP message (all chunks of a Message-ID) a connection may send, bytes; a SEND whose Byte-Range total, or whose bytes so far, exceed it gets 413 and is not forwarded further (RFC 4975 §10); `msrp_set_max_message_size()` sets it per connection
+            MaxMessageSize "max_message_size" int {
+                default: 0, range: 1..=2_147_483_647,
+                special: 0 => "no limit", set: max_message_size,
+            }
             /// 1 enables `msrp_test_panic()` (test-suite only)
             TestMode "test_mode" int { default: 0, range: 0..=1, set: test_mode }
             /// accepted for stock `msrp` configs: the connection map is always on and expires its entries itself
@@ -257,6 +264,9 @@ pub struct Config {
     pub first_request_timeout: Duration,
     /// RFC 4976 §6.5: idle connections are closed after this (0 = never).
     pub idle_timeout: Duration,
+    /// A frame head must complete, and a body keep moving, within this
+    /// (0 = no limit): a peer cannot pin a connection with a trickle.
+    pub frame_timeout: Duration,
     /// Enables `msrp_test_panic()` (used by the test-suite to prove the
     /// FFI panic guard).
     pub test_mode: bool,
@@ -273,6 +283,9 @@ pub struct Config {
     pub max_auth_failures: u32,
     /// Next-hop name resolution (`dns_*`).
     pub dns: DnsConfig,
+    /// Largest message a connection may send (0: no limit), until the
+    /// script sets another for it.
+    pub max_message_size: u64,
 }
 
 /// A listening address, the transport spoken on it and (`tls:`/`wss:`)
@@ -337,6 +350,7 @@ impl ConfigBuilder {
                 transaction_timeout: Duration::ZERO,
                 first_request_timeout: Duration::ZERO,
                 idle_timeout: Duration::ZERO,
+                frame_timeout: Duration::ZERO,
                 test_mode: false,
                 tls: TlsSettings::default(),
                 ws_origins: Vec::new(),
@@ -344,6 +358,7 @@ impl ConfigBuilder {
                 max_read_rate: 0,
                 max_auth_failures: 0,
                 dns: DnsConfig::default(),
+                max_message_size: 0,
             },
             errors: Vec::new(),
         };

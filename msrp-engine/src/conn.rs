@@ -132,11 +132,21 @@ pub struct Conn {
     pub opened: Instant,
     /// Last time bytes moved in either direction.
     pub last_active: Instant,
+    /// When the frame arriving began (its first byte read), or its head
+    /// completed; `frame_timeout` counts from it.
+    pub frame_mark: Instant,
+    /// Last time bytes were read from the peer (a body must keep moving).
+    pub last_read: Instant,
     /// Since when output ready to write has waited without a byte written
     /// (`None`: nothing ready): a peer that stops reading is found by this.
     stalled_since: Option<Instant>,
     /// A complete frame head arrived (RFC 4976 §6.1 first-request rule).
     pub got_frame: bool,
+    /// Largest message this peer may send (0: no limit): `max_message_size`
+    /// or the script's `msrp_set_max_message_size()`.
+    pub max_message: u64,
+    /// Not read until then (a sender past a refused chunk's slack).
+    pub read_paused_until: Option<Instant>,
     /// Slot in the connection listing (RPC), if any.
     pub listed: Option<u32>,
     /// Read-rate limit (`max_read_rate`, `msrp_set_read_rate()`), and
@@ -207,12 +217,33 @@ impl Conn {
             rejected: HashSet::default(),
             opened: now,
             last_active: now,
+            frame_mark: now,
+            last_read: now,
             stalled_since: None,
             got_frame: false,
+            max_message: cfg.max_message_size,
+            read_paused_until: None,
             listed: None,
             read_rate: None,
             rate_waiting: false,
             auth_failures: 0,
+        }
+    }
+
+    /// SO_RCVBUF of the socket (0 for a link or when unknown).
+    pub fn recv_buffer(&self) -> usize {
+        match &self.stream {
+            Stream::Tcp(s) => socket2::SockRef::from(s).recv_buffer_size().unwrap_or(0),
+            Stream::Unix(_) => 0,
+        }
+    }
+
+    /// Bytes were read at `now`: between frames they start one.
+    pub fn note_read(&mut self, now: Instant) {
+        self.last_active = now;
+        self.last_read = now;
+        if !self.parser.in_frame() {
+            self.frame_mark = now;
         }
     }
 

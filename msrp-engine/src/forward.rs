@@ -40,8 +40,15 @@ pub struct Parked {
 
 pub struct Forward {
     /// `None` once the next hop failed: the rest of the frame is swallowed
-    /// (and still answered, RFC 4976 §6.4.1: a 200 means "received").
+    /// (a SEND chunk still arriving is answered 413 instead of its 200, see
+    /// [`refusal`](Self::refusal)).
     pub dest: Option<Token>,
+    /// Why the request fails before anything is forwarded (its chunk is
+    /// failed once the frame is the connection's incoming one).
+    pub fail_at_start: Option<crate::txtable::Cause>,
+    /// Body bytes this chunk may carry within the connection's
+    /// `max_message_size` (`None`: no limit).
+    pub size_left: Option<u64>,
     /// The outgoing request is a REPORT (not tracked: no responses).
     pub is_report: bool,
     /// Everything of the outgoing chunk heads but tid and Byte-Range.
@@ -70,6 +77,46 @@ pub struct Forward {
     /// The relay's own 200 to the previous hop, sent when the incoming chunk
     /// is complete (RFC 4976 §6.4.1).
     pub auto_reply: Option<Bytes>,
+    /// What the previous hop gets instead when the chunk is refused while
+    /// still arriving ([`Output::Refuse`](crate::tracker::Output)): 413, for
+    /// Failure-Report "yes" and "partial" (RFC 4975 §7.1.4: "partial" gets
+    /// an error response on failure), none for "no".
+    pub refusal: Option<Bytes>,
+    /// Body bytes of the incoming chunk read when it was refused, and how
+    /// many more the relay reads before it closes the connection (see
+    /// [`refusal_slack`]).
+    pub refused_at: Option<(u64, u64)>,
+    /// The relay already stopped reading the refused chunk once for
+    /// [`REFUSAL_PAUSE`].
+    pub refusal_paused: bool,
+}
+
+/// How long the relay stops reading a sender that passed the slack of a
+/// refused chunk: time for a sender that honours the 413 to react (its
+/// bytes in flight meanwhile are bounded by the TCP buffers, since the
+/// relay does not read them); after it, the sender gets one more slack.
+pub const REFUSAL_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Bytes of a refused chunk the relay still reads (and discards) after its
+/// 413: what a sender that stops at the 413 can still have in flight, its
+/// send buffer and the relay's receive buffer (`rcvbuf`, SO_RCVBUF as
+/// Linux reports it), counted twice, and at least 16 MiB. Past it the
+/// relay stops reading the sender for [`REFUSAL_PAUSE`] (a sender on a fast
+/// link writes more than that before the 413 reaches it), then allows one
+/// more slack; a sender that keeps writing beyond that has its connection
+/// closed rather than hundreds of MiB read for nothing.
+pub fn refusal_slack(rcvbuf: usize) -> u64 {
+    (2 * rcvbuf as u64).max(16 * 1024 * 1024)
+}
+
+impl Forward {
+    /// Bytes of a refused chunk read since its refusal beyond its slack, if
+    /// any.
+    pub fn past_refusal(&self) -> Option<u64> {
+        let (at, slack) = self.refused_at?;
+        let after = self.chunker.consumed().saturating_sub(at);
+        (after > slack).then_some(after)
+    }
 }
 
 impl Forward {

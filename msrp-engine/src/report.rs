@@ -47,6 +47,9 @@ pub fn status(cause: Cause, code: u16) -> (u16, &'static str) {
         Cause::Unreachable => (408, "Next Hop Unreachable"),
         Cause::NextHopClosed => (408, "Next Hop Connection Lost"),
         Cause::NotOwnUri => (481, "Not This Relay"),
+        // RFC 4975 §10: 408, the request did not complete in time
+        Cause::SenderStalled => (408, "Sender Stalled"),
+        Cause::TooLarge => (413, reason(413)),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Actions {
     /// `msrp_set_read_rate()`: the new read-rate limit of the frame's
     /// connection, bytes per second (0: none).
     pub read_rate: Option<u64>,
+    /// `msrp_set_max_message_size()`: the connection's new limit (0: none).
+    pub max_message_size: Option<u64>,
 }
 
 /// A destination chosen by the script.
@@ -418,6 +420,12 @@ impl FrameCtx {
         }
         self.actions.read_rate = Some(bytes_per_second as u64);
         Ok(())
+    }
+
+    /// `msrp_set_max_message_size(n)`: from this frame on, for its
+    /// connection.
+    pub fn set_max_message_size(&mut self, n: u64) {
+        self.actions.max_message_size = Some(n);
     }
 
     /// `msrp_reply(code, text [, hdrs])`: see [`reply_frame`].

@@ -31,6 +31,8 @@ pub enum Stat {
     ReportsUnreachable,
     ReportsNextHopClosed,
     ReportsNotOwnUri,
+    ReportsSenderStalled,
+    ReportsTooLarge,
     TlsHandshakeFailures,
     TlsErrors,
     WsProtocolErrors,
@@ -47,7 +49,7 @@ pub enum Stat {
 
 impl Stat {
     /// (name, description) of every counter, in `Stat` order.
-    pub const ALL: [(&'static str, &'static str); 37] = [
+    pub const ALL: [(&'static str, &'static str); 39] = [
         ("requests_in", "MSRP requests received"),
         ("replies_in", "MSRP responses received"),
         ("requests_forwarded", "requests forwarded (msrp_relay())"),
@@ -84,6 +86,14 @@ impl Stat {
         (
             "reports_not_own_uri",
             "REPORTs sent: first To-Path URI not this relay",
+        ),
+        (
+            "reports_sender_stalled",
+            "REPORTs sent: sender stopped mid-chunk for frame_timeout",
+        ),
+        (
+            "reports_too_large",
+            "REPORTs sent: message over max_message_size (413)",
         ),
         (
             "tls_handshake_failures",
@@ -157,6 +167,8 @@ impl Stat {
             Cause::Unreachable => Stat::ReportsUnreachable,
             Cause::NextHopClosed => Stat::ReportsNextHopClosed,
             Cause::NotOwnUri => Stat::ReportsNotOwnUri,
+            Cause::SenderStalled => Stat::ReportsSenderStalled,
+            Cause::TooLarge => Stat::ReportsTooLarge,
         }
     }
 }

@@ -66,6 +66,9 @@ struct InState {
     /// The incoming chunk is still arriving.
     receiving: bool,
     reported: bool,
+    /// The sender was told (or, for "no", would have been) that this
+    /// chunk is refused while it was still arriving.
+    refused: bool,
 }
 
 struct Outstanding {
@@ -166,6 +169,7 @@ impl Tracker {
                 partial_until: None,
                 receiving: true,
                 reported: false,
+                refused: false,
             },
         );
         self.next_in
@@ -358,8 +362,8 @@ impl Tracker {
     }
 
     /// Incoming chunk `id` failed downstream: its REPORT (once, if its
-    /// Failure-Report asks for it), and after a 413 the rest of its message
-    /// stops.
+    /// Failure-Report asks for it); a chunk still arriving is refused (once,
+    /// see [`Output::Refuse`]); after a 413 the rest of its message stops.
     pub fn fail_in(&mut self, id: InId, cause: Cause, code: u16) {
         let Some(s) = self.ins.get_mut(&id) else {
             return;
@@ -388,6 +392,15 @@ impl Tracker {
                 comment,
                 cause,
             }));
+        }
+        // still arriving: no 200 for it, and no more of it read than need be
+        if s.receiving && !s.refused {
+            s.refused = true;
+            self.out.push_back(Output::Refuse {
+                src: s.tx.src,
+                id,
+                message_id: s.tx.message_id.clone(),
+            });
         }
         if cause == Cause::ErrorResponse && code == 413 {
             self.out.push_back(Output::StopMessage {

@@ -53,15 +53,21 @@ pub enum Cause {
     NextHopClosed = 3,
     /// The first To-Path URI was not this relay's.
     NotOwnUri = 4,
+    /// The sender stopped sending a SEND body mid-chunk for frame_timeout.
+    SenderStalled = 5,
+    /// The message is larger than the connection's max_message_size.
+    TooLarge = 6,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 5] = [
+    pub const ALL: [Cause; 7] = [
         Cause::Timeout,
         Cause::ErrorResponse,
         Cause::Unreachable,
         Cause::NextHopClosed,
         Cause::NotOwnUri,
+        Cause::SenderStalled,
+        Cause::TooLarge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +77,8 @@ impl Cause {
             Cause::Unreachable => "unreachable",
             Cause::NextHopClosed => "next_hop_closed",
             Cause::NotOwnUri => "not_own_uri",
+            Cause::SenderStalled => "sender_stalled",
+            Cause::TooLarge => "too_large",
         }
     }
 }

@@ -236,9 +236,10 @@ fn sender_closing_with_its_send_is_answered_and_closed() {
 }
 
 /// A next hop that stops reading mid-message: after `transaction_timeout`
-/// without progress the relay closes it, the sender gets a REPORT and is
-/// read again (its rest is swallowed, its 200 comes), and other sessions go
-/// on.
+/// without progress the relay closes it, the sender gets a REPORT and a 413
+/// instead of the 200 (the relay dropped the chunk still arriving) and is
+/// read again (its rest, within the refusal slack, is swallowed), and
+/// other sessions go on.
 #[test]
 fn next_hop_that_stops_reading_is_closed_and_reported() {
     let r = Relay::start(|c| c.transaction_timeout = Duration::from_secs(1));
@@ -247,7 +248,7 @@ fn next_hop_that_stops_reading_is_closed_and_reported() {
     let a_uri = format!("msrp://{}/a;tcp", stream.local_addr().expect("addr"));
     let mut writer = stream.try_clone().expect("clone");
     let mut a = Peer::from_stream(stream).expect("peer");
-    let body = vec![5u8; 20_000_000];
+    let body = vec![5u8; 8_000_000];
     let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], &body);
     let tid = req.tid.clone();
     let sender = std::thread::spawn(move || {
@@ -259,7 +260,7 @@ fn next_hop_that_stops_reading_is_closed_and_reported() {
     while report.is_none() || ok.is_none() {
         let f = a
             .read_frame(Duration::from_secs(20))
-            .expect("REPORT and 200");
+            .expect("REPORT and 413");
         match f.method() {
             Some(m) if m == "REPORT" => report = Some(f),
             _ => ok = Some(f),
@@ -280,7 +281,7 @@ fn next_hop_that_stops_reading_is_closed_and_reported() {
     );
     assert_eq!(
         ok.map(|f| (f.status_code(), f.tid())),
-        Some((Some(200), tid))
+        Some((Some(413), tid))
     );
     // the relay still works for this sender
     let c = Endpoint::bind().expect("C");

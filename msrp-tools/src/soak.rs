@@ -11,7 +11,11 @@
 //! carries their traffic too: a TLS and a WSS session among the 1 KiB
 //! senders, a re-chunked 4 MiB transfer from each, TLS and WSS connections
 //! in the churn (idle, after a SEND, mid-transfer) and plain text to both
-//! TLS ports (a failed handshake each). After each round it samples the
+//! TLS ports (a failed handshake each). Each round also injects faults
+//! ([`faults`]): a next hop killed mid-transfer, one that never reads, a
+//! client killed mid-chunk, a TLS client reset mid-record, a slow head;
+//! every sender whose chunk was dropped gets one REPORT and a 413, never a
+//! 200. After each round it samples the
 //! MSRP workers' RSS and open descriptors, the shared transaction table's
 //! outstanding entries and the relay's open connections.
 
@@ -28,6 +32,8 @@ use crate::peer::{Peer, ReceivedFrame, Request};
 use crate::process;
 use crate::stream::Transport;
 use crate::tls::Certs;
+
+mod faults;
 
 const T: Duration = Duration::from_secs(10);
 /// transaction_timeout of the spawned relay (the silent next hop case).
@@ -92,6 +98,7 @@ pub fn run(so: &Path, duration: Duration, workers: i64) -> Result<String, String
         .route(route)
         .modparam_int("workers", workers)
         .modparam_int("transaction_timeout", TX_TIMEOUT_SECS)
+        .modparam_int("frame_timeout", faults::FRAME_TIMEOUT_SECS)
         .listen_transport(Transport::Tls)
         .listen_transport(Transport::Wss)
         .tls_certs(&certs)
@@ -120,6 +127,8 @@ pub fn run(so: &Path, duration: Duration, workers: i64) -> Result<String, String
             s.transfers += 1;
         }
         report_cases(relay, &relay_uri).map_err(at)?;
+        let tls = secure.iter().find(|s| s.transport == Transport::Tls);
+        faults::inject(relay, &relay_uri, tls, &pattern).map_err(at)?;
         churn(relay, &relay_uri, &secure, &pattern).map_err(at)?;
         for s in [sink.stats(), authed.stats()] {
             if let Some(e) = s.errors().first() {
@@ -137,8 +146,10 @@ pub fn run(so: &Path, duration: Duration, workers: i64) -> Result<String, String
     let _ = writeln!(
         out,
         "{rounds} rounds, {messages} 1 KiB messages and {rounds} x 8 MiB verified at B, \
-         {} REPORT cases each answered exactly once",
-        rounds * 4
+         {} REPORT cases each answered exactly once; {} injected faults handled \
+         (dropped chunks: one REPORT and a 413 each, no 200)",
+        rounds * 4,
+        rounds * 5
     );
     for s in &secure {
         let _ = write!(

@@ -161,6 +161,27 @@ pub fn relay_small_send(
     bp
 }
 
+/// Reads what a sender gets for a SEND (transaction `tid`) the relay
+/// refused: exactly a 413 and one REPORT with Status `status`, then nothing
+/// for 300 ms. Returns the REPORT.
+pub fn read_413_and_report(k: &Kamailio, a: &mut Peer, tid: &str, status: &str) -> ReceivedFrame {
+    let mut frames = [a.read_frame(T), a.read_frame(T)]
+        .map(|f| f.unwrap_or_else(|e| panic!("A: 413 and REPORT: {e}\n{}", k.log_tail(20))));
+    frames.sort_by_key(|f| f.method().is_some());
+    let [response, report] = frames;
+    assert_eq!(response.status_code(), Some(413), "{}", response.summary());
+    assert_eq!(response.tid(), tid);
+    assert_eq!(
+        report.header("Status").as_deref(),
+        Some(status),
+        "{}",
+        report.summary()
+    );
+    a.expect_nothing(std::time::Duration::from_millis(300))
+        .unwrap_or_else(|e| panic!("A after the 413 and the REPORT: {e}"));
+    report
+}
+
 /// `msrp_relay:NAME` from `stats.get_statistics` (kex).
 pub fn relay_stat(k: &Kamailio, name: &str) -> i64 {
     let out = k.kamcmd(&["stats.get_statistics", "msrp_relay:"]);

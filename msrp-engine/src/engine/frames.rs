@@ -50,6 +50,9 @@ impl<H: Host> Engine<H> {
         if let Some(rate) = actions.read_rate {
             self.set_read_rate(t, rate);
         }
+        if let (Some(n), Some(c)) = (actions.max_message_size, self.conns.get_mut(&t)) {
+            c.max_message = n;
+        }
         let replied = self.send_replies(t, &head, &actions);
         self.count_auth_failures(t, &head, &actions);
         let next = if !head.is_request() {
@@ -67,6 +70,7 @@ impl<H: Host> Engine<H> {
             Incoming::Discard
         };
         self.set_incoming(t, next);
+        self.fail_at_start(t);
     }
 
     fn set_incoming(&mut self, t: Token, incoming: Incoming) {
@@ -198,8 +202,10 @@ impl<H: Host> Engine<H> {
             );
             return Err(NotForwarded::Respond(400, "Bad Request"));
         }
-        let dest = match self.dest(plan.as_ref(), &route) {
-            Ok((d, link_conid)) => {
+        let size = self.size_allowance(t, &req);
+        let dest = match size.map(|_| self.dest(plan.as_ref(), &route)) {
+            Err(()) => Err(Cause::TooLarge),
+            Ok(Ok((d, link_conid))) => {
                 if let Some(conid) = link_conid {
                     // a connection on another worker: over the link, with
                     // the connection's ID there for the receiving worker
@@ -208,10 +214,10 @@ impl<H: Host> Engine<H> {
                         conid.to_string().into_bytes(),
                     ));
                 }
-                Some(d)
+                Ok(d)
             }
-            Err(NoDest::Resolving(name)) => return Err(NotForwarded::Resolving(name)),
-            Err(NoDest::Unreachable(e)) => {
+            Ok(Err(NoDest::Resolving(name))) => return Err(NotForwarded::Resolving(name)),
+            Ok(Err(NoDest::Unreachable(e))) => {
                 log::warn!(
                     "next hop {} of a request from {peer} unreachable: {e}",
                     String::from_utf8_lossy(&next_hop)
@@ -219,10 +225,12 @@ impl<H: Host> Engine<H> {
                 if !req.is_send {
                     return Err(NotForwarded::Respond(408, "Request Timeout"));
                 }
-                None
+                Err(Cause::Unreachable)
             }
         };
-        Ok(self.new_forward(t, head, req, dest, heads, &route))
+        let mut f = self.new_forward(t, head, req, dest, heads, &route);
+        f.size_left = size.ok().flatten();
+        Ok(f)
     }
 
     /// RFC 4976 §6.4.1: a SEND whose first To-Path URI is not this relay's
@@ -299,14 +307,14 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// The forwarding state of a request that goes to `dest` (`None`: its
-    /// next hop is unreachable, the body is swallowed and REPORTed).
+    /// The forwarding state of a request that goes to `dest` (an error: it
+    /// fails at once for that cause, the body is swallowed and REPORTed).
     fn new_forward(
         &mut self,
         t: Token,
         head: &FrameHead,
         req: Request,
-        dest: Option<Token>,
+        dest: Result<Token, Cause>,
         heads: ChunkHeads,
         route: &Route,
     ) -> Forward {
@@ -333,17 +341,18 @@ impl<H: Host> Engine<H> {
                 range: req.range,
             })
         });
-        if let (None, Some(id)) = (dest, in_id) {
-            self.tracker.fail_in(id, Cause::Unreachable, 0);
-            self.apply_outputs();
-        }
         // The relay's own 200 for "yes" (RFC 4976 §6.4.1), unless the script
         // already answered.
         let auto_reply = (req.is_send && fr == FailureReport::Yes && !route.replied)
             .then(|| script::reply_frame(head, 200, b"OK", b"").ok())
             .flatten();
+        let refusal = (req.is_send && fr != FailureReport::No && !route.replied)
+            .then(|| script::reply_frame(head, 413, b"Message Too Large", b"").ok())
+            .flatten();
         Forward {
-            dest,
+            dest: dest.ok(),
+            fail_at_start: dest.err(),
+            size_left: None,
             is_report: head.method() == Some(b"REPORT"),
             heads,
             has_body: head.has_body,
@@ -358,6 +367,9 @@ impl<H: Host> Engine<H> {
             ret,
             via_link: None,
             auto_reply,
+            refusal,
+            refused_at: None,
+            refusal_paused: false,
         }
     }
 
@@ -457,6 +469,8 @@ impl<H: Host> Engine<H> {
         let range = head.byte_range().ok().flatten();
         Incoming::Forward(Box::new(Forward {
             dest: Some(dest),
+            fail_at_start: None,
+            size_left: None,
             is_report,
             heads,
             has_body: head.has_body,
@@ -476,6 +490,9 @@ impl<H: Host> Engine<H> {
             },
             via_link: Some(answer_timeout),
             auto_reply: None,
+            refusal: None,
+            refused_at: None,
+            refusal_paused: false,
         }))
     }
 }

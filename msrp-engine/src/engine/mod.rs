@@ -30,10 +30,11 @@ mod dial;
 mod frames;
 mod gauges;
 mod handshake;
+mod limits;
 mod linger;
 mod pump;
-mod throttle;
 mod resolve;
+mod throttle;
 mod wire;
 
 use std::io;
@@ -298,6 +299,8 @@ impl<H: Host> Engine<H> {
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.sweep_idle(now);
+            self.sweep_frames(now);
+            self.resume_paused(now);
             crate::cmap::with(|m| m.expire(now));
             self.refresh_gauges();
         }
@@ -319,6 +322,11 @@ impl<H: Host> Engine<H> {
                     self.push_frame(r.src, frame);
                 }
                 Output::WindowOpen(dest) => self.sched.window_open(dest),
+                Output::Refuse {
+                    src,
+                    id,
+                    message_id,
+                } => self.refuse(src, id, message_id),
                 Output::StopMessage {
                     src,
                     id,

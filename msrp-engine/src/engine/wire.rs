@@ -183,7 +183,7 @@ impl<H: Host> Engine<H> {
         let Some(c) = self.conns.get_mut(&t) else {
             return Read::Gone;
         };
-        if c.closing {
+        if c.closing || c.read_paused_until.is_some() {
             return Read::Empty;
         }
         if c.eof {
@@ -208,7 +208,7 @@ impl<H: Host> Engine<H> {
             Ok(0) => c.eof = true,
             Ok(n) => {
                 self.stats.add(Stat::BytesIn, n as i64);
-                c.last_active = self.now;
+                c.note_read(self.now);
                 self.charge_read(t, n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Empty,
@@ -241,7 +241,9 @@ impl<H: Host> Engine<H> {
         let read = match r {
             Ok(Got::Data(n)) => {
                 self.stats.add(Stat::BytesIn, n as i64);
-                c.last_active = self.now;
+                if n > 0 {
+                    c.note_read(self.now);
+                }
                 if let Some(b) = c.read_rate.as_mut() {
                     b.take(n);
                 }
@@ -345,13 +347,25 @@ impl<H: Host> Engine<H> {
 
     fn on_event(&mut self, t: Token, ev: Event) {
         match ev {
-            Event::Head(head) => self.on_head(t, head),
+            Event::Head(head) => {
+                if let Some(c) = self.conns.get_mut(&t) {
+                    // the body's frame_timeout clock starts
+                    c.frame_mark = self.now;
+                }
+                self.on_head(t, head);
+            }
             Event::Body(bytes) => {
                 if let Some(f) = self.conns.get_mut(&t).and_then(|c| c.forward()) {
                     f.chunker.body(bytes, &mut f.pending);
-                    let (id, n) = (f.in_id, f.chunker.consumed());
+                    let (id, n, refused) = (f.in_id, f.chunker.consumed(), f.refused_at);
+                    let over = f.size_left.is_some_and(|left| n > left);
                     if let Some(id) = id {
                         self.tracker.set_received(id, n);
+                    }
+                    if refused.is_some() {
+                        self.check_refused(t);
+                    } else if over {
+                        self.too_large(t);
                     }
                 }
             }
@@ -359,6 +373,7 @@ impl<H: Host> Engine<H> {
                 let Some(c) = self.conns.get_mut(&t) else {
                     return;
                 };
+                c.frame_mark = self.now;
                 match &mut c.incoming {
                     Incoming::Forward(f) => {
                         f.chunker.end(flag, &mut f.pending);

@@ -82,6 +82,11 @@ macro_rules! script_functions {
             /// out-of-range value is logged as an error naming it and
             /// returns -1 (the limit stays).
             set_read_rate "msrp_set_read_rate" (bytes_per_second: Int) kemi "set_read_rate";
+            /// largest message (bytes, 0 = no limit) the current frame's
+            /// connection may send from this frame on, instead of
+            /// `max_message_size` (e.g. per user class in the AUTH route);
+            /// a SEND over it gets 413. -1 for a negative size.
+            set_max_message_size "msrp_set_max_message_size" (size: Int) kemi "set_max_message_size";
             /// panics inside Rust when `test_mode` is 1 (proves the FFI
             /// guard: the panic is logged, the function returns -1,
             /// Kamailio goes on).
@@ -107,6 +112,9 @@ pub enum FnError {
     /// The module is not set up for this call.
     #[error("{0}")]
     Setup(&'static str),
+    /// A parameter that must not be negative was.
+    #[error("parameter {0} must not be negative")]
+    Negative(&'static str),
 }
 
 impl FnError {
@@ -116,7 +124,8 @@ impl FnError {
             // (an out-of-range rate is a config mistake, not a frame's)
             FnError::Script(ScriptError::NoFrame | ScriptError::BadReadRate { .. })
             | FnError::Param(_)
-            | FnError::Setup(_) => log::Level::Error,
+            | FnError::Setup(_)
+            | FnError::Negative(_) => log::Level::Error,
             FnError::Script(_) => log::Level::Debug,
         }
     }
@@ -180,6 +189,12 @@ pub fn set_dst(addr: Vec<u8>, sock: Vec<u8>) -> Outcome {
 
 pub fn relay_flags(flags: i32) -> Outcome {
     on_frame(|f| f.set_relay_flags(flags as u32))?;
+    Ok(true)
+}
+
+pub fn set_max_message_size(size: i32) -> Outcome {
+    let size = u64::try_from(size).map_err(|_| FnError::Negative("size"))?;
+    on_frame(|f| f.set_max_message_size(size))?;
     Ok(true)
 }
 

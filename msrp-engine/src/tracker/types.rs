@@ -70,6 +70,15 @@ pub enum Output {
     Fail(Return),
     /// The next hop has room in its request window again.
     WindowOpen(Token),
+    /// Incoming chunk `id` failed while it is still arriving: the relay
+    /// knows it drops it, so the sender gets an error response instead of
+    /// the 200 (RFC 4975 §10: 413, stop sending this message), the rest of
+    /// the chunk is not forwarded and no more of it is read than need be.
+    Refuse {
+        src: Token,
+        id: InId,
+        message_id: Bytes,
+    },
     /// RFC 4975 §10 (413): the sender must not send more of this message;
     /// stop forwarding what it is sending of it.
     StopMessage {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use thiserror::Error;
 
-pub use crate::transport::Kind;
+pub use crate::kind::Kind;
 
 /// Every module parameter, handed to the macro `$callback` as one item per
 /// parameter: `doc Variant "name" kind { spec }`, where `kind` is

@@ -3,9 +3,8 @@
 //! the engine decides what to read, queue and close.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
@@ -17,56 +16,7 @@ use crate::config::Config;
 use crate::forward::Forward;
 use crate::transport::{Kind, Layer, LAYER_BUDGET};
 
-/// The socket under a connection: TCP to a peer, or a unix socket to
-/// another MSRP worker of this relay (a link, see `Engine::with_links`).
-pub enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Read for &Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).read(buf),
-            Stream::Unix(s) => (&*s).read(buf),
-        }
-    }
-}
-
-impl Write for &Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).write(buf),
-            Stream::Unix(s) => (&*s).write(buf),
-        }
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).write_vectored(bufs),
-            Stream::Unix(s) => (&*s).write_vectored(bufs),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsFd for Stream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Stream::Tcp(s) => s.as_fd(),
-            Stream::Unix(s) => s.as_fd(),
-        }
-    }
-}
-
-impl AsRawFd for Stream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.as_fd().as_raw_fd()
-    }
-}
+pub use crate::stream::Stream;
 
 /// Queued output, whether the relay made it for this peer, and whether it
 /// ends an MSRP frame (a WebSocket message ends with it, RFC 7977 §5).
@@ -164,9 +114,10 @@ impl Conn {
         local: SocketAddr,
         outbound: Option<SocketAddr>,
         cfg: &Config,
+        now: Instant,
     ) -> Conn {
         crate::net::tune(&stream, cfg);
-        Conn::with_stream(Stream::Tcp(stream), peer, local, outbound, None, cfg)
+        Conn::with_stream(Stream::Tcp(stream), peer, local, outbound, None, cfg, now)
     }
 
     /// A TCP connection with a TLS/WebSocket layer of `kind`.
@@ -177,9 +128,17 @@ impl Conn {
     }
 
     /// The link to worker `worker` (always connected; no TCP options).
-    pub fn link(stream: UnixStream, worker: usize, cfg: &Config) -> Conn {
+    pub fn link(stream: UnixStream, worker: usize, cfg: &Config, now: Instant) -> Conn {
         let none = SocketAddr::from(([0, 0, 0, 0], 0));
-        let mut c = Conn::with_stream(Stream::Unix(stream), none, none, None, Some(worker), cfg);
+        let mut c = Conn::with_stream(
+            Stream::Unix(stream),
+            none,
+            none,
+            None,
+            Some(worker),
+            cfg,
+            now,
+        );
         c.got_frame = true;
         c.parser = Parser::new(crate::forward::link_limits(cfg.limits));
         c
@@ -192,8 +151,8 @@ impl Conn {
         outbound: Option<SocketAddr>,
         link: Option<usize>,
         cfg: &Config,
+        now: Instant,
     ) -> Conn {
-        let now = Instant::now();
         Conn {
             stream,
             kind: Kind::Tcp,
@@ -272,25 +231,31 @@ impl Conn {
 
     /// Appends bytes forwarded from another connection to the output queue
     /// (`end`: they end an MSRP frame).
-    pub fn queue(&mut self, b: Bytes, end: bool) {
-        self.push(Piece {
-            data: b,
-            own: false,
-            end,
-        });
+    pub fn queue(&mut self, b: Bytes, end: bool, now: Instant) {
+        self.push(
+            Piece {
+                data: b,
+                own: false,
+                end,
+            },
+            now,
+        );
     }
 
     /// Appends a complete frame the relay made for this peer.
-    pub fn queue_own(&mut self, b: Bytes) {
-        self.push(Piece {
-            data: b,
-            own: true,
-            end: true,
-        });
+    pub fn queue_own(&mut self, b: Bytes, now: Instant) {
+        self.push(
+            Piece {
+                data: b,
+                own: true,
+                end: true,
+            },
+            now,
+        );
     }
 
-    fn push(&mut self, p: Piece) {
-        self.note_queued();
+    fn push(&mut self, p: Piece, now: Instant) {
+        self.note_queued(now);
         self.count_in(&p);
         self.out.push_back(p);
     }
@@ -320,9 +285,9 @@ impl Conn {
         self.own_bytes + self.unread_replies()
     }
 
-    fn note_queued(&mut self) {
+    fn note_queued(&mut self, now: Instant) {
         if self.stalled_since.is_none() {
-            self.stalled_since = Some(Instant::now());
+            self.stalled_since = Some(now);
         }
     }
 
@@ -332,18 +297,18 @@ impl Conn {
     }
 
     /// The chunk being streamed here ended: deferred frames go next.
-    pub fn release_deferred(&mut self) {
+    pub fn release_deferred(&mut self, now: Instant) {
         if !self.deferred.is_empty() {
-            self.note_queued();
+            self.note_queued(now);
             self.out.extend(self.deferred.drain(..));
         }
     }
 
     /// Writes as much of the output queue as the socket takes; returns the
     /// bytes written (`WouldBlock` is not an error: it ends the write).
-    pub fn write_out(&mut self) -> io::Result<usize> {
+    pub fn write_out(&mut self, now: Instant) -> io::Result<usize> {
         if let Some(mut layer) = self.layer.take() {
-            let r = self.write_layered(&mut layer);
+            let r = self.write_layered(&mut layer, now);
             self.layer = Some(layer);
             return r;
         }
@@ -366,13 +331,13 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        self.note_written(total, false);
+        self.note_written(total, false, now);
         Ok(total)
     }
 
-    fn note_written(&mut self, total: usize, backlog: bool) {
+    fn note_written(&mut self, total: usize, backlog: bool, now: Instant) {
         if total > 0 {
-            self.last_active = Instant::now();
+            self.last_active = now;
             self.stalled_since = Some(self.last_active);
         }
         if self.out.is_empty() && !backlog {
@@ -387,7 +352,7 @@ impl Conn {
     /// is established, so a slow peer keeps the bytes in the output queue
     /// where the watermarks see them. Returns the bytes written to the
     /// socket.
-    fn write_layered(&mut self, layer: &mut Layer) -> io::Result<usize> {
+    fn write_layered(&mut self, layer: &mut Layer, now: Instant) -> io::Result<usize> {
         let mut total = 0;
         loop {
             total += layer.flush(&self.stream)?;
@@ -411,7 +376,7 @@ impl Conn {
                 self.consume(take);
             }
         }
-        self.note_written(total, layer.backlogged());
+        self.note_written(total, layer.backlogged(), now);
         Ok(total)
     }
 

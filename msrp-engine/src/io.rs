@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use bytes::BytesMut;
 
 use crate::config::READ_CHUNK;
-use crate::conn::Stream;
+use crate::stream::Stream;
 
 /// One `recv` from the stream appended to the buffer's spare capacity (at
 /// most the given number of bytes); `Ok(0)`: the peer closed.

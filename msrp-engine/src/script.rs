@@ -65,8 +65,8 @@ pub const RELAY_FLAG_NO_NEW_CONNECTION: u32 = 1;
 pub mod functions;
 mod pv;
 
+use crate::kind::Kind;
 use crate::route::session_of;
-use crate::transport::Kind;
 use pv::method_id;
 pub use pv::{PvKey, PvValue};
 

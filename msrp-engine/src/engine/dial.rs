@@ -69,7 +69,8 @@ impl<H: Host> Engine<H> {
         log::debug!("connecting to next hop {hop} (connection {})", t.0);
         self.stats.add(Stat::ConnectionsOpened, 1);
         self.stats.add(Stat::ConnectionsActive, 1);
-        let mut c = Conn::new(stream, addr, local, Some(addr), self.cfg).layered(kind, layer);
+        let mut c =
+            Conn::new(stream, addr, local, Some(addr), self.cfg, self.now).layered(kind, layer);
         c.tls_name = hop.tls.clone();
         c.listed = self.stats.conn_opened(t.0 as u64, addr, local, true, kind);
         self.conns.insert(t, c);

@@ -194,7 +194,7 @@ impl<H: Host> Engine<H> {
                 t,
                 Interest::READABLE | Interest::WRITABLE,
             )?;
-            self.conns.insert(t, Conn::link(s, w, self.cfg));
+            self.conns.insert(t, Conn::link(s, w, self.cfg, self.now));
             self.links.insert(w, t);
         }
         Ok(self)

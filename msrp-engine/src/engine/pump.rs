@@ -168,7 +168,7 @@ impl<H: Host> Engine<H> {
     fn leave_dest(&mut self, dest: Token, src: Token) {
         if self.sched.leave(dest, src) {
             if let Some(d) = self.conns.get_mut(&dest) {
-                d.release_deferred();
+                d.release_deferred(self.now);
             }
             self.mark_dirty(dest);
         }

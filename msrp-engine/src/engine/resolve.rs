@@ -121,6 +121,9 @@ impl<H: Host> Engine<H> {
         if let Some(c) = self.conns.get_mut(&t) {
             c.incoming = next;
         }
+        // as after a head (`on_head`): a request that failed before
+        // anything was forwarded is failed once it is the incoming frame
+        self.fail_at_start(t);
         self.sched.wake(t);
     }
 }

@@ -74,7 +74,8 @@ impl<H: Host> Engine<H> {
             );
             self.stats.add(Stat::ConnectionsAccepted, 1);
             self.stats.add(Stat::ConnectionsActive, 1);
-            let mut c = Conn::new(stream, peer, local, None, self.cfg).layered(kind, layer);
+            let mut c =
+                Conn::new(stream, peer, local, None, self.cfg, self.now).layered(kind, layer);
             c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false, kind);
             self.conns.insert(t, c);
             if self.cfg.max_read_rate > 0 {
@@ -393,7 +394,7 @@ impl<H: Host> Engine<H> {
             return;
         }
         if let Some(d) = self.conns.get_mut(&dest) {
-            d.queue(b, end);
+            d.queue(b, end, self.now);
             self.mark_dirty(dest);
         }
     }
@@ -419,7 +420,7 @@ impl<H: Host> Engine<H> {
         if streaming {
             d.defer(frame);
         } else {
-            d.queue_own(frame);
+            d.queue_own(frame, self.now);
             self.mark_dirty(dest);
         }
     }
@@ -469,7 +470,7 @@ impl<H: Host> Engine<H> {
         if !c.connected {
             return;
         }
-        match c.write_out() {
+        match c.write_out(self.now) {
             Ok(n) => self.stats.add(Stat::BytesOut, n as i64),
             Err(e) => {
                 let peer = c.peer;

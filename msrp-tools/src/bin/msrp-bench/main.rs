@@ -89,16 +89,18 @@ fn bench_main(o: &Opts) -> ExitCode {
     }
 }
 
+/// A child mode's entry point (its arguments after the mode's own).
+type ChildMain = fn(&[String]) -> Result<(), String>;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // The TCP proxy baseline and the idle-session holders are this
     // executable run again (tcpproxy, idle).
-    let child: Option<(&str, fn(&[String]) -> Result<(), String>)> =
-        match args.first().map(String::as_str) {
-            Some(tcpproxy::CHILD_ARG) => Some((tcpproxy::CHILD_ARG, tcpproxy::child_main)),
-            Some(idle::CHILD_ARG) => Some((idle::CHILD_ARG, idle::child_main)),
-            _ => None,
-        };
+    let child: Option<(&str, ChildMain)> = match args.first().map(String::as_str) {
+        Some(tcpproxy::CHILD_ARG) => Some((tcpproxy::CHILD_ARG, tcpproxy::child_main)),
+        Some(idle::CHILD_ARG) => Some((idle::CHILD_ARG, idle::child_main)),
+        _ => None,
+    };
     if let Some((arg, main)) = child {
         return match main(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,

@@ -29,8 +29,10 @@ impl Bench<'_> {
         self.authed = (0..self.o.sessions)
             .map(|_| AuthedSink::start(self.target.addr, &self.target.uri, self.pattern.clone()))
             .collect::<Result<_, _>>()?;
-        let rss0 = self.rss()?;
         let quiet = self.pairs("pairs, no idle sessions")?;
+        // After the pairs ran: their pooled buffers are not the idle
+        // sessions' cost, nor something closing them should give back.
+        let rss0 = self.rss()?;
         let spec = self.idle_spec();
         let specs = split(&spec, self.o.idle, self.o.idle_per_client);
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;

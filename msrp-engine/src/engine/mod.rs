@@ -299,6 +299,7 @@ impl<H: Host> Engine<H> {
         self.dirty.shrink_to_fit();
         self.yielded.shrink_to_fit();
         self.read_pool.clear();
+        crate::cmap::with(crate::cmap::Cmap::shrink);
         self.host.release_memory();
     }
 

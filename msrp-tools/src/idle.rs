@@ -88,6 +88,30 @@ fn connect_from(from: IpAddr, to: SocketAddr) -> Result<TcpStream> {
     Ok(s.into())
 }
 
+/// Session `i`: connected, AUTHed, parked. A relay worker at its
+/// `max_connections` closes a new connection at once; the session then
+/// tries again (up to [`ATTEMPTS`] times), as a client would reconnect.
+fn open_one(spec: &IdleSpec, dialer: &Dialer, i: usize) -> Result<Conn> {
+    let from = spec.sources[i % spec.sources.len()];
+    let mut last = String::new();
+    for _ in 0..ATTEMPTS {
+        let tcp = connect_from(from, spec.relay)?;
+        let attempt = Conn::dial_over(tcp, spec.relay, dialer, Some(TIMEOUT))
+            .and_then(|mut c| auth(&mut c, &spec.relay_uri).map(|_| c));
+        match attempt {
+            Ok(mut c) => {
+                c.park();
+                return Ok(c);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(format!("session {i}: {last} ({ATTEMPTS} attempts)"))
+}
+
+/// Tries per session (see [`open_one`]).
+const ATTEMPTS: usize = 3;
+
 /// Opens `spec.count` AUTHed sessions with [`OPENERS`] threads; each is
 /// parked (its buffers given back) and held.
 pub fn open(spec: &IdleSpec, dialer: &Dialer) -> Result<Vec<Conn>> {
@@ -98,15 +122,7 @@ pub fn open(spec: &IdleSpec, dialer: &Dialer) -> Result<Vec<Conn>> {
                 let range = (t * per)..((t + 1) * per).min(spec.count);
                 s.spawn(move || {
                     range
-                        .map(|i| {
-                            let from = spec.sources[i % spec.sources.len()];
-                            let tcp = connect_from(from, spec.relay)?;
-                            let mut c = Conn::dial_over(tcp, spec.relay, dialer, Some(TIMEOUT))?;
-                            auth(&mut c, &spec.relay_uri)
-                                .map_err(|e| format!("session {i}: {e}"))?;
-                            c.park();
-                            Ok(c)
-                        })
+                        .map(|i| open_one(spec, dialer, i))
                         .collect::<Result<Vec<Conn>>>()
                 })
             })

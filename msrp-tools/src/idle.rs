@@ -110,7 +110,7 @@ fn open_one(spec: &IdleSpec, dialer: &Dialer, i: usize) -> Result<Conn> {
 }
 
 /// Tries per session (see [`open_one`]).
-const ATTEMPTS: usize = 3;
+const ATTEMPTS: usize = 10;
 
 /// Opens `spec.count` AUTHed sessions with [`OPENERS`] threads; each is
 /// parked (its buffers given back) and held.

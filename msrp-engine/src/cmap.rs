@@ -44,6 +44,9 @@ pub trait Mirror {
 #[derive(Default)]
 pub struct Cmap {
     by_session: HashMap<String, Entry>,
+    /// The sessions of each connection: a close drops its entries without
+    /// a pass over the whole map (100k sessions per node, issue 19).
+    by_conn: HashMap<i64, Vec<String>>,
     mirror: Option<Box<dyn Mirror>>,
 }
 
@@ -82,9 +85,28 @@ impl Cmap {
 
     pub fn insert(&mut self, session: String, mut e: Entry) {
         e.mirror = self.mirror.as_ref().and_then(|m| m.add(&session, &e));
-        if let Some(old) = self.by_session.insert(session, e) {
+        let conid = e.conid;
+        if let Some(old) = self.by_session.insert(session.clone(), e) {
             self.unmirror(&old);
+            self.unindex(old.conid, &session);
         }
+        self.by_conn.entry(conid).or_default().push(session);
+    }
+
+    /// Forgets that `session` belongs to connection `conid`.
+    fn unindex(&mut self, conid: i64, session: &str) {
+        if let Some(v) = self.by_conn.get_mut(&conid) {
+            v.retain(|s| s != session);
+            if v.is_empty() {
+                self.by_conn.remove(&conid);
+            }
+        }
+    }
+
+    /// Gives the maps' spare room back (after many connections closed).
+    pub fn shrink(&mut self) {
+        self.by_session.shrink_to_fit();
+        self.by_conn.shrink_to_fit();
     }
 
     fn unmirror(&self, e: &Entry) {
@@ -100,6 +122,7 @@ impl Cmap {
             Some(_) => {
                 if let Some(e) = self.by_session.remove(session) {
                     self.unmirror(&e);
+                    self.unindex(e.conid, session);
                 }
                 None
             }
@@ -129,24 +152,72 @@ impl Cmap {
 
     /// Drops the entries of a closed connection.
     pub fn remove_connection(&mut self, conid: i64) {
-        self.retain(|e| e.conid != conid);
+        for session in self.by_conn.remove(&conid).unwrap_or_default() {
+            if let Some(e) = self.by_session.remove(&session) {
+                self.unmirror(&e);
+            }
+        }
     }
 
     /// Drops expired entries.
     pub fn expire(&mut self, now: Instant) {
-        self.retain(|e| e.expires > now);
-    }
-
-    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
-        let mirror = &self.mirror;
-        self.by_session.retain(|_, e| {
-            let k = keep(e);
-            if !k {
+        let (mirror, by_conn) = (&self.mirror, &mut self.by_conn);
+        self.by_session.retain(|session, e| {
+            let keep = e.expires > now;
+            if !keep {
                 if let (Some(m), Some(i)) = (mirror, e.mirror) {
                     m.remove(i);
                 }
+                if let Some(v) = by_conn.get_mut(&e.conid) {
+                    v.retain(|s| s != session);
+                    if v.is_empty() {
+                        by_conn.remove(&e.conid);
+                    }
+                }
             }
-            k
+            keep
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn entry(conid: i64, expires: Instant) -> Entry {
+        Entry {
+            conid,
+            peer: Bytes::from_static(b"msrp://a.example:1/s;tcp"),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            expires,
+            mirror: None,
+        }
+    }
+
+    #[test]
+    fn a_close_drops_exactly_its_connections_sessions() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut m = Cmap::default();
+        m.insert("s1".into(), entry(1, later));
+        m.insert("s2".into(), entry(1, later));
+        m.insert("s3".into(), entry(2, later));
+        // s2 re-AUTHed on connection 3: connection 1's close keeps it.
+        m.insert("s2".into(), entry(3, later));
+        m.remove_connection(1);
+        assert!(m.lookup("s1", now).is_none());
+        assert_eq!(m.lookup("s2", now).map(|e| e.conid), Some(3));
+        assert_eq!(m.lookup("s3", now).map(|e| e.conid), Some(2));
+        m.remove_connection(3);
+        assert!(m.lookup("s2", now).is_none());
+        assert!(!m.by_conn.contains_key(&1) && !m.by_conn.contains_key(&3));
+        // Expiry unindexes too.
+        m.insert("s4".into(), entry(4, now));
+        m.expire(now + Duration::from_secs(1));
+        assert!(m.lookup("s4", now).is_none() && !m.by_conn.contains_key(&4));
+        assert_eq!(m.lookup("s3", now).map(|e| e.conid), Some(2));
+        m.shrink();
+        assert_eq!((m.by_session.len(), m.by_conn.len()), (1, 1));
     }
 }

@@ -60,9 +60,9 @@ macro_rules! modparams {
             SocketRcvbuf "socket_rcvbuf" int { default: 0, range: 0..=67_108_864, set: so_rcvbuf }
             /// SO_SNDBUF of the relay's sockets; 0 = system default
             SocketSndbuf "socket_sndbuf" int { default: 0, range: 0..=67_108_864, set: so_sndbuf }
-            /// connections per worker; more are refused
+            /// connections per worker; more are refused (each also needs a file descriptor: see "Scale")
             MaxConnections "max_connections" int {
-                default: 4096, range: 2..=1_000_000, set: max_connections,
+                default: 65_536, range: 2..=1_000_000, set: max_connections,
             }
             /// largest frame head (start line + headers); larger heads close the connection
             MaxHeaderSize "max_header_size" int {

@@ -54,6 +54,11 @@ impl ReadPool {
         }
     }
 
+    /// Drops the pooled buffers (pieces still queued keep theirs alive).
+    pub fn clear(&mut self) {
+        self.bufs = Vec::new();
+    }
+
     /// An initialised buffer with at least [`MIN_ROOM`] bytes: a pooled one
     /// with room left, a pooled one whose earlier pieces are all gone
     /// (zeroed again), else a new one.

@@ -23,6 +23,7 @@
 
 pub mod body;
 pub mod endpoint;
+pub mod idle;
 pub mod ids;
 pub mod kamailio;
 pub mod load;

@@ -263,6 +263,17 @@ impl Conn {
     pub fn dial(addr: SocketAddr, dialer: &Dialer, timeout: Option<Duration>) -> Result<Conn> {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
             .map_err(|e| format!("connect to {addr}: {e}"))?;
+        Conn::dial_over(s, addr, dialer, timeout)
+    }
+
+    /// [`Conn::dial`] over `s`, a TCP connection to `addr` made by the
+    /// caller (e.g. from a chosen source address).
+    pub fn dial_over(
+        s: TcpStream,
+        addr: SocketAddr,
+        dialer: &Dialer,
+        timeout: Option<Duration>,
+    ) -> Result<Conn> {
         s.set_nodelay(true)
             .map_err(|e| format!("socket setup: {e}"))?;
         let local = s.local_addr().map_err(|e| format!("socket setup: {e}"))?;
@@ -376,6 +387,14 @@ impl Conn {
             off += piece.len() as u64;
         }
         Ok(())
+    }
+
+    /// Gives the read buffers back (256 KiB each): for a connection that
+    /// is only held open from now on, and never read again.
+    pub fn park(&mut self) {
+        self.rbuf = BytesMut::new();
+        self.scratch = Vec::new();
+        self.out = Vec::new();
     }
 
     /// The TCP socket underneath (e.g. to shut it down from a watchdog).
@@ -677,35 +696,7 @@ impl AuthedSink {
     /// connection in a thread of its own.
     pub fn start(relay: SocketAddr, relay_uri: &str, pattern: Pattern) -> Result<AuthedSink> {
         let mut c = Conn::connect(relay, Some(Duration::from_secs(10)))?;
-        let uri = c.uri(&ids::session_id());
-        let tid = ids::transaction_id();
-        let head = build::request_head(
-            tid.as_bytes(),
-            b"AUTH",
-            &[Bytes::copy_from_slice(relay_uri.as_bytes())],
-            &[Bytes::copy_from_slice(uri.as_bytes())],
-            &[],
-            false,
-        );
-        let mut frame = head.to_vec();
-        frame.extend_from_slice(&build::end_line(tid.as_bytes(), EndFlag::Complete));
-        c.send(&frame)?;
-        let use_path = loop {
-            match c.next_event()? {
-                Some(Event::Head(h)) if h.transaction_id.as_ref() == tid.as_bytes() => {
-                    if h.status_code() != Some(200) {
-                        return Err(format!("AUTH answered {:?}", h.status_code()));
-                    }
-                    let up = h
-                        .header("Use-Path")
-                        .map(|v| String::from_utf8_lossy(v).trim().to_owned())
-                        .ok_or("200 to AUTH without Use-Path")?;
-                    break up;
-                }
-                Some(_) => {}
-                None => return Err("the relay closed the AUTH connection".into()),
-            }
-        };
+        let (uri, use_path) = auth(&mut c, relay_uri)?;
         let stats = Arc::new(SinkStats::default());
         let st = stats.clone();
         let stream = c
@@ -740,6 +731,43 @@ impl AuthedSink {
     /// Its counters.
     pub fn stats(&self) -> &Arc<SinkStats> {
         &self.stats
+    }
+}
+
+/// AUTHs over `c` at the relay whose URI is `relay_uri` (RFC 4976 §5,
+/// no challenge: the relay's route answers 200 itself). Returns this
+/// side's URI (a new session) and the Use-Path the relay handed out.
+pub fn auth(c: &mut Conn, relay_uri: &str) -> Result<(String, String)> {
+    let uri = c.uri(&ids::session_id());
+    let tid = ids::transaction_id();
+    let head = build::request_head(
+        tid.as_bytes(),
+        b"AUTH",
+        &[Bytes::copy_from_slice(relay_uri.as_bytes())],
+        &[Bytes::copy_from_slice(uri.as_bytes())],
+        &[],
+        false,
+    );
+    let mut frame = head.to_vec();
+    frame.extend_from_slice(&build::end_line(tid.as_bytes(), EndFlag::Complete));
+    c.send(&frame)?;
+    loop {
+        match c.next_event()? {
+            Some(Event::Head(h)) if h.transaction_id.as_ref() == tid.as_bytes() => {
+                let code = h.status_code();
+                if code != Some(200) {
+                    let code = code.map_or("no status".into(), |c| c.to_string());
+                    return Err(format!("AUTH answered {code}"));
+                }
+                let up = h
+                    .header("Use-Path")
+                    .map(|v| String::from_utf8_lossy(v).trim().to_owned())
+                    .ok_or("200 to AUTH without Use-Path")?;
+                return Ok((uri, up));
+            }
+            Some(_) => {}
+            None => return Err("the relay closed the AUTH connection".into()),
+        }
     }
 }
 
@@ -1071,6 +1099,9 @@ pub struct RateCounters {
     pub ready: AtomicU64,
     /// Lets the connected sessions start sending.
     pub go: AtomicBool,
+    /// Every round trip's time (SEND written to its 200 read), in
+    /// microseconds, appended by each session when it ends.
+    pub round_trips_us: Mutex<Vec<u32>>,
 }
 
 /// One session of the message-rate test: connects to `target`, counts itself
@@ -1119,6 +1150,7 @@ pub fn rate_session_with(
         .map_err(|e| format!("body: {e}"))?;
     let mut sent = 0u64;
     let mut frame = Vec::with_capacity(body.len() + 512);
+    let mut times = Vec::new();
     while !counters.stop.load(Ordering::Relaxed) {
         let tid = ids::transaction_id();
         let msg_id = ids::message_id();
@@ -1132,6 +1164,7 @@ pub fn rate_session_with(
         ));
         frame.extend_from_slice(&body);
         frame.extend_from_slice(&build::body_end(tid.as_bytes(), EndFlag::Complete));
+        let t0 = Instant::now();
         c.send(&frame)?;
         sent += 1;
         match c.read_response(tid.as_bytes())? {
@@ -1140,6 +1173,10 @@ pub fn rate_session_with(
             }
             code => return Err(format!("got {code} instead of 200 (after {sent} SENDs)")),
         }
+        times.push(u32::try_from(t0.elapsed().as_micros()).unwrap_or(u32::MAX));
+    }
+    if let Ok(mut all) = counters.round_trips_us.lock() {
+        all.extend(times);
     }
     Ok(sent)
 }

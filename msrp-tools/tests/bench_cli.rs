@@ -1,6 +1,7 @@
 //! The `msrp-bench` executable as the Makefile and README use it: --help,
 //! bad usage (exit 2), the TCP proxy child mode, and one tiny benchmark
-//! run against a real Kamailio (exit 0 and every summary section).
+//! run against a real Kamailio (exit 0 and every summary section), and
+//! tiny `--idle` scale runs (plain and TLS).
 
 use std::process::{Command, Output};
 
@@ -40,6 +41,9 @@ fn help_lists_every_option_with_its_doc() {
         "--msg-size <SIZE>",
         "--duration <SECS>",
         "--quick",
+        "--idle <N>",
+        "--idle-per-client <N>",
+        "--idle-sources <N>",
         "soak",
         "Exit status: 0 when",
     ] {
@@ -133,4 +137,61 @@ fn a_tiny_run_against_a_spawned_relay_prints_every_section() {
     ] {
         assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
     }
+}
+
+/// `--idle`: idle AUTHed sessions held by two child processes from two
+/// source addresses, over `transport`; the summary has every figure.
+fn tiny_idle_run(transport: &str, idle: &str) -> String {
+    let so = msrp_tools::kamailio::find_module_so().expect("the module (MSRP_RELAY_SO)");
+    let so = so.to_str().expect("module path");
+    let out = bench(&[
+        "--spawn-relay",
+        "--module",
+        so,
+        "--workers",
+        "2",
+        "--transport",
+        transport,
+        "--idle",
+        idle,
+        "--idle-per-client",
+        "100",
+        "--idle-sources",
+        "2",
+        "--sessions",
+        "2",
+        "--duration",
+        "0.3",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for line in [
+        format!("opened {idle} in "),
+        format!("scale:    {idle} idle AUTHed sessions over {transport} held by 2 client processes from 2 source addresses, 2 active pairs"),
+        "KiB per idle session (target <= ".into(),
+        "workers' RSS after they closed: ".into(),
+        "active pairs' round trip p99: ".into(),
+        "relay log: no warnings or errors".into(),
+    ] {
+        assert!(stdout.contains(&line), "no {line:?} in:\n{stdout}");
+    }
+    stdout
+}
+
+#[test]
+fn a_tiny_idle_run_holds_plain_sessions_from_several_processes() {
+    let out = tiny_idle_run("tcp", "200");
+    assert!(out.contains("2 pairs, 200 idle sessions: "), "{out}");
+}
+
+#[test]
+fn a_tiny_idle_run_holds_tls_sessions() {
+    tiny_idle_run("tls", "150");
+}
+
+#[test]
+fn the_idle_child_mode_names_bad_arguments() {
+    let out = bench(&[msrp_tools::idle::CHILD_ARG, "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("expected RELAY URI TRANSPORT COUNT SOURCES CERTS"));
 }

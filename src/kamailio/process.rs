@@ -275,6 +275,18 @@ impl Host for KamailioHost {
         // SAFETY: worker process initialised with cfg_child_init.
         unsafe { sys::msrp_shim_cfg_update() }
     }
+
+    fn release_memory(&mut self) {
+        // Freed connections leave free chunks all over glibc's arenas;
+        // malloc_trim(0) returns every free page (not only the top) to the
+        // kernel. Kamailio's shared memory is its own pool and untouched.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only walks glibc's own arenas under their
+        // locks; no pointer of ours is involved.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 /// A socket address as a C `sockaddr_storage`.

@@ -108,7 +108,16 @@ pub trait Record: Copy + 'static {
 /// A fixed-size list of records in shm that the workers write and other
 /// processes (RPC) read: add into a free record, remove by index, view the
 /// used ones.
-pub struct ShmList<S: Record>(OnceLock<ShmSlots<S>>);
+pub struct ShmList<S: Record>(OnceLock<ShmSlots<S, ListHead>>);
+
+/// Where a [`ShmList`]'s next free record is looked for, and how many are
+/// used: adding is O(1) while there is room and when full (it was a scan
+/// of every record under the lock, per AUTH and per accepted connection).
+#[derive(Clone, Copy)]
+pub struct ListHead {
+    used: usize,
+    next: usize,
+}
 
 impl<S: Record> Default for ShmList<S> {
     fn default() -> Self {
@@ -124,7 +133,8 @@ impl<S: Record> ShmList<S> {
     /// mod_init: room for `n` records (more are not listed).
     pub fn init(&self, n: usize) -> Result<(), String> {
         if self.0.get().is_none() {
-            let _ = self.0.set(ShmSlots::alloc(n, S::EMPTY)?);
+            let head = ListHead { used: 0, next: 0 };
+            let _ = self.0.set(ShmSlots::with_head(head, n, S::EMPTY)?);
         }
         Ok(())
     }
@@ -132,17 +142,29 @@ impl<S: Record> ShmList<S> {
     /// Stores `record` in a free slot; returns its index (`None`: full or
     /// not initialised).
     pub fn add(&self, record: S) -> Option<u32> {
-        self.0.get()?.locked(|slots| {
-            let (i, s) = slots.iter_mut().enumerate().find(|(_, s)| !s.used())?;
-            *s = record;
+        self.0.get()?.locked_with_head(|head, slots| {
+            if head.used >= slots.len() {
+                return None;
+            }
+            // From the record after the last one added, wrapping.
+            let n = slots.len();
+            let i = (0..n)
+                .map(|k| (head.next + k) % n)
+                .find(|&i| !slots[i].used())?;
+            slots[i] = record;
+            head.used += 1;
+            head.next = (i + 1) % n;
             Some(i as u32)
         })?
     }
 
     pub fn remove(&self, index: u32) {
         if let Some(t) = self.0.get() {
-            t.locked(|slots| {
+            t.locked_with_head(|head, slots| {
                 if let Some(s) = slots.get_mut(index as usize) {
+                    if s.used() {
+                        head.used -= 1;
+                    }
                     *s = S::EMPTY;
                 }
             });

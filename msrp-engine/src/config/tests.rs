@@ -27,7 +27,7 @@ fn defaults() {
     assert_eq!(c.queue_high, 512 * 1024);
     assert_eq!(c.queue_low, 128 * 1024);
     assert_eq!((c.so_rcvbuf, c.so_sndbuf), (0, 0));
-    assert_eq!(c.max_connections, 4096);
+    assert_eq!(c.max_connections, 65_536);
     assert_eq!(c.limits.max_head, 65536);
     assert_eq!(c.limits.max_head, msrp_core::Limits::default().max_head);
     assert_eq!(c.transaction_timeout, Duration::from_secs(30));

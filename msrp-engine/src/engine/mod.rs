@@ -68,10 +68,17 @@ pub trait Host {
     fn run_route(&mut self, ctx: FrameCtx) -> FrameCtx;
     /// Called once per loop pass (Kamailio: `cfg_update()`).
     fn tick(&mut self);
+    /// Many connections closed: hand the allocator's free memory back to
+    /// the system (Kamailio: glibc `malloc_trim`, which needs `unsafe`).
+    fn release_memory(&mut self) {}
 }
 
 /// Why a connection without a first request is closed (RFC 4976 §6.1).
 const FIRST_REQUEST_LATE: &str = "no request within first_request_timeout";
+/// After this many connections closed, the next sweep gives memory back
+/// (`Engine::give_back_memory`).
+const GIVE_BACK_AFTER: usize = 1024;
+
 /// Poll timeout: also the period of `Host::tick` and of transaction expiry.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Token of the transaction timer's wake-up descriptor.
@@ -121,6 +128,10 @@ pub struct Engine<H: Host> {
     dns: crate::dns::Dns,
     /// The answer being handed to the requests that waited for it.
     dns_fresh: Option<(String, crate::dns::Answer)>,
+    /// Connections closed since memory was last given back, and that
+    /// count at the last sweep.
+    closed: usize,
+    closed_at_sweep: usize,
 }
 
 impl<H: Host> Engine<H> {
@@ -172,6 +183,8 @@ impl<H: Host> Engine<H> {
             lingering: Vec::new(),
             dns: crate::dns::Dns::new(&cfg.dns),
             dns_fresh: None,
+            closed: 0,
+            closed_at_sweep: 0,
         })
     }
 
@@ -303,8 +316,31 @@ impl<H: Host> Engine<H> {
             self.resume_paused(now);
             crate::cmap::with(|m| m.expire(now));
             self.refresh_gauges();
+            self.give_back_memory();
         }
         self.settle();
+    }
+
+    /// After many connections closed (a mass logout, a client farm
+    /// restarting), the connection maps are sized for the peak, the read
+    /// pool holds buffers, and the freed connections' memory sits in the
+    /// allocator: all go back, so the worker's RSS follows its load.
+    fn give_back_memory(&mut self) {
+        // Once the wave is over (nothing closed since the last sweep), or
+        // every 16 x GIVE_BACK_AFTER under steady churn.
+        let wave_over = self.closed == self.closed_at_sweep;
+        self.closed_at_sweep = self.closed;
+        if self.closed < GIVE_BACK_AFTER || !(wave_over || self.closed >= 16 * GIVE_BACK_AFTER) {
+            return;
+        }
+        (self.closed, self.closed_at_sweep) = (0, 0);
+        self.conns.shrink_to_fit();
+        self.outbound.shrink_to_fit();
+        self.dirty.shrink_to_fit();
+        self.yielded.shrink_to_fit();
+        self.read_pool.clear();
+        crate::cmap::with(crate::cmap::Cmap::shrink);
+        self.host.release_memory();
     }
 
     fn on_timer(&mut self) {
@@ -433,6 +469,7 @@ impl<H: Host> Engine<H> {
         let Some(mut c) = self.conns.remove(&t) else {
             return;
         };
+        self.closed += 1;
         let _ = self
             .poll
             .registry()

@@ -33,6 +33,17 @@ enum Read {
 impl<H: Host> Engine<H> {
     pub(super) fn accept(&mut self, idx: usize) {
         loop {
+            // The workers share the listeners: a full worker leaves new
+            // connections to the others (accepting only to close them, it
+            // would win every race and refuse while others have room).
+            if self.conns.len() >= self.cfg.max_connections && !self.links.is_empty() {
+                log::debug!(
+                    "max_connections ({}) reached: leaving new connections on {} to the other workers",
+                    self.cfg.max_connections,
+                    self.listeners[idx].1
+                );
+                return;
+            }
             let (stream, peer) = match self.listeners[idx].0.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

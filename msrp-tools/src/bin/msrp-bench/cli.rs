@@ -142,6 +142,20 @@ pub struct BenchArgs {
     /// Length of each message-rate measurement [default: 5; --quick 1.5].
     #[arg(long, value_name = "SECS", value_parser = parse_secs, help_heading = "Workload")]
     pub duration: Option<Duration>,
+    /// Scale phase only: N idle AUTHed sessions (over --transport when
+    /// given, else tcp) held by child processes, with --sessions active
+    /// pairs measured before, during and after (see README "Scale").
+    #[arg(long, value_name = "N", help_heading = "Scale")]
+    pub idle: Option<usize>,
+    /// Idle sessions per child process (each must stay under its
+    /// open-files limit).
+    #[arg(long, value_name = "N", value_parser = parse_count, default_value = "15000", help_heading = "Scale")]
+    pub idle_per_client: usize,
+    /// Source addresses 127.0.0.2 .. 127.0.0.(N+1) the idle sessions are
+    /// spread over (one address reaches one relay port from ~28,000
+    /// ephemeral ports) [default: one per 20,000 sessions].
+    #[arg(long, value_name = "N", value_parser = parse_count, help_heading = "Scale")]
+    pub idle_sources: Option<usize>,
     /// Fast smoke run (~10 s): --size 32M --small-size 4M --runs 2
     /// --sessions 10 --duration 1.5; options given explicitly still win.
     #[arg(long, help_heading = "Workload")]
@@ -174,6 +188,10 @@ pub struct Opts {
     pub msg_size: u64,
     pub duration: Duration,
     pub quick: bool,
+    /// --idle: idle sessions (0: the normal phases).
+    pub idle: usize,
+    pub idle_per_client: usize,
+    pub idle_sources: usize,
 }
 
 impl Opts {
@@ -203,6 +221,11 @@ impl Opts {
                 .duration
                 .unwrap_or(Duration::from_secs_f64(if q { 1.5 } else { 5.0 })),
             quick: q,
+            idle: a.idle.unwrap_or(0),
+            idle_per_client: a.idle_per_client,
+            idle_sources: a
+                .idle_sources
+                .unwrap_or_else(|| a.idle.unwrap_or(0).div_ceil(20_000).max(1)),
         };
         o.check()
             .map_err(|m| Cli::command().error(ErrorKind::ArgumentConflict, m))?;
@@ -225,6 +248,12 @@ impl Opts {
         }
         if self.certs.is_some() && !self.transport.is_tls() {
             return Err("--certs needs --transport tls or wss");
+        }
+        if self.idle > 0 && !self.spawn {
+            return Err("--idle needs --spawn-relay (it measures the workers' memory)");
+        }
+        if self.idle_sources > 250 {
+            return Err("--idle-sources: at most 250 (127.0.0.2 .. 127.0.0.251)");
         }
         if self.ws_origin.is_some() && !self.transport.is_ws() {
             return Err("--ws-origin needs --transport ws or wss");
@@ -341,6 +370,14 @@ mod tests {
         assert!(opts("--spawn-relay --msg-size 0").is_err());
         assert!(opts("--spawn-relay --duration 0").is_err());
         assert!(opts("--spawn-relay --workers x").is_err());
+        let o = opts("--spawn-relay --idle 100000 --sessions 16").unwrap();
+        assert_eq!(
+            (o.idle, o.idle_per_client, o.idle_sources),
+            (100_000, 15_000, 5)
+        );
+        assert_eq!(opts("--spawn-relay").unwrap().idle, 0);
+        assert!(opts("--relay h:1 --idle 10").is_err());
+        assert!(opts("--spawn-relay --idle 10 --idle-sources 300").is_err());
         let help = opts("--help").unwrap_err();
         assert_eq!(help.kind(), ErrorKind::DisplayHelp);
         assert!(help.to_string().contains("--small-size <SIZE>"));

@@ -10,8 +10,9 @@
 //!
 //! Modules: `cli` (options, `soak`), `target` (the relay under test), `mem`
 //! (its workers' memory and CPU), `phases` (transfers), `rate` (message
-//! rate), `report` (the summary), `progress` (formatting, status line),
-//! `interrupt` (Ctrl-C stops a spawned relay).
+//! rate), `scale` (--idle: many idle sessions), `report` (the summary),
+//! `progress` (formatting, status line), `interrupt` (Ctrl-C stops a
+//! spawned relay).
 
 mod cli;
 mod interrupt;
@@ -20,6 +21,7 @@ mod phases;
 mod progress;
 mod rate;
 mod report;
+mod scale;
 mod target;
 
 use std::io::IsTerminal;
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use msrp_tools::kamailio::find_module_so;
-use msrp_tools::tcpproxy;
+use msrp_tools::{idle, tcpproxy};
 
 use cli::{Cli, Command, Opts, SoakArgs};
 
@@ -87,10 +89,26 @@ fn bench_main(o: &Opts) -> ExitCode {
     }
 }
 
+/// A child mode's entry point (its arguments after the mode's own).
+type ChildMain = fn(&[String]) -> Result<(), String>;
+
 fn main() -> ExitCode {
-    // The TCP proxy baseline is this executable run again (tcpproxy).
-    if let Some(code) = tcpproxy::child_mode("msrp-bench") {
-        return code;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The TCP proxy baseline and the idle-session holders are this
+    // executable run again (tcpproxy, idle).
+    let child: Option<(&str, ChildMain)> = match args.first().map(String::as_str) {
+        Some(tcpproxy::CHILD_ARG) => Some((tcpproxy::CHILD_ARG, tcpproxy::child_main)),
+        Some(idle::CHILD_ARG) => Some((idle::CHILD_ARG, idle::child_main)),
+        _ => None,
+    };
+    if let Some((arg, main)) = child {
+        return match main(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("msrp-bench {arg}: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     // Usage errors exit 2, --help 0 (clap::Error::exit).
     let cli = Cli::parse();

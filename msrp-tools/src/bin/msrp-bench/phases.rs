@@ -48,6 +48,10 @@ pub fn run(o: &Opts, tty: bool) -> Result<Report, String> {
 
 fn run_phases(o: &Opts, tty: bool, target: &mut Target) -> Result<Report, String> {
     let mut bench = Bench::new(o, tty, target)?;
+    if o.idle > 0 {
+        bench.scale()?;
+        return bench.finish();
+    }
     let proxy = bench.warm_up()?;
     bench.memory_growth()?;
     bench.throughput(&proxy)?;

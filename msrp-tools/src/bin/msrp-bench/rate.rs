@@ -30,6 +30,19 @@ pub struct RateResult {
     pub secs: f64,
     /// MSRP workers' CPU seconds over the whole phase, when known.
     pub cpu: Option<f64>,
+    /// Round-trip time percentiles over every round trip of the phase
+    /// (warm-up included), in milliseconds: (p50, p99).
+    pub rtt_ms: (f64, f64),
+}
+
+/// (p50, p99) of round-trip times in microseconds, in milliseconds.
+fn percentiles(mut us: Vec<u32>) -> (f64, f64) {
+    if us.is_empty() {
+        return (0.0, 0.0);
+    }
+    us.sort_unstable();
+    let at = |q: f64| f64::from(us[((us.len() - 1) as f64 * q).round() as usize]) / 1000.0;
+    (at(0.5), at(0.99))
 }
 
 impl RateResult {
@@ -133,7 +146,7 @@ fn await_delivery(
 }
 
 /// Where each path's sessions connect and their To-Paths.
-struct Routes<'a> {
+pub struct Routes<'a> {
     relay: SocketAddr,
     via: &'a [String],
     sinks: &'a [Sink],
@@ -143,7 +156,7 @@ struct Routes<'a> {
 impl Routes<'_> {
     /// Through the relay to a B endpoint it connects to or, with
     /// --use-path, over an AUTHed B's own connection via its Use-Path.
-    fn relay(&self, i: usize) -> (SocketAddr, Vec<String>) {
+    pub fn relay(&self, i: usize) -> (SocketAddr, Vec<String>) {
         if !self.authed.is_empty() {
             let b = &self.authed[i % self.authed.len()];
             return (
@@ -216,7 +229,7 @@ impl Bench<'_> {
 
     /// Prints a phase's line (and `cpu_of`'s CPU per message); counts its
     /// messages as verified.
-    fn record(
+    pub fn record(
         &mut self,
         label: &str,
         r: &RateResult,
@@ -224,11 +237,13 @@ impl Bench<'_> {
         cpu_of: Option<&str>,
     ) {
         let mut line = format!(
-            "{label}: {:.0} msg/s ({} round trips in {:.1} s, {:.2} ms each)",
+            "{label}: {:.0} msg/s ({} round trips in {:.1} s, {:.2} ms each; p50 {:.2} ms, p99 {:.2} ms)",
             r.per_s,
             r.window,
             r.secs,
-            self.o.sessions as f64 * 1000.0 / r.per_s.max(1e-9)
+            self.o.sessions as f64 * 1000.0 / r.per_s.max(1e-9),
+            r.rtt_ms.0,
+            r.rtt_ms.1
         );
         if let Some((base, peak)) = mem {
             line.push_str(&rss_growth(base, peak));
@@ -240,7 +255,7 @@ impl Bench<'_> {
         self.rep.verified_msgs += r.sent;
     }
 
-    fn routes(&self) -> Routes<'_> {
+    pub fn routes(&self) -> Routes<'_> {
         Routes {
             relay: self.target.addr,
             via: &self.via,
@@ -254,7 +269,7 @@ impl Bench<'_> {
     }
 
     /// The B endpoints the relay delivers to (AUTHed ones with --use-path).
-    fn relay_stats(&self) -> Vec<&Arc<SinkStats>> {
+    pub fn relay_stats(&self) -> Vec<&Arc<SinkStats>> {
         if self.authed.is_empty() {
             self.sink_stats()
         } else {
@@ -314,7 +329,7 @@ impl Bench<'_> {
 
     /// One measurement: `o.sessions` sessions along `route`, a warm-up,
     /// then `o.duration` counted; every message checked at `sinks`.
-    fn rate_phase(
+    pub fn rate_phase(
         &self,
         label: &str,
         dialer: &Dialer,
@@ -342,12 +357,14 @@ impl Bench<'_> {
             return Err(format!("{label}: {e}"));
         }
         await_delivery(label, sinks, before, sent)?;
+        let times = sessions.counters.round_trips_us.into_inner();
         Ok(RateResult {
             per_s: window as f64 / secs,
             window,
             sent,
             secs,
             cpu: None,
+            rtt_ms: percentiles(times.unwrap_or_default()),
         })
     }
 
@@ -384,5 +401,19 @@ impl Bench<'_> {
             }
         }
         handles
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentiles;
+
+    #[test]
+    fn round_trip_percentiles() {
+        assert_eq!(percentiles(Vec::new()), (0.0, 0.0));
+        let us: Vec<u32> = (1..=1000).rev().map(|i| i * 10).collect();
+        let (p50, p99) = percentiles(us);
+        assert!((p50 - 5.01).abs() < 0.011, "{p50}");
+        assert!((p99 - 9.9).abs() < 0.011, "{p99}");
     }
 }

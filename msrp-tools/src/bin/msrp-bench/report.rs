@@ -46,6 +46,8 @@ pub struct Report {
     pub log_problem_count: usize,
     pub load_before: String,
     pub load_after: String,
+    /// --idle: the scale phase's summary lines (the only phase run).
+    pub scale: Vec<String>,
 }
 
 impl Report {
@@ -135,6 +137,13 @@ pub fn log_problems(log: &str) -> (Vec<String>, usize) {
 pub fn summary(o: &Opts, rep: &Report) -> String {
     let mut s = String::new();
     header(&mut s, rep);
+    if !rep.scale.is_empty() {
+        for l in &rep.scale {
+            let _ = writeln!(s, "{l}");
+        }
+        data_and_log(&mut s, rep);
+        return s;
+    }
     throughput(&mut s, o, rep);
     cpu_per_gb(&mut s, rep);
     message_rate(&mut s, o, rep);
@@ -413,6 +422,7 @@ mod tests {
             sent,
             secs: 1.0,
             cpu: Some(cpu),
+            rtt_ms: (0.5, 1.0),
         }
     }
 

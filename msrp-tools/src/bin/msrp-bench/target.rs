@@ -42,6 +42,8 @@ pub struct OtherTransport {
     /// The relay's URI on that listener (first in To-Path).
     pub uri: String,
     pub dialer: Dialer,
+    /// The certificate directory (tls/wss), for --idle's child processes.
+    pub certs_dir: Option<PathBuf>,
     /// Certificates made for this run in a temporary directory.
     _certs: Option<TempCerts>,
 }
@@ -135,6 +137,7 @@ fn other_transport(
         addr,
         uri: t.uri("127.0.0.1", addr.port(), "bench"),
         dialer,
+        certs_dir: certs.as_ref().map(|c| c.0.dir().to_path_buf()),
         _certs: certs.and_then(|c| c.1),
     }))
 }

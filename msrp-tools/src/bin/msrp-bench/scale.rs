@@ -1,0 +1,153 @@
+//! `--idle N`: many idle AUTHed sessions on one relay (issue 19 item 3).
+//!
+//! The phase measures, in one run: the active pairs' round trips with no
+//! idle session; N idle sessions opened (sessions per second) by child
+//! processes (`msrp_tools::idle`); the workers' RSS they cost; the same
+//! pairs again with them held; the workers' RSS once they are closed.
+
+use std::time::{Duration, Instant};
+
+use msrp_tools::idle::{split, IdleChildren, IdleSpec};
+use msrp_tools::load::AuthedSink;
+use msrp_tools::Transport;
+
+use crate::phases::Bench;
+use crate::progress::fmt_kib;
+use crate::rate::RateResult;
+
+/// After the idle sessions closed, the workers' RSS counts as settled when
+/// it has not moved for this long (the relay reads every EOF first).
+const SETTLE: Duration = Duration::from_secs(2);
+const SETTLE_MAX: Duration = Duration::from_secs(30);
+
+impl Bench<'_> {
+    /// The whole scale phase; its lines go to `rep.scale`.
+    pub fn scale(&mut self) -> Result<(), String> {
+        if self.mem.is_none() {
+            return Err("--idle needs a spawned relay".into());
+        }
+        self.authed = (0..self.o.sessions)
+            .map(|_| AuthedSink::start(self.target.addr, &self.target.uri, self.pattern.clone()))
+            .collect::<Result<_, _>>()?;
+        let quiet = self.pairs("pairs, no idle sessions")?;
+        // After the pairs ran: their pooled buffers are not the idle
+        // sessions' cost, nor something closing them should give back.
+        let rss0 = self.rss()?;
+        let spec = self.idle_spec();
+        let specs = split(&spec, self.o.idle, self.o.idle_per_client);
+        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        println!(
+            "opening {} idle AUTHed sessions over {} ({} child processes, {} source addresses) ...",
+            self.o.idle,
+            spec.transport,
+            specs.len(),
+            spec.sources.len()
+        );
+        let t0 = Instant::now();
+        let mut children = IdleChildren::start(&exe, &specs)?;
+        let opened = children.wait_opened()?;
+        let open_secs = t0.elapsed().as_secs_f64();
+        println!(
+            "opened {opened} in {open_secs:.1} s ({:.0} sessions/s)",
+            opened as f64 / open_secs
+        );
+        let (rss1, parts1) = (self.rss()?, self.breakdown());
+        let busy = self.pairs(&format!("pairs, {opened} idle sessions"))?;
+        self.target.check_alive()?;
+        let close_secs = children.close()?.as_secs_f64();
+        let rss2 = self.settled_rss()?;
+        let per = (rss1.saturating_sub(rss0)) as f64 / opened.max(1) as f64;
+        self.rep.scale = vec![
+            format!(
+                "scale:    {opened} idle AUTHed sessions over {} held by {} client processes from {} source addresses, {} active pairs",
+                spec.transport,
+                specs.len(),
+                spec.sources.len(),
+                self.o.sessions
+            ),
+            format!(
+                "  opened in {open_secs:.1} s = {:.0} sessions/s (connect{} + AUTH + 200); closed in {close_secs:.1} s",
+                opened as f64 / open_secs,
+                if spec.transport == Transport::Tcp { "" } else { " + handshake" }
+            ),
+            format!(
+                "  workers' RSS: {} before, {} with them ({parts1}) = {per:.2} KiB per idle session (target <= {} KiB)",
+                fmt_kib(rss0),
+                fmt_kib(rss1),
+                if spec.transport == Transport::Tcp { 4 } else { 16 }
+            ),
+            format!(
+                "  workers' RSS after they closed: {} = {:+.1} % of before (target within 20 %)",
+                fmt_kib(rss2),
+                (rss2 as f64 / rss0.max(1) as f64 - 1.0) * 100.0
+            ),
+            format!(
+                "  active pairs' round trip p99: {:.2} ms with none, {:.2} ms with them = {:.2}x (target <= 1.5x); p50 {:.2} / {:.2} ms; {:.0} / {:.0} msg/s",
+                quiet.rtt_ms.1,
+                busy.rtt_ms.1,
+                busy.rtt_ms.1 / quiet.rtt_ms.1.max(1e-9),
+                quiet.rtt_ms.0,
+                busy.rtt_ms.0,
+                quiet.per_s,
+                busy.per_s
+            ),
+        ];
+        Ok(())
+    }
+
+    fn rss(&self) -> Result<u64, String> {
+        self.mem.as_ref().map_or(Ok(0), |m| m.rss())
+    }
+
+    fn breakdown(&self) -> String {
+        self.mem.as_ref().map(|m| m.breakdown()).unwrap_or_default()
+    }
+
+    /// The workers' RSS once it stopped moving (or after [`SETTLE_MAX`]).
+    fn settled_rss(&self) -> Result<u64, String> {
+        let end = Instant::now() + SETTLE_MAX;
+        let (mut last, mut since) = (self.rss()?, Instant::now());
+        while Instant::now() < end && since.elapsed() < SETTLE {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = self.rss()?;
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+        }
+        Ok(last)
+    }
+
+    /// The idle sessions' target: the --transport listener, else tcp.
+    fn idle_spec(&self) -> IdleSpec {
+        let sources = (0..self.o.idle_sources)
+            .map(|i| std::net::IpAddr::from([127, 0, 0, 2 + i as u8]))
+            .collect();
+        let (relay, relay_uri, transport, certs) = match &self.target.other {
+            Some(ot) => (ot.addr, ot.uri.clone(), ot.transport, ot.certs_dir.clone()),
+            None => (
+                self.target.addr,
+                self.target.uri.clone(),
+                Transport::Tcp,
+                None,
+            ),
+        };
+        IdleSpec {
+            relay,
+            relay_uri,
+            transport,
+            certs,
+            count: 0,
+            sources,
+        }
+    }
+
+    /// The active pairs (--sessions A sessions, each to its AUTHed B over
+    /// B's Use-Path) for --duration.
+    fn pairs(&mut self, what: &str) -> Result<RateResult, String> {
+        let label = format!("{} {what}", self.o.sessions);
+        let routes = self.routes();
+        let r = self.rate_phase(&label, &self.tcp, &|i| routes.relay(i), &self.relay_stats())?;
+        self.record(&label, &r, None, None);
+        Ok(r)
+    }
+}

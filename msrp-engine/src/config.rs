@@ -306,6 +306,11 @@ impl std::fmt::Display for Listen {
 mod decl;
 mod dns;
 mod tls;
+mod values;
+
+pub use decl::readme_table;
+pub use values::parse_listen;
+use values::{alias_name, callback_name, use_path_host};
 
 pub use decl::{FromInt, IntSpec, Param, ParamDecl, ParamKind, ParamValue, PARAMS};
 use dns::dns_server;
@@ -439,46 +444,6 @@ impl ConfigBuilder {
 static BUILDER: Mutex<Option<ConfigBuilder>> = Mutex::new(None);
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
-/// Parses `PROTO:IP:PORT[;option=value...]` with PROTO `tcp`, `tls`, `ws`
-/// or `wss` (also `IP:PORT` for tcp; IPv6 as `tcp:[::1]:2855`); the
-/// options are a `tls:`/`wss:` listener's own TLS policy ([`ListenTls`]).
-pub fn parse_listen(s: &str) -> Result<Listen, ConfigError> {
-    let mut parts = s.trim().split(';');
-    let t = parts.next().unwrap_or_default().trim();
-    let (kind, rest) = match t.split_once(':') {
-        Some((proto, rest)) => match Kind::parse(proto) {
-            Some(k) => (k, rest),
-            None => (Kind::Tcp, t),
-        },
-        None => (Kind::Tcp, t),
-    };
-    let addr = rest
-        .parse::<SocketAddr>()
-        .map_err(|_| ConfigError::BadListen(s.to_string()))?;
-    let mut tls = ListenTls::default();
-    let name = format!("{}:{addr}", kind.name());
-    for opt in parts.filter(|p| !p.trim().is_empty()) {
-        let (n, v) = opt.split_once('=').unwrap_or((opt, ""));
-        tls.set(&name, n, v)?;
-    }
-    Ok(Listen { kind, addr, tls })
-}
-
-/// `alias`: compared case-insensitively with To-Path hosts.
-fn alias_name(s: &str) -> Result<String, ConfigError> {
-    Ok(s.trim().to_ascii_lowercase())
-}
-
-fn use_path_host(s: &str) -> Result<Option<String>, ConfigError> {
-    Ok(Some(s.trim().to_string()))
-}
-
-/// `event_callback`: empty means "use the event route".
-fn callback_name(s: &str) -> Result<Option<String>, ConfigError> {
-    let v = s.trim();
-    Ok((!v.is_empty()).then(|| v.to_string()))
-}
-
 /// `modparam("msrp_relay", p, v)` while Kamailio parses its configuration;
 /// see [`ConfigBuilder::set`].
 pub fn set(p: Param, v: ParamValue<'_>) -> Result<(), ConfigError> {
@@ -500,34 +465,6 @@ pub fn freeze() -> Result<&'static Config, Vec<ConfigError>> {
 /// The frozen configuration (after mod_init).
 pub fn get() -> Option<&'static Config> {
     CONFIG.get()
-}
-
-/// The README's parameter table, rendered from the declaration.
-pub fn readme_table() -> String {
-    let mut t =
-        String::from("| name | type | default | range | meaning |\n|---|---|---|---|---|\n");
-    for d in PARAMS {
-        let (default, range) = match d.kind {
-            ParamKind::Int(spec) => {
-                let range = match spec.special {
-                    Some((s, what)) => format!("`{}..={}`; `{s}` = {what}", spec.min, spec.max),
-                    None => format!("`{}..={}`", spec.min, spec.max),
-                };
-                (format!("`{}`", spec.default), range)
-            }
-            ParamKind::Str { default } | ParamKind::StrList { default } => {
-                (default.to_string(), "—".to_string())
-            }
-            ParamKind::Accepted => ("—".to_string(), "any".to_string()),
-        };
-        t.push_str(&format!(
-            "| `{}` | {} | {default} | {range} | {} |\n",
-            d.name,
-            d.kind.type_text(),
-            d.doc.trim()
-        ));
-    }
-    t
 }
 
 #[cfg(test)]

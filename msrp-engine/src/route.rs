@@ -355,5 +355,17 @@ pub fn complete_body(rbuf: &[u8], tid: &[u8]) -> Option<(Bytes, u8)> {
     None
 }
 
+/// To-Path and From-Path after this relay's `own` leading To-Path URIs moved
+/// to the head of From-Path, last one first (RFC 4976 §6.4, once per URI).
+pub fn own_hops(req: &Request, own: usize) -> Option<(Vec<Bytes>, Vec<Bytes>)> {
+    let mut to = req.to.clone();
+    let mut from = req.from.clone();
+    for _ in 0..own.max(1) {
+        let first = to.first()?.clone();
+        (to, from) = msrp_core::path::forward(&to, &from, &first)?;
+    }
+    Some((to, from))
+}
+
 #[cfg(test)]
 mod tests;

@@ -253,3 +253,31 @@ impl Param {
         }
     }
 }
+
+/// The README's parameter table, rendered from the declaration.
+pub fn readme_table() -> String {
+    let mut t =
+        String::from("| name | type | default | range | meaning |\n|---|---|---|---|---|\n");
+    for d in PARAMS {
+        let (default, range) = match d.kind {
+            ParamKind::Int(spec) => {
+                let range = match spec.special {
+                    Some((s, what)) => format!("`{}..={}`; `{s}` = {what}", spec.min, spec.max),
+                    None => format!("`{}..={}`", spec.min, spec.max),
+                };
+                (format!("`{}`", spec.default), range)
+            }
+            ParamKind::Str { default } | ParamKind::StrList { default } => {
+                (default.to_string(), "—".to_string())
+            }
+            ParamKind::Accepted => ("—".to_string(), "any".to_string()),
+        };
+        t.push_str(&format!(
+            "| `{}` | {} | {default} | {range} | {} |\n",
+            d.name,
+            d.kind.type_text(),
+            d.doc.trim()
+        ));
+    }
+    t
+}

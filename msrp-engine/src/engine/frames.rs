@@ -175,33 +175,13 @@ impl<H: Host> Engine<H> {
             return Err(NotForwarded::Respond(481, "Not This Relay"));
         }
         let plan = self.plan(t, &req);
-        let Some((to_path, from_path)) = plan.as_ref().and_then(|p| own_hops(&req, p.own)) else {
+        let Some((to_path, from_path)) = plan.as_ref().and_then(|p| route::own_hops(&req, p.own))
+        else {
             log::warn!("not relaying request from {peer}: To-Path has no next hop");
             return Err(NotForwarded::Respond(400, "Bad Request"));
         };
-        let mut others: Vec<Header> = head.other_headers().cloned().collect();
-        // only this relay says which connection a link request is for
-        others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
         let next_hop = to_path[0].clone();
-        let mut heads = ChunkHeads::new(
-            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
-            to_path,
-            from_path,
-            others,
-            head.has_body,
-        );
-        // before dialling anything: re-chunking adds a Byte-Range, this
-        // relay's transaction IDs may be longer and the From-Path line gains
-        // its URI, so a head at the limits would leave here beyond them (a
-        // link has room for its Relay-Conid)
-        if let Err(e) = heads.check(&self.cfg.limits, crate::tid::TID_LEN) {
-            log::warn!(
-                "not relaying request from {peer}: the head forwarded would break this \
-                 relay's own limits ({e}; max_header_size {})",
-                self.cfg.limits.max_head
-            );
-            return Err(NotForwarded::Respond(400, "Bad Request"));
-        }
+        let mut heads = self.forward_heads(head, to_path, from_path, peer)?;
         let size = self.size_allowance(t, &req);
         let dest = match size.map(|_| self.dest(plan.as_ref(), &route)) {
             Err(()) => Err(Cause::TooLarge),
@@ -231,6 +211,39 @@ impl<H: Host> Engine<H> {
         let mut f = self.new_forward(t, head, req, dest, heads, &route);
         f.size_left = size.ok().flatten();
         Ok(f)
+    }
+
+    /// The heads the request's chunks go out with (a client's own
+    /// `Relay-Conid` dropped), checked before anything is dialled:
+    /// re-chunking adds a Byte-Range, this relay's transaction IDs may be
+    /// longer and From-Path gains its URI, so a head at the limits would
+    /// leave beyond them (a link has room for its Relay-Conid).
+    fn forward_heads(
+        &self,
+        head: &FrameHead,
+        to_path: Vec<Bytes>,
+        from_path: Vec<Bytes>,
+        peer: std::net::SocketAddr,
+    ) -> Result<ChunkHeads, NotForwarded> {
+        let mut others: Vec<Header> = head.other_headers().cloned().collect();
+        // only this relay says which connection a link request is for
+        others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
+        let heads = ChunkHeads::new(
+            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
+            to_path,
+            from_path,
+            others,
+            head.has_body,
+        );
+        if let Err(e) = heads.check(&self.cfg.limits, crate::tid::TID_LEN) {
+            log::warn!(
+                "not relaying request from {peer}: the head forwarded would break this \
+                 relay's own limits ({e}; max_header_size {})",
+                self.cfg.limits.max_head
+            );
+            return Err(NotForwarded::Respond(400, "Bad Request"));
+        }
+        Ok(heads)
     }
 
     /// RFC 4976 §6.4.1: a SEND whose first To-Path URI is not this relay's
@@ -411,18 +424,6 @@ impl<H: Host> Engine<H> {
             }
         }
     }
-}
-
-/// To-Path and From-Path after this relay's `own` leading To-Path URIs moved
-/// to the head of From-Path, last one first (RFC 4976 §6.4, once per URI).
-fn own_hops(req: &Request, own: usize) -> Option<(Vec<Bytes>, Vec<Bytes>)> {
-    let mut to = req.to.clone();
-    let mut from = req.from.clone();
-    for _ in 0..own.max(1) {
-        let first = to.first()?.clone();
-        (to, from) = msrp_core::path::forward(&to, &from, &first)?;
-    }
-    Some((to, from))
 }
 
 impl<H: Host> Engine<H> {

@@ -32,8 +32,10 @@ mod gauges;
 mod handshake;
 mod limits;
 mod linger;
+mod output;
 mod pump;
 mod resolve;
+mod sweep;
 mod throttle;
 mod wire;
 
@@ -321,28 +323,6 @@ impl<H: Host> Engine<H> {
         self.settle();
     }
 
-    /// After many connections closed (a mass logout, a client farm
-    /// restarting), the connection maps are sized for the peak, the read
-    /// pool holds buffers, and the freed connections' memory sits in the
-    /// allocator: all go back, so the worker's RSS follows its load.
-    fn give_back_memory(&mut self) {
-        // Once the wave is over (nothing closed since the last sweep), or
-        // every 16 x GIVE_BACK_AFTER under steady churn.
-        let wave_over = self.closed == self.closed_at_sweep;
-        self.closed_at_sweep = self.closed;
-        if self.closed < GIVE_BACK_AFTER || !(wave_over || self.closed >= 16 * GIVE_BACK_AFTER) {
-            return;
-        }
-        (self.closed, self.closed_at_sweep) = (0, 0);
-        self.conns.shrink_to_fit();
-        self.outbound.shrink_to_fit();
-        self.dirty.shrink_to_fit();
-        self.yielded.shrink_to_fit();
-        self.read_pool.clear();
-        crate::cmap::with(crate::cmap::Cmap::shrink);
-        self.host.release_memory();
-    }
-
     fn on_timer(&mut self) {
         self.tracker.on_timer_wakeup();
         self.apply_outputs();
@@ -394,56 +374,6 @@ impl<H: Host> Engine<H> {
         self.stats.add(Stat::ReportsSent, 1);
         self.stats.add(Stat::report(r.cause), 1);
         self.push_frame(r.src, r.frame(&tid));
-    }
-
-    /// RFC 4976 §6.1: a new connection must send its first request within
-    /// `first_request_timeout`; §6.5: idle connections MAY be closed
-    /// (`idle_timeout`). A peer that has not taken a byte of what is queued
-    /// for it within `transaction_timeout` is closed too: the chunk
-    /// streaming into it is aborted, its senders get REPORTs (as for a next
-    /// hop that closed) and are read again.
-    fn sweep_idle(&mut self, now: Instant) {
-        let first = self.cfg.first_request_timeout;
-        let idle = self.cfg.idle_timeout;
-        let stall = self.cfg.transaction_timeout;
-        let mut close = Vec::new();
-        for (t, c) in &self.conns {
-            if c.link.is_some() {
-                continue;
-            }
-            if c.connected && c.stalled_for(now).is_some_and(|d| d > stall) {
-                close.push((
-                    *t,
-                    c.peer,
-                    "peer took nothing of its queue within transaction_timeout",
-                ));
-            } else if !first.is_zero()
-                && c.outbound.is_none()
-                && !c.got_frame
-                && now.duration_since(c.opened) > first
-            {
-                close.push((*t, c.peer, FIRST_REQUEST_LATE));
-            } else if !idle.is_zero()
-                && now.duration_since(c.last_active) > idle
-                && !c.has_output()
-                && !self.sched.is_busy(*t)
-                && matches!(c.incoming, Incoming::Idle)
-            {
-                close.push((*t, c.peer, "idle_timeout"));
-            }
-        }
-        for (t, peer, why) in close {
-            let silent = format!(
-                "nothing more from the peer within first_request_timeout ({} s)",
-                first.as_secs()
-            );
-            if why == FIRST_REQUEST_LATE && self.note_handshake_failure(t, &silent) {
-                self.close(t, why);
-                continue;
-            }
-            log::info!("closing connection {} with {peer}: {why}", t.0);
-            self.close(t, why);
-        }
     }
 
     /// Runs one step for connection `t`; a panic (a bug) costs only that

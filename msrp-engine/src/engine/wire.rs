@@ -5,7 +5,6 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
-use bytes::Bytes;
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use msrp_core::{Event, ParseError};
@@ -15,9 +14,6 @@ use crate::conn::{Conn, Incoming};
 use crate::stats::Stat;
 use crate::transport::{Got, Kind, Layer, LayerError, WsPolicy};
 
-/// A connection's output queue may reach this many high watermarks before
-/// the relay gives up on the peer.
-const OUT_QUEUE_LIMIT_FACTOR: usize = 64;
 /// Reads of one connection before it yields to the others (1 MiB).
 const READS_PER_TURN: usize = 4;
 
@@ -394,119 +390,6 @@ impl<H: Host> Engine<H> {
                     _ => c.incoming = Incoming::Idle,
                 }
             }
-        }
-    }
-
-    /// Appends bytes of the chunk being streamed into `dest` to its output
-    /// queue (`end`: its end-line); they are written at the end of this
-    /// loop pass.
-    pub(super) fn push_stream(&mut self, dest: Token, b: Bytes, end: bool) {
-        if b.is_empty() {
-            return;
-        }
-        if let Some(d) = self.conns.get_mut(&dest) {
-            d.queue(b, end, self.now);
-            self.mark_dirty(dest);
-        }
-    }
-
-    /// `t` has bytes to write at the end of this loop pass (one vectored
-    /// write for everything queued meanwhile, not one per piece).
-    pub(super) fn mark_dirty(&mut self, t: Token) {
-        if let Some(c) = self.conns.get_mut(&t) {
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(t);
-            }
-        }
-    }
-
-    /// Queues a complete frame (a response, a REPORT) for `dest`: right
-    /// away, or after the chunk currently being streamed into it.
-    pub(super) fn push_frame(&mut self, dest: Token, frame: Bytes) {
-        let streaming = self.sched.streaming(dest);
-        let Some(d) = self.conns.get_mut(&dest) else {
-            return;
-        };
-        if streaming {
-            d.defer(frame);
-        } else {
-            d.queue_own(frame, self.now);
-            self.mark_dirty(dest);
-        }
-    }
-
-    /// Pauses `src` while `dest` has more than the high watermark queued.
-    pub(super) fn check_backpressure(&mut self, src: Token, dest: Token) -> bool {
-        let over = self
-            .conns
-            .get(&dest)
-            .is_some_and(|d| d.queued() > self.cfg.queue_high);
-        if over {
-            self.sched.wait_drain(src, dest);
-        }
-        over
-    }
-
-    pub(super) fn on_writable(&mut self, t: Token) {
-        let Some(c) = self.conns.get_mut(&t) else {
-            return;
-        };
-        if !c.connected {
-            match c.check_connected() {
-                Ok(false) => return,
-                Ok(true) => {
-                    log::debug!("connected to next hop {} (connection {})", c.peer, t.0);
-                    // data may already be waiting to be read
-                    self.sched.wake(t);
-                }
-                Err(e) => {
-                    let peer = c.peer;
-                    log::warn!("connect to next hop {peer} failed: {e}");
-                    self.close(t, "connect failed");
-                    return;
-                }
-            }
-        }
-        self.flush(t);
-    }
-
-    /// Writes as much of the output queue as the socket takes, and wakes
-    /// the sources that waited for it to drain.
-    pub(super) fn flush(&mut self, t: Token) {
-        let Some(c) = self.conns.get_mut(&t) else {
-            return;
-        };
-        c.dirty = false;
-        if !c.connected {
-            return;
-        }
-        match c.write_out(self.now) {
-            Ok(n) => self.stats.add(Stat::BytesOut, n as i64),
-            Err(e) => {
-                let peer = c.peer;
-                log::info!("connection {} with {peer}: write error: {e}", t.0);
-                self.close(t, "write error");
-                return;
-            }
-        }
-        let (queued, peer) = (c.queued(), c.peer);
-        if c.closing && c.queued() == 0 {
-            self.close(t, "flushed");
-            return;
-        }
-        if queued <= self.cfg.queue_low && self.sched.has_drain_waiters(t) {
-            self.sched.drained(t);
-        }
-        if queued > self.cfg.queue_high * OUT_QUEUE_LIMIT_FACTOR {
-            // Sources are paused above the high watermark, so only frames the
-            // relay itself produced for this peer (responses, REPORTs) pile
-            // up here: the peer does not read.
-            log::warn!(
-                "peer {peer} does not read: {queued} bytes queued for connection {}; closing it",
-                t.0
-            );
-            self.close(t, "peer not reading");
         }
     }
 }

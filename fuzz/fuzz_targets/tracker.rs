@@ -180,10 +180,13 @@ fuzz_target!(|input: Input| {
     let mut silent_ok: std::collections::HashSet<Bytes> = std::collections::HashSet::new();
     let mut failed: HashSet<usize> = HashSet::new();
     let mut reported: HashMap<String, usize> = HashMap::new();
+    // incoming chunks refused while arriving (413 instead of 200)
+    let mut refused: HashSet<InId> = HashSet::new();
 
     let collect = |t: &mut Tracker,
                    reported: &mut HashMap<String, usize>,
-                   accounted: &mut HashMap<Bytes, usize>| {
+                   accounted: &mut HashMap<Bytes, usize>,
+                   refused: &mut HashSet<InId>| {
         while let Some(o) = t.poll_output() {
             match o {
                 Output::Report(r) => {
@@ -197,6 +200,10 @@ fuzz_target!(|input: Input| {
                         .or_default() += 1;
                 }
                 Output::Fail(r) => *accounted.entry(r.src_tid).or_default() += 1,
+                // a chunk is refused at most once
+                Output::Refuse { id, .. } => {
+                    assert!(refused.insert(id), "chunk {id} refused twice")
+                }
                 Output::WindowOpen(_) | Output::StopMessage { .. } => {}
             }
         }
@@ -354,7 +361,7 @@ fuzz_target!(|input: Input| {
                 failed.insert(*k);
             }
         }
-        collect(&mut t, &mut reported, &mut accounted);
+        collect(&mut t, &mut reported, &mut accounted, &mut refused);
         for (m, n) in &reported {
             assert!(*n <= 1, "{n} REPORTs for chunk {m}");
         }
@@ -375,7 +382,7 @@ fuzz_target!(|input: Input| {
         t.next_hop_lost(d, Cause::NextHopClosed);
     }
     t.expire(now + TIMEOUT * 2);
-    collect(&mut t, &mut reported, &mut accounted);
+    collect(&mut t, &mut reported, &mut accounted, &mut refused);
     assert!(t.is_empty(), "left: {:?}", t.len());
     let s = table.0.borrow();
     assert_eq!(s.inserted, s.removed, "table entries not removed");

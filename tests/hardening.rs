@@ -281,14 +281,7 @@ fn error_response_mid_chunk_gets_413_not_200() {
     let req = Request::send_streaming(&[&relay, &b_uri], &[&a.uri], LEN)
         .with_header("Failure-Report", "yes");
     let msg_id = req.header("Message-ID").unwrap().to_owned();
-    let sender = {
-        let req = req.clone();
-        std::thread::spawn(move || {
-            let mut peer = a.peer;
-            let r = peer.send_request_streaming(&req, BodyGen::new(4, LEN));
-            (peer, r)
-        })
-    };
+    let sender = send_in_background(a.peer, &req, 4, LEN);
     let mut bp = b.accept(T).expect("relay connects to B");
     let first = bp.read_frame_hashed(T).expect("B's first chunk");
     bp.send_response(&first, 403, Some("Forbidden"))

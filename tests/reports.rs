@@ -950,14 +950,7 @@ fn next_hop_failure_mid_message_reports_bytes_received() {
     let req = Request::send_streaming(&[&relay, &b_uri], &[&a_uri], LEN)
         .with_header("Failure-Report", "yes");
     let msg_id = req.header("Message-ID").unwrap().to_owned();
-    let sender = {
-        let req = req.clone();
-        std::thread::spawn(move || {
-            let mut peer = a.peer;
-            let r = peer.send_request_streaming(&req, BodyGen::new(7, LEN));
-            (peer, r)
-        })
-    };
+    let sender = send_in_background(a.peer, &req, 7, LEN);
     let (mut bp, h) = b.accept(&k);
     let mut seen = 0u64;
     let mut chunks = 0;
@@ -1326,14 +1319,7 @@ fn partial_bulk_transfer_keeps_no_entry_per_chunk() {
     let req = Request::send_streaming(&[&relay, &b_uri], &[&a_uri], LEN)
         .with_header("Failure-Report", "partial");
     let msg_id = req.header("Message-ID").unwrap().to_owned();
-    let sender = {
-        let req = req.clone();
-        std::thread::spawn(move || {
-            let mut peer = a.peer;
-            let r = peer.send_request_streaming(&req, BodyGen::new(9, LEN));
-            (peer, r)
-        })
-    };
+    let sender = send_in_background(a.peer, &req, 9, LEN);
     let mut bp = b
         .accept(T)
         .unwrap_or_else(|e| panic!("relay did not connect to B: {e}\n{}", k.log_tail(20)));
@@ -1395,14 +1381,7 @@ fn silent_next_hop_is_held_to_a_request_window() {
     let a_uri = a.uri.clone();
     let req = Request::send_streaming(&[&relay, &b_uri], &[&a_uri], LEN)
         .with_header("Failure-Report", "yes");
-    let sender = {
-        let req = req.clone();
-        std::thread::spawn(move || {
-            let mut peer = a.peer;
-            let r = peer.send_request_streaming(&req, BodyGen::new(11, LEN));
-            (peer, r)
-        })
-    };
+    let sender = send_in_background(a.peer, &req, 11, LEN);
     let mut bp = b
         .accept(T)
         .unwrap_or_else(|e| panic!("relay did not connect to B: {e}\n{}", k.log_tail(20)));

@@ -114,6 +114,22 @@ impl Client {
     }
 }
 
+/// Streams `req` from `peer` in a thread of its own, with a generated body
+/// of `len` bytes (`seed`); the thread returns the peer and what the send
+/// gave (a sender whose connection the relay closes gets an error).
+pub fn send_in_background(
+    mut peer: Peer,
+    req: &Request,
+    seed: u64,
+    len: u64,
+) -> std::thread::JoinHandle<(Peer, Result<[u8; 32], PeerError>)> {
+    let req = req.clone();
+    std::thread::spawn(move || {
+        let r = peer.send_request_streaming(&req, BodyGen::new(seed, len));
+        (peer, r)
+    })
+}
+
 /// Sends a small SEND A -> relay -> B, answers 200 at B, and checks what B
 /// and A receive. `b_conn` is B's side of the relay's connection (accepted on
 /// first use when `None`). Returns B's connection.

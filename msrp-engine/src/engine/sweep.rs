@@ -45,11 +45,15 @@ impl<H: Host> Engine<H> {
             }
         }
         for (t, peer, why) in close {
-            let silent = format!(
-                "nothing more from the peer within first_request_timeout ({} s)",
-                first.as_secs()
-            );
-            if why == FIRST_REQUEST_LATE && self.note_handshake_failure(t, &silent) {
+            if why == FIRST_REQUEST_LATE
+                && self.note_handshake_failure(
+                    t,
+                    &format!(
+                        "nothing more from the peer within first_request_timeout ({} s)",
+                        first.as_secs()
+                    ),
+                )
+            {
                 self.close(t, why);
                 continue;
             }

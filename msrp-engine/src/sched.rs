@@ -74,6 +74,13 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// Gives spare room back to the allocator (after a wave of closes).
+    pub fn shrink_to_fit(&mut self) {
+        self.dests.shrink_to_fit();
+        self.blocked.shrink_to_fit();
+        self.ready.shrink_to_fit();
+    }
+
     /// What `src` waits for, if anything.
     pub fn blocked(&self, src: Token) -> Option<Blocked> {
         self.blocked.get(&src).copied()

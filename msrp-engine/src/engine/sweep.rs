@@ -80,6 +80,8 @@ impl<H: Host> Engine<H> {
         self.dirty.shrink_to_fit();
         self.yielded.shrink_to_fit();
         self.read_pool.clear();
+        self.tracker.shrink_to_fit();
+        self.sched.shrink_to_fit();
         crate::cmap::with(crate::cmap::Cmap::shrink);
         self.host.release_memory();
     }

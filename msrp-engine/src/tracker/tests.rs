@@ -617,3 +617,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn answered_requests_do_not_pile_up_in_the_deadline_queue() {
+    // a long-lived unanswered request among 100,000 answered ones: the
+    // queue stays proportional to what is outstanding, and the one left
+    // still times out at its own deadline
+    let (_, mut t, mut tids, now) = setup(100);
+    let quiet = t.begin_in(in_tx(FailureReport::Yes, "quiet"));
+    send_chunk(&mut t, quiet, DEST, &mut tids, now);
+    t.received_all(quiet, now);
+    for i in 0..100_000u32 {
+        let id = t.begin_in(in_tx(FailureReport::Yes, "busy"));
+        let tid = send_chunk(&mut t, id, DEST, &mut tids, now);
+        t.received_all(id, now);
+        assert_eq!(
+            t.on_response(DEST, &tid, 200),
+            Answer::OwnChunk,
+            "chunk {i}"
+        );
+        assert!(
+            t.local_deadlines.len() <= 2 * t.outstanding.len() + super::timers::COMPACT_SLACK + 2
+        );
+    }
+    assert!(reports(&outputs(&mut t)).is_empty());
+    t.shrink_to_fit();
+    assert_eq!(t.local_deadlines.len(), 1);
+    // no pass published it (see an_unpublished_request_times_out_locally..):
+    // its local deadline survived the compactions
+    t.expire(now + TIMEOUT);
+    let out = outputs(&mut t);
+    let r = reports(&out);
+    assert_eq!(r.len(), 1, "{out:?}");
+    assert_eq!((r[0].code, r[0].comment), (408, "Request Timeout"));
+    assert!(t.is_empty());
+}

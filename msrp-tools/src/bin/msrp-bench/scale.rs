@@ -16,8 +16,10 @@ use crate::progress::fmt_kib;
 use crate::rate::RateResult;
 
 /// After the idle sessions closed, the workers' RSS counts as settled when
-/// it has not moved for this long (the relay reads every EOF first).
-const SETTLE: Duration = Duration::from_secs(2);
+/// it has not moved for this long: the relay reads every EOF first, and
+/// gives memory back at the first once-a-second sweep after a second with
+/// no close, so up to ~2 s after the last one.
+const SETTLE: Duration = Duration::from_secs(4);
 const SETTLE_MAX: Duration = Duration::from_secs(30);
 
 impl Bench<'_> {
@@ -32,7 +34,7 @@ impl Bench<'_> {
         let quiet = self.pairs("pairs, no idle sessions")?;
         // After the pairs ran: their pooled buffers are not the idle
         // sessions' cost, nor something closing them should give back.
-        let rss0 = self.rss()?;
+        let (rss0, parts0) = (self.rss()?, self.breakdown());
         let spec = self.idle_spec();
         let specs = split(&spec, self.o.idle, self.o.idle_per_client);
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
@@ -56,6 +58,7 @@ impl Bench<'_> {
         self.target.check_alive()?;
         let close_secs = children.close()?.as_secs_f64();
         let rss2 = self.settled_rss()?;
+        let parts2 = self.breakdown();
         let per = (rss1.saturating_sub(rss0)) as f64 / opened.max(1) as f64;
         self.rep.scale = vec![
             format!(
@@ -71,13 +74,13 @@ impl Bench<'_> {
                 if spec.transport == Transport::Tcp { "" } else { " + handshake" }
             ),
             format!(
-                "  workers' RSS: {} before, {} with them ({parts1}) = {per:.2} KiB per idle session (target <= {} KiB)",
+                "  workers' RSS: {} before ({parts0}), {} with them ({parts1}) = {per:.2} KiB per idle session (target <= {} KiB)",
                 fmt_kib(rss0),
                 fmt_kib(rss1),
                 if spec.transport == Transport::Tcp { 4 } else { 16 }
             ),
             format!(
-                "  workers' RSS after they closed: {} = {:+.1} % of before (target within 20 %)",
+                "  workers' RSS after they closed: {} ({parts2}) = {:+.1} % of before (target within 20 %)",
                 fmt_kib(rss2),
                 (rss2 as f64 / rss0.max(1) as f64 - 1.0) * 100.0
             ),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 pub mod chunks;
 pub mod fakedns;
+pub mod shipped;
 
 pub use msrp_tools::body::{hex, BodyGen};
 pub use msrp_tools::kamailio::{
@@ -18,6 +19,7 @@ pub use msrp_tools::kamailio::{
     CfgVars, Kamailio, ModValue, RelayOpts, DEFAULT_ROUTE, START_TIMEOUT, STOP_TIMEOUT,
 };
 pub use msrp_tools::{EndFlag, Endpoint, Peer, PeerError, ReceivedFrame, Request};
+pub use shipped::{start_shipped_tls_node, subst};
 
 /// Default timeout for one expected MSRP frame.
 pub const T: Duration = Duration::from_secs(5);

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use msrp_tools::tls::{self, Certs};
 
+use common::fakedns::{FakeDns, Zone};
 use common::*;
 
 /// The password the shipped cfg checks every user's Digest against.
@@ -63,8 +64,9 @@ struct User {
 }
 
 /// AUTH with Digest (RFC 4976 §5, the shipped cfg's credentials check):
-/// 401 with a challenge, then 200 with a Use-Path naming the node.
-fn auth(k: &Kamailio, mut c: Client, user: &str) -> User {
+/// 401 with a challenge, then 200 with a Use-Path naming the node (its
+/// address, or `name`).
+fn auth(k: &Kamailio, mut c: Client, user: &str, name: Option<&str>) -> User {
     let relay = format!("msrps://{};tcp", tls_addr(k));
     let mut transact = |hdrs: Vec<(String, String)>| {
         let mut req = Request::new("AUTH", &[&relay], &[&c.uri]);
@@ -84,7 +86,10 @@ fn auth(k: &Kamailio, mut c: Client, user: &str) -> User {
     let r = transact(vec![("Authorization".into(), answer)]);
     assert_eq!(r.status_code(), Some(200), "{}", r.summary());
     let use_path = r.header("Use-Path").expect("Use-Path").trim().to_owned();
-    let own = format!("msrps://{}/", tls_addr(k));
+    let own = match name {
+        Some(n) => format!("msrps://{n}:{}/", tls_addr(k).port()),
+        None => format!("msrps://{}/", tls_addr(k)),
+    };
     assert!(
         use_path.starts_with(&own) && use_path.ends_with(";tcp"),
         "Use-Path {use_path} does not name node {own}"
@@ -192,8 +197,8 @@ fn three_nodes_chain_over_mutual_tls_and_survive_a_node() {
     let n1 = start_node(&base, 1);
     let mut n2 = start_node(&base, 2);
     let n3 = start_node(&base, 3);
-    let mut a = auth(&n1, client(&base, &n1), "alice");
-    let mut b = auth(&n2, client(&base, &n2), "bob");
+    let mut a = auth(&n1, client(&base, &n1), "alice", None);
+    let mut b = auth(&n2, client(&base, &n2), "bob", None);
 
     // both ways, each node dialling the other's Use-Path host over TLS
     send(&mut a, &mut b, b"from A at node 1", &[&n1, &n2]);
@@ -222,21 +227,67 @@ fn three_nodes_chain_over_mutual_tls_and_survive_a_node() {
         .unwrap_or_else(|e| panic!("B got a refused peer's SEND: {e}"));
 
     let mut a = kill_mid_message(a, &mut b, &n1, &mut n2);
+    to_dead_node(&mut a, &b, &n1);
 
     // B's client finds node 2 gone, AUTHs at node 3 (and would tell A its
     // new path in SIP); A's node dials node 3
-    let mut b3 = auth(&n3, client(&base, &n3), "bob");
+    let mut b3 = auth(&n3, client(&base, &n3), "bob", None);
     send(&mut a, &mut b3, b"to B at node 3", &[&n1, &n3]);
     send(&mut b3, &mut a, b"from B at node 3", &[&n1, &n3]);
     assert_dials_only_tls(&n1, &n3);
     drop(b);
 }
 
-/// A streams a message to B through node 1 and node 2; B takes 1 MiB of
+/// A's next two frames, a response and a request (the REPORT), in either
+/// order.
+fn response_and_report(a: &mut User, n1: &Kamailio) -> (ReceivedFrame, ReceivedFrame) {
+    let mut frames = [T, T].map(|t| {
+        a.c.peer
+            .read_frame(t)
+            .unwrap_or_else(|e| panic!("A: a response and a REPORT: {e}\n{}", n1.log_tail(20)))
+    });
+    frames.sort_by_key(|f| f.method().is_some());
+    let [response, report] = frames;
+    (response, report)
+}
+
+/// A SEND to a Use-Path of the dead node: A gets node 1's 200 and a
+/// REPORT `000 408 Next Hop Unreachable` (its host refuses).
+fn to_dead_node(a: &mut User, b: &User, n1: &Kamailio) {
+    let req = Request::send(
+        &[&a.use_path, &b.use_path, &b.c.uri],
+        &[&a.c.uri],
+        b"too late",
+    );
+    a.c.peer.send_request(&req).expect("send SEND");
+    let (response, report) = response_and_report(a, n1);
+    assert_eq!(
+        (response.status_code(), response.tid()),
+        (Some(200), req.tid.clone()),
+        "{}",
+        response.summary()
+    );
+    assert_eq!(
+        report.header("Status").as_deref(),
+        Some("000 408 Next Hop Unreachable"),
+        "{}",
+        report.summary()
+    );
+    assert_eq!(
+        report.header("Message-ID").as_deref(),
+        req.header("Message-ID")
+    );
+}
+
+/// A streams 16 MiB to B through node 1 and node 2; B takes 1 MiB of
 /// it, then stops reading, so the rest waits in A's flow; node 2 is
 /// SIGKILLed. A gets from node 1 a 413 for the chunk it was still sending
-/// and exactly one REPORT `408` (Failure-Report yes).
+/// (a 200 if node 1 had all of it by then) and exactly one REPORT `408`
+/// (Failure-Report yes) whose Byte-Range ends where node 1's receipt did.
 fn kill_mid_message(a: User, b: &mut User, n1: &Kamailio, n2: &mut Kamailio) -> User {
+    // mostly still with A or in the kernel buffers between A, node 1,
+    // node 2 and B (~11 MiB) when node 2 dies; under the 16 MiB a sender
+    // may go on sending after its 413 (this one does not stop)
     const LEN: u64 = 16 * 1024 * 1024;
     const B_TAKES: u64 = 1024 * 1024;
     let req = Request::send_streaming(&[&a.use_path, &b.use_path, &b.c.uri], &[&a.c.uri], LEN)
@@ -266,19 +317,8 @@ fn kill_mid_message(a: User, b: &mut User, n1: &Kamailio, n2: &mut Kamailio) -> 
         use_path,
     };
     sent.unwrap_or_else(|e| panic!("A's streaming send: {e}\n{}", n1.log_tail(20)));
-    let mut frames = [T, T].map(|t| {
-        a.c.peer
-            .read_frame(t)
-            .unwrap_or_else(|e| panic!("A: 413 and REPORT: {e}\n{}", n1.log_tail(20)))
-    });
-    frames.sort_by_key(|f| f.method().is_some());
-    let [response, report] = frames;
-    assert_eq!(
-        (response.status_code(), response.tid()),
-        (Some(413), req.tid.clone()),
-        "{}",
-        response.summary()
-    );
+    let (response, report) = response_and_report(&mut a, n1);
+    assert_eq!(response.tid(), req.tid, "{}", response.summary());
     assert_eq!(
         report.method().as_deref(),
         Some("REPORT"),
@@ -297,12 +337,89 @@ fn kill_mid_message(a: User, b: &mut User, n1: &Kamailio, n2: &mut Kamailio) -> 
         "{}",
         report.summary()
     );
+    let range = report.header("Byte-Range").unwrap_or_default();
+    let end: u64 = range
+        .strip_prefix("1-")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(_, total)| *total == LEN.to_string())
+        .and_then(|(end, _)| end.parse().ok())
+        .unwrap_or_else(|| panic!("Byte-Range {range:?} of the REPORT"));
+    // node 1 answers 413 while the chunk is still arriving, 200 once it
+    // had all of it (then still in flight beyond node 1)
+    let code = response.status_code();
+    assert!(
+        (code == Some(413) && (seen..LEN).contains(&end)) || (code == Some(200) && end == LEN),
+        "{} with Byte-Range {range}: B took {seen}, the message has {LEN}",
+        response.summary()
+    );
     eprintln!(
-        "node 2 killed after B took {seen} bytes: A got {status}, Byte-Range {}",
-        report.header("Byte-Range").unwrap_or_default()
+        "node 2 killed after B took {seen} bytes: A got {}, then {status}, Byte-Range {range}",
+        code.unwrap_or_default()
     );
     a.c.peer
         .expect_nothing(Duration::from_secs(1))
         .unwrap_or_else(|e| panic!("A got more than one 413 and one REPORT: {e}"));
     a
+}
+
+/// A port free on every one of `ips` (as the same port on several hosts).
+fn common_port(ips: &[Ipv4Addr]) -> u16 {
+    for _ in 0..50 {
+        let p = free_tcp_port_on(ips[0].into());
+        if ips[1..]
+            .iter()
+            .all(|ip| std::net::TcpListener::bind((*ip, p)).is_ok())
+        {
+            return p;
+        }
+    }
+    panic!("no port free on all of {ips:?}");
+}
+
+/// Nodes named in DNS, on one port (as on several hosts): the shipped cfg
+/// on 127.0.0.2 and .3 with the same `tls:` port, `use_path_addr`
+/// node1.test / node2.test (the cfg's public name in place of MSRP_NODE),
+/// names resolved by a fake DNS server (`dns_server`), each certificate
+/// carrying its node's name. A and B chat both ways, node 1 dialling
+/// `msrps://node2.test:PORT` and node 2 `msrps://node1.test:PORT`: another
+/// node's name on the same port is not taken for this relay's (the first
+/// To-Path URI may be any name on a listen port, a next hop only a name the
+/// relay was given, `route::is_named_own`).
+#[test]
+fn nodes_named_in_dns_on_one_port() {
+    let base = Certs::for_tests().unwrap_or_else(|e| panic!("test certificates: {e}"));
+    let ips = [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
+    let names = ["node1.test", "node2.test"];
+    let dns = FakeDns::start(&[
+        (names[0], Zone::A(ips[0], 60)),
+        (names[1], Zone::A(ips[1], 60)),
+    ]);
+    let port = common_port(&ips);
+    let nodes: Vec<Kamailio> = ips
+        .iter()
+        .zip(names)
+        .map(|(ip, name)| {
+            let certs = base
+                .node(&format!("named-{name}"), &format!("IP:{ip}, DNS:{name}"))
+                .unwrap_or_else(|e| panic!("certificates of {name}: {e}"));
+            let named = format!(
+                "modparam(\"msrp_relay\", \"use_path_addr\", \"{name}\")\n\
+                 modparam(\"msrp_relay\", \"dns_server\", \"{}\")",
+                dns.addr()
+            );
+            let shipped = r#"modparam("msrp_relay", "use_path_addr", "MSRP_NODE")"#;
+            start_shipped_tls_node_at(&certs, (*ip).into(), port, &[(shipped, named)])
+        })
+        .collect();
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let mut a = auth(n1, client(&base, n1), "alice", Some(names[0]));
+    let mut b = auth(n2, client(&base, n2), "bob", Some(names[1]));
+    send(&mut a, &mut b, b"by name to node 2", &[n1, n2]);
+    send(&mut b, &mut a, b"by name to node 1", &[n1, n2]);
+    assert_dials_only_tls(n1, n2);
+    assert_dials_only_tls(n2, n1);
+    assert!(
+        dns.queries(names[1]) >= 1,
+        "node 1 did not look node2.test up"
+    );
 }

@@ -337,6 +337,22 @@ impl Kamailio {
         transports: &[Transport],
         render: impl FnOnce(&CfgVars) -> String,
     ) -> Result<Kamailio, String> {
+        let ports = (0..listen_ports.max(1))
+            .map(|_| free_tcp_port_on(ip))
+            .collect();
+        Kamailio::try_start_custom_at(tmp_prefix, ip, ports, transports, render)
+    }
+
+    /// [`Kamailio::try_start_custom_on`] with the MSRP ports given (e.g. the
+    /// same port on several loopback addresses, as nodes on several hosts).
+    pub fn try_start_custom_at(
+        tmp_prefix: &str,
+        ip: IpAddr,
+        msrp_ports: Vec<u16>,
+        transports: &[Transport],
+        render: impl FnOnce(&CfgVars) -> String,
+    ) -> Result<Kamailio, String> {
+        assert!(!msrp_ports.is_empty(), "no MSRP port");
         let kamailio = try_require_exe("kamailio")?;
         let modules = kamailio_modules();
         if !Path::new(modules).join("ctl.so").is_file() {
@@ -349,9 +365,7 @@ impl Kamailio {
             dir: make_tmpdir(tmp_prefix)?,
             ip,
             sip_port: free_udp_port(),
-            msrp_ports: (0..listen_ports.max(1))
-                .map(|_| free_tcp_port_on(ip))
-                .collect(),
+            msrp_ports,
             transport_ports: transports
                 .iter()
                 .map(|t| (*t, free_tcp_port_on(ip)))

@@ -446,6 +446,21 @@ mod tests {
             TlsVersions::Only13,
         )
         .unwrap();
+        // a node's set: its own pair, signed by the same CA
+        let n = c
+            .node("node-unit", "IP:127.0.0.9, DNS:node-unit.test")
+            .unwrap();
+        assert_eq!(n.dir(), c.dir().join("node-unit"));
+        assert_eq!(
+            std::fs::read(n.ca()).unwrap(),
+            std::fs::read(c.ca()).unwrap()
+        );
+        assert_ne!(
+            std::fs::read(n.relay().cert_chain).unwrap(),
+            std::fs::read(c.relay().cert_chain).unwrap()
+        );
+        server_config(&n.relay(), ClientAuth::Required(n.ca())).unwrap();
+        client_config(&n.ca(), Some(&n.relay())).unwrap();
         let params = c.relay_modparams();
         assert_eq!(params[0].0, "tls_certificate");
         assert!(params[0].1.ends_with("relay.pem"));

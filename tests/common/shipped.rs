@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use msrp_tools::tls::Certs;
 use msrp_tools::Transport;
 
+use msrp_tools::kamailio::free_tcp_port_on;
+
 use super::{kamailio_modules, module_so, Kamailio};
 
 /// Replaces `from` by `to`, asserting it occurs exactly `count` times.
@@ -21,11 +23,23 @@ pub fn subst(text: &str, from: &str, to: &str, count: usize) -> String {
 /// `Use-Path` naming `node`, the certificates of `certs` (the node's own
 /// `relay.pem`/`relay.key` and the CA), or a panic with the log.
 pub fn start_shipped_tls_node(certs: &Certs, node: IpAddr) -> Kamailio {
+    start_shipped_tls_node_at(certs, node, free_tcp_port_on(node), &[])
+}
+
+/// [`start_shipped_tls_node`] with the `tls:` listener on `tls_port` and
+/// `edits` (from, to: each must occur once) made to the cfg too.
+pub fn start_shipped_tls_node_at(
+    certs: &Certs,
+    node: IpAddr,
+    tls_port: u16,
+    edits: &[(&str, String)],
+) -> Kamailio {
     let shipped =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/cfg/kamailio-tls.cfg"))
             .expect("read cfg/kamailio-tls.cfg");
     let dir = std::fs::canonicalize(certs.dir()).expect("certificate directory");
-    let r = Kamailio::try_start_custom_on("msrp-relay-it", node, 1, &[Transport::Wss], |v| {
+    let ports = vec![tls_port];
+    let r = Kamailio::try_start_custom_at("msrp-relay-it", node, ports, &[Transport::Wss], |v| {
         let pairs = [
             (
                 "listen=udp:127.0.0.1:5060".to_owned(),
@@ -63,6 +77,9 @@ pub fn start_shipped_tls_node(certs: &Certs, node: IpAddr) -> Kamailio {
         let mut cfg = shipped;
         for (from, to) in pairs {
             cfg = subst(&cfg, &from, &to, 1);
+        }
+        for (from, to) in edits {
+            cfg = subst(&cfg, from, to, 1);
         }
         cfg
     });

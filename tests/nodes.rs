@@ -164,14 +164,9 @@ fn assert_dials_only_tls(k: &Kamailio, to: &Kamailio) {
     );
 }
 
-/// Whether a TLS peer presenting `id` (or nothing) can get a SEND for
+/// Whether a TLS peer presenting `id` (or nothing) gets a SEND for
 /// `target`'s session answered on node `k`.
-fn served_without_node_cert(
-    k: &Kamailio,
-    base: &Certs,
-    id: Option<&tls::TlsFiles>,
-    target: &User,
-) -> bool {
+fn served_on(k: &Kamailio, base: &Certs, id: Option<&tls::TlsFiles>, target: &User) -> bool {
     let cfg = tls::client_config(&base.ca(), id).expect("client config");
     Peer::connect_tls(tls_addr(k), &k.ip().to_string(), &cfg)
         .and_then(|mut p| {
@@ -214,11 +209,11 @@ fn three_nodes_chain_over_mutual_tls_and_survive_a_node() {
     // another CA, is refused and B gets nothing
     let failures = relay_stat(&n2, "tls_handshake_failures");
     assert!(
-        !served_without_node_cert(&n2, &base, None, &b),
+        !served_on(&n2, &base, None, &b),
         "node 2 served a peer without a client certificate"
     );
     assert!(
-        !served_without_node_cert(&n2, &base, Some(&base.other()), &b),
+        !served_on(&n2, &base, Some(&base.other()), &b),
         "node 2 served a peer whose certificate is of another CA"
     );
     assert!(relay_stat(&n2, "tls_handshake_failures") >= failures + 2);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # make-certs.sh [--force] DIR
+# make-certs.sh --node NAME SAN DIR
 #
 # Test certificates for msrp_relay's TLS (msrps) and secure WebSocket (wss)
 # transports, made with the openssl CLI (Debian package `openssl`):
@@ -20,6 +21,13 @@
 # digitalSignature, subject/authority key identifiers. Keys are EC P-256 in
 # PKCS#8 PEM ("BEGIN PRIVATE KEY"), mode 0600. Valid for 10 years from now.
 #
+# --node: a relay node's set in DIR/NAME, for a relay started with
+# CERTS_DIR=DIR/NAME (cfg/kamailio-tls.cfg): relay.pem relay.key signed by
+# DIR's test CA (made first if missing) with subjectAltName SAN (e.g.
+# "IP:127.0.0.2, DNS:node1.test"), serverAuth+clientAuth (it serves clients
+# and the other nodes, and presents it when it dials them), and a copy of
+# ca.pem; does nothing when DIR/NAME/ca.pem exists.
+#
 # Idempotent: does nothing when DIR/ca.pem exists, unless --force (which
 # makes everything anew). Concurrent runs on one DIR wait for each other
 # (flock on DIR/.lock).
@@ -29,24 +37,37 @@ usage() { echo "usage: $0 [--force] DIR" >&2; exit 2; }
 
 force=0
 dir=""
-for a in "$@"; do
-  case "$a" in
+node=""
+node_san=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --force) force=1 ;;
+    --node) [ $# -ge 3 ] || usage; node=$2; node_san=$3; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     -*) usage ;;
-    *) [ -z "$dir" ] || usage; dir=$a ;;
+    *) [ -z "$dir" ] || usage; dir=$1 ;;
   esac
+  shift
 done
 [ -n "$dir" ] || usage
+case "$node" in */*|.*) echo "make-certs.sh: --node NAME must be a plain file name" >&2; exit 2 ;; esac
 command -v openssl >/dev/null || { echo "make-certs.sh: openssl not found (Debian package openssl)" >&2; exit 1; }
 
 mkdir -p "$dir"
 # One run at a time per DIR (tests of several processes may share one).
 exec 9>"$dir/.lock"
 flock 9
+make_base=1
 if [ -e "$dir/ca.pem" ] && [ "$force" = 0 ]; then
-  echo "make-certs.sh: $dir/ca.pem exists, nothing to do (--force to make new ones)"
-  exit 0
+  make_base=0
+  if [ -z "$node" ]; then
+    echo "make-certs.sh: $dir/ca.pem exists, nothing to do (--force to make new ones)"
+    exit 0
+  fi
+  if [ -e "$dir/$node/ca.pem" ]; then
+    echo "make-certs.sh: $dir/$node/ca.pem exists, nothing to do"
+    exit 0
+  fi
 fi
 
 # Work in a scratch directory and move the results in at the end, so an
@@ -108,6 +129,28 @@ EOF
     "$tmp/$1.pem" >/dev/null
 }
 
+# A node's certificate, signed by the existing CA of DIR: made in $tmp,
+# moved to DIR/NAME with a copy of the CA (ca.pem last).
+make_node() {
+  cp "$dir/ca.pem" "$tmp/ca.pem"
+  cp "$dir/ca.key" "$tmp/ca.key"
+  leaf relay "$node" ca "serverAuth, clientAuth" "$node_san"
+  chmod 0644 "$tmp/relay.pem" "$tmp/ca.pem"
+  chmod 0600 "$tmp/relay.key"
+  mkdir -p "$dir/$node"
+  chmod 0755 "$dir/$node"
+  rm -f "$dir/$node/ca.pem"
+  for n in relay.pem relay.key ca.pem; do
+    mv -f "$tmp/$n" "$dir/$node/$n"
+  done
+  echo "make-certs.sh: node $node ($node_san) in $dir/$node"
+}
+
+if [ "$make_base" = 0 ]; then
+  make_node
+  exit 0
+fi
+
 ca ca "msrp_relay test CA"
 leaf relay relay.test ca "serverAuth, clientAuth" "IP:127.0.0.1, DNS:localhost, DNS:relay.test"
 leaf endpoint endpoint.test ca "serverAuth, clientAuth" "IP:127.0.0.1, DNS:localhost, DNS:endpoint.test"
@@ -130,3 +173,10 @@ for n in ca.key relay.pem relay.key endpoint.pem endpoint.key client.pem client.
   mv -f "$tmp/$n" "$dir/$n"
 done
 echo "make-certs.sh: test CA and certificates in $dir (valid $days days)"
+# node sets signed by an earlier CA are stale now
+for d in "$dir"/*/; do
+  if [ -e "$d/relay.pem" ] && [ -e "$d/ca.pem" ]; then rm -rf "$d"; fi
+done
+if [ -n "$node" ]; then
+  make_node
+fi

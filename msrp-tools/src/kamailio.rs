@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -218,7 +218,14 @@ pub fn require_exe(name: &str) -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_tcp_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    free_tcp_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// A free TCP port on `ip` (bound then released): other loopback addresses
+/// may serve as source addresses of other programs' connections, whose
+/// ports are then taken there and not on 127.0.0.1.
+pub fn free_tcp_port_on(ip: IpAddr) -> u16 {
+    let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
     l.local_addr().expect("local_addr").port()
 }
 
@@ -246,6 +253,9 @@ fn make_tmpdir(prefix: &str) -> Result<PathBuf, String> {
 pub struct CfgVars {
     /// Temporary directory (runtime dir, working dir, ctl socket, log).
     pub dir: PathBuf,
+    /// The address the MSRP listeners are on (127.0.0.1 unless started
+    /// with [`Kamailio::try_start_custom_on`]).
+    pub ip: IpAddr,
     /// Free UDP port for Kamailio's SIP listener.
     pub sip_port: u16,
     /// Free TCP ports for the MSRP listeners.
@@ -260,6 +270,7 @@ pub struct Kamailio {
     pgid: u32,
     dir: PathBuf,
     log_path: PathBuf,
+    ip: IpAddr,
     msrp_ports: Vec<u16>,
     transport_ports: Vec<(Transport, u16)>,
     sip_port: u16,
@@ -311,6 +322,37 @@ impl Kamailio {
         transports: &[Transport],
         render: impl FnOnce(&CfgVars) -> String,
     ) -> Result<Kamailio, String> {
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        Kamailio::try_start_custom_on(tmp_prefix, localhost, listen_ports, transports, render)
+    }
+
+    /// [`Kamailio::try_start_custom_with`] for a cfg whose MSRP listeners
+    /// are on `ip` (e.g. 127.0.0.2 for the second of several relays on one
+    /// host): the start-up wait and the addresses and URIs of this instance
+    /// name `ip`, and its MSRP ports are free ones of `ip`.
+    pub fn try_start_custom_on(
+        tmp_prefix: &str,
+        ip: IpAddr,
+        listen_ports: usize,
+        transports: &[Transport],
+        render: impl FnOnce(&CfgVars) -> String,
+    ) -> Result<Kamailio, String> {
+        let ports = (0..listen_ports.max(1))
+            .map(|_| free_tcp_port_on(ip))
+            .collect();
+        Kamailio::try_start_custom_at(tmp_prefix, ip, ports, transports, render)
+    }
+
+    /// [`Kamailio::try_start_custom_on`] with the MSRP ports given (e.g. the
+    /// same port on several loopback addresses, as nodes on several hosts).
+    pub fn try_start_custom_at(
+        tmp_prefix: &str,
+        ip: IpAddr,
+        msrp_ports: Vec<u16>,
+        transports: &[Transport],
+        render: impl FnOnce(&CfgVars) -> String,
+    ) -> Result<Kamailio, String> {
+        assert!(!msrp_ports.is_empty(), "no MSRP port");
         let kamailio = try_require_exe("kamailio")?;
         let modules = kamailio_modules();
         if !Path::new(modules).join("ctl.so").is_file() {
@@ -321,13 +363,18 @@ impl Kamailio {
         }
         let vars = CfgVars {
             dir: make_tmpdir(tmp_prefix)?,
+            ip,
             sip_port: free_udp_port(),
-            msrp_ports: (0..listen_ports.max(1)).map(|_| free_tcp_port()).collect(),
-            transport_ports: transports.iter().map(|t| (*t, free_tcp_port())).collect(),
+            msrp_ports,
+            transport_ports: transports
+                .iter()
+                .map(|t| (*t, free_tcp_port_on(ip)))
+                .collect(),
         };
         let cfg = render(&vars);
         let CfgVars {
             dir,
+            ip,
             sip_port,
             msrp_ports,
             transport_ports,
@@ -358,6 +405,7 @@ impl Kamailio {
             pgid,
             dir,
             log_path,
+            ip,
             msrp_ports,
             transport_ports,
             sip_port,
@@ -379,7 +427,7 @@ impl Kamailio {
         // The first MSRP port (all are bound together in mod_init), and
         // the extra transports' ports.
         let mut waiting: Vec<SocketAddr> = vec![self.relay_addr()];
-        waiting.extend(self.transport_ports.iter().map(|(_, p)| local(*p)));
+        waiting.extend(self.transport_ports.iter().map(|(_, p)| self.local(*p)));
         while let Some(addr) = waiting.first().copied() {
             if let Some(status) = self
                 .child
@@ -414,27 +462,34 @@ impl Kamailio {
 
     /// First MSRP listen address.
     pub fn relay_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.msrp_ports[0]))
+        self.local(self.msrp_ports[0])
     }
 
     /// All MSRP listen addresses.
     pub fn relay_addrs(&self) -> Vec<SocketAddr> {
-        self.msrp_ports
-            .iter()
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
-            .collect()
+        self.msrp_ports.iter().map(|p| self.local(*p)).collect()
     }
 
-    /// `msrp://127.0.0.1:PORT/SESSION;tcp` for the first listen port.
+    /// `msrp://127.0.0.1:PORT/SESSION;tcp` for the first listen port (the
+    /// instance's address in place of 127.0.0.1).
     pub fn relay_uri(&self, session: &str) -> String {
-        format!("msrp://127.0.0.1:{}/{session};tcp", self.msrp_ports[0])
+        format!("msrp://{}/{session};tcp", self.relay_addr())
+    }
+
+    /// The address of the MSRP listeners.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    fn local(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip, port)
     }
 
     /// The first listener of [`RelayOpts::transports`] of transport `t`
     /// (`Tcp`: the first of those, else the first listen port).
     pub fn transport_addr(&self, t: Transport) -> Option<SocketAddr> {
         match self.transport_ports.iter().find(|(tt, _)| *tt == t) {
-            Some((_, p)) => Some(local(*p)),
+            Some((_, p)) => Some(self.local(*p)),
             None if t == Transport::Tcp => Some(self.relay_addr()),
             None => None,
         }
@@ -451,7 +506,7 @@ impl Kamailio {
     pub fn transport_listeners(&self) -> Vec<(Transport, SocketAddr)> {
         self.transport_ports
             .iter()
-            .map(|(t, p)| (*t, local(*p)))
+            .map(|(t, p)| (*t, self.local(*p)))
             .collect()
     }
 
@@ -659,10 +714,6 @@ impl Drop for Kamailio {
     }
 }
 
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 /// Parses `kamcmd core.psx` output (`PID: n` / `DSC: text` entries).
 pub fn parse_psx(out: &str) -> Vec<(u32, String)> {
     let mut res = Vec::new();
@@ -748,6 +799,7 @@ mod tests {
             .modparam_str("x", "a\"b");
         let v = CfgVars {
             dir: "/tmp/d".into(),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             sip_port: 5060,
             msrp_ports: vec![2855, 2856],
             transport_ports: vec![(Transport::Tls, 2857), (Transport::Wss, 2858)],

@@ -293,22 +293,31 @@ impl Certs {
     /// Runs `scripts/make-certs.sh DIR` (which keeps an existing set, and
     /// waits for another run on the same directory) and returns the set.
     pub fn make(dir: &Path) -> Result<Certs, TlsError> {
-        Certs::run_script(dir, false)
+        Certs::run_script(dir, &[])?;
+        Certs::open(dir)
     }
 
     /// `scripts/make-certs.sh --force DIR`: a new set in any case.
     pub fn make_new(dir: &Path) -> Result<Certs, TlsError> {
-        Certs::run_script(dir, true)
+        Certs::run_script(dir, &["--force"])?;
+        Certs::open(dir)
     }
 
-    fn run_script(dir: &Path, force: bool) -> Result<Certs, TlsError> {
+    /// `scripts/make-certs.sh --node NAME SAN DIR`: the set of one relay
+    /// node in `DIR/NAME`, made on first use: its own `relay.pem` /
+    /// `relay.key` with subjectAltName `san` (e.g. `IP:127.0.0.2`), signed
+    /// by this set's CA, and `ca.pem`. Its [`Certs::relay`] is the node's
+    /// pair, [`Certs::relay_modparams`] its TLS modparams.
+    pub fn node(&self, name: &str, san: &str) -> Result<Certs, TlsError> {
+        Certs::run_script(&self.dir, &["--node", name, san])?;
+        Certs::open(&self.dir.join(name))
+    }
+
+    fn run_script(dir: &Path, args: &[&str]) -> Result<(), TlsError> {
         let script = Certs::script();
-        let mut cmd = Command::new("bash");
-        cmd.arg(&script);
-        if force {
-            cmd.arg("--force");
-        }
-        let out = cmd
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(args)
             .arg(dir)
             .output()
             .map_err(|e| TlsError::MakeCerts(format!("cannot run {}: {e}", script.display())))?;
@@ -322,7 +331,7 @@ impl Certs {
                 String::from_utf8_lossy(&out.stdout)
             )));
         }
-        Certs::open(dir)
+        Ok(())
     }
 
     /// An existing set (its `ca.pem` must exist).
@@ -437,6 +446,21 @@ mod tests {
             TlsVersions::Only13,
         )
         .unwrap();
+        // a node's set: its own pair, signed by the same CA
+        let n = c
+            .node("node-unit", "IP:127.0.0.9, DNS:node-unit.test")
+            .unwrap();
+        assert_eq!(n.dir(), c.dir().join("node-unit"));
+        assert_eq!(
+            std::fs::read(n.ca()).unwrap(),
+            std::fs::read(c.ca()).unwrap()
+        );
+        assert_ne!(
+            std::fs::read(n.relay().cert_chain).unwrap(),
+            std::fs::read(c.relay().cert_chain).unwrap()
+        );
+        server_config(&n.relay(), ClientAuth::Required(n.ca())).unwrap();
+        client_config(&n.ca(), Some(&n.relay())).unwrap();
         let params = c.relay_modparams();
         assert_eq!(params[0].0, "tls_certificate");
         assert!(params[0].1.ends_with("relay.pem"));

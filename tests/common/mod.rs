@@ -11,13 +11,16 @@ use std::time::Duration;
 
 pub mod chunks;
 pub mod fakedns;
+pub mod shipped;
 
 pub use msrp_tools::body::{hex, BodyGen};
 pub use msrp_tools::kamailio::{
-    free_tcp_port, free_udp_port, kamailio_modules, module_so, parse_psx, render_cfg, require_exe,
-    CfgVars, Kamailio, ModValue, RelayOpts, DEFAULT_ROUTE, START_TIMEOUT, STOP_TIMEOUT,
+    free_tcp_port, free_tcp_port_on, free_udp_port, kamailio_modules, module_so, parse_psx,
+    render_cfg, require_exe, CfgVars, Kamailio, ModValue, RelayOpts, DEFAULT_ROUTE, START_TIMEOUT,
+    STOP_TIMEOUT,
 };
 pub use msrp_tools::{EndFlag, Endpoint, Peer, PeerError, ReceivedFrame, Request};
+pub use shipped::{start_shipped_tls_node, start_shipped_tls_node_at, subst};
 
 /// Default timeout for one expected MSRP frame.
 pub const T: Duration = Duration::from_secs(5);

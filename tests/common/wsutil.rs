@@ -74,59 +74,11 @@ pub fn one_frame(m: &WsMsg, what: &str) -> ReceivedFrame {
     })
 }
 
-/// Replaces `from` by `to`, asserting it occurs exactly `count` times.
-pub fn subst(text: &str, from: &str, to: &str, count: usize) -> String {
-    assert_eq!(text.matches(from).count(), count, "{from:?} in the cfg");
-    text.replace(from, to)
-}
-
 /// `cfg/kamailio-tls.cfg` as shipped, with only ports and paths changed:
 /// `tls:` on the harness's first MSRP port, `wss:` on a free one, the
 /// certificates of [`Certs::for_tests`].
 pub fn start_shipped_tls_cfg(certs: &Certs) -> Kamailio {
-    let shipped =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/cfg/kamailio-tls.cfg"))
-            .expect("read cfg/kamailio-tls.cfg");
-    let dir = std::fs::canonicalize(certs.dir()).expect("certificate directory");
-    let r = Kamailio::try_start_custom_with("msrp-relay-it", 1, &[Transport::Wss], |v| {
-        let mut cfg = subst(
-            &shipped,
-            "listen=udp:127.0.0.1:5060",
-            &format!("listen=udp:127.0.0.1:{}", v.sip_port),
-            1,
-        );
-        let pairs = [
-            (
-                "mpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"".to_owned(),
-                format!("mpath=\"{}\"", kamailio_modules()),
-            ),
-            (
-                "unix:/run/kamailio/kamailio_ctl".to_owned(),
-                format!("unix:{}/kamailio_ctl", v.dir.display()),
-            ),
-            (
-                "loadmodule \"msrp_relay.so\"".to_owned(),
-                format!("loadmodule \"{}\"", module_so().display()),
-            ),
-            (
-                "\"tls:127.0.0.1:2856;".to_owned(),
-                format!("\"tls:127.0.0.1:{};", v.msrp_ports[0]),
-            ),
-            (
-                "\"wss:127.0.0.1:8443;".to_owned(),
-                format!("\"wss:127.0.0.1:{};", v.transport_ports[0].1),
-            ),
-            (
-                "!CERTS_DIR!/etc/kamailio/msrp-certs!g".to_owned(),
-                format!("!CERTS_DIR!{}!g", dir.display()),
-            ),
-        ];
-        for (from, to) in pairs {
-            cfg = subst(&cfg, &from, &to, 1);
-        }
-        cfg
-    });
-    r.unwrap_or_else(|e| panic!("{e}"))
+    start_shipped_tls_node(certs, std::net::Ipv4Addr::LOCALHOST.into())
 }
 
 /// Sends `req` from the Python client; its response must be `code` with

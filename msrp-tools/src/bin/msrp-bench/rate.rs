@@ -381,7 +381,10 @@ impl Bench<'_> {
         for i in 0..o.sessions {
             let (addr, to_path) = route(i);
             let counters = &sessions.counters;
-            let cross = o.cross && !self.authed.is_empty();
+            // (only sessions to the relay itself, not to the proxy or B)
+            let to_relay = addr == self.target.addr
+                || self.target.other.as_ref().is_some_and(|t| t.addr == addr);
+            let cross = o.cross && !self.authed.is_empty() && to_relay;
             let spawned = std::thread::Builder::new()
                 .name(format!("session-{i}"))
                 .spawn_scoped(s, move || {

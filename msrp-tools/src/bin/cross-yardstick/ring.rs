@@ -108,3 +108,41 @@ impl Ring {
         let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Ring;
+
+    #[test]
+    fn messages_come_out_whole_and_in_order_across_the_wrap() {
+        let r = Ring::new(16).unwrap();
+        let mut out = Vec::new();
+        for n in 0..100u8 {
+            let msg: Vec<u8> = (0..(n % 40)).map(|i| i ^ n).collect();
+            assert!(r.push(&msg), "room for message {n}");
+            assert!(r.pop(&mut out));
+            assert_eq!(out, msg);
+        }
+        assert!(!r.pop(&mut out), "empty");
+    }
+
+    #[test]
+    fn a_full_ring_refuses_and_a_sleeper_is_woken() {
+        let r = Ring::new(8).unwrap();
+        assert!(r.push(&[1; 48]), "7 words");
+        assert!(!r.push(&[2; 8]), "2 more do not fit");
+        let mut out = Vec::new();
+        assert!(!r.sleep(), "not empty: no sleep");
+        assert!(r.pop(&mut out) && out == [1; 48]);
+        assert!(r.sleep(), "empty: may sleep");
+        assert!(r.push(&[3; 3]));
+        let mut b = [0u8; 8];
+        assert_eq!(
+            rustix::io::read(&r.wake, &mut b).ok(),
+            Some(8),
+            "eventfd written"
+        );
+        r.woke();
+        assert!(r.pop(&mut out) && out == [3; 3]);
+    }
+}

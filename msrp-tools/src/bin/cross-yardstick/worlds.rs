@@ -328,3 +328,18 @@ fn y_ring(xy: &Ring, yx: &Ring, stop: &AtomicBool, mut b: TcpStream) -> io::Resu
     let _ = b.shutdown(std::net::Shutdown::Write);
     Ok(y)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every mode delivers and gets every answer (`run` returns only then).
+    #[test]
+    fn every_mode_completes() {
+        for mode in crate::MODES {
+            for window in [1, 5] {
+                let r =
+                    super::run(mode, 300, window, 100).unwrap_or_else(|e| panic!("{mode}: {e}"));
+                assert!(r.x > std::time::Duration::ZERO, "{mode}");
+            }
+        }
+    }
+}

@@ -124,6 +124,9 @@ unsafe impl<S: Keyed> Send for ListMem<S> {}
 // SAFETY: as above.
 unsafe impl<S: Keyed> Sync for ListMem<S> {}
 
+/// A listing refused to grow (logged once per process).
+static LIST_FULL_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The segments of a [`ListMem`], as [`msrp_engine::hashlist`] reaches them.
 struct Segments<'a, S> {
     addrs: &'a mut [usize],
@@ -153,6 +156,20 @@ impl<S: Keyed> Store<S> for Segments<'_, S> {
 
     fn make(&mut self, n: usize) -> bool {
         let size = SEGMENT as usize * std::mem::size_of::<Slot<S>>();
+        // SAFETY: plain reads of Kamailio's shm counters.
+        let (free, total) = unsafe { (sys::msrp_shim_shm_available(), sys::msrp_shim_shm_size()) };
+        // A listing never takes the last quarter of shm: Kamailio and the
+        // transaction table need it more than other workers need to find
+        // one more session (those are still relayed by their own worker).
+        if free < size as std::ffi::c_ulong + total / 4 {
+            if !LIST_FULL_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                log::warn!(
+                    "a shared-memory listing stops growing at {} records: less than a quarter of shared memory (-m) is free; sessions past it are not found by other workers",
+                    n * SEGMENT as usize
+                );
+            }
+            return false;
+        }
         // SAFETY: plain shm allocation (Kamailio's allocator takes its own
         // lock, so any process may allocate); never freed.
         let Some(mem) = NonNull::new(unsafe { sys::msrp_shim_shm_malloc(size) }) else {

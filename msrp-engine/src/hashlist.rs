@@ -20,6 +20,10 @@ use std::hash::{DefaultHasher, Hasher};
 pub const NIL: u32 = u32::MAX;
 /// Records per segment.
 pub const SEGMENT: u32 = 4096;
+/// Most buckets a list has (1 MiB of bucket heads, taken at start-up): a
+/// huge `max_connections` x `workers` gets longer chains, not a bucket
+/// array that would fill Kamailio's shm before the first connection.
+pub const MAX_BUCKETS: usize = 1 << 18;
 
 /// A record of a list.
 pub trait Keyed: Copy + 'static {
@@ -84,9 +88,10 @@ impl Head {
         self.capacity.div_ceil(SEGMENT) as usize
     }
 
-    /// Buckets for this capacity: at most two records per bucket when full.
+    /// Buckets for this capacity: at most two records per bucket when full,
+    /// and at most [`MAX_BUCKETS`].
     pub fn buckets(&self) -> usize {
-        (self.capacity as usize).next_power_of_two() / 2
+        ((self.capacity as usize).next_power_of_two() / 2).min(MAX_BUCKETS)
     }
 
     fn hash(&self, key: &[u8]) -> u64 {

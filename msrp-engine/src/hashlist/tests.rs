@@ -99,6 +99,13 @@ fn entry_5000_is_found_past_the_old_cap() {
 }
 
 #[test]
+fn buckets_follow_the_capacity_up_to_their_cap() {
+    assert_eq!(Head::new(1).buckets(), SEGMENT as usize / 2);
+    assert_eq!(Head::new(65_536).buckets(), 32_768);
+    assert_eq!(Head::new(8_000_000).buckets(), MAX_BUCKETS);
+}
+
+#[test]
 fn full_list_refuses_and_a_freed_record_is_reused() {
     let mut m = Mem::new(10, usize::MAX);
     assert_eq!(m.head.capacity, SEGMENT);

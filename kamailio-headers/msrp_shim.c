@@ -27,6 +27,16 @@ void msrp_shim_shm_free(void *p)
 	shm_free(p);
 }
 
+unsigned long msrp_shim_shm_available(void)
+{
+	return shm_available();
+}
+
+unsigned long msrp_shim_shm_size(void)
+{
+	return shm_mem_size;
+}
+
 void *msrp_shim_lock_alloc(void)
 {
 	gen_lock_t *l = lock_alloc();

@@ -19,6 +19,9 @@ void msrp_shim_log(int level, const char *prefix, const char *func,
 /* memory */
 void *msrp_shim_shm_malloc(size_t size);
 void msrp_shim_shm_free(void *p);
+/* shared memory still free, and all of it (-m), in bytes */
+unsigned long msrp_shim_shm_available(void);
+unsigned long msrp_shim_shm_size(void);
 
 /* locks (futex based, live in shm) */
 void *msrp_shim_lock_alloc(void);

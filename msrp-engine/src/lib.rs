@@ -16,6 +16,7 @@ pub mod dns;
 pub mod engine;
 pub mod fixed;
 pub mod forward;
+pub mod hashlist;
 pub mod io;
 pub mod kind;
 pub mod net;

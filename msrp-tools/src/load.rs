@@ -688,6 +688,8 @@ impl Sink {
 pub struct AuthedSink {
     use_path: String,
     uri: String,
+    /// Local address of its connection (as the relay lists it).
+    local: SocketAddr,
     stats: Arc<SinkStats>,
 }
 
@@ -714,6 +716,7 @@ impl AuthedSink {
         Ok(AuthedSink {
             use_path,
             uri,
+            local: c.local,
             stats,
         })
     }
@@ -726,6 +729,11 @@ impl AuthedSink {
     /// This endpoint's own URI.
     pub fn uri(&self) -> &str {
         &self.uri
+    }
+
+    /// The local address of its connection to the relay.
+    pub fn local(&self) -> SocketAddr {
+        self.local
     }
 
     /// Its counters.
@@ -1138,7 +1146,45 @@ pub fn rate_session_with(
     counters: &RateCounters,
     timeout: Duration,
 ) -> Result<u64> {
-    let mut c = Conn::dial(target, dialer, Some(timeout))?;
+    let c = Conn::dial(target, dialer, Some(timeout))?;
+    run_rate_session(c, to_path, msg_size, pattern, counters)
+}
+
+/// Chooses a session's To-Path once its connection is up, from the
+/// connection's local address (`None`: dial again).
+pub type PickPath<'a> = dyn Fn(SocketAddr) -> Option<Vec<String>> + Sync + 'a;
+
+/// [`rate_session_with`] whose To-Path `pick` chooses after connecting,
+/// dialling again (at most `tries` times) while it chooses none: e.g. for a
+/// session that must cross the relay's workers.
+#[allow(clippy::too_many_arguments)]
+pub fn rate_session_picking(
+    dialer: &Dialer,
+    target: SocketAddr,
+    pick: &PickPath<'_>,
+    tries: usize,
+    msg_size: u64,
+    pattern: &Pattern,
+    counters: &RateCounters,
+    timeout: Duration,
+) -> Result<u64> {
+    for _ in 0..tries {
+        let c = Conn::dial(target, dialer, Some(timeout))?;
+        if let Some(to_path) = pick(c.local) {
+            return run_rate_session(c, to_path, msg_size, pattern, counters);
+        }
+    }
+    Err(format!("no To-Path chosen after {tries} connections"))
+}
+
+/// The SEND-then-200 loop of a rate session over `c`.
+fn run_rate_session(
+    mut c: Conn,
+    to_path: Vec<String>,
+    msg_size: u64,
+    pattern: &Pattern,
+    counters: &RateCounters,
+) -> Result<u64> {
     counters.ready.fetch_add(1, Ordering::SeqCst);
     while !counters.go.load(Ordering::SeqCst) && !counters.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(1));

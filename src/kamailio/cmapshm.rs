@@ -1,9 +1,11 @@
 //! Shared-memory copy of the workers' connection maps, so the RPC command
-//! `msrp_relay.cmaplist` (run by the ctl process) can list them.
+//! `msrp_relay.cmaplist` (run by the ctl process) can list them and other
+//! workers find a session's worker and connection (a hash table keyed by
+//! session ID, [`ShmList`]).
 
 use std::time::Instant;
 
-use super::shm::{fill, text, unix_now, Record, ShmList};
+use super::shm::{fill, text, unix_now, Keyed, ShmList};
 use msrp_engine::cmap::{Entry, Mirror};
 
 const SESSION_MAX: usize = 32;
@@ -26,7 +28,7 @@ pub struct Slot {
     addr: [u8; ADDR_MAX],
 }
 
-impl Record for Slot {
+impl Keyed for Slot {
     const EMPTY: Slot = Slot {
         used: false,
         worker: 0,
@@ -42,6 +44,11 @@ impl Record for Slot {
 
     fn used(&self) -> bool {
         self.used
+    }
+
+    /// Other workers find a session by its ID.
+    fn key(&self) -> &[u8] {
+        &self.session[..self.session_len as usize]
     }
 }
 
@@ -82,13 +89,9 @@ impl Mirror for ShmMirror {
 
     fn find(&self, session: &str) -> Option<(usize, i64)> {
         let now = unix_now();
-        SLOTS
-            .view(|x| {
-                (x.expires > now && x.session[..x.session_len as usize] == *session.as_bytes())
-                    .then_some((x.worker as usize, x.conid))
-            })
-            .into_iter()
-            .next()
+        SLOTS.find(session.as_bytes(), |x| {
+            (x.expires > now).then_some((x.worker as usize, x.conid))
+        })
     }
 }
 

@@ -1,11 +1,12 @@
 //! Shared-memory listing of the workers' MSRP connections, for the RPC
-//! command `msrp_relay.connections`.
+//! command `msrp_relay.connections` and for other workers finding a peer's
+//! own connection by its address (a hash table keyed by peer, [`ShmList`]).
 
 use std::net::SocketAddr;
 
 use msrp_engine::transport::Kind;
 
-use super::shm::{fill, text, unix_now, Record, ShmList};
+use super::shm::{fill, text, unix_now, Keyed, ShmList};
 
 const ADDR_MAX: usize = 48;
 
@@ -27,7 +28,7 @@ pub struct Slot {
     local: [u8; ADDR_MAX],
 }
 
-impl Record for Slot {
+impl Keyed for Slot {
     const EMPTY: Slot = Slot {
         used: false,
         outbound: false,
@@ -44,6 +45,11 @@ impl Record for Slot {
 
     fn used(&self) -> bool {
         self.used
+    }
+
+    /// Other workers find a peer's own connection by its address.
+    fn key(&self) -> &[u8] {
+        &self.peer[..self.peer_len as usize]
     }
 }
 
@@ -79,15 +85,9 @@ pub fn add(
 /// The worker and ID of a plain TCP connection `peer` opened to the relay.
 pub fn find_inbound(peer: SocketAddr) -> Option<(usize, u64)> {
     let p = peer.to_string();
-    SLOTS
-        .view(|x| {
-            (!x.outbound
-                && x.transport == Kind::Tcp
-                && x.peer[..x.peer_len as usize] == *p.as_bytes())
-            .then_some((x.worker as usize, x.id))
-        })
-        .into_iter()
-        .next()
+    SLOTS.find(p.as_bytes(), |x| {
+        (!x.outbound && x.transport == Kind::Tcp).then_some((x.worker as usize, x.id))
+    })
 }
 
 /// The read-rate limit of the connection in `slot` changed.

@@ -45,10 +45,6 @@ static TLS: OnceLock<Arc<TlsContext>> = OnceLock::new();
 /// another worker holds go over them.
 static LINKS: Mutex<Vec<(usize, usize, UnixStream, UnixStream)>> = Mutex::new(Vec::new());
 static EVENT_ROUTE: OnceLock<c_int> = OnceLock::new();
-/// Connection-map entries `msrp_relay.cmaplist` can show.
-const CMAP_LIST_SLOTS: usize = 4096;
-/// Connections `msrp_relay.connections` can show.
-const CONN_LIST_SLOTS: usize = 4096;
 
 pub fn mod_init() -> Result<(), InitError> {
     super::guard::install_panic_hook();
@@ -72,8 +68,12 @@ pub fn mod_init() -> Result<(), InitError> {
         ls.push((l, listen.kind));
     }
     super::stats::register().map_err(InitError::Config)?;
-    super::cmapshm::init(CMAP_LIST_SLOTS).map_err(InitError::Config)?;
-    super::connlist::init(CONN_LIST_SLOTS).map_err(InitError::Config)?;
+    // Every connection of every worker can be listed and found by the
+    // others, and as many AUTH sessions (issue 19 item 3: 100k sessions);
+    // records take shm only as they are used (see shm::ShmList).
+    let listed = cfg.max_connections.saturating_mul(cfg.workers);
+    super::cmapshm::init(listed).map_err(InitError::Config)?;
+    super::connlist::init(listed).map_err(InitError::Config)?;
     super::txtable::init(cfg.max_transactions, cfg.workers)
         .map_err(|e| InitError::Config(e.to_string()))?;
     let rt = {

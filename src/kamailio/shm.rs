@@ -3,11 +3,14 @@
 //! fork), so every process sees the same records.
 
 use std::ffi::c_void;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
 use super::sys;
 pub use msrp_engine::fixed::{fill, text};
+pub use msrp_engine::hashlist::Keyed;
+use msrp_engine::hashlist::{HashList, Head, Slot, Store, NIL, SEGMENT};
 
 /// A header `H` and `len` records `S` in one shm block, behind one lock.
 pub struct ShmSlots<S: Copy + 'static, H: Copy + 'static = ()> {
@@ -98,103 +101,202 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A record of a [`ShmList`].
-pub trait Record: Copy + 'static {
-    /// An unused record.
-    const EMPTY: Self;
-    fn used(&self) -> bool;
+/// A list of records in shm that the workers write and other processes
+/// read: add, remove by index, find by key (another worker's session or
+/// connection), view for RPC. Its logic is [`msrp_engine::hashlist`]; this
+/// places the header, the bucket heads and the record segments in shm.
+pub struct ShmList<S: Keyed>(OnceLock<ListMem<S>>);
+
+/// One shm block: the list's [`Head`], its bucket heads and the addresses
+/// of its record segments (0: not made yet), behind one lock.
+struct ListMem<S> {
+    head: NonNull<Head>,
+    buckets: NonNull<u32>,
+    segs: NonNull<usize>,
+    lock: NonNull<c_void>,
+    _rec: PhantomData<S>,
 }
 
-/// A fixed-size list of records in shm that the workers write and other
-/// processes (RPC) read: add into a free record, remove by index, view the
-/// used ones.
-pub struct ShmList<S: Record>(OnceLock<ShmSlots<S, ListHead>>);
+// SAFETY: the block and the segments are Kamailio shm that lives for the
+// server's life, mapped at the same address in every process, and only
+// touched under the lock; Kamailio processes are single-threaded.
+unsafe impl<S: Keyed> Send for ListMem<S> {}
+// SAFETY: as above.
+unsafe impl<S: Keyed> Sync for ListMem<S> {}
 
-/// Where a [`ShmList`]'s next free record is looked for, and how many are
-/// used: adding is O(1) while there is room and when full (it was a scan
-/// of every record under the lock, per AUTH and per accepted connection).
-#[derive(Clone, Copy)]
-pub struct ListHead {
-    used: usize,
-    next: usize,
+/// A listing refused to grow (logged once per process).
+static LIST_FULL_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The segments of a [`ListMem`], as [`msrp_engine::hashlist`] reaches them.
+struct Segments<'a, S> {
+    addrs: &'a mut [usize],
+    _rec: PhantomData<S>,
 }
 
-impl<S: Record> Default for ShmList<S> {
+impl<S: Keyed> Segments<'_, S> {
+    fn at(&self, i: u32) -> *mut Slot<S> {
+        let seg = self.addrs[(i / SEGMENT) as usize];
+        assert!(seg != 0, "record {i} of a segment not made");
+        // SAFETY: a made segment holds SEGMENT records (see `make`).
+        unsafe { (seg as *mut Slot<S>).add((i % SEGMENT) as usize) }
+    }
+}
+
+impl<S: Keyed> Store<S> for Segments<'_, S> {
+    fn slot(&self, i: u32) -> &Slot<S> {
+        // SAFETY: `at` points into a made, initialised segment; the lock is
+        // held while `self` exists (it only lives inside `ShmList::with`).
+        unsafe { &*self.at(i) }
+    }
+
+    fn slot_mut(&mut self, i: u32) -> &mut Slot<S> {
+        // SAFETY: as in `slot`, and `&mut self` makes the borrow unique.
+        unsafe { &mut *self.at(i) }
+    }
+
+    fn make(&mut self, n: usize) -> bool {
+        let size = SEGMENT as usize * std::mem::size_of::<Slot<S>>();
+        // SAFETY: plain reads of Kamailio's shm counters.
+        let (free, total) = unsafe { (sys::msrp_shim_shm_available(), sys::msrp_shim_shm_size()) };
+        // A listing never takes the last quarter of shm: Kamailio and the
+        // transaction table need it more than other workers need to find
+        // one more session (those are still relayed by their own worker).
+        if free < size as std::ffi::c_ulong + total / 4 {
+            if !LIST_FULL_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                log::warn!(
+                    "a shared-memory listing stops growing at {} records: less than a quarter of shared memory (-m) is free; sessions past it are not found by other workers",
+                    n * SEGMENT as usize
+                );
+            }
+            return false;
+        }
+        // SAFETY: plain shm allocation (Kamailio's allocator takes its own
+        // lock, so any process may allocate); never freed.
+        let Some(mem) = NonNull::new(unsafe { sys::msrp_shim_shm_malloc(size) }) else {
+            return false;
+        };
+        let base = mem.cast::<Slot<S>>().as_ptr();
+        for k in 0..SEGMENT as usize {
+            // SAFETY: k < SEGMENT records within the `size` bytes just
+            // allocated, aligned by shm_malloc.
+            unsafe { base.add(k).write(Slot::EMPTY) };
+        }
+        self.addrs[n] = base as usize;
+        true
+    }
+}
+
+impl<S: Keyed> Default for ShmList<S> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<S: Record> ShmList<S> {
+impl<S: Keyed> ShmList<S> {
     pub const fn new() -> Self {
         ShmList(OnceLock::new())
     }
 
-    /// mod_init: room for `n` records (more are not listed).
+    /// mod_init: room for `n` records (more are not listed). Takes the
+    /// header, 4 bytes per bucket (n/2 to n buckets) and 8 per segment of
+    /// `SEGMENT` records now; the records as they are needed.
     pub fn init(&self, n: usize) -> Result<(), String> {
         if self.0.get().is_none() {
-            let head = ListHead { used: 0, next: 0 };
-            let _ = self.0.set(ShmSlots::with_head(head, n, S::EMPTY)?);
+            let _ = self.0.set(ListMem::alloc(n)?);
         }
         Ok(())
     }
 
-    /// Stores `record` in a free slot; returns its index (`None`: full or
-    /// not initialised).
+    /// Runs `f` on the list with the lock held (never unwinding through it).
+    fn with<R>(&self, f: impl FnOnce(&mut HashList<'_, S, Segments<'_, S>>) -> R) -> Option<R> {
+        let m = self.0.get()?;
+        // SAFETY: the lock lives in shm for the server's life.
+        unsafe { sys::msrp_shim_lock_get(m.lock.as_ptr()) };
+        // SAFETY: under the lock no other process touches the block; the
+        // header, buckets and segment addresses were initialised in `alloc`
+        // with the lengths the header gives.
+        let (head, buckets, addrs) = unsafe {
+            let head = &mut *m.head.as_ptr();
+            let nb = head.buckets();
+            let ns = head.segments();
+            (
+                head,
+                std::slice::from_raw_parts_mut(m.buckets.as_ptr(), nb),
+                std::slice::from_raw_parts_mut(m.segs.as_ptr(), ns),
+            )
+        };
+        let mut segs = Segments {
+            addrs,
+            _rec: PhantomData,
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f(&mut HashList::new(head, buckets, &mut segs))
+        }));
+        // SAFETY: releases the lock taken above.
+        unsafe { sys::msrp_shim_lock_release(m.lock.as_ptr()) };
+        r.ok()
+    }
+
+    /// Stores `record`; returns its index (`None`: full or not initialised).
     pub fn add(&self, record: S) -> Option<u32> {
-        self.0.get()?.locked_with_head(|head, slots| {
-            if head.used >= slots.len() {
-                return None;
-            }
-            // From the record after the last one added, wrapping.
-            let n = slots.len();
-            let i = (0..n)
-                .map(|k| (head.next + k) % n)
-                .find(|&i| !slots[i].used())?;
-            slots[i] = record;
-            head.used += 1;
-            head.next = (i + 1) % n;
-            Some(i as u32)
-        })?
+        self.with(|l| l.add(record))?
     }
 
     pub fn remove(&self, index: u32) {
-        if let Some(t) = self.0.get() {
-            t.locked_with_head(|head, slots| {
-                if let Some(s) = slots.get_mut(index as usize) {
-                    if s.used() {
-                        head.used -= 1;
-                    }
-                    *s = S::EMPTY;
-                }
-            });
-        }
+        self.with(|l| l.remove(index));
     }
 
-    /// Changes the used record at `index` with `f`.
+    /// Changes the used record at `index` with `f` (not its key).
     pub fn update(&self, index: u32, f: impl FnOnce(&mut S)) {
-        if let Some(t) = self.0.get() {
-            t.locked(|slots| {
-                if let Some(s) = slots.get_mut(index as usize).filter(|s| s.used()) {
-                    f(s);
-                }
-            });
-        }
+        self.with(|l| l.update(index, f));
+    }
+
+    /// The first record with `key` that `f` accepts.
+    pub fn find<V>(&self, key: &[u8], f: impl FnMut(&S) -> Option<V>) -> Option<V> {
+        self.with(|l| l.find(key, f))?
     }
 
     /// `view` of every used record it accepts.
-    pub fn view<V>(&self, mut view: impl FnMut(&S) -> Option<V>) -> Vec<V> {
-        self.0
-            .get()
-            .and_then(|t| {
-                t.locked(|slots| {
-                    slots
-                        .iter()
-                        .filter(|s| s.used())
-                        .filter_map(&mut view)
-                        .collect()
-                })
+    pub fn view<V>(&self, view: impl FnMut(&S) -> Option<V>) -> Vec<V> {
+        self.with(|l| l.view(view)).unwrap_or_default()
+    }
+}
+
+impl<S: Keyed> ListMem<S> {
+    fn alloc(n: usize) -> Result<Self, String> {
+        let head = Head::new(n);
+        let (nb, ns) = (head.buckets(), head.segments());
+        let at_buckets = std::mem::size_of::<Head>().next_multiple_of(8);
+        let at_segs = (at_buckets + nb * 4).next_multiple_of(8);
+        let size = at_segs + ns * 8;
+        // SAFETY: plain shm allocation in mod_init.
+        let mem = NonNull::new(unsafe { sys::msrp_shim_shm_malloc(size) })
+            .ok_or_else(|| format!("out of shared memory ({size} bytes)"))?;
+        // SAFETY: lock_alloc + lock_init in shm.
+        let lock = NonNull::new(unsafe { sys::msrp_shim_lock_alloc() })
+            .ok_or_else(|| "cannot allocate a lock".to_string())?;
+        let base = mem.as_ptr().cast::<u8>();
+        // SAFETY: the three parts lie within the `size` bytes allocated, at
+        // offsets aligned to 8 (shm_malloc aligns the block for any type);
+        // exclusive access in mod_init initialises every part.
+        unsafe {
+            let h = mem.cast::<Head>();
+            h.as_ptr().write(head);
+            let buckets = base.add(at_buckets).cast::<u32>();
+            for i in 0..nb {
+                buckets.add(i).write(NIL);
+            }
+            let segs = base.add(at_segs).cast::<usize>();
+            for i in 0..ns {
+                segs.add(i).write(0);
+            }
+            Ok(ListMem {
+                head: h,
+                buckets: NonNull::new_unchecked(buckets),
+                segs: NonNull::new_unchecked(segs),
+                lock,
+                _rec: PhantomData,
             })
-            .unwrap_or_default()
+        }
     }
 }

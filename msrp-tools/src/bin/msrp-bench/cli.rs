@@ -95,6 +95,11 @@ pub struct BenchArgs {
     /// <B>); with several workers, sessions cross between them.
     #[arg(long, help_heading = "Target")]
     pub use_path: bool,
+    /// With --use-path and --workers 2 or more: every session crosses
+    /// workers (A's connection is redialled until another worker than its
+    /// B endpoint's accepted it; B chosen among the endpoints by worker)
+    #[arg(long, help_heading = "Target")]
+    pub cross: bool,
     /// One more msrp_relay modparam (with --spawn-relay; repeatable; VALUE
     /// an integer or a string).
     #[arg(long = "modparam", value_name = "NAME=VALUE", value_parser = parse_modparam, help_heading = "Target")]
@@ -173,6 +178,8 @@ pub struct Opts {
     /// The message-rate phase through AUTHed B endpoints and their
     /// Use-Paths (RFC 4976 §5) instead of the relay connecting to B.
     pub use_path: bool,
+    /// Every message-rate session crosses workers (with --use-path).
+    pub cross: bool,
     /// Extra `modparam("msrp_relay", NAME, VALUE)` lines (with --spawn-relay).
     pub modparams: Vec<(String, String)>,
     /// The senders' second transport (tcp: none).
@@ -206,6 +213,7 @@ impl Opts {
             max_chunk: a.max_chunk,
             workers: a.workers,
             use_path: a.use_path,
+            cross: a.cross,
             modparams: a.modparams,
             transport: a.transport.unwrap_or(Transport::Tcp),
             certs: a.certs,
@@ -245,6 +253,9 @@ impl Opts {
             return Err(
                 "--module, --max-chunk, --workers, --modparam and --transport need --spawn-relay",
             );
+        }
+        if self.cross && !(self.use_path && self.spawn && self.workers.unwrap_or(1) >= 2) {
+            return Err("--cross needs --use-path, --spawn-relay and --workers 2 or more");
         }
         if self.certs.is_some() && !self.transport.is_tls() {
             return Err("--certs needs --transport tls or wss");

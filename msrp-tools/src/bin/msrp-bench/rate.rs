@@ -381,12 +381,23 @@ impl Bench<'_> {
         for i in 0..o.sessions {
             let (addr, to_path) = route(i);
             let counters = &sessions.counters;
+            // (only sessions to the relay itself, not to the proxy or B)
+            let to_relay = addr == self.target.addr
+                || self.target.other.as_ref().is_some_and(|t| t.addr == addr);
+            let cross = o.cross && !self.authed.is_empty() && to_relay;
             let spawned = std::thread::Builder::new()
                 .name(format!("session-{i}"))
                 .spawn_scoped(s, move || {
-                    load::rate_session_with(
-                        dialer, addr, to_path, o.msg_size, pattern, counters, TIMEOUT,
-                    )
+                    let pick = |a: SocketAddr| self.crossing_path(i, a);
+                    if cross {
+                        load::rate_session_picking(
+                            dialer, addr, &pick, 60, o.msg_size, pattern, counters, TIMEOUT,
+                        )
+                    } else {
+                        load::rate_session_with(
+                            dialer, addr, to_path, o.msg_size, pattern, counters, TIMEOUT,
+                        )
+                    }
                     .unwrap_or_else(|e| {
                         sessions.fail(format!("session {i}: {e}"));
                         0
@@ -404,9 +415,55 @@ impl Bench<'_> {
     }
 }
 
+impl Bench<'_> {
+    /// --cross: the To-Path of session `i` whose connection comes from `a`:
+    /// a B endpoint another worker holds (`None`: every B is on A's worker,
+    /// dial again). Workers from `msrp_relay.connections`.
+    fn crossing_path(&self, i: usize, a: SocketAddr) -> Option<Vec<String>> {
+        let k = self.target.kamailio.as_ref()?;
+        for _ in 0..100 {
+            let list = k.try_kamcmd(&["msrp_relay.connections"]).ok()?;
+            let worker = |peer: SocketAddr| worker_in(&list, peer);
+            let Some(wa) = worker(a) else {
+                // not accepted yet
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let others: Vec<_> = self
+                .authed
+                .iter()
+                .filter(|b| worker(b.local()).is_some_and(|w| w != wa))
+                .collect();
+            let b = others.get(i % others.len().max(1))?;
+            return Some(vec![b.use_path().to_owned(), b.uri().to_owned()]);
+        }
+        None
+    }
+}
+
+/// The worker of the connection from `peer` in a `msrp_relay.connections`
+/// listing.
+fn worker_in(list: &str, peer: SocketAddr) -> Option<u64> {
+    let needle = format!("PEER: {peer}\n");
+    list.split('{').find(|b| b.contains(&needle)).and_then(|b| {
+        b.lines()
+            .find_map(|l| l.trim().strip_prefix("WORKER: "))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::percentiles;
+
+    #[test]
+    fn worker_of_a_listed_peer() {
+        let list = "{\n\tID: 1\n\tWORKER: 0\n\tPEER: 127.0.0.1:4000\n}\n{\n\tID: 2\n\tWORKER: 1\n\tPEER: 127.0.0.1:40001\n}\n";
+        let at = |p: &str| super::worker_in(list, p.parse().unwrap());
+        assert_eq!(at("127.0.0.1:4000"), Some(0));
+        assert_eq!(at("127.0.0.1:40001"), Some(1));
+        assert_eq!(at("127.0.0.1:400"), None);
+    }
 
     #[test]
     fn round_trip_percentiles() {

@@ -1,0 +1,68 @@
+//! Requests that cross MSRP workers: the session or connection another
+//! worker holds is found through the shared-memory lists at any scale.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(10);
+
+/// AUTHs `n` times over `c`'s connection (pipelined, in batches); the
+/// Use-Paths the relay granted, in order.
+fn auth_many(k: &Kamailio, c: &mut Client, n: usize) -> Vec<String> {
+    let mut paths = Vec::with_capacity(n);
+    while paths.len() < n {
+        let batch = (n - paths.len()).min(500);
+        for _ in 0..batch {
+            let req = Request {
+                method: "AUTH".into(),
+                body: None,
+                ..Request::send(&[&k.relay_uri("relay")], &[&c.uri], b"")
+            };
+            c.peer.send_request(&req).expect("AUTH");
+        }
+        for _ in 0..batch {
+            let resp = c.peer.read_response(T, &[]).unwrap_or_else(|e| {
+                panic!("AUTH {} response: {e}\n{}", paths.len(), k.log_tail(20))
+            });
+            assert_eq!(resp.status_code(), Some(200), "{}", resp.summary());
+            paths.push(resp.header("Use-Path").expect("Use-Path").trim().to_owned());
+        }
+    }
+    paths
+}
+
+/// Issue 19: the shm connection-map mirror used to hold 4096 sessions, so
+/// a session saved after those was not found by the other worker. With
+/// two workers, B (on one) AUTHs 5001 sessions and A (on the other) sends
+/// to the last one's Use-Path: it reaches B and B's 200 reaches A.
+#[test]
+fn session_5001_is_found_by_another_worker() {
+    let route = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit; }
+    msrp_relay();"#;
+    let k = Kamailio::start(RelayOpts::default().route(route).modparam_int("workers", 2));
+    let (mut a, mut b) = clients_on_two_workers(&k);
+    assert_ne!(worker_of(&k, &a), worker_of(&k, &b));
+    // B's URI names an address nobody listens on, so only its session
+    // (not its connection's address) leads to it
+    b.uri = format!("msrp://127.0.0.1:9/{};tcp", msrp_tools::ids::session_id());
+    let paths = auth_many(&k, &mut b, 5001);
+    for (n, use_path) in [(5000, &paths[5000]), (0, &paths[0])] {
+        let body = format!("to session {n}");
+        let req = Request::send(&[use_path, &b.uri], &[&a.uri], body.as_bytes());
+        a.peer.send_request(&req).expect("send SEND");
+        let got = b.peer.read_frame(T).unwrap_or_else(|e| {
+            panic!(
+                "SEND to session {n} did not reach B: {e}\n{}",
+                k.log_tail(30)
+            )
+        });
+        assert_eq!(got.body, body.as_bytes(), "{}", got.summary());
+        assert_eq!(got.to_path(), vec![b.uri.clone()], "{}", got.summary());
+        b.peer.send_hop_response(&got, 200, None).expect("200");
+        let resp = a.peer.read_response(T, &[]).expect("A's 200");
+        assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
+    }
+}

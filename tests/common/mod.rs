@@ -243,3 +243,39 @@ pub fn clients_on_two_workers(k: &Kamailio) -> (Client, Client) {
     }
     panic!("60 connections all landed on one worker");
 }
+
+/// A client with a session (`msrp_cmap_save()`).
+pub struct Session {
+    pub c: Client,
+    pub use_path: String,
+    /// The session ID of its Use-Path.
+    pub id: String,
+}
+
+/// AUTHs `c` as `user` (an Authorization header the test route does not
+/// check: the relay records its user name) for `expires` seconds.
+pub fn auth_unchecked(k: &Kamailio, mut c: Client, user: &str, expires: u64) -> Session {
+    let relay = format!("msrp://127.0.0.1:{};tcp", k.relay_addr().port());
+    let req = Request::new("AUTH", &[&relay], &[&c.uri])
+        .with_header(
+            "Authorization",
+            &format!(
+                r#"Digest username="{user}", realm="test", nonce="n", uri="{relay}", response="0""#
+            ),
+        )
+        .with_header("Expires", &expires.to_string());
+    c.peer.send_request(&req).expect("send AUTH");
+    let resp = c
+        .peer
+        .read_response(T, &[])
+        .unwrap_or_else(|e| panic!("AUTH: {e}\n{}", k.log_tail(20)));
+    assert_eq!(resp.status_code(), Some(200), "{}", resp.summary());
+    let use_path = resp.header("Use-Path").expect("Use-Path").trim().to_owned();
+    let id = use_path
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.split(';').next())
+        .expect("session in Use-Path")
+        .to_owned();
+    Session { c, use_path, id }
+}

@@ -286,11 +286,12 @@ fn cmaplist(call: &Call) {
 }
 
 rpc_entry!(rpc_sessions, "rpc msrp_relay.sessions", sessions);
-/// `msrp_relay.sessions`: one struct per session with its accounting
-/// (counters at most a second old; bytes as decimal text, exact past 2^31).
+/// `msrp_relay.sessions`: one struct per session with its accounting (at
+/// most 500; counters at most a second old; bytes as decimal text, exact
+/// past 2^31).
 fn sessions(call: &Call) {
     let now = super::shm::unix_now();
-    for e in super::cmapshm::list() {
+    for e in super::cmapshm::list().into_iter().take(LIST_MAX) {
         let Some(s) = call.add_struct() else {
             return;
         };
@@ -343,7 +344,7 @@ static DOC_CMAPLIST: Exported<Doc> = Exported::new(doc(
     c"List the connection map: sessions handed out by msrp_cmap_save().",
 ));
 static DOC_SESSIONS: Exported<Doc> = Exported::new(doc(
-    c"List the sessions with their accounting: AUTH user, transport, start, messages and bytes each way.",
+    c"List the sessions with their accounting (at most 500): AUTH user, transport, start, messages and bytes each way.",
 ));
 static DOC_TRANSACTIONS: Exported<Doc> = Exported::new(doc(
     c"List the outstanding forwarded requests (transaction table; those unanswered for over 100 ms): usage, then up to N entries (default 100, max 500).",

@@ -12,6 +12,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
+use msrp_tools::Transport;
 
 /// One xlog line per ended session with every accounting value.
 const END_ROUTE: &str = r#"
@@ -20,16 +21,24 @@ event_route[msrp:session-end] {
 }
 "#;
 
-const ROUTE: &str = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit; }
+/// In a frame's route `$msrp(transport)` is its connection's, and the
+/// session-end keys are null.
+const ROUTE: &str = r#"if ($msrp(method) == "AUTH") {
+        xlog("L_INFO", "FRAME AUTH transport=$msrp(transport) session=$msrp(session) msgs_in=$msrp(msgs_in)\n");
+        msrp_cmap_save();
+        exit;
+    }
     msrp_relay();"#;
 
-fn start(workers: i64) -> Kamailio {
-    let opts = RelayOpts::default()
-        .route(ROUTE)
-        .modparam_int("workers", workers)
-        .modparam_int("auth_min_expires", 1);
+/// Kamailio with `ROUTE`, `END_ROUTE` and `opts`' modparams/listeners.
+fn start(opts: RelayOpts) -> Kamailio {
+    let opts = opts.route(ROUTE).modparam_int("auth_min_expires", 1);
     let so = module_so();
-    Kamailio::start_custom(1, move |v| render_cfg(&opts, &so, v) + END_ROUTE)
+    let transports = opts.transports.clone();
+    Kamailio::try_start_custom_with("msrp-relay-it", 1, &transports, move |v| {
+        render_cfg(&opts, &so, v) + END_ROUTE
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn unix_now() -> u64 {
@@ -134,9 +143,10 @@ fn end_line(k: &Kamailio, id: &str, wait: Duration) -> String {
 fn check_end(line: &str, s: &Who, user: &str, want: Usage, reason: &str, t0: u64, t1: u64) {
     let (mi, bi, mo, bo) = want;
     let expected = format!(
-        "ACCT session={} user={user} transport=tcp msgs_in={mi} bytes_in={bi} msgs_out={mo} \
+        "ACCT session={} user={user} transport={} msgs_in={mi} bytes_in={bi} msgs_out={mo} \
          bytes_out={bo} reason={reason} peer={} src=msrp://{a} si={a} start=",
         s.id,
+        s.transport,
         s.uri,
         a = s.addr,
     );
@@ -157,7 +167,7 @@ fn check_end(line: &str, s: &Who, user: &str, want: Usage, reason: &str, t0: u64
 }
 
 fn accounting(workers: i64) {
-    let k = start(workers);
+    let k = start(RelayOpts::default().modparam_int("workers", workers));
     let (ca, cb) = if workers > 1 {
         clients_on_two_workers(&k)
     } else {
@@ -237,6 +247,7 @@ struct Who {
     id: String,
     uri: String,
     addr: std::net::SocketAddr,
+    transport: &'static str,
 }
 
 fn who(s: &Session) -> Who {
@@ -244,6 +255,10 @@ fn who(s: &Session) -> Who {
         id: s.id.clone(),
         uri: s.c.uri.clone(),
         addr: s.c.peer.local_addr(),
+        transport: match s.c.peer.transport() {
+            Transport::Ws => "ws",
+            _ => "tcp",
+        },
     }
 }
 
@@ -261,4 +276,40 @@ fn sessions_are_accounted_exactly() {
 #[test]
 fn sessions_are_accounted_exactly_across_workers() {
     accounting(2);
+}
+
+/// A WebSocket client's session is accounted as ws (the list and the
+/// route say so), with the MSRP bytes it sent and got; the relay re-chunks
+/// what it sends to the client.
+#[test]
+fn websocket_sessions_are_accounted_as_ws() {
+    let k = start(RelayOpts::default().listen_transport(Transport::Ws));
+    let addr = k.transport_addr(Transport::Ws).expect("ws listener");
+    let peer = Peer::connect_ws(addr, &addr.to_string(), "/", None, None)
+        .unwrap_or_else(|e| panic!("WebSocket to {addr}: {e}"));
+    let host = msrp_tools::ids::random_alnum(10).to_ascii_lowercase();
+    let uri = format!(
+        "msrp://{host}.invalid:2855/{};ws",
+        msrp_tools::ids::session_id()
+    );
+    let t0 = unix_now();
+    let mut w = auth_unchecked(&k, Client { peer, uri }, "wendy", 600);
+    let mut b = auth_unchecked(&k, Client::connect(&k), "bob", 600);
+    let t1 = unix_now();
+    for t in ["ws", "tcp"] {
+        let frame = format!("FRAME AUTH transport={t} session=<null> msgs_in=<null>");
+        assert!(k.log().contains(&frame), "{frame}\n{}", k.log_tail(10));
+    }
+    send(&k, &mut w, &mut b, &[b"over ws"]);
+    send(&k, &mut b, &mut w, &[&[b'z'; 20_000]]);
+    let want = (1, 7, 1, 20_000);
+    let block = listed_with(&k, &w.id, want);
+    assert_eq!(field(&block, "TRANSPORT"), "ws", "{block}");
+    assert_eq!(field(&block, "USER"), "wendy", "{block}");
+    let w_who = who(&w);
+    assert_eq!(w_who.transport, "ws");
+    drop(w);
+    let line = end_line(&k, &w_who.id, T);
+    check_end(&line, &w_who, "wendy", want, "closed", t0, t1);
+    drop(b);
 }

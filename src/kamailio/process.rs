@@ -211,7 +211,14 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         }
     }));
     match r {
-        Ok(Ok(())) => std::process::exit(0),
+        Ok(Ok(())) => {
+            // stopped by SIGTERM/SIGINT, sessions ended: leave as the core's
+            // children do, without the main process's exit handlers (exit()
+            // would run those of every library it loaded, in a child)
+            // SAFETY: _exit ends the process at once; nothing of ours needs
+            // flushing (logs are written as they are made).
+            unsafe { libc::_exit(0) }
+        }
         Ok(Err(e)) => log::error!("MSRP worker {index} stopped: {e}"),
         Err(_) => log::error!("MSRP worker {index} stopped after an internal error (panic)"),
     }

@@ -309,7 +309,10 @@ impl KamailioHost {
             )
         };
         if msg.is_null() {
-            log::error!("cannot build a SIP message for {event:?}: out of memory?");
+            log::error!(
+                "cannot build a SIP message for {}: out of memory?",
+                event.to_string_lossy()
+            );
             return;
         }
         // SAFETY: msg is valid until freed below; the route index was

@@ -313,3 +313,40 @@ fn websocket_sessions_are_accounted_as_ws() {
     check_end(&line, &w_who, "wendy", want, "closed", t0, t1);
     drop(b);
 }
+
+/// Kamailio stops with many sessions open (2,000, or `ACCT_SESSIONS`; four
+/// connections over two workers, each AUTHed many times): every one of
+/// them gets its session-end line with reason shutdown before Kamailio
+/// exits. Prints how long the stop took (README Accounting).
+#[test]
+fn shutdown_ends_every_open_session() {
+    let n: usize = std::env::var("ACCT_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let k = start(RelayOpts::default().modparam_int("workers", 2));
+    let relay = format!("msrp://127.0.0.1:{};tcp", k.relay_addr().port());
+    let mut clients: Vec<Client> = (0..4).map(|_| Client::connect(&k)).collect();
+    for i in 0..n {
+        let c = &mut clients[i % 4];
+        let req = Request::new("AUTH", &[&relay], &[&c.uri]);
+        c.peer.send_request(&req).expect("send AUTH");
+        let r = c.peer.read_response(T, &[]).expect("AUTH answer");
+        assert_eq!(r.status_code(), Some(200), "{}", r.summary());
+    }
+    let started = std::time::Instant::now();
+    msrp_tools::process::terminate(k.main_pid()).expect("SIGTERM Kamailio");
+    let deadline = started + STOP_TIMEOUT;
+    while msrp_tools::process::alive(k.main_pid()) {
+        assert!(std::time::Instant::now() < deadline, "Kamailio still runs");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = started.elapsed();
+    let log = k.log();
+    let ended = log.matches(" reason=shutdown ").count();
+    assert_eq!(ended, n, "{}", k.log_tail(10));
+    assert_eq!(log.matches("ACCT session=").count(), n);
+    eprintln!(
+        "{n} sessions open: Kamailio stopped {took:?} after SIGTERM, {ended} session-end lines"
+    );
+}

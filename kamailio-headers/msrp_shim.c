@@ -96,18 +96,26 @@ int msrp_shim_run_event_route(int rt, struct sip_msg *msg)
 
 int msrp_shim_run_kemi_route(const char *cb, int len, struct sip_msg *msg)
 {
+	return msrp_shim_run_kemi_event(cb, len, "msrp:frame-in", msg);
+}
+
+int msrp_shim_run_kemi_event(
+		const char *cb, int len, const char *ev, struct sip_msg *msg)
+{
 	struct run_act_ctx ctx;
 	sr_kemi_eng_t *keng;
 	str cbname;
-	str evname = str_init("msrp:frame-in");
+	str evname;
 	int rtb;
 	int ret = 0;
 
 	keng = sr_kemi_eng_get();
-	if(keng == NULL || msg == NULL)
+	if(keng == NULL || msg == NULL || ev == NULL)
 		return -1;
 	cbname.s = (char *)cb;
 	cbname.len = len;
+	evname.s = (char *)ev;
+	evname.len = strlen(ev);
 	rtb = get_route_type();
 	set_route_type(EVENT_ROUTE);
 	init_run_actions_ctx(&ctx);

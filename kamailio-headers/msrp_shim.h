@@ -41,6 +41,9 @@ int msrp_shim_run_event_route(int rt, struct sip_msg *msg);
 /* runs the KEMI callback `cb` (event_callback) for msg as the event route
  * "msrp:frame-in"; 0 ok, -1 error */
 int msrp_shim_run_kemi_route(const char *cb, int len, struct sip_msg *msg);
+/* the same for event `ev` (NUL-terminated, e.g. "msrp:session-end") */
+int msrp_shim_run_kemi_event(
+		const char *cb, int len, const char *ev, struct sip_msg *msg);
 
 /* Builds a SIP message from an MSRP frame head (like the stock msrp module's
  * sipmsg mode) with rcv filled from the given addresses; falls back to a

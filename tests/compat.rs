@@ -988,6 +988,37 @@ fn start_shipped_auth_cfg(workers: u32) -> Kamailio {
     })
 }
 
+/// The shipped auth cfg logs one line per session when it ends
+/// (`event_route[msrp:session-end]`), with the authenticated user and
+/// exactly what the session carried.
+#[test]
+fn shipped_auth_cfg_logs_one_line_per_session() {
+    let k = start_shipped_auth_cfg(1);
+    let mut a = authed(&k, Client::connect(&k), None, 3600);
+    let mut b = authed(&k, Client::connect(&k), None, 3600);
+    send_via_use_path(&k, &mut a, &mut b, b"accounted");
+    send_via_use_path(&k, &mut b, &mut a, b"back");
+    let session = a
+        .use_path
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.strip_suffix(";tcp"))
+        .expect("session in Use-Path")
+        .to_owned();
+    let client = addr_uri(&a.c.peer);
+    drop(a);
+    let needle = format!("MSRP session {session} ");
+    let line = k
+        .wait_for_log_line(T, |l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no line for {session}\n{}", k.log_tail(20)));
+    let want = format!("{needle}user={USER} transport=tcp client={client} start=");
+    assert!(line.contains(&want), "{line}\nexpected {want}");
+    let want = " msgs_in=1 bytes_in=9 msgs_out=1 bytes_out=4 end=closed";
+    assert!(line.contains(want), "{line}\nexpected {want}");
+    assert_eq!(k.log().matches("MSRP session ").count(), 1, "B's is open");
+    drop(b);
+}
+
 /// The shipped auth cfg, flow `[U_B, B]` (the stock examples' style): B gets
 /// A's SEND over its AUTHed connection.
 #[test]

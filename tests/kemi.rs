@@ -104,3 +104,37 @@ end
     drop(k);
     let _ = std::fs::remove_file(&lua);
 }
+
+/// The `event_callback` runs with evname "msrp:session-end" when a session
+/// ends, with the session's values in `$msrp(...)`.
+#[test]
+fn kemi_callback_runs_at_session_end() {
+    let lua = std::env::temp_dir().join(format!("msrp-kemi-end-{}.lua", std::process::id()));
+    std::fs::write(
+        &lua,
+        r#"function ksr_msrp_event(evname)
+    if evname == "msrp:session-end" then
+        KSR.info("KEMI-END " .. KSR.pv.gete("$msrp(session)") .. " " .. KSR.pv.gete("$msrp(acct_user)")
+            .. " " .. KSR.pv.gete("$msrp(msgs_in)") .. " " .. KSR.pv.gete("$msrp(bytes_in)")
+            .. " " .. KSR.pv.gete("$msrp(msgs_out)") .. " " .. KSR.pv.gete("$msrp(bytes_out)")
+            .. " " .. KSR.pv.gete("$msrp(end_reason)") .. "\n")
+        return 1
+    end
+    if KSR.msrp_relay.is_reply() > 0 then KSR.msrp_relay.relay() return 1 end
+    if KSR.pv.gete("$msrp(method)") == "AUTH" then KSR.msrp_relay.cmap_save() return 1 end
+    KSR.msrp_relay.relay()
+    return 1
+end
+"#,
+    )
+    .expect("write the Lua script");
+    let k = start_lua(&lua);
+    let mut a = auth_unchecked(&k, Client::connect(&k), "dave", 600);
+    let b = Endpoint::bind().expect("bind B");
+    let _bp = relay_small_send(&k, &mut a.c, &b, &b.uri("bob"), None, b"kemi");
+    drop(a.c);
+    let want = format!("KEMI-END {} dave 1 4 0 0 closed", a.id);
+    assert!(k.wait_for_log(&want, T), "{want}\n{}", k.log_tail(20));
+    drop(k);
+    let _ = std::fs::remove_file(&lua);
+}

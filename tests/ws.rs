@@ -107,6 +107,19 @@ fn python_client_auths_and_chats_over_wss_with_shipped_tls_cfg() {
         status.success() && matches!(events.as_slice(), [PyWsEvent::Close(1000, _)]),
         "ws_client.py ended with {status} after {events:?}"
     );
+    // the shipped cfg's session-end line: the Digest user, wss, one
+    // message each way with its bytes (RFC 4975 body bytes, UTF-8)
+    let session = session.unwrap_or_default();
+    let needle = format!("MSRP session {session} user=alice transport=wss ");
+    let line = k
+        .wait_for_log_line(T, |l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no session-end line {needle}\n{}", k.log_tail(10)));
+    let counts = format!(
+        " msgs_in=1 bytes_in={} msgs_out=1 bytes_out={} end=closed",
+        body.len(),
+        "B answers ✓".len()
+    );
+    assert!(line.contains(&counts), "{line}\nexpected {counts}");
 }
 
 /// 2. A 4 MiB SEND from a WebSocket client as one MSRP chunk (head, 64 KiB

@@ -112,6 +112,11 @@ impl ChunkHeads {
         }
     }
 
+    /// The chunks are SEND requests.
+    pub fn is_send(&self) -> bool {
+        &self.method[..] == b"SEND"
+    }
+
     /// The head of chunk `tid`: with `range` as its Byte-Range, or with the
     /// headers as received when `None`.
     pub fn render(&self, tid: &[u8], range: Option<crate::ByteRange>) -> Bytes {

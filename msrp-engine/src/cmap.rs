@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+use crate::acct::{Acct, EndReason, Ended, Usage};
 
 /// One AUTHed client connection.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct Entry {
     pub expires: Instant,
     /// Index of the entry's copy for RPC listing, if it got one.
     pub mirror: Option<u32>,
+    /// What the session carried (see [`crate::acct`]).
+    pub acct: Acct,
 }
 
 /// Keeps a copy of the map where other processes can read it (RPC, and the
@@ -35,6 +39,8 @@ pub struct Entry {
 pub trait Mirror {
     fn add(&self, session: &str, e: &Entry) -> Option<u32>;
     fn remove(&self, index: u32);
+    /// The entry's counters changed (called at most once a second).
+    fn update(&self, _index: u32, _e: &Entry) {}
     /// The worker and connection a live session of any worker is bound to.
     fn find(&self, _session: &str) -> Option<(usize, i64)> {
         None
@@ -48,6 +54,14 @@ pub struct Cmap {
     /// a pass over the whole map (100k sessions per node, issue 19).
     by_conn: HashMap<i64, Vec<String>>,
     mirror: Option<Box<dyn Mirror>>,
+    /// Connections with sessions whose current incoming frame is a SEND
+    /// (its body bytes and end-line are counted).
+    sending: HashSet<i64>,
+    /// Sessions whose counters changed since [`Cmap::publish`].
+    dirty: Vec<String>,
+    /// Sessions that ended, for the host's session-end route
+    /// ([`Cmap::take_ended`]).
+    ended: Vec<Ended>,
 }
 
 thread_local! {
@@ -115,7 +129,8 @@ impl Cmap {
         }
     }
 
-    /// The live entry for `session`; an expired one is removed.
+    /// The live entry for `session`; an expired one is removed (and
+    /// ends).
     pub fn lookup(&mut self, session: &str, now: Instant) -> Option<Entry> {
         match self.by_session.get(session) {
             Some(e) if e.expires > now => Some(e.clone()),
@@ -123,10 +138,97 @@ impl Cmap {
                 if let Some(e) = self.by_session.remove(session) {
                     self.unmirror(&e);
                     self.unindex(e.conid, session);
+                    self.end(session.to_string(), e, EndReason::Expired);
                 }
                 None
             }
             None => None,
+        }
+    }
+
+    /// `e` ended: it waits in [`Cmap::take_ended`] for the host.
+    fn end(&mut self, session: String, e: Entry, reason: EndReason) {
+        self.ended
+            .push(Ended::new(session, e, reason, Instant::now()));
+    }
+
+    /// The sessions that ended since the last call, oldest first.
+    pub fn take_ended(&mut self) -> Vec<Ended> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// Ends every session (the relay stops).
+    pub fn end_all(&mut self, reason: EndReason) {
+        let all: Vec<(String, Entry)> = self.by_session.drain().collect();
+        self.by_conn.clear();
+        self.sending.clear();
+        for (session, e) in all {
+            self.unmirror(&e);
+            self.end(session, e, reason);
+        }
+    }
+
+    /// A frame head arrived on `conid`: whether what follows is counted
+    /// as the client's SEND.
+    pub fn frame_in(&mut self, conid: i64, is_send: bool) {
+        self.sending.remove(&conid);
+        if is_send && self.by_conn.contains_key(&conid) {
+            self.sending.insert(conid);
+        }
+    }
+
+    /// Body bytes of the current incoming frame on `conid`.
+    pub fn body_in(&mut self, conid: i64, n: usize) {
+        if self.sending.contains(&conid) {
+            self.count(conid, |u| u.bytes_in += n as u64);
+        }
+    }
+
+    /// The end-line of the current incoming frame on `conid`; `complete`:
+    /// it ended its message (`$`).
+    pub fn end_in(&mut self, conid: i64, complete: bool) {
+        if self.sending.remove(&conid) && complete {
+            self.count(conid, |u| u.msgs_in += 1);
+        }
+    }
+
+    /// SEND body bytes the relay queued on `conid`.
+    pub fn body_out(&mut self, conid: i64, n: usize) {
+        self.count(conid, |u| u.bytes_out += n as u64);
+    }
+
+    /// The relay queued the end-line of a SEND chunk on `conid`;
+    /// `complete`: it ended its message (`$`).
+    pub fn end_out(&mut self, conid: i64, complete: bool) {
+        if complete {
+            self.count(conid, |u| u.msgs_out += 1);
+        }
+    }
+
+    /// Adds to the counters of the newest session of `conid`, if any.
+    fn count(&mut self, conid: i64, f: impl FnOnce(&mut Usage)) {
+        let Some(session) = self.by_conn.get(&conid).and_then(|v| v.last()) else {
+            return;
+        };
+        if let Some(e) = self.by_session.get_mut(session) {
+            f(&mut e.acct.usage);
+            if !e.acct.dirty {
+                e.acct.dirty = true;
+                self.dirty.push(session.clone());
+            }
+        }
+    }
+
+    /// Hands changed counters to the mirror (once a second: the shared
+    /// copy is behind one lock for every worker).
+    pub fn publish(&mut self) {
+        for session in std::mem::take(&mut self.dirty) {
+            if let Some(e) = self.by_session.get_mut(&session) {
+                e.acct.dirty = false;
+                if let (Some(m), Some(i)) = (&self.mirror, e.mirror) {
+                    m.update(i, e);
+                }
+            }
         }
     }
 
@@ -150,33 +252,32 @@ impl Cmap {
         self.by_session.is_empty()
     }
 
-    /// Drops the entries of a closed connection.
+    /// Drops (ends) the entries of a closed connection.
     pub fn remove_connection(&mut self, conid: i64) {
+        self.sending.remove(&conid);
         for session in self.by_conn.remove(&conid).unwrap_or_default() {
             if let Some(e) = self.by_session.remove(&session) {
                 self.unmirror(&e);
+                self.end(session, e, EndReason::Closed);
             }
         }
     }
 
-    /// Drops expired entries.
+    /// Drops (ends) expired entries.
     pub fn expire(&mut self, now: Instant) {
-        let (mirror, by_conn) = (&self.mirror, &mut self.by_conn);
-        self.by_session.retain(|session, e| {
-            let keep = e.expires > now;
-            if !keep {
-                if let (Some(m), Some(i)) = (mirror, e.mirror) {
-                    m.remove(i);
-                }
-                if let Some(v) = by_conn.get_mut(&e.conid) {
-                    v.retain(|s| s != session);
-                    if v.is_empty() {
-                        by_conn.remove(&e.conid);
-                    }
-                }
+        let gone: Vec<String> = self
+            .by_session
+            .iter()
+            .filter(|(_, e)| e.expires <= now)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for session in gone {
+            if let Some(e) = self.by_session.remove(&session) {
+                self.unmirror(&e);
+                self.unindex(e.conid, &session);
+                self.end(session, e, EndReason::Expired);
             }
-            keep
-        });
+        }
     }
 }
 
@@ -192,6 +293,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             expires,
             mirror: None,
+            acct: Acct::new(String::new(), crate::kind::Kind::Tcp),
         }
     }
 
@@ -219,5 +321,103 @@ mod tests {
         assert_eq!(m.lookup("s3", now).map(|e| e.conid), Some(2));
         m.shrink();
         assert_eq!((m.by_session.len(), m.by_conn.len()), (1, 1));
+    }
+
+    /// Records the mirror's updates.
+    struct Updates(std::rc::Rc<RefCell<Vec<(u32, Usage)>>>);
+
+    impl Mirror for Updates {
+        fn add(&self, _session: &str, e: &Entry) -> Option<u32> {
+            Some(e.conid as u32)
+        }
+        fn remove(&self, _index: u32) {}
+        fn update(&self, index: u32, e: &Entry) {
+            self.0.borrow_mut().push((index, e.acct.usage));
+        }
+    }
+
+    fn usage(msgs_in: u64, bytes_in: u64, msgs_out: u64, bytes_out: u64) -> Usage {
+        Usage {
+            msgs_in,
+            bytes_in,
+            msgs_out,
+            bytes_out,
+        }
+    }
+
+    #[test]
+    fn sessions_count_sends_both_ways_and_end_with_their_reason() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let updates = std::rc::Rc::new(RefCell::new(Vec::new()));
+        let mut m = Cmap::default();
+        m.set_mirror(Box::new(Updates(updates.clone())));
+        m.insert("s1".into(), entry(1, later));
+        // the client's SEND in two chunks (3 + 2 bytes): one message
+        m.frame_in(1, true);
+        m.body_in(1, 3);
+        m.end_in(1, false);
+        m.frame_in(1, true);
+        m.body_in(1, 2);
+        m.end_in(1, true);
+        // its 200 to a SEND of the relay's and an aborted SEND: bytes only
+        m.frame_in(1, false);
+        m.body_in(1, 100);
+        m.end_in(1, true);
+        m.frame_in(1, true);
+        m.body_in(1, 4);
+        m.end_in(1, false);
+        // a connection without a session counts nowhere
+        m.frame_in(2, true);
+        m.body_in(2, 7);
+        m.end_in(2, true);
+        // the relay writes a message of 4 + 1 bytes in two chunks
+        m.body_out(1, 4);
+        m.end_out(1, false);
+        m.body_out(1, 1);
+        m.end_out(1, true);
+        m.publish();
+        assert_eq!(*updates.borrow(), vec![(1, usage(1, 9, 1, 5))]);
+        m.publish();
+        assert_eq!(updates.borrow().len(), 1, "nothing changed: no update");
+        // a second AUTH on the connection: its traffic counts there now
+        m.insert("s2".into(), entry(1, later));
+        m.body_out(1, 10);
+        m.end_out(1, true);
+        m.insert("s3".into(), entry(3, now));
+        m.expire(now + Duration::from_secs(1));
+        m.remove_connection(1);
+        let ended = m.take_ended();
+        let got: Vec<(&str, EndReason, Usage)> = ended
+            .iter()
+            .map(|e| (e.session.as_str(), e.reason, e.acct.usage))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("s3", EndReason::Expired, Usage::default()),
+                ("s1", EndReason::Closed, usage(1, 9, 1, 5)),
+                ("s2", EndReason::Closed, usage(0, 0, 1, 10)),
+            ]
+        );
+        assert!(m.take_ended().is_empty());
+        // a look-up that finds a session expired ends it; shutdown ends the rest
+        m.insert("s4".into(), entry(4, now));
+        m.insert("s5".into(), entry(5, later));
+        assert!(m.lookup("s4", now + Duration::from_secs(1)).is_none());
+        m.end_all(EndReason::Shutdown);
+        let got: Vec<(String, EndReason)> = m
+            .take_ended()
+            .into_iter()
+            .map(|e| (e.session, e.reason))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("s4".to_string(), EndReason::Expired),
+                ("s5".to_string(), EndReason::Shutdown)
+            ]
+        );
+        assert!(m.is_empty() && m.by_conn.is_empty());
     }
 }

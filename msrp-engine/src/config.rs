@@ -96,7 +96,7 @@ macro_rules! modparams {
             UsePathAddr "use_path_addr" string {
                 parse: use_path_host, default: "the address the AUTH came to", set: use_path_addr,
             }
-            /// KEMI function to run per frame instead of `event_route[msrp:frame-in]`
+            /// KEMI function to run per frame instead of `event_route[msrp:frame-in]`, and per ended session instead of `event_route[msrp:session-end]` (its argument says which)
             EventCallback "event_callback" string {
                 parse: callback_name, default: "—", set: event_callback,
             }

@@ -9,6 +9,7 @@
 //! everything here builds and is tested with plain `cargo test`.
 #![forbid(unsafe_code)]
 
+pub mod acct;
 pub mod cmap;
 pub mod config;
 pub mod conn;

@@ -264,6 +264,18 @@ impl FrameCtx {
                 PvValue::Str(self.keep(v))
             }
             PvKey::ConId => PvValue::Int(self.conid),
+            PvKey::Transport => PvValue::Str(self.transport.name().as_bytes()),
+            // values of a session that ended (crate::acct): null for a frame
+            PvKey::Session
+            | PvKey::AcctUser
+            | PvKey::MsgsIn
+            | PvKey::BytesIn
+            | PvKey::MsgsOut
+            | PvKey::BytesOut
+            | PvKey::SessionStart
+            | PvKey::SessionDuration
+            | PvKey::EndReason
+            | PvKey::Peer => PvValue::Null,
         }
     }
 
@@ -344,6 +356,11 @@ impl FrameCtx {
             self.transport.scheme(),
             self.transport.uri_transport()
         );
+        let user = self
+            .head
+            .header("Authorization")
+            .and_then(|v| super::acct::digest_user(v))
+            .unwrap_or_default();
         super::cmap::with(|m| {
             m.insert(
                 session,
@@ -353,6 +370,7 @@ impl FrameCtx {
                     addr: self.peer,
                     expires: std::time::Instant::now() + std::time::Duration::from_secs(expires),
                     mirror: None,
+                    acct: super::acct::Acct::new(user, self.transport),
                 },
             )
         });

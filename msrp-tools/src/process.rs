@@ -13,6 +13,22 @@ pub fn kill_group(pgid: u32) -> io::Result<()> {
     signal_group(pgid, libc::SIGKILL)
 }
 
+/// Sends `SIGTERM` to process `pid` alone (Kamailio's main process: it
+/// stops its children and waits for them, its log stays readable).
+pub fn terminate(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: kill(2) has no memory-safety preconditions; a pid > 1
+    // addresses that one process.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn signal_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
     let pgid = libc::pid_t::try_from(pgid)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pgid out of range"))?;

@@ -3,15 +3,17 @@
 //! child_init(PROC_MAIN) (fork the MSRP workers, each running the relay
 //! engine forever).
 
-use std::ffi::{c_int, CString};
+use std::ffi::{c_int, CStr, CString};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use thiserror::Error;
 
 use super::sys;
+use msrp_engine::acct::{self, Ended};
 use msrp_engine::config::{self, Config};
 use msrp_engine::engine::{Engine, Host};
 use msrp_engine::script::{self, FrameCtx};
@@ -45,6 +47,11 @@ static TLS: OnceLock<Arc<TlsContext>> = OnceLock::new();
 /// another worker holds go over them.
 static LINKS: Mutex<Vec<(usize, usize, UnixStream, UnixStream)>> = Mutex::new(Vec::new());
 static EVENT_ROUTE: OnceLock<c_int> = OnceLock::new();
+/// `event_route[msrp:session-end]` (-1: absent).
+static END_ROUTE: OnceLock<c_int> = OnceLock::new();
+/// Set by SIGTERM/SIGINT in a worker: its loop stops, its open sessions
+/// end (reason shutdown), it exits.
+static STOP: AtomicBool = AtomicBool::new(false);
 
 pub fn mod_init() -> Result<(), InitError> {
     super::guard::install_panic_hook();
@@ -85,6 +92,9 @@ pub fn mod_init() -> Result<(), InitError> {
         log::warn!("event_route[msrp:frame-in] is missing or empty: frames will be dropped");
     }
     let _ = EVENT_ROUTE.set(rt);
+    // SAFETY: as above.
+    let end = unsafe { sys::msrp_shim_event_route_lookup(c"msrp:session-end".as_ptr()) };
+    let _ = END_ROUTE.set(end);
     let mut links = LINKS.lock();
     for i in 0..cfg.workers {
         for j in i + 1..cfg.workers {
@@ -167,7 +177,12 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         .event_callback
         .as_ref()
         .map(|c| CString::new(c.as_str()).unwrap_or_default());
-    let host = KamailioHost { route, callback };
+    let host = KamailioHost {
+        route,
+        end_route: END_ROUTE.get().copied().unwrap_or(-1),
+        callback,
+    };
+    catch_stop_signals(index);
     msrp_engine::cmap::with(|m| {
         m.set_mirror(Box::new(super::cmapshm::ShmMirror {
             worker: index.min(255) as u8,
@@ -188,13 +203,22 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
                     .with_spare_recv(super::sockio::recv_append)
                     .with_links(index, worker_links(index))?;
                 log::info!("MSRP worker {index} started (pid {})", std::process::id());
-                e.run()
+                e.run_while(|| !STOP.load(Ordering::Relaxed))?;
+                e.shutdown();
+                Ok(())
             }
             Err(e) => Err(e),
         }
     }));
     match r {
-        Ok(Ok(())) => std::process::exit(0),
+        Ok(Ok(())) => {
+            // stopped by SIGTERM/SIGINT, sessions ended: leave as the core's
+            // children do, without the main process's exit handlers (exit()
+            // would run those of every library it loaded, in a child)
+            // SAFETY: _exit ends the process at once; nothing of ours needs
+            // flushing (logs are written as they are made).
+            unsafe { libc::_exit(0) }
+        }
         Ok(Err(e)) => log::error!("MSRP worker {index} stopped: {e}"),
         Err(_) => log::error!("MSRP worker {index} stopped after an internal error (panic)"),
     }
@@ -217,11 +241,98 @@ fn worker_links(index: usize) -> Vec<(usize, UnixStream)> {
         .collect()
 }
 
+/// SIGTERM / SIGINT (Kamailio stopping) set [`STOP`] in this worker
+/// instead of the core's handler, which `_exit`s at once: the loop ends
+/// within one pass (100 ms) and the open sessions get their session-end
+/// route; Kamailio's main process waits for its children.
+fn catch_stop_signals(index: usize) {
+    extern "C" fn on_stop(_: c_int) {
+        // (async-signal-safe: one atomic store)
+        STOP.store(true, Ordering::Relaxed);
+    }
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: installs a handler that only stores to an atomic; the
+        // sigaction struct is fully initialised (zeroed, empty mask).
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_stop as extern "C" fn(c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            log::warn!(
+                "MSRP worker {index}: cannot catch signal {sig}: its sessions will end without \
+                 event_route[msrp:session-end] when Kamailio stops"
+            );
+        }
+    }
+}
+
 /// Runs the cfg script for frames, inside a worker process.
 struct KamailioHost {
     route: c_int,
+    /// `event_route[msrp:session-end]`, or -1.
+    end_route: c_int,
     /// KEMI function name (modparam event_callback), if set.
     callback: Option<CString>,
+}
+
+impl KamailioHost {
+    /// Runs event route `route` (or the KEMI callback for `event`) over a
+    /// SIP message faked from `head` (a generic one when empty), received
+    /// from `src` on `dst`.
+    fn run_event(
+        &self,
+        route: c_int,
+        event: &CStr,
+        head: &[u8],
+        src: std::net::SocketAddr,
+        dst: Option<std::net::SocketAddr>,
+        conid: i64,
+    ) {
+        let src = sockaddr(src);
+        let dst = dst.map(sockaddr);
+        let dst_ptr = dst.as_ref().map_or(std::ptr::null(), |d| {
+            (d as *const libc::sockaddr_storage).cast()
+        });
+        let len = c_int::try_from(head.len()).unwrap_or(0);
+        // SAFETY: head/src/dst outlive the call; the shim copies the head
+        // into its own buffer and parses it as a SIP message (a null dst is
+        // left unset).
+        let msg = unsafe {
+            sys::msrp_shim_fake_msg(
+                head.as_ptr().cast(),
+                len,
+                (&src as *const libc::sockaddr_storage).cast(),
+                dst_ptr,
+                conid as c_int,
+            )
+        };
+        if msg.is_null() {
+            log::error!(
+                "cannot build a SIP message for {}: out of memory?",
+                event.to_string_lossy()
+            );
+            return;
+        }
+        // SAFETY: msg is valid until freed below; the route index was
+        // looked up in mod_init; the names are NUL-terminated. Script
+        // functions called inside are guarded.
+        unsafe {
+            match &self.callback {
+                Some(cb) => {
+                    let len = cb.as_bytes().len() as c_int;
+                    if sys::msrp_shim_run_kemi_event(cb.as_ptr(), len, event.as_ptr(), msg) < 0 {
+                        log::error!("error running the KEMI event callback");
+                    }
+                }
+                None => {
+                    sys::msrp_shim_run_event_route(route, msg);
+                }
+            }
+            sys::msrp_shim_free_msg(msg);
+        }
+    }
 }
 
 impl Host for KamailioHost {
@@ -229,46 +340,22 @@ impl Host for KamailioHost {
         if self.route < 0 && self.callback.is_none() {
             return ctx;
         }
-        let callback = self.callback.as_ref();
         let head = ctx.head.raw.clone();
-        let (src, dst) = (sockaddr(ctx.peer), sockaddr(ctx.local));
-        let conid = ctx.conid as c_int;
-        let route = self.route;
+        let (src, dst, conid) = (ctx.peer, ctx.local, ctx.conid);
         let (ctx, ()) = script::with_current(ctx, || {
-            let len = c_int::try_from(head.len()).unwrap_or(0);
-            // SAFETY: head/src/dst outlive the call; the shim copies the head
-            // into its own buffer and parses it as a SIP message.
-            let msg = unsafe {
-                sys::msrp_shim_fake_msg(
-                    head.as_ptr().cast(),
-                    len,
-                    (&src as *const libc::sockaddr_storage).cast(),
-                    (&dst as *const libc::sockaddr_storage).cast(),
-                    conid,
-                )
-            };
-            if msg.is_null() {
-                log::error!("cannot build a SIP message for the frame: out of memory?");
-                return;
-            }
-            // SAFETY: msg is valid until freed below; the route index was
-            // looked up in mod_init. Script functions called inside are guarded.
-            unsafe {
-                match callback {
-                    Some(cb) => {
-                        let len = cb.as_bytes().len() as c_int;
-                        if sys::msrp_shim_run_kemi_route(cb.as_ptr(), len, msg) < 0 {
-                            log::error!("error running the KEMI event callback");
-                        }
-                    }
-                    None => {
-                        sys::msrp_shim_run_event_route(route, msg);
-                    }
-                }
-                sys::msrp_shim_free_msg(msg);
-            }
+            self.run_event(self.route, c"msrp:frame-in", &head, src, Some(dst), conid)
         });
         ctx
+    }
+
+    fn session_end(&mut self, e: Ended) {
+        if self.end_route < 0 && self.callback.is_none() {
+            return;
+        }
+        let (src, conid) = (e.addr, e.conid);
+        acct::with_ended(e, || {
+            self.run_event(self.end_route, c"msrp:session-end", b"", src, None, conid)
+        });
     }
 
     fn tick(&mut self) {

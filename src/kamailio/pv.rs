@@ -5,6 +5,7 @@ use std::ffi::{c_char, c_int};
 
 use super::guard::guard;
 use super::sys;
+use msrp_engine::acct;
 use msrp_engine::script::{self, PvKey, PvValue};
 
 pub(super) unsafe extern "C" fn pv_parse_msrp_name(
@@ -49,6 +50,16 @@ pub(super) unsafe extern "C" fn pv_get_msrp(
         let Some(key) = PvKey::from_id(id) else {
             return -1;
         };
+        // event_route[msrp:session-end]: the ended session's values
+        let ended = acct::ended(|e| {
+            let v = e.pv(key).unwrap_or(PvValue::Null);
+            // SAFETY: string values point into the ended session's record,
+            // which lives until the route run for it ends.
+            unsafe { set_pv(msg, param, res, v) }
+        });
+        if let Some(r) = ended {
+            return r;
+        }
         let r = script::current(|f| {
             let v = f.pv(key);
             // SAFETY: string values point into the current frame context,

@@ -285,6 +285,34 @@ fn cmaplist(call: &Call) {
     }
 }
 
+rpc_entry!(rpc_sessions, "rpc msrp_relay.sessions", sessions);
+/// `msrp_relay.sessions`: one struct per session with its accounting (at
+/// most 500; counters at most a second old; bytes as decimal text, exact
+/// past 2^31).
+fn sessions(call: &Call) {
+    let now = super::shm::unix_now();
+    for e in super::cmapshm::list().into_iter().take(LIST_MAX) {
+        let Some(s) = call.add_struct() else {
+            return;
+        };
+        let u = e.usage;
+        s.str("SESSION", &e.session)
+            .str("USER", &e.user)
+            .str("TRANSPORT", e.transport)
+            .str("PEER", &e.peer)
+            .str("ADDR", &e.addr)
+            .int("CONID", e.conid)
+            .int("WORKER", e.worker)
+            .int("START", e.start)
+            .int("DURATION", now.saturating_sub(e.start))
+            .int("MSGS_IN", u.msgs_in)
+            .str("BYTES_IN", &u.bytes_in.to_string())
+            .int("MSGS_OUT", u.msgs_out)
+            .str("BYTES_OUT", &u.bytes_out.to_string())
+            .int("EXPIRES", e.expires_in.max(0));
+    }
+}
+
 rpc_entry!(rpc_connections, "rpc msrp_relay.connections", connections);
 /// `msrp_relay.connections`: one struct per connection (at most 500).
 fn connections(call: &Call) {
@@ -315,6 +343,9 @@ static DOC_CONNECTIONS: Exported<Doc> =
 static DOC_CMAPLIST: Exported<Doc> = Exported::new(doc(
     c"List the connection map: sessions handed out by msrp_cmap_save().",
 ));
+static DOC_SESSIONS: Exported<Doc> = Exported::new(doc(
+    c"List the sessions with their accounting (at most 500): AUTH user, transport, start, messages and bytes each way.",
+));
 static DOC_TRANSACTIONS: Exported<Doc> = Exported::new(doc(
     c"List the outstanding forwarded requests (transaction table; those unanswered for over 100 ms): usage, then up to N entries (default 100, max 500).",
 ));
@@ -337,6 +368,7 @@ const fn rpc(
 const RPC_LIST: &[sys::rpc_export_t] = &[
     rpc(c"msrp_relay.connections", rpc_connections, &DOC_CONNECTIONS),
     rpc(c"msrp_relay.cmaplist", rpc_cmaplist, &DOC_CMAPLIST),
+    rpc(c"msrp_relay.sessions", rpc_sessions, &DOC_SESSIONS),
     rpc(
         c"msrp_relay.transactions",
         rpc_transactions,

@@ -246,3 +246,76 @@ pub fn relay_stat(k: &Kamailio, name: &str) -> i64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no msrp_relay:{name} in:\n{out}"))
 }
+
+/// The worker that accepted `c`'s connection (`msrp_relay.connections`).
+pub fn worker_of(k: &Kamailio, c: &Client) -> Option<u64> {
+    let peer = format!("PEER: {}", c.peer.local_addr());
+    let out = k.kamcmd(&["msrp_relay.connections"]);
+    out.split('{')
+        .find(|block| block.contains(&peer))
+        .and_then(|block| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("WORKER: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+}
+
+/// Two clients whose connections different workers accepted.
+pub fn clients_on_two_workers(k: &Kamailio) -> (Client, Client) {
+    let mut seen: Vec<(u64, Client)> = Vec::new();
+    for _ in 0..60 {
+        let c = Client::connect(k);
+        let w = (0..100)
+            .find_map(|_| {
+                let w = worker_of(k, &c);
+                if w.is_none() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                w
+            })
+            .unwrap_or_else(|| panic!("connection not listed\n{}", k.log_tail(20)));
+        if let Some(i) = seen.iter().position(|(x, _)| *x != w) {
+            let (_, first) = seen.swap_remove(i);
+            return (first, c);
+        }
+        seen.push((w, c));
+    }
+    panic!("60 connections all landed on one worker");
+}
+
+/// A client with a session (`msrp_cmap_save()`).
+pub struct Session {
+    pub c: Client,
+    pub use_path: String,
+    /// The session ID of its Use-Path.
+    pub id: String,
+}
+
+/// AUTHs `c` as `user` (an Authorization header the test route does not
+/// check: the relay records its user name) for `expires` seconds.
+pub fn auth_unchecked(k: &Kamailio, mut c: Client, user: &str, expires: u64) -> Session {
+    let relay = format!("msrp://127.0.0.1:{};tcp", k.relay_addr().port());
+    let req = Request::new("AUTH", &[&relay], &[&c.uri])
+        .with_header(
+            "Authorization",
+            &format!(
+                r#"Digest username="{user}", realm="test", nonce="n", uri="{relay}", response="0""#
+            ),
+        )
+        .with_header("Expires", &expires.to_string());
+    c.peer.send_request(&req).expect("send AUTH");
+    let resp = c
+        .peer
+        .read_response(T, &[])
+        .unwrap_or_else(|e| panic!("AUTH: {e}\n{}", k.log_tail(20)));
+    assert_eq!(resp.status_code(), Some(200), "{}", resp.summary());
+    let use_path = resp.header("Use-Path").expect("Use-Path").trim().to_owned();
+    let id = use_path
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.split(';').next())
+        .expect("session in Use-Path")
+        .to_owned();
+    Session { c, use_path, id }
+}

@@ -73,6 +73,10 @@ pub trait Host {
     /// Many connections closed: hand the allocator's free memory back to
     /// the system (Kamailio: glibc `malloc_trim`, which needs `unsafe`).
     fn release_memory(&mut self) {}
+    /// A session of the connection map ended (expired, its connection
+    /// closed, the relay stops): Kamailio runs
+    /// `event_route[msrp:session-end]` with its values.
+    fn session_end(&mut self, _ended: crate::acct::Ended) {}
 }
 
 /// Why a connection without a first request is closed (RFC 4976 §6.1).
@@ -316,11 +320,30 @@ impl<H: Host> Engine<H> {
             self.sweep_idle(now);
             self.sweep_frames(now);
             self.resume_paused(now);
-            crate::cmap::with(|m| m.expire(now));
+            crate::cmap::with(|m| {
+                m.expire(now);
+                m.publish();
+            });
             self.refresh_gauges();
             self.give_back_memory();
         }
+        // sessions expired now, or found expired by a look-up
+        self.sessions_ended();
         self.settle();
+    }
+
+    /// Hands the sessions that ended to the host (the session-end route),
+    /// outside the connection map (the script may look sessions up).
+    fn sessions_ended(&mut self) {
+        for e in crate::cmap::with(crate::cmap::Cmap::take_ended) {
+            self.host.session_end(e);
+        }
+    }
+
+    /// The relay stops: every session still open ends (reason shutdown).
+    pub fn shutdown(&mut self) {
+        crate::cmap::with(|m| m.end_all(crate::acct::EndReason::Shutdown));
+        self.sessions_ended();
     }
 
     fn on_timer(&mut self) {
@@ -440,5 +463,6 @@ impl<H: Host> Engine<H> {
             Cause::Unreachable
         };
         self.next_hop_lost(t, cause);
+        self.sessions_ended();
     }
 }

@@ -136,6 +136,9 @@ impl<H: Host> Engine<H> {
     fn chunk_body(&mut self, t: Token, dest: Token, b: Bytes) -> Step {
         if let Some(f) = self.fwd_mut(t) {
             f.sent += b.len() as u64;
+            if f.heads.is_send() {
+                crate::cmap::with(|m| m.body_out(dest.0 as i64, b.len()));
+            }
         }
         self.push_stream(dest, b, false);
         if self.check_backpressure(t, dest) {
@@ -156,6 +159,10 @@ impl<H: Host> Engine<H> {
             return Step::Next;
         };
         f.chunks_done += 1;
+        if f.heads.is_send() {
+            let complete = flag == EndFlag::Complete;
+            crate::cmap::with(|m| m.end_out(dest.0 as i64, complete));
+        }
         let end = f.end_of(&tid, flag);
         self.push_stream(dest, end, true);
         self.tracker.arm(dest, tid, self.now);

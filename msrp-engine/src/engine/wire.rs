@@ -360,9 +360,12 @@ impl<H: Host> Engine<H> {
                     // the body's frame_timeout clock starts
                     c.frame_mark = self.now;
                 }
+                let send = head.is_request() && head.method() == Some(b"SEND");
+                crate::cmap::with(|m| m.frame_in(t.0 as i64, send));
                 self.on_head(t, head);
             }
             Event::Body(bytes) => {
+                crate::cmap::with(|m| m.body_in(t.0 as i64, bytes.len()));
                 if let Some(f) = self.conns.get_mut(&t).and_then(|c| c.forward()) {
                     f.chunker.body(bytes, &mut f.pending);
                     let (id, n, refused) = (f.in_id, f.chunker.consumed(), f.refused_at);
@@ -382,6 +385,8 @@ impl<H: Host> Engine<H> {
                     return;
                 };
                 c.frame_mark = self.now;
+                let complete = flag == msrp_core::EndFlag::Complete;
+                crate::cmap::with(|m| m.end_in(t.0 as i64, complete));
                 match &mut c.incoming {
                     Incoming::Forward(f) => {
                         f.chunker.end(flag, &mut f.pending);

@@ -26,6 +26,19 @@ pub enum PvKey {
     SrcAddr = 19,
     SrcSock = 20,
     ConId = 21,
+    // this module's own: the accounting values of
+    // event_route[msrp:session-end] (see crate::acct)
+    Session = 22,
+    AcctUser = 23,
+    MsgsIn = 24,
+    BytesIn = 25,
+    MsgsOut = 26,
+    BytesOut = 27,
+    SessionStart = 28,
+    SessionDuration = 29,
+    EndReason = 30,
+    Transport = 31,
+    Peer = 32,
 }
 
 impl PvKey {
@@ -52,6 +65,17 @@ impl PvKey {
             b"srcaddr" => PvKey::SrcAddr,
             b"srcsock" => PvKey::SrcSock,
             b"conid" => PvKey::ConId,
+            b"session" => PvKey::Session,
+            b"acct_user" => PvKey::AcctUser,
+            b"msgs_in" => PvKey::MsgsIn,
+            b"bytes_in" => PvKey::BytesIn,
+            b"msgs_out" => PvKey::MsgsOut,
+            b"bytes_out" => PvKey::BytesOut,
+            b"session_start" => PvKey::SessionStart,
+            b"session_duration" => PvKey::SessionDuration,
+            b"end_reason" => PvKey::EndReason,
+            b"transport" => PvKey::Transport,
+            b"peer" => PvKey::Peer,
             _ => return None,
         })
     }
@@ -59,8 +83,38 @@ impl PvKey {
     pub fn from_id(id: i32) -> Option<Self> {
         use PvKey::*;
         [
-            Buf, Body, Code, Hdrs, MsgId, Method, BufLen, SessId, Reason, BodyLen, TransId, CrtHop,
-            PrevHop, NextHop, LastHop, FirstHop, PrevHops, NextHops, SrcAddr, SrcSock, ConId,
+            Buf,
+            Body,
+            Code,
+            Hdrs,
+            MsgId,
+            Method,
+            BufLen,
+            SessId,
+            Reason,
+            BodyLen,
+            TransId,
+            CrtHop,
+            PrevHop,
+            NextHop,
+            LastHop,
+            FirstHop,
+            PrevHops,
+            NextHops,
+            SrcAddr,
+            SrcSock,
+            ConId,
+            Session,
+            AcctUser,
+            MsgsIn,
+            BytesIn,
+            MsgsOut,
+            BytesOut,
+            SessionStart,
+            SessionDuration,
+            EndReason,
+            Transport,
+            Peer,
         ]
         .into_iter()
         .find(|k| *k as i32 == id)

@@ -247,43 +247,6 @@ pub fn relay_stat(k: &Kamailio, name: &str) -> i64 {
         .unwrap_or_else(|| panic!("no msrp_relay:{name} in:\n{out}"))
 }
 
-/// The worker that accepted `c`'s connection (`msrp_relay.connections`).
-pub fn worker_of(k: &Kamailio, c: &Client) -> Option<u64> {
-    let peer = format!("PEER: {}", c.peer.local_addr());
-    let out = k.kamcmd(&["msrp_relay.connections"]);
-    out.split('{')
-        .find(|block| block.contains(&peer))
-        .and_then(|block| {
-            block
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("WORKER: "))
-                .and_then(|v| v.trim().parse().ok())
-        })
-}
-
-/// Two clients whose connections different workers accepted.
-pub fn clients_on_two_workers(k: &Kamailio) -> (Client, Client) {
-    let mut seen: Vec<(u64, Client)> = Vec::new();
-    for _ in 0..60 {
-        let c = Client::connect(k);
-        let w = (0..100)
-            .find_map(|_| {
-                let w = worker_of(k, &c);
-                if w.is_none() {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                w
-            })
-            .unwrap_or_else(|| panic!("connection not listed\n{}", k.log_tail(20)));
-        if let Some(i) = seen.iter().position(|(x, _)| *x != w) {
-            let (_, first) = seen.swap_remove(i);
-            return (first, c);
-        }
-        seen.push((w, c));
-    }
-    panic!("60 connections all landed on one worker");
-}
-
 /// A client with a session (`msrp_cmap_save()`).
 pub struct Session {
     pub c: Client,

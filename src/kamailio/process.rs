@@ -38,7 +38,8 @@ pub enum InitError {
 /// Listening sockets bound in mod_init, inherited by the forked workers.
 static LISTENERS: Mutex<Vec<(TcpListener, Kind)>> = Mutex::new(Vec::new());
 /// TLS contexts built from the certificate files in mod_init (a broken file
-/// stops Kamailio there), used by every worker.
+/// stops Kamailio there), used by every worker until `msrp_relay.tls_reload`
+/// ([`super::tlsreload`]) has it read the files again.
 static TLS: OnceLock<Arc<TlsContext>> = OnceLock::new();
 /// One unix socket pair per pair of workers (i < j: i's end, j's end), made
 /// in mod_init so the forked workers inherit them: requests for a session
@@ -74,6 +75,7 @@ pub fn mod_init() -> Result<(), InitError> {
     super::stats::register().map_err(InitError::Config)?;
     super::cmapshm::init(CMAP_LIST_SLOTS).map_err(InitError::Config)?;
     super::connlist::init(CONN_LIST_SLOTS).map_err(InitError::Config)?;
+    super::tlsreload::init().map_err(InitError::Config)?;
     super::txtable::init(cfg.max_transactions, cfg.workers)
         .map_err(|e| InitError::Config(e.to_string()))?;
     let rt = {
@@ -274,6 +276,10 @@ impl Host for KamailioHost {
     fn tick(&mut self) {
         // SAFETY: worker process initialised with cfg_child_init.
         unsafe { sys::msrp_shim_cfg_update() }
+    }
+
+    fn tls_generation(&self) -> u64 {
+        super::tlsreload::generation()
     }
 
     fn release_memory(&mut self) {

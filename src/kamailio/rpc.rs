@@ -303,6 +303,12 @@ fn connections(call: &Call) {
     }
 }
 
+rpc_entry!(
+    rpc_tls_reload,
+    "rpc msrp_relay.tls_reload",
+    super::tlsreload::rpc_tls_reload
+);
+
 /// A `doc_str` array: one line of help, then the terminating NULL.
 type Doc = [*const c_char; 2];
 
@@ -317,6 +323,9 @@ static DOC_CMAPLIST: Exported<Doc> = Exported::new(doc(
 ));
 static DOC_TRANSACTIONS: Exported<Doc> = Exported::new(doc(
     c"List the outstanding forwarded requests (transaction table; those unanswered for over 100 ms): usage, then up to N entries (default 100, max 500).",
+));
+static DOC_TLS_RELOAD: Exported<Doc> = Exported::new(doc(
+    c"Read the TLS certificate, key and CA files again; new handshakes use them, established connections go on. A missing or bad file is an error naming it and nothing changes.",
 ));
 static DOC_REPORTS: Exported<Doc> =
     Exported::new(doc(c"Transaction table usage and REPORTs sent, by cause."));
@@ -343,6 +352,7 @@ const RPC_LIST: &[sys::rpc_export_t] = &[
         &DOC_TRANSACTIONS,
     ),
     rpc(c"msrp_relay.reports", rpc_reports, &DOC_REPORTS),
+    rpc(c"msrp_relay.tls_reload", rpc_tls_reload, &DOC_TLS_RELOAD),
 ];
 
 pub static RPC: Exported<[sys::rpc_export_t; RPC_LIST.len() + 1]> =

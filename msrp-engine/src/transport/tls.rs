@@ -45,6 +45,36 @@ pub struct TlsContext {
     servers: Vec<Option<Arc<ServerConfig>>>,
     /// For `msrps://` next hops, or why there is none (no CA bundle).
     client: Result<Arc<ClientConfig>, String>,
+    sources: TlsSources,
+}
+
+/// What a [`TlsContext`] was built from, for the operator
+/// (`msrp_relay.tls_reload` answers it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSources {
+    /// Each file read, after the parameter that names it (`tls_certificate`,
+    /// `tls_private_key`, `tls_ca_list`, `ca_list of tls:IP:PORT`,
+    /// `CA bundle`), in the order read.
+    pub files: Vec<(String, PathBuf)>,
+    /// SHA-256 of the served certificate (the first of `tls_certificate`),
+    /// as `openssl x509 -noout -fingerprint -sha256` prints it.
+    pub fingerprint: Option<String>,
+}
+
+impl TlsSources {
+    fn read(&mut self, param: impl Into<String>, file: &Path) {
+        self.files.push((param.into(), file.to_path_buf()));
+    }
+}
+
+/// `AB:CD:...`: SHA-256 of `der` in upper-case hex pairs.
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    let hex: Vec<String> = sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    hex.join(":")
 }
 
 impl std::fmt::Debug for TlsContext {
@@ -112,18 +142,64 @@ impl TlsContext {
     /// are still dialled if the system CA bundle exists, without a client
     /// certificate).
     pub fn new(s: &TlsSettings, listeners: &[Listen]) -> Result<TlsContext, TlsError> {
+        let mut sources = TlsSources::default();
         let identity = match (&s.certificate, &s.private_key) {
-            (Some(c), Some(k)) => Some((load_certs("tls_certificate", c)?, load_key(k)?)),
+            (Some(c), Some(k)) => {
+                let chain = load_certs("tls_certificate", c)?;
+                sources.read("tls_certificate", c);
+                sources.fingerprint = chain.first().map(|leaf| fingerprint(leaf));
+                let key = load_key(k)?;
+                sources.read("tls_private_key", k);
+                Some((chain, key))
+            }
             _ => None,
         };
         let ca = match &s.ca_list {
-            Some(f) => Some(load_roots("tls_ca_list", f)?),
+            Some(f) => {
+                let roots = load_roots("tls_ca_list", f)?;
+                sources.read("tls_ca_list", f);
+                Some(roots)
+            }
             None => None,
         };
+        let servers = Self::servers(s, listeners, identity.as_ref(), &mut sources)?;
+        let roots = match ca {
+            Some(r) => Ok(r),
+            None if Path::new(SYSTEM_CA_BUNDLE).exists() => {
+                let bundle = Path::new(SYSTEM_CA_BUNDLE);
+                let roots = load_roots("CA bundle", bundle).map_err(|e| e.to_string());
+                if roots.is_ok() {
+                    sources.read("CA bundle", bundle);
+                }
+                roots
+            }
+            None => Err(format!(
+                "no tls_ca_list and no {SYSTEM_CA_BUNDLE}: next hops' certificates cannot be verified"
+            )),
+        };
+        let client = match roots {
+            Ok(r) => Ok(Arc::new(Self::client_config(s, r, identity)?)),
+            Err(e) => Err(e),
+        };
+        Ok(TlsContext {
+            servers,
+            client,
+            sources,
+        })
+    }
+
+    /// The server configuration of each listener (`None` for `tcp:`/`ws:`
+    /// or without a certificate); listeners with the same policy share one.
+    fn servers(
+        s: &TlsSettings,
+        listeners: &[Listen],
+        identity: Option<&(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+        sources: &mut TlsSources,
+    ) -> Result<Vec<Option<Arc<ServerConfig>>>, TlsError> {
         let mut built: Vec<(ServerPolicy<'_>, Arc<ServerConfig>)> = Vec::new();
         let mut servers = Vec::with_capacity(listeners.len());
         for l in listeners {
-            let Some((chain, key)) = identity.as_ref().filter(|_| l.kind.tls()) else {
+            let Some((chain, key)) = identity.filter(|_| l.kind.tls()) else {
                 servers.push(None);
                 continue;
             };
@@ -137,7 +213,13 @@ impl TlsContext {
                 None => "tls_ca_list",
             };
             let roots = match p.ca_list {
-                Some(f) if p.verify_client != VerifyClient::Off => Some(load_roots(param, f)?),
+                Some(f) if p.verify_client != VerifyClient::Off => {
+                    let roots = load_roots(param, f)?;
+                    if l.tls.ca_list.is_some() {
+                        sources.read(format!("ca_list of {}:{}", l.kind.name(), l.addr), f);
+                    }
+                    Some(roots)
+                }
                 _ => None,
             };
             let file = s.certificate.as_deref().unwrap_or(Path::new(""));
@@ -151,20 +233,7 @@ impl TlsContext {
             built.push((p, cfg.clone()));
             servers.push(Some(cfg));
         }
-        let roots = match ca {
-            Some(r) => Ok(r),
-            None if Path::new(SYSTEM_CA_BUNDLE).exists() => {
-                load_roots("CA bundle", Path::new(SYSTEM_CA_BUNDLE)).map_err(|e| e.to_string())
-            }
-            None => Err(format!(
-                "no tls_ca_list and no {SYSTEM_CA_BUNDLE}: next hops' certificates cannot be verified"
-            )),
-        };
-        let client = match roots {
-            Ok(r) => Ok(Arc::new(Self::client_config(s, r, identity)?)),
-            Err(e) => Err(e),
-        };
-        Ok(TlsContext { servers, client })
+        Ok(servers)
     }
 
     fn server_config(
@@ -220,6 +289,12 @@ impl TlsContext {
             }),
             None => Ok(builder.with_no_client_auth()),
         }
+    }
+
+    /// The files this context was built from and the served certificate's
+    /// fingerprint.
+    pub fn sources(&self) -> &TlsSources {
+        &self.sources
     }
 
     /// A server-side connection for `tls:`/`wss:` listener `listener`

@@ -235,7 +235,14 @@ fn reload_serves_new_certificate_and_established_connections_go_on() {
 
 /// The RPC's error for a bad file: it names the file, and the workers keep
 /// the running certificate.
-fn expect_refused(k: &Kamailio, c: &Certs, file: &Path, param: &str, running_fp: &str) {
+fn expect_refused(
+    k: &Kamailio,
+    c: &Certs,
+    file: &Path,
+    param: &str,
+    reason: &str,
+    running_fp: &str,
+) {
     // kamcmd prints an RPC fault as `error: CODE - MESSAGE`
     let err = match k.try_kamcmd(&["msrp_relay.tls_reload"]) {
         Ok(out) | Err(out) => out,
@@ -245,6 +252,7 @@ fn expect_refused(k: &Kamailio, c: &Certs, file: &Path, param: &str, running_fp:
         err.starts_with(&format!("error: 500 - {param} {name}: ")),
         "the error names {param} {name}: {err}"
     );
+    assert!(err.contains(reason), "the error says {reason:?}: {err}");
     assert!(rpc_field(&err, "generation").is_none(), "{err}");
     std::thread::sleep(Duration::from_millis(300)); // > a worker's loop pass
     for (w, (_, fp)) in client_per_worker(k, c).into_iter().enumerate() {
@@ -264,19 +272,22 @@ fn missing_or_bad_file_keeps_running_certificate() {
     let running = file_fingerprint(&c.relay().cert_chain);
 
     std::fs::remove_file(files.key()).expect("remove key");
-    expect_refused(&k, &c, &files.key(), "tls_private_key", &running);
+    let missing = "No such file or directory";
+    expect_refused(&k, &c, &files.key(), "tls_private_key", missing, &running);
 
     files.install(&c.relay());
     files.put(
         &files.cert(),
         b"-----BEGIN GARBAGE-----\nnot a certificate\n",
     );
-    expect_refused(&k, &c, &files.cert(), "tls_certificate", &running);
+    let garbage = "a PEM section does not end (no -----END GARBAGE----- line)";
+    expect_refused(&k, &c, &files.cert(), "tls_certificate", garbage, &running);
 
     // the endpoint's certificate with the relay's key
     let endpoint = std::fs::read(c.endpoint().cert_chain).expect("endpoint cert");
     files.put(&files.cert(), &endpoint);
-    expect_refused(&k, &c, &files.cert(), "tls_certificate", &running);
+    let mismatch = "not the certificate of tls_private_key (the keys differ)";
+    expect_refused(&k, &c, &files.cert(), "tls_certificate", mismatch, &running);
     assert!(
         !k.log().contains("TLS files read again"),
         "a worker reloaded after a refused RPC:\n{}",

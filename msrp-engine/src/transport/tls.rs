@@ -3,7 +3,10 @@
 //!
 //! One [`TlsContext`] per process, built in mod_init from the `tls_*`
 //! parameters, so a missing or broken certificate file stops Kamailio at
-//! start-up with a message naming the file. It serves `tls:`/`wss:`
+//! start-up with a message naming the file. `msrp_relay.tls_reload` builds
+//! one in the RPC process to check the files, then each worker builds its
+//! own (`engine/reload.rs`); connections keep the configuration they were
+//! made with. It serves `tls:`/`wss:`
 //! listeners (the server side) and dials `msrps://` next hops (the client
 //! side: the next hop's certificate is verified against `tls_ca_list` and
 //! the URI host, and the relay presents its own certificate: mutual TLS
@@ -108,11 +111,30 @@ fn file_err(param: &'static str, file: &Path, what: impl std::fmt::Display) -> T
     }
 }
 
+/// A PEM error as an operator reads it (the library prints the marker
+/// lines as byte arrays).
+fn pem_what(e: rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => format!(
+            "a PEM section does not end (no -----END {}----- line)",
+            String::from_utf8_lossy(&end_marker).trim()
+        ),
+        E::IllegalSectionStart { line } => format!(
+            "bad PEM section start: {}",
+            String::from_utf8_lossy(&line).trim()
+        ),
+        E::Io(e) => e.to_string(),
+        E::NoItemsFound => "no PEM item of the expected kind in the file".to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn load_certs(param: &'static str, file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(file)
-        .map_err(|e| file_err(param, file, e))?
+        .map_err(|e| file_err(param, file, pem_what(e)))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_err(param, file, e))?;
+        .map_err(|e| file_err(param, file, pem_what(e)))?;
     if certs.is_empty() {
         return Err(file_err(param, file, "no PEM certificate in the file"));
     }
@@ -120,7 +142,7 @@ fn load_certs(param: &'static str, file: &Path) -> Result<Vec<CertificateDer<'st
 }
 
 fn load_key(file: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(file).map_err(|e| file_err("tls_private_key", file, e))
+    PrivateKeyDer::from_pem_file(file).map_err(|e| file_err("tls_private_key", file, pem_what(e)))
 }
 
 fn load_roots(param: &'static str, file: &Path) -> Result<RootCertStore, TlsError> {
@@ -261,11 +283,13 @@ impl TlsContext {
             }
         };
         builder.with_single_cert(chain, key).map_err(|e| {
-            file_err(
-                "tls_certificate",
-                file,
-                format!("with tls_private_key: {e}"),
-            )
+            let what = match e {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    "not the certificate of tls_private_key (the keys differ)".to_string()
+                }
+                e => format!("with tls_private_key: {e}"),
+            };
+            file_err("tls_certificate", file, what)
         })
     }
 

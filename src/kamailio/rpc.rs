@@ -3,7 +3,9 @@
 //! it once it has waited for its response for
 //! [`PUBLISH_AFTER`](msrp_engine::tracker::PUBLISH_AFTER), 100 ms: those
 //! answered sooner, nearly all, are never listed);
-//! `msrp_relay.reports` shows table usage and REPORT counters by cause.
+//! `msrp_relay.reports` shows table usage and REPORT counters by cause;
+//! `msrp_relay.tls_reload` ([`super::tlsreload`]) reads the TLS files
+//! again.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 

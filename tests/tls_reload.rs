@@ -7,67 +7,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use msrp_tools::tls::{self, Certs};
+use msrp_tools::tls::Certs;
 use msrp_tools::Transport;
 
+use common::tlsfiles::*;
 use common::*;
 
 fn certs() -> Certs {
     Certs::for_tests().unwrap_or_else(|e| panic!("test certificates: {e}"))
-}
-
-/// The relay's certificate files in a directory of their own, so a test can
-/// replace them: `cert.pem` and `key.pem`, removed on drop.
-struct Files {
-    dir: PathBuf,
-}
-
-impl Files {
-    /// Starts with the test set's relay pair.
-    fn new(c: &Certs) -> Files {
-        let dir = std::env::temp_dir().join(format!(
-            "msrp-tls-reload-{}",
-            msrp_tools::ids::random_alnum(10)
-        ));
-        std::fs::create_dir_all(&dir).expect("cert dir");
-        let f = Files { dir };
-        f.install(&c.relay());
-        f
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.join("cert.pem")
-    }
-
-    fn key(&self) -> PathBuf {
-        self.dir.join("key.pem")
-    }
-
-    /// Copies a pair in (each file written aside and renamed, as an
-    /// operator's deployment would).
-    fn install(&self, pair: &tls::TlsFiles) {
-        self.put(
-            &self.cert(),
-            &std::fs::read(&pair.cert_chain).expect("cert"),
-        );
-        self.put(&self.key(), &std::fs::read(&pair.private_key).expect("key"));
-    }
-
-    fn put(&self, file: &Path, bytes: &[u8]) {
-        let tmp = file.with_extension("new");
-        std::fs::write(&tmp, bytes).expect("write");
-        std::fs::rename(&tmp, file).expect("rename");
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// A relay with a TCP and a TLS listener serving `files`, two workers and
@@ -87,31 +38,6 @@ fn relay_with(c: &Certs, files: &Files, more: impl FnOnce(RelayOpts) -> RelayOpt
             .modparam_int("workers", 2)
             .global(&format!("loadmodule \"{}kex.so\"", kamailio_modules())),
     ))
-}
-
-/// SHA-256 of the first certificate of a PEM file, as the RPC prints it.
-fn file_fingerprint(pem: &Path) -> String {
-    let certs = tls::load_certs(pem).expect("PEM certificate");
-    msrp_engine::transport::tls::fingerprint(&certs[0])
-}
-
-/// A new TLS client of the relay (trusting the test CA) and the
-/// fingerprint of the certificate the relay presented to it.
-fn tls_client(k: &Kamailio, c: &Certs) -> (Client, String) {
-    let cfg = tls::client_config(&c.ca(), None).expect("client config");
-    let addr = k.transport_addr(Transport::Tls).expect("tls listener");
-    let peer = Peer::connect_tls(addr, "127.0.0.1", &cfg)
-        .unwrap_or_else(|e| panic!("TLS connect: {e}\n{}", k.log_tail(20)));
-    let shown = peer.tls_peer_certificates().expect("TLS session");
-    let fp = msrp_engine::transport::tls::fingerprint(&shown[0]);
-    let a = peer.local_addr();
-    let uri = format!(
-        "msrps://{}:{}/{};tcp",
-        a.ip(),
-        a.port(),
-        msrp_tools::ids::session_id()
-    );
-    (Client { peer, uri }, fp)
 }
 
 /// A small SEND from TLS client `a` through the relay to B (`bp`: B's side
@@ -145,13 +71,6 @@ fn send_through(k: &Kamailio, a: &mut Client, b: &Endpoint, bp: &mut Option<Peer
 fn worker_of(k: &Kamailio, a: &Client) -> usize {
     let w = conn_field(k, &a.peer.local_addr().to_string(), "WORKER");
     w.parse().unwrap_or_else(|_| panic!("WORKER {w}"))
-}
-
-/// `name: value` of an RPC answer.
-fn rpc_field(out: &str, name: &str) -> Option<String> {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
-        .map(|v| v.trim().to_owned())
 }
 
 /// Waits until every worker has logged that it read generation `g`.

@@ -19,6 +19,25 @@ use super::txtable;
 const LIST_DEFAULT: usize = 100;
 const LIST_MAX: usize = 500;
 
+/// Longest fault message sent: ctl's binrpc sends no reply at all for a
+/// fault of 255 bytes or more (the string's length no longer fits the
+/// header room `_rpc_fault` reserves, FAULT_START_BUF in binrpc_run.c), and
+/// kamcmd then prints nothing.
+const FAULT_MAX: usize = 250;
+
+/// `msg`, or its first bytes and "..." when it is longer than [`FAULT_MAX`]
+/// (cut at a character boundary).
+fn fault_text(msg: &str) -> String {
+    if msg.len() <= FAULT_MAX {
+        return msg.to_string();
+    }
+    let mut end = FAULT_MAX - 3;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &msg[..end])
+}
+
 fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "?")).unwrap_or_default()
 }
@@ -72,12 +91,12 @@ impl Call {
         Some(Call { api, ctx })
     }
 
-    /// Replies with an error.
+    /// Replies with an error, cut to [`FAULT_MAX`] bytes.
     pub fn fault(&self, code: c_int, msg: &str) {
         let Some(fault) = self.api.fault else {
             return;
         };
-        let m = cstring(msg);
+        let m = cstring(&fault_text(msg));
         // SAFETY: ctx is this call's; "%s" takes one NUL-terminated char*,
         // which lives until fault returns.
         unsafe { fault(self.ctx, code, c"%s".as_ptr() as *mut c_char, m.as_ptr()) };

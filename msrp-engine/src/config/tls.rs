@@ -51,6 +51,36 @@ pub struct TlsSettings {
     pub ca_list: Option<PathBuf>,
     pub verify_client: VerifyClient,
     pub min_version: TlsVersion,
+    /// Certificates by SNI server name (`tls_sni_cert`).
+    pub sni: Vec<SniCert>,
+}
+
+/// One `tls_sni_cert`: the certificate served to clients asking for
+/// server name `name` (RFC 6066 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniCert {
+    /// Lower case (DNS names compare without case).
+    pub name: String,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+/// `NAME=CERT_FILE;key=KEY_FILE`.
+pub(super) fn sni_cert(s: &str) -> Result<SniCert, ConfigError> {
+    let bad = || ConfigError::BadSniCert(s.to_string());
+    let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (cert, key) = rest.split_once(';').ok_or_else(bad)?;
+    let (k, key) = key.split_once('=').ok_or_else(bad)?;
+    let (name, cert, key) = (name.trim(), cert.trim(), key.trim());
+    if !k.trim().eq_ignore_ascii_case("key") || name.is_empty() || cert.is_empty() || key.is_empty()
+    {
+        return Err(bad());
+    }
+    Ok(SniCert {
+        name: name.to_ascii_lowercase(),
+        certificate: PathBuf::from(cert),
+        private_key: PathBuf::from(key),
+    })
 }
 
 /// A `tls:`/`wss:` listener's own policy (`;verify_client=`, `;ca_list=`,
@@ -138,6 +168,9 @@ pub(super) fn check_tls(c: &Config) -> Vec<ConfigError> {
         if let Some(l) = c.listen.iter().find(|l| l.kind.tls()) {
             errors.push(ConfigError::TlsNeedsCertificate(l.to_string()));
         }
+    }
+    if !t.sni.is_empty() && t.certificate.is_none() {
+        errors.push(ConfigError::SniNeedsCertificate);
     }
     if t.verify_client != VerifyClient::Off && t.ca_list.is_none() {
         errors.push(ConfigError::VerifyNeedsCa(t.verify_client.name()));

@@ -18,12 +18,15 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use thiserror::Error;
 
 use crate::config::{Listen, ServerPolicy, TlsSettings, TlsVersion, VerifyClient};
+
+mod sni;
 
 /// The CA bundle used for next hops when `tls_ca_list` is not set.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -141,8 +144,8 @@ fn load_certs(param: &'static str, file: &Path) -> Result<Vec<CertificateDer<'st
     Ok(certs)
 }
 
-fn load_key(file: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(file).map_err(|e| file_err("tls_private_key", file, pem_what(e)))
+fn load_key(param: &'static str, file: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(file).map_err(|e| file_err(param, file, pem_what(e)))
 }
 
 fn load_roots(param: &'static str, file: &Path) -> Result<RootCertStore, TlsError> {
@@ -170,7 +173,7 @@ impl TlsContext {
                 let chain = load_certs("tls_certificate", c)?;
                 sources.read("tls_certificate", c);
                 sources.fingerprint = chain.first().map(|leaf| fingerprint(leaf));
-                let key = load_key(k)?;
+                let key = load_key("tls_private_key", k)?;
                 sources.read("tls_private_key", k);
                 Some((chain, key))
             }
@@ -184,7 +187,14 @@ impl TlsContext {
             }
             None => None,
         };
-        let servers = Self::servers(s, listeners, identity.as_ref(), &mut sources)?;
+        let served = match &identity {
+            Some((chain, key)) => Some(Arc::new(sni::Resolver {
+                default: Arc::new(Self::default_key(s, chain.clone(), key.clone_key())?),
+                by_name: sni::load(s, &provider(), &mut sources)?,
+            })),
+            None => None,
+        };
+        let servers = Self::servers(s, listeners, served.as_ref(), &mut sources)?;
         let roots = match ca {
             Some(r) => Ok(r),
             None if Path::new(SYSTEM_CA_BUNDLE).exists() => {
@@ -215,13 +225,13 @@ impl TlsContext {
     fn servers(
         s: &TlsSettings,
         listeners: &[Listen],
-        identity: Option<&(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+        served: Option<&Arc<sni::Resolver>>,
         sources: &mut TlsSources,
     ) -> Result<Vec<Option<Arc<ServerConfig>>>, TlsError> {
         let mut built: Vec<(ServerPolicy<'_>, Arc<ServerConfig>)> = Vec::new();
         let mut servers = Vec::with_capacity(listeners.len());
         for l in listeners {
-            let Some((chain, key)) = identity.filter(|_| l.kind.tls()) else {
+            let Some(served) = served.filter(|_| l.kind.tls()) else {
                 servers.push(None);
                 continue;
             };
@@ -244,25 +254,34 @@ impl TlsContext {
                 }
                 _ => None,
             };
-            let file = s.certificate.as_deref().unwrap_or(Path::new(""));
-            let cfg = Arc::new(Self::server_config(
-                &p,
-                file,
-                chain.clone(),
-                key.clone_key(),
-                roots,
-            )?);
+            let cfg = Arc::new(Self::server_config(&p, served.clone(), roots)?);
             built.push((p, cfg.clone()));
             servers.push(Some(cfg));
         }
         Ok(servers)
     }
 
-    fn server_config(
-        s: &ServerPolicy<'_>,
-        file: &Path,
+    /// `tls_certificate` with `tls_private_key`, which must be its key.
+    fn default_key(
+        s: &TlsSettings,
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
+    ) -> Result<CertifiedKey, TlsError> {
+        let file = s.certificate.as_deref().unwrap_or(Path::new(""));
+        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
+            let what = match e {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    "not the certificate of tls_private_key (the keys differ)".to_string()
+                }
+                e => format!("with tls_private_key: {e}"),
+            };
+            file_err("tls_certificate", file, what)
+        })
+    }
+
+    fn server_config(
+        s: &ServerPolicy<'_>,
+        served: Arc<sni::Resolver>,
         ca: Option<RootCertStore>,
     ) -> Result<ServerConfig, TlsError> {
         let p = provider();
@@ -282,15 +301,7 @@ impl TlsContext {
                 builder.with_client_cert_verifier(v)
             }
         };
-        builder.with_single_cert(chain, key).map_err(|e| {
-            let what = match e {
-                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                    "not the certificate of tls_private_key (the keys differ)".to_string()
-                }
-                e => format!("with tls_private_key: {e}"),
-            };
-            file_err("tls_certificate", file, what)
-        })
+        Ok(builder.with_cert_resolver(served))
     }
 
     fn client_config(

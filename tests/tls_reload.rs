@@ -2,8 +2,9 @@
 //! with two MSRP workers: after the files are replaced and the RPC called,
 //! new TLS clients get the new certificate while a connection opened before
 //! goes on; a missing or garbage file is an RPC error naming it and new
-//! handshakes still get the running certificate; 1,000 reloads under TLS
-//! traffic leave shared and private memory flat.
+//! handshakes still get the running certificate (an error too long for
+//! binrpc is cut, not lost); 1,000 reloads under TLS traffic leave shared
+//! and private memory flat.
 
 mod common;
 
@@ -219,6 +220,32 @@ fn missing_or_bad_file_keeps_running_certificate() {
     wait_workers_reloaded(&k, 1);
     let new_fp = file_fingerprint(&c.endpoint().cert_chain);
     assert_eq!(tls_client(&k, &c).1, new_fp);
+}
+
+/// An error longer than a binrpc fault can carry (a long directory name)
+/// is cut to 250 bytes and still names the parameter and the file: ctl
+/// sends no reply at all for a fault of 255 bytes or more.
+#[test]
+fn long_error_is_cut_and_still_answered() {
+    let c = certs();
+    let files = Files::with_suffix(&c, &format!("-{}", "x".repeat(200)));
+    let k = relay(&c, &files);
+    std::fs::remove_file(files.key()).expect("remove key");
+    let err = match k.try_kamcmd(&["msrp_relay.tls_reload"]) {
+        Ok(out) | Err(out) => out,
+    };
+    // the file's path is longer than the message: its first 100 bytes
+    let prefix = format!("error: 500 - tls_private_key {}", files.key().display());
+    assert!(err.starts_with(&prefix[..100]), "{err}");
+    let message = err
+        .trim_end()
+        .strip_prefix("error: 500 - ")
+        .unwrap_or_default();
+    assert!(
+        message.ends_with("...") && message.len() == 250,
+        "{} bytes: {err}",
+        message.len()
+    );
 }
 
 /// `msrp_relay.tls_reload` `n` times through one kamcmd reading commands

@@ -18,8 +18,13 @@ pub struct Files {
 impl Files {
     /// Starts with the test set's relay pair.
     pub fn new(c: &Certs) -> Files {
+        Files::with_suffix(c, "")
+    }
+
+    /// [`Files::new`] in a directory whose name ends with `suffix`.
+    pub fn with_suffix(c: &Certs, suffix: &str) -> Files {
         let dir = std::env::temp_dir().join(format!(
-            "msrp-tls-reload-{}",
+            "msrp-tls-reload-{}{suffix}",
             msrp_tools::ids::random_alnum(10)
         ));
         std::fs::create_dir_all(&dir).expect("cert dir");

@@ -1,6 +1,7 @@
 use super::*;
 
-fn built(params: &[(Param, ParamValue<'_>)]) -> Result<Config, Vec<ConfigError>> {
+/// A configuration from `params` after `listen tcp:127.0.0.1:2855`.
+pub(super) fn built(params: &[(Param, ParamValue<'_>)]) -> Result<Config, Vec<ConfigError>> {
     let mut b = ConfigBuilder::new();
     b.set(Param::Listen, ParamValue::Str("tcp:127.0.0.1:2855"))
         .expect("listen");
@@ -474,70 +475,4 @@ fn dns_parameters() {
     assert_eq!(c.dns.negative_ttl, Duration::ZERO);
     let e = errors(&[(Param::DnsTimeout, Int(0)), (Param::DnsConcurrency, Int(0))]);
     assert_eq!(e.len(), 2, "{e:?}");
-}
-
-/// `tls_sni_cert NAME=CERT;key=KEY`: repeatable, the name in lower case;
-/// other forms and SNI certificates without a default are refused.
-#[test]
-fn sni_certificates_parse() {
-    use ParamValue::Str;
-    let c = built(&[
-        (Param::Listen, Str("tls:127.0.0.1:2856")),
-        (Param::TlsCertificate, Str("/etc/relay.pem")),
-        (Param::TlsPrivateKey, Str("/etc/relay.key")),
-        (
-            Param::TlsSniCert,
-            Str("Chat.Example.com=/etc/chat.pem;key=/etc/chat.key"),
-        ),
-        (
-            Param::TlsSniCert,
-            Str(" b.example.com = /b.pem ; KEY = /b.key "),
-        ),
-    ])
-    .expect("valid");
-    let got: Vec<_> = c
-        .tls
-        .sni
-        .iter()
-        .map(|s| {
-            (
-                s.name.as_str(),
-                s.certificate.to_str(),
-                s.private_key.to_str(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        got,
-        [
-            (
-                "chat.example.com",
-                Some("/etc/chat.pem"),
-                Some("/etc/chat.key")
-            ),
-            ("b.example.com", Some("/b.pem"), Some("/b.key")),
-        ]
-    );
-    for bad in [
-        "chat.example.com",
-        "a=/a.pem",
-        "a=/a.pem;cert=/a.key",
-        "=/a.pem;key=/a.key",
-        "a=;key=/k",
-    ] {
-        let e = ConfigBuilder::new()
-            .set(Param::TlsSniCert, Str(bad))
-            .expect_err(bad);
-        assert!(
-            matches!(&e, ConfigError::BadSniCert(v) if v == bad),
-            "{bad}: {e:?}"
-        );
-    }
-    let e = built(&[(Param::TlsSniCert, Str("a.example=/a.pem;key=/a.key"))])
-        .expect_err("no default certificate");
-    assert!(
-        e.iter()
-            .any(|e| matches!(e, ConfigError::SniNeedsCertificate)),
-        "{e:?}"
-    );
 }

@@ -233,3 +233,74 @@ pub(super) fn tls_version(s: &str) -> Result<TlsVersion, ConfigError> {
 pub(super) fn origin(s: &str) -> Result<String, ConfigError> {
     Ok(s.trim().trim_end_matches('/').to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::built;
+    use super::super::{ConfigBuilder, ConfigError, Param, ParamValue::Str};
+
+    /// `tls_sni_cert NAME=CERT;key=KEY`: repeatable, the name in lower case;
+    /// other forms and SNI certificates without a default are refused.
+    #[test]
+    fn sni_certificates_parse() {
+        let c = built(&[
+            (Param::Listen, Str("tls:127.0.0.1:2856")),
+            (Param::TlsCertificate, Str("/etc/relay.pem")),
+            (Param::TlsPrivateKey, Str("/etc/relay.key")),
+            (
+                Param::TlsSniCert,
+                Str("Chat.Example.com=/etc/chat.pem;key=/etc/chat.key"),
+            ),
+            (
+                Param::TlsSniCert,
+                Str(" b.example.com = /b.pem ; KEY = /b.key "),
+            ),
+        ])
+        .expect("valid");
+        let got: Vec<_> = c
+            .tls
+            .sni
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.certificate.to_str(),
+                    s.private_key.to_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "chat.example.com",
+                    Some("/etc/chat.pem"),
+                    Some("/etc/chat.key")
+                ),
+                ("b.example.com", Some("/b.pem"), Some("/b.key")),
+            ]
+        );
+        for bad in [
+            "chat.example.com",
+            "a=/a.pem",
+            "a=/a.pem;cert=/a.key",
+            "=/a.pem;key=/a.key",
+            "a=;key=/k",
+        ] {
+            let e = ConfigBuilder::new()
+                .set(Param::TlsSniCert, Str(bad))
+                .expect_err(bad);
+            assert!(
+                matches!(&e, ConfigError::BadSniCert(v) if v == bad),
+                "{bad}: {e:?}"
+            );
+        }
+        let e = built(&[(Param::TlsSniCert, Str("a.example=/a.pem;key=/a.key"))])
+            .expect_err("no default certificate");
+        assert!(
+            e.iter()
+                .any(|e| matches!(e, ConfigError::SniNeedsCertificate)),
+            "{e:?}"
+        );
+    }
+}

@@ -360,8 +360,10 @@ fn memory_flat_over_1000_reloads_under_tls_load() {
     /// messages for the script are.
     const PKG_MARGIN: u64 = 16 * 1024;
     /// RSS: glibc keeps freed pages of a process's arenas in varying
-    /// amounts; 900 leaked contexts would be far above this.
-    const RSS_MARGIN_KIB: u64 = 1024;
+    /// amounts, and the tracker's steady state follows the message rate,
+    /// which follows the machine's load: +72 to +572 KiB in four runs.
+    /// One leaked context per reload measured +19 MiB.
+    const RSS_MARGIN_KIB: u64 = 2048;
     const GAP: Duration = Duration::from_millis(8);
     let c = certs();
     let files = Files::new(&c);

@@ -127,6 +127,14 @@ fn every_declared_parameter_is_accepted() {
             ("tls_ca_list", _) => opts.modparam_str(d.name, &file("ca.pem")),
             ("tls_verify_client", _) => opts.modparam_str(d.name, "optional"),
             ("tls_min_version", _) => opts.modparam_str(d.name, "1.2"),
+            ("tls_sni_cert", _) => opts.modparam_str(
+                d.name,
+                &format!(
+                    "endpoint.test={};key={}",
+                    file("endpoint.pem"),
+                    file("endpoint.key")
+                ),
+            ),
             ("ws_allowed_origins", _) => opts.modparam_str(d.name, "https://chat.example.com"),
             ("dns_server", _) => opts.modparam_str(d.name, "127.0.0.1:53"),
             (name, kind) => panic!("no test value for {name} ({kind:?})"),

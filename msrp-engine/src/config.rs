@@ -112,6 +112,10 @@ macro_rules! modparams {
             TlsCaList "tls_ca_list" string {
                 parse: file_path, default: "/etc/ssl/certs/ca-certificates.crt for next hops; none for clients", set: tls.ca_list,
             }
+            /// another certificate, for TLS clients that ask for server name NAME (SNI): `NAME=CERT_FILE;key=KEY_FILE`, e.g. `chat.example.com=/etc/kamailio/msrp/chat.pem;key=/etc/kamailio/msrp/chat.key`; the certificate must carry NAME; clients without SNI or asking for another name get `tls_certificate`
+            TlsSniCert "tls_sni_cert" strings {
+                parse: sni_cert, default: "— (tls_certificate for every name)", set: tls.sni,
+            }
             /// client certificates on `tls:`/`wss:` listeners that do not set their own `;verify_client=`: `off` (not asked for; what browsers need), `optional` (asked for, verified against `tls_ca_list` when sent), `required` (connections without a valid one fail the handshake)
             TlsVerifyClient "tls_verify_client" string {
                 parse: verify_client, default: "off", set: tls.verify_client,
@@ -208,6 +212,10 @@ pub enum ConfigError {
         "listen {0}: verify_client needs ca_list= or tls_ca_list (the CAs client certificates are checked against)"
     )]
     ListenVerifyNeedsCa(String),
+    #[error("tls_sni_cert: '{0}' is not NAME=CERT_FILE;key=KEY_FILE")]
+    BadSniCert(String),
+    #[error("tls_sni_cert needs tls_certificate (served to clients without SNI)")]
+    SniNeedsCertificate,
     #[error("tls_certificate and tls_private_key go together: set both")]
     TlsKeyPair,
     #[error(
@@ -315,8 +323,8 @@ use values::{alias_name, callback_name, use_path_host};
 pub use decl::{FromInt, IntSpec, Param, ParamDecl, ParamKind, ParamValue, PARAMS};
 use dns::dns_server;
 pub use dns::DnsConfig;
-use tls::{check_tls, file_path, origin, tls_version, verify_client};
-pub use tls::{ListenTls, ServerPolicy, TlsSettings, TlsVersion, VerifyClient};
+use tls::{check_tls, file_path, origin, sni_cert, tls_version, verify_client};
+pub use tls::{ListenTls, ServerPolicy, SniCert, TlsSettings, TlsVersion, VerifyClient};
 
 /// Collects parameter values in the order Kamailio sets them.
 #[derive(Debug)]

@@ -17,5 +17,6 @@ pub mod sockio;
 pub mod stats;
 pub mod sys;
 pub mod table;
+pub mod tlsreload;
 pub mod transform;
 pub mod txtable;

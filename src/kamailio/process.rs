@@ -40,7 +40,8 @@ pub enum InitError {
 /// Listening sockets bound in mod_init, inherited by the forked workers.
 static LISTENERS: Mutex<Vec<(TcpListener, Kind)>> = Mutex::new(Vec::new());
 /// TLS contexts built from the certificate files in mod_init (a broken file
-/// stops Kamailio there), used by every worker.
+/// stops Kamailio there), used by every worker until `msrp_relay.tls_reload`
+/// ([`super::tlsreload`]) has it read the files again.
 static TLS: OnceLock<Arc<TlsContext>> = OnceLock::new();
 /// One unix socket pair per pair of workers (i < j: i's end, j's end), made
 /// in mod_init so the forked workers inherit them: requests for a session
@@ -81,6 +82,7 @@ pub fn mod_init() -> Result<(), InitError> {
     let listed = cfg.max_connections.saturating_mul(cfg.workers);
     super::cmapshm::init(listed).map_err(InitError::Config)?;
     super::connlist::init(listed).map_err(InitError::Config)?;
+    super::tlsreload::init().map_err(InitError::Config)?;
     super::txtable::init(cfg.max_transactions, cfg.workers)
         .map_err(|e| InitError::Config(e.to_string()))?;
     let rt = {
@@ -361,6 +363,10 @@ impl Host for KamailioHost {
     fn tick(&mut self) {
         // SAFETY: worker process initialised with cfg_child_init.
         unsafe { sys::msrp_shim_cfg_update() }
+    }
+
+    fn tls_generation(&self) -> u64 {
+        super::tlsreload::generation()
     }
 
     fn release_memory(&mut self) {

@@ -3,7 +3,9 @@
 //! it once it has waited for its response for
 //! [`PUBLISH_AFTER`](msrp_engine::tracker::PUBLISH_AFTER), 100 ms: those
 //! answered sooner, nearly all, are never listed);
-//! `msrp_relay.reports` shows table usage and REPORT counters by cause.
+//! `msrp_relay.reports` shows table usage and REPORT counters by cause;
+//! `msrp_relay.tls_reload` ([`super::tlsreload`]) reads the TLS files
+//! again.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
@@ -16,6 +18,25 @@ use super::txtable;
 /// entry is ~190 bytes of reply; kamcmd takes replies up to 128 KiB).
 const LIST_DEFAULT: usize = 100;
 const LIST_MAX: usize = 500;
+
+/// Longest fault message sent: ctl's binrpc sends no reply at all for a
+/// fault of 255 bytes or more (the string's length no longer fits the
+/// header room `_rpc_fault` reserves, FAULT_START_BUF in binrpc_run.c), and
+/// kamcmd then prints nothing.
+const FAULT_MAX: usize = 250;
+
+/// `msg`, or its first bytes and "..." when it is longer than [`FAULT_MAX`]
+/// (cut at a character boundary).
+fn fault_text(msg: &str) -> String {
+    if msg.len() <= FAULT_MAX {
+        return msg.to_string();
+    }
+    let mut end = FAULT_MAX - 3;
+    while !msg.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &msg[..end])
+}
 
 fn cstring(s: &str) -> CString {
     CString::new(s.replace('\0', "?")).unwrap_or_default()
@@ -70,12 +91,12 @@ impl Call {
         Some(Call { api, ctx })
     }
 
-    /// Replies with an error.
+    /// Replies with an error, cut to [`FAULT_MAX`] bytes.
     pub fn fault(&self, code: c_int, msg: &str) {
         let Some(fault) = self.api.fault else {
             return;
         };
-        let m = cstring(msg);
+        let m = cstring(&fault_text(msg));
         // SAFETY: ctx is this call's; "%s" takes one NUL-terminated char*,
         // which lives until fault returns.
         unsafe { fault(self.ctx, code, c"%s".as_ptr() as *mut c_char, m.as_ptr()) };
@@ -331,6 +352,12 @@ fn connections(call: &Call) {
     }
 }
 
+rpc_entry!(
+    rpc_tls_reload,
+    "rpc msrp_relay.tls_reload",
+    super::tlsreload::rpc_tls_reload
+);
+
 /// A `doc_str` array: one line of help, then the terminating NULL.
 type Doc = [*const c_char; 2];
 
@@ -348,6 +375,9 @@ static DOC_SESSIONS: Exported<Doc> = Exported::new(doc(
 ));
 static DOC_TRANSACTIONS: Exported<Doc> = Exported::new(doc(
     c"List the outstanding forwarded requests (transaction table; those unanswered for over 100 ms): usage, then up to N entries (default 100, max 500).",
+));
+static DOC_TLS_RELOAD: Exported<Doc> = Exported::new(doc(
+    c"Read the TLS certificate, key and CA files again; new handshakes use them, established connections go on. A missing or bad file is an error naming it and nothing changes.",
 ));
 static DOC_REPORTS: Exported<Doc> =
     Exported::new(doc(c"Transaction table usage and REPORTs sent, by cause."));
@@ -375,6 +405,7 @@ const RPC_LIST: &[sys::rpc_export_t] = &[
         &DOC_TRANSACTIONS,
     ),
     rpc(c"msrp_relay.reports", rpc_reports, &DOC_REPORTS),
+    rpc(c"msrp_relay.tls_reload", rpc_tls_reload, &DOC_TLS_RELOAD),
 ];
 
 pub static RPC: Exported<[sys::rpc_export_t; RPC_LIST.len() + 1]> =

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub mod chunks;
 pub mod fakedns;
 pub mod shipped;
+pub mod tlsfiles;
 
 pub use msrp_tools::body::{hex, BodyGen};
 pub use msrp_tools::kamailio::{

@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use std::time::Duration;
 
 use super::{
-    alias_name, callback_name, dns_server, file_path, origin, parse_listen, tls_version,
+    alias_name, callback_name, dns_server, file_path, origin, parse_listen, sni_cert, tls_version,
     use_path_host, verify_client, ConfigBuilder, ConfigError,
 };
 

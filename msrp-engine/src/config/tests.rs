@@ -1,6 +1,7 @@
 use super::*;
 
-fn built(params: &[(Param, ParamValue<'_>)]) -> Result<Config, Vec<ConfigError>> {
+/// A configuration from `params` after `listen tcp:127.0.0.1:2855`.
+pub(super) fn built(params: &[(Param, ParamValue<'_>)]) -> Result<Config, Vec<ConfigError>> {
     let mut b = ConfigBuilder::new();
     b.set(Param::Listen, ParamValue::Str("tcp:127.0.0.1:2855"))
         .expect("listen");

@@ -51,6 +51,36 @@ pub struct TlsSettings {
     pub ca_list: Option<PathBuf>,
     pub verify_client: VerifyClient,
     pub min_version: TlsVersion,
+    /// Certificates by SNI server name (`tls_sni_cert`).
+    pub sni: Vec<SniCert>,
+}
+
+/// One `tls_sni_cert`: the certificate served to clients asking for
+/// server name `name` (RFC 6066 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SniCert {
+    /// Lower case (DNS names compare without case).
+    pub name: String,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+/// `NAME=CERT_FILE;key=KEY_FILE`.
+pub(super) fn sni_cert(s: &str) -> Result<SniCert, ConfigError> {
+    let bad = || ConfigError::BadSniCert(s.to_string());
+    let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (cert, key) = rest.split_once(';').ok_or_else(bad)?;
+    let (k, key) = key.split_once('=').ok_or_else(bad)?;
+    let (name, cert, key) = (name.trim(), cert.trim(), key.trim());
+    if !k.trim().eq_ignore_ascii_case("key") || name.is_empty() || cert.is_empty() || key.is_empty()
+    {
+        return Err(bad());
+    }
+    Ok(SniCert {
+        name: name.to_ascii_lowercase(),
+        certificate: PathBuf::from(cert),
+        private_key: PathBuf::from(key),
+    })
 }
 
 /// A `tls:`/`wss:` listener's own policy (`;verify_client=`, `;ca_list=`,
@@ -139,6 +169,9 @@ pub(super) fn check_tls(c: &Config) -> Vec<ConfigError> {
             errors.push(ConfigError::TlsNeedsCertificate(l.to_string()));
         }
     }
+    if !t.sni.is_empty() && t.certificate.is_none() {
+        errors.push(ConfigError::SniNeedsCertificate);
+    }
     if t.verify_client != VerifyClient::Off && t.ca_list.is_none() {
         errors.push(ConfigError::VerifyNeedsCa(t.verify_client.name()));
     }
@@ -199,4 +232,75 @@ pub(super) fn tls_version(s: &str) -> Result<TlsVersion, ConfigError> {
 /// `ws_allowed_origins`: an exact `Origin` value (scheme://host[:port]).
 pub(super) fn origin(s: &str) -> Result<String, ConfigError> {
     Ok(s.trim().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::built;
+    use super::super::{ConfigBuilder, ConfigError, Param, ParamValue::Str};
+
+    /// `tls_sni_cert NAME=CERT;key=KEY`: repeatable, the name in lower case;
+    /// other forms and SNI certificates without a default are refused.
+    #[test]
+    fn sni_certificates_parse() {
+        let c = built(&[
+            (Param::Listen, Str("tls:127.0.0.1:2856")),
+            (Param::TlsCertificate, Str("/etc/relay.pem")),
+            (Param::TlsPrivateKey, Str("/etc/relay.key")),
+            (
+                Param::TlsSniCert,
+                Str("Chat.Example.com=/etc/chat.pem;key=/etc/chat.key"),
+            ),
+            (
+                Param::TlsSniCert,
+                Str(" b.example.com = /b.pem ; KEY = /b.key "),
+            ),
+        ])
+        .expect("valid");
+        let got: Vec<_> = c
+            .tls
+            .sni
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.certificate.to_str(),
+                    s.private_key.to_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "chat.example.com",
+                    Some("/etc/chat.pem"),
+                    Some("/etc/chat.key")
+                ),
+                ("b.example.com", Some("/b.pem"), Some("/b.key")),
+            ]
+        );
+        for bad in [
+            "chat.example.com",
+            "a=/a.pem",
+            "a=/a.pem;cert=/a.key",
+            "=/a.pem;key=/a.key",
+            "a=;key=/k",
+        ] {
+            let e = ConfigBuilder::new()
+                .set(Param::TlsSniCert, Str(bad))
+                .expect_err(bad);
+            assert!(
+                matches!(&e, ConfigError::BadSniCert(v) if v == bad),
+                "{bad}: {e:?}"
+            );
+        }
+        let e = built(&[(Param::TlsSniCert, Str("a.example=/a.pem;key=/a.key"))])
+            .expect_err("no default certificate");
+        assert!(
+            e.iter()
+                .any(|e| matches!(e, ConfigError::SniNeedsCertificate)),
+            "{e:?}"
+        );
+    }
 }

@@ -34,6 +34,7 @@ mod limits;
 mod linger;
 mod output;
 mod pump;
+mod reload;
 mod resolve;
 mod sweep;
 mod throttle;
@@ -77,6 +78,12 @@ pub trait Host {
     /// closed, the relay stops): Kamailio runs
     /// `event_route[msrp:session-end]` with its values.
     fn session_end(&mut self, _ended: crate::acct::Ended) {}
+    /// The host's TLS generation: when it changes, the engine reads the
+    /// certificate files again (Kamailio: RPC `msrp_relay.tls_reload`
+    /// counts it up in shm). Read once per loop pass: keep it cheap.
+    fn tls_generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Why a connection without a first request is closed (RFC 4976 §6.1).
@@ -101,6 +108,8 @@ pub struct Engine<H: Host> {
     outbound: HashMap<crate::route::NextHop, Token>,
     /// TLS contexts (`tls:`/`wss:` listeners, `msrps://` next hops).
     tls: Option<Arc<TlsContext>>,
+    /// The host's TLS generation `tls` was built for ([`reload`]).
+    tls_gen: u64,
     tracker: Tracker,
     sched: Scheduler,
     stats: Box<dyn StatsSink>,
@@ -171,6 +180,7 @@ impl<H: Host> Engine<H> {
             next_token: first,
             outbound: HashMap::default(),
             tls: None,
+            tls_gen: 0,
             tracker: Tracker::new(table, cfg.transaction_timeout),
             sched: Scheduler::default(),
             stats,
@@ -315,6 +325,7 @@ impl<H: Host> Engine<H> {
         if self.dns_due() {
             self.guarded(DNS, |s| s.on_dns());
         }
+        self.reload_tls_if_asked();
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.sweep_idle(now);

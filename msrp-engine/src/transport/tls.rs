@@ -3,7 +3,10 @@
 //!
 //! One [`TlsContext`] per process, built in mod_init from the `tls_*`
 //! parameters, so a missing or broken certificate file stops Kamailio at
-//! start-up with a message naming the file. It serves `tls:`/`wss:`
+//! start-up with a message naming the file. `msrp_relay.tls_reload` builds
+//! one in the RPC process to check the files, then each worker builds its
+//! own (`engine/reload.rs`); connections keep the configuration they were
+//! made with. It serves `tls:`/`wss:`
 //! listeners (the server side) and dials `msrps://` next hops (the client
 //! side: the next hop's certificate is verified against `tls_ca_list` and
 //! the URI host, and the relay presents its own certificate: mutual TLS
@@ -15,12 +18,15 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use thiserror::Error;
 
 use crate::config::{Listen, ServerPolicy, TlsSettings, TlsVersion, VerifyClient};
+
+mod sni;
 
 /// The CA bundle used for next hops when `tls_ca_list` is not set.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -45,6 +51,36 @@ pub struct TlsContext {
     servers: Vec<Option<Arc<ServerConfig>>>,
     /// For `msrps://` next hops, or why there is none (no CA bundle).
     client: Result<Arc<ClientConfig>, String>,
+    sources: TlsSources,
+}
+
+/// What a [`TlsContext`] was built from, for the operator
+/// (`msrp_relay.tls_reload` answers it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSources {
+    /// Each file read, after the parameter that names it (`tls_certificate`,
+    /// `tls_private_key`, `tls_ca_list`, `ca_list of tls:IP:PORT`,
+    /// `CA bundle`), in the order read.
+    pub files: Vec<(String, PathBuf)>,
+    /// SHA-256 of the served certificate (the first of `tls_certificate`),
+    /// as `openssl x509 -noout -fingerprint -sha256` prints it.
+    pub fingerprint: Option<String>,
+}
+
+impl TlsSources {
+    fn read(&mut self, param: impl Into<String>, file: &Path) {
+        self.files.push((param.into(), file.to_path_buf()));
+    }
+}
+
+/// `AB:CD:...`: SHA-256 of `der` in upper-case hex pairs.
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    let hex: Vec<String> = sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    hex.join(":")
 }
 
 impl std::fmt::Debug for TlsContext {
@@ -78,19 +114,38 @@ fn file_err(param: &'static str, file: &Path, what: impl std::fmt::Display) -> T
     }
 }
 
+/// A PEM error as an operator reads it (the library prints the marker
+/// lines as byte arrays).
+fn pem_what(e: rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => format!(
+            "a PEM section does not end (no -----END {}----- line)",
+            String::from_utf8_lossy(&end_marker).trim()
+        ),
+        E::IllegalSectionStart { line } => format!(
+            "bad PEM section start: {}",
+            String::from_utf8_lossy(&line).trim()
+        ),
+        E::Io(e) => e.to_string(),
+        E::NoItemsFound => "no PEM item of the expected kind in the file".to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn load_certs(param: &'static str, file: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(file)
-        .map_err(|e| file_err(param, file, e))?
+        .map_err(|e| file_err(param, file, pem_what(e)))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_err(param, file, e))?;
+        .map_err(|e| file_err(param, file, pem_what(e)))?;
     if certs.is_empty() {
         return Err(file_err(param, file, "no PEM certificate in the file"));
     }
     Ok(certs)
 }
 
-fn load_key(file: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(file).map_err(|e| file_err("tls_private_key", file, e))
+fn load_key(param: &'static str, file: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(file).map_err(|e| file_err(param, file, pem_what(e)))
 }
 
 fn load_roots(param: &'static str, file: &Path) -> Result<RootCertStore, TlsError> {
@@ -112,18 +167,71 @@ impl TlsContext {
     /// are still dialled if the system CA bundle exists, without a client
     /// certificate).
     pub fn new(s: &TlsSettings, listeners: &[Listen]) -> Result<TlsContext, TlsError> {
+        let mut sources = TlsSources::default();
         let identity = match (&s.certificate, &s.private_key) {
-            (Some(c), Some(k)) => Some((load_certs("tls_certificate", c)?, load_key(k)?)),
+            (Some(c), Some(k)) => {
+                let chain = load_certs("tls_certificate", c)?;
+                sources.read("tls_certificate", c);
+                sources.fingerprint = chain.first().map(|leaf| fingerprint(leaf));
+                let key = load_key("tls_private_key", k)?;
+                sources.read("tls_private_key", k);
+                Some((chain, key))
+            }
             _ => None,
         };
         let ca = match &s.ca_list {
-            Some(f) => Some(load_roots("tls_ca_list", f)?),
+            Some(f) => {
+                let roots = load_roots("tls_ca_list", f)?;
+                sources.read("tls_ca_list", f);
+                Some(roots)
+            }
             None => None,
         };
+        let served = match &identity {
+            Some((chain, key)) => Some(Arc::new(sni::Resolver {
+                default: Arc::new(Self::default_key(s, chain.clone(), key.clone_key())?),
+                by_name: sni::load(s, &provider(), &mut sources)?,
+            })),
+            None => None,
+        };
+        let servers = Self::servers(s, listeners, served.as_ref(), &mut sources)?;
+        let roots = match ca {
+            Some(r) => Ok(r),
+            None if Path::new(SYSTEM_CA_BUNDLE).exists() => {
+                let bundle = Path::new(SYSTEM_CA_BUNDLE);
+                let roots = load_roots("CA bundle", bundle).map_err(|e| e.to_string());
+                if roots.is_ok() {
+                    sources.read("CA bundle", bundle);
+                }
+                roots
+            }
+            None => Err(format!(
+                "no tls_ca_list and no {SYSTEM_CA_BUNDLE}: next hops' certificates cannot be verified"
+            )),
+        };
+        let client = match roots {
+            Ok(r) => Ok(Arc::new(Self::client_config(s, r, identity)?)),
+            Err(e) => Err(e),
+        };
+        Ok(TlsContext {
+            servers,
+            client,
+            sources,
+        })
+    }
+
+    /// The server configuration of each listener (`None` for `tcp:`/`ws:`
+    /// or without a certificate); listeners with the same policy share one.
+    fn servers(
+        s: &TlsSettings,
+        listeners: &[Listen],
+        served: Option<&Arc<sni::Resolver>>,
+        sources: &mut TlsSources,
+    ) -> Result<Vec<Option<Arc<ServerConfig>>>, TlsError> {
         let mut built: Vec<(ServerPolicy<'_>, Arc<ServerConfig>)> = Vec::new();
         let mut servers = Vec::with_capacity(listeners.len());
         for l in listeners {
-            let Some((chain, key)) = identity.as_ref().filter(|_| l.kind.tls()) else {
+            let Some(served) = served.filter(|_| l.kind.tls()) else {
                 servers.push(None);
                 continue;
             };
@@ -137,41 +245,43 @@ impl TlsContext {
                 None => "tls_ca_list",
             };
             let roots = match p.ca_list {
-                Some(f) if p.verify_client != VerifyClient::Off => Some(load_roots(param, f)?),
+                Some(f) if p.verify_client != VerifyClient::Off => {
+                    let roots = load_roots(param, f)?;
+                    if l.tls.ca_list.is_some() {
+                        sources.read(format!("ca_list of {}:{}", l.kind.name(), l.addr), f);
+                    }
+                    Some(roots)
+                }
                 _ => None,
             };
-            let file = s.certificate.as_deref().unwrap_or(Path::new(""));
-            let cfg = Arc::new(Self::server_config(
-                &p,
-                file,
-                chain.clone(),
-                key.clone_key(),
-                roots,
-            )?);
+            let cfg = Arc::new(Self::server_config(&p, served.clone(), roots)?);
             built.push((p, cfg.clone()));
             servers.push(Some(cfg));
         }
-        let roots = match ca {
-            Some(r) => Ok(r),
-            None if Path::new(SYSTEM_CA_BUNDLE).exists() => {
-                load_roots("CA bundle", Path::new(SYSTEM_CA_BUNDLE)).map_err(|e| e.to_string())
-            }
-            None => Err(format!(
-                "no tls_ca_list and no {SYSTEM_CA_BUNDLE}: next hops' certificates cannot be verified"
-            )),
-        };
-        let client = match roots {
-            Ok(r) => Ok(Arc::new(Self::client_config(s, r, identity)?)),
-            Err(e) => Err(e),
-        };
-        Ok(TlsContext { servers, client })
+        Ok(servers)
+    }
+
+    /// `tls_certificate` with `tls_private_key`, which must be its key.
+    fn default_key(
+        s: &TlsSettings,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<CertifiedKey, TlsError> {
+        let file = s.certificate.as_deref().unwrap_or(Path::new(""));
+        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
+            let what = match e {
+                rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                    "not the certificate of tls_private_key (the keys differ)".to_string()
+                }
+                e => format!("with tls_private_key: {e}"),
+            };
+            file_err("tls_certificate", file, what)
+        })
     }
 
     fn server_config(
         s: &ServerPolicy<'_>,
-        file: &Path,
-        chain: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
+        served: Arc<sni::Resolver>,
         ca: Option<RootCertStore>,
     ) -> Result<ServerConfig, TlsError> {
         let p = provider();
@@ -191,13 +301,7 @@ impl TlsContext {
                 builder.with_client_cert_verifier(v)
             }
         };
-        builder.with_single_cert(chain, key).map_err(|e| {
-            file_err(
-                "tls_certificate",
-                file,
-                format!("with tls_private_key: {e}"),
-            )
-        })
+        Ok(builder.with_cert_resolver(served))
     }
 
     fn client_config(
@@ -220,6 +324,12 @@ impl TlsContext {
             }),
             None => Ok(builder.with_no_client_auth()),
         }
+    }
+
+    /// The files this context was built from and the served certificate's
+    /// fingerprint.
+    pub fn sources(&self) -> &TlsSources {
+        &self.sources
     }
 
     /// A server-side connection for `tls:`/`wss:` listener `listener`

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use msrp_engine::config::{Config, Listen};
-use msrp_engine::engine::Engine;
+use msrp_engine::engine::{Engine, Host};
 use msrp_engine::testing::{self, MemTable, NoStats, RelayAll};
 use msrp_engine::transport::tls::TlsContext;
 use msrp_engine::transport::Kind;
@@ -41,6 +41,16 @@ impl Relay {
         tls: Option<msrp_engine::config::TlsSettings>,
         tune: impl FnOnce(&mut Config),
     ) -> Relay {
+        Relay::start_hosted(kinds, tls, RelayAll, tune)
+    }
+
+    /// [`Relay::start_with`] with `host` instead of [`RelayAll`].
+    pub fn start_hosted<H: Host + Send + 'static>(
+        kinds: &[Kind],
+        tls: Option<msrp_engine::config::TlsSettings>,
+        host: H,
+        tune: impl FnOnce(&mut Config),
+    ) -> Relay {
         let ls: Vec<(TcpListener, Kind)> = kinds
             .iter()
             .map(|k| (TcpListener::bind("127.0.0.1:0").expect("bind"), *k))
@@ -67,7 +77,7 @@ impl Relay {
             let e = Engine::new(
                 cfg,
                 ls,
-                RelayAll,
+                host,
                 Box::new(MemTable::default()),
                 Box::new(NoStats),
                 42,

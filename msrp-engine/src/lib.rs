@@ -12,6 +12,7 @@
 pub mod cmap;
 pub mod config;
 pub mod conn;
+pub mod connid;
 pub mod dns;
 pub mod engine;
 pub mod fixed;

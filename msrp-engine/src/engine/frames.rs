@@ -4,12 +4,12 @@
 
 use std::collections::VecDeque;
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::build::ChunkHeads;
 use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead, Header};
 
-use super::resolve::NoDest;
+use super::resolve::{NoDest, Unreachable};
 use super::{Engine, Host};
 use crate::conn::Incoming;
 use crate::forward::{self, Forward, Route};
@@ -22,12 +22,12 @@ use crate::txtable::Cause;
 
 /// The connection a request goes out on, and the ID of the connection on
 /// the other worker when that is a link.
-pub(super) type Out = (Token, Option<i64>);
+pub(super) type Out = (ConnId, Option<i64>);
 
 impl<H: Host> Engine<H> {
     /// A frame head arrived on `t`: run the event route once, then carry out
     /// the script's decisions.
-    pub(super) fn on_head(&mut self, t: Token, head: FrameHead) {
+    pub(super) fn on_head(&mut self, t: ConnId, head: FrameHead) {
         // Responses to the relay's own SEND chunks are the relay's business
         // (RFC 4976 §6.4.1: never forwarded): consumed here without running
         // the script, which would otherwise run once per chunk.
@@ -73,7 +73,7 @@ impl<H: Host> Engine<H> {
         self.fail_at_start(t);
     }
 
-    fn set_incoming(&mut self, t: Token, incoming: Incoming) {
+    fn set_incoming(&mut self, t: ConnId, incoming: Incoming) {
         if let Some(c) = self.conns.get_mut(&t) {
             c.incoming = incoming;
         }
@@ -81,10 +81,10 @@ impl<H: Host> Engine<H> {
 
     /// The frame as the script sees it, with the whole body when it is
     /// already here; counts the frame.
-    fn frame_ctx(&mut self, t: Token, head: FrameHead) -> Option<FrameCtx> {
+    fn frame_ctx(&mut self, t: ConnId, head: FrameHead) -> Option<FrameCtx> {
         let c = self.conns.get_mut(&t)?;
         c.got_frame = true;
-        let mut ctx = FrameCtx::new(head, t.0 as i64, c.peer, c.local).over(c.kind);
+        let mut ctx = FrameCtx::new(head, t.conid(), c.peer, c.local).over(c.kind);
         if !ctx.head.has_body {
             ctx.body_complete = true;
         } else if let Some((body, flag)) = route::complete_body(&c.rbuf, &ctx.head.transaction_id) {
@@ -102,7 +102,7 @@ impl<H: Host> Engine<H> {
     }
 
     /// Sends the replies the script made; returns whether it made any.
-    fn send_replies(&mut self, t: Token, head: &FrameHead, actions: &Actions) -> bool {
+    fn send_replies(&mut self, t: ConnId, head: &FrameHead, actions: &Actions) -> bool {
         let is_send = head.method() == Some(b"SEND");
         let fr = route::failure_report(head);
         for (code, r) in &actions.replies {
@@ -121,7 +121,7 @@ impl<H: Host> Engine<H> {
     }
 
     /// `msrp_relay()` for a request: forward it, or answer why not.
-    pub(super) fn relay_request(&mut self, t: Token, head: &FrameHead, route: Route) -> Incoming {
+    pub(super) fn relay_request(&mut self, t: ConnId, head: &FrameHead, route: Route) -> Incoming {
         let replied = route.replied;
         match self.forward_request(t, head, route) {
             Ok(f) => {
@@ -148,7 +148,7 @@ impl<H: Host> Engine<H> {
     /// transaction ID (one per outgoing chunk).
     fn forward_request(
         &mut self,
-        t: Token,
+        t: ConnId,
         head: &FrameHead,
         route: Route,
     ) -> Result<Forward, NotForwarded> {
@@ -248,7 +248,7 @@ impl<H: Host> Engine<H> {
 
     /// RFC 4976 §6.4.1: a SEND whose first To-Path URI is not this relay's
     /// gets a REPORT when it asked for them.
-    fn report_not_own_uri(&mut self, t: Token, req: &Request) {
+    fn report_not_own_uri(&mut self, t: ConnId, req: &Request) {
         if !req.is_send || !report::wanted(req.failure_report, Cause::NotOwnUri) {
             return;
         }
@@ -270,12 +270,12 @@ impl<H: Host> Engine<H> {
 
     /// The route of a request (RFC 4976 §6.4, see [`route::plan`]); `None`
     /// when To-Path has no next hop.
-    fn plan(&self, t: Token, req: &Request) -> Option<Plan> {
+    fn plan(&self, t: ConnId, req: &Request) -> Option<Plan> {
         let now = self.now;
         let me = self.worker;
         // other workers' sessions exist only with other workers
         let others = !self.links.is_empty();
-        route::plan(self.cfg, &req.to, t.0 as i64, |s| {
+        route::plan(self.cfg, &req.to, t.conid(), |s| {
             crate::cmap::with(|m| match m.lookup(s, now) {
                 Some(e) => Some(Bound::Here(e.conid)),
                 None if !others => None,
@@ -298,25 +298,23 @@ impl<H: Host> Engine<H> {
             (Some(Dst::Addr(addr)), _) => self
                 .next_hop(&route::NextHop::tcp(addr), no_new)
                 .map(|d| (d, None))
-                .map_err(NoDest::Unreachable),
+                .map_err(NoDest::from),
             (None, Some(Hop::Session(conid))) => {
-                let tok = Token(*conid as usize);
+                let tok = ConnId::from_conid(*conid);
                 if self.conns.contains_key(&tok) {
                     Ok((tok, None))
                 } else {
-                    Err(NoDest::Unreachable(
-                        "its session's connection is gone".to_string(),
-                    ))
+                    Err(Unreachable::SessionGone.into())
                 }
             }
             (None, Some(Hop::Remote(w, conid))) => self
                 .links
                 .get(w)
                 .map(|l| (*l, Some(*conid)))
-                .ok_or_else(|| NoDest::Unreachable(format!("no link to MSRP worker {w}"))),
+                .ok_or(NoDest::Unreachable(Unreachable::NoLink(*w))),
             // a host name is looked up off the loop (resolve.rs)
             (None, Some(Hop::Uri(uri))) => self.uri_hop(uri, no_new),
-            (None, None) => Err(NoDest::Unreachable("no next hop".to_string())),
+            (None, None) => Err(Unreachable::NoNextHop.into()),
         }
     }
 
@@ -324,10 +322,10 @@ impl<H: Host> Engine<H> {
     /// fails at once for that cause, the body is swallowed and REPORTed).
     fn new_forward(
         &mut self,
-        t: Token,
+        t: ConnId,
         head: &FrameHead,
         req: Request,
-        dest: Result<Token, Cause>,
+        dest: Result<ConnId, Cause>,
         heads: ChunkHeads,
         route: &Route,
     ) -> Forward {
@@ -387,7 +385,7 @@ impl<H: Host> Engine<H> {
     }
 
     /// Whether the sender on `t` was told to stop sending this message.
-    fn rejected(&self, t: Token, message_id: &Bytes) -> bool {
+    fn rejected(&self, t: ConnId, message_id: &Bytes) -> bool {
         self.conns
             .get(&t)
             .is_some_and(|c| c.rejected.contains(message_id))
@@ -396,7 +394,7 @@ impl<H: Host> Engine<H> {
     /// A response arrived on `t`: the tracker ends the transaction it
     /// answers; a response to a forwarded non-SEND request goes back when
     /// the script called `msrp_relay()` (RFC 4976 §6.4.2).
-    fn on_response(&mut self, t: Token, head: &FrameHead, relay: bool) {
+    fn on_response(&mut self, t: ConnId, head: &FrameHead, relay: bool) {
         let code = head.status_code().unwrap_or(0);
         let answer = self.tracker.on_response(t, &head.transaction_id, code);
         self.apply_outputs();
@@ -432,12 +430,12 @@ impl<H: Host> Engine<H> {
     /// worker ran the script and rewrote the paths), and its answers go
     /// back over the link. No 200 and no REPORT of this worker's: the
     /// other worker answers and reports for the sender.
-    fn on_link_request(&mut self, t: Token, head: &FrameHead) -> Incoming {
+    fn on_link_request(&mut self, t: ConnId, head: &FrameHead) -> Incoming {
         let target = head
             .header(forward::LINK_CONID)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map(Token)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(ConnId)
             .filter(|d| self.conns.get(d).is_some_and(|c| c.link.is_none()));
         let is_report = head.method() == Some(b"REPORT");
         let Some(dest) = target else {

@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use mio::Token;
+use crate::connid::ConnId;
 
 use super::{Engine, Host};
 use crate::config::VerifyClient;
@@ -20,7 +20,7 @@ impl<H: Host> Engine<H> {
     /// naming the peer, the listener and `why`, counted in
     /// `tls_handshake_failures` or `ws_handshake_failures`. Returns whether
     /// `t` was such a connection (once per connection).
-    pub(super) fn note_handshake_failure(&mut self, t: Token, why: &str) -> bool {
+    pub(super) fn note_handshake_failure(&mut self, t: ConnId, why: &str) -> bool {
         let Some(c) = self.conns.get_mut(&t) else {
             return false;
         };

@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 
 use super::{Engine, Host};
 use crate::conn::Incoming;
@@ -24,7 +24,7 @@ impl<H: Host> Engine<H> {
     /// `#` (RFC 4975 §7.1), later chunks of the message get 413, and the
     /// rest of the body is discarded up to
     /// [`refusal_slack`](crate::forward::refusal_slack).
-    pub(super) fn refuse(&mut self, src: Token, id: InId, message_id: Bytes) {
+    pub(super) fn refuse(&mut self, src: ConnId, id: InId, message_id: Bytes) {
         let Some(c) = self.conns.get_mut(&src) else {
             return;
         };
@@ -62,7 +62,7 @@ impl<H: Host> Engine<H> {
     /// relay stops reading it for
     /// [`REFUSAL_PAUSE`](crate::forward::REFUSAL_PAUSE) once, past a second
     /// slack it closes the connection. Returns whether it did.
-    pub(super) fn check_refused(&mut self, t: Token) -> bool {
+    pub(super) fn check_refused(&mut self, t: ConnId) -> bool {
         let now = self.now;
         let Some(c) = self.conns.get_mut(&t) else {
             return false;
@@ -143,7 +143,7 @@ impl<H: Host> Engine<H> {
     /// Closes `t`, whose frame ran past `frame_timeout`. A SEND cut short
     /// is failed first: the sender gets its REPORT and 413 (written before
     /// the connection closes), the next hop the chunk's `#`.
-    fn frame_late(&mut self, t: Token, peer: SocketAddr, in_body: bool) {
+    fn frame_late(&mut self, t: ConnId, peer: SocketAddr, in_body: bool) {
         let secs = self.cfg.frame_timeout.as_secs();
         if !in_body {
             log::info!(
@@ -177,7 +177,7 @@ impl<H: Host> Engine<H> {
     /// already says the message is larger (RFC 4975 §10: 413).
     pub(super) fn size_allowance(
         &self,
-        t: Token,
+        t: ConnId,
         req: &crate::route::Request,
     ) -> Result<Option<u64>, ()> {
         let Some(c) = self.conns.get(&t) else {
@@ -206,7 +206,7 @@ impl<H: Host> Engine<H> {
 
     /// The chunk arriving on `t` passed the connection's message size
     /// limit mid-body: refused (413, REPORT, `#` downstream).
-    pub(super) fn too_large(&mut self, t: Token) {
+    pub(super) fn too_large(&mut self, t: ConnId) {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
@@ -230,7 +230,7 @@ impl<H: Host> Engine<H> {
     /// A request that failed before anything was forwarded (next hop
     /// unreachable at once, message too large) is failed now that it is
     /// `t`'s incoming frame, so its refusal finds it.
-    pub(super) fn fail_at_start(&mut self, t: Token) {
+    pub(super) fn fail_at_start(&mut self, t: ConnId) {
         let Some(f) = self.fwd_mut(t) else {
             return;
         };

@@ -39,6 +39,8 @@ mod sweep;
 mod throttle;
 mod wire;
 
+pub use dial::DialError;
+
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -52,6 +54,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
 use crate::conn::{Conn, Incoming};
+use crate::connid::ConnId;
 use crate::io::ReadPool;
 use crate::report::ReportOrder;
 use crate::sched::Scheduler;
@@ -88,26 +91,37 @@ const WAKE: Token = Token(usize::MAX);
 /// Token of the resolver thread's waker (answers are back).
 const DNS: Token = Token(usize::MAX - 1);
 
+/// The mio token of connection `t` (listeners take the first tokens, so
+/// connection IDs start after them).
+fn token(t: ConnId) -> Token {
+    Token(t.0 as usize)
+}
+
+/// The connection (or listener, `WAKE`, `DNS`) a mio token stands for.
+fn conn_id(t: Token) -> ConnId {
+    ConnId(t.0 as u64)
+}
+
 pub struct Engine<H: Host> {
     poll: Poll,
     listeners: Vec<(TcpListener, SocketAddr, Kind)>,
-    conns: HashMap<Token, Conn>,
-    next_token: usize,
+    conns: HashMap<ConnId, Conn>,
+    next_id: u64,
     /// Connections the relay opened, by next hop (reuse).
-    outbound: HashMap<crate::route::NextHop, Token>,
+    outbound: HashMap<crate::route::NextHop, ConnId>,
     /// TLS contexts (`tls:`/`wss:` listeners, `msrps://` next hops).
     tls: Option<Arc<TlsContext>>,
     tracker: Tracker,
     sched: Scheduler,
     stats: Box<dyn StatsSink>,
     /// Connections with queued bytes not yet written.
-    dirty: Vec<Token>,
+    dirty: Vec<ConnId>,
     /// Connections that used their turn with data left: they go on in the
     /// next loop pass.
-    yielded: Vec<Token>,
+    yielded: Vec<ConnId>,
     /// Connections not read until their read-rate bucket refills, with the
     /// time it will have ([`throttle`]).
-    rate_waits: Vec<(Instant, Token)>,
+    rate_waits: Vec<(Instant, ConnId)>,
     /// This worker's share of the gauges as last published ([`gauges`]).
     gauges: [i64; gauges::N_GAUGES],
     tids: TidGen,
@@ -122,7 +136,7 @@ pub struct Engine<H: Host> {
     /// This worker's index, and its links to the other workers (by their
     /// index): requests for a session another worker holds go over them.
     worker: usize,
-    links: HashMap<usize, Token>,
+    links: HashMap<usize, ConnId>,
     /// WebSocket connections the relay closed, drained until their peer
     /// closes too (see `linger`).
     lingering: Vec<linger::Lingering>,
@@ -164,7 +178,7 @@ impl<H: Host> Engine<H> {
             poll,
             listeners: ls,
             conns: HashMap::default(),
-            next_token: first,
+            next_id: first as u64,
             outbound: HashMap::default(),
             tls: None,
             tracker: Tracker::new(table, cfg.transaction_timeout),
@@ -203,10 +217,10 @@ impl<H: Host> Engine<H> {
         self.worker = worker;
         for (w, s) in links {
             s.set_nonblocking(true)?;
-            let t = self.alloc_token();
+            let t = self.alloc_id();
             self.poll.registry().register(
                 &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&s)),
-                t,
+                token(t),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
             self.conns.insert(t, Conn::link(s, w, self.cfg, self.now));
@@ -255,13 +269,13 @@ impl<H: Host> Engine<H> {
             }
             self.now = Instant::now();
             for ev in events.iter() {
-                let t = ev.token();
-                if t == WAKE {
+                let t = conn_id(ev.token());
+                if ev.token() == WAKE {
                     self.guarded(t, |s| s.on_timer());
-                } else if t == DNS {
+                } else if ev.token() == DNS {
                     self.guarded(t, |s| s.on_dns());
-                } else if t.0 < self.listeners.len() {
-                    self.guarded(t, |s| s.accept(t.0));
+                } else if ev.token().0 < self.listeners.len() {
+                    self.guarded(t, |s| s.accept(ev.token().0));
                 } else {
                     if ev.is_writable() {
                         self.guarded(t, |s| s.on_writable(t));
@@ -299,9 +313,9 @@ impl<H: Host> Engine<H> {
     /// connection timers, connection-map expiry.
     fn housekeeping(&mut self, now: Instant) {
         if self.tracker.table().poll_expired() {
-            self.guarded(WAKE, |s| s.on_timer());
+            self.guarded(conn_id(WAKE), |s| s.on_timer());
         }
-        self.guarded(WAKE, |s| {
+        self.guarded(conn_id(WAKE), |s| {
             s.tracker.expire(now);
             s.apply_outputs();
         });
@@ -309,7 +323,7 @@ impl<H: Host> Engine<H> {
             self.drain_lingering(now);
         }
         if self.dns_due() {
-            self.guarded(DNS, |s| s.on_dns());
+            self.guarded(conn_id(DNS), |s| s.on_dns());
         }
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
@@ -378,7 +392,7 @@ impl<H: Host> Engine<H> {
 
     /// Runs one step for connection `t`; a panic (a bug) costs only that
     /// connection, never the worker and its other sessions.
-    fn guarded(&mut self, t: Token, f: impl FnOnce(&mut Self)) {
+    fn guarded(&mut self, t: ConnId, f: impl FnOnce(&mut Self)) {
         if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
             log::error!(
                 "internal error (panic) while handling connection {}; closing it",
@@ -388,14 +402,14 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    fn alloc_token(&mut self) -> Token {
-        let t = Token(self.next_token);
-        self.next_token += 1;
+    fn alloc_id(&mut self) -> ConnId {
+        let t = ConnId(self.next_id);
+        self.next_id += 1;
         t
     }
 
     /// Tears a connection down and fixes everything that referred to it.
-    fn close(&mut self, t: Token, why: &str) {
+    fn close(&mut self, t: ConnId, why: &str) {
         let Some(mut c) = self.conns.remove(&t) else {
             return;
         };
@@ -420,7 +434,7 @@ impl<H: Host> Engine<H> {
         if let Some(slot) = c.listed {
             self.stats.conn_closed(slot);
         }
-        crate::cmap::with(|m| m.remove_connection(t.0 as i64));
+        crate::cmap::with(|m| m.remove_connection(t.conid()));
         // A chunk this connection was streaming downstream is cut: abort it
         // there with '#' (RFC 4975 §7.1) so the next hop resynchronises.
         if let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) {

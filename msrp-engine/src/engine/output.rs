@@ -3,8 +3,8 @@
 //! queues out (at the end of a loop pass, or when a socket turns
 //! writable).
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 
 use super::{Engine, Host};
 use crate::stats::Stat;
@@ -17,7 +17,7 @@ impl<H: Host> Engine<H> {
     /// Appends bytes of the chunk being streamed into `dest` to its output
     /// queue (`end`: its end-line); they are written at the end of this
     /// loop pass.
-    pub(super) fn push_stream(&mut self, dest: Token, b: Bytes, end: bool) {
+    pub(super) fn push_stream(&mut self, dest: ConnId, b: Bytes, end: bool) {
         if b.is_empty() {
             return;
         }
@@ -29,7 +29,7 @@ impl<H: Host> Engine<H> {
 
     /// `t` has bytes to write at the end of this loop pass (one vectored
     /// write for everything queued meanwhile, not one per piece).
-    pub(super) fn mark_dirty(&mut self, t: Token) {
+    pub(super) fn mark_dirty(&mut self, t: ConnId) {
         if let Some(c) = self.conns.get_mut(&t) {
             if !c.dirty {
                 c.dirty = true;
@@ -40,7 +40,7 @@ impl<H: Host> Engine<H> {
 
     /// Queues a complete frame (a response, a REPORT) for `dest`: right
     /// away, or after the chunk currently being streamed into it.
-    pub(super) fn push_frame(&mut self, dest: Token, frame: Bytes) {
+    pub(super) fn push_frame(&mut self, dest: ConnId, frame: Bytes) {
         let streaming = self.sched.streaming(dest);
         let Some(d) = self.conns.get_mut(&dest) else {
             return;
@@ -54,7 +54,7 @@ impl<H: Host> Engine<H> {
     }
 
     /// Pauses `src` while `dest` has more than the high watermark queued.
-    pub(super) fn check_backpressure(&mut self, src: Token, dest: Token) -> bool {
+    pub(super) fn check_backpressure(&mut self, src: ConnId, dest: ConnId) -> bool {
         let over = self
             .conns
             .get(&dest)
@@ -65,7 +65,7 @@ impl<H: Host> Engine<H> {
         over
     }
 
-    pub(super) fn on_writable(&mut self, t: Token) {
+    pub(super) fn on_writable(&mut self, t: ConnId) {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
@@ -90,7 +90,7 @@ impl<H: Host> Engine<H> {
 
     /// Writes as much of the output queue as the socket takes, and wakes
     /// the sources that waited for it to drain.
-    pub(super) fn flush(&mut self, t: Token) {
+    pub(super) fn flush(&mut self, t: ConnId) {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };

@@ -3,8 +3,8 @@
 //! request window, output watermark), and what happens when either end
 //! goes away mid-chunk.
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::{ByteRange, ChunkEvent, EndFlag};
 
 use super::{Engine, Host};
@@ -24,14 +24,14 @@ enum Step {
 
 impl<H: Host> Engine<H> {
     /// The forward state of `t`, if it is forwarding a frame.
-    pub(super) fn fwd_mut(&mut self, t: Token) -> Option<&mut Forward> {
+    pub(super) fn fwd_mut(&mut self, t: ConnId) -> Option<&mut Forward> {
         self.conns.get_mut(&t).and_then(|c| c.forward())
     }
 
     /// Writes the pending outgoing events of the frame `t` is forwarding, as
     /// far as the destination allows. Returns false when `t` must wait (or is
     /// gone).
-    pub(super) fn pump(&mut self, t: Token) -> bool {
+    pub(super) fn pump(&mut self, t: ConnId) -> bool {
         loop {
             let Some(c) = self.conns.get_mut(&t) else {
                 return false;
@@ -67,7 +67,7 @@ impl<H: Host> Engine<H> {
 
     /// The incoming frame has been received and forwarded: the relay's own
     /// 200 goes back, the incoming transaction is complete.
-    fn finish_forward(&mut self, t: Token) {
+    fn finish_forward(&mut self, t: ConnId) {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
@@ -87,7 +87,7 @@ impl<H: Host> Engine<H> {
     /// window (RFC 4975 has no window, but the relay keeps state per request
     /// it sends: a next hop that stops answering stops getting more) and the
     /// destination's stream slot.
-    fn start_chunk(&mut self, t: Token, dest: Token, range: Option<ByteRange>) -> Step {
+    fn start_chunk(&mut self, t: ConnId, dest: ConnId, range: Option<ByteRange>) -> Step {
         let wait = if self.tracker.window_full(dest) {
             self.sched.wait_window(t, dest);
             true
@@ -133,7 +133,7 @@ impl<H: Host> Engine<H> {
         Step::Next
     }
 
-    fn chunk_body(&mut self, t: Token, dest: Token, b: Bytes) -> Step {
+    fn chunk_body(&mut self, t: ConnId, dest: ConnId, b: Bytes) -> Step {
         if let Some(f) = self.fwd_mut(t) {
             f.sent += b.len() as u64;
         }
@@ -148,7 +148,7 @@ impl<H: Host> Engine<H> {
     /// The outgoing chunk ends: its response timer starts (RFC 4976
     /// §6.4.1), and the slot goes to the next source after the frames that
     /// waited for this chunk.
-    fn end_chunk(&mut self, t: Token, dest: Token, flag: EndFlag) -> Step {
+    fn end_chunk(&mut self, t: ConnId, dest: ConnId, flag: EndFlag) -> Step {
         let Some(f) = self.fwd_mut(t) else {
             return Step::Wait;
         };
@@ -165,7 +165,7 @@ impl<H: Host> Engine<H> {
 
     /// `src` no longer feeds `dest`: it stops waiting for it and gives up
     /// its stream slot; frames deferred behind its chunk go out.
-    fn leave_dest(&mut self, dest: Token, src: Token) {
+    fn leave_dest(&mut self, dest: ConnId, src: ConnId) {
         if self.sched.leave(dest, src) {
             if let Some(d) = self.conns.get_mut(&dest) {
                 d.release_deferred(self.now);
@@ -176,7 +176,7 @@ impl<H: Host> Engine<H> {
 
     /// Stops forwarding what `t` is sending to a failed next hop: the open
     /// chunk is aborted with `#` (RFC 4975 §7.1), the rest is swallowed.
-    pub(super) fn cut_forward(&mut self, t: Token) {
+    pub(super) fn cut_forward(&mut self, t: ConnId) {
         let Some(f) = self.fwd_mut(t) else {
             return;
         };
@@ -191,7 +191,7 @@ impl<H: Host> Engine<H> {
 
     /// The sender of `f` is gone mid-chunk: its next hop gets what ends the
     /// chunk (see [`Forward::abort`]).
-    pub(super) fn abort_forward(&mut self, src: Token, f: &Forward) {
+    pub(super) fn abort_forward(&mut self, src: ConnId, f: &Forward) {
         let Some(dest) = f.dest else {
             return;
         };
@@ -206,13 +206,13 @@ impl<H: Host> Engine<H> {
     /// The connection `t` (a next hop) failed or closed: every request sent
     /// on it fails, and sources still sending into it stop (their senders
     /// get REPORTs).
-    pub(super) fn next_hop_lost(&mut self, t: Token, cause: Cause) {
+    pub(super) fn next_hop_lost(&mut self, t: ConnId, cause: Cause) {
         if cause == Cause::Unreachable {
             self.stats.add(Stat::ConnectFailures, 1);
         }
         self.tracker.next_hop_lost(t, cause);
         self.apply_outputs();
-        let feeding: Vec<Token> = self
+        let feeding: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(_, c)| matches!(&c.incoming, Incoming::Forward(f) if f.dest == Some(t)))

@@ -6,11 +6,12 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
 use mio::unix::SourceFd;
-use mio::{Interest, Token};
+use mio::Interest;
 use msrp_core::{Event, ParseError};
 
-use super::{Engine, Host};
+use super::{token, Engine, Host};
 use crate::conn::{Conn, Incoming};
+use crate::connid::ConnId;
 use crate::stats::Stat;
 use crate::transport::{Got, Kind, Layer, LayerError, WsPolicy};
 
@@ -69,7 +70,7 @@ impl<H: Host> Engine<H> {
                     continue;
                 }
             };
-            let t = self.alloc_token();
+            let t = self.alloc_id();
             if let Err(e) = self.register(&stream, t) {
                 log::error!("cannot register connection from {peer}: {e}");
                 continue;
@@ -83,7 +84,7 @@ impl<H: Host> Engine<H> {
             self.stats.add(Stat::ConnectionsActive, 1);
             let mut c =
                 Conn::new(stream, peer, local, None, self.cfg, self.now).layered(kind, layer);
-            c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false, kind);
+            c.listed = self.stats.conn_opened(t.0, peer, local, false, kind);
             self.conns.insert(t, c);
             if self.cfg.max_read_rate > 0 {
                 self.set_read_rate(t, self.cfg.max_read_rate);
@@ -106,10 +107,10 @@ impl<H: Host> Engine<H> {
         Ok(Layer::accepted(kind, tls, ws))
     }
 
-    pub(super) fn register(&self, stream: &TcpStream, t: Token) -> io::Result<()> {
+    pub(super) fn register(&self, stream: &TcpStream, t: ConnId) -> io::Result<()> {
         self.poll.registry().register(
             &mut SourceFd(&stream.as_raw_fd()),
-            t,
+            token(t),
             Interest::READABLE | Interest::WRITABLE,
         )
     }
@@ -123,7 +124,7 @@ impl<H: Host> Engine<H> {
     /// sender cannot keep the worker to itself, and a second source gets to
     /// wait for a shared destination's stream slot, so chunks interleave
     /// (RFC 4975 §7.1.1).
-    pub(super) fn drive(&mut self, t: Token) {
+    pub(super) fn drive(&mut self, t: ConnId) {
         let mut reads = 0;
         loop {
             if !self.drain_parsed(t) {
@@ -142,7 +143,7 @@ impl<H: Host> Engine<H> {
 
     /// Handles the events in what `t` has read; false when `t` must wait
     /// or is gone.
-    fn drain_parsed(&mut self, t: Token) -> bool {
+    fn drain_parsed(&mut self, t: ConnId) -> bool {
         loop {
             if !self.pump(t) {
                 return false;
@@ -178,7 +179,7 @@ impl<H: Host> Engine<H> {
     /// `t` (responses, REPORTs) wait for `t` to read them. Bytes forwarded
     /// to `t` do not count: their sources wait instead, and a peer that
     /// sends and receives a transfer at once keeps being read.
-    fn own_queue_full(&self, t: Token) -> bool {
+    fn own_queue_full(&self, t: ConnId) -> bool {
         // (links to other workers are always read: two workers waiting for
         // each other to read their answers would never go on)
         self.conns
@@ -187,7 +188,7 @@ impl<H: Host> Engine<H> {
     }
 
     /// One read of `t`'s socket.
-    fn read_some(&mut self, t: Token) -> Read {
+    fn read_some(&mut self, t: ConnId) -> Read {
         let Some(c) = self.conns.get_mut(&t) else {
             return Read::Gone;
         };
@@ -235,7 +236,7 @@ impl<H: Host> Engine<H> {
     /// `max` socket bytes. What the layer
     /// owes the peer (handshake records, pongs, a close) is written at the
     /// end of the loop pass.
-    fn read_layered(&mut self, t: Token, max: usize) -> Read {
+    fn read_layered(&mut self, t: ConnId, max: usize) -> Read {
         let Some(c) = self.conns.get_mut(&t) else {
             return Read::Gone;
         };
@@ -309,7 +310,7 @@ impl<H: Host> Engine<H> {
         read
     }
 
-    fn on_parse_error(&mut self, t: Token, e: ParseError) {
+    fn on_parse_error(&mut self, t: ConnId, e: ParseError) {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
@@ -328,7 +329,7 @@ impl<H: Host> Engine<H> {
     /// (the 200 for its last SEND, REPORTs) is still written, then the
     /// connection closes. A next hop the relay connected to is closed at
     /// once (its outstanding requests fail now, not at their timeout).
-    fn on_eof(&mut self, t: Token) {
+    fn on_eof(&mut self, t: ConnId) {
         let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
@@ -353,7 +354,7 @@ impl<H: Host> Engine<H> {
         self.close(t, "closed by peer");
     }
 
-    fn on_event(&mut self, t: Token, ev: Event) {
+    fn on_event(&mut self, t: ConnId, ev: Event) {
         match ev {
             Event::Head(head) => {
                 if let Some(c) = self.conns.get_mut(&t) {

@@ -40,7 +40,7 @@ impl<H: Host> Engine<H> {
                         c.auth_failures
                     );
                     // read nothing more; close once the answer is written
-                    c.closing = true;
+                    c.close_after_flush();
                     self.mark_dirty(t);
                 }
             }

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use crate::connid::ConnId;
 
 use super::{Engine, Host};
-use crate::conn::Conn;
+use crate::conn::{ConnState, Socket};
 use crate::route::NextHop;
 use crate::stats::Stat;
 use crate::transport::{Kind, Layer};
@@ -40,7 +40,7 @@ impl<H: Host> Engine<H> {
         self.outbound
             .get(hop)
             .copied()
-            .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing))
+            .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing()))
             .or_else(|| {
                 if hop.tls.is_some() {
                     return None;
@@ -51,7 +51,7 @@ impl<H: Host> Engine<H> {
                         c.outbound.is_none()
                             && c.kind == Kind::Tcp
                             && c.peer == hop.addr
-                            && !c.closing
+                            && !c.closing()
                     })
                     .map(|(t, _)| *t)
             })
@@ -98,11 +98,13 @@ impl<H: Host> Engine<H> {
         log::debug!("connecting to next hop {hop} (connection {})", t.0);
         self.stats.add(Stat::ConnectionsOpened, 1);
         self.stats.add(Stat::ConnectionsActive, 1);
+        let sock = Socket::tcp(stream, self.cfg).layered(layer);
         let mut c =
-            Conn::new(stream, addr, local, Some(addr), self.cfg, self.now).layered(kind, layer);
+            ConnState::new(addr, local, Some(addr), self.cfg, self.now).layered(kind, sock.view());
         c.tls_name = hop.tls.clone();
         c.listed = self.stats.conn_opened(t.0, addr, local, true, kind);
         self.conns.insert(t, c);
+        self.sockets.insert(t, sock);
         self.outbound.insert(hop.clone(), t);
         Ok(t)
     }

@@ -28,7 +28,8 @@ impl<H: Host> Engine<H> {
             // a next hop: its requests are REPORTed (RFC 4976 §6.4.3)
             return false;
         }
-        let Some(p) = c.layer.as_deref_mut().and_then(|l| l.abandoned()) else {
+        let sock = self.sockets.get_mut(&t);
+        let Some(p) = sock.and_then(|s| s.layer.as_deref_mut()?.abandoned()) else {
             return false;
         };
         let (peer, kind, local) = (c.peer, c.kind, c.local);

@@ -29,7 +29,8 @@ impl<H: Host> Engine<H> {
             return;
         };
         let peer = c.peer;
-        let slack = crate::forward::refusal_slack(c.recv_buffer());
+        let slack =
+            crate::forward::refusal_slack(self.sockets.get(&src).map_or(0, |s| s.recv_buffer()));
         c.rejected.insert(message_id);
         let Incoming::Forward(f) = &mut c.incoming else {
             return;
@@ -105,7 +106,7 @@ impl<H: Host> Engine<H> {
         }
         let mut late = Vec::new();
         for (t, c) in self.conns.iter_mut() {
-            if c.link.is_some() || c.closing || !c.parser.in_frame() {
+            if c.link.is_some() || c.closing() || !c.parser.in_frame() {
                 continue;
             }
             if self.sched.blocked(*t).is_some() || c.read_paused_until.is_some() {
@@ -165,7 +166,7 @@ impl<H: Host> Engine<H> {
         self.tracker.fail_in(id, Cause::SenderStalled, 0);
         self.apply_outputs();
         if let Some(c) = self.conns.get_mut(&t) {
-            c.closing = true;
+            c.close_after_flush();
         }
         self.mark_dirty(t);
     }

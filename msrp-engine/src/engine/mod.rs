@@ -2,8 +2,9 @@
 //! loop over the module's own listening sockets and connections. It wires
 //! I/O to the parts that decide:
 //!
-//! * [`Conn`](crate::conn::Conn): one connection's socket, parser and output
-//!   queue;
+//! * [`ConnState`](crate::conn::ConnState): one connection's parser, output
+//!   queue and [`Phase`](crate::conn::Phase); [`Socket`](crate::conn::Socket):
+//!   its stream and TLS/WebSocket layer;
 //! * [`Scheduler`]: stream slots, drain and window waiting (fairness, flow
 //!   control);
 //! * [`Tracker`]: forwarded transactions and the REPORTs they owe;
@@ -53,7 +54,7 @@ use mio::{Events, Interest, Poll, Token};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
-use crate::conn::{Conn, Incoming};
+use crate::conn::{ConnState, Incoming, Socket};
 use crate::connid::ConnId;
 use crate::io::ReadPool;
 use crate::report::ReportOrder;
@@ -105,7 +106,10 @@ fn conn_id(t: Token) -> ConnId {
 pub struct Engine<H: Host> {
     poll: Poll,
     listeners: Vec<(TcpListener, SocketAddr, Kind)>,
-    conns: HashMap<ConnId, Conn>,
+    /// The protocol side of each connection, and its socket (the driver
+    /// side; always both or neither).
+    conns: HashMap<ConnId, ConnState>,
+    sockets: HashMap<ConnId, Socket>,
     next_id: u64,
     /// Connections the relay opened, by next hop (reuse).
     outbound: HashMap<crate::route::NextHop, ConnId>,
@@ -178,6 +182,7 @@ impl<H: Host> Engine<H> {
             poll,
             listeners: ls,
             conns: HashMap::default(),
+            sockets: HashMap::default(),
             next_id: first as u64,
             outbound: HashMap::default(),
             tls: None,
@@ -223,7 +228,8 @@ impl<H: Host> Engine<H> {
                 token(t),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
-            self.conns.insert(t, Conn::link(s, w, self.cfg, self.now));
+            self.conns.insert(t, ConnState::link(w, self.cfg, self.now));
+            self.sockets.insert(t, Socket::link(s));
             self.links.insert(w, t);
         }
         Ok(self)
@@ -410,14 +416,16 @@ impl<H: Host> Engine<H> {
 
     /// Tears a connection down and fixes everything that referred to it.
     fn close(&mut self, t: ConnId, why: &str) {
-        let Some(mut c) = self.conns.remove(&t) else {
+        let (Some(mut c), Some(mut sock)) = (self.conns.remove(&t), self.sockets.remove(&t)) else {
             return;
         };
         self.closed += 1;
         let _ = self
             .poll
             .registry()
-            .deregister(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&c.stream)));
+            .deregister(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(
+                &sock.stream,
+            )));
         if let Some(addr) = c.outbound {
             let key = crate::route::NextHop {
                 addr,
@@ -427,8 +435,8 @@ impl<H: Host> Engine<H> {
                 self.outbound.remove(&key);
             }
         }
-        c.goodbye();
-        self.linger(&c);
+        sock.goodbye();
+        self.linger(&c, &sock);
         log::debug!("connection {} with {} closed: {why}", t.0, c.peer);
         self.stats.add(Stat::ConnectionsActive, -1);
         if let Some(slot) = c.listed {

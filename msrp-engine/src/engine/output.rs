@@ -66,13 +66,14 @@ impl<H: Host> Engine<H> {
     }
 
     pub(super) fn on_writable(&mut self, t: ConnId) {
-        let Some(c) = self.conns.get_mut(&t) else {
+        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get(&t)) else {
             return;
         };
-        if !c.connected {
-            match c.check_connected() {
+        if !c.is_connected() {
+            match sock.check_connected() {
                 Ok(false) => return,
                 Ok(true) => {
+                    c.connected();
                     log::debug!("connected to next hop {} (connection {})", c.peer, t.0);
                     // data may already be waiting to be read
                     self.sched.wake(t);
@@ -91,14 +92,14 @@ impl<H: Host> Engine<H> {
     /// Writes as much of the output queue as the socket takes, and wakes
     /// the sources that waited for it to drain.
     pub(super) fn flush(&mut self, t: ConnId) {
-        let Some(c) = self.conns.get_mut(&t) else {
+        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
             return;
         };
         c.dirty = false;
-        if !c.connected {
+        if !c.is_connected() {
             return;
         }
-        match c.write_out(self.now) {
+        match sock.write_out(c, self.now) {
             Ok(n) => self.stats.add(Stat::BytesOut, n as i64),
             Err(e) => {
                 let peer = c.peer;
@@ -108,7 +109,7 @@ impl<H: Host> Engine<H> {
             }
         }
         let (queued, peer) = (c.queued(), c.peer);
-        if c.closing && c.queued() == 0 {
+        if c.closing() && c.queued() == 0 {
             self.close(t, "flushed");
             return;
         }

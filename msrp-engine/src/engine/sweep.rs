@@ -23,7 +23,7 @@ impl<H: Host> Engine<H> {
             if c.link.is_some() {
                 continue;
             }
-            if c.connected && c.stalled_for(now).is_some_and(|d| d > stall) {
+            if c.is_connected() && c.stalled_for(now).is_some_and(|d| d > stall) {
                 close.push((
                     *t,
                     c.peer,

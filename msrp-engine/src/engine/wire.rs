@@ -10,7 +10,7 @@ use mio::Interest;
 use msrp_core::{Event, ParseError};
 
 use super::{token, Engine, Host};
-use crate::conn::{Conn, Incoming};
+use crate::conn::{ConnState, Incoming, Socket};
 use crate::connid::ConnId;
 use crate::stats::Stat;
 use crate::transport::{Got, Kind, Layer, LayerError, WsPolicy};
@@ -82,10 +82,12 @@ impl<H: Host> Engine<H> {
             );
             self.stats.add(Stat::ConnectionsAccepted, 1);
             self.stats.add(Stat::ConnectionsActive, 1);
+            let sock = Socket::tcp(stream, self.cfg).layered(layer);
             let mut c =
-                Conn::new(stream, peer, local, None, self.cfg, self.now).layered(kind, layer);
+                ConnState::new(peer, local, None, self.cfg, self.now).layered(kind, sock.view());
             c.listed = self.stats.conn_opened(t.0, peer, local, false, kind);
             self.conns.insert(t, c);
+            self.sockets.insert(t, sock);
             if self.cfg.max_read_rate > 0 {
                 self.set_read_rate(t, self.cfg.max_read_rate);
             }
@@ -189,20 +191,20 @@ impl<H: Host> Engine<H> {
 
     /// One read of `t`'s socket.
     fn read_some(&mut self, t: ConnId) -> Read {
-        let Some(c) = self.conns.get_mut(&t) else {
+        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get(&t)) else {
             return Read::Gone;
         };
-        if c.closing || c.read_paused_until.is_some() {
+        if c.closing() || c.read_paused_until.is_some() {
             return Read::Empty;
         }
-        if c.eof {
+        if c.eof() {
             self.on_eof(t);
             return Read::Gone;
         }
-        if !c.connected {
+        if !c.is_connected() {
             return Read::Empty;
         }
-        let layered = c.layer.is_some();
+        let layered = sock.layer.is_some();
         let max = self.read_allowance(t);
         if max == 0 {
             return Read::Empty;
@@ -210,11 +212,11 @@ impl<H: Host> Engine<H> {
         if layered {
             return self.read_layered(t, max);
         }
-        let Some(c) = self.conns.get_mut(&t) else {
+        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get(&t)) else {
             return Read::Gone;
         };
-        match self.read_pool.read_at_most(&c.stream, &mut c.rbuf, max) {
-            Ok(0) => c.eof = true,
+        match self.read_pool.read_at_most(&sock.stream, &mut c.rbuf, max) {
+            Ok(0) => c.peer_closed(),
             Ok(n) => {
                 self.stats.add(Stat::BytesIn, n as i64);
                 c.note_read(self.now);
@@ -237,15 +239,16 @@ impl<H: Host> Engine<H> {
     /// owes the peer (handshake records, pongs, a close) is written at the
     /// end of the loop pass.
     fn read_layered(&mut self, t: ConnId, max: usize) -> Read {
-        let Some(c) = self.conns.get_mut(&t) else {
+        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
             return Read::Gone;
         };
-        let Some(layer) = c.layer.as_deref_mut() else {
+        let Some(layer) = sock.layer.as_deref_mut() else {
             return Read::Empty;
         };
         let handshaking = layer.handshaking();
-        let r = layer.read(&c.stream, &mut self.read_pool, &mut c.rbuf, max);
+        let r = layer.read(&sock.stream, &mut self.read_pool, &mut c.rbuf, max);
         let (owes, now_ready) = (layer.backlogged(), handshaking && !layer.handshaking());
+        c.layer_seen(sock.view());
         let (peer, kind) = (c.peer, c.kind);
         let read = match r {
             Ok(Got::Data(n)) => {
@@ -259,7 +262,7 @@ impl<H: Host> Engine<H> {
                 Read::Data
             }
             Ok(Got::Eof) => {
-                c.eof = true;
+                c.peer_closed();
                 self.note_handshake_failure(
                     t,
                     "the peer closed the connection before it completed",
@@ -345,7 +348,7 @@ impl<H: Host> Engine<H> {
                 c.peer,
                 t.0
             );
-            c.closing = true;
+            c.close_after_flush();
             self.mark_dirty(t);
             return;
         } else {

@@ -21,6 +21,7 @@ pub mod io;
 pub mod kind;
 pub mod net;
 pub mod rate;
+pub mod relay;
 pub mod report;
 pub mod route;
 pub mod sched;

@@ -24,7 +24,7 @@ impl<H: Host> Engine<H> {
         let Some(&(code, _)) = actions.replies.last() else {
             return;
         };
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         match code {

@@ -40,12 +40,13 @@ impl<H: Host> Engine<H> {
         self.outbound
             .get(hop)
             .copied()
-            .filter(|t| self.conns.get(t).is_some_and(|c| !c.closing()))
+            .filter(|t| self.relay.conns.get(t).is_some_and(|c| !c.closing()))
             .or_else(|| {
                 if hop.tls.is_some() {
                     return None;
                 }
-                self.conns
+                self.relay
+                    .conns
                     .iter()
                     .find(|(_, c)| {
                         c.outbound.is_none()
@@ -103,7 +104,7 @@ impl<H: Host> Engine<H> {
             ConnState::new(addr, local, Some(addr), self.cfg, self.now).layered(kind, sock.view());
         c.tls_name = hop.tls.clone();
         c.listed = self.stats.conn_opened(t.0, addr, local, true, kind);
-        self.conns.insert(t, c);
+        self.relay.conns.insert(t, c);
         self.sockets.insert(t, sock);
         self.outbound.insert(hop.clone(), t);
         Ok(t)

@@ -31,12 +31,12 @@ impl<H: Host> Engine<H> {
         // Responses to the relay's own SEND chunks are the relay's business
         // (RFC 4976 §6.4.1: never forwarded): consumed here without running
         // the script, which would otherwise run once per chunk.
-        if !head.is_request() && self.tracker.is_own_chunk(t, &head.transaction_id) {
+        if !head.is_request() && self.relay.tracker.is_own_chunk(t, &head.transaction_id) {
             self.on_response(t, &head, false);
             self.set_incoming(t, Incoming::Discard);
             return;
         }
-        if head.is_request() && self.conns.get(&t).is_some_and(|c| c.link.is_some()) {
+        if head.is_request() && self.relay.conns.get(&t).is_some_and(|c| c.link.is_some()) {
             let next = self.on_link_request(t, &head);
             self.set_incoming(t, next);
             return;
@@ -50,7 +50,7 @@ impl<H: Host> Engine<H> {
         if let Some(rate) = actions.read_rate {
             self.set_read_rate(t, rate);
         }
-        if let (Some(n), Some(c)) = (actions.max_message_size, self.conns.get_mut(&t)) {
+        if let (Some(n), Some(c)) = (actions.max_message_size, self.relay.conns.get_mut(&t)) {
             c.max_message = n;
         }
         let replied = self.send_replies(t, &head, &actions);
@@ -74,7 +74,7 @@ impl<H: Host> Engine<H> {
     }
 
     fn set_incoming(&mut self, t: ConnId, incoming: Incoming) {
-        if let Some(c) = self.conns.get_mut(&t) {
+        if let Some(c) = self.relay.conns.get_mut(&t) {
             c.incoming = incoming;
         }
     }
@@ -82,7 +82,7 @@ impl<H: Host> Engine<H> {
     /// The frame as the script sees it, with the whole body when it is
     /// already here; counts the frame.
     fn frame_ctx(&mut self, t: ConnId, head: FrameHead) -> Option<FrameCtx> {
-        let c = self.conns.get_mut(&t)?;
+        let c = self.relay.conns.get_mut(&t)?;
         c.got_frame = true;
         let mut ctx = FrameCtx::new(head, t.conid(), c.peer, c.local).over(c.kind);
         if !ctx.head.has_body {
@@ -153,6 +153,7 @@ impl<H: Host> Engine<H> {
         route: Route,
     ) -> Result<Forward, NotForwarded> {
         let peer = self
+            .relay
             .conns
             .get(&t)
             .map(|c| c.peer)
@@ -301,7 +302,7 @@ impl<H: Host> Engine<H> {
                 .map_err(NoDest::from),
             (None, Some(Hop::Session(conid))) => {
                 let tok = ConnId::from_conid(*conid);
-                if self.conns.contains_key(&tok) {
+                if self.relay.conns.contains_key(&tok) {
                     Ok((tok, None))
                 } else {
                     Err(Unreachable::SessionGone.into())
@@ -342,7 +343,7 @@ impl<H: Host> Engine<H> {
             relay_uri: req.relay_uri().clone(),
         };
         let in_id = req.is_send.then(|| {
-            self.tracker.begin_in(InTx {
+            self.relay.tracker.begin_in(InTx {
                 src: t,
                 src_tid: ret.src_tid.clone(),
                 src_from_path: req.from,
@@ -386,7 +387,8 @@ impl<H: Host> Engine<H> {
 
     /// Whether the sender on `t` was told to stop sending this message.
     fn rejected(&self, t: ConnId, message_id: &Bytes) -> bool {
-        self.conns
+        self.relay
+            .conns
             .get(&t)
             .is_some_and(|c| c.rejected.contains(message_id))
     }
@@ -396,7 +398,10 @@ impl<H: Host> Engine<H> {
     /// the script called `msrp_relay()` (RFC 4976 §6.4.2).
     fn on_response(&mut self, t: ConnId, head: &FrameHead, relay: bool) {
         let code = head.status_code().unwrap_or(0);
-        let answer = self.tracker.on_response(t, &head.transaction_id, code);
+        let answer = self
+            .relay
+            .tracker
+            .on_response(t, &head.transaction_id, code);
         self.apply_outputs();
         match answer {
             Answer::OwnChunk => {}
@@ -406,7 +411,7 @@ impl<H: Host> Engine<H> {
                 t.0
             ),
             Answer::PassBack(r) if relay => {
-                if !self.conns.contains_key(&r.src) {
+                if !self.relay.conns.contains_key(&r.src) {
                     // RFC 4976 §6.4.3: the return connection is gone.
                     log::debug!("response for a connection that is gone: dropped");
                 } else if let Some(frame) = forward::pass_back_frame(head, &r) {
@@ -436,7 +441,7 @@ impl<H: Host> Engine<H> {
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(ConnId)
-            .filter(|d| self.conns.get(d).is_some_and(|c| c.link.is_none()));
+            .filter(|d| self.relay.conns.get(d).is_some_and(|c| c.link.is_none()));
         let is_report = head.method() == Some(b"REPORT");
         let Some(dest) = target else {
             log::info!(

@@ -21,7 +21,7 @@ impl<H: Host> Engine<H> {
     /// `tls_handshake_failures` or `ws_handshake_failures`. Returns whether
     /// `t` was such a connection (once per connection).
     pub(super) fn note_handshake_failure(&mut self, t: ConnId, why: &str) -> bool {
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return false;
         };
         if c.outbound.is_some() {

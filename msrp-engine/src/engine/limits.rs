@@ -25,7 +25,7 @@ impl<H: Host> Engine<H> {
     /// rest of the body is discarded up to
     /// [`refusal_slack`](crate::forward::refusal_slack).
     pub(super) fn refuse(&mut self, src: ConnId, id: InId, message_id: Bytes) {
-        let Some(c) = self.conns.get_mut(&src) else {
+        let Some(c) = self.relay.conns.get_mut(&src) else {
             return;
         };
         let peer = c.peer;
@@ -65,7 +65,7 @@ impl<H: Host> Engine<H> {
     /// slack it closes the connection. Returns whether it did.
     pub(super) fn check_refused(&mut self, t: ConnId) -> bool {
         let now = self.now;
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return false;
         };
         let peer = c.peer;
@@ -105,11 +105,11 @@ impl<H: Host> Engine<H> {
             return;
         }
         let mut late = Vec::new();
-        for (t, c) in self.conns.iter_mut() {
+        for (t, c) in self.relay.conns.iter_mut() {
             if c.link.is_some() || c.closing() || !c.parser.in_frame() {
                 continue;
             }
-            if self.sched.blocked(*t).is_some() || c.read_paused_until.is_some() {
+            if self.relay.sched.blocked(*t).is_some() || c.read_paused_until.is_some() {
                 // not read because of the relay: the clock restarts when
                 // it is read again
                 c.frame_mark = now;
@@ -133,10 +133,10 @@ impl<H: Host> Engine<H> {
 
     /// Reads again the connections whose refusal pause is over.
     pub(super) fn resume_paused(&mut self, now: Instant) {
-        for (t, c) in self.conns.iter_mut() {
+        for (t, c) in self.relay.conns.iter_mut() {
             if c.read_paused_until.is_some_and(|u| u <= now) {
                 c.read_paused_until = None;
-                self.sched.wake(*t);
+                self.relay.sched.wake(*t);
             }
         }
     }
@@ -163,9 +163,9 @@ impl<H: Host> Engine<H> {
             self.close(t, "frame_timeout (body)");
             return;
         };
-        self.tracker.fail_in(id, Cause::SenderStalled, 0);
+        self.relay.tracker.fail_in(id, Cause::SenderStalled, 0);
         self.apply_outputs();
-        if let Some(c) = self.conns.get_mut(&t) {
+        if let Some(c) = self.relay.conns.get_mut(&t) {
             c.close_after_flush();
         }
         self.mark_dirty(t);
@@ -181,7 +181,7 @@ impl<H: Host> Engine<H> {
         t: ConnId,
         req: &crate::route::Request,
     ) -> Result<Option<u64>, ()> {
-        let Some(c) = self.conns.get(&t) else {
+        let Some(c) = self.relay.conns.get(&t) else {
             return Ok(None);
         };
         let limit = c.max_message;
@@ -208,7 +208,7 @@ impl<H: Host> Engine<H> {
     /// The chunk arriving on `t` passed the connection's message size
     /// limit mid-body: refused (413, REPORT, `#` downstream).
     pub(super) fn too_large(&mut self, t: ConnId) {
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         let (peer, limit) = (c.peer, c.max_message);
@@ -224,7 +224,7 @@ impl<H: Host> Engine<H> {
              mid-chunk: 413",
             t.0
         );
-        self.tracker.fail_in(id, Cause::TooLarge, 0);
+        self.relay.tracker.fail_in(id, Cause::TooLarge, 0);
         self.apply_outputs();
     }
 
@@ -238,7 +238,7 @@ impl<H: Host> Engine<H> {
         let (Some(cause), Some(id)) = (f.fail_at_start.take(), f.in_id) else {
             return;
         };
-        self.tracker.fail_in(id, cause, 0);
+        self.relay.tracker.fail_in(id, cause, 0);
         self.apply_outputs();
     }
 }

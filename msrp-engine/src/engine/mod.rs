@@ -57,12 +57,12 @@ use crate::config::Config;
 use crate::conn::{ConnState, Incoming, Socket};
 use crate::connid::ConnId;
 use crate::io::ReadPool;
+use crate::relay::Relay;
 use crate::report::ReportOrder;
-use crate::sched::Scheduler;
 use crate::script::FrameCtx;
 use crate::stats::{Stat, StatsSink};
 use crate::tid::TidGen;
-use crate::tracker::{Output, Tracker};
+use crate::tracker::Output;
 use crate::transport::tls::TlsContext;
 use crate::transport::Kind;
 use crate::txtable::{Cause, Event, TxTable};
@@ -106,17 +106,16 @@ fn conn_id(t: Token) -> ConnId {
 pub struct Engine<H: Host> {
     poll: Poll,
     listeners: Vec<(TcpListener, SocketAddr, Kind)>,
-    /// The protocol side of each connection, and its socket (the driver
-    /// side; always both or neither).
-    conns: HashMap<ConnId, ConnState>,
+    /// The protocol side of every connection, the tracker and the
+    /// scheduler: the sans-IO core the loop feeds.
+    relay: Relay,
+    /// The socket of each connection of `relay` (always both or neither).
     sockets: HashMap<ConnId, Socket>,
     next_id: u64,
     /// Connections the relay opened, by next hop (reuse).
     outbound: HashMap<crate::route::NextHop, ConnId>,
     /// TLS contexts (`tls:`/`wss:` listeners, `msrps://` next hops).
     tls: Option<Arc<TlsContext>>,
-    tracker: Tracker,
-    sched: Scheduler,
     stats: Box<dyn StatsSink>,
     /// Connections with queued bytes not yet written.
     dirty: Vec<ConnId>,
@@ -181,13 +180,11 @@ impl<H: Host> Engine<H> {
         Ok(Engine {
             poll,
             listeners: ls,
-            conns: HashMap::default(),
+            relay: Relay::new(cfg, table),
             sockets: HashMap::default(),
             next_id: first as u64,
             outbound: HashMap::default(),
             tls: None,
-            tracker: Tracker::new(table, cfg.transaction_timeout),
-            sched: Scheduler::default(),
             stats,
             dirty: Vec::new(),
             yielded: Vec::new(),
@@ -228,7 +225,9 @@ impl<H: Host> Engine<H> {
                 token(t),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
-            self.conns.insert(t, ConnState::link(w, self.cfg, self.now));
+            self.relay
+                .conns
+                .insert(t, ConnState::link(w, self.cfg, self.now));
             self.sockets.insert(t, Socket::link(s));
             self.links.insert(w, t);
         }
@@ -292,7 +291,7 @@ impl<H: Host> Engine<H> {
                 }
             }
             for t in again {
-                self.sched.wake(t);
+                self.relay.sched.wake(t);
             }
             self.wake_throttled();
             self.settle();
@@ -305,8 +304,8 @@ impl<H: Host> Engine<H> {
     /// Woken sources and pending writes, until both settle (a write can
     /// wake sources, a source can queue writes).
     fn settle(&mut self) {
-        while self.sched.has_ready() || !self.dirty.is_empty() {
-            while let Some(t) = self.sched.pop_ready() {
+        while self.relay.sched.has_ready() || !self.dirty.is_empty() {
+            while let Some(t) = self.relay.sched.pop_ready() {
                 self.guarded(t, |s| s.drive(t));
             }
             for t in std::mem::take(&mut self.dirty) {
@@ -318,11 +317,11 @@ impl<H: Host> Engine<H> {
     /// Timers of the loop: transaction expiry, RFC 4976 §6.1 / §6.5
     /// connection timers, connection-map expiry.
     fn housekeeping(&mut self, now: Instant) {
-        if self.tracker.table().poll_expired() {
+        if self.relay.tracker.table().poll_expired() {
             self.guarded(conn_id(WAKE), |s| s.on_timer());
         }
         self.guarded(conn_id(WAKE), |s| {
-            s.tracker.expire(now);
+            s.relay.tracker.expire(now);
             s.apply_outputs();
         });
         if !self.lingering.is_empty() {
@@ -344,20 +343,20 @@ impl<H: Host> Engine<H> {
     }
 
     fn on_timer(&mut self) {
-        self.tracker.on_timer_wakeup();
+        self.relay.tracker.on_timer_wakeup();
         self.apply_outputs();
     }
 
     /// Carries out what the transaction tracker asks for.
     fn apply_outputs(&mut self) {
-        while let Some(o) = self.tracker.poll_output() {
+        while let Some(o) = self.relay.tracker.poll_output() {
             match o {
                 Output::Report(r) => self.send_report(r),
                 Output::Fail(r) => {
                     let frame = crate::forward::fail_frame(&r);
                     self.push_frame(r.src, frame);
                 }
-                Output::WindowOpen(dest) => self.sched.window_open(dest),
+                Output::WindowOpen(dest) => self.relay.sched.window_open(dest),
                 Output::Refuse {
                     src,
                     id,
@@ -368,7 +367,7 @@ impl<H: Host> Engine<H> {
                     id,
                     message_id,
                 } => {
-                    if let Some(c) = self.conns.get_mut(&src) {
+                    if let Some(c) = self.relay.conns.get_mut(&src) {
                         c.rejected.insert(message_id);
                     }
                     let current = self.fwd_mut(src).is_some_and(|f| f.in_id == Some(id));
@@ -383,14 +382,14 @@ impl<H: Host> Engine<H> {
     /// Queues a REPORT on its sender's connection; counts it, or counts it
     /// dropped when the connection is gone (RFC 4976 §6.4.3).
     fn send_report(&mut self, r: ReportOrder) {
-        if !self.conns.contains_key(&r.src) {
-            self.tracker.count(Event::ReportDropped);
+        if !self.relay.conns.contains_key(&r.src) {
+            self.relay.tracker.count(Event::ReportDropped);
             self.stats.add(Stat::ReportsDropped, 1);
             log::info!("REPORT {} dropped: the sender's connection is gone", r.code);
             return;
         }
         let tid = self.tids.next_tid();
-        self.tracker.count(Event::Report(r.cause));
+        self.relay.tracker.count(Event::Report(r.cause));
         self.stats.add(Stat::ReportsSent, 1);
         self.stats.add(Stat::report(r.cause), 1);
         self.push_frame(r.src, r.frame(&tid));
@@ -416,7 +415,8 @@ impl<H: Host> Engine<H> {
 
     /// Tears a connection down and fixes everything that referred to it.
     fn close(&mut self, t: ConnId, why: &str) {
-        let (Some(mut c), Some(mut sock)) = (self.conns.remove(&t), self.sockets.remove(&t)) else {
+        let (Some(mut c), Some(mut sock)) = (self.relay.conns.remove(&t), self.sockets.remove(&t))
+        else {
             return;
         };
         self.closed += 1;
@@ -449,11 +449,11 @@ impl<H: Host> Engine<H> {
             let in_id = f.in_id;
             self.abort_forward(t, &f);
             if let Some(id) = in_id {
-                self.tracker.received_all(id, self.now);
+                self.relay.tracker.received_all(id, self.now);
             }
         }
         // Sources waiting for this connection go on (and find it gone).
-        self.sched.conn_closed(t);
+        self.relay.sched.conn_closed(t);
         // Requests sent on this connection will get no response; sources
         // still sending into it stop (and their senders get REPORTs).
         let cause = if c.established() {

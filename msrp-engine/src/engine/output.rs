@@ -9,10 +9,6 @@ use bytes::Bytes;
 use super::{Engine, Host};
 use crate::stats::Stat;
 
-/// A connection's output queue may reach this many high watermarks before
-/// the relay gives up on the peer.
-const OUT_QUEUE_LIMIT_FACTOR: usize = 64;
-
 impl<H: Host> Engine<H> {
     /// Appends bytes of the chunk being streamed into `dest` to its output
     /// queue (`end`: its end-line); they are written at the end of this
@@ -21,7 +17,7 @@ impl<H: Host> Engine<H> {
         if b.is_empty() {
             return;
         }
-        if let Some(d) = self.conns.get_mut(&dest) {
+        if let Some(d) = self.relay.conns.get_mut(&dest) {
             d.queue(b, end, self.now);
             self.mark_dirty(dest);
         }
@@ -30,7 +26,7 @@ impl<H: Host> Engine<H> {
     /// `t` has bytes to write at the end of this loop pass (one vectored
     /// write for everything queued meanwhile, not one per piece).
     pub(super) fn mark_dirty(&mut self, t: ConnId) {
-        if let Some(c) = self.conns.get_mut(&t) {
+        if let Some(c) = self.relay.conns.get_mut(&t) {
             if !c.dirty {
                 c.dirty = true;
                 self.dirty.push(t);
@@ -41,8 +37,8 @@ impl<H: Host> Engine<H> {
     /// Queues a complete frame (a response, a REPORT) for `dest`: right
     /// away, or after the chunk currently being streamed into it.
     pub(super) fn push_frame(&mut self, dest: ConnId, frame: Bytes) {
-        let streaming = self.sched.streaming(dest);
-        let Some(d) = self.conns.get_mut(&dest) else {
+        let streaming = self.relay.sched.streaming(dest);
+        let Some(d) = self.relay.conns.get_mut(&dest) else {
             return;
         };
         if streaming {
@@ -55,18 +51,11 @@ impl<H: Host> Engine<H> {
 
     /// Pauses `src` while `dest` has more than the high watermark queued.
     pub(super) fn check_backpressure(&mut self, src: ConnId, dest: ConnId) -> bool {
-        let over = self
-            .conns
-            .get(&dest)
-            .is_some_and(|d| d.queued() > self.cfg.queue_high);
-        if over {
-            self.sched.wait_drain(src, dest);
-        }
-        over
+        self.relay.hold_back(src, dest)
     }
 
     pub(super) fn on_writable(&mut self, t: ConnId) {
-        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get(&t)) else {
+        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get(&t)) else {
             return;
         };
         if !c.is_connected() {
@@ -76,7 +65,7 @@ impl<H: Host> Engine<H> {
                     c.connected();
                     log::debug!("connected to next hop {} (connection {})", c.peer, t.0);
                     // data may already be waiting to be read
-                    self.sched.wake(t);
+                    self.relay.sched.wake(t);
                 }
                 Err(e) => {
                     let peer = c.peer;
@@ -92,7 +81,7 @@ impl<H: Host> Engine<H> {
     /// Writes as much of the output queue as the socket takes, and wakes
     /// the sources that waited for it to drain.
     pub(super) fn flush(&mut self, t: ConnId) {
-        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
+        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
             return;
         };
         c.dirty = false;
@@ -108,23 +97,8 @@ impl<H: Host> Engine<H> {
                 return;
             }
         }
-        let (queued, peer) = (c.queued(), c.peer);
-        if c.closing() && c.queued() == 0 {
-            self.close(t, "flushed");
-            return;
-        }
-        if queued <= self.cfg.queue_low && self.sched.has_drain_waiters(t) {
-            self.sched.drained(t);
-        }
-        if queued > self.cfg.queue_high * OUT_QUEUE_LIMIT_FACTOR {
-            // Sources are paused above the high watermark, so only frames the
-            // relay itself produced for this peer (responses, REPORTs) pile
-            // up here: the peer does not read.
-            log::warn!(
-                "peer {peer} does not read: {queued} bytes queued for connection {}; closing it",
-                t.0
-            );
-            self.close(t, "peer not reading");
+        if let Some(why) = self.relay.after_write(t) {
+            self.close(t, why);
         }
     }
 }

@@ -25,7 +25,7 @@ enum Step {
 impl<H: Host> Engine<H> {
     /// The forward state of `t`, if it is forwarding a frame.
     pub(super) fn fwd_mut(&mut self, t: ConnId) -> Option<&mut Forward> {
-        self.conns.get_mut(&t).and_then(|c| c.forward())
+        self.relay.conns.get_mut(&t).and_then(|c| c.forward())
     }
 
     /// Writes the pending outgoing events of the frame `t` is forwarding, as
@@ -33,7 +33,7 @@ impl<H: Host> Engine<H> {
     /// gone).
     pub(super) fn pump(&mut self, t: ConnId) -> bool {
         loop {
-            let Some(c) = self.conns.get_mut(&t) else {
+            let Some(c) = self.relay.conns.get_mut(&t) else {
                 return false;
             };
             let Incoming::Forward(f) = &mut c.incoming else {
@@ -48,7 +48,7 @@ impl<H: Host> Engine<H> {
             let Some(dest) = f.dest else {
                 continue; // next hop failed: swallow
             };
-            if !self.conns.contains_key(&dest) {
+            if !self.relay.conns.contains_key(&dest) {
                 if let Some(f) = self.fwd_mut(t) {
                     f.dest = None;
                 }
@@ -68,7 +68,7 @@ impl<H: Host> Engine<H> {
     /// The incoming frame has been received and forwarded: the relay's own
     /// 200 goes back, the incoming transaction is complete.
     fn finish_forward(&mut self, t: ConnId) {
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) else {
@@ -79,7 +79,7 @@ impl<H: Host> Engine<H> {
             self.push_frame(t, r);
         }
         if let Some(id) = f.in_id {
-            self.tracker.received_all(id, self.now);
+            self.relay.tracker.received_all(id, self.now);
         }
     }
 
@@ -88,11 +88,11 @@ impl<H: Host> Engine<H> {
     /// it sends: a next hop that stops answering stops getting more) and the
     /// destination's stream slot.
     fn start_chunk(&mut self, t: ConnId, dest: ConnId, range: Option<ByteRange>) -> Step {
-        let wait = if self.tracker.window_full(dest) {
-            self.sched.wait_window(t, dest);
+        let wait = if self.relay.tracker.window_full(dest) {
+            self.relay.sched.wait_window(t, dest);
             true
         } else {
-            !self.sched.begin_chunk(t, dest)
+            !self.relay.sched.begin_chunk(t, dest)
         };
         let Some(f) = self.fwd_mut(t) else {
             return Step::Wait;
@@ -102,8 +102,8 @@ impl<H: Host> Engine<H> {
             return Step::Wait;
         }
         let in_id = f.in_id;
-        let tid = self.tracker.chunk_tid(in_id, dest, &mut self.tids);
-        let Some(c) = self.conns.get_mut(&t) else {
+        let tid = self.relay.tracker.chunk_tid(in_id, dest, &mut self.tids);
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return Step::Wait;
         };
         let peer = c.peer;
@@ -123,7 +123,9 @@ impl<H: Host> Engine<H> {
         };
         let start = range.map_or(f.in_start, |r| r.start);
         if !f.is_report {
-            self.tracker.track(dest, tid, origin, peer, start, self.now);
+            self.relay
+                .tracker
+                .track(dest, tid, origin, peer, start, self.now);
         }
         self.stats.add(Stat::ChunksOut, 1);
         if extra {
@@ -158,7 +160,7 @@ impl<H: Host> Engine<H> {
         f.chunks_done += 1;
         let end = f.end_of(&tid, flag);
         self.push_stream(dest, end, true);
-        self.tracker.arm(dest, tid, self.now);
+        self.relay.tracker.arm(dest, tid, self.now);
         self.leave_dest(dest, t);
         Step::Next
     }
@@ -166,8 +168,8 @@ impl<H: Host> Engine<H> {
     /// `src` no longer feeds `dest`: it stops waiting for it and gives up
     /// its stream slot; frames deferred behind its chunk go out.
     fn leave_dest(&mut self, dest: ConnId, src: ConnId) {
-        if self.sched.leave(dest, src) {
-            if let Some(d) = self.conns.get_mut(&dest) {
+        if self.relay.sched.leave(dest, src) {
+            if let Some(d) = self.relay.conns.get_mut(&dest) {
                 d.release_deferred(self.now);
             }
             self.mark_dirty(dest);
@@ -210,9 +212,10 @@ impl<H: Host> Engine<H> {
         if cause == Cause::Unreachable {
             self.stats.add(Stat::ConnectFailures, 1);
         }
-        self.tracker.next_hop_lost(t, cause);
+        self.relay.tracker.next_hop_lost(t, cause);
         self.apply_outputs();
         let feeding: Vec<ConnId> = self
+            .relay
             .conns
             .iter()
             .filter(|(_, c)| matches!(&c.incoming, Incoming::Forward(f) if f.dest == Some(t)))
@@ -225,10 +228,10 @@ impl<H: Host> Engine<H> {
                 f.in_id
             });
             if let Some(id) = in_id {
-                self.tracker.fail_in(id, cause, 0);
+                self.relay.tracker.fail_in(id, cause, 0);
                 self.apply_outputs();
             }
-            self.sched.wake(s);
+            self.relay.sched.wake(s);
         }
     }
 }

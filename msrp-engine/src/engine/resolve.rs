@@ -130,7 +130,7 @@ impl<H: Host> Engine<H> {
     /// it) with `answer`, then reads its connection again.
     fn resume(&mut self, w: Waiter, answer: Answer) {
         let t = w.conn;
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         let parked = match std::mem::replace(&mut c.incoming, Incoming::Idle) {
@@ -143,12 +143,12 @@ impl<H: Host> Engine<H> {
         self.dns_fresh = Some((parked.name.clone(), answer));
         let next = self.relay_request(t, &parked.head, parked.route);
         self.dns_fresh = None;
-        if let Some(c) = self.conns.get_mut(&t) {
+        if let Some(c) = self.relay.conns.get_mut(&t) {
             c.incoming = next;
         }
         // as after a head (`on_head`): a request that failed before
         // anything was forwarded is failed once it is the incoming frame
         self.fail_at_start(t);
-        self.sched.wake(t);
+        self.relay.sched.wake(t);
     }
 }

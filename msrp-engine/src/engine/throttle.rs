@@ -24,7 +24,7 @@ impl<H: Host> Engine<H> {
     /// a limit it reads, with the new rate it re-checks when it may.
     pub(super) fn set_read_rate(&mut self, t: ConnId, bytes_per_second: u64) {
         let now = self.now;
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         match (&mut c.read_rate, bytes_per_second) {
@@ -41,7 +41,7 @@ impl<H: Host> Engine<H> {
         if c.rate_waiting {
             c.rate_waiting = false;
             self.rate_waits.retain(|&(_, w)| w != t);
-            self.sched.wake(t);
+            self.relay.sched.wake(t);
         }
         if let Some(slot) = c.listed {
             self.stats.conn_read_rate(slot, bytes_per_second);
@@ -53,7 +53,7 @@ impl<H: Host> Engine<H> {
     /// refilled.
     pub(super) fn read_allowance(&mut self, t: ConnId) -> usize {
         let now = self.now;
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return 0;
         };
         let Some(b) = c.read_rate.as_mut() else {
@@ -69,7 +69,12 @@ impl<H: Host> Engine<H> {
 
     /// `t` read `n` MSRP bytes.
     pub(super) fn charge_read(&mut self, t: ConnId, n: usize) {
-        if let Some(b) = self.conns.get_mut(&t).and_then(|c| c.read_rate.as_mut()) {
+        if let Some(b) = self
+            .relay
+            .conns
+            .get_mut(&t)
+            .and_then(|c| c.read_rate.as_mut())
+        {
             b.take(n);
         }
     }
@@ -93,9 +98,9 @@ impl<H: Host> Engine<H> {
                 continue;
             }
             let (_, t) = self.rate_waits.swap_remove(i);
-            if let Some(c) = self.conns.get_mut(&t) {
+            if let Some(c) = self.relay.conns.get_mut(&t) {
                 c.rate_waiting = false;
-                self.sched.wake(t);
+                self.relay.sched.wake(t);
             }
         }
     }

@@ -10,8 +10,9 @@ use mio::Interest;
 use msrp_core::{Event, ParseError};
 
 use super::{token, Engine, Host};
-use crate::conn::{ConnState, Incoming, Socket};
+use crate::conn::{ConnState, Socket};
 use crate::connid::ConnId;
+use crate::relay::{BodyCheck, EofAction, ReadGate, Step};
 use crate::stats::Stat;
 use crate::transport::{Got, Kind, Layer, LayerError, WsPolicy};
 
@@ -33,7 +34,7 @@ impl<H: Host> Engine<H> {
             // The workers share the listeners: a full worker leaves new
             // connections to the others (accepting only to close them, it
             // would win every race and refuse while others have room).
-            if self.conns.len() >= self.cfg.max_connections && !self.links.is_empty() {
+            if self.relay.conns.len() >= self.cfg.max_connections && !self.links.is_empty() {
                 log::debug!(
                     "max_connections ({}) reached: leaving new connections on {} to the other workers",
                     self.cfg.max_connections,
@@ -50,7 +51,7 @@ impl<H: Host> Engine<H> {
                     return;
                 }
             };
-            if self.conns.len() >= self.cfg.max_connections {
+            if self.relay.conns.len() >= self.cfg.max_connections {
                 log::warn!(
                     "refusing connection from {peer}: max_connections ({}) reached",
                     self.cfg.max_connections
@@ -86,7 +87,7 @@ impl<H: Host> Engine<H> {
             let mut c =
                 ConnState::new(peer, local, None, self.cfg, self.now).layered(kind, sock.view());
             c.listed = self.stats.conn_opened(t.0, peer, local, false, kind);
-            self.conns.insert(t, c);
+            self.relay.conns.insert(t, c);
             self.sockets.insert(t, sock);
             if self.cfg.max_read_rate > 0 {
                 self.set_read_rate(t, self.cfg.max_read_rate);
@@ -150,26 +151,11 @@ impl<H: Host> Engine<H> {
             if !self.pump(t) {
                 return false;
             }
-            if self.sched.blocked(t).is_some() {
-                return false;
-            }
-            if self.own_queue_full(t) {
-                // its replies and REPORTs pile up: read no more requests
-                // from it until it reads (or the stall timer closes it)
-                self.sched.wait_drain(t, t);
-                return false;
-            }
-            let Some(c) = self.conns.get_mut(&t) else {
-                return false;
-            };
-            if matches!(c.incoming, Incoming::Resolving(_)) {
-                // its request waits for a name: its body stays unparsed
-                return false;
-            }
-            match c.parser.next(&mut c.rbuf) {
-                Ok(Some(ev)) => self.on_event(t, ev),
-                Ok(None) => return true,
-                Err(e) => {
+            match self.relay.next_event(t) {
+                Step::Event(ev) => self.on_event(t, ev),
+                Step::NeedBytes => return true,
+                Step::Wait => return false,
+                Step::Malformed(e) => {
                     self.on_parse_error(t, e);
                     return false;
                 }
@@ -177,33 +163,20 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// Whether more than the high watermark of the relay's own answers to
-    /// `t` (responses, REPORTs) wait for `t` to read them. Bytes forwarded
-    /// to `t` do not count: their sources wait instead, and a peer that
-    /// sends and receives a transfer at once keeps being read.
-    fn own_queue_full(&self, t: ConnId) -> bool {
-        // (links to other workers are always read: two workers waiting for
-        // each other to read their answers would never go on)
-        self.conns
-            .get(&t)
-            .is_some_and(|c| c.link.is_none() && c.own_queued() > self.cfg.queue_high)
-    }
-
     /// One read of `t`'s socket.
     fn read_some(&mut self, t: ConnId) -> Read {
-        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get(&t)) else {
+        match self.relay.read_gate(t) {
+            ReadGate::Read => {}
+            ReadGate::Skip => return Read::Empty,
+            ReadGate::Eof => {
+                self.on_eof(t);
+                return Read::Gone;
+            }
+            ReadGate::Gone => return Read::Gone,
+        }
+        let Some(sock) = self.sockets.get(&t) else {
             return Read::Gone;
         };
-        if c.closing() || c.read_paused_until.is_some() {
-            return Read::Empty;
-        }
-        if c.eof() {
-            self.on_eof(t);
-            return Read::Gone;
-        }
-        if !c.is_connected() {
-            return Read::Empty;
-        }
         let layered = sock.layer.is_some();
         let max = self.read_allowance(t);
         if max == 0 {
@@ -212,7 +185,7 @@ impl<H: Host> Engine<H> {
         if layered {
             return self.read_layered(t, max);
         }
-        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get(&t)) else {
+        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get(&t)) else {
             return Read::Gone;
         };
         match self.read_pool.read_at_most(&sock.stream, &mut c.rbuf, max) {
@@ -239,7 +212,7 @@ impl<H: Host> Engine<H> {
     /// owes the peer (handshake records, pongs, a close) is written at the
     /// end of the loop pass.
     fn read_layered(&mut self, t: ConnId, max: usize) -> Read {
-        let (Some(c), Some(sock)) = (self.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
+        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
             return Read::Gone;
         };
         let Some(layer) = sock.layer.as_deref_mut() else {
@@ -314,7 +287,7 @@ impl<H: Host> Engine<H> {
     }
 
     fn on_parse_error(&mut self, t: ConnId, e: ParseError) {
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         log::warn!(
@@ -327,73 +300,30 @@ impl<H: Host> Engine<H> {
         self.close(t, "malformed input");
     }
 
-    /// The peer will send nothing more. Mid-frame that truncates the frame;
-    /// between frames a client may have half-closed: what is queued for it
-    /// (the 200 for its last SEND, REPORTs) is still written, then the
-    /// connection closes. A next hop the relay connected to is closed at
-    /// once (its outstanding requests fail now, not at their timeout).
+    /// The peer will send nothing more ([`Relay::on_eof`] says what that
+    /// means).
     fn on_eof(&mut self, t: ConnId) {
-        let Some(c) = self.conns.get_mut(&t) else {
-            return;
-        };
-        if c.parser.in_frame() {
-            log::warn!(
-                "peer {} closed connection {} in the middle of a frame (truncated)",
-                c.peer,
-                t.0
-            );
-        } else if c.queued() > 0 && c.outbound.is_none() {
-            log::debug!(
-                "peer {} half-closed connection {}: writing what is queued",
-                c.peer,
-                t.0
-            );
-            c.close_after_flush();
-            self.mark_dirty(t);
-            return;
-        } else {
-            log::debug!("peer {} closed connection {}", c.peer, t.0);
+        match self.relay.on_eof(t) {
+            Some(EofAction::HalfClosed) => self.mark_dirty(t),
+            Some(EofAction::Truncated | EofAction::Closed) => self.close(t, "closed by peer"),
+            None => {}
         }
-        self.close(t, "closed by peer");
     }
 
     fn on_event(&mut self, t: ConnId, ev: Event) {
         match ev {
             Event::Head(head) => {
-                if let Some(c) = self.conns.get_mut(&t) {
-                    // the body's frame_timeout clock starts
-                    c.frame_mark = self.now;
-                }
+                self.relay.head_seen(t, self.now);
                 self.on_head(t, head);
             }
-            Event::Body(bytes) => {
-                if let Some(f) = self.conns.get_mut(&t).and_then(|c| c.forward()) {
-                    f.chunker.body(bytes, &mut f.pending);
-                    let (id, n, refused) = (f.in_id, f.chunker.consumed(), f.refused_at);
-                    let over = f.size_left.is_some_and(|left| n > left);
-                    if let Some(id) = id {
-                        self.tracker.set_received(id, n);
-                    }
-                    if refused.is_some() {
-                        self.check_refused(t);
-                    } else if over {
-                        self.too_large(t);
-                    }
+            Event::Body(bytes) => match self.relay.body(t, bytes) {
+                BodyCheck::Fine => {}
+                BodyCheck::Refused => {
+                    self.check_refused(t);
                 }
-            }
-            Event::End(flag) => {
-                let Some(c) = self.conns.get_mut(&t) else {
-                    return;
-                };
-                c.frame_mark = self.now;
-                match &mut c.incoming {
-                    Incoming::Forward(f) => {
-                        f.chunker.end(flag, &mut f.pending);
-                        f.finished = true;
-                    }
-                    _ => c.incoming = Incoming::Idle,
-                }
-            }
+                BodyCheck::TooLarge => self.too_large(t),
+            },
+            Event::End(flag) => self.relay.end(t, flag, self.now),
         }
     }
 }

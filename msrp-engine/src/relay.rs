@@ -84,6 +84,8 @@ pub struct Relay {
     pub conns: HashMap<ConnId, ConnState>,
     pub tracker: Tracker,
     pub sched: Scheduler,
+    /// Connections with queued bytes not yet written.
+    dirty: Vec<ConnId>,
     cfg: &'static Config,
 }
 
@@ -93,8 +95,66 @@ impl Relay {
             conns: HashMap::default(),
             tracker: Tracker::new(table, cfg.transaction_timeout),
             sched: Scheduler::default(),
+            dirty: Vec::new(),
             cfg,
         }
+    }
+
+    /// Appends bytes of the chunk being streamed into `dest` to its output
+    /// queue (`end`: its end-line); they are written at the end of this
+    /// loop pass.
+    pub fn push_stream(&mut self, dest: ConnId, b: Bytes, end: bool, now: Instant) {
+        if b.is_empty() {
+            return;
+        }
+        if let Some(d) = self.conns.get_mut(&dest) {
+            d.queue(b, end, now);
+            self.mark_dirty(dest);
+        }
+    }
+
+    /// Queues a complete frame (a response, a REPORT) for `dest`: right
+    /// away, or after the chunk currently being streamed into it (RFC 4975
+    /// §7.1: a frame never goes into the middle of another).
+    pub fn push_frame(&mut self, dest: ConnId, frame: Bytes, now: Instant) {
+        let streaming = self.sched.streaming(dest);
+        let Some(d) = self.conns.get_mut(&dest) else {
+            return;
+        };
+        if streaming {
+            d.defer(frame);
+        } else {
+            d.queue_own(frame, now);
+            self.mark_dirty(dest);
+        }
+    }
+
+    /// `t` has bytes to write at the end of this loop pass (one vectored
+    /// write for everything queued meanwhile, not one per piece).
+    pub fn mark_dirty(&mut self, t: ConnId) {
+        if let Some(c) = self.conns.get_mut(&t) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(t);
+            }
+        }
+    }
+
+    /// Whether connections have bytes to write.
+    pub fn wants_write(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// The connections with bytes to write, each once; the driver writes
+    /// them (and clears `ConnState::dirty` as it does).
+    pub fn take_dirty(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Gives back the memory of connections gone (after a wave of closes).
+    pub fn shrink_to_fit(&mut self) {
+        self.conns.shrink_to_fit();
+        self.dirty.shrink_to_fit();
     }
 
     /// MSRP bytes arrived on `t` at `now` (after the TLS/WebSocket layer),

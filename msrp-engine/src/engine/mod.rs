@@ -117,8 +117,6 @@ pub struct Engine<H: Host> {
     /// TLS contexts (`tls:`/`wss:` listeners, `msrps://` next hops).
     tls: Option<Arc<TlsContext>>,
     stats: Box<dyn StatsSink>,
-    /// Connections with queued bytes not yet written.
-    dirty: Vec<ConnId>,
     /// Connections that used their turn with data left: they go on in the
     /// next loop pass.
     yielded: Vec<ConnId>,
@@ -186,7 +184,6 @@ impl<H: Host> Engine<H> {
             outbound: HashMap::default(),
             tls: None,
             stats,
-            dirty: Vec::new(),
             yielded: Vec::new(),
             rate_waits: Vec::new(),
             gauges: [0; gauges::N_GAUGES],
@@ -304,11 +301,11 @@ impl<H: Host> Engine<H> {
     /// Woken sources and pending writes, until both settle (a write can
     /// wake sources, a source can queue writes).
     fn settle(&mut self) {
-        while self.relay.sched.has_ready() || !self.dirty.is_empty() {
+        while self.relay.sched.has_ready() || self.relay.wants_write() {
             while let Some(t) = self.relay.sched.pop_ready() {
                 self.guarded(t, |s| s.drive(t));
             }
-            for t in std::mem::take(&mut self.dirty) {
+            for t in self.relay.take_dirty() {
                 self.guarded(t, |s| s.flush(t));
             }
         }

@@ -14,39 +14,19 @@ impl<H: Host> Engine<H> {
     /// queue (`end`: its end-line); they are written at the end of this
     /// loop pass.
     pub(super) fn push_stream(&mut self, dest: ConnId, b: Bytes, end: bool) {
-        if b.is_empty() {
-            return;
-        }
-        if let Some(d) = self.relay.conns.get_mut(&dest) {
-            d.queue(b, end, self.now);
-            self.mark_dirty(dest);
-        }
+        self.relay.push_stream(dest, b, end, self.now);
     }
 
     /// `t` has bytes to write at the end of this loop pass (one vectored
     /// write for everything queued meanwhile, not one per piece).
     pub(super) fn mark_dirty(&mut self, t: ConnId) {
-        if let Some(c) = self.relay.conns.get_mut(&t) {
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(t);
-            }
-        }
+        self.relay.mark_dirty(t);
     }
 
     /// Queues a complete frame (a response, a REPORT) for `dest`: right
     /// away, or after the chunk currently being streamed into it.
     pub(super) fn push_frame(&mut self, dest: ConnId, frame: Bytes) {
-        let streaming = self.relay.sched.streaming(dest);
-        let Some(d) = self.relay.conns.get_mut(&dest) else {
-            return;
-        };
-        if streaming {
-            d.defer(frame);
-        } else {
-            d.queue_own(frame, self.now);
-            self.mark_dirty(dest);
-        }
+        self.relay.push_frame(dest, frame, self.now);
     }
 
     /// Pauses `src` while `dest` has more than the high watermark queued.

@@ -75,9 +75,9 @@ impl<H: Host> Engine<H> {
             return;
         }
         (self.closed, self.closed_at_sweep) = (0, 0);
-        self.relay.conns.shrink_to_fit();
+        self.relay.shrink_to_fit();
+        self.sockets.shrink_to_fit();
         self.outbound.shrink_to_fit();
-        self.dirty.shrink_to_fit();
         self.yielded.shrink_to_fit();
         self.read_pool.clear();
         crate::cmap::with(crate::cmap::Cmap::shrink);

@@ -75,6 +75,7 @@ impl Driver {
     /// What the socket of `t` takes: `n` bytes written at `now`.
     fn write(&mut self, t: ConnId, n: usize) -> Option<&'static str> {
         let c = self.relay.conns.get_mut(&t).unwrap();
+        c.dirty = false;
         c.consume(n);
         c.note_written(n, false, self.now);
         self.relay.after_write(t)
@@ -268,4 +269,60 @@ fn malformed_input_is_reported_not_parsed_further() {
     d.feed(SRC, b"MSRP a786hjs2 SEND\r\nTo-Path msrp://x\r\n\r\n");
     let mut seen = Seen::default();
     assert!(matches!(d.drain(SRC, &mut seen), Step::Malformed(_)));
+}
+
+/// What is queued on `t`, in the order it would be written.
+fn queue_of(d: &Driver, t: ConnId) -> Vec<Bytes> {
+    d.relay.conns[&t].transmit(usize::MAX).cloned().collect()
+}
+
+#[test]
+fn a_frame_for_a_destination_mid_chunk_waits_for_the_chunks_end() {
+    let mut d = Driver::new();
+    assert!(d.relay.sched.begin_chunk(SRC, DEST));
+    let head = Bytes::from_static(b"MSRP c1 SEND\r\n...\r\n\r\nbody");
+    d.relay.push_stream(DEST, head.clone(), false, d.now);
+    let report = Bytes::from_static(b"MSRP r1 REPORT\r\n...\r\n-------r1$\r\n");
+    d.relay.push_frame(DEST, report.clone(), d.now);
+    assert_eq!(queue_of(&d, DEST), vec![head.clone()]);
+    let end = Bytes::from_static(b"\r\n-------c1$\r\n");
+    d.relay.push_stream(DEST, end.clone(), true, d.now);
+    // the chunk ends: the slot is given up and the REPORT follows it
+    assert!(d.relay.sched.leave(DEST, SRC));
+    d.relay
+        .conns
+        .get_mut(&DEST)
+        .unwrap()
+        .release_deferred(d.now);
+    assert_eq!(queue_of(&d, DEST), vec![head, end, report]);
+    // between chunks a frame goes out at once
+    let ok = Bytes::from_static(b"MSRP a 200 OK\r\n-------a$\r\n");
+    d.relay.push_frame(DEST, ok.clone(), d.now);
+    assert_eq!(queue_of(&d, DEST).last(), Some(&ok));
+}
+
+#[test]
+fn a_connection_is_written_once_per_pass_however_much_is_queued() {
+    let mut d = Driver::new();
+    assert!(!d.relay.wants_write());
+    for _ in 0..3 {
+        d.relay
+            .push_stream(DEST, Bytes::from_static(b"x"), false, d.now);
+        d.relay.push_frame(SRC, Bytes::from_static(b"y"), d.now);
+    }
+    d.relay.push_stream(SRC, Bytes::new(), true, d.now);
+    assert!(d.relay.wants_write());
+    assert_eq!(d.relay.take_dirty(), vec![DEST, SRC]);
+    assert!(!d.relay.wants_write());
+    // until the driver wrote it, more output does not list it again
+    d.relay
+        .push_stream(DEST, Bytes::from_static(b"z"), false, d.now);
+    assert_eq!(d.relay.take_dirty(), vec![]);
+    assert_eq!(d.write(DEST, 2), None);
+    d.relay
+        .push_stream(DEST, Bytes::from_static(b"w"), false, d.now);
+    assert_eq!(d.relay.take_dirty(), vec![DEST]);
+    // a connection gone is not listed
+    d.relay.mark_dirty(ConnId(99));
+    assert!(!d.relay.wants_write());
 }

@@ -8,18 +8,18 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use mio::Token;
+use msrp_engine::connid::ConnId;
 use msrp_engine::sched::Scheduler;
 
 /// Sources are tokens 0..6, destinations 4..8: 4 and 5 are both.
-const TOKENS: usize = 8;
+const TOKENS: u64 = 8;
 
-fn src(n: u8) -> Token {
-    Token(usize::from(n) % 6)
+fn src(n: u8) -> ConnId {
+    ConnId(u64::from(n) % 6)
 }
 
-fn dest(n: u8) -> Token {
-    Token(4 + usize::from(n) % 4)
+fn dest(n: u8) -> ConnId {
+    ConnId(4 + u64::from(n) % 4)
 }
 
 #[derive(Debug, Arbitrary)]
@@ -57,7 +57,7 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Leave(a, d) => {
                 sc.leave(dest(d), src(a));
             }
-            Op::Close(t) => sc.conn_closed(Token(usize::from(t) % TOKENS)),
+            Op::Close(t) => sc.conn_closed(ConnId(u64::from(t) % TOKENS)),
             Op::Wake(a) => sc.wake(src(a)),
             Op::Pop => {
                 if let Some(t) = sc.pop_ready() {
@@ -81,8 +81,8 @@ fuzz_target!(|ops: Vec<Op>| {
         sc.check();
     }
     for t in 0..TOKENS {
-        assert_eq!(sc.blocked(Token(t)), None, "{t} still waits");
-        assert!(!sc.is_busy(Token(t)), "{t} still busy");
+        assert_eq!(sc.blocked(ConnId(t)), None, "{t} still waits");
+        assert!(!sc.is_busy(ConnId(t)), "{t} still busy");
     }
     assert!(!sc.has_ready());
 });

@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use mio::Token;
+use msrp_engine::connid::ConnId;
 use msrp_core::{ByteRange, FailureReport};
 use msrp_engine::tid::TidGen;
 use msrp_engine::tracker::{Answer, InId, InTx, Origin, Output, Return, Tracker};
 use msrp_engine::txtable::{Cause, Event, TableFull, TxInfo, TxSlot, TxTable};
 
-const SRC: Token = Token(1);
-const DESTS: [Token; 3] = [Token(2), Token(3), Token(4)];
+const SRC: ConnId = ConnId(1);
+const DESTS: [ConnId; 3] = [ConnId(2), ConnId(3), ConnId(4)];
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The shared table as the Kamailio timer sees it: slots with
@@ -172,9 +172,9 @@ fuzz_target!(|input: Input| {
     // incoming chunks: (id, Failure-Report, Message-ID)
     let mut ins: Vec<(InId, FailureReport, String)> = Vec::new();
     // the relay's chunks: (next hop, tid, incoming chunk index)
-    let mut sent: Vec<(Token, Bytes, usize)> = Vec::new();
+    let mut sent: Vec<(ConnId, Bytes, usize)> = Vec::new();
     // forwarded non-SEND requests: (next hop, tid) and how often accounted
-    let mut passbacks: Vec<(Token, Bytes)> = Vec::new();
+    let mut passbacks: Vec<(ConnId, Bytes)> = Vec::new();
     let mut accounted: HashMap<Bytes, usize> = HashMap::new();
     // link requests whose timeout is not answered (a "partial"/"no" SEND)
     let mut silent_ok: std::collections::HashSet<Bytes> = std::collections::HashSet::new();

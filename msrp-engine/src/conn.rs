@@ -1,11 +1,14 @@
-//! One MSRP connection of a worker: its socket, the parser over what was
-//! read, the frame arriving on it, and its output queue. No engine in here:
-//! the engine decides what to read, queue and close.
+//! One MSRP connection of a worker, in two halves: [`ConnState`] (the
+//! protocol side: the parser over what was read, the frame arriving on it,
+//! its output queue, its timers and its [`Phase`]) and [`Socket`]
+//! (`conn/socket.rs`, the driver side: the stream and its TLS/WebSocket
+//! layer). No engine in here: the engine decides what to read, queue and
+//! close.
+
+mod socket;
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -14,9 +17,10 @@ use rustc_hash::FxHashSet as HashSet;
 
 use crate::config::Config;
 use crate::forward::Forward;
-use crate::transport::{Kind, Layer, LAYER_BUDGET};
+use crate::transport::Kind;
 
 pub use crate::stream::Stream;
+pub use socket::{LayerView, Socket};
 
 /// Queued output, whether the relay made it for this peer, and whether it
 /// ends an MSRP frame (a WebSocket message ends with it, RFC 7977 §5).
@@ -26,8 +30,27 @@ struct Piece {
     end: bool,
 }
 
-/// Most slices handed to one vectored write.
-const MAX_IOV: usize = 64;
+/// Where a connection is in its life. One value instead of the flags it
+/// replaces (connected, eof, closing), so impossible mixes cannot be
+/// written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A non-blocking connect to a next hop is in progress: nothing is read
+    /// or written yet.
+    Dialling,
+    /// TCP is up; the TLS handshake (or, as a client, the server's first
+    /// record) has not confirmed the session yet.
+    Handshaking,
+    Open,
+    /// The peer sent its last byte: what it sent is still parsed, then the
+    /// connection closes; `flushing`: after what is queued for it is
+    /// written (a client that half-closed still gets its 200s and REPORTs).
+    Draining {
+        flushing: bool,
+    },
+    /// The relay ends the connection once its output queue is flushed.
+    Closing,
+}
 
 /// State of the frame currently arriving on a connection.
 pub enum Incoming {
@@ -41,14 +64,14 @@ pub enum Incoming {
     Resolving(Box<crate::forward::Parked>),
 }
 
-pub struct Conn {
-    pub stream: Stream,
+/// The protocol side of one connection (what the sans-IO core will own,
+/// docs/RELAY-CORE.md).
+pub struct ConnState {
     /// The transport spoken (the listener's, or `tls` for `msrps://` next
     /// hops the relay dialled).
     pub kind: Kind,
-    /// TLS/WebSocket between the socket and the MSRP stream (`None`: plain
-    /// TCP or a link).
-    pub layer: Option<Box<Layer>>,
+    /// What the TLS/WebSocket layer holds, as the driver last saw it.
+    pub layer: LayerView,
     /// For a link to another worker: that worker's index.
     pub link: Option<usize>,
     pub peer: SocketAddr,
@@ -58,11 +81,10 @@ pub struct Conn {
     pub outbound: Option<SocketAddr>,
     /// The name a dialled TLS next hop's certificate was verified for.
     pub tls_name: Option<String>,
-    pub connected: bool,
+    pub phase: Phase,
     /// Read and not yet parsed.
     pub rbuf: BytesMut,
     pub parser: Parser,
-    pub eof: bool,
     /// Bytes waiting to be written, in order.
     out: VecDeque<Piece>,
     out_bytes: usize,
@@ -73,8 +95,6 @@ pub struct Conn {
     /// streamed into this connection to end.
     deferred: VecDeque<Piece>,
     pub incoming: Incoming,
-    /// Close as soon as the output queue is flushed.
-    pub closing: bool,
     /// Queued bytes wait for the end of this loop pass to be written.
     pub dirty: bool,
     /// Message-IDs this sender must not send more of (413 downstream).
@@ -107,71 +127,66 @@ pub struct Conn {
     pub auth_failures: u32,
 }
 
-impl Conn {
+impl ConnState {
+    /// A TCP connection: accepted (`outbound` is `None`), or being dialled
+    /// to `outbound`.
     pub fn new(
-        stream: TcpStream,
         peer: SocketAddr,
         local: SocketAddr,
         outbound: Option<SocketAddr>,
         cfg: &Config,
         now: Instant,
-    ) -> Conn {
-        crate::net::tune(&stream, cfg);
-        Conn::with_stream(Stream::Tcp(stream), peer, local, outbound, None, cfg, now)
+    ) -> ConnState {
+        ConnState::with_link(peer, local, outbound, None, cfg, now)
     }
 
-    /// A TCP connection with a TLS/WebSocket layer of `kind`.
-    pub fn layered(mut self, kind: Kind, layer: Option<Layer>) -> Conn {
+    /// With the TLS/WebSocket layer of `kind` the driver made for it.
+    pub fn layered(mut self, kind: Kind, layer: LayerView) -> ConnState {
         self.kind = kind;
-        self.layer = layer.map(Box::new);
+        self.layer = layer;
+        if self.phase == Phase::Open && !layer.confirmed {
+            self.phase = Phase::Handshaking;
+        }
         self
     }
 
-    /// The link to worker `worker` (always connected; no TCP options).
-    pub fn link(stream: UnixStream, worker: usize, cfg: &Config, now: Instant) -> Conn {
+    /// The link to worker `worker` (always connected).
+    pub fn link(worker: usize, cfg: &Config, now: Instant) -> ConnState {
         let none = SocketAddr::from(([0, 0, 0, 0], 0));
-        let mut c = Conn::with_stream(
-            Stream::Unix(stream),
-            none,
-            none,
-            None,
-            Some(worker),
-            cfg,
-            now,
-        );
+        let mut c = ConnState::with_link(none, none, None, Some(worker), cfg, now);
         c.got_frame = true;
         c.parser = Parser::new(crate::forward::link_limits(cfg.limits));
         c
     }
 
-    fn with_stream(
-        stream: Stream,
+    fn with_link(
         peer: SocketAddr,
         local: SocketAddr,
         outbound: Option<SocketAddr>,
         link: Option<usize>,
         cfg: &Config,
         now: Instant,
-    ) -> Conn {
-        Conn {
-            stream,
+    ) -> ConnState {
+        ConnState {
             kind: Kind::Tcp,
-            layer: None,
+            layer: LayerView::NONE,
             link,
             peer,
             local,
             outbound,
             tls_name: None,
-            connected: outbound.is_none(),
+            phase: if outbound.is_none() {
+                Phase::Open
+            } else {
+                Phase::Dialling
+            },
             rbuf: BytesMut::new(),
             parser: Parser::new(cfg.limits),
-            eof: false,
             out: VecDeque::new(),
             out_bytes: 0,
             own_bytes: 0,
             deferred: VecDeque::new(),
             incoming: Incoming::Idle,
-            closing: false,
             dirty: false,
             rejected: HashSet::default(),
             opened: now,
@@ -189,11 +204,58 @@ impl Conn {
         }
     }
 
-    /// SO_RCVBUF of the socket (0 for a link or when unknown).
-    pub fn recv_buffer(&self) -> usize {
-        match &self.stream {
-            Stream::Tcp(s) => socket2::SockRef::from(s).recv_buffer_size().unwrap_or(0),
-            Stream::Unix(_) => 0,
+    /// The connect completed: TCP is up.
+    pub fn connected(&mut self) {
+        if self.phase == Phase::Dialling {
+            self.phase = if self.layer.confirmed {
+                Phase::Open
+            } else {
+                Phase::Handshaking
+            };
+        }
+    }
+
+    /// Whether TCP is up (the connect completed or it was accepted).
+    pub fn is_connected(&self) -> bool {
+        self.phase != Phase::Dialling
+    }
+
+    /// The peer sent its last byte (EOF).
+    pub fn peer_closed(&mut self) {
+        self.phase = match self.phase {
+            Phase::Closing => Phase::Draining { flushing: true },
+            Phase::Draining { flushing } => Phase::Draining { flushing },
+            _ => Phase::Draining { flushing: false },
+        };
+    }
+
+    /// Whether the peer sent its last byte.
+    pub fn eof(&self) -> bool {
+        matches!(self.phase, Phase::Draining { .. })
+    }
+
+    /// The relay ends the connection once what is queued is written.
+    pub fn close_after_flush(&mut self) {
+        self.phase = match self.phase {
+            Phase::Draining { .. } => Phase::Draining { flushing: true },
+            _ => Phase::Closing,
+        };
+    }
+
+    /// Whether the connection closes once its queue is flushed.
+    pub fn closing(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Closing | Phase::Draining { flushing: true }
+        )
+    }
+
+    /// The driver saw the TLS/WebSocket layer again (after a read or a
+    /// write): a confirmed handshake opens the connection.
+    pub fn layer_seen(&mut self, layer: LayerView) {
+        self.layer = layer;
+        if self.phase == Phase::Handshaking && layer.confirmed {
+            self.phase = Phase::Open;
         }
     }
 
@@ -222,11 +284,11 @@ impl Conn {
 
     /// Control answers of the TLS/WebSocket layer not taken yet.
     fn unread_replies(&self) -> usize {
-        self.layer.as_ref().map_or(0, |l| l.unread_replies())
+        self.layer.replies
     }
 
     pub fn has_output(&self) -> bool {
-        !self.out.is_empty() || self.layer.as_ref().is_some_and(|l| l.backlogged())
+        !self.out.is_empty() || self.layer.backlogged
     }
 
     /// Appends bytes forwarded from another connection to the output queue
@@ -304,38 +366,37 @@ impl Conn {
         }
     }
 
-    /// Writes as much of the output queue as the socket takes; returns the
-    /// bytes written (`WouldBlock` is not an error: it ends the write).
-    pub fn write_out(&mut self, now: Instant) -> io::Result<usize> {
-        if let Some(mut layer) = self.layer.take() {
-            let r = self.write_layered(&mut layer, now);
-            self.layer = Some(layer);
-            return r;
-        }
-        let mut total = 0;
-        while !self.out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .out
-                .iter()
-                .take(MAX_IOV)
-                .map(|p| IoSlice::new(&p.data))
-                .collect();
-            match (&self.stream).write_vectored(&slices) {
-                Ok(0) => break,
-                Ok(n) => {
-                    total += n;
-                    self.consume(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        self.note_written(total, false, now);
-        Ok(total)
+    /// The transport is established: TCP connected and, over TLS, the
+    /// handshake done.
+    pub fn established(&self) -> bool {
+        self.is_connected() && self.layer.confirmed
     }
 
-    fn note_written(&mut self, total: usize, backlog: bool, now: Instant) {
+    /// Up to `max` slices of the output queue, in order, for one vectored
+    /// write.
+    pub fn transmit(&self, max: usize) -> impl Iterator<Item = &Bytes> {
+        self.out.iter().take(max).map(|p| &p.data)
+    }
+
+    /// The front of the output queue, with whether it ends a frame.
+    pub fn front(&self) -> Option<(&Bytes, bool)> {
+        self.out.front().map(|p| (&p.data, p.end))
+    }
+
+    /// Drops an empty piece at the front (never queued).
+    pub fn pop_empty(&mut self) {
+        if self.out.front().is_some_and(|p| p.data.is_empty()) {
+            self.out.pop_front();
+        }
+    }
+
+    pub fn out_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// `total` bytes were written at `now`; `backlog`: the layer still has
+    /// bytes of its own to write.
+    pub fn note_written(&mut self, total: usize, backlog: bool, now: Instant) {
         if total > 0 {
             self.last_active = now;
             self.stalled_since = Some(self.last_active);
@@ -346,54 +407,9 @@ impl Conn {
         }
     }
 
-    /// [`Conn::write_out`] through a TLS/WebSocket layer: what the layer
-    /// produced is written first; queued pieces go into it (at most
-    /// [`LAYER_BUDGET`] bytes per turn) only once that is out and the layer
-    /// is established, so a slow peer keeps the bytes in the output queue
-    /// where the watermarks see them. Returns the bytes written to the
-    /// socket.
-    fn write_layered(&mut self, layer: &mut Layer, now: Instant) -> io::Result<usize> {
-        let mut total = 0;
-        loop {
-            total += layer.flush(&self.stream)?;
-            if layer.backlogged() || !layer.ready() || self.out.is_empty() {
-                break;
-            }
-            let mut moved = 0;
-            while moved < LAYER_BUDGET {
-                let Some(front) = self.out.front() else {
-                    break;
-                };
-                if front.data.is_empty() {
-                    // (never queued: an empty piece would loop here)
-                    self.out.pop_front();
-                    continue;
-                }
-                let take = front.data.len().min(LAYER_BUDGET - moved);
-                let last = front.end && take == front.data.len();
-                layer.encode(front.data.slice(..take), last);
-                moved += take;
-                self.consume(take);
-            }
-        }
-        self.note_written(total, layer.backlogged(), now);
-        Ok(total)
-    }
-
-    /// The relay closes the connection: TLS close_notify, WebSocket close.
-    pub fn goodbye(&mut self) {
-        if let Some(l) = &mut self.layer {
-            l.goodbye(&self.stream);
-        }
-    }
-
-    /// The transport is established: TCP connected and, over TLS, the
-    /// handshake done.
-    pub fn established(&self) -> bool {
-        self.connected && self.layer.as_ref().is_none_or(|l| l.confirmed())
-    }
-
-    fn consume(&mut self, mut n: usize) {
+    /// `n` bytes of the front of the output queue were written (or handed
+    /// to the TLS/WebSocket layer).
+    pub fn consume(&mut self, mut n: usize) {
         self.out_bytes -= n;
         while n > 0 {
             let Some(front) = self.out.front_mut() else {
@@ -411,24 +427,7 @@ impl Conn {
             }
         }
     }
-
-    /// Whether a non-blocking connect has completed (`Ok(false)`: still
-    /// in progress).
-    pub fn check_connected(&mut self) -> io::Result<bool> {
-        let Stream::Tcp(tcp) = &self.stream else {
-            self.connected = true;
-            return Ok(true);
-        };
-        if let Some(e) = tcp.take_error()? {
-            return Err(e);
-        }
-        match tcp.peer_addr() {
-            Ok(_) => {
-                self.connected = true;
-                Ok(true)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
 }
+
+#[cfg(test)]
+mod tests;

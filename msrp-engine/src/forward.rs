@@ -5,8 +5,8 @@
 
 use std::collections::VecDeque;
 
+use crate::connid::ConnId;
 use bytes::{Bytes, BytesMut};
-use mio::Token;
 use msrp_core::build::{self, ChunkHeads};
 use msrp_core::{ChunkEvent, Chunker, EndFlag, FrameHead, StartLine};
 
@@ -42,7 +42,7 @@ pub struct Forward {
     /// `None` once the next hop failed: the rest of the frame is swallowed
     /// (a SEND chunk still arriving is answered 413 instead of its 200, see
     /// [`refusal`](Self::refusal)).
-    pub dest: Option<Token>,
+    pub dest: Option<ConnId>,
     /// Why the request fails before anything is forwarded (its chunk is
     /// failed once the frame is the connection's incoming one).
     pub fail_at_start: Option<crate::txtable::Cause>,

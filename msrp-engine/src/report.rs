@@ -2,8 +2,8 @@
 //! §10): which failures a sender is told about, with which status, and what
 //! the REPORT looks like.
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::{build, ByteRange, FailureReport, Status};
 
 use crate::txtable::Cause;
@@ -57,7 +57,7 @@ pub fn status(cause: Cause, code: u16) -> (u16, &'static str) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportOrder {
     /// The sender's connection.
-    pub src: Token,
+    pub src: ConnId,
     /// The SEND's From-Path as received: the REPORT's To-Path.
     pub to_path: Vec<Bytes>,
     /// The relay's URI (the SEND's first To-Path URI): the REPORT's
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn frame_carries_status_range_and_paths() {
         let r = ReportOrder {
-            src: Token(7),
+            src: ConnId(7),
             to_path: vec![Bytes::from_static(b"msrp://a.example:1/s;tcp")],
             relay_uri: Bytes::from_static(b"msrp://relay:2855/r;tcp"),
             message_id: Bytes::from_static(b"m1"),

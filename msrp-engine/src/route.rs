@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use msrp_core::{ByteRange, FailureReport, FrameHead, MsrpUri};
+use msrp_core::{ByteRange, FailureReport, FrameHead, HeadError, MsrpUri, UriError};
 
 use crate::config::Config;
 
@@ -19,6 +19,29 @@ pub enum NotForwarded {
     Silently,
     /// Not yet: its next hop's host name (lower case) is being resolved.
     Resolving(String),
+}
+
+/// Why a request cannot be routed: its head (RFC 4975 §7.3: 400), or its
+/// next hop's URI. Shown as the log lines always showed them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// A path, Byte-Range or Failure-Report header the relay cannot read.
+    #[error("{0}")]
+    Head(#[from] HeadError),
+    #[error("empty To-Path")]
+    EmptyToPath,
+    /// The next hop's URI does not parse.
+    #[error("{0}")]
+    Uri(#[from] UriError),
+    /// RFC 7977: a WebSocket client cannot be dialled.
+    #[error(
+        "a WebSocket client is reached only over its own connection, \
+         and no session of it is known here"
+    )]
+    WebSocketClient,
+    /// Only `tcp` is an MSRP transport here (RFC 4975 §6).
+    #[error("transport {} not supported", .0.escape_default())]
+    Transport(String),
 }
 
 /// What the relay needs of a request it forwards.
@@ -35,19 +58,17 @@ pub struct Request {
 impl Request {
     /// The paths and SEND headers of `head`; RFC 4975 §7.3: a request the
     /// relay cannot make sense of gets 400.
-    pub fn parse(head: &FrameHead) -> Result<Request, String> {
+    pub fn parse(head: &FrameHead) -> Result<Request, RouteError> {
         let is_send = head.method() == Some(b"SEND");
-        let to = head.to_path().map_err(|e| e.to_string())?;
-        let from = head.from_path().map_err(|e| e.to_string())?;
+        let to = head.to_path()?;
+        let from = head.from_path()?;
         let (range, failure_report) = if is_send {
-            let r = head.byte_range().map_err(|e| e.to_string())?;
-            let fr = head.failure_report().map_err(|e| e.to_string())?;
-            (r, fr)
+            (head.byte_range()?, head.failure_report()?)
         } else {
             (None, FailureReport::Yes)
         };
         if to.is_empty() {
-            return Err("empty To-Path".into());
+            return Err(RouteError::EmptyToPath);
         }
         Ok(Request {
             is_send,
@@ -303,20 +324,13 @@ impl Target {
 /// `;ws` URI is a WebSocket client (RFC 7977): the relay never dials one,
 /// it is reached only over its own connection (its session), so it is
 /// unreachable here.
-pub fn target(uri: &[u8]) -> Result<Target, String> {
-    let u = MsrpUri::parse(uri).map_err(|e| e.to_string())?;
+pub fn target(uri: &[u8]) -> Result<Target, RouteError> {
+    let u = MsrpUri::parse(uri)?;
     if u.transport.eq_ignore_ascii_case("ws") || u.transport.eq_ignore_ascii_case("wss") {
-        return Err(
-            "a WebSocket client is reached only over its own connection, \
-             and no session of it is known here"
-                .to_string(),
-        );
+        return Err(RouteError::WebSocketClient);
     }
     if !u.transport.eq_ignore_ascii_case("tcp") {
-        return Err(format!(
-            "transport {} not supported",
-            u.transport.escape_default()
-        ));
+        return Err(RouteError::Transport(u.transport.to_string()));
     }
     let port = u.port_or_default();
     let ip = match &u.host {

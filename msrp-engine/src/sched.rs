@@ -18,22 +18,22 @@
 
 use std::collections::VecDeque;
 
-use mio::Token;
+use crate::connid::ConnId;
 use rustc_hash::FxHashMap as HashMap;
 
 /// Why a source is not being read right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blocked {
     /// Another source holds the destination's stream slot.
-    OnSlot(Token),
+    OnSlot(ConnId),
     /// The destination's output queue is above the high watermark.
-    OnDrain(Token),
+    OnDrain(ConnId),
     /// The destination has too many unanswered requests of the relay's.
-    OnWindow(Token),
+    OnWindow(ConnId),
 }
 
 impl Blocked {
-    fn dest(self) -> Token {
+    fn dest(self) -> ConnId {
         match self {
             Blocked::OnSlot(d) | Blocked::OnDrain(d) | Blocked::OnWindow(d) => d,
         }
@@ -43,12 +43,12 @@ impl Blocked {
 #[derive(Debug, Default)]
 struct Dest {
     /// Source that holds (or has been handed) the stream slot.
-    owner: Option<Token>,
+    owner: Option<ConnId>,
     /// The owner has an outgoing chunk open.
     open: bool,
-    slot_waiters: VecDeque<Token>,
-    drain_waiters: Vec<Token>,
-    window_waiters: Vec<Token>,
+    slot_waiters: VecDeque<ConnId>,
+    drain_waiters: Vec<ConnId>,
+    window_waiters: Vec<ConnId>,
 }
 
 impl Dest {
@@ -59,7 +59,7 @@ impl Dest {
             && self.window_waiters.is_empty()
     }
 
-    fn forget(&mut self, src: Token) {
+    fn forget(&mut self, src: ConnId) {
         self.slot_waiters.retain(|w| *w != src);
         self.drain_waiters.retain(|w| *w != src);
         self.window_waiters.retain(|w| *w != src);
@@ -68,9 +68,9 @@ impl Dest {
 
 #[derive(Debug, Default)]
 pub struct Scheduler {
-    dests: HashMap<Token, Dest>,
-    blocked: HashMap<Token, Blocked>,
-    ready: VecDeque<Token>,
+    dests: HashMap<ConnId, Dest>,
+    blocked: HashMap<ConnId, Blocked>,
+    ready: VecDeque<ConnId>,
 }
 
 impl Scheduler {
@@ -82,13 +82,13 @@ impl Scheduler {
     }
 
     /// What `src` waits for, if anything.
-    pub fn blocked(&self, src: Token) -> Option<Blocked> {
+    pub fn blocked(&self, src: ConnId) -> Option<Blocked> {
         self.blocked.get(&src).copied()
     }
 
     /// `src` wants to start a chunk into `dest`: true when it holds the
     /// slot now; otherwise it waits for it.
-    pub fn begin_chunk(&mut self, src: Token, dest: Token) -> bool {
+    pub fn begin_chunk(&mut self, src: ConnId, dest: ConnId) -> bool {
         let d = self.dests.entry(dest).or_default();
         match d.owner {
             Some(o) if o != src => {
@@ -108,21 +108,21 @@ impl Scheduler {
 
     /// Whether a chunk is open into `dest` (complete frames for it must
     /// wait for the chunk's end).
-    pub fn streaming(&self, dest: Token) -> bool {
+    pub fn streaming(&self, dest: ConnId) -> bool {
         self.dests
             .get(&dest)
             .is_some_and(|d| d.open && d.owner.is_some())
     }
 
     /// Whether any source holds or waits for `dest`.
-    pub fn is_busy(&self, dest: Token) -> bool {
+    pub fn is_busy(&self, dest: ConnId) -> bool {
         self.dests.get(&dest).is_some_and(|d| !d.is_empty())
     }
 
     /// `src` ended its chunk into `dest` (or gives the slot up): the slot
     /// goes to the next waiting source. Returns whether `src` held it (then
     /// frames deferred for `dest` may go out).
-    pub fn end_chunk(&mut self, dest: Token, src: Token) -> bool {
+    pub fn end_chunk(&mut self, dest: ConnId, src: ConnId) -> bool {
         let Some(d) = self.dests.get_mut(&dest) else {
             return false;
         };
@@ -147,7 +147,7 @@ impl Scheduler {
     }
 
     /// `src` waits for `dest`'s output queue to drain.
-    pub fn wait_drain(&mut self, src: Token, dest: Token) {
+    pub fn wait_drain(&mut self, src: ConnId, dest: ConnId) {
         let d = self.dests.entry(dest).or_default();
         if !d.drain_waiters.contains(&src) {
             d.drain_waiters.push(src);
@@ -156,7 +156,7 @@ impl Scheduler {
     }
 
     /// `src` waits for `dest`'s request window to open.
-    pub fn wait_window(&mut self, src: Token, dest: Token) {
+    pub fn wait_window(&mut self, src: ConnId, dest: ConnId) {
         let d = self.dests.entry(dest).or_default();
         if !d.window_waiters.contains(&src) {
             d.window_waiters.push(src);
@@ -165,14 +165,14 @@ impl Scheduler {
     }
 
     /// Whether sources wait for `dest` to drain.
-    pub fn has_drain_waiters(&self, dest: Token) -> bool {
+    pub fn has_drain_waiters(&self, dest: ConnId) -> bool {
         self.dests
             .get(&dest)
             .is_some_and(|d| !d.drain_waiters.is_empty())
     }
 
     /// `dest`'s output queue went below the low watermark.
-    pub fn drained(&mut self, dest: Token) {
+    pub fn drained(&mut self, dest: ConnId) {
         if let Some(d) = self.dests.get_mut(&dest) {
             let w = std::mem::take(&mut d.drain_waiters);
             self.wake_all(w);
@@ -181,7 +181,7 @@ impl Scheduler {
     }
 
     /// `dest`'s request window has room again.
-    pub fn window_open(&mut self, dest: Token) {
+    pub fn window_open(&mut self, dest: ConnId) {
         if let Some(d) = self.dests.get_mut(&dest) {
             let w = std::mem::take(&mut d.window_waiters);
             self.wake_all(w);
@@ -189,14 +189,14 @@ impl Scheduler {
         }
     }
 
-    fn wake_all(&mut self, ws: Vec<Token>) {
+    fn wake_all(&mut self, ws: Vec<ConnId>) {
         for w in ws {
             self.blocked.remove(&w);
             self.ready.push_back(w);
         }
     }
 
-    fn gc(&mut self, dest: Token) {
+    fn gc(&mut self, dest: ConnId) {
         if self.dests.get(&dest).is_some_and(Dest::is_empty) {
             self.dests.remove(&dest);
         }
@@ -205,7 +205,7 @@ impl Scheduler {
     /// `src` no longer feeds `dest`: it stops waiting for it (and runs
     /// again if it was) and gives up the slot, held or only handed over.
     /// Returns whether it held the slot.
-    pub fn leave(&mut self, dest: Token, src: Token) -> bool {
+    pub fn leave(&mut self, dest: ConnId, src: ConnId) -> bool {
         if let Some(d) = self.dests.get_mut(&dest) {
             d.forget(src);
         }
@@ -221,9 +221,9 @@ impl Scheduler {
 
     /// Connection `t` is gone: as a destination, everyone waiting for it
     /// goes on (and finds it gone); as a source, it waits for nothing.
-    pub fn conn_closed(&mut self, t: Token) {
+    pub fn conn_closed(&mut self, t: ConnId) {
         if let Some(d) = self.dests.remove(&t) {
-            let mut ws: Vec<Token> = d.slot_waiters.into_iter().collect();
+            let mut ws: Vec<ConnId> = d.slot_waiters.into_iter().collect();
             ws.extend(d.drain_waiters);
             ws.extend(d.window_waiters);
             ws.extend(d.owner);
@@ -233,7 +233,7 @@ impl Scheduler {
         if let Some(b) = self.blocked.remove(&t) {
             self.leave(b.dest(), t);
         }
-        let owned: Vec<Token> = self
+        let owned: Vec<ConnId> = self
             .dests
             .iter()
             .filter(|(_, d)| d.owner == Some(t))
@@ -245,12 +245,12 @@ impl Scheduler {
     }
 
     /// Makes `src` run again at the next chance (e.g. a connect completed).
-    pub fn wake(&mut self, src: Token) {
+    pub fn wake(&mut self, src: ConnId) {
         self.ready.push_back(src);
     }
 
     /// The next source to run; it no longer counts as waiting.
-    pub fn pop_ready(&mut self) -> Option<Token> {
+    pub fn pop_ready(&mut self) -> Option<ConnId> {
         let t = self.ready.pop_front()?;
         if let Some(b) = self.blocked.remove(&t) {
             // woken for another reason while waiting: it re-registers if it

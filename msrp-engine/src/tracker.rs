@@ -27,8 +27,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::{ByteRange, FailureReport};
 use rustc_hash::FxHashMap as HashMap;
 
@@ -60,7 +60,7 @@ struct InState {
     subs: u32,
     /// "partial" group: prefix and next hop, while its chunks may still get
     /// an answer; answers are accepted until `partial_until`.
-    partial: Option<(Bytes, Token)>,
+    partial: Option<(Bytes, ConnId)>,
     partial_seq: u32,
     partial_until: Option<Instant>,
     /// The incoming chunk is still arriving.
@@ -89,7 +89,7 @@ struct Unpublished {
     range_start: u64,
 }
 
-type Key = (Token, Bytes);
+type Key = (ConnId, Bytes);
 
 /// Transactions of one worker.
 pub struct Tracker {
@@ -105,7 +105,7 @@ pub struct Tracker {
     partial: HashMap<Key, InId>,
     partial_deadlines: VecDeque<(Instant, InId)>,
     /// Unanswered requests per next hop (the request window).
-    per_dest: HashMap<Token, u32>,
+    per_dest: HashMap<ConnId, u32>,
     table: Box<dyn TxTable>,
     timeout: Duration,
     table_full_logged: Option<Instant>,
@@ -215,7 +215,7 @@ impl Tracker {
     /// [`PUBLISH_AFTER`] from `now` (see [`Tracker::expire`]).
     pub fn track(
         &mut self,
-        dest: Token,
+        dest: ConnId,
         tid: Bytes,
         origin: Origin,
         origin_addr: SocketAddr,
@@ -245,7 +245,7 @@ impl Tracker {
     }
 
     /// Whether `dest` has a full window of unanswered requests.
-    pub fn window_full(&self, dest: Token) -> bool {
+    pub fn window_full(&self, dest: ConnId) -> bool {
         self.per_dest
             .get(&dest)
             .is_some_and(|n| *n >= REQUEST_WINDOW)
@@ -253,7 +253,7 @@ impl Tracker {
 
     /// Whether a response `tid` on `dest` answers one of the relay's own
     /// outgoing SEND chunks (consumed without running the script).
-    pub fn is_own_chunk(&self, dest: Token, tid: &Bytes) -> bool {
+    pub fn is_own_chunk(&self, dest: ConnId, tid: &Bytes) -> bool {
         self.partial_group(dest, tid).is_some()
             || matches!(
                 self.outstanding
@@ -267,7 +267,7 @@ impl Tracker {
     /// relay's own SEND chunks end their transaction here (RFC 4976 §6.4.1:
     /// they are not forwarded); for another request the way back is
     /// returned.
-    pub fn on_response(&mut self, dest: Token, tid: &Bytes, code: u16) -> Answer {
+    pub fn on_response(&mut self, dest: ConnId, tid: &Bytes, code: u16) -> Answer {
         if code != 200 && self.is_own_chunk(dest, tid) {
             log::info!(
                 "next hop answered {code} to chunk {} (connection {})",
@@ -413,7 +413,7 @@ impl Tracker {
 
     /// The connection `dest` (a next hop) failed or closed: every request
     /// sent on it fails.
-    pub fn next_hop_lost(&mut self, dest: Token, cause: Cause) {
+    pub fn next_hop_lost(&mut self, dest: ConnId, cause: Cause) {
         let keys: Vec<Key> = self
             .outstanding
             .keys()

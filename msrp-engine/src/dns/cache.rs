@@ -15,10 +15,10 @@ use rustc_hash::FxHashMap as HashMap;
 const MAX_ENTRIES: usize = 4096;
 
 /// Who waits for a name: a connection and the ticket of the request it
-/// parked (a closed connection's token may be reused; the ticket tells).
+/// parked (a closed connection's ID may be reused; the ticket tells).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Waiter {
-    pub conn: usize,
+    pub conn: crate::connid::ConnId,
     pub ticket: u64,
 }
 

@@ -14,10 +14,10 @@ fn state(concurrency: usize) -> DnsState {
     })
 }
 
-fn w(conn: usize) -> Waiter {
+fn w(conn: u64) -> Waiter {
     Waiter {
-        conn,
-        ticket: conn as u64,
+        conn: crate::connid::ConnId(conn),
+        ticket: conn,
     }
 }
 
@@ -121,7 +121,7 @@ fn concurrency_is_bounded_and_the_queue_moves_on_answers() {
     let t0 = Instant::now();
     let mut s = state(2);
     for (i, n) in ["a", "b", "c", "d"].iter().enumerate() {
-        s.wait(n, w(i), t0);
+        s.wait(n, w(i as u64), t0);
     }
     assert_eq!(s.take_starts(), vec!["a".to_string(), "b".to_string()]);
     assert_eq!(s.load(), (2, 2));

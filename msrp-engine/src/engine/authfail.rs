@@ -7,7 +7,7 @@
 //! connection closes once that answer is written; a 2xx answer to an AUTH
 //! starts the count again.
 
-use mio::Token;
+use crate::connid::ConnId;
 use msrp_core::FrameHead;
 
 use super::{Engine, Host};
@@ -16,7 +16,7 @@ use crate::script::Actions;
 impl<H: Host> Engine<H> {
     /// Counts the script's answer to an AUTH on `t`; closes `t` after the
     /// answer when it was the `max_auth_failures`-th failure in a row.
-    pub(super) fn count_auth_failures(&mut self, t: Token, head: &FrameHead, actions: &Actions) {
+    pub(super) fn count_auth_failures(&mut self, t: ConnId, head: &FrameHead, actions: &Actions) {
         let max = self.cfg.max_auth_failures;
         if max == 0 || head.method() != Some(b"AUTH") {
             return;
@@ -24,7 +24,7 @@ impl<H: Host> Engine<H> {
         let Some(&(code, _)) = actions.replies.last() else {
             return;
         };
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         match code {
@@ -40,7 +40,7 @@ impl<H: Host> Engine<H> {
                         c.auth_failures
                     );
                     // read nothing more; close once the answer is written
-                    c.closing = true;
+                    c.close_after_flush();
                     self.mark_dirty(t);
                 }
             }

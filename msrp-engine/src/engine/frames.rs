@@ -4,12 +4,12 @@
 
 use std::collections::VecDeque;
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::build::ChunkHeads;
 use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead, Header};
 
-use super::resolve::NoDest;
+use super::resolve::{NoDest, Unreachable};
 use super::{Engine, Host};
 use crate::conn::Incoming;
 use crate::forward::{self, Forward, Route};
@@ -22,21 +22,21 @@ use crate::txtable::Cause;
 
 /// The connection a request goes out on, and the ID of the connection on
 /// the other worker when that is a link.
-pub(super) type Out = (Token, Option<i64>);
+pub(super) type Out = (ConnId, Option<i64>);
 
 impl<H: Host> Engine<H> {
     /// A frame head arrived on `t`: run the event route once, then carry out
     /// the script's decisions.
-    pub(super) fn on_head(&mut self, t: Token, head: FrameHead) {
+    pub(super) fn on_head(&mut self, t: ConnId, head: FrameHead) {
         // Responses to the relay's own SEND chunks are the relay's business
         // (RFC 4976 §6.4.1: never forwarded): consumed here without running
         // the script, which would otherwise run once per chunk.
-        if !head.is_request() && self.tracker.is_own_chunk(t, &head.transaction_id) {
+        if !head.is_request() && self.relay.tracker.is_own_chunk(t, &head.transaction_id) {
             self.on_response(t, &head, false);
             self.set_incoming(t, Incoming::Discard);
             return;
         }
-        if head.is_request() && self.conns.get(&t).is_some_and(|c| c.link.is_some()) {
+        if head.is_request() && self.relay.conns.get(&t).is_some_and(|c| c.link.is_some()) {
             let next = self.on_link_request(t, &head);
             self.set_incoming(t, next);
             return;
@@ -50,7 +50,7 @@ impl<H: Host> Engine<H> {
         if let Some(rate) = actions.read_rate {
             self.set_read_rate(t, rate);
         }
-        if let (Some(n), Some(c)) = (actions.max_message_size, self.conns.get_mut(&t)) {
+        if let (Some(n), Some(c)) = (actions.max_message_size, self.relay.conns.get_mut(&t)) {
             c.max_message = n;
         }
         let replied = self.send_replies(t, &head, &actions);
@@ -73,18 +73,18 @@ impl<H: Host> Engine<H> {
         self.fail_at_start(t);
     }
 
-    fn set_incoming(&mut self, t: Token, incoming: Incoming) {
-        if let Some(c) = self.conns.get_mut(&t) {
+    fn set_incoming(&mut self, t: ConnId, incoming: Incoming) {
+        if let Some(c) = self.relay.conns.get_mut(&t) {
             c.incoming = incoming;
         }
     }
 
     /// The frame as the script sees it, with the whole body when it is
     /// already here; counts the frame.
-    fn frame_ctx(&mut self, t: Token, head: FrameHead) -> Option<FrameCtx> {
-        let c = self.conns.get_mut(&t)?;
+    fn frame_ctx(&mut self, t: ConnId, head: FrameHead) -> Option<FrameCtx> {
+        let c = self.relay.conns.get_mut(&t)?;
         c.got_frame = true;
-        let mut ctx = FrameCtx::new(head, t.0 as i64, c.peer, c.local).over(c.kind);
+        let mut ctx = FrameCtx::new(head, t.conid(), c.peer, c.local).over(c.kind);
         if !ctx.head.has_body {
             ctx.body_complete = true;
         } else if let Some((body, flag)) = route::complete_body(&c.rbuf, &ctx.head.transaction_id) {
@@ -102,7 +102,7 @@ impl<H: Host> Engine<H> {
     }
 
     /// Sends the replies the script made; returns whether it made any.
-    fn send_replies(&mut self, t: Token, head: &FrameHead, actions: &Actions) -> bool {
+    fn send_replies(&mut self, t: ConnId, head: &FrameHead, actions: &Actions) -> bool {
         let is_send = head.method() == Some(b"SEND");
         let fr = route::failure_report(head);
         for (code, r) in &actions.replies {
@@ -121,7 +121,7 @@ impl<H: Host> Engine<H> {
     }
 
     /// `msrp_relay()` for a request: forward it, or answer why not.
-    pub(super) fn relay_request(&mut self, t: Token, head: &FrameHead, route: Route) -> Incoming {
+    pub(super) fn relay_request(&mut self, t: ConnId, head: &FrameHead, route: Route) -> Incoming {
         let replied = route.replied;
         match self.forward_request(t, head, route) {
             Ok(f) => {
@@ -148,11 +148,12 @@ impl<H: Host> Engine<H> {
     /// transaction ID (one per outgoing chunk).
     fn forward_request(
         &mut self,
-        t: Token,
+        t: ConnId,
         head: &FrameHead,
         route: Route,
     ) -> Result<Forward, NotForwarded> {
         let peer = self
+            .relay
             .conns
             .get(&t)
             .map(|c| c.peer)
@@ -248,7 +249,7 @@ impl<H: Host> Engine<H> {
 
     /// RFC 4976 §6.4.1: a SEND whose first To-Path URI is not this relay's
     /// gets a REPORT when it asked for them.
-    fn report_not_own_uri(&mut self, t: Token, req: &Request) {
+    fn report_not_own_uri(&mut self, t: ConnId, req: &Request) {
         if !req.is_send || !report::wanted(req.failure_report, Cause::NotOwnUri) {
             return;
         }
@@ -270,12 +271,12 @@ impl<H: Host> Engine<H> {
 
     /// The route of a request (RFC 4976 §6.4, see [`route::plan`]); `None`
     /// when To-Path has no next hop.
-    fn plan(&self, t: Token, req: &Request) -> Option<Plan> {
+    fn plan(&self, t: ConnId, req: &Request) -> Option<Plan> {
         let now = self.now;
         let me = self.worker;
         // other workers' sessions exist only with other workers
         let others = !self.links.is_empty();
-        route::plan(self.cfg, &req.to, t.0 as i64, |s| {
+        route::plan(self.cfg, &req.to, t.conid(), |s| {
             crate::cmap::with(|m| match m.lookup(s, now) {
                 Some(e) => Some(Bound::Here(e.conid)),
                 None if !others => None,
@@ -298,25 +299,23 @@ impl<H: Host> Engine<H> {
             (Some(Dst::Addr(addr)), _) => self
                 .next_hop(&route::NextHop::tcp(addr), no_new)
                 .map(|d| (d, None))
-                .map_err(NoDest::Unreachable),
+                .map_err(NoDest::from),
             (None, Some(Hop::Session(conid))) => {
-                let tok = Token(*conid as usize);
-                if self.conns.contains_key(&tok) {
+                let tok = ConnId::from_conid(*conid);
+                if self.relay.conns.contains_key(&tok) {
                     Ok((tok, None))
                 } else {
-                    Err(NoDest::Unreachable(
-                        "its session's connection is gone".to_string(),
-                    ))
+                    Err(Unreachable::SessionGone.into())
                 }
             }
             (None, Some(Hop::Remote(w, conid))) => self
                 .links
                 .get(w)
                 .map(|l| (*l, Some(*conid)))
-                .ok_or_else(|| NoDest::Unreachable(format!("no link to MSRP worker {w}"))),
+                .ok_or(NoDest::Unreachable(Unreachable::NoLink(*w))),
             // a host name is looked up off the loop (resolve.rs)
             (None, Some(Hop::Uri(uri))) => self.uri_hop(uri, no_new),
-            (None, None) => Err(NoDest::Unreachable("no next hop".to_string())),
+            (None, None) => Err(Unreachable::NoNextHop.into()),
         }
     }
 
@@ -324,10 +323,10 @@ impl<H: Host> Engine<H> {
     /// fails at once for that cause, the body is swallowed and REPORTed).
     fn new_forward(
         &mut self,
-        t: Token,
+        t: ConnId,
         head: &FrameHead,
         req: Request,
-        dest: Result<Token, Cause>,
+        dest: Result<ConnId, Cause>,
         heads: ChunkHeads,
         route: &Route,
     ) -> Forward {
@@ -344,7 +343,7 @@ impl<H: Host> Engine<H> {
             relay_uri: req.relay_uri().clone(),
         };
         let in_id = req.is_send.then(|| {
-            self.tracker.begin_in(InTx {
+            self.relay.tracker.begin_in(InTx {
                 src: t,
                 src_tid: ret.src_tid.clone(),
                 src_from_path: req.from,
@@ -387,8 +386,9 @@ impl<H: Host> Engine<H> {
     }
 
     /// Whether the sender on `t` was told to stop sending this message.
-    fn rejected(&self, t: Token, message_id: &Bytes) -> bool {
-        self.conns
+    fn rejected(&self, t: ConnId, message_id: &Bytes) -> bool {
+        self.relay
+            .conns
             .get(&t)
             .is_some_and(|c| c.rejected.contains(message_id))
     }
@@ -396,9 +396,12 @@ impl<H: Host> Engine<H> {
     /// A response arrived on `t`: the tracker ends the transaction it
     /// answers; a response to a forwarded non-SEND request goes back when
     /// the script called `msrp_relay()` (RFC 4976 §6.4.2).
-    fn on_response(&mut self, t: Token, head: &FrameHead, relay: bool) {
+    fn on_response(&mut self, t: ConnId, head: &FrameHead, relay: bool) {
         let code = head.status_code().unwrap_or(0);
-        let answer = self.tracker.on_response(t, &head.transaction_id, code);
+        let answer = self
+            .relay
+            .tracker
+            .on_response(t, &head.transaction_id, code);
         self.apply_outputs();
         match answer {
             Answer::OwnChunk => {}
@@ -408,7 +411,7 @@ impl<H: Host> Engine<H> {
                 t.0
             ),
             Answer::PassBack(r) if relay => {
-                if !self.conns.contains_key(&r.src) {
+                if !self.relay.conns.contains_key(&r.src) {
                     // RFC 4976 §6.4.3: the return connection is gone.
                     log::debug!("response for a connection that is gone: dropped");
                 } else if let Some(frame) = forward::pass_back_frame(head, &r) {
@@ -432,13 +435,13 @@ impl<H: Host> Engine<H> {
     /// worker ran the script and rewrote the paths), and its answers go
     /// back over the link. No 200 and no REPORT of this worker's: the
     /// other worker answers and reports for the sender.
-    fn on_link_request(&mut self, t: Token, head: &FrameHead) -> Incoming {
+    fn on_link_request(&mut self, t: ConnId, head: &FrameHead) -> Incoming {
         let target = head
             .header(forward::LINK_CONID)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .map(Token)
-            .filter(|d| self.conns.get(d).is_some_and(|c| c.link.is_none()));
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(ConnId)
+            .filter(|d| self.relay.conns.get(d).is_some_and(|c| c.link.is_none()));
         let is_report = head.method() == Some(b"REPORT");
         let Some(dest) = target else {
             log::info!(

@@ -28,7 +28,7 @@ impl<H: Host> Engine<H> {
     /// Counts this worker's gauges now and publishes their changes.
     pub(super) fn refresh_gauges(&mut self) {
         let mut now = [0i64; GAUGES.len()];
-        for c in self.conns.values().filter(|c| c.link.is_none()) {
+        for c in self.relay.conns.values().filter(|c| c.link.is_none()) {
             let i = match c.kind {
                 Kind::Tcp => 0,
                 Kind::Tls => 1,

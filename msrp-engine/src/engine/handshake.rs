@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 
-use mio::Token;
+use crate::connid::ConnId;
 
 use super::{Engine, Host};
 use crate::config::VerifyClient;
@@ -20,15 +20,16 @@ impl<H: Host> Engine<H> {
     /// naming the peer, the listener and `why`, counted in
     /// `tls_handshake_failures` or `ws_handshake_failures`. Returns whether
     /// `t` was such a connection (once per connection).
-    pub(super) fn note_handshake_failure(&mut self, t: Token, why: &str) -> bool {
-        let Some(c) = self.conns.get_mut(&t) else {
+    pub(super) fn note_handshake_failure(&mut self, t: ConnId, why: &str) -> bool {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return false;
         };
         if c.outbound.is_some() {
             // a next hop: its requests are REPORTed (RFC 4976 §6.4.3)
             return false;
         }
-        let Some(p) = c.layer.as_deref_mut().and_then(|l| l.abandoned()) else {
+        let sock = self.sockets.get_mut(&t);
+        let Some(p) = sock.and_then(|s| s.layer.as_deref_mut()?.abandoned()) else {
             return false;
         };
         let (peer, kind, local) = (c.peer, c.kind, c.local);

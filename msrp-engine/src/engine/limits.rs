@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 
 use super::{Engine, Host};
 use crate::conn::Incoming;
@@ -24,12 +24,13 @@ impl<H: Host> Engine<H> {
     /// `#` (RFC 4975 §7.1), later chunks of the message get 413, and the
     /// rest of the body is discarded up to
     /// [`refusal_slack`](crate::forward::refusal_slack).
-    pub(super) fn refuse(&mut self, src: Token, id: InId, message_id: Bytes) {
-        let Some(c) = self.conns.get_mut(&src) else {
+    pub(super) fn refuse(&mut self, src: ConnId, id: InId, message_id: Bytes) {
+        let Some(c) = self.relay.conns.get_mut(&src) else {
             return;
         };
         let peer = c.peer;
-        let slack = crate::forward::refusal_slack(c.recv_buffer());
+        let slack =
+            crate::forward::refusal_slack(self.sockets.get(&src).map_or(0, |s| s.recv_buffer()));
         c.rejected.insert(message_id);
         let Incoming::Forward(f) = &mut c.incoming else {
             return;
@@ -62,9 +63,9 @@ impl<H: Host> Engine<H> {
     /// relay stops reading it for
     /// [`REFUSAL_PAUSE`](crate::forward::REFUSAL_PAUSE) once, past a second
     /// slack it closes the connection. Returns whether it did.
-    pub(super) fn check_refused(&mut self, t: Token) -> bool {
+    pub(super) fn check_refused(&mut self, t: ConnId) -> bool {
         let now = self.now;
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return false;
         };
         let peer = c.peer;
@@ -104,11 +105,11 @@ impl<H: Host> Engine<H> {
             return;
         }
         let mut late = Vec::new();
-        for (t, c) in self.conns.iter_mut() {
-            if c.link.is_some() || c.closing || !c.parser.in_frame() {
+        for (t, c) in self.relay.conns.iter_mut() {
+            if c.link.is_some() || c.closing() || !c.parser.in_frame() {
                 continue;
             }
-            if self.sched.blocked(*t).is_some() || c.read_paused_until.is_some() {
+            if self.relay.sched.blocked(*t).is_some() || c.read_paused_until.is_some() {
                 // not read because of the relay: the clock restarts when
                 // it is read again
                 c.frame_mark = now;
@@ -132,10 +133,10 @@ impl<H: Host> Engine<H> {
 
     /// Reads again the connections whose refusal pause is over.
     pub(super) fn resume_paused(&mut self, now: Instant) {
-        for (t, c) in self.conns.iter_mut() {
+        for (t, c) in self.relay.conns.iter_mut() {
             if c.read_paused_until.is_some_and(|u| u <= now) {
                 c.read_paused_until = None;
-                self.sched.wake(*t);
+                self.relay.sched.wake(*t);
             }
         }
     }
@@ -143,7 +144,7 @@ impl<H: Host> Engine<H> {
     /// Closes `t`, whose frame ran past `frame_timeout`. A SEND cut short
     /// is failed first: the sender gets its REPORT and 413 (written before
     /// the connection closes), the next hop the chunk's `#`.
-    fn frame_late(&mut self, t: Token, peer: SocketAddr, in_body: bool) {
+    fn frame_late(&mut self, t: ConnId, peer: SocketAddr, in_body: bool) {
         let secs = self.cfg.frame_timeout.as_secs();
         if !in_body {
             log::info!(
@@ -162,10 +163,10 @@ impl<H: Host> Engine<H> {
             self.close(t, "frame_timeout (body)");
             return;
         };
-        self.tracker.fail_in(id, Cause::SenderStalled, 0);
+        self.relay.tracker.fail_in(id, Cause::SenderStalled, 0);
         self.apply_outputs();
-        if let Some(c) = self.conns.get_mut(&t) {
-            c.closing = true;
+        if let Some(c) = self.relay.conns.get_mut(&t) {
+            c.close_after_flush();
         }
         self.mark_dirty(t);
     }
@@ -177,10 +178,10 @@ impl<H: Host> Engine<H> {
     /// already says the message is larger (RFC 4975 §10: 413).
     pub(super) fn size_allowance(
         &self,
-        t: Token,
+        t: ConnId,
         req: &crate::route::Request,
     ) -> Result<Option<u64>, ()> {
-        let Some(c) = self.conns.get(&t) else {
+        let Some(c) = self.relay.conns.get(&t) else {
             return Ok(None);
         };
         let limit = c.max_message;
@@ -206,8 +207,8 @@ impl<H: Host> Engine<H> {
 
     /// The chunk arriving on `t` passed the connection's message size
     /// limit mid-body: refused (413, REPORT, `#` downstream).
-    pub(super) fn too_large(&mut self, t: Token) {
-        let Some(c) = self.conns.get_mut(&t) else {
+    pub(super) fn too_large(&mut self, t: ConnId) {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         let (peer, limit) = (c.peer, c.max_message);
@@ -223,21 +224,21 @@ impl<H: Host> Engine<H> {
              mid-chunk: 413",
             t.0
         );
-        self.tracker.fail_in(id, Cause::TooLarge, 0);
+        self.relay.tracker.fail_in(id, Cause::TooLarge, 0);
         self.apply_outputs();
     }
 
     /// A request that failed before anything was forwarded (next hop
     /// unreachable at once, message too large) is failed now that it is
     /// `t`'s incoming frame, so its refusal finds it.
-    pub(super) fn fail_at_start(&mut self, t: Token) {
+    pub(super) fn fail_at_start(&mut self, t: ConnId) {
         let Some(f) = self.fwd_mut(t) else {
             return;
         };
         let (Some(cause), Some(id)) = (f.fail_at_start.take(), f.in_id) else {
             return;
         };
-        self.tracker.fail_in(id, cause, 0);
+        self.relay.tracker.fail_in(id, cause, 0);
         self.apply_outputs();
     }
 }

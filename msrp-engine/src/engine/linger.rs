@@ -14,7 +14,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use super::{Engine, Host};
-use crate::conn::{Conn, Stream};
+use crate::conn::{ConnState, Socket, Stream};
 
 /// How long a closed connection is drained at most.
 const LINGER: Duration = Duration::from_secs(2);
@@ -35,11 +35,11 @@ impl<H: Host> Engine<H> {
     /// `c`, a connection the relay is closing after its goodbye (Close
     /// frame, close_notify), lingers when it is a WebSocket whose peer has
     /// not closed.
-    pub(super) fn linger(&mut self, c: &Conn) {
-        if !c.kind.ws() || c.eof || self.lingering.len() >= MAX_LINGERING {
+    pub(super) fn linger(&mut self, c: &ConnState, sock: &Socket) {
+        if !c.kind.ws() || c.eof() || self.lingering.len() >= MAX_LINGERING {
             return;
         }
-        let Stream::Tcp(s) = &c.stream else {
+        let Stream::Tcp(s) = &sock.stream else {
             return;
         };
         // a second descriptor of the socket (non-blocking like the first)

@@ -2,8 +2,9 @@
 //! loop over the module's own listening sockets and connections. It wires
 //! I/O to the parts that decide:
 //!
-//! * [`Conn`](crate::conn::Conn): one connection's socket, parser and output
-//!   queue;
+//! * [`ConnState`](crate::conn::ConnState): one connection's parser, output
+//!   queue and [`Phase`](crate::conn::Phase); [`Socket`](crate::conn::Socket):
+//!   its stream and TLS/WebSocket layer;
 //! * [`Scheduler`]: stream slots, drain and window waiting (fairness, flow
 //!   control);
 //! * [`Tracker`]: forwarded transactions and the REPORTs they owe;
@@ -40,6 +41,8 @@ mod sweep;
 mod throttle;
 mod wire;
 
+pub use dial::DialError;
+
 use std::io;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -52,14 +55,15 @@ use mio::{Events, Interest, Poll, Token};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
-use crate::conn::{Conn, Incoming};
+use crate::conn::{ConnState, Incoming, Socket};
+use crate::connid::ConnId;
 use crate::io::ReadPool;
+use crate::relay::Relay;
 use crate::report::ReportOrder;
-use crate::sched::Scheduler;
 use crate::script::FrameCtx;
 use crate::stats::{Stat, StatsSink};
 use crate::tid::TidGen;
-use crate::tracker::{Output, Tracker};
+use crate::tracker::Output;
 use crate::transport::tls::TlsContext;
 use crate::transport::Kind;
 use crate::txtable::{Cause, Event, TxTable};
@@ -99,28 +103,39 @@ const WAKE: Token = Token(usize::MAX);
 /// Token of the resolver thread's waker (answers are back).
 const DNS: Token = Token(usize::MAX - 1);
 
+/// The mio token of connection `t` (listeners take the first tokens, so
+/// connection IDs start after them).
+fn token(t: ConnId) -> Token {
+    Token(t.0 as usize)
+}
+
+/// The connection (or listener, `WAKE`, `DNS`) a mio token stands for.
+fn conn_id(t: Token) -> ConnId {
+    ConnId(t.0 as u64)
+}
+
 pub struct Engine<H: Host> {
     poll: Poll,
     listeners: Vec<(TcpListener, SocketAddr, Kind)>,
-    conns: HashMap<Token, Conn>,
-    next_token: usize,
+    /// The protocol side of every connection, the tracker and the
+    /// scheduler: the sans-IO core the loop feeds.
+    relay: Relay,
+    /// The socket of each connection of `relay` (always both or neither).
+    sockets: HashMap<ConnId, Socket>,
+    next_id: u64,
     /// Connections the relay opened, by next hop (reuse).
-    outbound: HashMap<crate::route::NextHop, Token>,
+    outbound: HashMap<crate::route::NextHop, ConnId>,
     /// TLS contexts (`tls:`/`wss:` listeners, `msrps://` next hops).
     tls: Option<Arc<TlsContext>>,
     /// The host's TLS generation `tls` was built for ([`reload`]).
     tls_gen: u64,
-    tracker: Tracker,
-    sched: Scheduler,
     stats: Box<dyn StatsSink>,
-    /// Connections with queued bytes not yet written.
-    dirty: Vec<Token>,
     /// Connections that used their turn with data left: they go on in the
     /// next loop pass.
-    yielded: Vec<Token>,
+    yielded: Vec<ConnId>,
     /// Connections not read until their read-rate bucket refills, with the
     /// time it will have ([`throttle`]).
-    rate_waits: Vec<(Instant, Token)>,
+    rate_waits: Vec<(Instant, ConnId)>,
     /// This worker's share of the gauges as last published ([`gauges`]).
     gauges: [i64; gauges::N_GAUGES],
     tids: TidGen,
@@ -135,7 +150,7 @@ pub struct Engine<H: Host> {
     /// This worker's index, and its links to the other workers (by their
     /// index): requests for a session another worker holds go over them.
     worker: usize,
-    links: HashMap<usize, Token>,
+    links: HashMap<usize, ConnId>,
     /// WebSocket connections the relay closed, drained until their peer
     /// closes too (see `linger`).
     lingering: Vec<linger::Lingering>,
@@ -176,15 +191,13 @@ impl<H: Host> Engine<H> {
         Ok(Engine {
             poll,
             listeners: ls,
-            conns: HashMap::default(),
-            next_token: first,
+            relay: Relay::new(cfg, table),
+            sockets: HashMap::default(),
+            next_id: first as u64,
             outbound: HashMap::default(),
             tls: None,
             tls_gen: 0,
-            tracker: Tracker::new(table, cfg.transaction_timeout),
-            sched: Scheduler::default(),
             stats,
-            dirty: Vec::new(),
             yielded: Vec::new(),
             rate_waits: Vec::new(),
             gauges: [0; gauges::N_GAUGES],
@@ -217,13 +230,16 @@ impl<H: Host> Engine<H> {
         self.worker = worker;
         for (w, s) in links {
             s.set_nonblocking(true)?;
-            let t = self.alloc_token();
+            let t = self.alloc_id();
             self.poll.registry().register(
                 &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&s)),
-                t,
+                token(t),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
-            self.conns.insert(t, Conn::link(s, w, self.cfg, self.now));
+            self.relay
+                .conns
+                .insert(t, ConnState::link(w, self.cfg, self.now));
+            self.sockets.insert(t, Socket::link(s));
             self.links.insert(w, t);
         }
         Ok(self)
@@ -269,13 +285,13 @@ impl<H: Host> Engine<H> {
             }
             self.now = Instant::now();
             for ev in events.iter() {
-                let t = ev.token();
-                if t == WAKE {
+                let t = conn_id(ev.token());
+                if ev.token() == WAKE {
                     self.guarded(t, |s| s.on_timer());
-                } else if t == DNS {
+                } else if ev.token() == DNS {
                     self.guarded(t, |s| s.on_dns());
-                } else if t.0 < self.listeners.len() {
-                    self.guarded(t, |s| s.accept(t.0));
+                } else if ev.token().0 < self.listeners.len() {
+                    self.guarded(t, |s| s.accept(ev.token().0));
                 } else {
                     if ev.is_writable() {
                         self.guarded(t, |s| s.on_writable(t));
@@ -286,7 +302,7 @@ impl<H: Host> Engine<H> {
                 }
             }
             for t in again {
-                self.sched.wake(t);
+                self.relay.sched.wake(t);
             }
             self.wake_throttled();
             self.settle();
@@ -299,11 +315,11 @@ impl<H: Host> Engine<H> {
     /// Woken sources and pending writes, until both settle (a write can
     /// wake sources, a source can queue writes).
     fn settle(&mut self) {
-        while self.sched.has_ready() || !self.dirty.is_empty() {
-            while let Some(t) = self.sched.pop_ready() {
+        while self.relay.sched.has_ready() || self.relay.wants_write() {
+            while let Some(t) = self.relay.sched.pop_ready() {
                 self.guarded(t, |s| s.drive(t));
             }
-            for t in std::mem::take(&mut self.dirty) {
+            for t in self.relay.take_dirty() {
                 self.guarded(t, |s| s.flush(t));
             }
         }
@@ -312,18 +328,18 @@ impl<H: Host> Engine<H> {
     /// Timers of the loop: transaction expiry, RFC 4976 §6.1 / §6.5
     /// connection timers, connection-map expiry.
     fn housekeeping(&mut self, now: Instant) {
-        if self.tracker.table().poll_expired() {
-            self.guarded(WAKE, |s| s.on_timer());
+        if self.relay.tracker.table().poll_expired() {
+            self.guarded(conn_id(WAKE), |s| s.on_timer());
         }
-        self.guarded(WAKE, |s| {
-            s.tracker.expire(now);
+        self.guarded(conn_id(WAKE), |s| {
+            s.relay.tracker.expire(now);
             s.apply_outputs();
         });
         if !self.lingering.is_empty() {
             self.drain_lingering(now);
         }
         if self.dns_due() {
-            self.guarded(DNS, |s| s.on_dns());
+            self.guarded(conn_id(DNS), |s| s.on_dns());
         }
         self.reload_tls_if_asked();
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
@@ -358,20 +374,20 @@ impl<H: Host> Engine<H> {
     }
 
     fn on_timer(&mut self) {
-        self.tracker.on_timer_wakeup();
+        self.relay.tracker.on_timer_wakeup();
         self.apply_outputs();
     }
 
     /// Carries out what the transaction tracker asks for.
     fn apply_outputs(&mut self) {
-        while let Some(o) = self.tracker.poll_output() {
+        while let Some(o) = self.relay.tracker.poll_output() {
             match o {
                 Output::Report(r) => self.send_report(r),
                 Output::Fail(r) => {
                     let frame = crate::forward::fail_frame(&r);
                     self.push_frame(r.src, frame);
                 }
-                Output::WindowOpen(dest) => self.sched.window_open(dest),
+                Output::WindowOpen(dest) => self.relay.sched.window_open(dest),
                 Output::Refuse {
                     src,
                     id,
@@ -382,7 +398,7 @@ impl<H: Host> Engine<H> {
                     id,
                     message_id,
                 } => {
-                    if let Some(c) = self.conns.get_mut(&src) {
+                    if let Some(c) = self.relay.conns.get_mut(&src) {
                         c.rejected.insert(message_id);
                     }
                     let current = self.fwd_mut(src).is_some_and(|f| f.in_id == Some(id));
@@ -397,14 +413,14 @@ impl<H: Host> Engine<H> {
     /// Queues a REPORT on its sender's connection; counts it, or counts it
     /// dropped when the connection is gone (RFC 4976 §6.4.3).
     fn send_report(&mut self, r: ReportOrder) {
-        if !self.conns.contains_key(&r.src) {
-            self.tracker.count(Event::ReportDropped);
+        if !self.relay.conns.contains_key(&r.src) {
+            self.relay.tracker.count(Event::ReportDropped);
             self.stats.add(Stat::ReportsDropped, 1);
             log::info!("REPORT {} dropped: the sender's connection is gone", r.code);
             return;
         }
         let tid = self.tids.next_tid();
-        self.tracker.count(Event::Report(r.cause));
+        self.relay.tracker.count(Event::Report(r.cause));
         self.stats.add(Stat::ReportsSent, 1);
         self.stats.add(Stat::report(r.cause), 1);
         self.push_frame(r.src, r.frame(&tid));
@@ -412,7 +428,7 @@ impl<H: Host> Engine<H> {
 
     /// Runs one step for connection `t`; a panic (a bug) costs only that
     /// connection, never the worker and its other sessions.
-    fn guarded(&mut self, t: Token, f: impl FnOnce(&mut Self)) {
+    fn guarded(&mut self, t: ConnId, f: impl FnOnce(&mut Self)) {
         if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
             log::error!(
                 "internal error (panic) while handling connection {}; closing it",
@@ -422,22 +438,25 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    fn alloc_token(&mut self) -> Token {
-        let t = Token(self.next_token);
-        self.next_token += 1;
+    fn alloc_id(&mut self) -> ConnId {
+        let t = ConnId(self.next_id);
+        self.next_id += 1;
         t
     }
 
     /// Tears a connection down and fixes everything that referred to it.
-    fn close(&mut self, t: Token, why: &str) {
-        let Some(mut c) = self.conns.remove(&t) else {
+    fn close(&mut self, t: ConnId, why: &str) {
+        let (Some(mut c), Some(mut sock)) = (self.relay.conns.remove(&t), self.sockets.remove(&t))
+        else {
             return;
         };
         self.closed += 1;
         let _ = self
             .poll
             .registry()
-            .deregister(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&c.stream)));
+            .deregister(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(
+                &sock.stream,
+            )));
         if let Some(addr) = c.outbound {
             let key = crate::route::NextHop {
                 addr,
@@ -447,25 +466,25 @@ impl<H: Host> Engine<H> {
                 self.outbound.remove(&key);
             }
         }
-        c.goodbye();
-        self.linger(&c);
+        sock.goodbye();
+        self.linger(&c, &sock);
         log::debug!("connection {} with {} closed: {why}", t.0, c.peer);
         self.stats.add(Stat::ConnectionsActive, -1);
         if let Some(slot) = c.listed {
             self.stats.conn_closed(slot);
         }
-        crate::cmap::with(|m| m.remove_connection(t.0 as i64));
+        crate::cmap::with(|m| m.remove_connection(t.conid()));
         // A chunk this connection was streaming downstream is cut: abort it
         // there with '#' (RFC 4975 §7.1) so the next hop resynchronises.
         if let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) {
             let in_id = f.in_id;
             self.abort_forward(t, &f);
             if let Some(id) = in_id {
-                self.tracker.received_all(id, self.now);
+                self.relay.tracker.received_all(id, self.now);
             }
         }
         // Sources waiting for this connection go on (and find it gone).
-        self.sched.conn_closed(t);
+        self.relay.sched.conn_closed(t);
         // Requests sent on this connection will get no response; sources
         // still sending into it stop (and their senders get REPORTs).
         let cause = if c.established() {

@@ -3,79 +3,49 @@
 //! queues out (at the end of a loop pass, or when a socket turns
 //! writable).
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 
 use super::{Engine, Host};
 use crate::stats::Stat;
-
-/// A connection's output queue may reach this many high watermarks before
-/// the relay gives up on the peer.
-const OUT_QUEUE_LIMIT_FACTOR: usize = 64;
 
 impl<H: Host> Engine<H> {
     /// Appends bytes of the chunk being streamed into `dest` to its output
     /// queue (`end`: its end-line); they are written at the end of this
     /// loop pass.
-    pub(super) fn push_stream(&mut self, dest: Token, b: Bytes, end: bool) {
-        if b.is_empty() {
-            return;
-        }
-        if let Some(d) = self.conns.get_mut(&dest) {
-            d.queue(b, end, self.now);
-            self.mark_dirty(dest);
-        }
+    pub(super) fn push_stream(&mut self, dest: ConnId, b: Bytes, end: bool) {
+        self.relay.push_stream(dest, b, end, self.now);
     }
 
     /// `t` has bytes to write at the end of this loop pass (one vectored
     /// write for everything queued meanwhile, not one per piece).
-    pub(super) fn mark_dirty(&mut self, t: Token) {
-        if let Some(c) = self.conns.get_mut(&t) {
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(t);
-            }
-        }
+    pub(super) fn mark_dirty(&mut self, t: ConnId) {
+        self.relay.mark_dirty(t);
     }
 
     /// Queues a complete frame (a response, a REPORT) for `dest`: right
     /// away, or after the chunk currently being streamed into it.
-    pub(super) fn push_frame(&mut self, dest: Token, frame: Bytes) {
-        let streaming = self.sched.streaming(dest);
-        let Some(d) = self.conns.get_mut(&dest) else {
-            return;
-        };
-        if streaming {
-            d.defer(frame);
-        } else {
-            d.queue_own(frame, self.now);
-            self.mark_dirty(dest);
-        }
+    pub(super) fn push_frame(&mut self, dest: ConnId, frame: Bytes) {
+        self.relay.push_frame(dest, frame, self.now);
     }
 
     /// Pauses `src` while `dest` has more than the high watermark queued.
-    pub(super) fn check_backpressure(&mut self, src: Token, dest: Token) -> bool {
-        let over = self
-            .conns
-            .get(&dest)
-            .is_some_and(|d| d.queued() > self.cfg.queue_high);
-        if over {
-            self.sched.wait_drain(src, dest);
-        }
-        over
+    pub(super) fn check_backpressure(&mut self, src: ConnId, dest: ConnId) -> bool {
+        self.relay.hold_back(src, dest)
     }
 
-    pub(super) fn on_writable(&mut self, t: Token) {
-        let Some(c) = self.conns.get_mut(&t) else {
+    pub(super) fn on_writable(&mut self, t: ConnId) {
+        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get(&t)) else {
             return;
         };
-        if !c.connected {
-            match c.check_connected() {
+        if !c.is_connected() {
+            match sock.check_connected() {
                 Ok(false) => return,
                 Ok(true) => {
+                    c.connected();
                     log::debug!("connected to next hop {} (connection {})", c.peer, t.0);
                     // data may already be waiting to be read
-                    self.sched.wake(t);
+                    self.relay.sched.wake(t);
                 }
                 Err(e) => {
                     let peer = c.peer;
@@ -90,15 +60,15 @@ impl<H: Host> Engine<H> {
 
     /// Writes as much of the output queue as the socket takes, and wakes
     /// the sources that waited for it to drain.
-    pub(super) fn flush(&mut self, t: Token) {
-        let Some(c) = self.conns.get_mut(&t) else {
+    pub(super) fn flush(&mut self, t: ConnId) {
+        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
             return;
         };
         c.dirty = false;
-        if !c.connected {
+        if !c.is_connected() {
             return;
         }
-        match c.write_out(self.now) {
+        match sock.write_out(c, self.now) {
             Ok(n) => self.stats.add(Stat::BytesOut, n as i64),
             Err(e) => {
                 let peer = c.peer;
@@ -107,23 +77,8 @@ impl<H: Host> Engine<H> {
                 return;
             }
         }
-        let (queued, peer) = (c.queued(), c.peer);
-        if c.closing && c.queued() == 0 {
-            self.close(t, "flushed");
-            return;
-        }
-        if queued <= self.cfg.queue_low && self.sched.has_drain_waiters(t) {
-            self.sched.drained(t);
-        }
-        if queued > self.cfg.queue_high * OUT_QUEUE_LIMIT_FACTOR {
-            // Sources are paused above the high watermark, so only frames the
-            // relay itself produced for this peer (responses, REPORTs) pile
-            // up here: the peer does not read.
-            log::warn!(
-                "peer {peer} does not read: {queued} bytes queued for connection {}; closing it",
-                t.0
-            );
-            self.close(t, "peer not reading");
+        if let Some(why) = self.relay.after_write(t) {
+            self.close(t, why);
         }
     }
 }

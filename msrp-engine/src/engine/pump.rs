@@ -3,8 +3,8 @@
 //! request window, output watermark), and what happens when either end
 //! goes away mid-chunk.
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::{ByteRange, ChunkEvent, EndFlag};
 
 use super::{Engine, Host};
@@ -24,16 +24,16 @@ enum Step {
 
 impl<H: Host> Engine<H> {
     /// The forward state of `t`, if it is forwarding a frame.
-    pub(super) fn fwd_mut(&mut self, t: Token) -> Option<&mut Forward> {
-        self.conns.get_mut(&t).and_then(|c| c.forward())
+    pub(super) fn fwd_mut(&mut self, t: ConnId) -> Option<&mut Forward> {
+        self.relay.conns.get_mut(&t).and_then(|c| c.forward())
     }
 
     /// Writes the pending outgoing events of the frame `t` is forwarding, as
     /// far as the destination allows. Returns false when `t` must wait (or is
     /// gone).
-    pub(super) fn pump(&mut self, t: Token) -> bool {
+    pub(super) fn pump(&mut self, t: ConnId) -> bool {
         loop {
-            let Some(c) = self.conns.get_mut(&t) else {
+            let Some(c) = self.relay.conns.get_mut(&t) else {
                 return false;
             };
             let Incoming::Forward(f) = &mut c.incoming else {
@@ -48,7 +48,7 @@ impl<H: Host> Engine<H> {
             let Some(dest) = f.dest else {
                 continue; // next hop failed: swallow
             };
-            if !self.conns.contains_key(&dest) {
+            if !self.relay.conns.contains_key(&dest) {
                 if let Some(f) = self.fwd_mut(t) {
                     f.dest = None;
                 }
@@ -67,8 +67,8 @@ impl<H: Host> Engine<H> {
 
     /// The incoming frame has been received and forwarded: the relay's own
     /// 200 goes back, the incoming transaction is complete.
-    fn finish_forward(&mut self, t: Token) {
-        let Some(c) = self.conns.get_mut(&t) else {
+    fn finish_forward(&mut self, t: ConnId) {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) else {
@@ -79,7 +79,7 @@ impl<H: Host> Engine<H> {
             self.push_frame(t, r);
         }
         if let Some(id) = f.in_id {
-            self.tracker.received_all(id, self.now);
+            self.relay.tracker.received_all(id, self.now);
         }
     }
 
@@ -87,12 +87,12 @@ impl<H: Host> Engine<H> {
     /// window (RFC 4975 has no window, but the relay keeps state per request
     /// it sends: a next hop that stops answering stops getting more) and the
     /// destination's stream slot.
-    fn start_chunk(&mut self, t: Token, dest: Token, range: Option<ByteRange>) -> Step {
-        let wait = if self.tracker.window_full(dest) {
-            self.sched.wait_window(t, dest);
+    fn start_chunk(&mut self, t: ConnId, dest: ConnId, range: Option<ByteRange>) -> Step {
+        let wait = if self.relay.tracker.window_full(dest) {
+            self.relay.sched.wait_window(t, dest);
             true
         } else {
-            !self.sched.begin_chunk(t, dest)
+            !self.relay.sched.begin_chunk(t, dest)
         };
         let Some(f) = self.fwd_mut(t) else {
             return Step::Wait;
@@ -102,8 +102,8 @@ impl<H: Host> Engine<H> {
             return Step::Wait;
         }
         let in_id = f.in_id;
-        let tid = self.tracker.chunk_tid(in_id, dest, &mut self.tids);
-        let Some(c) = self.conns.get_mut(&t) else {
+        let tid = self.relay.tracker.chunk_tid(in_id, dest, &mut self.tids);
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return Step::Wait;
         };
         let peer = c.peer;
@@ -123,7 +123,9 @@ impl<H: Host> Engine<H> {
         };
         let start = range.map_or(f.in_start, |r| r.start);
         if !f.is_report {
-            self.tracker.track(dest, tid, origin, peer, start, self.now);
+            self.relay
+                .tracker
+                .track(dest, tid, origin, peer, start, self.now);
         }
         self.stats.add(Stat::ChunksOut, 1);
         if extra {
@@ -133,7 +135,7 @@ impl<H: Host> Engine<H> {
         Step::Next
     }
 
-    fn chunk_body(&mut self, t: Token, dest: Token, b: Bytes) -> Step {
+    fn chunk_body(&mut self, t: ConnId, dest: ConnId, b: Bytes) -> Step {
         if let Some(f) = self.fwd_mut(t) {
             f.sent += b.len() as u64;
             if f.heads.is_send() {
@@ -151,7 +153,7 @@ impl<H: Host> Engine<H> {
     /// The outgoing chunk ends: its response timer starts (RFC 4976
     /// §6.4.1), and the slot goes to the next source after the frames that
     /// waited for this chunk.
-    fn end_chunk(&mut self, t: Token, dest: Token, flag: EndFlag) -> Step {
+    fn end_chunk(&mut self, t: ConnId, dest: ConnId, flag: EndFlag) -> Step {
         let Some(f) = self.fwd_mut(t) else {
             return Step::Wait;
         };
@@ -165,16 +167,16 @@ impl<H: Host> Engine<H> {
         }
         let end = f.end_of(&tid, flag);
         self.push_stream(dest, end, true);
-        self.tracker.arm(dest, tid, self.now);
+        self.relay.tracker.arm(dest, tid, self.now);
         self.leave_dest(dest, t);
         Step::Next
     }
 
     /// `src` no longer feeds `dest`: it stops waiting for it and gives up
     /// its stream slot; frames deferred behind its chunk go out.
-    fn leave_dest(&mut self, dest: Token, src: Token) {
-        if self.sched.leave(dest, src) {
-            if let Some(d) = self.conns.get_mut(&dest) {
+    fn leave_dest(&mut self, dest: ConnId, src: ConnId) {
+        if self.relay.sched.leave(dest, src) {
+            if let Some(d) = self.relay.conns.get_mut(&dest) {
                 d.release_deferred(self.now);
             }
             self.mark_dirty(dest);
@@ -183,7 +185,7 @@ impl<H: Host> Engine<H> {
 
     /// Stops forwarding what `t` is sending to a failed next hop: the open
     /// chunk is aborted with `#` (RFC 4975 §7.1), the rest is swallowed.
-    pub(super) fn cut_forward(&mut self, t: Token) {
+    pub(super) fn cut_forward(&mut self, t: ConnId) {
         let Some(f) = self.fwd_mut(t) else {
             return;
         };
@@ -198,7 +200,7 @@ impl<H: Host> Engine<H> {
 
     /// The sender of `f` is gone mid-chunk: its next hop gets what ends the
     /// chunk (see [`Forward::abort`]).
-    pub(super) fn abort_forward(&mut self, src: Token, f: &Forward) {
+    pub(super) fn abort_forward(&mut self, src: ConnId, f: &Forward) {
         let Some(dest) = f.dest else {
             return;
         };
@@ -213,13 +215,14 @@ impl<H: Host> Engine<H> {
     /// The connection `t` (a next hop) failed or closed: every request sent
     /// on it fails, and sources still sending into it stop (their senders
     /// get REPORTs).
-    pub(super) fn next_hop_lost(&mut self, t: Token, cause: Cause) {
+    pub(super) fn next_hop_lost(&mut self, t: ConnId, cause: Cause) {
         if cause == Cause::Unreachable {
             self.stats.add(Stat::ConnectFailures, 1);
         }
-        self.tracker.next_hop_lost(t, cause);
+        self.relay.tracker.next_hop_lost(t, cause);
         self.apply_outputs();
-        let feeding: Vec<Token> = self
+        let feeding: Vec<ConnId> = self
+            .relay
             .conns
             .iter()
             .filter(|(_, c)| matches!(&c.incoming, Incoming::Forward(f) if f.dest == Some(t)))
@@ -232,10 +235,10 @@ impl<H: Host> Engine<H> {
                 f.in_id
             });
             if let Some(id) = in_id {
-                self.tracker.fail_in(id, cause, 0);
+                self.relay.tracker.fail_in(id, cause, 0);
                 self.apply_outputs();
             }
-            self.sched.wake(s);
+            self.relay.sched.wake(s);
         }
     }
 }

@@ -4,22 +4,48 @@
 //! answer is back; its connection is not read meanwhile, every other one
 //! is.
 
-use mio::Token;
+use crate::connid::ConnId;
 use msrp_core::FrameHead;
 
+use super::dial::DialError;
 use super::frames::Out;
 use super::{Engine, Host, DNS};
 use crate::conn::Incoming;
 use crate::dns::{Answer, Waiter};
 use crate::forward::{Parked, Route};
-use crate::route::{self, Target};
+use crate::route::{self, RouteError, Target};
 use crate::stats::Stat;
 
 /// Why a request has no connection to go out on (yet).
 pub(super) enum NoDest {
-    Unreachable(String),
+    Unreachable(Unreachable),
     /// Its next hop's name is being resolved.
     Resolving(String),
+}
+
+/// Why a request's next hop cannot be reached (logged with the request's
+/// sender; a SEND gets a REPORT, RFC 4976 §6.4.3).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unreachable {
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    /// The next hop's name did not resolve (the resolver's words).
+    #[error("{0}")]
+    Name(String),
+    #[error("its session's connection is gone")]
+    SessionGone,
+    #[error("no link to MSRP worker {0}")]
+    NoLink(usize),
+    #[error("no next hop")]
+    NoNextHop,
+}
+
+impl<T: Into<Unreachable>> From<T> for NoDest {
+    fn from(e: T) -> NoDest {
+        NoDest::Unreachable(e.into())
+    }
 }
 
 impl<H: Host> Engine<H> {
@@ -27,7 +53,7 @@ impl<H: Host> Engine<H> {
     /// the answer of the lookup just finished, else the cache, else
     /// [`NoDest::Resolving`].
     pub(super) fn uri_hop(&mut self, uri: &[u8], no_new: bool) -> Result<Out, NoDest> {
-        let hop = match route::target(uri).map_err(NoDest::Unreachable)? {
+        let hop = match route::target(uri)? {
             Target::Addr(hop) => hop,
             Target::Name { name, port, secure } => {
                 let fresh = self
@@ -37,19 +63,18 @@ impl<H: Host> Engine<H> {
                     .map(|(_, a)| a.clone());
                 match fresh.or_else(|| self.dns.cached(&name, self.now)) {
                     Some(Ok(ip)) => Target::at(&name, port, secure, ip),
-                    Some(Err(why)) => return Err(NoDest::Unreachable(why)),
+                    Some(Err(why)) => return Err(Unreachable::Name(why).into()),
                     None => return Err(NoDest::Resolving(name)),
                 }
             }
         };
-        self.next_hop_anywhere(&hop, no_new)
-            .map_err(NoDest::Unreachable)
+        Ok(self.next_hop_anywhere(&hop, no_new)?)
     }
 
     /// Parks the request `head` on `t` until `name` is resolved.
     pub(super) fn park(
         &mut self,
-        t: Token,
+        t: ConnId,
         head: &FrameHead,
         route: Route,
         name: String,
@@ -60,7 +85,7 @@ impl<H: Host> Engine<H> {
             String::from_utf8_lossy(&head.transaction_id),
             t.0
         );
-        let w = Waiter { conn: t.0, ticket };
+        let w = Waiter { conn: t, ticket };
         self.dns.wait(&name, w, self.now, self.poll.registry(), DNS);
         Incoming::Resolving(Box::new(Parked {
             head: head.clone(),
@@ -104,8 +129,8 @@ impl<H: Host> Engine<H> {
     /// Forwards the request `w` parked (if its connection still waits for
     /// it) with `answer`, then reads its connection again.
     fn resume(&mut self, w: Waiter, answer: Answer) {
-        let t = Token(w.conn);
-        let Some(c) = self.conns.get_mut(&t) else {
+        let t = w.conn;
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         let parked = match std::mem::replace(&mut c.incoming, Incoming::Idle) {
@@ -118,12 +143,12 @@ impl<H: Host> Engine<H> {
         self.dns_fresh = Some((parked.name.clone(), answer));
         let next = self.relay_request(t, &parked.head, parked.route);
         self.dns_fresh = None;
-        if let Some(c) = self.conns.get_mut(&t) {
+        if let Some(c) = self.relay.conns.get_mut(&t) {
             c.incoming = next;
         }
         // as after a head (`on_head`): a request that failed before
         // anything was forwarded is failed once it is the incoming frame
         self.fail_at_start(t);
-        self.sched.wake(t);
+        self.relay.sched.wake(t);
     }
 }

@@ -19,11 +19,11 @@ impl<H: Host> Engine<H> {
         let idle = self.cfg.idle_timeout;
         let stall = self.cfg.transaction_timeout;
         let mut close = Vec::new();
-        for (t, c) in &self.conns {
+        for (t, c) in &self.relay.conns {
             if c.link.is_some() {
                 continue;
             }
-            if c.connected && c.stalled_for(now).is_some_and(|d| d > stall) {
+            if c.is_connected() && c.stalled_for(now).is_some_and(|d| d > stall) {
                 close.push((
                     *t,
                     c.peer,
@@ -38,7 +38,7 @@ impl<H: Host> Engine<H> {
             } else if !idle.is_zero()
                 && now.duration_since(c.last_active) > idle
                 && !c.has_output()
-                && !self.sched.is_busy(*t)
+                && !self.relay.sched.is_busy(*t)
                 && matches!(c.incoming, Incoming::Idle)
             {
                 close.push((*t, c.peer, "idle_timeout"));
@@ -75,13 +75,11 @@ impl<H: Host> Engine<H> {
             return;
         }
         (self.closed, self.closed_at_sweep) = (0, 0);
-        self.conns.shrink_to_fit();
+        self.relay.shrink_to_fit();
+        self.sockets.shrink_to_fit();
         self.outbound.shrink_to_fit();
-        self.dirty.shrink_to_fit();
         self.yielded.shrink_to_fit();
         self.read_pool.clear();
-        self.tracker.shrink_to_fit();
-        self.sched.shrink_to_fit();
         crate::cmap::with(crate::cmap::Cmap::shrink);
         self.host.release_memory();
     }

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use mio::Token;
+use crate::connid::ConnId;
 
 use super::{Engine, Host};
 use crate::config::READ_CHUNK;
@@ -22,9 +22,9 @@ impl<H: Host> Engine<H> {
     /// limit); a new limit starts with one second's worth, less what was
     /// read and not handled yet. A connection waiting for its bucket runs again now: without
     /// a limit it reads, with the new rate it re-checks when it may.
-    pub(super) fn set_read_rate(&mut self, t: Token, bytes_per_second: u64) {
+    pub(super) fn set_read_rate(&mut self, t: ConnId, bytes_per_second: u64) {
         let now = self.now;
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         match (&mut c.read_rate, bytes_per_second) {
@@ -41,7 +41,7 @@ impl<H: Host> Engine<H> {
         if c.rate_waiting {
             c.rate_waiting = false;
             self.rate_waits.retain(|&(_, w)| w != t);
-            self.sched.wake(t);
+            self.relay.sched.wake(t);
         }
         if let Some(slot) = c.listed {
             self.stats.conn_read_rate(slot, bytes_per_second);
@@ -51,9 +51,9 @@ impl<H: Host> Engine<H> {
     /// How many bytes `t` may read now ([`READ_CHUNK`] without a limit);
     /// 0: its bucket is empty, and it is listed to be woken when it has
     /// refilled.
-    pub(super) fn read_allowance(&mut self, t: Token) -> usize {
+    pub(super) fn read_allowance(&mut self, t: ConnId) -> usize {
         let now = self.now;
-        let Some(c) = self.conns.get_mut(&t) else {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return 0;
         };
         let Some(b) = c.read_rate.as_mut() else {
@@ -68,8 +68,13 @@ impl<H: Host> Engine<H> {
     }
 
     /// `t` read `n` MSRP bytes.
-    pub(super) fn charge_read(&mut self, t: Token, n: usize) {
-        if let Some(b) = self.conns.get_mut(&t).and_then(|c| c.read_rate.as_mut()) {
+    pub(super) fn charge_read(&mut self, t: ConnId, n: usize) {
+        if let Some(b) = self
+            .relay
+            .conns
+            .get_mut(&t)
+            .and_then(|c| c.read_rate.as_mut())
+        {
             b.take(n);
         }
     }
@@ -93,9 +98,9 @@ impl<H: Host> Engine<H> {
                 continue;
             }
             let (_, t) = self.rate_waits.swap_remove(i);
-            if let Some(c) = self.conns.get_mut(&t) {
+            if let Some(c) = self.relay.conns.get_mut(&t) {
                 c.rate_waiting = false;
-                self.sched.wake(t);
+                self.relay.sched.wake(t);
             }
         }
     }

@@ -6,11 +6,13 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
 use mio::unix::SourceFd;
-use mio::{Interest, Token};
+use mio::Interest;
 use msrp_core::{Event, ParseError};
 
-use super::{Engine, Host};
-use crate::conn::{Conn, Incoming};
+use super::{token, Engine, Host};
+use crate::conn::{ConnState, Socket};
+use crate::connid::ConnId;
+use crate::relay::{BodyCheck, EofAction, ReadGate, Step};
 use crate::stats::Stat;
 use crate::transport::{Got, Kind, Layer, LayerError, WsPolicy};
 
@@ -32,7 +34,7 @@ impl<H: Host> Engine<H> {
             // The workers share the listeners: a full worker leaves new
             // connections to the others (accepting only to close them, it
             // would win every race and refuse while others have room).
-            if self.conns.len() >= self.cfg.max_connections && !self.links.is_empty() {
+            if self.relay.conns.len() >= self.cfg.max_connections && !self.links.is_empty() {
                 log::debug!(
                     "max_connections ({}) reached: leaving new connections on {} to the other workers",
                     self.cfg.max_connections,
@@ -49,7 +51,7 @@ impl<H: Host> Engine<H> {
                     return;
                 }
             };
-            if self.conns.len() >= self.cfg.max_connections {
+            if self.relay.conns.len() >= self.cfg.max_connections {
                 log::warn!(
                     "refusing connection from {peer}: max_connections ({}) reached",
                     self.cfg.max_connections
@@ -69,7 +71,7 @@ impl<H: Host> Engine<H> {
                     continue;
                 }
             };
-            let t = self.alloc_token();
+            let t = self.alloc_id();
             if let Err(e) = self.register(&stream, t) {
                 log::error!("cannot register connection from {peer}: {e}");
                 continue;
@@ -81,10 +83,12 @@ impl<H: Host> Engine<H> {
             );
             self.stats.add(Stat::ConnectionsAccepted, 1);
             self.stats.add(Stat::ConnectionsActive, 1);
+            let sock = Socket::tcp(stream, self.cfg).layered(layer);
             let mut c =
-                Conn::new(stream, peer, local, None, self.cfg, self.now).layered(kind, layer);
-            c.listed = self.stats.conn_opened(t.0 as u64, peer, local, false, kind);
-            self.conns.insert(t, c);
+                ConnState::new(peer, local, None, self.cfg, self.now).layered(kind, sock.view());
+            c.listed = self.stats.conn_opened(t.0, peer, local, false, kind);
+            self.relay.conns.insert(t, c);
+            self.sockets.insert(t, sock);
             if self.cfg.max_read_rate > 0 {
                 self.set_read_rate(t, self.cfg.max_read_rate);
             }
@@ -106,10 +110,10 @@ impl<H: Host> Engine<H> {
         Ok(Layer::accepted(kind, tls, ws))
     }
 
-    pub(super) fn register(&self, stream: &TcpStream, t: Token) -> io::Result<()> {
+    pub(super) fn register(&self, stream: &TcpStream, t: ConnId) -> io::Result<()> {
         self.poll.registry().register(
             &mut SourceFd(&stream.as_raw_fd()),
-            t,
+            token(t),
             Interest::READABLE | Interest::WRITABLE,
         )
     }
@@ -123,7 +127,7 @@ impl<H: Host> Engine<H> {
     /// sender cannot keep the worker to itself, and a second source gets to
     /// wait for a shared destination's stream slot, so chunks interleave
     /// (RFC 4975 §7.1.1).
-    pub(super) fn drive(&mut self, t: Token) {
+    pub(super) fn drive(&mut self, t: ConnId) {
         let mut reads = 0;
         loop {
             if !self.drain_parsed(t) {
@@ -142,31 +146,16 @@ impl<H: Host> Engine<H> {
 
     /// Handles the events in what `t` has read; false when `t` must wait
     /// or is gone.
-    fn drain_parsed(&mut self, t: Token) -> bool {
+    fn drain_parsed(&mut self, t: ConnId) -> bool {
         loop {
             if !self.pump(t) {
                 return false;
             }
-            if self.sched.blocked(t).is_some() {
-                return false;
-            }
-            if self.own_queue_full(t) {
-                // its replies and REPORTs pile up: read no more requests
-                // from it until it reads (or the stall timer closes it)
-                self.sched.wait_drain(t, t);
-                return false;
-            }
-            let Some(c) = self.conns.get_mut(&t) else {
-                return false;
-            };
-            if matches!(c.incoming, Incoming::Resolving(_)) {
-                // its request waits for a name: its body stays unparsed
-                return false;
-            }
-            match c.parser.next(&mut c.rbuf) {
-                Ok(Some(ev)) => self.on_event(t, ev),
-                Ok(None) => return true,
-                Err(e) => {
+            match self.relay.next_event(t) {
+                Step::Event(ev) => self.on_event(t, ev),
+                Step::NeedBytes => return true,
+                Step::Wait => return false,
+                Step::Malformed(e) => {
                     self.on_parse_error(t, e);
                     return false;
                 }
@@ -174,34 +163,21 @@ impl<H: Host> Engine<H> {
         }
     }
 
-    /// Whether more than the high watermark of the relay's own answers to
-    /// `t` (responses, REPORTs) wait for `t` to read them. Bytes forwarded
-    /// to `t` do not count: their sources wait instead, and a peer that
-    /// sends and receives a transfer at once keeps being read.
-    fn own_queue_full(&self, t: Token) -> bool {
-        // (links to other workers are always read: two workers waiting for
-        // each other to read their answers would never go on)
-        self.conns
-            .get(&t)
-            .is_some_and(|c| c.link.is_none() && c.own_queued() > self.cfg.queue_high)
-    }
-
     /// One read of `t`'s socket.
-    fn read_some(&mut self, t: Token) -> Read {
-        let Some(c) = self.conns.get_mut(&t) else {
+    fn read_some(&mut self, t: ConnId) -> Read {
+        match self.relay.read_gate(t) {
+            ReadGate::Read => {}
+            ReadGate::Skip => return Read::Empty,
+            ReadGate::Eof => {
+                self.on_eof(t);
+                return Read::Gone;
+            }
+            ReadGate::Gone => return Read::Gone,
+        }
+        let Some(sock) = self.sockets.get(&t) else {
             return Read::Gone;
         };
-        if c.closing || c.read_paused_until.is_some() {
-            return Read::Empty;
-        }
-        if c.eof {
-            self.on_eof(t);
-            return Read::Gone;
-        }
-        if !c.connected {
-            return Read::Empty;
-        }
-        let layered = c.layer.is_some();
+        let layered = sock.layer.is_some();
         let max = self.read_allowance(t);
         if max == 0 {
             return Read::Empty;
@@ -209,11 +185,11 @@ impl<H: Host> Engine<H> {
         if layered {
             return self.read_layered(t, max);
         }
-        let Some(c) = self.conns.get_mut(&t) else {
+        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get(&t)) else {
             return Read::Gone;
         };
-        match self.read_pool.read_at_most(&c.stream, &mut c.rbuf, max) {
-            Ok(0) => c.eof = true,
+        match self.read_pool.read_at_most(&sock.stream, &mut c.rbuf, max) {
+            Ok(0) => c.peer_closed(),
             Ok(n) => {
                 self.stats.add(Stat::BytesIn, n as i64);
                 c.note_read(self.now);
@@ -235,16 +211,17 @@ impl<H: Host> Engine<H> {
     /// `max` socket bytes. What the layer
     /// owes the peer (handshake records, pongs, a close) is written at the
     /// end of the loop pass.
-    fn read_layered(&mut self, t: Token, max: usize) -> Read {
-        let Some(c) = self.conns.get_mut(&t) else {
+    fn read_layered(&mut self, t: ConnId, max: usize) -> Read {
+        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
             return Read::Gone;
         };
-        let Some(layer) = c.layer.as_deref_mut() else {
+        let Some(layer) = sock.layer.as_deref_mut() else {
             return Read::Empty;
         };
         let handshaking = layer.handshaking();
-        let r = layer.read(&c.stream, &mut self.read_pool, &mut c.rbuf, max);
+        let r = layer.read(&sock.stream, &mut self.read_pool, &mut c.rbuf, max);
         let (owes, now_ready) = (layer.backlogged(), handshaking && !layer.handshaking());
+        c.layer_seen(sock.view());
         let (peer, kind) = (c.peer, c.kind);
         let read = match r {
             Ok(Got::Data(n)) => {
@@ -258,7 +235,7 @@ impl<H: Host> Engine<H> {
                 Read::Data
             }
             Ok(Got::Eof) => {
-                c.eof = true;
+                c.peer_closed();
                 self.note_handshake_failure(
                     t,
                     "the peer closed the connection before it completed",
@@ -309,8 +286,8 @@ impl<H: Host> Engine<H> {
         read
     }
 
-    fn on_parse_error(&mut self, t: Token, e: ParseError) {
-        let Some(c) = self.conns.get_mut(&t) else {
+    fn on_parse_error(&mut self, t: ConnId, e: ParseError) {
+        let Some(c) = self.relay.conns.get_mut(&t) else {
             return;
         };
         log::warn!(
@@ -323,77 +300,38 @@ impl<H: Host> Engine<H> {
         self.close(t, "malformed input");
     }
 
-    /// The peer will send nothing more. Mid-frame that truncates the frame;
-    /// between frames a client may have half-closed: what is queued for it
-    /// (the 200 for its last SEND, REPORTs) is still written, then the
-    /// connection closes. A next hop the relay connected to is closed at
-    /// once (its outstanding requests fail now, not at their timeout).
-    fn on_eof(&mut self, t: Token) {
-        let Some(c) = self.conns.get_mut(&t) else {
-            return;
-        };
-        if c.parser.in_frame() {
-            log::warn!(
-                "peer {} closed connection {} in the middle of a frame (truncated)",
-                c.peer,
-                t.0
-            );
-        } else if c.queued() > 0 && c.outbound.is_none() {
-            log::debug!(
-                "peer {} half-closed connection {}: writing what is queued",
-                c.peer,
-                t.0
-            );
-            c.closing = true;
-            self.mark_dirty(t);
-            return;
-        } else {
-            log::debug!("peer {} closed connection {}", c.peer, t.0);
+    /// The peer will send nothing more ([`Relay::on_eof`] says what that
+    /// means).
+    fn on_eof(&mut self, t: ConnId) {
+        match self.relay.on_eof(t) {
+            Some(EofAction::HalfClosed) => self.mark_dirty(t),
+            Some(EofAction::Truncated | EofAction::Closed) => self.close(t, "closed by peer"),
+            None => {}
         }
-        self.close(t, "closed by peer");
     }
 
-    fn on_event(&mut self, t: Token, ev: Event) {
+    fn on_event(&mut self, t: ConnId, ev: Event) {
         match ev {
             Event::Head(head) => {
-                if let Some(c) = self.conns.get_mut(&t) {
-                    // the body's frame_timeout clock starts
-                    c.frame_mark = self.now;
-                }
+                self.relay.head_seen(t, self.now);
                 let send = head.is_request() && head.method() == Some(b"SEND");
                 crate::cmap::with(|m| m.frame_in(t.0 as i64, send));
                 self.on_head(t, head);
             }
             Event::Body(bytes) => {
                 crate::cmap::with(|m| m.body_in(t.0 as i64, bytes.len()));
-                if let Some(f) = self.conns.get_mut(&t).and_then(|c| c.forward()) {
-                    f.chunker.body(bytes, &mut f.pending);
-                    let (id, n, refused) = (f.in_id, f.chunker.consumed(), f.refused_at);
-                    let over = f.size_left.is_some_and(|left| n > left);
-                    if let Some(id) = id {
-                        self.tracker.set_received(id, n);
-                    }
-                    if refused.is_some() {
+                match self.relay.body(t, bytes) {
+                    BodyCheck::Fine => {}
+                    BodyCheck::Refused => {
                         self.check_refused(t);
-                    } else if over {
-                        self.too_large(t);
                     }
+                    BodyCheck::TooLarge => self.too_large(t),
                 }
             }
             Event::End(flag) => {
-                let Some(c) = self.conns.get_mut(&t) else {
-                    return;
-                };
-                c.frame_mark = self.now;
                 let complete = flag == msrp_core::EndFlag::Complete;
                 crate::cmap::with(|m| m.end_in(t.0 as i64, complete));
-                match &mut c.incoming {
-                    Incoming::Forward(f) => {
-                        f.chunker.end(flag, &mut f.pending);
-                        f.finished = true;
-                    }
-                    _ => c.incoming = Incoming::Idle,
-                }
+                self.relay.end(t, flag, self.now);
             }
         }
     }

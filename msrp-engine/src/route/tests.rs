@@ -191,8 +191,14 @@ fn targets_literals_names_and_refuses_other_transports() {
         target(b"msrp://[::1]/s;tcp"),
         addr(NextHop::tcp("[::1]:2855".parse().unwrap()))
     );
-    assert!(target(b"msrp://127.0.0.1:9/s;udp").is_err());
-    assert!(target(b"msrp://abc.invalid:9/s;ws").is_err());
+    assert_eq!(
+        target(b"msrp://127.0.0.1:9/s;udp"),
+        Err(RouteError::Transport("udp".to_string()))
+    );
+    assert_eq!(
+        target(b"msrp://abc.invalid:9/s;ws"),
+        Err(RouteError::WebSocketClient)
+    );
     assert_eq!(
         target(b"msrps://127.0.0.1:9/s;tcp"),
         addr(NextHop {
@@ -229,4 +235,23 @@ fn finds_complete_bodies() {
         Some((Bytes::new(), b'+'))
     );
     assert_eq!(complete_body(b"hello\r\n---", b"t1"), None);
+}
+
+#[test]
+fn route_errors_read_as_the_log_lines_always_did() {
+    let why = |uri: &[u8]| target(uri).unwrap_err().to_string();
+    assert_eq!(
+        why(b"msrp://127.0.0.1:9/s;sctp"),
+        "transport sctp not supported"
+    );
+    assert_eq!(
+        why(b"msrp://h:9/s;wss"),
+        "a WebSocket client is reached only over its own connection, \
+         and no session of it is known here"
+    );
+    assert_eq!(
+        why(b"http://h/s;tcp"),
+        msrp_core::UriError::BadScheme.to_string()
+    );
+    assert_eq!(RouteError::EmptyToPath.to_string(), "empty To-Path");
 }

@@ -1,11 +1,11 @@
 use super::*;
 use proptest::prelude::*;
 
-const D: Token = Token(100);
-const E: Token = Token(101);
+const D: ConnId = ConnId(100);
+const E: ConnId = ConnId(101);
 
-fn s(n: usize) -> Token {
-    Token(n)
+fn s(n: usize) -> ConnId {
+    ConnId(n as u64)
 }
 
 #[test]
@@ -119,7 +119,7 @@ enum Op {
     Pop,
 }
 
-fn dest(e: bool) -> Token {
+fn dest(e: bool) -> ConnId {
     if e {
         E
     } else {
@@ -201,7 +201,7 @@ proptest! {
             prop_assert!(!sc.begin_chunk(s(owner), D));
             let next = sc.pop_ready();
             prop_assert!(next.is_some());
-            owner = next.map_or(0, |t| t.0);
+            owner = next.map_or(0, |t| t.0 as usize);
             prop_assert!(sc.begin_chunk(s(owner), D));
             let (lo, hi) = (sent.iter().min().copied().unwrap_or(0), sent.iter().max().copied().unwrap_or(0));
             prop_assert!(hi - lo <= 1, "unfair: {:?}", sent);

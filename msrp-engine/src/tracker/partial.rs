@@ -3,8 +3,8 @@
 //! get transaction IDs made of a group prefix and a sequence number, and an
 //! error response finds its incoming chunk by the prefix.
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::FailureReport;
 
 use super::{InId, Tracker};
@@ -18,7 +18,7 @@ impl Tracker {
     /// Transaction ID for the next outgoing chunk of incoming chunk `id`
     /// towards `dest`: a "partial" group's prefix and sequence number, or a
     /// fresh one.
-    pub fn chunk_tid(&mut self, id: Option<InId>, dest: Token, tids: &mut TidGen) -> Bytes {
+    pub fn chunk_tid(&mut self, id: Option<InId>, dest: ConnId, tids: &mut TidGen) -> Bytes {
         let Some(s) = id.and_then(|id| self.ins.get_mut(&id).map(|s| (id, s))) else {
             return tids.next_tid();
         };
@@ -50,7 +50,7 @@ impl Tracker {
         Bytes::from(tid)
     }
     /// The incoming chunk a "partial" chunk's transaction ID belongs to.
-    pub(super) fn partial_group(&self, dest: Token, tid: &[u8]) -> Option<InId> {
+    pub(super) fn partial_group(&self, dest: ConnId, tid: &[u8]) -> Option<InId> {
         if tid.len() != PARTIAL_PREFIX_LEN + PARTIAL_SEQ_LEN {
             return None;
         }

@@ -111,9 +111,9 @@ impl TxTable for FakeTable {
     fn clear_wakeup(&mut self) {}
 }
 
-const SRC: Token = Token(1);
-const DEST: Token = Token(2);
-const DEST2: Token = Token(3);
+const SRC: ConnId = ConnId(1);
+const DEST: ConnId = ConnId(2);
+const DEST2: ConnId = ConnId(3);
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn addr() -> SocketAddr {
@@ -157,7 +157,7 @@ fn reports(out: &[Output]) -> Vec<&ReportOrder> {
         .collect()
 }
 
-fn send_chunk(t: &mut Tracker, id: InId, dest: Token, tids: &mut TidGen, now: Instant) -> Bytes {
+fn send_chunk(t: &mut Tracker, id: InId, dest: ConnId, tids: &mut TidGen, now: Instant) -> Bytes {
     let tid = t.chunk_tid(Some(id), dest, tids);
     t.track(dest, tid.clone(), Origin::Chunk(id), addr(), 1, now);
     t.arm(dest, tid.clone(), now);
@@ -517,7 +517,7 @@ proptest! {
         let start = Instant::now();
         let mut now = start;
         let mut ins: Vec<(InId, FailureReport, String)> = Vec::new();
-        let mut sent: Vec<(Token, Bytes, usize)> = Vec::new();
+        let mut sent: Vec<(ConnId, Bytes, usize)> = Vec::new();
         let mut failed: HashSet<usize> = HashSet::new();
         let mut reported: StdMap<String, usize> = StdMap::new();
         let collect = |t: &mut Tracker, reported: &mut StdMap<String, usize>| {

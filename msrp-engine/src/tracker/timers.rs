@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::FailureReport;
 
 use super::*;
@@ -72,7 +72,7 @@ impl Tracker {
 
     /// The request's last byte is queued: its response timer starts
     /// (RFC 4976 §6.4.1).
-    pub fn arm(&mut self, dest: Token, tid: Bytes, now: Instant) {
+    pub fn arm(&mut self, dest: ConnId, tid: Bytes, now: Instant) {
         let at = now + self.timeout;
         if let Some(id) = self.partial_group(dest, &tid) {
             // answers to a "partial" group are awaited until the timeout

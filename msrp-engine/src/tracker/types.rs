@@ -1,7 +1,7 @@
 //! What goes into and comes out of the [`Tracker`](super::Tracker).
 
+use crate::connid::ConnId;
 use bytes::Bytes;
-use mio::Token;
 use msrp_core::{ByteRange, FailureReport};
 
 use crate::report::ReportOrder;
@@ -13,7 +13,7 @@ pub type InId = u64;
 /// The sender's transaction: one incoming SEND chunk.
 #[derive(Debug, Clone)]
 pub struct InTx {
-    pub src: Token,
+    pub src: ConnId,
     pub src_tid: Bytes,
     /// From-Path as received: the REPORT's To-Path.
     pub src_from_path: Vec<Bytes>,
@@ -26,7 +26,7 @@ pub struct InTx {
 /// Where the response to a forwarded non-SEND request goes back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Return {
-    pub src: Token,
+    pub src: ConnId,
     pub src_tid: Bytes,
     pub src_from_path: Vec<Bytes>,
     pub relay_uri: Bytes,
@@ -69,20 +69,20 @@ pub enum Output {
     /// sender (RFC 4975 §7.1, RFC 4976 §6.4).
     Fail(Return),
     /// The next hop has room in its request window again.
-    WindowOpen(Token),
+    WindowOpen(ConnId),
     /// Incoming chunk `id` failed while it is still arriving: the relay
     /// knows it drops it, so the sender gets an error response instead of
     /// the 200 (RFC 4975 §10: 413, stop sending this message), the rest of
     /// the chunk is not forwarded and no more of it is read than need be.
     Refuse {
-        src: Token,
+        src: ConnId,
         id: InId,
         message_id: Bytes,
     },
     /// RFC 4975 §10 (413): the sender must not send more of this message;
     /// stop forwarding what it is sending of it.
     StopMessage {
-        src: Token,
+        src: ConnId,
         id: InId,
         message_id: Bytes,
     },

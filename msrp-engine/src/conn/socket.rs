@@ -1,0 +1,180 @@
+//! The driver side of a connection: its stream and the TLS/WebSocket layer
+//! between the stream and the MSRP bytes. Writing the output queue of the
+//! connection's [`ConnState`] happens here; what the layer holds is shown
+//! to the protocol side as a [`LayerView`].
+
+use std::io::{self, IoSlice, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+use super::ConnState;
+use crate::config::Config;
+use crate::stream::Stream;
+use crate::transport::{Layer, LAYER_BUDGET};
+
+/// Most slices handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+/// What the protocol side needs to know of a connection's TLS/WebSocket
+/// layer: its control answers count against the peer's queue, its backlog
+/// is output, and a TLS session is confirmed or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerView {
+    /// Control answers the peer has not taken yet.
+    pub replies: usize,
+    /// Bytes produced for the socket wait to be written.
+    pub backlogged: bool,
+    /// TLS handshake done (as a client: the server sent data).
+    pub confirmed: bool,
+}
+
+impl LayerView {
+    /// No layer: plain TCP or a link.
+    pub const NONE: LayerView = LayerView {
+        replies: 0,
+        backlogged: false,
+        confirmed: true,
+    };
+}
+
+pub struct Socket {
+    pub stream: Stream,
+    /// TLS/WebSocket between the socket and the MSRP stream (`None`: plain
+    /// TCP or a link).
+    pub layer: Option<Box<Layer>>,
+}
+
+impl Socket {
+    /// A TCP connection (socket options of `cfg` applied).
+    pub fn tcp(stream: TcpStream, cfg: &Config) -> Socket {
+        crate::net::tune(&stream, cfg);
+        Socket {
+            stream: Stream::Tcp(stream),
+            layer: None,
+        }
+    }
+
+    /// With a TLS/WebSocket layer.
+    pub fn layered(mut self, layer: Option<Layer>) -> Socket {
+        self.layer = layer.map(Box::new);
+        self
+    }
+
+    /// The link to another worker (no TCP options).
+    pub fn link(stream: UnixStream) -> Socket {
+        Socket {
+            stream: Stream::Unix(stream),
+            layer: None,
+        }
+    }
+
+    /// What the layer holds now.
+    pub fn view(&self) -> LayerView {
+        self.layer.as_ref().map_or(LayerView::NONE, |l| LayerView {
+            replies: l.unread_replies(),
+            backlogged: l.backlogged(),
+            confirmed: l.confirmed(),
+        })
+    }
+
+    /// SO_RCVBUF of the socket (0 for a link or when unknown).
+    pub fn recv_buffer(&self) -> usize {
+        match &self.stream {
+            Stream::Tcp(s) => socket2::SockRef::from(s).recv_buffer_size().unwrap_or(0),
+            Stream::Unix(_) => 0,
+        }
+    }
+
+    /// Writes as much of `st`'s output queue as the socket takes; returns
+    /// the bytes written (`WouldBlock` is not an error: it ends the write).
+    pub fn write_out(&mut self, st: &mut ConnState, now: Instant) -> io::Result<usize> {
+        let r = match self.layer.as_deref_mut() {
+            Some(layer) => write_layered(&self.stream, layer, st, now),
+            None => write_plain(&self.stream, st, now),
+        };
+        st.layer_seen(self.view());
+        r
+    }
+
+    /// The relay closes the connection: TLS close_notify, WebSocket close.
+    pub fn goodbye(&mut self) {
+        if let Some(l) = &mut self.layer {
+            l.goodbye(&self.stream);
+        }
+    }
+
+    /// Whether a non-blocking connect has completed (`Ok(false)`: still
+    /// in progress).
+    pub fn check_connected(&self) -> io::Result<bool> {
+        let Stream::Tcp(tcp) = &self.stream else {
+            return Ok(true);
+        };
+        if let Some(e) = tcp.take_error()? {
+            return Err(e);
+        }
+        match tcp.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// One vectored write after another of at most [`MAX_IOV`] pieces.
+fn write_plain(stream: &Stream, st: &mut ConnState, now: Instant) -> io::Result<usize> {
+    let mut total = 0;
+    while !st.out_empty() {
+        let slices: Vec<IoSlice<'_>> = st.transmit(MAX_IOV).map(|b| IoSlice::new(b)).collect();
+        match (&*stream).write_vectored(&slices) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                st.consume(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    st.note_written(total, false, now);
+    Ok(total)
+}
+
+/// [`Socket::write_out`] through a TLS/WebSocket layer: what the layer
+/// produced is written first; queued pieces go into it (at most
+/// [`LAYER_BUDGET`] bytes per turn) only once that is out and the layer is
+/// established, so a slow peer keeps the bytes in the output queue where
+/// the watermarks see them. Returns the bytes written to the socket.
+fn write_layered(
+    stream: &Stream,
+    layer: &mut Layer,
+    st: &mut ConnState,
+    now: Instant,
+) -> io::Result<usize> {
+    let mut total = 0;
+    loop {
+        total += layer.flush(stream)?;
+        if layer.backlogged() || !layer.ready() || st.out_empty() {
+            break;
+        }
+        let mut moved = 0;
+        while moved < LAYER_BUDGET {
+            let Some((data, end)) = st.front() else {
+                break;
+            };
+            if data.is_empty() {
+                // (never queued: an empty piece would loop here)
+                st.pop_empty();
+                continue;
+            }
+            let take = data.len().min(LAYER_BUDGET - moved);
+            let last = end && take == data.len();
+            layer.encode(data.slice(..take), last);
+            moved += take;
+            st.consume(take);
+        }
+    }
+    st.note_written(total, layer.backlogged(), now);
+    Ok(total)
+}

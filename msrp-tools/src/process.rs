@@ -75,6 +75,17 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmRSS")
 }
 
+/// Proportional set size of a process in KiB (`/proc/PID/smaps_rollup`):
+/// its private pages plus its share of pages other processes have
+/// resident too, so shared memory summed over processes counts once.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    rollup.lines().find_map(|line| {
+        let rest = line.strip_prefix("Pss:")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
 /// Peak resident set size (high water mark) of a process in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM")

@@ -42,6 +42,12 @@ impl Mem {
         self.sum(process::rss_kib)
     }
 
+    /// The workers' PSS: shared memory they all touched counts once
+    /// (summed RSS counts a shared page once per worker).
+    pub fn pss(&self) -> Result<u64, String> {
+        self.sum(process::pss_kib)
+    }
+
     /// CPU seconds the workers have used so far.
     pub fn cpu(&self) -> Result<f64, String> {
         self.sum(process::cpu_secs)

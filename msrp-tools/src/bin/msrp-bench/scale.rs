@@ -34,7 +34,7 @@ impl Bench<'_> {
         let quiet = self.pairs("pairs, no idle sessions")?;
         // After the pairs ran: their pooled buffers are not the idle
         // sessions' cost, nor something closing them should give back.
-        let (rss0, parts0) = (self.rss()?, self.breakdown());
+        let (rss0, parts0, pss0) = (self.rss()?, self.breakdown(), self.pss()?);
         let spec = self.idle_spec();
         let specs = split(&spec, self.o.idle, self.o.idle_per_client);
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
@@ -53,12 +53,13 @@ impl Bench<'_> {
             "opened {opened} in {open_secs:.1} s ({:.0} sessions/s)",
             opened as f64 / open_secs
         );
-        let (rss1, parts1) = (self.rss()?, self.breakdown());
+        let (rss1, parts1, pss1) = (self.rss()?, self.breakdown(), self.pss()?);
         let busy = self.pairs(&format!("pairs, {opened} idle sessions"))?;
         self.target.check_alive()?;
         let close_secs = children.close()?.as_secs_f64();
         let rss2 = self.settled_rss()?;
-        let parts2 = self.breakdown();
+        let (parts2, pss2) = (self.breakdown(), self.pss()?);
+        let pss_per = (pss1.saturating_sub(pss0)) as f64 / opened.max(1) as f64;
         let per = (rss1.saturating_sub(rss0)) as f64 / opened.max(1) as f64;
         self.rep.scale = vec![
             format!(
@@ -85,6 +86,13 @@ impl Bench<'_> {
                 (rss2 as f64 / rss0.max(1) as f64 - 1.0) * 100.0
             ),
             format!(
+                "  workers' PSS (shared pages counted once): {} before, {} with them = {pss_per:.2} KiB per idle session; {} after they closed = {:+.1} %",
+                fmt_kib(pss0),
+                fmt_kib(pss1),
+                fmt_kib(pss2),
+                (pss2 as f64 / pss0.max(1) as f64 - 1.0) * 100.0
+            ),
+            format!(
                 "  active pairs' round trip p99: {:.2} ms with none, {:.2} ms with them = {:.2}x (target <= 1.5x); p50 {:.2} / {:.2} ms; {:.0} / {:.0} msg/s",
                 quiet.rtt_ms.1,
                 busy.rtt_ms.1,
@@ -100,6 +108,10 @@ impl Bench<'_> {
 
     fn rss(&self) -> Result<u64, String> {
         self.mem.as_ref().map_or(Ok(0), |m| m.rss())
+    }
+
+    fn pss(&self) -> Result<u64, String> {
+        self.mem.as_ref().map_or(Ok(0), |m| m.pss())
     }
 
     fn breakdown(&self) -> String {

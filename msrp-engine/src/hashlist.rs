@@ -223,12 +223,15 @@ impl<'a, S: Keyed, St: Store<S>> HashList<'a, S, St> {
         None
     }
 
-    /// `f` of every record in use that it accepts (for listing).
-    pub fn view<V>(&self, mut f: impl FnMut(&S) -> Option<V>) -> Vec<V> {
+    /// `f` of the records in use that it accepts, the first `limit` of
+    /// them (for listing: an RPC showing 500 need not copy 100k under the
+    /// lock every other worker waits for).
+    pub fn view<V>(&self, limit: usize, mut f: impl FnMut(&S) -> Option<V>) -> Vec<V> {
         (0..self.head.made)
             .map(|i| &self.store.slot(i).rec)
             .filter(|r| r.used())
             .filter_map(&mut f)
+            .take(limit)
             .collect()
     }
 }

@@ -146,10 +146,10 @@ pub struct View {
     pub usage: Usage,
 }
 
-/// Live entries for RPC.
-pub fn list() -> Vec<View> {
+/// Live entries for RPC, the first `limit`.
+pub fn list(limit: usize) -> Vec<View> {
     let now = unix_now() as i64;
-    SLOTS.view(|x| {
+    SLOTS.view(limit, |x| {
         (x.expires as i64 > now).then(|| View {
             session: text(&x.session, x.session_len),
             peer: text(&x.peer, x.peer_len),

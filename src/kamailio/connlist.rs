@@ -112,9 +112,10 @@ pub struct View {
     pub read_rate: u64,
 }
 
-pub fn list() -> Vec<View> {
+/// Listed connections for RPC, the first `limit`.
+pub fn list(limit: usize) -> Vec<View> {
     let now = unix_now();
-    SLOTS.view(|x| {
+    SLOTS.view(limit, |x| {
         Some(View {
             id: x.id,
             worker: x.worker,

@@ -293,7 +293,7 @@ fn reports(call: &Call) {
 rpc_entry!(rpc_cmaplist, "rpc msrp_relay.cmaplist", cmaplist);
 /// `msrp_relay.cmaplist`: one struct per connection-map session.
 fn cmaplist(call: &Call) {
-    for e in super::cmapshm::list() {
+    for e in super::cmapshm::list(usize::MAX) {
         let Some(s) = call.add_struct() else {
             return;
         };
@@ -312,7 +312,7 @@ rpc_entry!(rpc_sessions, "rpc msrp_relay.sessions", sessions);
 /// past 2^31).
 fn sessions(call: &Call) {
     let now = super::shm::unix_now();
-    for e in super::cmapshm::list().into_iter().take(LIST_MAX) {
+    for e in super::cmapshm::list(LIST_MAX) {
         let Some(s) = call.add_struct() else {
             return;
         };
@@ -337,7 +337,7 @@ fn sessions(call: &Call) {
 rpc_entry!(rpc_connections, "rpc msrp_relay.connections", connections);
 /// `msrp_relay.connections`: one struct per connection (at most 500).
 fn connections(call: &Call) {
-    for e in super::connlist::list().into_iter().take(LIST_MAX) {
+    for e in super::connlist::list(LIST_MAX) {
         let Some(s) = call.add_struct() else {
             return;
         };

@@ -256,9 +256,9 @@ impl<S: Keyed> ShmList<S> {
         self.with(|l| l.find(key, f))?
     }
 
-    /// `view` of every used record it accepts.
-    pub fn view<V>(&self, view: impl FnMut(&S) -> Option<V>) -> Vec<V> {
-        self.with(|l| l.view(view)).unwrap_or_default()
+    /// `view` of the used records it accepts, the first `limit`.
+    pub fn view<V>(&self, limit: usize, view: impl FnMut(&S) -> Option<V>) -> Vec<V> {
+        self.with(|l| l.view(limit, view)).unwrap_or_default()
     }
 }
 

@@ -43,6 +43,9 @@ const SMALL_READ: usize = READ_CHUNK / 8;
 pub struct ReadPool {
     bufs: Vec<BytesMut>,
     spare: Option<SpareRecv>,
+    /// The last read returned less than it had room for: the socket's
+    /// receive queue was empty then.
+    short: bool,
 }
 
 impl ReadPool {
@@ -51,7 +54,18 @@ impl ReadPool {
         ReadPool {
             bufs: Vec::new(),
             spare: Some(recv),
+            short: false,
         }
+    }
+
+    /// Whether the last successful read returned fewer bytes than it had
+    /// room for. A TCP `recv` stops early only when the receive queue is
+    /// empty, so with edge-triggered polling any later byte raises a new
+    /// event, and the read that would answer `EAGAIN` can be skipped
+    /// (unless the peer's shutdown was already signalled: its 0 comes from
+    /// no new event).
+    pub fn last_read_short(&self) -> bool {
+        self.short
     }
 
     /// Drops the pooled buffers (pieces still queued keep theirs alive).
@@ -116,6 +130,7 @@ impl ReadPool {
         max: usize,
     ) -> io::Result<usize> {
         let max = max.clamp(1, READ_CHUNK);
+        self.short = false;
         match self.spare {
             Some(recv) => self.read_spare(recv, stream, rbuf, max),
             None => self.read_zeroed(stream, rbuf, max),
@@ -144,6 +159,7 @@ impl ReadPool {
                 return other;
             }
         };
+        self.short = n < want;
         *rbuf = Self::keep(&mut buf, rest + n);
         self.give(buf);
         Ok(n)
@@ -159,6 +175,11 @@ impl ReadPool {
         let mut buf = self.take_empty();
         let rest = rbuf.len();
         buf.extend_from_slice(rbuf);
+        // what `recv` has room for (it reserves `max` when there is none)
+        let room = match buf.capacity() - buf.len() {
+            0 => max,
+            spare => spare.min(max),
+        };
         let n = match recv(stream.as_fd(), &mut buf, max) {
             Ok(n) if n > 0 => n,
             other => {
@@ -167,6 +188,7 @@ impl ReadPool {
                 return other;
             }
         };
+        self.short = n < room;
         *rbuf = Self::keep(&mut buf, rest + n);
         buf.clear();
         self.give(buf);

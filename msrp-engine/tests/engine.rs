@@ -210,10 +210,10 @@ fn half_closed_sender_still_gets_its_200() {
 }
 
 /// A SEND and the end of the stream in one burst: the relay answers and
-/// then closes its side too. (Guards an optimisation that was tried: not
-/// reading again after a read that did not fill its buffer. The end of the
-/// stream, reported once by the edge-triggered poller together with that
-/// data, must still be read.)
+/// then closes its side too. (Guards the short-read optimisation: no read
+/// again after a read that did not fill its buffer, unless the event said
+/// the peer shut down. The end of the stream, reported once by the
+/// edge-triggered poller together with that data, must still be read.)
 #[test]
 fn sender_closing_with_its_send_is_answered_and_closed() {
     let r = Relay::start(|_| {});
@@ -228,6 +228,29 @@ fn sender_closing_with_its_send_is_answered_and_closed() {
         a.shutdown_write().expect("half-close");
         let ok = a.read_frame(T).expect("the 200 after the half-close");
         assert_eq!((ok.status_code(), ok.tid()), (Some(200), req.tid.clone()));
+        match a.read_frame(T) {
+            Err(PeerError::Closed(_)) => {}
+            other => panic!("round {i}: the relay did not close: {other:?}"),
+        }
+    }
+}
+
+/// The end of the stream arriving alone, after the relay's last read took
+/// everything there was (a short read, after which the relay does not read
+/// again until a new event): the event for the shutdown must still be seen
+/// and the connection closed.
+#[test]
+fn sender_closing_after_its_200_is_closed() {
+    let r = Relay::start(|_| {});
+    let b = Endpoint::bind().expect("B");
+    for i in 0..5 {
+        let (mut a, a_uri) = client(&r);
+        let req = Request::send(&[&r.uri(), &b.uri("b")], &[&a_uri], b"then nothing");
+        a.send_request(&req).expect("send");
+        let ok = a.read_frame(T).expect("the 200");
+        assert_eq!((ok.status_code(), ok.tid()), (Some(200), req.tid.clone()));
+        std::thread::sleep(Duration::from_millis(20));
+        a.shutdown_write().expect("half-close");
         match a.read_frame(T) {
             Err(PeerError::Closed(_)) => {}
             other => panic!("round {i}: the relay did not close: {other:?}"),

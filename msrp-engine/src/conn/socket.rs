@@ -43,6 +43,10 @@ pub struct Socket {
     /// TLS/WebSocket between the socket and the MSRP stream (`None`: plain
     /// TCP or a link).
     pub layer: Option<Box<Layer>>,
+    /// An event said the peer shut its side down (or the socket has an
+    /// error): reads go on until they answer 0 or fail, even after a short
+    /// one, since no new event will come for it.
+    pub peer_shut: bool,
 }
 
 impl Socket {
@@ -52,6 +56,7 @@ impl Socket {
         Socket {
             stream: Stream::Tcp(stream),
             layer: None,
+            peer_shut: false,
         }
     }
 
@@ -66,6 +71,7 @@ impl Socket {
         Socket {
             stream: Stream::Unix(stream),
             layer: None,
+            peer_shut: false,
         }
     }
 

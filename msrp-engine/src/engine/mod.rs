@@ -296,6 +296,11 @@ impl<H: Host> Engine<H> {
                     if ev.is_writable() {
                         self.guarded(t, |s| s.on_writable(t));
                     }
+                    if ev.is_read_closed() || ev.is_error() {
+                        if let Some(sock) = self.sockets.get_mut(&t) {
+                            sock.peer_shut = true;
+                        }
+                    }
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                         self.guarded(t, |s| s.drive(t));
                     }

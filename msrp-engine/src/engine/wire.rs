@@ -22,6 +22,10 @@ const READS_PER_TURN: usize = 4;
 /// What one read of a connection gave.
 enum Read {
     Data,
+    /// Bytes, and the socket had no more then (see
+    /// [`crate::io::ReadPool::last_read_short`]): no read until the next
+    /// event or wake-up.
+    Short,
     /// Nothing to read now.
     Empty,
     /// The connection is gone (closed here).
@@ -129,8 +133,9 @@ impl<H: Host> Engine<H> {
     /// (RFC 4975 §7.1.1).
     pub(super) fn drive(&mut self, t: ConnId) {
         let mut reads = 0;
+        let mut drained = false;
         loop {
-            if !self.drain_parsed(t) {
+            if !self.drain_parsed(t) || drained {
                 return;
             }
             if reads == READS_PER_TURN {
@@ -139,6 +144,7 @@ impl<H: Host> Engine<H> {
             }
             match self.read_some(t) {
                 Read::Data => reads += 1,
+                Read::Short => drained = true,
                 Read::Empty | Read::Gone => return,
             }
         }
@@ -193,7 +199,11 @@ impl<H: Host> Engine<H> {
             Ok(n) => {
                 self.stats.add(Stat::BytesIn, n as i64);
                 c.note_read(self.now);
+                let short = self.read_pool.last_read_short() && !sock.peer_shut;
                 self.charge_read(t, n);
+                if short {
+                    return Read::Short;
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Empty,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -135,6 +135,11 @@ pub struct BenchArgs {
     /// --quick 2].
     #[arg(long, value_name = "N", value_parser = parse_count, help_heading = "Workload")]
     pub runs: Option<usize>,
+    /// Message-rate rounds: the relay (and the relay over --transport) and
+    /// the TCP proxy alternate this many times; ratios to the proxy are
+    /// medians of the per-round ratios [default: 3; --quick 1].
+    #[arg(long, value_name = "N", value_parser = parse_count, help_heading = "Workload")]
+    pub rounds: Option<usize>,
     /// Parallel sessions of the message-rate test [default: 50; --quick 10].
     #[arg(long, value_name = "N", value_parser = parse_count, help_heading = "Workload")]
     pub sessions: Option<usize>,
@@ -190,6 +195,7 @@ pub struct Opts {
     pub size: u64,
     pub small_size: u64,
     pub runs: usize,
+    pub rounds: usize,
     pub sessions: usize,
     pub endpoints: usize,
     pub msg_size: u64,
@@ -222,6 +228,7 @@ impl Opts {
             size: a.size.unwrap_or(if q { 32 * MIB } else { 256 * MIB }),
             small_size: a.small_size.unwrap_or(if q { 4 * MIB } else { 16 * MIB }),
             runs: a.runs.unwrap_or(if q { 2 } else { 3 }),
+            rounds: a.rounds.unwrap_or(if q { 1 } else { 3 }),
             sessions: a.sessions.unwrap_or(if q { 10 } else { 50 }),
             endpoints: a.endpoints,
             msg_size: a.msg_size,

@@ -11,6 +11,7 @@
 //! Modules: `cli` (options, `soak`), `target` (the relay under test), `mem`
 //! (its workers' memory and CPU), `phases` (transfers), `rate` (message
 //! rate), `scale` (--idle: many idle sessions), `report` (the summary),
+//! `yardstick` (its table of ratios to the TCP proxy and to plain TCP),
 //! `progress` (formatting, status line), `interrupt` (Ctrl-C stops a
 //! spawned relay).
 
@@ -23,6 +24,7 @@ mod rate;
 mod report;
 mod scale;
 mod target;
+mod yardstick;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

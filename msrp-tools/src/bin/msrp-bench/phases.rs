@@ -241,7 +241,13 @@ impl<'a> Bench<'a> {
         };
         show(&label, &t, mm);
         if let (Some(m), Some(c0)) = (&self.mem, cpu0) {
-            add_cpu(&mut self.rep.relay_cpu, m.cpu()? - c0, t.bytes);
+            let r = &mut self.rep;
+            add_cpu(
+                &mut r.relay_cpu,
+                &mut r.relay_gib_cpu,
+                m.cpu()? - c0,
+                t.bytes,
+            );
         }
         self.rep.relay_mbs.push(t.mb_per_s());
         self.rep.relay_chunks = t.chunks;
@@ -260,7 +266,13 @@ impl<'a> Bench<'a> {
         let t = self.transfer(&ot.dialer, ot.addr, to_path, self.o.size, &label)?;
         show(&label, &t, None);
         if let (Some(m), Some(c0)) = (&self.mem, cpu0) {
-            add_cpu(&mut self.rep.relay_t_cpu, m.cpu()? - c0, t.bytes);
+            let r = &mut self.rep;
+            add_cpu(
+                &mut r.relay_t_cpu,
+                &mut r.relay_t_gib_cpu,
+                m.cpu()? - c0,
+                t.bytes,
+            );
         }
         self.rep.relay_t_mbs.push(t.mb_per_s());
         self.rep.relay_t_chunks = t.chunks;
@@ -275,7 +287,8 @@ impl<'a> Bench<'a> {
         let t = self.transfer(&self.tcp, proxy.addr(), &[], self.o.size, &label)?;
         show(&label, &t, None);
         if let (Some(c0), Some(c1)) = (cpu0, process::cpu_secs(proxy.pid())) {
-            add_cpu(&mut self.rep.proxy_cpu, c1 - c0, t.bytes);
+            let r = &mut self.rep;
+            add_cpu(&mut r.proxy_cpu, &mut r.proxy_gib_cpu, c1 - c0, t.bytes);
         }
         self.rep.proxy_mbs.push(t.mb_per_s());
         self.rep.verified_bytes += t.bytes;

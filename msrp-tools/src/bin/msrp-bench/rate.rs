@@ -188,30 +188,9 @@ impl Bench<'_> {
                 })
                 .collect::<Result<_, _>>()?;
         }
-        let label = self.rate_label("relay ");
-        let (r, mm) = self.relay_rate(&label)?;
-        if let Some((base, peak)) = mm {
-            let what = format!(
-                "{} SENDs, {} sessions",
-                fmt_size(self.o.msg_size),
-                self.o.sessions
-            );
-            self.rep.mem.push((what, base, peak));
+        for round in 1..=self.o.rounds {
+            self.rate_round(round, &proxy)?;
         }
-        self.record(&label, &r, mm, Some("worker"));
-        self.rep.rate_relay = Some(r);
-        self.target.check_alive()?;
-
-        if let Some((label, r)) = self.other_transport_rate()? {
-            self.record(&label, &r, None, Some("worker"));
-            self.rep.rate_relay_t = Some(r);
-            self.target.check_alive()?;
-        }
-
-        let label = self.rate_label("proxy ");
-        let r = self.proxy_rate(&label, &proxy)?;
-        self.record(&label, &r, None, Some("proxy"));
-        self.rep.rate_proxy = Some(r);
         drop(proxy);
 
         let label = self.rate_label("direct");
@@ -222,7 +201,7 @@ impl Bench<'_> {
         Ok(())
     }
 
-    fn rate_label(&self, what: &str) -> String {
+    pub fn rate_label(&self, what: &str) -> String {
         let o = self.o;
         format!("{what} {} x {} sessions", fmt_size(o.msg_size), o.sessions)
     }
@@ -278,7 +257,7 @@ impl Bench<'_> {
     }
 
     /// Through the relay, with the workers' CPU time and memory growth.
-    fn relay_rate(&self, label: &str) -> Result<(RateResult, Option<(u64, u64)>), String> {
+    pub fn relay_rate(&self, label: &str) -> Result<(RateResult, Option<(u64, u64)>), String> {
         let routes = self.routes();
         let route = |i: usize| routes.relay(i);
         let stats = self.relay_stats();
@@ -293,11 +272,14 @@ impl Bench<'_> {
 
     /// The same relay, A over --transport: the same To-Paths with the
     /// relay's URI on that listener first (a Use-Path stays as handed out).
-    fn other_transport_rate(&self) -> Result<Option<(String, RateResult)>, String> {
+    pub fn other_transport_rate(
+        &self,
+        round: usize,
+    ) -> Result<Option<(String, RateResult)>, String> {
         let Some(ot) = &self.target.other else {
             return Ok(None);
         };
-        let label = self.rate_label(&format!("relay/{}", ot.transport.name()));
+        let label = self.round_label(&format!("relay/{}", ot.transport.name()), round);
         let routes = self.routes();
         let via_other = |i: usize| {
             let (_, mut to) = routes.relay(i);
@@ -316,7 +298,7 @@ impl Bench<'_> {
 
     /// Through the TCP proxy, with its CPU time: byte-blind, so B answers A
     /// itself; the proxy forwards every session to the first B endpoint.
-    fn proxy_rate(&self, label: &str, proxy: &ProxyChild) -> Result<RateResult, String> {
+    pub fn proxy_rate(&self, label: &str, proxy: &ProxyChild) -> Result<RateResult, String> {
         let b = &self.sinks[0];
         let via_proxy = |_: usize| (proxy.addr(), vec![b.uri(&session_id())]);
         let c0 = process::cpu_secs(proxy.pid());

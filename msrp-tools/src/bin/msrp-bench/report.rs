@@ -8,6 +8,7 @@ use msrp_tools::Transport;
 use crate::cli::Opts;
 use crate::progress::{fmt_growth, fmt_kib, fmt_size, median};
 use crate::rate::RateResult;
+use crate::yardstick::{self, RateRound};
 
 /// What one run measured, for the summary.
 #[derive(Default)]
@@ -35,6 +36,13 @@ pub struct Report {
     pub relay_t_cpu: Option<(f64, u64)>,
     pub relay_t_chunks: u64,
     pub rate_relay_t: Option<RateResult>,
+    /// Every message-rate round (the `rate_*` fields above are round 1's).
+    pub rounds: Vec<RateRound>,
+    /// CPU seconds per GiB of each large-transfer run, by path (None: not
+    /// measured), aligned with the `*_mbs` runs.
+    pub relay_gib_cpu: Vec<Option<f64>>,
+    pub relay_t_gib_cpu: Vec<Option<f64>>,
+    pub proxy_gib_cpu: Vec<Option<f64>>,
     /// (label, RSS before, peak) in KiB.
     pub mem: Vec<(String, u64, u64)>,
     pub mem_idle: Option<(u64, String)>,
@@ -63,8 +71,10 @@ impl Report {
 /// (`/proc` counts in clock ticks of 10 ms).
 pub const MIN_CPU_SECS: f64 = 0.25;
 
-/// Adds one transfer's CPU time and bytes to a path's total.
-pub fn add_cpu(total: &mut Option<(f64, u64)>, secs: f64, bytes: u64) {
+/// Adds one transfer's CPU time and bytes to a path's total, and its CPU
+/// per GiB to the path's runs.
+pub fn add_cpu(total: &mut Option<(f64, u64)>, runs: &mut Vec<Option<f64>>, secs: f64, bytes: u64) {
+    runs.push((bytes > 0).then(|| secs * (1u64 << 30) as f64 / bytes as f64));
     let (s, b) = total.get_or_insert((0.0, 0));
     *s += secs;
     *b += bytes;
@@ -147,6 +157,7 @@ pub fn summary(o: &Opts, rep: &Report) -> String {
     throughput(&mut s, o, rep);
     cpu_per_gb(&mut s, rep);
     message_rate(&mut s, o, rep);
+    yardstick::table(&mut s, o, rep);
     memory(&mut s, o, rep);
     data_and_log(&mut s, rep);
     s
@@ -262,11 +273,15 @@ fn message_rate(s: &mut String, o: &Opts, rep: &Report) {
     };
     let _ = writeln!(
         s,
-        "message rate, {} SEND + 200 round trips, {} sessions over {} B endpoints, {:.1} s:",
+        "message rate, {} SEND + 200 round trips, {} sessions over {} B endpoints, {:.1} s{}:",
         fmt_size(o.msg_size),
         o.sessions,
         o.endpoints,
-        o.duration.as_secs_f64()
+        o.duration.as_secs_f64(),
+        match rep.rounds.len() {
+            0 | 1 => String::new(),
+            n => format!(" (round 1 of {n}; all rounds below)"),
+        }
     );
     let _ = writeln!(s, "  direct A->B          {:8.0} msg/s", rd.per_s);
     let _ = writeln!(s, "  A->relay->B          {:8.0} msg/s", rr.per_s);

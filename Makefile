@@ -139,9 +139,13 @@ script-tests:
 	tests/scripts/make-certs.sh
 	tests/scripts/msrp-auth-db.sh
 
+# BENCH_ARGS: more msrp-bench options (e.g. BENCH_ARGS=--quick); by default
+# A also reaches the relay over TLS and WSS, so the one summary table holds
+# TLS/WSS against plain TCP beside relay against the TCP proxy.
+BENCH_ARGS ?=
 bench: headers
 	$(CARGO) build --release --workspace
-	MSRP_RELAY_SO=$(MODULE_SO) $(CARGO) run --release -p msrp-tools --bin msrp-bench -- --spawn-relay
+	MSRP_RELAY_SO=$(MODULE_SO) $(CARGO) run --release -p msrp-tools --bin msrp-bench -- --spawn-relay --transport tls,wss $(BENCH_ARGS)
 
 # Soak: mixed load against a spawned Kamailio for SOAK_SECONDS (default one
 # hour); fails when memory, descriptors, connections or the transaction

@@ -104,12 +104,13 @@ pub struct BenchArgs {
     /// an integer or a string).
     #[arg(long = "modparam", value_name = "NAME=VALUE", value_parser = parse_modparam, help_heading = "Target")]
     pub modparams: Vec<(String, String)>,
-    /// tcp (default), tls, ws or wss: the spawned relay gets one more
-    /// listener of that transport, and every relay phase also runs with A
-    /// connecting over it (B endpoints stay plain TCP), side by side with
-    /// plain TCP (with --spawn-relay).
-    #[arg(long, value_name = "T", value_parser = parse_transport, help_heading = "Target")]
-    pub transport: Option<Transport>,
+    /// tcp (default), tls, ws or wss, or several separated by commas
+    /// (e.g. tls,wss): the spawned relay gets one more listener of each,
+    /// and every relay phase also runs with A connecting over each (B
+    /// endpoints stay plain TCP), side by side with plain TCP (with
+    /// --spawn-relay).
+    #[arg(long, value_name = "T", value_parser = parse_transport, value_delimiter = ',', help_heading = "Target")]
+    pub transport: Vec<Transport>,
     /// Certificates for tls/wss (scripts/make-certs.sh makes them there if
     /// DIR/ca.pem is missing; default: a temporary directory removed at
     /// exit).
@@ -187,8 +188,8 @@ pub struct Opts {
     pub cross: bool,
     /// Extra `modparam("msrp_relay", NAME, VALUE)` lines (with --spawn-relay).
     pub modparams: Vec<(String, String)>,
-    /// The senders' second transport (tcp: none).
-    pub transport: Transport,
+    /// The senders' other transports, beside plain TCP (tcp left out).
+    pub transports: Vec<Transport>,
     pub certs: Option<PathBuf>,
     pub ws_origin: Option<String>,
     pub bind: IpAddr,
@@ -221,7 +222,7 @@ impl Opts {
             use_path: a.use_path,
             cross: a.cross,
             modparams: a.modparams,
-            transport: a.transport.unwrap_or(Transport::Tcp),
+            transports: others(&a.transport),
             certs: a.certs,
             ws_origin: a.ws_origin,
             bind: a.bind,
@@ -255,7 +256,7 @@ impl Opts {
             || self.max_chunk.is_some()
             || self.workers.is_some()
             || !self.modparams.is_empty()
-            || self.transport != Transport::Tcp;
+            || !self.transports.is_empty();
         if !self.spawn && spawn_only {
             return Err(
                 "--module, --max-chunk, --workers, --modparam and --transport need --spawn-relay",
@@ -264,7 +265,7 @@ impl Opts {
         if self.cross && !(self.use_path && self.spawn && self.workers.unwrap_or(1) >= 2) {
             return Err("--cross needs --use-path, --spawn-relay and --workers 2 or more");
         }
-        if self.certs.is_some() && !self.transport.is_tls() {
+        if self.certs.is_some() && !self.transports.iter().any(|t| t.is_tls()) {
             return Err("--certs needs --transport tls or wss");
         }
         if self.idle > 0 && !self.spawn {
@@ -273,7 +274,10 @@ impl Opts {
         if self.idle_sources > 250 {
             return Err("--idle-sources: at most 250 (127.0.0.2 .. 127.0.0.251)");
         }
-        if self.ws_origin.is_some() && !self.transport.is_ws() {
+        if self.idle > 0 && self.transports.len() > 1 {
+            return Err("--idle takes one --transport");
+        }
+        if self.ws_origin.is_some() && !self.transports.iter().any(|t| t.is_ws()) {
             return Err("--ws-origin needs --transport ws or wss");
         }
         Ok(())
@@ -335,6 +339,17 @@ fn parse_modparam(s: &str) -> Result<(String, String), String> {
 
 fn parse_transport(s: &str) -> Result<Transport, String> {
     s.parse()
+}
+
+/// The transports other than tcp, each once, in the order given.
+fn others(given: &[Transport]) -> Vec<Transport> {
+    let mut v: Vec<Transport> = Vec::new();
+    for &t in given {
+        if t != Transport::Tcp && !v.contains(&t) {
+            v.push(t);
+        }
+    }
+    v
 }
 
 /// Parses a benchmark command line (not a subcommand), for tests.
@@ -416,12 +431,17 @@ mod tests {
     fn transport_options() {
         let o = opts("--spawn-relay --transport wss --certs /tmp/c --ws-origin https://a.example")
             .unwrap();
-        assert_eq!(o.transport, Transport::Wss);
+        assert_eq!(o.transports, [Transport::Wss]);
         assert_eq!(o.certs, Some(PathBuf::from("/tmp/c")));
         assert_eq!(o.ws_origin.as_deref(), Some("https://a.example"));
         let o = opts("--spawn-relay").unwrap();
-        assert_eq!(o.transport, Transport::Tcp);
+        assert!(o.transports.is_empty());
         assert!(opts("--relay h:1 --transport tcp").is_ok());
+        let o = opts("--spawn-relay --transport tls,wss,tls,tcp").unwrap();
+        assert_eq!(o.transports, [Transport::Tls, Transport::Wss]);
+        assert!(opts("--spawn-relay --transport ws --certs /tmp/c").is_err());
+        assert!(opts("--spawn-relay --transport ws,tls --certs /tmp/c").is_ok());
+        assert!(opts("--spawn-relay --transport tls,wss --idle 10").is_err());
         assert!(opts("--spawn-relay --transport udp").is_err());
         assert!(opts("--relay h:1 --transport tls").is_err());
         assert!(opts("--spawn-relay --transport ws --certs /tmp/c").is_err());

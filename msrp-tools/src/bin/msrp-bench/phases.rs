@@ -13,7 +13,7 @@ use msrp_tools::tcpproxy::ProxyChild;
 use crate::cli::{Opts, MIB};
 use crate::mem::Mem;
 use crate::progress::{fmt_size, rss_growth, with_progress, Unit};
-use crate::report::{add_cpu, loadavg, log_problems, Report};
+use crate::report::{add_cpu, loadavg, log_problems, OtherFigures, Report};
 use crate::target::Target;
 
 /// A transfer fails when nothing moves for this long.
@@ -109,7 +109,11 @@ impl<'a> Bench<'a> {
         };
         let mut rep = Report::new(target.description.clone());
         rep.mem_reset = mem.as_ref().is_some_and(|m| m.can_reset);
-        rep.other = target.other.as_ref().map(|t| t.transport);
+        rep.others = target
+            .others
+            .iter()
+            .map(|t| OtherFigures::new(t.transport))
+            .collect();
         rep.load_before = loadavg();
         println!("relay: {}", rep.description);
         println!(
@@ -146,7 +150,7 @@ impl<'a> Bench<'a> {
         load::transfer(proxy.addr(), &[], b, pattern, warm, STALL)
             .map_err(|e| format!("warm-up transfer through the TCP proxy: {e}"))?;
         self.rep.verified_bytes += 3 * warm;
-        if let Some(ot) = &self.target.other {
+        for ot in &self.target.others {
             let to_path = std::slice::from_ref(&ot.uri);
             load::transfer_with(&ot.dialer, ot.addr, to_path, b, pattern, warm, STALL).map_err(
                 |e| {
@@ -209,7 +213,9 @@ impl<'a> Bench<'a> {
         let mut big_mem: Option<(u64, u64)> = None;
         for i in 1..=self.o.runs {
             self.relay_run(i, &mut big_mem)?;
-            self.other_transport_run(i)?;
+            for j in 0..self.target.others.len() {
+                self.other_transport_run(j, i)?;
+            }
             self.proxy_run(i, proxy)?;
             self.direct_run(i)?;
         }
@@ -255,27 +261,20 @@ impl<'a> Bench<'a> {
         self.target.check_alive()
     }
 
-    /// Run `i` through the same relay with A over --transport.
-    fn other_transport_run(&mut self, i: usize) -> Result<(), String> {
-        let Some(ot) = &self.target.other else {
-            return Ok(());
-        };
+    /// Run `i` through the same relay with A over --transport `j`.
+    fn other_transport_run(&mut self, j: usize, i: usize) -> Result<(), String> {
+        let ot = &self.target.others[j];
         let label = format!("relay/{:<3} run {i}/{}", ot.transport.name(), self.o.runs);
         let cpu0 = self.mem.as_ref().map(Mem::cpu).transpose()?;
         let to_path = std::slice::from_ref(&ot.uri);
         let t = self.transfer(&ot.dialer, ot.addr, to_path, self.o.size, &label)?;
         show(&label, &t, None);
+        let of = &mut self.rep.others[j];
         if let (Some(m), Some(c0)) = (&self.mem, cpu0) {
-            let r = &mut self.rep;
-            add_cpu(
-                &mut r.relay_t_cpu,
-                &mut r.relay_t_gib_cpu,
-                m.cpu()? - c0,
-                t.bytes,
-            );
+            add_cpu(&mut of.cpu, &mut of.gib_cpu, m.cpu()? - c0, t.bytes);
         }
-        self.rep.relay_t_mbs.push(t.mb_per_s());
-        self.rep.relay_t_chunks = t.chunks;
+        of.mbs.push(t.mb_per_s());
+        of.chunks = t.chunks;
         self.rep.verified_bytes += t.bytes;
         self.target.check_alive()
     }

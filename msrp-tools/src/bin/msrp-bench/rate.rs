@@ -270,15 +270,14 @@ impl Bench<'_> {
         Ok((r, Some((base, peak))))
     }
 
-    /// The same relay, A over --transport: the same To-Paths with the
+    /// The same relay, A over --transport `j`: the same To-Paths with the
     /// relay's URI on that listener first (a Use-Path stays as handed out).
     pub fn other_transport_rate(
         &self,
+        j: usize,
         round: usize,
-    ) -> Result<Option<(String, RateResult)>, String> {
-        let Some(ot) = &self.target.other else {
-            return Ok(None);
-        };
+    ) -> Result<(String, RateResult), String> {
+        let ot = &self.target.others[j];
         let label = self.round_label(&format!("relay/{}", ot.transport.name()), round);
         let routes = self.routes();
         let via_other = |i: usize| {
@@ -293,7 +292,7 @@ impl Bench<'_> {
         if let (Some(m), Some(c0)) = (&self.mem, c0) {
             r.cpu = Some(m.cpu()? - c0);
         }
-        Ok(Some((label, r)))
+        Ok((label, r))
     }
 
     /// Through the TCP proxy, with its CPU time: byte-blind, so B answers A
@@ -364,8 +363,8 @@ impl Bench<'_> {
             let (addr, to_path) = route(i);
             let counters = &sessions.counters;
             // (only sessions to the relay itself, not to the proxy or B)
-            let to_relay = addr == self.target.addr
-                || self.target.other.as_ref().is_some_and(|t| t.addr == addr);
+            let to_relay =
+                addr == self.target.addr || self.target.others.iter().any(|t| t.addr == addr);
             let cross = o.cross && !self.authed.is_empty() && to_relay;
             let spawned = std::thread::Builder::new()
                 .name(format!("session-{i}"))

@@ -28,20 +28,13 @@ pub struct Report {
     /// extra hop pays for the same sockets and syscalls).
     pub rate_proxy: Option<RateResult>,
     pub rate_direct: Option<RateResult>,
-    /// --transport (not tcp): the relay with A over that transport
-    /// (throughput runs, workers' (CPU seconds, bytes), chunks at B,
-    /// message rate).
-    pub other: Option<Transport>,
-    pub relay_t_mbs: Vec<f64>,
-    pub relay_t_cpu: Option<(f64, u64)>,
-    pub relay_t_chunks: u64,
-    pub rate_relay_t: Option<RateResult>,
+    /// --transport (not tcp): the relay with A over each of them.
+    pub others: Vec<OtherFigures>,
     /// Every message-rate round (the `rate_*` fields above are round 1's).
     pub rounds: Vec<RateRound>,
     /// CPU seconds per GiB of each large-transfer run, by path (None: not
     /// measured), aligned with the `*_mbs` runs.
     pub relay_gib_cpu: Vec<Option<f64>>,
-    pub relay_t_gib_cpu: Vec<Option<f64>>,
     pub proxy_gib_cpu: Vec<Option<f64>>,
     /// (label, RSS before, peak) in KiB.
     pub mem: Vec<(String, u64, u64)>,
@@ -56,6 +49,31 @@ pub struct Report {
     pub load_after: String,
     /// --idle: the scale phase's summary lines (the only phase run).
     pub scale: Vec<String>,
+}
+
+/// The relay with A over one --transport: throughput runs, the workers'
+/// (CPU seconds, bytes) and CPU per GiB of each run, chunks at B, round
+/// 1's message rate.
+pub struct OtherFigures {
+    pub transport: Transport,
+    pub mbs: Vec<f64>,
+    pub cpu: Option<(f64, u64)>,
+    pub gib_cpu: Vec<Option<f64>>,
+    pub chunks: u64,
+    pub rate: Option<RateResult>,
+}
+
+impl OtherFigures {
+    pub fn new(transport: Transport) -> OtherFigures {
+        OtherFigures {
+            transport,
+            mbs: Vec::new(),
+            cpu: None,
+            gib_cpu: Vec::new(),
+            chunks: 0,
+            rate: None,
+        }
+    }
 }
 
 impl Report {
@@ -205,14 +223,14 @@ fn throughput(s: &mut String, o: &Opts, rep: &Report) {
         "  A->relay->B          {relay:8.1} MB/s   (B received {} chunks)",
         rep.relay_chunks
     );
-    let relay_t = rep.other.map(|t| (t, median(&rep.relay_t_mbs)));
-    if let Some((t, mbs)) = relay_t {
+    for ot in &rep.others {
         let _ = writeln!(
             s,
-            "  {:<20} {mbs:8.1} MB/s   (B received {} chunks; runs {})",
-            format!("A-({t})->relay->B"),
-            rep.relay_t_chunks,
-            runs(&rep.relay_t_mbs)
+            "  {:<20} {:8.1} MB/s   (B received {} chunks; runs {})",
+            format!("A-({})->relay->B", ot.transport),
+            median(&ot.mbs),
+            ot.chunks,
+            runs(&ot.mbs)
         );
     }
     let _ = writeln!(
@@ -226,12 +244,13 @@ fn throughput(s: &mut String, o: &Opts, rep: &Report) {
         proxy / direct
     );
     let _ = writeln!(s, "  ratio relay/proxy    {:8.2}", relay / proxy);
-    if let Some((t, mbs)) = relay_t {
+    for ot in &rep.others {
+        let t = ot.transport;
         let _ = writeln!(
             s,
             "  {:<20} {:8.2}        (A over {t} against A over tcp, same relay)",
             format!("ratio relay {t}/tcp"),
-            mbs / relay
+            median(&ot.mbs) / relay
         );
     }
 }
@@ -250,7 +269,11 @@ fn cpu_per_gb(s: &mut String, rep: &Report) {
                 ""
             }
         );
-        if let (Some(t), Some((ts, tb))) = (rep.other, rep.relay_t_cpu) {
+        for (t, (ts, tb)) in rep
+            .others
+            .iter()
+            .filter_map(|ot| ot.cpu.map(|c| (ot.transport, c)))
+        {
             let tc = ts / (tb as f64 / 1e9);
             let _ = writeln!(
                 s,
@@ -285,13 +308,15 @@ fn message_rate(s: &mut String, o: &Opts, rep: &Report) {
     );
     let _ = writeln!(s, "  direct A->B          {:8.0} msg/s", rd.per_s);
     let _ = writeln!(s, "  A->relay->B          {:8.0} msg/s", rr.per_s);
-    if let (Some(t), Some(rt)) = (rep.other, &rep.rate_relay_t) {
-        let _ = writeln!(
-            s,
-            "  {:<20} {:8.0} msg/s",
-            format!("A-({t})->relay->B"),
-            rt.per_s
-        );
+    for ot in &rep.others {
+        if let Some(rt) = &ot.rate {
+            let _ = writeln!(
+                s,
+                "  {:<20} {:8.0} msg/s",
+                format!("A-({})->relay->B", ot.transport),
+                rt.per_s
+            );
+        }
     }
     if let Some(rp) = &rep.rate_proxy {
         let _ = writeln!(s, "  A->TCP proxy->B      {:8.0} msg/s", rp.per_s);
@@ -323,12 +348,10 @@ fn cpu_per_message(s: &mut String, rep: &Report, rr: &RateResult) {
         "  CPU per message: relay worker {us:6.1} us{}",
         coarse(rr)
     );
-    if let (Some(t), Some((rt, tus))) = (
-        rep.other,
-        rep.rate_relay_t
-            .as_ref()
-            .and_then(|rt| rt.cpu_us_per_msg().map(|u| (rt, u))),
-    ) {
+    for (t, rt, tus) in rep.others.iter().filter_map(|ot| {
+        let rt = ot.rate.as_ref()?;
+        Some((ot.transport, rt, rt.cpu_us_per_msg()?))
+    }) {
         let _ = writeln!(
             s,
             "                   {:<12} {tus:6.1} us{} ({t}/tcp {:.2})",
@@ -451,12 +474,13 @@ mod tests {
         rep.relay_cpu = Some((2.0, 2_000_000_000));
         rep.proxy_cpu = Some((1.0, 2_000_000_000));
         rep.relay_chunks = 16384;
-        rep.other = Some(Transport::Tls);
-        rep.relay_t_mbs = vec![500.0, 700.0];
-        rep.relay_t_cpu = Some((3.0, 2_000_000_000));
-        rep.relay_t_chunks = 16384;
+        let mut tls = OtherFigures::new(Transport::Tls);
+        tls.mbs = vec![500.0, 700.0];
+        tls.cpu = Some((3.0, 2_000_000_000));
+        tls.chunks = 16384;
+        tls.rate = Some(rate(10000.0, 50_000, 3.0));
+        rep.others.push(tls);
         rep.rate_relay = Some(rate(20000.0, 100_000, 3.0));
-        rep.rate_relay_t = Some(rate(10000.0, 50_000, 3.0));
         rep.rate_direct = Some(rate(40000.0, 200_000, 0.0));
         let s = summary(&o, &rep);
         assert!(
@@ -474,7 +498,7 @@ mod tests {
         assert!(s.contains("relay, tls     60.0 us"), "{s}");
         assert!(s.contains("(tls/tcp 2.00)"), "{s}");
         // Without --transport none of it.
-        rep.other = None;
+        rep.others.clear();
         let s = summary(&o, &rep);
         assert!(!s.contains("tls"), "{s}");
     }

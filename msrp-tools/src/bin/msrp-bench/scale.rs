@@ -137,7 +137,7 @@ impl Bench<'_> {
         let sources = (0..self.o.idle_sources)
             .map(|i| std::net::IpAddr::from([127, 0, 0, 2 + i as u8]))
             .collect();
-        let (relay, relay_uri, transport, certs) = match &self.target.other {
+        let (relay, relay_uri, transport, certs) = match self.target.others.first() {
             Some(ot) => (ot.addr, ot.uri.clone(), ot.transport, ot.certs_dir.clone()),
             None => (
                 self.target.addr,

@@ -19,7 +19,7 @@ pub const ROUTE: &str = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit
 /// ", certs DIR" for --transport tls/wss with --certs.
 pub fn certs_dir_note(o: &Opts) -> String {
     match &o.certs {
-        Some(d) if o.transport.is_tls() => format!(", certs {}", d.display()),
+        Some(d) if o.transports.iter().any(|t| t.is_tls()) => format!(", certs {}", d.display()),
         _ => String::new(),
     }
 }
@@ -29,8 +29,10 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The relay's URI, first in every To-Path.
     pub uri: String,
-    /// The relay's listener of --transport (not tcp), when there is one.
-    pub other: Option<OtherTransport>,
+    /// The relay's listeners of --transport (not tcp), in order.
+    pub others: Vec<OtherTransport>,
+    /// Certificates made for this run in a temporary directory.
+    _certs: Option<TempCerts>,
     pub kamailio: Option<Kamailio>,
     pub description: String,
 }
@@ -44,8 +46,6 @@ pub struct OtherTransport {
     pub dialer: Dialer,
     /// The certificate directory (tls/wss), for --idle's child processes.
     pub certs_dir: Option<PathBuf>,
-    /// Certificates made for this run in a temporary directory.
-    _certs: Option<TempCerts>,
 }
 
 /// A certificate directory made for one run, removed at exit.
@@ -83,11 +83,10 @@ type SpawnCerts = Option<(Certs, Option<TempCerts>)>;
 /// certificates, modparams.
 fn relay_opts(o: &Opts) -> Result<(RelayOpts, SpawnCerts), String> {
     let mut opts = RelayOpts::default().route(ROUTE);
-    let t = o.transport;
     let mut certs = None;
-    if t != Transport::Tcp {
+    for &t in &o.transports {
         opts = opts.listen_transport(t);
-        if t.is_tls() {
+        if t.is_tls() && certs.is_none() {
             let (c, temp) = bench_certs(o)?;
             opts = opts.tls_certs(&c);
             certs = Some((c, temp));
@@ -121,40 +120,51 @@ fn kamailio_version() -> String {
         .unwrap_or_else(|| "kamailio".into())
 }
 
-/// The spawned relay's listener of --transport, when not tcp.
-fn other_transport(
+/// The spawned relay's listeners of --transport (tcp left out).
+fn other_transports(
     k: &Kamailio,
     o: &Opts,
-    certs: SpawnCerts,
-) -> Result<Option<OtherTransport>, String> {
-    let t = o.transport;
-    let Some(addr) = k.transport_addr(t).filter(|_| t != Transport::Tcp) else {
-        return Ok(None);
-    };
-    let dialer = Dialer::to_test_relay(t, certs.as_ref().map(|c| &c.0), o.ws_origin.as_deref())?;
-    Ok(Some(OtherTransport {
-        transport: t,
-        addr,
-        uri: t.uri("127.0.0.1", addr.port(), "bench"),
-        dialer,
-        certs_dir: certs.as_ref().map(|c| c.0.dir().to_path_buf()),
-        _certs: certs.and_then(|c| c.1),
-    }))
+    certs: Option<&Certs>,
+) -> Result<Vec<OtherTransport>, String> {
+    let mut v = Vec::new();
+    for &t in &o.transports {
+        let addr = k
+            .transport_addr(t)
+            .ok_or_else(|| format!("the spawned relay has no {t} listener"))?;
+        let certs = certs.filter(|_| t.is_tls());
+        v.push(OtherTransport {
+            transport: t,
+            addr,
+            uri: t.uri("127.0.0.1", addr.port(), "bench"),
+            dialer: Dialer::to_test_relay(t, certs, o.ws_origin.as_deref())?,
+            certs_dir: certs.map(|c| c.dir().to_path_buf()),
+        });
+    }
+    Ok(v)
 }
 
 /// The "relay:" line of a spawned relay.
-fn spawned_description(o: &Opts, so: &Path, other: Option<&OtherTransport>) -> String {
+fn spawned_description(o: &Opts, so: &Path, others: &[OtherTransport]) -> String {
     let extra: String = o
         .modparams
         .iter()
         .map(|(n, v)| format!(", {n} {v}"))
         .collect();
-    let also = match (other, certs_dir_note(o)) {
-        (Some(ot), note) => format!(
-            "; A also over {} (listen {}:{}{note})",
-            ot.transport, ot.transport, ot.addr
-        ),
-        (None, _) => String::new(),
+    let also = match others {
+        [] => String::new(),
+        _ => {
+            let over: Vec<String> = others.iter().map(|ot| ot.transport.to_string()).collect();
+            let listen: Vec<String> = others
+                .iter()
+                .map(|ot| format!("{}:{}", ot.transport, ot.addr))
+                .collect();
+            format!(
+                "; A also over {} (listen {}{})",
+                over.join(", "),
+                listen.join(", "),
+                certs_dir_note(o)
+            )
+        }
     };
     format!(
         "spawned {} + {} (workers {}, msrp_max_chunk_size {}{extra}{also}; route: {ROUTE})",
@@ -178,12 +188,17 @@ impl Target {
         let mut k = Kamailio::try_start("msrp-bench", &so, &opts)?;
         k.set_keep_on_panic(true);
         interrupt::watch_relay(&k);
-        let other = other_transport(&k, o, certs)?;
-        let description = spawned_description(o, &so, other.as_ref());
+        let (certs, temp) = match certs {
+            Some((c, t)) => (Some(c), t),
+            None => (None, None),
+        };
+        let others = other_transports(&k, o, certs.as_ref())?;
+        let description = spawned_description(o, &so, &others);
         Ok(Target {
             addr: k.relay_addr(),
             uri: k.relay_uri("bench"),
-            other,
+            others,
+            _certs: temp,
             kamailio: Some(k),
             description,
         })
@@ -201,7 +216,8 @@ impl Target {
         Ok(Target {
             addr,
             uri: format!("msrp://{host}:{port}/bench;tcp"),
-            other: None,
+            others: Vec::new(),
+            _certs: None,
             kamailio: None,
             description: format!("existing relay at {spec} ({addr})"),
         })

@@ -19,7 +19,8 @@ use crate::report::Report;
 #[derive(Clone)]
 pub struct RateRound {
     pub relay: RateResult,
-    pub relay_t: Option<RateResult>,
+    /// Over each --transport, in order.
+    pub relay_t: Vec<RateResult>,
     pub proxy: RateResult,
 }
 
@@ -39,20 +40,21 @@ impl Bench<'_> {
         }
         self.record(&label, &relay, mm, Some("worker"));
         self.target.check_alive()?;
-        let relay_t = match self.other_transport_rate(round)? {
-            Some((label, r)) => {
-                self.record(&label, &r, None, Some("worker"));
-                self.target.check_alive()?;
-                Some(r)
-            }
-            None => None,
-        };
+        let mut relay_t = Vec::new();
+        for j in 0..self.target.others.len() {
+            let (label, r) = self.other_transport_rate(j, round)?;
+            self.record(&label, &r, None, Some("worker"));
+            self.target.check_alive()?;
+            relay_t.push(r);
+        }
         let label = self.round_label("proxy ", round);
         let proxy = self.proxy_rate(&label, proxy)?;
         self.record(&label, &proxy, None, Some("proxy"));
         if round == 1 {
             self.rep.rate_relay = Some(relay.clone());
-            self.rep.rate_relay_t = relay_t.clone();
+            for (of, r) in self.rep.others.iter_mut().zip(&relay_t) {
+                of.rate = Some(r.clone());
+            }
             self.rep.rate_proxy = Some(proxy.clone());
         }
         self.rep.rounds.push(RateRound {
@@ -165,38 +167,39 @@ pub fn table(s: &mut String, o: &Opts, rep: &Report) {
         &gib,
         Some(Target::AtMost(1.2)),
     );
-    let Some(t) = rep.other else {
-        return;
-    };
-    let t_us: Vec<_> = rounds
-        .iter()
-        .map(|r| r.relay_t.as_ref().and_then(us))
-        .collect();
-    let t_mbs = ratios(&some(&rep.relay_t_mbs), &some(&rep.relay_mbs));
-    row(
-        s,
-        &format!("throughput, {t}/tcp"),
-        &t_mbs,
-        Some(Target::AtLeast(0.85)),
-    );
-    row(
-        s,
-        &format!("CPU per {msg} message, {t}/tcp"),
-        &ratios(&t_us, &relay_us),
-        Some(Target::AtMost(1.1)),
-    );
-    row(
-        s,
-        &format!("CPU per GiB, {t}/tcp"),
-        &ratios(&rep.relay_t_gib_cpu, &rep.relay_gib_cpu),
-        None,
-    );
+    for (j, ot) in rep.others.iter().enumerate() {
+        let t = ot.transport;
+        let t_us: Vec<_> = rounds
+            .iter()
+            .map(|r| r.relay_t.get(j).and_then(us))
+            .collect();
+        let t_mbs = ratios(&some(&ot.mbs), &some(&rep.relay_mbs));
+        row(
+            s,
+            &format!("throughput, {t}/tcp"),
+            &t_mbs,
+            Some(Target::AtLeast(0.85)),
+        );
+        row(
+            s,
+            &format!("CPU per {msg} message, {t}/tcp"),
+            &ratios(&t_us, &relay_us),
+            Some(Target::AtMost(1.1)),
+        );
+        row(
+            s,
+            &format!("CPU per GiB, {t}/tcp"),
+            &ratios(&ot.gib_cpu, &rep.relay_gib_cpu),
+            None,
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::opts;
+    use crate::report::OtherFigures;
     use msrp_tools::Transport;
 
     fn rate(per_s: f64, sent: u64, cpu: f64) -> RateResult {
@@ -212,20 +215,25 @@ mod tests {
 
     #[test]
     fn ratios_are_medians_of_rounds_against_their_targets() {
-        let o = opts("--spawn-relay --transport tls --runs 2 --rounds 3").unwrap();
+        let o = opts("--spawn-relay --transport tls,wss --runs 2 --rounds 3").unwrap();
         let mut rep = Report::new("spawned test".into());
         rep.relay_mbs = vec![1000.0, 1200.0];
         rep.proxy_mbs = vec![1000.0, 1000.0];
-        rep.relay_t_mbs = vec![900.0, 600.0];
         rep.relay_gib_cpu = vec![Some(0.6), Some(0.5)];
         rep.proxy_gib_cpu = vec![Some(0.5), None];
-        rep.relay_t_gib_cpu = vec![Some(1.2), Some(1.0)];
-        rep.other = Some(Transport::Tls);
+        let mut tls = OtherFigures::new(Transport::Tls);
+        tls.mbs = vec![900.0, 600.0];
+        tls.gib_cpu = vec![Some(1.2), Some(1.0)];
+        rep.others.push(tls);
+        rep.others.push(OtherFigures::new(Transport::Wss));
         // relay 20/16/18 us, proxy 20 us: per round 1.00 0.80 0.90
         for (relay_cpu, tls_cpu) in [(2.0, 2.2), (1.6, 2.0), (1.8, 1.8)] {
             rep.rounds.push(RateRound {
                 relay: rate(10_000.0, 100_000, relay_cpu),
-                relay_t: Some(rate(9_000.0, 100_000, tls_cpu)),
+                relay_t: vec![
+                    rate(9_000.0, 100_000, tls_cpu),
+                    rate(9_000.0, 100_000, 2.0 * relay_cpu),
+                ],
                 proxy: rate(20_000.0, 100_000, 2.0),
             });
         }
@@ -263,6 +271,13 @@ mod tests {
                 .ends_with("1.10  (1.10 1.25 1.00)  <= 1.10: met"),
             "{s}"
         );
+        assert!(
+            line("CPU per 1 KiB message, wss/tcp")
+                .ends_with("2.00  (2.00 2.00 2.00)  <= 1.10: MISSED"),
+            "{s}"
+        );
+        // no wss transfer runs: no rows for them
+        assert!(!s.contains("throughput, wss/tcp"), "{s}");
         // Without rounds or runs, no table.
         let mut s = String::new();
         table(&mut s, &o, &Report::new("x".into()));

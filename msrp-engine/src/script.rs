@@ -194,8 +194,6 @@ impl FrameCtx {
 
     /// Value of `$msrp(key)`.
     pub fn pv(&mut self, key: PvKey) -> PvValue<'_> {
-        let to = self.path_list(true);
-        let from = self.path_list(false);
         match key {
             PvKey::Buf => {
                 let v = self.frame_bytes();
@@ -208,14 +206,7 @@ impl FrameCtx {
                     PvValue::Null
                 }
             }
-            PvKey::Code => match &self.head.start {
-                StartLine::Response { code, .. } => {
-                    let s = code.to_string().into_bytes();
-                    let c = i64::from(*code);
-                    PvValue::IntStr(c, self.keep(s))
-                }
-                StartLine::Request { .. } => PvValue::Null,
-            },
+            PvKey::Code | PvKey::Method | PvKey::Reason => self.pv_start_line(key),
             PvKey::Hdrs => {
                 // header lines after the start line
                 let raw = &self.head.raw;
@@ -228,33 +219,17 @@ impl FrameCtx {
                 Some(m) => PvValue::Str(m),
                 None => PvValue::Null,
             },
-            PvKey::Method => match &self.head.start {
-                StartLine::Request { method } => PvValue::StrInt(method, method_id(method)),
-                StartLine::Response { .. } => PvValue::Null,
-            },
             PvKey::BufLen => PvValue::Int(self.frame_bytes().len() as i64),
-            PvKey::SessId => match to.first().and_then(|u| session_of(u)) {
-                Some(s) => {
-                    let v = s.to_vec();
-                    PvValue::Str(self.keep(v))
-                }
-                None => PvValue::Null,
-            },
-            PvKey::Reason => match &self.head.start {
-                StartLine::Response {
-                    comment: Some(c), ..
-                } => PvValue::Str(c),
-                _ => PvValue::Null,
-            },
+            PvKey::SessId
+            | PvKey::CrtHop
+            | PvKey::NextHop
+            | PvKey::LastHop
+            | PvKey::PrevHop
+            | PvKey::FirstHop
+            | PvKey::PrevHops
+            | PvKey::NextHops => self.pv_path(key),
             PvKey::BodyLen => PvValue::Int(self.body.len() as i64),
             PvKey::TransId => PvValue::Str(&self.head.transaction_id),
-            PvKey::CrtHop => self.owned(to.first()),
-            PvKey::NextHop => self.owned(to.get(1)),
-            PvKey::LastHop => self.owned(to.last()),
-            PvKey::PrevHop => self.owned(from.first()),
-            PvKey::FirstHop => self.owned(from.last()),
-            PvKey::PrevHops => PvValue::Int(from.len() as i64),
-            PvKey::NextHops => PvValue::Int(to.len().saturating_sub(1) as i64),
             PvKey::SrcAddr => {
                 let v = format!("msrp://{}", self.peer).into_bytes();
                 PvValue::Str(self.keep(v))
@@ -276,6 +251,50 @@ impl FrameCtx {
             | PvKey::SessionDuration
             | PvKey::EndReason
             | PvKey::Peer => PvValue::Null,
+        }
+    }
+
+    /// `$msrp(code)`, `$msrp(method)`, `$msrp(reason)`: from the start line.
+    fn pv_start_line(&mut self, key: PvKey) -> PvValue<'_> {
+        if let (PvKey::Code, StartLine::Response { code, .. }) = (key, &self.head.start) {
+            let c = i64::from(*code);
+            let s = code.to_string().into_bytes();
+            return PvValue::IntStr(c, self.keep(s));
+        }
+        match (key, &self.head.start) {
+            (PvKey::Method, StartLine::Request { method }) => {
+                PvValue::StrInt(method, method_id(method))
+            }
+            (
+                PvKey::Reason,
+                StartLine::Response {
+                    comment: Some(c), ..
+                },
+            ) => PvValue::Str(c),
+            _ => PvValue::Null,
+        }
+    }
+
+    /// The session ID and the hops: from To-Path and From-Path.
+    fn pv_path(&mut self, key: PvKey) -> PvValue<'_> {
+        let to = self.path_list(true);
+        let from = self.path_list(false);
+        match key {
+            PvKey::SessId => match to.first().and_then(|u| session_of(u)) {
+                Some(s) => {
+                    let v = s.to_vec();
+                    PvValue::Str(self.keep(v))
+                }
+                None => PvValue::Null,
+            },
+            PvKey::CrtHop => self.owned(to.first()),
+            PvKey::NextHop => self.owned(to.get(1)),
+            PvKey::LastHop => self.owned(to.last()),
+            PvKey::PrevHop => self.owned(from.first()),
+            PvKey::FirstHop => self.owned(from.last()),
+            PvKey::PrevHops => PvValue::Int(from.len() as i64),
+            PvKey::NextHops => PvValue::Int(to.len().saturating_sub(1) as i64),
+            _ => PvValue::Null,
         }
     }
 

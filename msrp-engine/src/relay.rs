@@ -158,6 +158,11 @@ impl Relay {
         }
     }
 
+    /// The configuration the relay runs with.
+    pub fn cfg(&self) -> &'static Config {
+        self.cfg
+    }
+
     /// A new connection ID.
     pub fn alloc_id(&mut self) -> ConnId {
         let t = ConnId(self.next_id);
@@ -415,5 +420,7 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod flows;
 #[cfg(test)]
 mod tests;

@@ -180,7 +180,7 @@ lint: headers
 # Each target runs on a scratch copy of its committed seeds
 # (fuzz/corpus/<target>), so a run never changes the repository; what it
 # finds is in fuzz/artifacts/<target>/ and the run fails.
-FUZZ_TARGETS := parser head uri byte_range chunker tracker sched ws txtable
+FUZZ_TARGETS := parser head uri byte_range chunker tracker sched ws txtable relay
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 FUZZ_FLAGS ?= -timeout=10 -rss_limit_mb=2048

@@ -22,8 +22,25 @@ use crate::config::Config;
 use crate::conn::{ConnState, Incoming};
 use crate::connid::ConnId;
 use crate::sched::Scheduler;
+use crate::stats::StatsSink;
+use crate::tid::TidGen;
 use crate::tracker::Tracker;
 use crate::txtable::TxTable;
+
+mod authfail;
+mod close;
+mod dial;
+mod frames;
+mod limits;
+mod link;
+mod pump;
+mod resolve;
+mod throttle;
+mod transmit;
+
+pub use close::FIRST_REQUEST_LATE;
+pub use dial::{DialError, Dialled, Io};
+pub use resolve::{NoDest, Unreachable};
 
 /// A connection's output queue may reach this many high watermarks before
 /// the relay gives up on the peer.
@@ -87,17 +104,81 @@ pub struct Relay {
     /// Connections with queued bytes not yet written.
     dirty: Vec<ConnId>,
     cfg: &'static Config,
+    pub stats: Box<dyn StatsSink>,
+    tids: TidGen,
+    /// Connections the relay opened, by next hop (reuse).
+    pub outbound: HashMap<crate::route::NextHop, ConnId>,
+    /// This worker's index, and its links to the other workers (by their
+    /// index): requests for a session another worker holds go over them.
+    pub worker: usize,
+    pub links: HashMap<usize, ConnId>,
+    /// The next connection ID (listeners take the first ones).
+    next_id: u64,
+    /// Connections not read until their read-rate bucket refills, with the
+    /// time it will have ([`throttle`]).
+    pub rate_waits: Vec<(Instant, ConnId)>,
+    /// The time of the input being handled (the driver's clock, read once
+    /// per loop pass: transaction deadlines and activity times are at most
+    /// one pass early).
+    pub now: Instant,
+    /// Connections closed ([`Relay::close`]) whose sockets the driver has
+    /// yet to close, with their last state.
+    closed: Vec<(ConnId, ConnState)>,
+    /// The answer being handed to the requests that waited for it.
+    dns_fresh: Option<(String, crate::dns::Answer)>,
 }
 
 impl Relay {
-    pub fn new(cfg: &'static Config, table: Box<dyn TxTable>) -> Relay {
+    /// A relay whose connection IDs start at `first_id`, counting into
+    /// `stats`, with transaction IDs drawn from `seed`.
+    pub fn new(
+        cfg: &'static Config,
+        table: Box<dyn TxTable>,
+        stats: Box<dyn StatsSink>,
+        seed: u64,
+        first_id: u64,
+        now: Instant,
+    ) -> Relay {
         Relay {
             conns: HashMap::default(),
             tracker: Tracker::new(table, cfg.transaction_timeout),
             sched: Scheduler::default(),
             dirty: Vec::new(),
             cfg,
+            stats,
+            tids: TidGen::new(seed),
+            outbound: HashMap::default(),
+            worker: 0,
+            links: HashMap::default(),
+            next_id: first_id,
+            rate_waits: Vec::new(),
+            now,
+            closed: Vec::new(),
+            dns_fresh: None,
         }
+    }
+
+    /// The configuration the relay runs with.
+    pub fn cfg(&self) -> &'static Config {
+        self.cfg
+    }
+
+    /// A new connection ID.
+    pub fn alloc_id(&mut self) -> ConnId {
+        let t = ConnId(self.next_id);
+        self.next_id += 1;
+        t
+    }
+
+    /// The ID [`Relay::alloc_id`] gives next.
+    fn peek_id(&self) -> ConnId {
+        ConnId(self.next_id)
+    }
+
+    /// The connections closed since the last call, with their last state:
+    /// the driver closes their sockets.
+    pub fn take_closed(&mut self) -> Vec<(ConnId, ConnState)> {
+        std::mem::take(&mut self.closed)
     }
 
     /// Appends bytes of the chunk being streamed into `dest` to its output
@@ -155,6 +236,8 @@ impl Relay {
     pub fn shrink_to_fit(&mut self) {
         self.conns.shrink_to_fit();
         self.dirty.shrink_to_fit();
+        self.outbound.shrink_to_fit();
+        self.closed.shrink_to_fit();
         self.tracker.shrink_to_fit();
         self.sched.shrink_to_fit();
     }
@@ -337,5 +420,7 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod flows;
 #[cfg(test)]
 mod tests;

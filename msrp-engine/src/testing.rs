@@ -2,6 +2,8 @@
 //! without Kamailio — a default configuration, an in-memory transaction
 //! table, and a host whose "script" relays every frame.
 
+pub mod fake;
+
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};

@@ -8,8 +8,9 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
-use super::ConnState;
 use crate::config::Config;
+use crate::connid::ConnId;
+use crate::relay::Relay;
 use crate::stream::Stream;
 use crate::transport::{Layer, LAYER_BUDGET};
 
@@ -92,14 +93,15 @@ impl Socket {
         }
     }
 
-    /// Writes as much of `st`'s output queue as the socket takes; returns
-    /// the bytes written (`WouldBlock` is not an error: it ends the write).
-    pub fn write_out(&mut self, st: &mut ConnState, now: Instant) -> io::Result<usize> {
+    /// Writes as much of connection `t`'s output queue (`relay`'s) as
+    /// the socket takes, and tells the relay; returns the bytes written
+    /// (`WouldBlock` is not an error: it ends the write).
+    pub fn write_out(&mut self, relay: &mut Relay, t: ConnId, now: Instant) -> io::Result<usize> {
         let r = match self.layer.as_deref_mut() {
-            Some(layer) => write_layered(&self.stream, layer, st, now),
-            None => write_plain(&self.stream, st, now),
+            Some(layer) => write_layered(&self.stream, layer, relay, t),
+            None => write_plain(&self.stream, relay, t),
         };
-        st.layer_seen(self.view());
+        relay.write_done(t, r.as_ref().ok().copied(), self.view(), now);
         r
     }
 
@@ -128,22 +130,24 @@ impl Socket {
 }
 
 /// One vectored write after another of at most [`MAX_IOV`] pieces.
-fn write_plain(stream: &Stream, st: &mut ConnState, now: Instant) -> io::Result<usize> {
+fn write_plain(stream: &Stream, relay: &mut Relay, t: ConnId) -> io::Result<usize> {
     let mut total = 0;
-    while !st.out_empty() {
-        let slices: Vec<IoSlice<'_>> = st.transmit(MAX_IOV).map(|b| IoSlice::new(b)).collect();
+    while !relay.out_empty(t) {
+        let slices: Vec<IoSlice<'_>> = relay
+            .transmit(t, MAX_IOV)
+            .map(|b| IoSlice::new(b))
+            .collect();
         match (&*stream).write_vectored(&slices) {
             Ok(0) => break,
             Ok(n) => {
                 total += n;
-                st.consume(n);
+                relay.wrote(t, n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
     }
-    st.note_written(total, false, now);
     Ok(total)
 }
 
@@ -155,32 +159,26 @@ fn write_plain(stream: &Stream, st: &mut ConnState, now: Instant) -> io::Result<
 fn write_layered(
     stream: &Stream,
     layer: &mut Layer,
-    st: &mut ConnState,
-    now: Instant,
+    relay: &mut Relay,
+    t: ConnId,
 ) -> io::Result<usize> {
     let mut total = 0;
     loop {
         total += layer.flush(stream)?;
-        if layer.backlogged() || !layer.ready() || st.out_empty() {
+        if layer.backlogged() || !layer.ready() || relay.out_empty(t) {
             break;
         }
         let mut moved = 0;
         while moved < LAYER_BUDGET {
-            let Some((data, end)) = st.front() else {
+            let Some((data, end)) = relay.front(t) else {
                 break;
             };
-            if data.is_empty() {
-                // (never queued: an empty piece would loop here)
-                st.pop_empty();
-                continue;
-            }
             let take = data.len().min(LAYER_BUDGET - moved);
             let last = end && take == data.len();
             layer.encode(data.slice(..take), last);
             moved += take;
-            st.consume(take);
+            relay.wrote(t, take);
         }
     }
-    st.note_written(total, layer.backlogged(), now);
     Ok(total)
 }

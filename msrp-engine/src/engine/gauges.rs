@@ -42,7 +42,7 @@ impl<H: Host> Engine<H> {
         for (i, stat) in GAUGES.into_iter().enumerate() {
             let delta = now[i] - self.gauges[i];
             if delta != 0 {
-                self.stats.add(stat, delta);
+                self.relay.stats.add(stat, delta);
                 self.gauges[i] = now[i];
             }
         }

@@ -47,7 +47,7 @@ impl<H: Host> Engine<H> {
             Pending::Tls => Stat::TlsHandshakeFailures,
             Pending::WsUpgrade => Stat::WsHandshakeFailures,
         };
-        self.stats.add(stat, 1);
+        self.relay.stats.add(stat, 1);
         true
     }
 

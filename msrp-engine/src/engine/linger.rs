@@ -49,7 +49,7 @@ impl<H: Host> Engine<H> {
         let _ = dup.shutdown(Shutdown::Write);
         self.lingering.push(Lingering {
             stream: dup,
-            until: self.now + LINGER,
+            until: self.relay.now + LINGER,
             drained: 0,
         });
     }

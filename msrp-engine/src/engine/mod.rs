@@ -26,22 +26,17 @@
 //! the high watermark stops its sources from being read (TCP flow control
 //! then slows the senders) until it drains below the low watermark.
 
-mod authfail;
 mod dial;
-mod frames;
 mod gauges;
 mod handshake;
-mod limits;
 mod linger;
 mod output;
-mod pump;
 mod reload;
 mod resolve;
 mod sweep;
-mod throttle;
 mod wire;
 
-pub use dial::DialError;
+pub use crate::relay::DialError;
 
 use std::io;
 use std::net::SocketAddr;
@@ -55,18 +50,16 @@ use mio::{Events, Interest, Poll, Token};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
-use crate::conn::{ConnState, Incoming, Socket};
+use crate::conn::{ConnState, Socket};
 use crate::connid::ConnId;
 use crate::io::ReadPool;
 use crate::relay::Relay;
-use crate::report::ReportOrder;
 use crate::script::FrameCtx;
-use crate::stats::{Stat, StatsSink};
-use crate::tid::TidGen;
-use crate::tracker::Output;
+use crate::stats::StatsSink;
 use crate::transport::tls::TlsContext;
 use crate::transport::Kind;
-use crate::txtable::{Cause, Event, TxTable};
+use crate::txtable::TxTable;
+use wire::register;
 
 /// What the engine needs from its host (Kamailio): running the event route.
 pub trait Host {
@@ -90,8 +83,6 @@ pub trait Host {
     }
 }
 
-/// Why a connection without a first request is closed (RFC 4976 §6.1).
-const FIRST_REQUEST_LATE: &str = "no request within first_request_timeout";
 /// After this many connections closed, the next sweep gives memory back
 /// (`Engine::give_back_memory`).
 const GIVE_BACK_AFTER: usize = 1024;
@@ -120,44 +111,27 @@ pub struct Engine<H: Host> {
     /// The protocol side of every connection, the tracker and the
     /// scheduler: the sans-IO core the loop feeds.
     relay: Relay,
-    /// The socket of each connection of `relay` (always both or neither).
+    /// The socket of each connection of `relay` (a closed connection's
+    /// until the end of the step that closed it, see `finish_closed`).
     sockets: HashMap<ConnId, Socket>,
-    next_id: u64,
-    /// Connections the relay opened, by next hop (reuse).
-    outbound: HashMap<crate::route::NextHop, ConnId>,
     /// TLS contexts (`tls:`/`wss:` listeners, `msrps://` next hops).
     tls: Option<Arc<TlsContext>>,
     /// The host's TLS generation `tls` was built for ([`reload`]).
     tls_gen: u64,
-    stats: Box<dyn StatsSink>,
     /// Connections that used their turn with data left: they go on in the
     /// next loop pass.
     yielded: Vec<ConnId>,
-    /// Connections not read until their read-rate bucket refills, with the
-    /// time it will have ([`throttle`]).
-    rate_waits: Vec<(Instant, ConnId)>,
     /// This worker's share of the gauges as last published ([`gauges`]).
     gauges: [i64; gauges::N_GAUGES],
-    tids: TidGen,
     read_pool: ReadPool,
     cfg: &'static Config,
     host: H,
-    /// The time this loop pass started: one clock read per pass, not one
-    /// per read, chunk and timer (transaction deadlines and activity times
-    /// are at most one pass early).
-    now: Instant,
     last_sweep: Instant,
-    /// This worker's index, and its links to the other workers (by their
-    /// index): requests for a session another worker holds go over them.
-    worker: usize,
-    links: HashMap<usize, ConnId>,
     /// WebSocket connections the relay closed, drained until their peer
     /// closes too (see `linger`).
     lingering: Vec<linger::Lingering>,
     /// Next-hop name lookups, off the loop.
     dns: crate::dns::Dns,
-    /// The answer being handed to the requests that waited for it.
-    dns_fresh: Option<(String, crate::dns::Answer)>,
     /// Connections closed since memory was last given back, and that
     /// count at the last sweep.
     closed: usize,
@@ -191,27 +165,18 @@ impl<H: Host> Engine<H> {
         Ok(Engine {
             poll,
             listeners: ls,
-            relay: Relay::new(cfg, table),
+            relay: Relay::new(cfg, table, stats, seed, first as u64, Instant::now()),
             sockets: HashMap::default(),
-            next_id: first as u64,
-            outbound: HashMap::default(),
             tls: None,
             tls_gen: 0,
-            stats,
             yielded: Vec::new(),
-            rate_waits: Vec::new(),
             gauges: [0; gauges::N_GAUGES],
-            tids: TidGen::new(seed),
             read_pool: ReadPool::default(),
             cfg,
             host,
-            now: Instant::now(),
             last_sweep: Instant::now(),
-            worker: 0,
-            links: HashMap::default(),
             lingering: Vec::new(),
             dns: crate::dns::Dns::new(&cfg.dns),
-            dns_fresh: None,
             closed: 0,
             closed_at_sweep: 0,
         })
@@ -227,10 +192,10 @@ impl<H: Host> Engine<H> {
         worker: usize,
         links: Vec<(usize, std::os::unix::net::UnixStream)>,
     ) -> io::Result<Self> {
-        self.worker = worker;
+        self.relay.worker = worker;
         for (w, s) in links {
             s.set_nonblocking(true)?;
-            let t = self.alloc_id();
+            let t = self.relay.alloc_id();
             self.poll.registry().register(
                 &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&s)),
                 token(t),
@@ -238,9 +203,9 @@ impl<H: Host> Engine<H> {
             )?;
             self.relay
                 .conns
-                .insert(t, ConnState::link(w, self.cfg, self.now));
+                .insert(t, ConnState::link(w, self.cfg, self.relay.now));
             self.sockets.insert(t, Socket::link(s));
-            self.links.insert(w, t);
+            self.relay.links.insert(w, t);
         }
         Ok(self)
     }
@@ -271,7 +236,7 @@ impl<H: Host> Engine<H> {
             self.host.tick();
             let again = std::mem::take(&mut self.yielded);
             let timeout = if again.is_empty() {
-                self.throttle_timeout(POLL_TIMEOUT)
+                self.relay.throttle_timeout(POLL_TIMEOUT, Instant::now())
             } else {
                 Duration::ZERO
             };
@@ -283,7 +248,7 @@ impl<H: Host> Engine<H> {
                 }
                 Err(e) => return Err(e),
             }
-            self.now = Instant::now();
+            self.relay.now = Instant::now();
             for ev in events.iter() {
                 let t = conn_id(ev.token());
                 if ev.token() == WAKE {
@@ -309,10 +274,10 @@ impl<H: Host> Engine<H> {
             for t in again {
                 self.relay.sched.wake(t);
             }
-            self.wake_throttled();
+            self.relay.wake_throttled();
             self.settle();
-            self.now = Instant::now();
-            self.housekeeping(self.now);
+            self.relay.now = Instant::now();
+            self.housekeeping(self.relay.now);
         }
         Ok(())
     }
@@ -337,8 +302,8 @@ impl<H: Host> Engine<H> {
             self.guarded(conn_id(WAKE), |s| s.on_timer());
         }
         self.guarded(conn_id(WAKE), |s| {
-            s.relay.tracker.expire(now);
-            s.apply_outputs();
+            let (relay, mut io) = s.split();
+            relay.handle_timeout(now, &mut io);
         });
         if !self.lingering.is_empty() {
             self.drain_lingering(now);
@@ -350,12 +315,9 @@ impl<H: Host> Engine<H> {
         if now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
             self.last_sweep = now;
             self.sweep_idle(now);
-            self.sweep_frames(now);
-            self.resume_paused(now);
-            crate::cmap::with(|m| {
-                m.expire(now);
-                m.publish();
-            });
+            let (relay, mut io) = self.split();
+            relay.sweep(now, &mut io);
+            self.finish_closed();
             self.refresh_gauges();
             self.give_back_memory();
         }
@@ -379,56 +341,21 @@ impl<H: Host> Engine<H> {
     }
 
     fn on_timer(&mut self) {
-        self.relay.tracker.on_timer_wakeup();
-        self.apply_outputs();
+        let (relay, mut io) = self.split();
+        relay.table_expired(&mut io);
     }
 
-    /// Carries out what the transaction tracker asks for.
-    fn apply_outputs(&mut self) {
-        while let Some(o) = self.relay.tracker.poll_output() {
-            match o {
-                Output::Report(r) => self.send_report(r),
-                Output::Fail(r) => {
-                    let frame = crate::forward::fail_frame(&r);
-                    self.push_frame(r.src, frame);
-                }
-                Output::WindowOpen(dest) => self.relay.sched.window_open(dest),
-                Output::Refuse {
-                    src,
-                    id,
-                    message_id,
-                } => self.refuse(src, id, message_id),
-                Output::StopMessage {
-                    src,
-                    id,
-                    message_id,
-                } => {
-                    if let Some(c) = self.relay.conns.get_mut(&src) {
-                        c.rejected.insert(message_id);
-                    }
-                    let current = self.fwd_mut(src).is_some_and(|f| f.in_id == Some(id));
-                    if current {
-                        self.cut_forward(src);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Queues a REPORT on its sender's connection; counts it, or counts it
-    /// dropped when the connection is gone (RFC 4976 §6.4.3).
-    fn send_report(&mut self, r: ReportOrder) {
-        if !self.relay.conns.contains_key(&r.src) {
-            self.relay.tracker.count(Event::ReportDropped);
-            self.stats.add(Stat::ReportsDropped, 1);
-            log::info!("REPORT {} dropped: the sender's connection is gone", r.code);
-            return;
-        }
-        let tid = self.tids.next_tid();
-        self.relay.tracker.count(Event::Report(r.cause));
-        self.stats.add(Stat::ReportsSent, 1);
-        self.stats.add(Stat::report(r.cause), 1);
-        self.push_frame(r.src, r.frame(&tid));
+    /// The relay core, and the driver's side of what it asks
+    /// ([`crate::relay::Io`]) borrowed from the other fields.
+    fn split(&mut self) -> (&mut Relay, dial::Wires<'_>) {
+        let io = dial::Wires {
+            poll: &self.poll,
+            sockets: &mut self.sockets,
+            tls: self.tls.as_ref(),
+            dns: &mut self.dns,
+            cfg: self.cfg,
+        };
+        (&mut self.relay, io)
     }
 
     /// Runs one step for connection `t`; a panic (a bug) costs only that
@@ -441,63 +368,38 @@ impl<H: Host> Engine<H> {
             );
             let _ = catch_unwind(AssertUnwindSafe(|| self.close(t, "internal error")));
         }
-    }
-
-    fn alloc_id(&mut self) -> ConnId {
-        let t = ConnId(self.next_id);
-        self.next_id += 1;
-        t
+        self.finish_closed();
     }
 
     /// Tears a connection down and fixes everything that referred to it.
     fn close(&mut self, t: ConnId, why: &str) {
-        let (Some(mut c), Some(mut sock)) = (self.relay.conns.remove(&t), self.sockets.remove(&t))
-        else {
+        let (relay, mut io) = self.split();
+        relay.close(t, why, &mut io);
+        self.finish_closed();
+    }
+
+    /// Closes the sockets of the connections the relay closed (its
+    /// goodbye written, a WebSocket left to linger), and hands the
+    /// sessions that ended with them to the host.
+    fn finish_closed(&mut self) {
+        let closed = self.relay.take_closed();
+        if closed.is_empty() {
             return;
-        };
-        self.closed += 1;
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(
-                &sock.stream,
-            )));
-        if let Some(addr) = c.outbound {
-            let key = crate::route::NextHop {
-                addr,
-                tls: c.tls_name.take(),
+        }
+        for (t, c) in closed {
+            let Some(mut sock) = self.sockets.remove(&t) else {
+                continue;
             };
-            if self.outbound.get(&key) == Some(&t) {
-                self.outbound.remove(&key);
-            }
+            self.closed += 1;
+            let _ =
+                self.poll
+                    .registry()
+                    .deregister(&mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(
+                        &sock.stream,
+                    )));
+            sock.goodbye();
+            self.linger(&c, &sock);
         }
-        sock.goodbye();
-        self.linger(&c, &sock);
-        log::debug!("connection {} with {} closed: {why}", t.0, c.peer);
-        self.stats.add(Stat::ConnectionsActive, -1);
-        if let Some(slot) = c.listed {
-            self.stats.conn_closed(slot);
-        }
-        crate::cmap::with(|m| m.remove_connection(t.conid()));
-        // A chunk this connection was streaming downstream is cut: abort it
-        // there with '#' (RFC 4975 §7.1) so the next hop resynchronises.
-        if let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) {
-            let in_id = f.in_id;
-            self.abort_forward(t, &f);
-            if let Some(id) = in_id {
-                self.relay.tracker.received_all(id, self.now);
-            }
-        }
-        // Sources waiting for this connection go on (and find it gone).
-        self.relay.sched.conn_closed(t);
-        // Requests sent on this connection will get no response; sources
-        // still sending into it stop (and their senders get REPORTs).
-        let cause = if c.established() {
-            Cause::NextHopClosed
-        } else {
-            Cause::Unreachable
-        };
-        self.next_hop_lost(t, cause);
         self.sessions_ended();
     }
 }

@@ -1,37 +1,17 @@
-//! Output: queueing forwarded bytes and the relay's own frames on a
-//! connection, the watermarks that hold its sources back, and writing the
-//! queues out (at the end of a loop pass, or when a socket turns
-//! writable).
+//! Output: writing the connections' queues out (at the end of a loop
+//! pass, or when a socket turns writable); the queueing and the
+//! watermarks are the relay's ([`crate::relay::Relay::push_stream`]).
 
 use crate::connid::ConnId;
-use bytes::Bytes;
 
 use super::{Engine, Host};
 use crate::stats::Stat;
 
 impl<H: Host> Engine<H> {
-    /// Appends bytes of the chunk being streamed into `dest` to its output
-    /// queue (`end`: its end-line); they are written at the end of this
-    /// loop pass.
-    pub(super) fn push_stream(&mut self, dest: ConnId, b: Bytes, end: bool) {
-        self.relay.push_stream(dest, b, end, self.now);
-    }
-
     /// `t` has bytes to write at the end of this loop pass (one vectored
     /// write for everything queued meanwhile, not one per piece).
     pub(super) fn mark_dirty(&mut self, t: ConnId) {
         self.relay.mark_dirty(t);
-    }
-
-    /// Queues a complete frame (a response, a REPORT) for `dest`: right
-    /// away, or after the chunk currently being streamed into it.
-    pub(super) fn push_frame(&mut self, dest: ConnId, frame: Bytes) {
-        self.relay.push_frame(dest, frame, self.now);
-    }
-
-    /// Pauses `src` while `dest` has more than the high watermark queued.
-    pub(super) fn check_backpressure(&mut self, src: ConnId, dest: ConnId) -> bool {
-        self.relay.hold_back(src, dest)
     }
 
     pub(super) fn on_writable(&mut self, t: ConnId) {
@@ -68,10 +48,10 @@ impl<H: Host> Engine<H> {
         if !c.is_connected() {
             return;
         }
-        match sock.write_out(c, self.now) {
-            Ok(n) => self.stats.add(Stat::BytesOut, n as i64),
+        let (peer, now) = (c.peer, self.relay.now);
+        match sock.write_out(&mut self.relay, t, now) {
+            Ok(n) => self.relay.stats.add(Stat::BytesOut, n as i64),
             Err(e) => {
-                let peer = c.peer;
                 log::info!("connection {} with {peer}: write error: {e}", t.0);
                 self.close(t, "write error");
                 return;

@@ -25,7 +25,7 @@ impl<H: Host> Engine<H> {
             Ok(ctx) => {
                 log::info!(
                     "MSRP worker {}: TLS files read again (generation {generation}{}); new handshakes use them",
-                    self.worker,
+                    self.relay.worker,
                     ctx.sources()
                         .fingerprint
                         .as_deref()
@@ -36,7 +36,7 @@ impl<H: Host> Engine<H> {
             }
             Err(e) => log::error!(
                 "MSRP worker {}: TLS reload (generation {generation}) failed, the previous certificates stay in use: {e}",
-                self.worker
+                self.relay.worker
             ),
         }
     }

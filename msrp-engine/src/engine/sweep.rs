@@ -4,46 +4,17 @@
 
 use std::time::Instant;
 
-use super::{Engine, Host, FIRST_REQUEST_LATE, GIVE_BACK_AFTER};
-use crate::conn::Incoming;
+use super::{Engine, Host, GIVE_BACK_AFTER};
+use crate::relay::FIRST_REQUEST_LATE;
 
 impl<H: Host> Engine<H> {
-    /// RFC 4976 §6.1: a new connection must send its first request within
-    /// `first_request_timeout`; §6.5: idle connections MAY be closed
-    /// (`idle_timeout`). A peer that has not taken a byte of what is queued
-    /// for it within `transaction_timeout` is closed too: the chunk
-    /// streaming into it is aborted, its senders get REPORTs (as for a next
-    /// hop that closed) and are read again.
+    /// Closes the connections [`Relay::idle_connections`] names (RFC 4976
+    /// §6.1 first request, §6.5 idle, a peer that takes nothing of its
+    /// queue); one that never finished its TLS handshake or WebSocket
+    /// upgrade is logged as such.
     pub(super) fn sweep_idle(&mut self, now: Instant) {
         let first = self.cfg.first_request_timeout;
-        let idle = self.cfg.idle_timeout;
-        let stall = self.cfg.transaction_timeout;
-        let mut close = Vec::new();
-        for (t, c) in &self.relay.conns {
-            if c.link.is_some() {
-                continue;
-            }
-            if c.is_connected() && c.stalled_for(now).is_some_and(|d| d > stall) {
-                close.push((
-                    *t,
-                    c.peer,
-                    "peer took nothing of its queue within transaction_timeout",
-                ));
-            } else if !first.is_zero()
-                && c.outbound.is_none()
-                && !c.got_frame
-                && now.duration_since(c.opened) > first
-            {
-                close.push((*t, c.peer, FIRST_REQUEST_LATE));
-            } else if !idle.is_zero()
-                && now.duration_since(c.last_active) > idle
-                && !c.has_output()
-                && !self.relay.sched.is_busy(*t)
-                && matches!(c.incoming, Incoming::Idle)
-            {
-                close.push((*t, c.peer, "idle_timeout"));
-            }
-        }
+        let close = self.relay.idle_connections(now);
         for (t, peer, why) in close {
             if why == FIRST_REQUEST_LATE
                 && self.note_handshake_failure(
@@ -77,7 +48,6 @@ impl<H: Host> Engine<H> {
         (self.closed, self.closed_at_sweep) = (0, 0);
         self.relay.shrink_to_fit();
         self.sockets.shrink_to_fit();
-        self.outbound.shrink_to_fit();
         self.yielded.shrink_to_fit();
         self.read_pool.clear();
         crate::cmap::with(crate::cmap::Cmap::shrink);

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
 use mio::unix::SourceFd;
-use mio::Interest;
+use mio::{Interest, Poll};
 use msrp_core::{Event, ParseError};
 
 use super::{token, Engine, Host};
@@ -38,7 +38,7 @@ impl<H: Host> Engine<H> {
             // The workers share the listeners: a full worker leaves new
             // connections to the others (accepting only to close them, it
             // would win every race and refuse while others have room).
-            if self.relay.conns.len() >= self.cfg.max_connections && !self.links.is_empty() {
+            if self.relay.conns.len() >= self.cfg.max_connections && !self.relay.links.is_empty() {
                 log::debug!(
                     "max_connections ({}) reached: leaving new connections on {} to the other workers",
                     self.cfg.max_connections,
@@ -75,8 +75,8 @@ impl<H: Host> Engine<H> {
                     continue;
                 }
             };
-            let t = self.alloc_id();
-            if let Err(e) = self.register(&stream, t) {
+            let t = self.relay.alloc_id();
+            if let Err(e) = register(&self.poll, &stream, t) {
                 log::error!("cannot register connection from {peer}: {e}");
                 continue;
             }
@@ -85,16 +85,16 @@ impl<H: Host> Engine<H> {
                 t.0,
                 kind.name()
             );
-            self.stats.add(Stat::ConnectionsAccepted, 1);
-            self.stats.add(Stat::ConnectionsActive, 1);
+            self.relay.stats.add(Stat::ConnectionsAccepted, 1);
+            self.relay.stats.add(Stat::ConnectionsActive, 1);
             let sock = Socket::tcp(stream, self.cfg).layered(layer);
-            let mut c =
-                ConnState::new(peer, local, None, self.cfg, self.now).layered(kind, sock.view());
-            c.listed = self.stats.conn_opened(t.0, peer, local, false, kind);
+            let mut c = ConnState::new(peer, local, None, self.cfg, self.relay.now)
+                .layered(kind, sock.view());
+            c.listed = self.relay.stats.conn_opened(t.0, peer, local, false, kind);
             self.relay.conns.insert(t, c);
             self.sockets.insert(t, sock);
             if self.cfg.max_read_rate > 0 {
-                self.set_read_rate(t, self.cfg.max_read_rate);
+                self.relay.set_read_rate(t, self.cfg.max_read_rate);
             }
         }
     }
@@ -112,14 +112,6 @@ impl<H: Host> Engine<H> {
             max_message: self.cfg.ws_max_message,
         };
         Ok(Layer::accepted(kind, tls, ws))
-    }
-
-    pub(super) fn register(&self, stream: &TcpStream, t: ConnId) -> io::Result<()> {
-        self.poll.registry().register(
-            &mut SourceFd(&stream.as_raw_fd()),
-            token(t),
-            Interest::READABLE | Interest::WRITABLE,
-        )
     }
 
     /// Parses and handles what connection `t` has, reading more as needed,
@@ -154,7 +146,7 @@ impl<H: Host> Engine<H> {
     /// or is gone.
     fn drain_parsed(&mut self, t: ConnId) -> bool {
         loop {
-            if !self.pump(t) {
+            if !self.relay.pump(t) {
                 return false;
             }
             match self.relay.next_event(t) {
@@ -184,7 +176,7 @@ impl<H: Host> Engine<H> {
             return Read::Gone;
         };
         let layered = sock.layer.is_some();
-        let max = self.read_allowance(t);
+        let max = self.relay.read_allowance(t);
         if max == 0 {
             return Read::Empty;
         }
@@ -197,10 +189,10 @@ impl<H: Host> Engine<H> {
         match self.read_pool.read_at_most(&sock.stream, &mut c.rbuf, max) {
             Ok(0) => c.peer_closed(),
             Ok(n) => {
-                self.stats.add(Stat::BytesIn, n as i64);
-                c.note_read(self.now);
+                self.relay.stats.add(Stat::BytesIn, n as i64);
+                c.note_read(self.relay.now);
                 let short = self.read_pool.last_read_short() && !sock.peer_shut;
-                self.charge_read(t, n);
+                self.relay.charge_read(t, n);
                 if short {
                     return Read::Short;
                 }
@@ -235,9 +227,9 @@ impl<H: Host> Engine<H> {
         let (peer, kind) = (c.peer, c.kind);
         let read = match r {
             Ok(Got::Data(n)) => {
-                self.stats.add(Stat::BytesIn, n as i64);
+                self.relay.stats.add(Stat::BytesIn, n as i64);
                 if n > 0 {
-                    c.note_read(self.now);
+                    c.note_read(self.relay.now);
                 }
                 if let Some(b) = c.read_rate.as_mut() {
                     b.take(n);
@@ -256,7 +248,7 @@ impl<H: Host> Engine<H> {
             Err(LayerError::Handshake(e)) => {
                 let why = e.to_string();
                 if !self.note_handshake_failure(t, &why) {
-                    self.stats.add(Stat::TlsHandshakeFailures, 1);
+                    self.relay.stats.add(Stat::TlsHandshakeFailures, 1);
                     log::warn!(
                         "{} connection {} with {peer}: TLS handshake failed: {why}; closing it",
                         kind.name(),
@@ -274,7 +266,7 @@ impl<H: Host> Engine<H> {
                     LayerError::Io(_) => None,
                 };
                 if let Some(s) = stat {
-                    self.stats.add(s, 1);
+                    self.relay.stats.add(s, 1);
                 }
                 log::warn!(
                     "{} connection {} with {peer}: {e}; closing it",
@@ -306,7 +298,7 @@ impl<H: Host> Engine<H> {
             t.0
         );
         c.rbuf.clear();
-        self.stats.add(Stat::ParseErrors, 1);
+        self.relay.stats.add(Stat::ParseErrors, 1);
         self.close(t, "malformed input");
     }
 
@@ -323,26 +315,40 @@ impl<H: Host> Engine<H> {
     fn on_event(&mut self, t: ConnId, ev: Event) {
         match ev {
             Event::Head(head) => {
-                self.relay.head_seen(t, self.now);
-                let send = head.is_request() && head.method() == Some(b"SEND");
-                crate::cmap::with(|m| m.frame_in(t.0 as i64, send));
-                self.on_head(t, head);
+                let now = self.relay.now;
+                let (relay, mut io) = self.split();
+                let Some(ctx) = relay.on_head(t, head, now, &mut io) else {
+                    return;
+                };
+                let ctx = self.host.run_route(ctx);
+                let (relay, mut io) = self.split();
+                relay.script_done(t, ctx, &mut io);
             }
             Event::Body(bytes) => {
                 crate::cmap::with(|m| m.body_in(t.0 as i64, bytes.len()));
-                match self.relay.body(t, bytes) {
+                let (relay, mut io) = self.split();
+                match relay.body(t, bytes) {
                     BodyCheck::Fine => {}
                     BodyCheck::Refused => {
-                        self.check_refused(t);
+                        relay.check_refused(t, &mut io);
                     }
-                    BodyCheck::TooLarge => self.too_large(t),
+                    BodyCheck::TooLarge => relay.too_large(t, &mut io),
                 }
             }
             Event::End(flag) => {
                 let complete = flag == msrp_core::EndFlag::Complete;
                 crate::cmap::with(|m| m.end_in(t.0 as i64, complete));
-                self.relay.end(t, flag, self.now);
+                self.relay.end(t, flag, self.relay.now);
             }
         }
     }
+}
+
+/// Registers connection `t`'s socket with the loop.
+pub(super) fn register(poll: &Poll, stream: &TcpStream, t: ConnId) -> io::Result<()> {
+    poll.registry().register(
+        &mut SourceFd(&stream.as_raw_fd()),
+        token(t),
+        Interest::READABLE | Interest::WRITABLE,
+    )
 }

@@ -43,7 +43,14 @@ impl Driver {
     fn new() -> Driver {
         let cfg = cfg();
         let now = Instant::now();
-        let mut relay = Relay::new(cfg, Box::<crate::testing::MemTable>::default());
+        let mut relay = Relay::new(
+            cfg,
+            Box::<crate::testing::MemTable>::default(),
+            Box::new(crate::testing::NoStats),
+            1,
+            SRC.0,
+            now,
+        );
         for t in [SRC, DEST] {
             let addr = std::net::SocketAddr::from(([192, 0, 2, t.0 as u8], 7777));
             let local = std::net::SocketAddr::from(([127, 0, 0, 1], 2855));
@@ -74,10 +81,10 @@ impl Driver {
 
     /// What the socket of `t` takes: `n` bytes written at `now`.
     fn write(&mut self, t: ConnId, n: usize) -> Option<&'static str> {
-        let c = self.relay.conns.get_mut(&t).unwrap();
-        c.dirty = false;
-        c.consume(n);
-        c.note_written(n, false, self.now);
+        self.relay.conns.get_mut(&t).unwrap().dirty = false;
+        self.relay.wrote(t, n);
+        self.relay
+            .write_done(t, Some(n), crate::conn::LayerView::NONE, self.now);
         self.relay.after_write(t)
     }
 }

@@ -1,8 +1,10 @@
-//! Frame heads: the event route runs once per incoming frame, then the
-//! engine carries out what the script decided — replies, forwarding a
+//! Frame heads: the event route runs once per incoming frame (the driver
+//! runs it between [`Relay::on_head`] and [`Relay::script_done`]), then the
+//! relay carries out what the script decided — replies, forwarding a
 //! request to its next hop (RFC 4976 §6.4), passing a response back.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use crate::connid::ConnId;
 use bytes::Bytes;
@@ -10,7 +12,7 @@ use msrp_core::build::ChunkHeads;
 use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead, Header};
 
 use super::resolve::{NoDest, Unreachable};
-use super::{Engine, Host};
+use super::{Io, Relay};
 use crate::conn::Incoming;
 use crate::forward::{self, Forward, Route};
 use crate::report::{self, ReportOrder};
@@ -24,39 +26,53 @@ use crate::txtable::Cause;
 /// the other worker when that is a link.
 pub(super) type Out = (ConnId, Option<i64>);
 
-impl<H: Host> Engine<H> {
-    /// A frame head arrived on `t`: run the event route once, then carry out
-    /// the script's decisions.
-    pub(super) fn on_head(&mut self, t: ConnId, head: FrameHead) {
+impl Relay {
+    /// A frame head arrived on `t` at `now`. Returns the frame for
+    /// `event_route[msrp:frame-in]` (the driver runs it once, then hands
+    /// it to [`Relay::script_done`]); `None` when the relay handled the
+    /// frame itself.
+    pub fn on_head(
+        &mut self,
+        t: ConnId,
+        head: FrameHead,
+        now: Instant,
+        io: &mut dyn Io,
+    ) -> Option<FrameCtx> {
+        self.now = now;
+        self.head_seen(t, now);
+        let send = head.is_request() && head.method() == Some(b"SEND");
+        crate::cmap::with(|m| m.frame_in(t.0 as i64, send));
         // Responses to the relay's own SEND chunks are the relay's business
         // (RFC 4976 §6.4.1: never forwarded): consumed here without running
         // the script, which would otherwise run once per chunk.
-        if !head.is_request() && self.relay.tracker.is_own_chunk(t, &head.transaction_id) {
-            self.on_response(t, &head, false);
+        if !head.is_request() && self.tracker.is_own_chunk(t, &head.transaction_id) {
+            self.on_response(t, &head, false, io);
             self.set_incoming(t, Incoming::Discard);
-            return;
+            return None;
         }
-        if head.is_request() && self.relay.conns.get(&t).is_some_and(|c| c.link.is_some()) {
+        if head.is_request() && self.conns.get(&t).is_some_and(|c| c.link.is_some()) {
             let next = self.on_link_request(t, &head);
             self.set_incoming(t, next);
-            return;
+            return None;
         }
-        let Some(ctx) = self.frame_ctx(t, head) else {
-            return;
-        };
-        let ctx = self.host.run_route(ctx);
+        self.frame_ctx(t, head)
+    }
+
+    /// The event route ran for the frame arriving on `t`: carry out the
+    /// script's decisions.
+    pub fn script_done(&mut self, t: ConnId, ctx: FrameCtx, io: &mut dyn Io) {
         let known_len = ctx.body_complete.then_some(ctx.body.len() as u64);
         let FrameCtx { head, actions, .. } = ctx;
         if let Some(rate) = actions.read_rate {
             self.set_read_rate(t, rate);
         }
-        if let (Some(n), Some(c)) = (actions.max_message_size, self.relay.conns.get_mut(&t)) {
+        if let (Some(n), Some(c)) = (actions.max_message_size, self.conns.get_mut(&t)) {
             c.max_message = n;
         }
         let replied = self.send_replies(t, &head, &actions);
         self.count_auth_failures(t, &head, &actions);
         let next = if !head.is_request() {
-            self.on_response(t, &head, actions.relay);
+            self.on_response(t, &head, actions.relay, io);
             Incoming::Discard
         } else if actions.relay {
             let route = Route {
@@ -65,16 +81,16 @@ impl<H: Host> Engine<H> {
                 replied,
                 known_len,
             };
-            self.relay_request(t, &head, route)
+            self.relay_request(t, &head, route, io)
         } else {
             Incoming::Discard
         };
         self.set_incoming(t, next);
-        self.fail_at_start(t);
+        self.fail_at_start(t, io);
     }
 
     fn set_incoming(&mut self, t: ConnId, incoming: Incoming) {
-        if let Some(c) = self.relay.conns.get_mut(&t) {
+        if let Some(c) = self.conns.get_mut(&t) {
             c.incoming = incoming;
         }
     }
@@ -82,7 +98,7 @@ impl<H: Host> Engine<H> {
     /// The frame as the script sees it, with the whole body when it is
     /// already here; counts the frame.
     fn frame_ctx(&mut self, t: ConnId, head: FrameHead) -> Option<FrameCtx> {
-        let c = self.relay.conns.get_mut(&t)?;
+        let c = self.conns.get_mut(&t)?;
         c.got_frame = true;
         let mut ctx = FrameCtx::new(head, t.conid(), c.peer, c.local).over(c.kind);
         if !ctx.head.has_body {
@@ -115,27 +131,33 @@ impl<H: Host> Engine<H> {
                 continue;
             }
             self.stats.add(Stat::RepliesSent, 1);
-            self.push_frame(t, r.clone());
+            self.push_frame(t, r.clone(), self.now);
         }
         !actions.replies.is_empty()
     }
 
     /// `msrp_relay()` for a request: forward it, or answer why not.
-    pub(super) fn relay_request(&mut self, t: ConnId, head: &FrameHead, route: Route) -> Incoming {
+    pub(crate) fn relay_request(
+        &mut self,
+        t: ConnId,
+        head: &FrameHead,
+        route: Route,
+        io: &mut dyn Io,
+    ) -> Incoming {
         let replied = route.replied;
-        match self.forward_request(t, head, route) {
+        match self.forward_request(t, head, route, io) {
             Ok(f) => {
                 self.stats.add(Stat::RequestsForwarded, 1);
                 return Incoming::Forward(Box::new(f));
             }
-            Err(NotForwarded::Resolving(name)) => return self.park(t, head, route, name),
+            Err(NotForwarded::Resolving(name)) => return self.park(t, head, route, name, io),
             Err(NotForwarded::Respond(code, text))
                 if !replied
                     && route::failure_report(head) != FailureReport::No
                     && head.method() != Some(b"REPORT") =>
             {
                 if let Ok(r) = script::reply_frame(head, code, text.as_bytes(), b"") {
-                    self.push_frame(t, r);
+                    self.push_frame(t, r, self.now);
                 }
             }
             Err(_) => {}
@@ -151,9 +173,9 @@ impl<H: Host> Engine<H> {
         t: ConnId,
         head: &FrameHead,
         route: Route,
+        io: &mut dyn Io,
     ) -> Result<Forward, NotForwarded> {
         let peer = self
-            .relay
             .conns
             .get(&t)
             .map(|c| c.peer)
@@ -184,7 +206,7 @@ impl<H: Host> Engine<H> {
         let next_hop = to_path[0].clone();
         let mut heads = self.forward_heads(head, to_path, from_path, peer)?;
         let size = self.size_allowance(t, &req);
-        let dest = match size.map(|_| self.dest(plan.as_ref(), &route)) {
+        let dest = match size.map(|_| self.dest(plan.as_ref(), &route, io)) {
             Err(()) => Err(Cause::TooLarge),
             Ok(Ok((d, link_conid))) => {
                 if let Some(conid) = link_conid {
@@ -293,16 +315,16 @@ impl<H: Host> Engine<H> {
     /// address, a session's connection, or the next hop's address, dialled
     /// when need be; with the ID of the connection on the other worker when
     /// it goes over a link.
-    fn dest(&mut self, plan: Option<&Plan>, route: &Route) -> Result<Out, NoDest> {
+    fn dest(&mut self, plan: Option<&Plan>, route: &Route, io: &mut dyn Io) -> Result<Out, NoDest> {
         let no_new = route.flags & script::RELAY_FLAG_NO_NEW_CONNECTION != 0;
         match (route.dst, plan.map(|p| &p.hop)) {
             (Some(Dst::Addr(addr)), _) => self
-                .next_hop(&route::NextHop::tcp(addr), no_new)
+                .next_hop(&route::NextHop::tcp(addr), no_new, io)
                 .map(|d| (d, None))
                 .map_err(NoDest::from),
             (None, Some(Hop::Session(conid))) => {
                 let tok = ConnId::from_conid(*conid);
-                if self.relay.conns.contains_key(&tok) {
+                if self.conns.contains_key(&tok) {
                     Ok((tok, None))
                 } else {
                     Err(Unreachable::SessionGone.into())
@@ -314,7 +336,7 @@ impl<H: Host> Engine<H> {
                 .map(|l| (*l, Some(*conid)))
                 .ok_or(NoDest::Unreachable(Unreachable::NoLink(*w))),
             // a host name is looked up off the loop (resolve.rs)
-            (None, Some(Hop::Uri(uri))) => self.uri_hop(uri, no_new),
+            (None, Some(Hop::Uri(uri))) => self.uri_hop(uri, no_new, io),
             (None, None) => Err(Unreachable::NoNextHop.into()),
         }
     }
@@ -343,7 +365,7 @@ impl<H: Host> Engine<H> {
             relay_uri: req.relay_uri().clone(),
         };
         let in_id = req.is_send.then(|| {
-            self.relay.tracker.begin_in(InTx {
+            self.tracker.begin_in(InTx {
                 src: t,
                 src_tid: ret.src_tid.clone(),
                 src_from_path: req.from,
@@ -387,8 +409,7 @@ impl<H: Host> Engine<H> {
 
     /// Whether the sender on `t` was told to stop sending this message.
     fn rejected(&self, t: ConnId, message_id: &Bytes) -> bool {
-        self.relay
-            .conns
+        self.conns
             .get(&t)
             .is_some_and(|c| c.rejected.contains(message_id))
     }
@@ -396,13 +417,10 @@ impl<H: Host> Engine<H> {
     /// A response arrived on `t`: the tracker ends the transaction it
     /// answers; a response to a forwarded non-SEND request goes back when
     /// the script called `msrp_relay()` (RFC 4976 §6.4.2).
-    fn on_response(&mut self, t: ConnId, head: &FrameHead, relay: bool) {
+    fn on_response(&mut self, t: ConnId, head: &FrameHead, relay: bool, io: &mut dyn Io) {
         let code = head.status_code().unwrap_or(0);
-        let answer = self
-            .relay
-            .tracker
-            .on_response(t, &head.transaction_id, code);
-        self.apply_outputs();
+        let answer = self.tracker.on_response(t, &head.transaction_id, code);
+        self.apply_outputs(io);
         match answer {
             Answer::OwnChunk => {}
             Answer::Unknown => log::info!(
@@ -411,92 +429,20 @@ impl<H: Host> Engine<H> {
                 t.0
             ),
             Answer::PassBack(r) if relay => {
-                if !self.relay.conns.contains_key(&r.src) {
+                if !self.conns.contains_key(&r.src) {
                     // RFC 4976 §6.4.3: the return connection is gone.
                     log::debug!("response for a connection that is gone: dropped");
                 } else if let Some(frame) = forward::pass_back_frame(head, &r) {
                     self.stats.add(Stat::RepliesForwarded, 1);
-                    self.push_frame(r.src, frame);
+                    self.push_frame(r.src, frame, self.now);
                 }
             }
             Answer::PassBack(_) => {}
             Answer::Link(r) => {
                 if let Some(frame) = forward::link_answer_frame(head, &r) {
-                    self.push_frame(r.src, frame);
+                    self.push_frame(r.src, frame, self.now);
                 }
             }
         }
-    }
-}
-
-impl<H: Host> Engine<H> {
-    /// A request another worker handed over link `t`: it is delivered to
-    /// the connection its `Relay-Conid` header names, as it is (the other
-    /// worker ran the script and rewrote the paths), and its answers go
-    /// back over the link. No 200 and no REPORT of this worker's: the
-    /// other worker answers and reports for the sender.
-    fn on_link_request(&mut self, t: ConnId, head: &FrameHead) -> Incoming {
-        let target = head
-            .header(forward::LINK_CONID)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(ConnId)
-            .filter(|d| self.relay.conns.get(d).is_some_and(|c| c.link.is_none()));
-        let is_report = head.method() == Some(b"REPORT");
-        let Some(dest) = target else {
-            log::info!(
-                "request {} over a link: its session's connection is gone",
-                String::from_utf8_lossy(&head.transaction_id)
-            );
-            if !is_report {
-                if let Ok(r) = script::reply_frame(head, 481, b"Session Does Not Exist", b"") {
-                    self.push_frame(t, r);
-                }
-            }
-            return Incoming::Discard;
-        };
-        let others: Vec<Header> = head
-            .other_headers()
-            .filter(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()))
-            .cloned()
-            .collect();
-        let from = head.from_path().unwrap_or_default();
-        let heads = ChunkHeads::new(
-            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
-            head.to_path().unwrap_or_default(),
-            from.clone(),
-            others,
-            head.has_body,
-        );
-        let answer_timeout = head.method() != Some(b"SEND")
-            || head.failure_report().unwrap_or(FailureReport::Yes) == FailureReport::Yes;
-        let range = head.byte_range().ok().flatten();
-        Incoming::Forward(Box::new(Forward {
-            dest: Some(dest),
-            fail_at_start: None,
-            size_left: None,
-            is_report,
-            heads,
-            has_body: head.has_body,
-            chunker: Chunker::new(None, 0, None),
-            pending: VecDeque::new(),
-            cur_tid: None,
-            finished: false,
-            in_start: range.map_or(1, |r| r.start),
-            sent: 0,
-            chunks_done: 0,
-            in_id: None,
-            ret: Return {
-                src: t,
-                src_tid: head.transaction_id.clone(),
-                src_from_path: from,
-                relay_uri: Bytes::new(),
-            },
-            via_link: Some(answer_timeout),
-            auto_reply: None,
-            refusal: None,
-            refused_at: None,
-            refusal_paused: false,
-        }))
     }
 }

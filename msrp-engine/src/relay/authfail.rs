@@ -10,13 +10,13 @@
 use crate::connid::ConnId;
 use msrp_core::FrameHead;
 
-use super::{Engine, Host};
+use super::Relay;
 use crate::script::Actions;
 
-impl<H: Host> Engine<H> {
+impl Relay {
     /// Counts the script's answer to an AUTH on `t`; closes `t` after the
     /// answer when it was the `max_auth_failures`-th failure in a row.
-    pub(super) fn count_auth_failures(&mut self, t: ConnId, head: &FrameHead, actions: &Actions) {
+    pub(crate) fn count_auth_failures(&mut self, t: ConnId, head: &FrameHead, actions: &Actions) {
         let max = self.cfg.max_auth_failures;
         if max == 0 || head.method() != Some(b"AUTH") {
             return;
@@ -24,7 +24,7 @@ impl<H: Host> Engine<H> {
         let Some(&(code, _)) = actions.replies.last() else {
             return;
         };
-        let Some(c) = self.relay.conns.get_mut(&t) else {
+        let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
         match code {

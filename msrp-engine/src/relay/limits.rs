@@ -10,13 +10,13 @@ use std::time::Instant;
 use crate::connid::ConnId;
 use bytes::Bytes;
 
-use super::{Engine, Host};
+use super::{Io, Relay};
 use crate::conn::Incoming;
 use crate::stats::Stat;
 use crate::tracker::InId;
 use crate::txtable::Cause;
 
-impl<H: Host> Engine<H> {
+impl Relay {
     /// Incoming chunk `id` on `src` cannot be delivered and is still
     /// arriving. The sender gets 413 instead of the 200 (RFC 4975 §10: the
     /// sender stops sending this message, interrupting the chunk; its REPORT
@@ -24,13 +24,12 @@ impl<H: Host> Engine<H> {
     /// `#` (RFC 4975 §7.1), later chunks of the message get 413, and the
     /// rest of the body is discarded up to
     /// [`refusal_slack`](crate::forward::refusal_slack).
-    pub(super) fn refuse(&mut self, src: ConnId, id: InId, message_id: Bytes) {
-        let Some(c) = self.relay.conns.get_mut(&src) else {
+    pub(crate) fn refuse(&mut self, src: ConnId, id: InId, message_id: Bytes, io: &mut dyn Io) {
+        let Some(c) = self.conns.get_mut(&src) else {
             return;
         };
         let peer = c.peer;
-        let slack =
-            crate::forward::refusal_slack(self.sockets.get(&src).map_or(0, |s| s.recv_buffer()));
+        let slack = crate::forward::refusal_slack(io.recv_buffer(src));
         c.rejected.insert(message_id);
         let Incoming::Forward(f) = &mut c.incoming else {
             return;
@@ -55,7 +54,7 @@ impl<H: Host> Engine<H> {
         self.cut_forward(src);
         if let Some(r) = answer {
             self.stats.add(Stat::RepliesSent, 1);
-            self.push_frame(src, r);
+            self.push_frame(src, r, self.now);
         }
     }
 
@@ -63,9 +62,9 @@ impl<H: Host> Engine<H> {
     /// relay stops reading it for
     /// [`REFUSAL_PAUSE`](crate::forward::REFUSAL_PAUSE) once, past a second
     /// slack it closes the connection. Returns whether it did.
-    pub(super) fn check_refused(&mut self, t: ConnId) -> bool {
+    pub fn check_refused(&mut self, t: ConnId, io: &mut dyn Io) -> bool {
         let now = self.now;
-        let Some(c) = self.relay.conns.get_mut(&t) else {
+        let Some(c) = self.conns.get_mut(&t) else {
             return false;
         };
         let peer = c.peer;
@@ -91,7 +90,7 @@ impl<H: Host> Engine<H> {
              its 413",
             t.0
         );
-        self.close(t, "kept sending a refused chunk");
+        self.close(t, "kept sending a refused chunk", io);
         true
     }
 
@@ -99,17 +98,17 @@ impl<H: Host> Engine<H> {
     /// byte, and a body must not go longer without a byte, unless the relay
     /// itself holds the sender back (flow control). Checked in the 1 s
     /// sweep against one timestamp per frame start and one per read.
-    pub(super) fn sweep_frames(&mut self, now: Instant) {
+    pub(super) fn sweep_frames(&mut self, now: Instant, io: &mut dyn Io) {
         let limit = self.cfg.frame_timeout;
         if limit.is_zero() {
             return;
         }
         let mut late = Vec::new();
-        for (t, c) in self.relay.conns.iter_mut() {
+        for (t, c) in self.conns.iter_mut() {
             if c.link.is_some() || c.closing() || !c.parser.in_frame() {
                 continue;
             }
-            if self.relay.sched.blocked(*t).is_some() || c.read_paused_until.is_some() {
+            if self.sched.blocked(*t).is_some() || c.read_paused_until.is_some() {
                 // not read because of the relay: the clock restarts when
                 // it is read again
                 c.frame_mark = now;
@@ -127,16 +126,16 @@ impl<H: Host> Engine<H> {
             }
         }
         for (t, peer, in_body) in late {
-            self.frame_late(t, peer, in_body);
+            self.frame_late(t, peer, in_body, io);
         }
     }
 
     /// Reads again the connections whose refusal pause is over.
     pub(super) fn resume_paused(&mut self, now: Instant) {
-        for (t, c) in self.relay.conns.iter_mut() {
+        for (t, c) in self.conns.iter_mut() {
             if c.read_paused_until.is_some_and(|u| u <= now) {
                 c.read_paused_until = None;
-                self.relay.sched.wake(*t);
+                self.sched.wake(*t);
             }
         }
     }
@@ -144,7 +143,7 @@ impl<H: Host> Engine<H> {
     /// Closes `t`, whose frame ran past `frame_timeout`. A SEND cut short
     /// is failed first: the sender gets its REPORT and 413 (written before
     /// the connection closes), the next hop the chunk's `#`.
-    fn frame_late(&mut self, t: ConnId, peer: SocketAddr, in_body: bool) {
+    fn frame_late(&mut self, t: ConnId, peer: SocketAddr, in_body: bool, io: &mut dyn Io) {
         let secs = self.cfg.frame_timeout.as_secs();
         if !in_body {
             log::info!(
@@ -152,7 +151,7 @@ impl<H: Host> Engine<H> {
                  frame_timeout ({secs} s)",
                 t.0
             );
-            self.close(t, "frame_timeout (head)");
+            self.close(t, "frame_timeout (head)", io);
             return;
         }
         log::info!(
@@ -160,28 +159,28 @@ impl<H: Host> Engine<H> {
             t.0
         );
         let Some(id) = self.fwd_mut(t).and_then(|f| f.in_id) else {
-            self.close(t, "frame_timeout (body)");
+            self.close(t, "frame_timeout (body)", io);
             return;
         };
-        self.relay.tracker.fail_in(id, Cause::SenderStalled, 0);
-        self.apply_outputs();
-        if let Some(c) = self.relay.conns.get_mut(&t) {
+        self.tracker.fail_in(id, Cause::SenderStalled, 0);
+        self.apply_outputs(io);
+        if let Some(c) = self.conns.get_mut(&t) {
             c.close_after_flush();
         }
         self.mark_dirty(t);
     }
 }
 
-impl<H: Host> Engine<H> {
+impl Relay {
     /// Body bytes a SEND chunk from `t` may carry within the connection's
     /// message size limit (`Ok(None)`: no limit); `Err` when its Byte-Range
     /// already says the message is larger (RFC 4975 §10: 413).
-    pub(super) fn size_allowance(
+    pub(crate) fn size_allowance(
         &self,
         t: ConnId,
         req: &crate::route::Request,
     ) -> Result<Option<u64>, ()> {
-        let Some(c) = self.relay.conns.get(&t) else {
+        let Some(c) = self.conns.get(&t) else {
             return Ok(None);
         };
         let limit = c.max_message;
@@ -207,8 +206,8 @@ impl<H: Host> Engine<H> {
 
     /// The chunk arriving on `t` passed the connection's message size
     /// limit mid-body: refused (413, REPORT, `#` downstream).
-    pub(super) fn too_large(&mut self, t: ConnId) {
-        let Some(c) = self.relay.conns.get_mut(&t) else {
+    pub fn too_large(&mut self, t: ConnId, io: &mut dyn Io) {
+        let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
         let (peer, limit) = (c.peer, c.max_message);
@@ -224,21 +223,21 @@ impl<H: Host> Engine<H> {
              mid-chunk: 413",
             t.0
         );
-        self.relay.tracker.fail_in(id, Cause::TooLarge, 0);
-        self.apply_outputs();
+        self.tracker.fail_in(id, Cause::TooLarge, 0);
+        self.apply_outputs(io);
     }
 
     /// A request that failed before anything was forwarded (next hop
     /// unreachable at once, message too large) is failed now that it is
     /// `t`'s incoming frame, so its refusal finds it.
-    pub(super) fn fail_at_start(&mut self, t: ConnId) {
+    pub(crate) fn fail_at_start(&mut self, t: ConnId, io: &mut dyn Io) {
         let Some(f) = self.fwd_mut(t) else {
             return;
         };
         let (Some(cause), Some(id)) = (f.fail_at_start.take(), f.in_id) else {
             return;
         };
-        self.relay.tracker.fail_in(id, cause, 0);
-        self.apply_outputs();
+        self.tracker.fail_in(id, cause, 0);
+        self.apply_outputs(io);
     }
 }

@@ -13,18 +13,18 @@ use std::time::{Duration, Instant};
 
 use crate::connid::ConnId;
 
-use super::{Engine, Host};
+use super::Relay;
 use crate::config::READ_CHUNK;
 use crate::rate::TokenBucket;
 
-impl<H: Host> Engine<H> {
+impl Relay {
     /// Limits connection `t` to `bytes_per_second` from now on (0: no
     /// limit); a new limit starts with one second's worth, less what was
     /// read and not handled yet. A connection waiting for its bucket runs again now: without
     /// a limit it reads, with the new rate it re-checks when it may.
-    pub(super) fn set_read_rate(&mut self, t: ConnId, bytes_per_second: u64) {
+    pub(crate) fn set_read_rate(&mut self, t: ConnId, bytes_per_second: u64) {
         let now = self.now;
-        let Some(c) = self.relay.conns.get_mut(&t) else {
+        let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
         match (&mut c.read_rate, bytes_per_second) {
@@ -41,7 +41,7 @@ impl<H: Host> Engine<H> {
         if c.rate_waiting {
             c.rate_waiting = false;
             self.rate_waits.retain(|&(_, w)| w != t);
-            self.relay.sched.wake(t);
+            self.sched.wake(t);
         }
         if let Some(slot) = c.listed {
             self.stats.conn_read_rate(slot, bytes_per_second);
@@ -51,9 +51,9 @@ impl<H: Host> Engine<H> {
     /// How many bytes `t` may read now ([`READ_CHUNK`] without a limit);
     /// 0: its bucket is empty, and it is listed to be woken when it has
     /// refilled.
-    pub(super) fn read_allowance(&mut self, t: ConnId) -> usize {
+    pub(crate) fn read_allowance(&mut self, t: ConnId) -> usize {
         let now = self.now;
-        let Some(c) = self.relay.conns.get_mut(&t) else {
+        let Some(c) = self.conns.get_mut(&t) else {
             return 0;
         };
         let Some(b) = c.read_rate.as_mut() else {
@@ -68,28 +68,23 @@ impl<H: Host> Engine<H> {
     }
 
     /// `t` read `n` MSRP bytes.
-    pub(super) fn charge_read(&mut self, t: ConnId, n: usize) {
-        if let Some(b) = self
-            .relay
-            .conns
-            .get_mut(&t)
-            .and_then(|c| c.read_rate.as_mut())
-        {
+    pub(crate) fn charge_read(&mut self, t: ConnId, n: usize) {
+        if let Some(b) = self.conns.get_mut(&t).and_then(|c| c.read_rate.as_mut()) {
             b.take(n);
         }
     }
 
     /// How long the loop may sleep in `poll` before the first waiting
     /// connection's bucket has refilled (at most `max`).
-    pub(super) fn throttle_timeout(&self, max: Duration) -> Duration {
+    pub(crate) fn throttle_timeout(&self, max: Duration, now: Instant) -> Duration {
         let Some(first) = self.rate_waits.iter().map(|&(at, _)| at).min() else {
             return max;
         };
-        first.saturating_duration_since(Instant::now()).min(max)
+        first.saturating_duration_since(now).min(max)
     }
 
     /// Runs the connections whose buckets have refilled by `self.now`.
-    pub(super) fn wake_throttled(&mut self) {
+    pub(crate) fn wake_throttled(&mut self) {
         let now = self.now;
         let mut i = 0;
         while i < self.rate_waits.len() {
@@ -98,9 +93,9 @@ impl<H: Host> Engine<H> {
                 continue;
             }
             let (_, t) = self.rate_waits.swap_remove(i);
-            if let Some(c) = self.relay.conns.get_mut(&t) {
+            if let Some(c) = self.conns.get_mut(&t) {
                 c.rate_waiting = false;
-                self.relay.sched.wake(t);
+                self.sched.wake(t);
             }
         }
     }

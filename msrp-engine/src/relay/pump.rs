@@ -7,7 +7,7 @@ use crate::connid::ConnId;
 use bytes::Bytes;
 use msrp_core::{ByteRange, ChunkEvent, EndFlag};
 
-use super::{Engine, Host};
+use super::{Io, Relay};
 use crate::conn::Incoming;
 use crate::forward::{Aborted, Forward};
 use crate::stats::Stat;
@@ -22,18 +22,18 @@ enum Step {
     Wait,
 }
 
-impl<H: Host> Engine<H> {
+impl Relay {
     /// The forward state of `t`, if it is forwarding a frame.
-    pub(super) fn fwd_mut(&mut self, t: ConnId) -> Option<&mut Forward> {
-        self.relay.conns.get_mut(&t).and_then(|c| c.forward())
+    pub(crate) fn fwd_mut(&mut self, t: ConnId) -> Option<&mut Forward> {
+        self.conns.get_mut(&t).and_then(|c| c.forward())
     }
 
     /// Writes the pending outgoing events of the frame `t` is forwarding, as
     /// far as the destination allows. Returns false when `t` must wait (or is
     /// gone).
-    pub(super) fn pump(&mut self, t: ConnId) -> bool {
+    pub fn pump(&mut self, t: ConnId) -> bool {
         loop {
-            let Some(c) = self.relay.conns.get_mut(&t) else {
+            let Some(c) = self.conns.get_mut(&t) else {
                 return false;
             };
             let Incoming::Forward(f) = &mut c.incoming else {
@@ -48,7 +48,7 @@ impl<H: Host> Engine<H> {
             let Some(dest) = f.dest else {
                 continue; // next hop failed: swallow
             };
-            if !self.relay.conns.contains_key(&dest) {
+            if !self.conns.contains_key(&dest) {
                 if let Some(f) = self.fwd_mut(t) {
                     f.dest = None;
                 }
@@ -68,7 +68,7 @@ impl<H: Host> Engine<H> {
     /// The incoming frame has been received and forwarded: the relay's own
     /// 200 goes back, the incoming transaction is complete.
     fn finish_forward(&mut self, t: ConnId) {
-        let Some(c) = self.relay.conns.get_mut(&t) else {
+        let Some(c) = self.conns.get_mut(&t) else {
             return;
         };
         let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) else {
@@ -76,10 +76,10 @@ impl<H: Host> Engine<H> {
         };
         if let Some(r) = f.auto_reply {
             self.stats.add(Stat::RepliesSent, 1);
-            self.push_frame(t, r);
+            self.push_frame(t, r, self.now);
         }
         if let Some(id) = f.in_id {
-            self.relay.tracker.received_all(id, self.now);
+            self.tracker.received_all(id, self.now);
         }
     }
 
@@ -88,11 +88,11 @@ impl<H: Host> Engine<H> {
     /// it sends: a next hop that stops answering stops getting more) and the
     /// destination's stream slot.
     fn start_chunk(&mut self, t: ConnId, dest: ConnId, range: Option<ByteRange>) -> Step {
-        let wait = if self.relay.tracker.window_full(dest) {
-            self.relay.sched.wait_window(t, dest);
+        let wait = if self.tracker.window_full(dest) {
+            self.sched.wait_window(t, dest);
             true
         } else {
-            !self.relay.sched.begin_chunk(t, dest)
+            !self.sched.begin_chunk(t, dest)
         };
         let Some(f) = self.fwd_mut(t) else {
             return Step::Wait;
@@ -102,8 +102,8 @@ impl<H: Host> Engine<H> {
             return Step::Wait;
         }
         let in_id = f.in_id;
-        let tid = self.relay.tracker.chunk_tid(in_id, dest, &mut self.tids);
-        let Some(c) = self.relay.conns.get_mut(&t) else {
+        let tid = self.tracker.chunk_tid(in_id, dest, &mut self.tids);
+        let Some(c) = self.conns.get_mut(&t) else {
             return Step::Wait;
         };
         let peer = c.peer;
@@ -123,15 +123,13 @@ impl<H: Host> Engine<H> {
         };
         let start = range.map_or(f.in_start, |r| r.start);
         if !f.is_report {
-            self.relay
-                .tracker
-                .track(dest, tid, origin, peer, start, self.now);
+            self.tracker.track(dest, tid, origin, peer, start, self.now);
         }
         self.stats.add(Stat::ChunksOut, 1);
         if extra {
             self.stats.add(Stat::ChunksSplit, 1);
         }
-        self.push_stream(dest, head, false);
+        self.push_stream(dest, head, false, self.now);
         Step::Next
     }
 
@@ -142,8 +140,8 @@ impl<H: Host> Engine<H> {
                 crate::cmap::with(|m| m.body_out(dest.0 as i64, b.len()));
             }
         }
-        self.push_stream(dest, b, false);
-        if self.check_backpressure(t, dest) {
+        self.push_stream(dest, b, false, self.now);
+        if self.hold_back(t, dest) {
             Step::Wait
         } else {
             Step::Next
@@ -166,8 +164,8 @@ impl<H: Host> Engine<H> {
             crate::cmap::with(|m| m.end_out(dest.0 as i64, complete));
         }
         let end = f.end_of(&tid, flag);
-        self.push_stream(dest, end, true);
-        self.relay.tracker.arm(dest, tid, self.now);
+        self.push_stream(dest, end, true, self.now);
+        self.tracker.arm(dest, tid, self.now);
         self.leave_dest(dest, t);
         Step::Next
     }
@@ -175,8 +173,8 @@ impl<H: Host> Engine<H> {
     /// `src` no longer feeds `dest`: it stops waiting for it and gives up
     /// its stream slot; frames deferred behind its chunk go out.
     fn leave_dest(&mut self, dest: ConnId, src: ConnId) {
-        if self.relay.sched.leave(dest, src) {
-            if let Some(d) = self.relay.conns.get_mut(&dest) {
+        if self.sched.leave(dest, src) {
+            if let Some(d) = self.conns.get_mut(&dest) {
                 d.release_deferred(self.now);
             }
             self.mark_dirty(dest);
@@ -185,7 +183,7 @@ impl<H: Host> Engine<H> {
 
     /// Stops forwarding what `t` is sending to a failed next hop: the open
     /// chunk is aborted with `#` (RFC 4975 §7.1), the rest is swallowed.
-    pub(super) fn cut_forward(&mut self, t: ConnId) {
+    pub(crate) fn cut_forward(&mut self, t: ConnId) {
         let Some(f) = self.fwd_mut(t) else {
             return;
         };
@@ -193,20 +191,20 @@ impl<H: Host> Engine<H> {
             return;
         };
         if let Some(end) = f.cut() {
-            self.push_stream(dest, end, true);
+            self.push_stream(dest, end, true, self.now);
         }
         self.leave_dest(dest, t);
     }
 
     /// The sender of `f` is gone mid-chunk: its next hop gets what ends the
     /// chunk (see [`Forward::abort`]).
-    pub(super) fn abort_forward(&mut self, src: ConnId, f: &Forward) {
+    pub(crate) fn abort_forward(&mut self, src: ConnId, f: &Forward) {
         let Some(dest) = f.dest else {
             return;
         };
         match f.abort(&mut self.tids) {
-            Some(Aborted::EndLine(b)) => self.push_stream(dest, b, true),
-            Some(Aborted::Frame(b)) => self.push_frame(dest, b),
+            Some(Aborted::EndLine(b)) => self.push_stream(dest, b, true, self.now),
+            Some(Aborted::Frame(b)) => self.push_frame(dest, b, self.now),
             None => {}
         }
         self.leave_dest(dest, src);
@@ -215,14 +213,13 @@ impl<H: Host> Engine<H> {
     /// The connection `t` (a next hop) failed or closed: every request sent
     /// on it fails, and sources still sending into it stop (their senders
     /// get REPORTs).
-    pub(super) fn next_hop_lost(&mut self, t: ConnId, cause: Cause) {
+    pub(crate) fn next_hop_lost(&mut self, t: ConnId, cause: Cause, io: &mut dyn Io) {
         if cause == Cause::Unreachable {
             self.stats.add(Stat::ConnectFailures, 1);
         }
-        self.relay.tracker.next_hop_lost(t, cause);
-        self.apply_outputs();
+        self.tracker.next_hop_lost(t, cause);
+        self.apply_outputs(io);
         let feeding: Vec<ConnId> = self
-            .relay
             .conns
             .iter()
             .filter(|(_, c)| matches!(&c.incoming, Incoming::Forward(f) if f.dest == Some(t)))
@@ -235,10 +232,10 @@ impl<H: Host> Engine<H> {
                 f.in_id
             });
             if let Some(id) = in_id {
-                self.relay.tracker.fail_in(id, cause, 0);
-                self.apply_outputs();
+                self.tracker.fail_in(id, cause, 0);
+                self.apply_outputs(io);
             }
-            self.relay.sched.wake(s);
+            self.sched.wake(s);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! shared memory behind one Kamailio lock: allocated in mod_init (before
 //! fork), so every process sees the same records.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
@@ -111,6 +111,8 @@ pub struct ShmList<S: Keyed>(OnceLock<ListMem<S>>);
 /// record segments ([`Seg`]) and their addresses (0: not made), behind one
 /// lock.
 struct ListMem<S> {
+    /// Bytes of the block at `head` (for `release_pages`).
+    size: usize,
     head: NonNull<Head>,
     buckets: NonNull<u32>,
     seg_info: NonNull<Seg>,
@@ -210,26 +212,34 @@ impl<S: Keyed> Store<S> for Segments<'_, S> {
 /// and unmaps them from every process; they read as zeros when the
 /// allocator hands them out again.
 fn give_back_pages(addr: usize, len: usize) {
-    // SAFETY: sysconf has no preconditions.
-    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        p if p > 0 => p as usize,
-        _ => return,
-    };
-    let (from, to) = (addr.next_multiple_of(page), (addr + len) / page * page);
-    if to <= from {
-        return;
-    }
-    // SAFETY: [from, to) lies inside the `len` bytes shm_malloc gave this
+    // SAFETY: the range lies inside the `len` bytes shm_malloc gave this
     // list, which stay its own until the shm_free that follows (an
     // allocator keeps nothing inside a block in use: fragment headers are
     // outside it); nothing reads the block before then, so the zeroed
     // pages are never taken for records.
-    let r = unsafe { libc::madvise(from as *mut c_void, to - from, libc::MADV_REMOVE) };
-    if r != 0 {
-        log::debug!(
-            "madvise(MADV_REMOVE) of a freed listing segment failed: {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = unsafe { advise_pages(addr, len, libc::MADV_REMOVE) } {
+        log::debug!("madvise(MADV_REMOVE) of a freed listing segment failed: {e}");
+    }
+}
+
+/// `madvise(advice)` on the whole pages inside `[addr, addr + len)`.
+///
+/// # Safety
+/// The range must be memory the caller may apply `advice` to.
+unsafe fn advise_pages(addr: usize, len: usize, advice: c_int) -> std::io::Result<()> {
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return Ok(()),
+    };
+    let (from, to) = (addr.next_multiple_of(page), (addr + len) / page * page);
+    if to <= from {
+        return Ok(());
+    }
+    // SAFETY: page-aligned sub-range of the caller's range (see above).
+    match unsafe { libc::madvise(from as *mut c_void, to - from, advice) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 
@@ -305,6 +315,35 @@ impl<S: Keyed> ShmList<S> {
         self.with(|l| l.find(key, f))?
     }
 
+    /// Drops this process's own mappings of the list's pages (bucket heads
+    /// and records), after many closes: every worker that looked a
+    /// session up or listed them has those pages in its page tables, so
+    /// each counted them in its RSS long after the sessions left. The
+    /// contents stay (shared memory); the worker maps again only what it
+    /// touches next.
+    pub fn release_pages(&self) {
+        let Some(m) = self.0.get() else { return };
+        let size = SEGMENT as usize * std::mem::size_of::<Slot<S>>();
+        let r = self.with(|l| {
+            let segs = &*l.store.addrs;
+            // SAFETY: MADV_DONTNEED of a MAP_SHARED mapping only drops this
+            // process's page-table entries: the shmem pages and their
+            // contents stay, and the next touch maps them again. The
+            // block and the made segments are this list's, held under
+            // its lock.
+            unsafe {
+                advise_pages(m.head.as_ptr() as usize, m.size, libc::MADV_DONTNEED)?;
+                for &seg in segs.iter().filter(|&&a| a != 0) {
+                    advise_pages(seg, size, libc::MADV_DONTNEED)?;
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        if let Some(Err(e)) = r {
+            log::debug!("madvise(MADV_DONTNEED) of a listing failed: {e}");
+        }
+    }
+
     /// `view` of the used records it accepts, the first `limit`.
     pub fn view<V>(&self, limit: usize, view: impl FnMut(&S) -> Option<V>) -> Vec<V> {
         self.with(|l| l.view(limit, view)).unwrap_or_default()
@@ -343,6 +382,7 @@ impl<S: Keyed> ListMem<S> {
                 segs.add(i).write(0);
             }
             Ok(ListMem {
+                size,
                 head: h,
                 buckets: NonNull::new_unchecked(buckets),
                 seg_info: NonNull::new_unchecked(seg_info),

@@ -117,9 +117,17 @@ impl Bench<'_> {
         self.mem.as_ref().map_or(Ok(0), |m| m.pss())
     }
 
+    /// `MSRP_BENCH_SMAPS=DIR`: the workers' smaps at this point (see
+    /// `Mem::dump_smaps`); after the close, `MSRP_BENCH_HOLD=SECS` also
+    /// keeps the relay running that long, to look at it (gdb, /proc).
     fn dump_smaps(&self, label: &str) {
         if let Some(line) = self.mem.as_ref().and_then(|m| m.dump_smaps(label)) {
             println!("{line}");
+        }
+        let hold = std::env::var("MSRP_BENCH_HOLD").ok();
+        if let (Some(secs), "after") = (hold.and_then(|v| v.parse().ok()), label) {
+            println!("holding the relay {secs} s (MSRP_BENCH_HOLD)");
+            std::thread::sleep(Duration::from_secs(secs));
         }
     }
 

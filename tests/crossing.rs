@@ -49,20 +49,127 @@ fn session_5001_is_found_by_another_worker() {
     // (not its connection's address) leads to it
     b.uri = format!("msrp://127.0.0.1:9/{};tcp", msrp_tools::ids::session_id());
     let paths = auth_many(&k, &mut b, 5001);
-    for (n, use_path) in [(5000, &paths[5000]), (0, &paths[0])] {
-        let body = format!("to session {n}");
-        let req = Request::send(&[use_path, &b.uri], &[&a.uri], body.as_bytes());
-        a.peer.send_request(&req).expect("send SEND");
-        let got = b.peer.read_frame(T).unwrap_or_else(|e| {
-            panic!(
-                "SEND to session {n} did not reach B: {e}\n{}",
-                k.log_tail(30)
-            )
-        });
-        assert_eq!(got.body, body.as_bytes(), "{}", got.summary());
-        assert_eq!(got.to_path(), vec![b.uri.clone()], "{}", got.summary());
-        b.peer.send_hop_response(&got, 200, None).expect("200");
-        let resp = a.peer.read_response(T, &[]).expect("A's 200");
-        assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
+    for n in [5000, 0] {
+        reaches(&k, &mut a, &mut b, &paths[n], n);
     }
+}
+
+/// A sends to `use_path` (session `n` of B, held by another worker): the
+/// SEND reaches B and B's 200 reaches A.
+fn reaches(k: &Kamailio, a: &mut Client, b: &mut Client, use_path: &str, n: usize) {
+    let body = format!("to session {n}");
+    let req = Request::send(&[use_path, &b.uri], &[&a.uri], body.as_bytes());
+    a.peer.send_request(&req).expect("send SEND");
+    let got = b.peer.read_frame(T).unwrap_or_else(|e| {
+        panic!(
+            "SEND to session {n} did not reach B: {e}\n{}",
+            k.log_tail(30)
+        )
+    });
+    assert_eq!(got.body, body.as_bytes(), "{}", got.summary());
+    assert_eq!(got.to_path(), vec![b.uri.clone()], "{}", got.summary());
+    b.peer.send_hop_response(&got, 200, None).expect("200");
+    let resp = a.peer.read_response(T, &[]).expect("A's 200");
+    assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
+}
+
+/// Kamailio's shared memory in use (`core.shmmem` used), bytes.
+fn shm_used(k: &Kamailio) -> i64 {
+    let out = k.kamcmd(&["core.shmmem"]);
+    rpc_number(&out, "used").unwrap_or_else(|| panic!("no used in core.shmmem:\n{out}"))
+}
+
+fn rpc_number(out: &str, name: &str) -> Option<i64> {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `read()` once its growth from `base` is under a third of `peak - base`,
+/// or after 10 s (the closes are read, then memory given back).
+fn fallen_to_a_third(read: impl Fn() -> i64, base: i64, peak: i64) -> i64 {
+    let mut now = peak;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        now = read();
+        if now - base < (peak - base) / 3 {
+            break;
+        }
+    }
+    now
+}
+
+/// Shared-memory pages resident in the MSRP workers (`RssShmem`), KiB.
+fn workers_rss_shmem(k: &Kamailio) -> i64 {
+    k.worker_pids()
+        .into_iter()
+        .map(|p| {
+            let st = std::fs::read_to_string(format!("/proc/{p}/status")).expect("status");
+            st.lines()
+                .find_map(|l| l.strip_prefix("RssShmem:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+                .expect("RssShmem")
+        })
+        .sum()
+}
+
+/// Issue 19 item 3: once the sessions close, the listing's record segments
+/// go back to Kamailio's shm (all but one, kept so a list at a segment
+/// boundary does not allocate and free on every session) and their pages
+/// to the kernel (out of the workers' RSS); sessions saved afterwards are
+/// found by the other worker as before.
+#[test]
+fn closed_sessions_give_the_listing_memory_back() {
+    let route = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit; }
+    msrp_relay();"#;
+    let k = Kamailio::start(RelayOpts::default().route(route).modparam_int("workers", 2));
+    let (used0, rss0) = (shm_used(&k), workers_rss_shmem(&k));
+    let (_, mut b) = clients_on_two_workers(&k);
+    // four segments of 4096 records
+    auth_many(&k, &mut b, 3 * 4096 + 1);
+    let (used1, rss1) = (shm_used(&k), workers_rss_shmem(&k));
+    assert!(used1 - used0 > 3 * 4096 * 100, "{used0} -> {used1}");
+    drop(b);
+    let used2 = fallen_to_a_third(|| shm_used(&k), used0, used1);
+    let rss2 = workers_rss_shmem(&k);
+    assert!(
+        used2 - used0 < (used1 - used0) / 3,
+        "shm used {used0} -> {used1} with the sessions -> {used2} after\n{}",
+        k.log_tail(20)
+    );
+    assert!(
+        rss2 - rss0 < (rss1 - rss0) / 3,
+        "workers' RssShmem {rss0} -> {rss1} -> {rss2} KiB"
+    );
+    let (mut a, mut b) = clients_on_two_workers(&k);
+    b.uri = format!("msrp://127.0.0.1:9/{};tcp", msrp_tools::ids::session_id());
+    let paths = auth_many(&k, &mut b, 5001);
+    for n in [5000, 0] {
+        reaches(&k, &mut a, &mut b, &paths[n], n);
+    }
+}
+
+/// After a close wave (1,024 or more connections of one worker) it also drops
+/// its own mappings of the listings' pages: the bucket heads and the
+/// segment kept for reuse stay in shm, but stop counting in the RSS of
+/// every worker that touched them while the sessions were there.
+#[test]
+fn a_close_wave_drops_the_listing_pages_from_the_workers() {
+    let route = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit; }
+    msrp_relay();"#;
+    let k = Kamailio::start(RelayOpts::default().route(route).modparam_int("workers", 1));
+    let rss0 = workers_rss_shmem(&k);
+    let mut clients: Vec<Client> = (0..1100).map(|_| Client::connect(&k)).collect();
+    for c in &mut clients {
+        auth_many(&k, c, 1);
+    }
+    let rss1 = workers_rss_shmem(&k);
+    assert!(rss1 - rss0 > 256, "RssShmem {rss0} -> {rss1} KiB");
+    drop(clients);
+    let rss2 = fallen_to_a_third(|| workers_rss_shmem(&k), rss0, rss1);
+    assert!(
+        rss2 - rss0 < (rss1 - rss0) / 3,
+        "workers' RssShmem {rss0} -> {rss1} -> {rss2} KiB\n{}",
+        k.log_tail(20)
+    );
 }

@@ -9,7 +9,10 @@
 //! since `max_connections` x workers records would take more shared memory
 //! than Kamailio usually has (about 140-240 bytes each), only the bucket
 //! array is allocated up front; records come in segments of [`SEGMENT`]
-//! as they are needed (and stay: shm is a pool for the server's life).
+//! as they are needed, and a segment whose records are all free again is
+//! given back (issue 19: memory back after the sessions close). Records are
+//! taken from the lowest segment with room, so after a close wave the high
+//! segments drain and the live records gather in the low ones.
 //!
 //! `src/kamailio/shm.rs` places the header, buckets and segments in
 //! Kamailio shm behind one lock ([`Store`]); tests use plain vectors.
@@ -55,15 +58,42 @@ impl<S: Keyed> Slot<S> {
 pub struct Head {
     /// Records in use.
     pub used: u32,
-    /// Records in the segments made so far.
+    /// Records in the segments made and not given back.
     pub made: u32,
     /// Records the list may hold (a multiple of [`SEGMENT`]).
     pub capacity: u32,
-    /// First free record.
-    free: u32,
+    /// Every made segment below this one is full (where `add` looks first).
+    low: u32,
     /// Random key of the bucket hash, the same in every process (set
     /// before fork): peers choose addresses, and chains must stay short.
     seed: [u64; 2],
+}
+
+/// What the list knows of one segment (an array of them lies in the shared
+/// block next to the bucket heads, [`Head::segments`] long).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seg {
+    /// Records of the segment in use.
+    pub used: u32,
+    /// First free record of the segment (its own free list: a segment
+    /// given back takes no link with it).
+    free: u32,
+    /// 1 when the segment is made (its records exist).
+    made: u32,
+}
+
+impl Seg {
+    /// A segment not made (or given back).
+    pub const UNMADE: Seg = Seg {
+        used: 0,
+        free: NIL,
+        made: 0,
+    };
+
+    pub fn is_made(&self) -> bool {
+        self.made != 0
+    }
 }
 
 impl Head {
@@ -78,7 +108,7 @@ impl Head {
             used: 0,
             made: 0,
             capacity: (segs * SEGMENT as usize).min((NIL - SEGMENT) as usize) as u32,
-            free: NIL,
+            low: 0,
             seed: [half(&seed[..8]), half(&seed[8..])],
         }
     }
@@ -105,28 +135,40 @@ impl Head {
 
 /// Where the records are.
 pub trait Store<S> {
-    /// Record `i` of a segment already made.
+    /// Record `i` of a segment made.
     fn slot(&self, i: u32) -> &Slot<S>;
     fn slot_mut(&mut self, i: u32) -> &mut Slot<S>;
     /// Makes segment `n` (records `n * SEGMENT ..`), every record
     /// [`Slot::EMPTY`]; false when there is no memory for it.
     fn make(&mut self, n: usize) -> bool;
+    /// Gives segment `n` back (none of its records is in use); it is not
+    /// touched again unless made anew.
+    fn unmake(&mut self, n: usize);
 }
 
-/// A list: its header, bucket heads and records, borrowed under the lock.
+/// A list: its header, bucket heads, segment counts and records, borrowed
+/// under the lock.
 pub struct HashList<'a, S, St> {
     pub head: &'a mut Head,
     pub buckets: &'a mut [u32],
+    pub segs: &'a mut [Seg],
     pub store: &'a mut St,
     _rec: std::marker::PhantomData<S>,
 }
 
 impl<'a, S: Keyed, St: Store<S>> HashList<'a, S, St> {
-    /// `buckets` has `head.buckets()` entries, each [`NIL`] in a new list.
-    pub fn new(head: &'a mut Head, buckets: &'a mut [u32], store: &'a mut St) -> Self {
+    /// `buckets` has `head.buckets()` entries, each [`NIL`] in a new list;
+    /// `segs` has `head.segments()`, each [`Seg::UNMADE`] in a new list.
+    pub fn new(
+        head: &'a mut Head,
+        buckets: &'a mut [u32],
+        segs: &'a mut [Seg],
+        store: &'a mut St,
+    ) -> Self {
         HashList {
             head,
             buckets,
+            segs,
             store,
             _rec: std::marker::PhantomData,
         }
@@ -136,40 +178,64 @@ impl<'a, S: Keyed, St: Store<S>> HashList<'a, S, St> {
         (self.head.hash(key) % self.buckets.len().max(1) as u64) as usize
     }
 
+    /// Segment of record `i` if that segment is made.
+    fn made_seg(&self, i: u32) -> Option<usize> {
+        let n = (i / SEGMENT) as usize;
+        self.segs.get(n).filter(|g| g.is_made()).map(|_| n)
+    }
+
     /// Stores `rec`; its index, or `None` when the list is full (or shm is).
     pub fn add(&mut self, rec: S) -> Option<u32> {
-        if self.buckets.is_empty() || (self.head.free == NIL && !self.grow()) {
+        if self.buckets.is_empty() {
             return None;
         }
-        let i = self.head.free;
+        let n = self.room()?;
+        let i = self.segs[n].free;
         let b = self.bucket(rec.key());
         let next = self.buckets[b];
         let s = self.store.slot_mut(i);
-        self.head.free = s.next;
+        self.segs[n].free = s.next;
         *s = Slot { rec, next };
         self.buckets[b] = i;
+        self.segs[n].used += 1;
         self.head.used += 1;
         Some(i)
     }
 
-    /// Makes the next segment and puts its records on the free list.
-    fn grow(&mut self) -> bool {
-        let first = self.head.made;
-        if first >= self.head.capacity || !self.store.make((first / SEGMENT) as usize) {
-            return false;
+    /// The lowest made segment with a free record, else a new one (the
+    /// lowest not made): records stay packed low, and high segments empty.
+    fn room(&mut self) -> Option<usize> {
+        let from = self.head.low as usize;
+        if let Some(n) = (from..self.segs.len()).find(|&n| self.segs[n].free != NIL) {
+            self.head.low = n as u32;
+            return Some(n);
         }
-        // Lowest index first out, so records stay packed at the start.
+        let n = self.segs.iter().position(|g| !g.is_made())?;
+        if !self.store.make(n) {
+            return None;
+        }
+        // Lowest index first out, within the segment too.
+        let first = n as u32 * SEGMENT;
+        let mut free = NIL;
         for i in (first..first + SEGMENT).rev() {
-            self.store.slot_mut(i).next = self.head.free;
-            self.head.free = i;
+            self.store.slot_mut(i).next = free;
+            free = i;
         }
-        self.head.made = first + SEGMENT;
-        true
+        self.segs[n] = Seg {
+            used: 0,
+            free,
+            made: 1,
+        };
+        self.head.made += SEGMENT;
+        // every other made segment is full (the search above found none)
+        self.head.low = n as u32;
+        Some(n)
     }
 
     /// Frees record `i` (nothing if it is not in use).
     pub fn remove(&mut self, i: u32) {
-        if i >= self.head.made || !self.store.slot(i).rec.used() {
+        let Some(n) = self.made_seg(i) else { return };
+        if !self.store.slot(i).rec.used() {
             return;
         }
         let b = self.bucket(self.store.slot(i).rec.key());
@@ -189,15 +255,34 @@ impl<'a, S: Keyed, St: Store<S>> HashList<'a, S, St> {
         }
         *self.store.slot_mut(i) = Slot {
             rec: S::EMPTY,
-            next: self.head.free,
+            next: self.segs[n].free,
         };
-        self.head.free = i;
+        self.segs[n].free = i;
+        self.segs[n].used -= 1;
         self.head.used -= 1;
+        self.head.low = self.head.low.min(n as u32);
+        if self.segs[n].used == 0 {
+            self.emptied(n);
+        }
+    }
+
+    /// Segment `n` has no record in use: give it back unless the other
+    /// segments have fewer than half a segment free. That is the
+    /// hysteresis: a list moving around a segment boundary keeps its last
+    /// segment, and one given back is made again only after half a
+    /// segment of adds (at most one empty segment is ever kept).
+    fn emptied(&mut self, n: usize) {
+        let free_elsewhere = self.head.made - SEGMENT - self.head.used;
+        if free_elsewhere >= SEGMENT / 2 {
+            self.store.unmake(n);
+            self.segs[n] = Seg::UNMADE;
+            self.head.made -= SEGMENT;
+        }
     }
 
     /// Changes record `i` with `f`, if it is in use (the key must stay).
     pub fn update(&mut self, i: u32, f: impl FnOnce(&mut S)) {
-        if i < self.head.made {
+        if self.made_seg(i).is_some() {
             let s = &mut self.store.slot_mut(i).rec;
             if s.used() {
                 f(s);
@@ -227,7 +312,9 @@ impl<'a, S: Keyed, St: Store<S>> HashList<'a, S, St> {
     /// them (for listing: an RPC showing 500 need not copy 100k under the
     /// lock every other worker waits for).
     pub fn view<V>(&self, limit: usize, mut f: impl FnMut(&S) -> Option<V>) -> Vec<V> {
-        (0..self.head.made)
+        (0..self.segs.len() as u32)
+            .filter(|&n| self.segs[n as usize].is_made())
+            .flat_map(|n| n * SEGMENT..(n + 1) * SEGMENT)
             .map(|i| &self.store.slot(i).rec)
             .filter(|r| r.used())
             .filter_map(&mut f)

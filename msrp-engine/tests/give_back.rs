@@ -26,9 +26,9 @@ impl Host for Counting {
     }
 }
 
-/// Opens and closes `n` connections to a fresh engine; returns the
-/// release count seen within `wait` after they closed.
-fn releases_after(n: usize, wait: Duration) -> usize {
+/// Opens `n + kept` connections to a fresh engine and closes `n`; returns
+/// the release count seen within `wait` after they closed.
+fn releases_after(n: usize, kept: usize, wait: Duration) -> usize {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = l.local_addr().expect("addr");
     let cfg = testing::config(vec![addr]);
@@ -51,9 +51,10 @@ fn releases_after(n: usize, wait: Duration) -> usize {
         e.run_while(|| !s.load(Ordering::Relaxed)).expect("run");
     });
     // All opened (the engine accepts them), then all closed.
-    let conns: Vec<TcpStream> = (0..n)
+    let mut conns: Vec<TcpStream> = (0..n + kept)
         .map(|_| TcpStream::connect(addr).expect("connect"))
         .collect();
+    let _kept = conns.split_off(n);
     std::thread::sleep(Duration::from_millis(300));
     drop(conns);
     let end = Instant::now() + wait;
@@ -69,7 +70,15 @@ fn releases_after(n: usize, wait: Duration) -> usize {
 #[test]
 fn memory_goes_back_after_a_wave_of_closes_only() {
     // 1,100 closes (>= 1024): given back within a few sweeps (1 s each).
-    assert_eq!(releases_after(1100, Duration::from_secs(6)), 1);
+    assert_eq!(releases_after(1100, 0, Duration::from_secs(6)), 1);
     // 20 closes: not worth a trim.
-    assert_eq!(releases_after(20, Duration::from_millis(1500)), 0);
+    assert_eq!(releases_after(20, 0, Duration::from_millis(1500)), 0);
+}
+
+#[test]
+fn a_smaller_wave_counts_when_it_closed_most_of_the_worker() {
+    // 400 closed, none left (a worker that held few sessions): given back
+    assert_eq!(releases_after(400, 0, Duration::from_secs(6)), 1);
+    // 400 closed of 1,000: not a wave for this worker
+    assert_eq!(releases_after(400, 600, Duration::from_millis(2500)), 0);
 }

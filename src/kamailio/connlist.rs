@@ -55,6 +55,12 @@ impl Keyed for Slot {
 
 static SLOTS: ShmList<Slot> = ShmList::new();
 
+/// After many closes: this process stops counting the listing's pages in
+/// its RSS (see [`ShmList::release_pages`]).
+pub fn release_pages() {
+    SLOTS.release_pages()
+}
+
 /// mod_init: room for `n` listed connections (more are counted, not listed).
 pub fn init(n: usize) -> Result<(), String> {
     SLOTS.init(n)

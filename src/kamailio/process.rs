@@ -372,13 +372,16 @@ impl Host for KamailioHost {
     fn release_memory(&mut self) {
         // Freed connections leave free chunks all over glibc's arenas;
         // malloc_trim(0) returns every free page (not only the top) to the
-        // kernel. Kamailio's shared memory is its own pool and untouched.
+        // kernel.
         #[cfg(target_env = "gnu")]
         // SAFETY: malloc_trim only walks glibc's own arenas under their
         // locks; no pointer of ours is involved.
         unsafe {
             libc::malloc_trim(0);
         }
+        // and the shared listings' pages this worker touched (issue 19)
+        super::cmapshm::release_pages();
+        super::connlist::release_pages();
     }
 }
 

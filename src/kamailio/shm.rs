@@ -2,7 +2,7 @@
 //! shared memory behind one Kamailio lock: allocated in mod_init (before
 //! fork), so every process sees the same records.
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use super::sys;
 pub use msrp_engine::fixed::{fill, text};
 pub use msrp_engine::hashlist::Keyed;
-use msrp_engine::hashlist::{HashList, Head, Slot, Store, NIL, SEGMENT};
+use msrp_engine::hashlist::{HashList, Head, Seg, Slot, Store, NIL, SEGMENT};
 
 /// A header `H` and `len` records `S` in one shm block, behind one lock.
 pub struct ShmSlots<S: Copy + 'static, H: Copy + 'static = ()> {
@@ -107,19 +107,24 @@ pub fn unix_now() -> u64 {
 /// places the header, the bucket heads and the record segments in shm.
 pub struct ShmList<S: Keyed>(OnceLock<ListMem<S>>);
 
-/// One shm block: the list's [`Head`], its bucket heads and the addresses
-/// of its record segments (0: not made yet), behind one lock.
+/// One shm block: the list's [`Head`], its bucket heads, the counts of its
+/// record segments ([`Seg`]) and their addresses (0: not made), behind one
+/// lock.
 struct ListMem<S> {
+    /// Bytes of the block at `head` (for `release_pages`).
+    size: usize,
     head: NonNull<Head>,
     buckets: NonNull<u32>,
+    seg_info: NonNull<Seg>,
     segs: NonNull<usize>,
     lock: NonNull<c_void>,
     _rec: PhantomData<S>,
 }
 
-// SAFETY: the block and the segments are Kamailio shm that lives for the
-// server's life, mapped at the same address in every process, and only
-// touched under the lock; Kamailio processes are single-threaded.
+// SAFETY: the block is Kamailio shm that lives for the server's life, and
+// the segments live until given back; both are mapped at the same address in
+// every process and only touched under the lock; Kamailio processes are
+// single-threaded.
 unsafe impl<S: Keyed> Send for ListMem<S> {}
 // SAFETY: as above.
 unsafe impl<S: Keyed> Sync for ListMem<S> {}
@@ -171,7 +176,7 @@ impl<S: Keyed> Store<S> for Segments<'_, S> {
             return false;
         }
         // SAFETY: plain shm allocation (Kamailio's allocator takes its own
-        // lock, so any process may allocate); never freed.
+        // lock, so any process may allocate); freed in `unmake`.
         let Some(mem) = NonNull::new(unsafe { sys::msrp_shim_shm_malloc(size) }) else {
             return false;
         };
@@ -183,6 +188,58 @@ impl<S: Keyed> Store<S> for Segments<'_, S> {
         }
         self.addrs[n] = base as usize;
         true
+    }
+
+    fn unmake(&mut self, n: usize) {
+        let seg = std::mem::replace(&mut self.addrs[n], 0);
+        if seg == 0 {
+            return;
+        }
+        let size = SEGMENT as usize * std::mem::size_of::<Slot<S>>();
+        give_back_pages(seg, size);
+        // SAFETY: `seg` came from shm_malloc in `make` and no record of it
+        // is in use (hashlist gives back only empty segments); its address
+        // is cleared above, so nothing reaches it any more.
+        unsafe { sys::msrp_shim_shm_free(seg as *mut c_void) };
+    }
+}
+
+/// Hands the whole pages inside `[addr, addr + len)` back to the kernel.
+/// shm_free only puts a block on Kamailio's free lists: its pool is one
+/// `MAP_SHARED` mapping made at start-up and never unmapped, so pages once
+/// touched stay resident, and in the page tables (RSS, PSS) of every
+/// worker that touched them. `MADV_REMOVE` frees the backing shmem pages
+/// and unmaps them from every process; they read as zeros when the
+/// allocator hands them out again.
+fn give_back_pages(addr: usize, len: usize) {
+    // SAFETY: the range lies inside the `len` bytes shm_malloc gave this
+    // list, which stay its own until the shm_free that follows (an
+    // allocator keeps nothing inside a block in use: fragment headers are
+    // outside it); nothing reads the block before then, so the zeroed
+    // pages are never taken for records.
+    if let Err(e) = unsafe { advise_pages(addr, len, libc::MADV_REMOVE) } {
+        log::debug!("madvise(MADV_REMOVE) of a freed listing segment failed: {e}");
+    }
+}
+
+/// `madvise(advice)` on the whole pages inside `[addr, addr + len)`.
+///
+/// # Safety
+/// The range must be memory the caller may apply `advice` to.
+unsafe fn advise_pages(addr: usize, len: usize, advice: c_int) -> std::io::Result<()> {
+    // SAFETY: sysconf has no preconditions.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        p if p > 0 => p as usize,
+        _ => return Ok(()),
+    };
+    let (from, to) = (addr.next_multiple_of(page), (addr + len) / page * page);
+    if to <= from {
+        return Ok(());
+    }
+    // SAFETY: page-aligned sub-range of the caller's range (see above).
+    match unsafe { libc::madvise(from as *mut c_void, to - from, advice) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 
@@ -198,8 +255,9 @@ impl<S: Keyed> ShmList<S> {
     }
 
     /// mod_init: room for `n` records (more are not listed). Takes the
-    /// header, 4 bytes per bucket (n/2 to n buckets) and 8 per segment of
-    /// `SEGMENT` records now; the records as they are needed.
+    /// header, 4 bytes per bucket (n/2 to n buckets) and 20 per segment of
+    /// `SEGMENT` records now; the records as they are needed (given back
+    /// when a segment is empty again, see `hashlist`).
     pub fn init(&self, n: usize) -> Result<(), String> {
         if self.0.get().is_none() {
             let _ = self.0.set(ListMem::alloc(n)?);
@@ -215,13 +273,14 @@ impl<S: Keyed> ShmList<S> {
         // SAFETY: under the lock no other process touches the block; the
         // header, buckets and segment addresses were initialised in `alloc`
         // with the lengths the header gives.
-        let (head, buckets, addrs) = unsafe {
+        let (head, buckets, seg_info, addrs) = unsafe {
             let head = &mut *m.head.as_ptr();
             let nb = head.buckets();
             let ns = head.segments();
             (
                 head,
                 std::slice::from_raw_parts_mut(m.buckets.as_ptr(), nb),
+                std::slice::from_raw_parts_mut(m.seg_info.as_ptr(), ns),
                 std::slice::from_raw_parts_mut(m.segs.as_ptr(), ns),
             )
         };
@@ -230,7 +289,7 @@ impl<S: Keyed> ShmList<S> {
             _rec: PhantomData,
         };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            f(&mut HashList::new(head, buckets, &mut segs))
+            f(&mut HashList::new(head, buckets, seg_info, &mut segs))
         }));
         // SAFETY: releases the lock taken above.
         unsafe { sys::msrp_shim_lock_release(m.lock.as_ptr()) };
@@ -256,6 +315,35 @@ impl<S: Keyed> ShmList<S> {
         self.with(|l| l.find(key, f))?
     }
 
+    /// Drops this process's own mappings of the list's pages (bucket heads
+    /// and records), after many closes: every worker that looked a
+    /// session up or listed them has those pages in its page tables, so
+    /// each counted them in its RSS long after the sessions left. The
+    /// contents stay (shared memory); the worker maps again only what it
+    /// touches next.
+    pub fn release_pages(&self) {
+        let Some(m) = self.0.get() else { return };
+        let size = SEGMENT as usize * std::mem::size_of::<Slot<S>>();
+        let r = self.with(|l| {
+            let segs = &*l.store.addrs;
+            // SAFETY: MADV_DONTNEED of a MAP_SHARED mapping only drops this
+            // process's page-table entries: the shmem pages and their
+            // contents stay, and the next touch maps them again. The
+            // block and the made segments are this list's, held under
+            // its lock.
+            unsafe {
+                advise_pages(m.head.as_ptr() as usize, m.size, libc::MADV_DONTNEED)?;
+                for &seg in segs.iter().filter(|&&a| a != 0) {
+                    advise_pages(seg, size, libc::MADV_DONTNEED)?;
+                }
+            }
+            Ok::<(), std::io::Error>(())
+        });
+        if let Some(Err(e)) = r {
+            log::debug!("madvise(MADV_DONTNEED) of a listing failed: {e}");
+        }
+    }
+
     /// `view` of the used records it accepts, the first `limit`.
     pub fn view<V>(&self, limit: usize, view: impl FnMut(&S) -> Option<V>) -> Vec<V> {
         self.with(|l| l.view(limit, view)).unwrap_or_default()
@@ -267,7 +355,8 @@ impl<S: Keyed> ListMem<S> {
         let head = Head::new(n);
         let (nb, ns) = (head.buckets(), head.segments());
         let at_buckets = std::mem::size_of::<Head>().next_multiple_of(8);
-        let at_segs = (at_buckets + nb * 4).next_multiple_of(8);
+        let at_info = (at_buckets + nb * 4).next_multiple_of(8);
+        let at_segs = (at_info + ns * std::mem::size_of::<Seg>()).next_multiple_of(8);
         let size = at_segs + ns * 8;
         // SAFETY: plain shm allocation in mod_init.
         let mem = NonNull::new(unsafe { sys::msrp_shim_shm_malloc(size) })
@@ -276,7 +365,7 @@ impl<S: Keyed> ListMem<S> {
         let lock = NonNull::new(unsafe { sys::msrp_shim_lock_alloc() })
             .ok_or_else(|| "cannot allocate a lock".to_string())?;
         let base = mem.as_ptr().cast::<u8>();
-        // SAFETY: the three parts lie within the `size` bytes allocated, at
+        // SAFETY: the four parts lie within the `size` bytes allocated, at
         // offsets aligned to 8 (shm_malloc aligns the block for any type);
         // exclusive access in mod_init initialises every part.
         unsafe {
@@ -286,13 +375,17 @@ impl<S: Keyed> ListMem<S> {
             for i in 0..nb {
                 buckets.add(i).write(NIL);
             }
+            let seg_info = base.add(at_info).cast::<Seg>();
             let segs = base.add(at_segs).cast::<usize>();
             for i in 0..ns {
+                seg_info.add(i).write(Seg::UNMADE);
                 segs.add(i).write(0);
             }
             Ok(ListMem {
+                size,
                 head: h,
                 buckets: NonNull::new_unchecked(buckets),
+                seg_info: NonNull::new_unchecked(seg_info),
                 segs: NonNull::new_unchecked(segs),
                 lock,
                 _rec: PhantomData,

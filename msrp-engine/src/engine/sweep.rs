@@ -39,10 +39,14 @@ impl<H: Host> Engine<H> {
     /// allocator: all go back, so the worker's RSS follows its load.
     pub(super) fn give_back_memory(&mut self) {
         // Once the wave is over (nothing closed since the last sweep), or
-        // every 16 x GIVE_BACK_AFTER under steady churn.
+        // every 16 x GIVE_BACK_AFTER under steady churn. A smaller wave
+        // counts when it closed more connections than are left: a worker
+        // that held 900 TLS sessions kept ~9 MiB of free heap otherwise.
         let wave_over = self.closed == self.closed_at_sweep;
         self.closed_at_sweep = self.closed;
-        if self.closed < GIVE_BACK_AFTER || !(wave_over || self.closed >= 16 * GIVE_BACK_AFTER) {
+        let large = self.closed >= GIVE_BACK_AFTER
+            || (self.closed >= GIVE_BACK_AFTER / 4 && self.closed >= self.sockets.len());
+        if !large || !(wave_over || self.closed >= 16 * GIVE_BACK_AFTER) {
             return;
         }
         (self.closed, self.closed_at_sweep) = (0, 0);

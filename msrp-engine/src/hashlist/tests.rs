@@ -31,26 +31,50 @@ fn rec(key: u64, value: u32) -> Rec {
     }
 }
 
-/// Segments in vectors; `limit` segments at most (shm running out).
+/// Segments in vectors (`None`: not made or given back, so touching one
+/// panics); `limit` segments at most (shm running out).
 struct Segs {
-    segs: Vec<Vec<Slot<Rec>>>,
+    segs: Vec<Option<Vec<Slot<Rec>>>>,
     limit: usize,
+    makes: usize,
+    unmakes: usize,
+}
+
+impl Segs {
+    fn seg(&self, i: u32) -> &[Slot<Rec>] {
+        self.segs[(i / SEGMENT) as usize]
+            .as_deref()
+            .expect("record of a segment made")
+    }
 }
 
 impl Store<Rec> for Segs {
     fn slot(&self, i: u32) -> &Slot<Rec> {
-        &self.segs[(i / SEGMENT) as usize][(i % SEGMENT) as usize]
+        &self.seg(i)[(i % SEGMENT) as usize]
     }
     fn slot_mut(&mut self, i: u32) -> &mut Slot<Rec> {
-        &mut self.segs[(i / SEGMENT) as usize][(i % SEGMENT) as usize]
+        let seg = self.segs[(i / SEGMENT) as usize].as_mut();
+        &mut seg.expect("record of a segment made")[(i % SEGMENT) as usize]
     }
     fn make(&mut self, n: usize) -> bool {
-        assert_eq!(n, self.segs.len(), "segments are made in order");
-        if n >= self.limit {
+        if self.segs.iter().flatten().count() >= self.limit {
             return false;
         }
-        self.segs.push(vec![Slot::EMPTY; SEGMENT as usize]);
+        if self.segs.len() <= n {
+            self.segs.resize(n + 1, None);
+        }
+        assert!(self.segs[n].is_none(), "segment {n} made twice");
+        self.segs[n] = Some(vec![Slot::EMPTY; SEGMENT as usize]);
+        self.makes += 1;
         true
+    }
+    fn unmake(&mut self, n: usize) {
+        let seg = self.segs[n].take().expect("a made segment given back");
+        assert!(
+            seg.iter().all(|s| !s.rec.used()),
+            "segment {n} given back in use"
+        );
+        self.unmakes += 1;
     }
 }
 
@@ -58,7 +82,8 @@ impl Store<Rec> for Segs {
 struct Mem {
     head: Head,
     buckets: Vec<u32>,
-    segs: Segs,
+    segs: Vec<Seg>,
+    store: Segs,
 }
 
 impl Mem {
@@ -66,15 +91,27 @@ impl Mem {
         let head = Head::new(capacity);
         Mem {
             buckets: vec![NIL; head.buckets()],
+            segs: vec![Seg::UNMADE; head.segments()],
             head,
-            segs: Segs {
+            store: Segs {
                 segs: Vec::new(),
                 limit,
+                makes: 0,
+                unmakes: 0,
             },
         }
     }
     fn list(&mut self) -> HashList<'_, Rec, Segs> {
-        HashList::new(&mut self.head, &mut self.buckets, &mut self.segs)
+        HashList::new(
+            &mut self.head,
+            &mut self.buckets,
+            &mut self.segs,
+            &mut self.store,
+        )
+    }
+    /// Segments made now.
+    fn made(&self) -> usize {
+        self.store.segs.iter().flatten().count()
     }
 }
 
@@ -158,6 +195,83 @@ fn equal_keys_are_all_found_by_the_filter() {
     assert_eq!(got, Some(3));
 }
 
+/// Issue 19: after the sessions close the segments go back (all but one,
+/// kept as the hysteresis), and a refill finds every record again.
+#[test]
+fn fill_drain_refill_gives_segments_back() {
+    let n = 5 * SEGMENT as u64;
+    let mut m = Mem::new(n as usize, usize::MAX);
+    let mut idx: Vec<u32> = (0..n).map(|k| m.list().add(rec(k, 1)).unwrap()).collect();
+    assert_eq!(m.made(), 5);
+    // closes in a scattered order (every 7th key first, as sessions end)
+    let order: Vec<u64> = (0..7).flat_map(|r| (r..n).step_by(7)).collect();
+    for &k in &order {
+        m.list().remove(idx[k as usize]);
+    }
+    assert_eq!(m.head.used, 0);
+    assert_eq!(m.made(), 1, "one empty segment kept");
+    assert_eq!(m.head.made, SEGMENT);
+    assert_eq!(m.store.unmakes, 4);
+    for k in 0..n {
+        idx[k as usize] = m.list().add(rec(k, 2)).expect("room again");
+    }
+    assert_eq!(m.made(), 5);
+    for k in (0..n).step_by(97) {
+        assert_eq!(value_of(&mut m, k), Some(2));
+    }
+    assert_eq!(
+        m.list().view(usize::MAX, |r| Some(r.value)).len(),
+        n as usize
+    );
+}
+
+/// A segment given back while others have room is made again once they
+/// are full, and its records are found like any other.
+#[test]
+fn segment_given_back_then_reused() {
+    let mut m = Mem::new(3 * SEGMENT as usize, usize::MAX);
+    for k in 0..2 * SEGMENT as u64 {
+        assert_eq!(m.list().add(rec(k, 0)), Some(k as u32));
+    }
+    // free half of segment 0, then all of segment 1: it goes back
+    for i in 0..SEGMENT / 2 {
+        m.list().remove(i);
+    }
+    for i in SEGMENT..2 * SEGMENT {
+        m.list().remove(i);
+    }
+    assert_eq!((m.store.unmakes, m.made()), (1, 1));
+    // new records fill segment 0's holes first, then segment 1 anew
+    for k in 0..SEGMENT / 2 + 10 {
+        let i = m.list().add(rec(100_000 + k as u64, k)).unwrap();
+        assert!(i < SEGMENT || k >= SEGMENT / 2, "record {k} at {i}");
+    }
+    assert_eq!((m.store.makes, m.made()), (3, 2));
+    assert_eq!(
+        value_of(&mut m, 100_000 + SEGMENT as u64 / 2 + 9),
+        Some(SEGMENT / 2 + 9)
+    );
+    assert_eq!(value_of(&mut m, 100_000), Some(0));
+    assert_eq!(value_of(&mut m, SEGMENT as u64 - 1), Some(0));
+    assert_eq!(m.head.used, 2 * SEGMENT / 2 + 10);
+}
+
+/// A list moving across a segment boundary keeps its last segment instead
+/// of making and giving it back on every add and remove.
+#[test]
+fn oscillating_at_a_boundary_keeps_the_segment() {
+    let mut m = Mem::new(2 * SEGMENT as usize, usize::MAX);
+    for k in 0..SEGMENT as u64 {
+        m.list().add(rec(k, 0));
+    }
+    for k in 0..100 {
+        let i = m.list().add(rec(1 << 40, k)).unwrap();
+        assert_eq!(i, SEGMENT);
+        m.list().remove(i);
+    }
+    assert_eq!((m.store.makes, m.store.unmakes), (2, 0));
+}
+
 proptest! {
     /// Random adds and removes against a model: every live key is found
     /// with its value, removed ones are not, counts agree (chains stay
@@ -179,5 +293,47 @@ proptest! {
             prop_assert_eq!(value_of(&mut m, key), model.get(&key).map(|v| v.1));
         }
         prop_assert_eq!(m.list().view(usize::MAX, |r| Some(r.value)).len(), model.len());
+        check_segments(&m)?;
     }
+
+    /// Waves of sessions over several segments: each adds `a` records and
+    /// then closes a random share of those live; every live record is
+    /// found after each wave and segments follow the counts.
+    #[test]
+    fn waves_over_segments(waves in proptest::collection::vec((0u32..7000, 0u64..=100, any::<u64>()), 1..6)) {
+        let mut m = Mem::new(4 * SEGMENT as usize, usize::MAX);
+        let mut model: HashMap<u64, u32> = HashMap::new();
+        let mut next_key = 0u64;
+        for (a, pct, salt) in waves {
+            for _ in 0..a {
+                match m.list().add(rec(next_key, next_key as u32)) {
+                    Some(i) => { model.insert(next_key, i); }
+                    None => prop_assert_eq!(m.head.used, m.head.capacity),
+                }
+                next_key += 1;
+            }
+            let gone: Vec<u64> = model.keys().copied()
+                .filter(|k| (k ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15) % 100 < pct)
+                .collect();
+            for k in gone {
+                m.list().remove(model.remove(&k).unwrap());
+            }
+            prop_assert_eq!(m.head.used as usize, model.len());
+            for (&k, _) in model.iter().step_by(13) {
+                prop_assert_eq!(value_of(&mut m, k), Some(k as u32));
+            }
+            prop_assert_eq!(m.list().view(usize::MAX, |r| Some(r.value)).len(), model.len());
+            check_segments(&m)?;
+        }
+    }
+}
+
+/// Counts agree with the segments made, and at most one is kept empty.
+fn check_segments(m: &Mem) -> Result<(), TestCaseError> {
+    let made: Vec<&Seg> = m.segs.iter().filter(|g| g.is_made()).collect();
+    prop_assert_eq!(made.len(), m.made());
+    prop_assert_eq!(made.len() as u32 * SEGMENT, m.head.made);
+    prop_assert_eq!(made.iter().map(|g| g.used).sum::<u32>(), m.head.used);
+    prop_assert!(made.iter().filter(|g| g.used == 0).count() <= 1);
+    Ok(())
 }

@@ -69,6 +69,26 @@ impl Mem {
         )
     }
 
+    /// With `MSRP_BENCH_SMAPS=DIR` set, copies each worker's
+    /// `/proc/PID/smaps` to `DIR/LABEL-PID.smaps`, to see which mappings
+    /// hold memory at a point of a run (heap, pkg pool, shm); the path
+    /// written, or why not.
+    pub fn dump_smaps(&self, label: &str) -> Option<String> {
+        let dir = std::path::PathBuf::from(std::env::var_os("MSRP_BENCH_SMAPS")?);
+        let copy = |p: &u32| -> Result<(), String> {
+            let text = std::fs::read(format!("/proc/{p}/smaps")).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join(format!("{label}-{p}.smaps")), text)
+                .map_err(|e| format!("{}: {e}", dir.display()))
+        };
+        let r = std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))
+            .and_then(|_| self.pids.iter().try_for_each(copy));
+        Some(match r {
+            Ok(()) => format!("smaps of the workers at \"{label}\" in {}", dir.display()),
+            Err(e) => format!("smaps at \"{label}\" not written: {e}"),
+        })
+    }
+
     pub fn peak(&self) -> Result<u64, String> {
         self.sum(process::peak_rss_kib)
     }

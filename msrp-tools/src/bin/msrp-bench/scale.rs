@@ -35,6 +35,7 @@ impl Bench<'_> {
         // After the pairs ran: their pooled buffers are not the idle
         // sessions' cost, nor something closing them should give back.
         let (rss0, parts0, pss0) = (self.rss()?, self.breakdown(), self.pss()?);
+        self.dump_smaps("before");
         let spec = self.idle_spec();
         let specs = split(&spec, self.o.idle, self.o.idle_per_client);
         let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
@@ -54,11 +55,13 @@ impl Bench<'_> {
             opened as f64 / open_secs
         );
         let (rss1, parts1, pss1) = (self.rss()?, self.breakdown(), self.pss()?);
+        self.dump_smaps("with");
         let busy = self.pairs(&format!("pairs, {opened} idle sessions"))?;
         self.target.check_alive()?;
         let close_secs = children.close()?.as_secs_f64();
         let rss2 = self.settled_rss()?;
         let (parts2, pss2) = (self.breakdown(), self.pss()?);
+        self.dump_smaps("after");
         let pss_per = (pss1.saturating_sub(pss0)) as f64 / opened.max(1) as f64;
         let per = (rss1.saturating_sub(rss0)) as f64 / opened.max(1) as f64;
         self.rep.scale = vec![
@@ -112,6 +115,20 @@ impl Bench<'_> {
 
     fn pss(&self) -> Result<u64, String> {
         self.mem.as_ref().map_or(Ok(0), |m| m.pss())
+    }
+
+    /// `MSRP_BENCH_SMAPS=DIR`: the workers' smaps at this point (see
+    /// `Mem::dump_smaps`); after the close, `MSRP_BENCH_HOLD=SECS` also
+    /// keeps the relay running that long, to look at it (gdb, /proc).
+    fn dump_smaps(&self, label: &str) {
+        if let Some(line) = self.mem.as_ref().and_then(|m| m.dump_smaps(label)) {
+            println!("{line}");
+        }
+        let hold = std::env::var("MSRP_BENCH_HOLD").ok();
+        if let (Some(secs), "after") = (hold.and_then(|v| v.parse().ok()), label) {
+            println!("holding the relay {secs} s (MSRP_BENCH_HOLD)");
+            std::thread::sleep(Duration::from_secs(secs));
+        }
     }
 
     fn breakdown(&self) -> String {

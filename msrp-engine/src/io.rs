@@ -116,8 +116,11 @@ impl ReadPool {
         max: usize,
     ) -> io::Result<usize> {
         let max = max.clamp(1, READ_CHUNK);
+        if let Stream::Ring(link) = stream {
+            return self.read_appending(rbuf, max, |b, m| link.read_append(b, m));
+        }
         match self.spare {
-            Some(recv) => self.read_spare(recv, stream, rbuf, max),
+            Some(recv) => self.read_appending(rbuf, max, |b, m| recv(stream.as_fd(), b, m)),
             None => self.read_zeroed(stream, rbuf, max),
         }
     }
@@ -149,28 +152,25 @@ impl ReadPool {
         Ok(n)
     }
 
-    fn read_spare(
+    /// Appends to an empty pooled buffer (no zeroing) what `fill` gives:
+    /// a `recv` into spare capacity, or the ring of a link to another
+    /// worker (copied out of shared memory, no `unsafe`).
+    fn read_appending(
         &mut self,
-        recv: SpareRecv,
-        stream: &Stream,
         rbuf: &mut BytesMut,
         max: usize,
+        fill: impl FnOnce(&mut BytesMut, usize) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let mut buf = self.take_empty();
         let rest = rbuf.len();
         buf.extend_from_slice(rbuf);
-        let n = match recv(stream.as_fd(), &mut buf, max) {
-            Ok(n) if n > 0 => n,
-            other => {
-                buf.clear();
-                self.give(buf);
-                return other;
-            }
-        };
-        *rbuf = Self::keep(&mut buf, rest + n);
+        let r = fill(&mut buf, max);
+        if let Ok(n @ 1..) = r {
+            *rbuf = Self::keep(&mut buf, rest + n);
+        }
         buf.clear();
         self.give(buf);
-        Ok(n)
+        r
     }
 
     /// The first `len` bytes of `buf` as the connection's unparsed bytes:

@@ -95,15 +95,16 @@ fn crossing_pair(extra: &[(&str, i64)]) -> (Kamailio, Client, Client, String) {
 /// Back-pressure across workers: B does not read for a second, then reads
 /// slowly, while A sends 8 MiB in one chunk. B's socket, its worker's
 /// queue, the ring between the workers (512 KiB) and A's worker's queue
-/// fill, so each worker waits in turn for the other to make room (the
-/// ring's "writer waits for space" wake); every byte reaches B in order,
-/// re-chunked, and A gets the 200.
+/// fill, so A's worker waits for the other to make room in the ring.
+/// `Failure-Report: no`: no 200 comes back over the other ring to wake
+/// it, only the ring's "writer waits for space" wake does. Every byte
+/// reaches B in order, re-chunked.
 #[test]
 fn crossing_flow_under_back_pressure_delivers_every_byte_in_order() {
     const LEN: usize = 8 * 1024 * 1024;
-    let (k, mut a, mut b, path) = crossing_pair(&[]);
+    let (k, a, mut b, path) = crossing_pair(&[]);
     let body: Vec<u8> = (0..LEN as u32).map(|i| (i % 251) as u8).collect();
-    let req = Request::send(&[&path, &b.uri], &[&a.uri], &body);
+    let req = Request::send(&[&path, &b.uri], &[&a.uri], &body).with_header("Failure-Report", "no");
     let wire = req.to_wire();
     let mut writer = a.peer.try_clone_stream().expect("clone A");
     let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &wire));
@@ -120,7 +121,6 @@ fn crossing_flow_under_back_pressure_delivers_every_byte_in_order() {
         });
         assert!(f.body.len() <= 16384, "{}", f.summary());
         got.extend_from_slice(&f.body);
-        b.peer.send_hop_response(&f, 200, None).expect("200");
         frames += 1;
         if frames % 64 == 0 {
             std::thread::sleep(Duration::from_millis(20));
@@ -128,8 +128,7 @@ fn crossing_flow_under_back_pressure_delivers_every_byte_in_order() {
     }
     sender.join().expect("sender").expect("A sends");
     assert!(got == body, "the message changed on its way across workers");
-    let resp = a.peer.read_response(T, &[]).expect("A's 200");
-    assert_eq!((resp.status_code(), resp.tid()), (Some(200), req.tid));
+    drop(a);
 }
 
 /// B's connection (held by the other worker) closes in the middle of A's

@@ -173,3 +173,115 @@ fn a_close_wave_drops_the_listing_pages_from_the_workers() {
         k.log_tail(20)
     );
 }
+
+/// Two workers, A and B on different ones, small buffers and watermarks;
+/// B's URI names an address nobody listens on, so A's requests reach B
+/// only through its session, over the link between the workers. B's
+/// Use-Path is returned.
+fn crossing_pair(extra: &[(&str, i64)]) -> (Kamailio, Client, Client, String) {
+    let route = r#"if ($msrp(method) == "AUTH") { msrp_cmap_save(); exit; }
+    msrp_relay();"#;
+    let mut opts = RelayOpts::default()
+        .route(route)
+        .modparam_int("workers", 2)
+        .modparam_int("msrp_max_chunk_size", 16384)
+        .modparam_int("socket_sndbuf", 16384)
+        .modparam_int("queue_high_watermark", 65536)
+        .modparam_int("queue_low_watermark", 16384);
+    for (name, v) in extra {
+        opts = opts.modparam_int(name, *v);
+    }
+    let k = Kamailio::start(opts);
+    let (a, mut b) = clients_on_two_workers(&k);
+    assert_ne!(worker_of(&k, &a), worker_of(&k, &b));
+    b.uri = format!("msrp://127.0.0.1:9/{};tcp", msrp_tools::ids::session_id());
+    let path = auth_many(&k, &mut b, 1).remove(0);
+    (k, a, b, path)
+}
+
+/// Back-pressure across workers: B does not read for a second, then reads
+/// slowly, while A sends 8 MiB in one chunk. B's socket, its worker's
+/// queue, the ring between the workers (512 KiB) and A's worker's queue
+/// fill, so A's worker waits for the other to make room in the ring.
+/// `Failure-Report: no`: no 200 comes back over the other ring to wake
+/// it, only the ring's "writer waits for space" wake does. Every byte
+/// reaches B in order, re-chunked.
+#[test]
+fn crossing_flow_under_back_pressure_delivers_every_byte_in_order() {
+    const LEN: usize = 8 * 1024 * 1024;
+    let (k, a, mut b, path) = crossing_pair(&[]);
+    let body: Vec<u8> = (0..LEN as u32).map(|i| (i % 251) as u8).collect();
+    let req = Request::send(&[&path, &b.uri], &[&a.uri], &body).with_header("Failure-Report", "no");
+    let wire = req.to_wire();
+    let mut writer = a.peer.try_clone_stream().expect("clone A");
+    let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &wire));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut got = Vec::with_capacity(LEN);
+    let mut frames = 0;
+    while got.len() < LEN {
+        let f = b.peer.read_frame(T).unwrap_or_else(|e| {
+            panic!(
+                "B stopped receiving after {} bytes: {e}\n{}",
+                got.len(),
+                k.log_tail(30)
+            )
+        });
+        assert!(f.body.len() <= 16384, "{}", f.summary());
+        got.extend_from_slice(&f.body);
+        frames += 1;
+        if frames % 64 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    sender.join().expect("sender").expect("A sends");
+    assert!(got == body, "the message changed on its way across workers");
+    drop(a);
+}
+
+/// B's connection (held by the other worker) closes in the middle of A's
+/// 4 MiB SEND: the worker holding it answers over the link, and A gets its
+/// REPORT `408 Next Hop Connection Lost` for the message.
+#[test]
+fn owner_connection_closing_mid_transfer_reports_to_the_sender() {
+    const LEN: usize = 4 * 1024 * 1024;
+    let (k, mut a, mut b, path) = crossing_pair(&[]);
+    let body = vec![b'x'; LEN];
+    let req =
+        Request::send(&[&path, &b.uri], &[&a.uri], &body).with_header("Failure-Report", "yes");
+    let msg_id = req.header("Message-ID").expect("Message-ID").to_owned();
+    let wire = req.to_wire();
+    let mut writer = a.peer.try_clone_stream().expect("clone A");
+    // (A's writes may fail once the relay gives up on the message)
+    std::thread::spawn(move || std::io::Write::write_all(&mut writer, &wire));
+    let mut seen = 0;
+    while seen < 300 * 1024 {
+        let f = b
+            .peer
+            .read_frame(T)
+            .unwrap_or_else(|e| panic!("B read after {seen} bytes: {e}\n{}", k.log_tail(30)));
+        seen += f.body.len();
+        b.peer.send_hop_response(&f, 200, None).expect("200");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    drop(b);
+    let mut report = None;
+    for _ in 0..3 {
+        let f = a
+            .peer
+            .read_frame(T)
+            .unwrap_or_else(|e| panic!("A got no REPORT: {e}\n{}", k.log_tail(30)));
+        if f.method().as_deref() == Some("REPORT") {
+            report = Some(f);
+            break;
+        }
+    }
+    let r = report.expect("a REPORT among A's first three frames");
+    assert_eq!(r.header("Message-ID").as_deref(), Some(msg_id.as_str()));
+    let status = r.header("Status").unwrap_or_default();
+    assert!(
+        status.starts_with("000 408"),
+        "{}\n{}",
+        r.summary(),
+        k.log_tail(30)
+    );
+}

@@ -46,6 +46,8 @@ pub struct ReadPool {
     /// The last read returned less than it had room for: the socket's
     /// receive queue was empty then.
     short: bool,
+    /// How much the last appending read had room for.
+    last_room: usize,
 }
 
 impl ReadPool {
@@ -55,6 +57,7 @@ impl ReadPool {
             bufs: Vec::new(),
             spare: Some(recv),
             short: false,
+            last_room: 0,
         }
     }
 
@@ -131,8 +134,17 @@ impl ReadPool {
     ) -> io::Result<usize> {
         let max = max.clamp(1, READ_CHUNK);
         self.short = false;
+        if let Stream::Ring(link) = stream {
+            // no short-read stop for a ring: its reader tells the writer it
+            // sleeps only after a read that found the ring empty
+            return self.read_appending(rbuf, max, |b, m| link.read_append(b, m));
+        }
         match self.spare {
-            Some(recv) => self.read_spare(recv, stream, rbuf, max),
+            Some(recv) => {
+                let r = self.read_appending(rbuf, max, |b, m| recv(stream.as_fd(), b, m));
+                self.short = matches!(r, Ok(n) if n < self.last_room);
+                r
+            }
             None => self.read_zeroed(stream, rbuf, max),
         }
     }
@@ -165,34 +177,30 @@ impl ReadPool {
         Ok(n)
     }
 
-    fn read_spare(
+    /// Appends to an empty pooled buffer (no zeroing) what `fill` gives:
+    /// a `recv` into spare capacity, or the ring of a link to another
+    /// worker (copied out of shared memory, no `unsafe`).
+    fn read_appending(
         &mut self,
-        recv: SpareRecv,
-        stream: &Stream,
         rbuf: &mut BytesMut,
         max: usize,
+        fill: impl FnOnce(&mut BytesMut, usize) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let mut buf = self.take_empty();
         let rest = rbuf.len();
         buf.extend_from_slice(rbuf);
-        // what `recv` has room for (it reserves `max` when there is none)
-        let room = match buf.capacity() - buf.len() {
+        // what `fill` has room for (it reserves `max` when there is none)
+        self.last_room = match buf.capacity() - buf.len() {
             0 => max,
             spare => spare.min(max),
         };
-        let n = match recv(stream.as_fd(), &mut buf, max) {
-            Ok(n) if n > 0 => n,
-            other => {
-                buf.clear();
-                self.give(buf);
-                return other;
-            }
-        };
-        self.short = n < room;
-        *rbuf = Self::keep(&mut buf, rest + n);
+        let r = fill(&mut buf, max);
+        if let Ok(n @ 1..) = r {
+            *rbuf = Self::keep(&mut buf, rest + n);
+        }
         buf.clear();
         self.give(buf);
-        Ok(n)
+        r
     }
 
     /// The first `len` bytes of `buf` as the connection's unparsed bytes:

@@ -25,6 +25,7 @@ pub mod net;
 pub mod rate;
 pub mod relay;
 pub mod report;
+pub mod ring;
 pub mod route;
 pub mod sched;
 pub mod script;

@@ -4,20 +4,27 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::net::UnixStream;
 
-/// The socket under a connection: TCP to a peer, or a unix socket to
-/// another MSRP worker of this relay (a link, see `Engine::with_links`).
+use crate::ring::RingLink;
+
+/// The socket under a connection: TCP to a peer, or the shared-memory
+/// rings to another MSRP worker of this relay (a link, see
+/// `Engine::with_links`).
 pub enum Stream {
     Tcp(TcpStream),
-    Unix(UnixStream),
+    Ring(RingLink),
 }
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).read(buf),
-            Stream::Unix(s) => (&*s).read(buf),
+            Stream::Ring(r) => {
+                let mut b = bytes::BytesMut::new();
+                let n = r.read_append(&mut b, buf.len())?;
+                buf[..n].copy_from_slice(&b);
+                Ok(n)
+            }
         }
     }
 }
@@ -26,14 +33,14 @@ impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).write(buf),
-            Stream::Unix(s) => (&*s).write(buf),
+            Stream::Ring(r) => r.write_vectored(&[IoSlice::new(buf)]),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => (&*s).write_vectored(bufs),
-            Stream::Unix(s) => (&*s).write_vectored(bufs),
+            Stream::Ring(r) => r.write_vectored(bufs),
         }
     }
 
@@ -46,7 +53,7 @@ impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Stream::Tcp(s) => s.as_fd(),
-            Stream::Unix(s) => s.as_fd(),
+            Stream::Ring(r) => r.as_fd(),
         }
     }
 }

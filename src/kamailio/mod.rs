@@ -11,6 +11,7 @@ pub mod kemi;
 pub mod log;
 pub mod process;
 pub mod pv;
+pub mod rings;
 pub mod rpc;
 pub mod shm;
 pub mod sockio;

@@ -5,7 +5,6 @@
 
 use std::ffi::{c_int, CStr, CString};
 use std::net::TcpListener;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -43,10 +42,6 @@ static LISTENERS: Mutex<Vec<(TcpListener, Kind)>> = Mutex::new(Vec::new());
 /// stops Kamailio there), used by every worker until `msrp_relay.tls_reload`
 /// ([`super::tlsreload`]) has it read the files again.
 static TLS: OnceLock<Arc<TlsContext>> = OnceLock::new();
-/// One unix socket pair per pair of workers (i < j: i's end, j's end), made
-/// in mod_init so the forked workers inherit them: requests for a session
-/// another worker holds go over them.
-static LINKS: Mutex<Vec<(usize, usize, UnixStream, UnixStream)>> = Mutex::new(Vec::new());
 static EVENT_ROUTE: OnceLock<c_int> = OnceLock::new();
 /// `event_route[msrp:session-end]` (-1: absent).
 static END_ROUTE: OnceLock<c_int> = OnceLock::new();
@@ -97,16 +92,9 @@ pub fn mod_init() -> Result<(), InitError> {
     // SAFETY: as above.
     let end = unsafe { sys::msrp_shim_event_route_lookup(c"msrp:session-end".as_ptr()) };
     let _ = END_ROUTE.set(end);
-    let mut links = LINKS.lock();
-    for i in 0..cfg.workers {
-        for j in i + 1..cfg.workers {
-            let (a, b) = UnixStream::pair().map_err(|e| {
-                InitError::Config(format!("cannot make a link between MSRP workers: {e}"))
-            })?;
-            links.push((i, j, a, b));
-        }
-    }
-    drop(links);
+    // the links between workers (requests for a session another worker
+    // holds go over them), inherited by the forked workers
+    super::rings::init(cfg.workers).map_err(InitError::Config)?;
     let n = cfg.workers as c_int;
     // SAFETY: called from mod_init in the main process, as the core requires.
     unsafe {
@@ -203,7 +191,7 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
                 };
                 let mut e = e
                     .with_spare_recv(super::sockio::recv_append)
-                    .with_links(index, worker_links(index))?;
+                    .with_links(index, super::rings::links(index)?)?;
                 log::info!("MSRP worker {index} started (pid {})", std::process::id());
                 e.run_while(|| !STOP.load(Ordering::Relaxed))?;
                 e.shutdown();
@@ -225,22 +213,6 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         Err(_) => log::error!("MSRP worker {index} stopped after an internal error (panic)"),
     }
     std::process::exit(-1)
-}
-
-/// Worker `index`'s ends of the links to the other workers, by their index.
-fn worker_links(index: usize) -> Vec<(usize, UnixStream)> {
-    LINKS
-        .lock()
-        .iter()
-        .filter_map(|(i, j, a, b)| {
-            let (peer, end) = match (*i == index, *j == index) {
-                (true, _) => (*j, a),
-                (_, true) => (*i, b),
-                _ => return None,
-            };
-            end.try_clone().ok().map(|e| (peer, e))
-        })
-        .collect()
 }
 
 /// SIGTERM / SIGINT (Kamailio stopping) set [`STOP`] in this worker

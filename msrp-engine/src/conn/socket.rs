@@ -5,7 +5,6 @@
 
 use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use crate::config::Config;
@@ -68,9 +67,9 @@ impl Socket {
     }
 
     /// The link to another worker (no TCP options).
-    pub fn link(stream: UnixStream) -> Socket {
+    pub fn link(ring: crate::ring::RingLink) -> Socket {
         Socket {
-            stream: Stream::Unix(stream),
+            stream: Stream::Ring(ring),
             layer: None,
             peer_shut: false,
         }
@@ -89,7 +88,7 @@ impl Socket {
     pub fn recv_buffer(&self) -> usize {
         match &self.stream {
             Stream::Tcp(s) => socket2::SockRef::from(s).recv_buffer_size().unwrap_or(0),
-            Stream::Unix(_) => 0,
+            Stream::Ring(_) => 0,
         }
     }
 

@@ -30,6 +30,7 @@ mod dial;
 mod gauges;
 mod handshake;
 mod linger;
+mod links;
 mod output;
 mod reload;
 mod resolve;
@@ -182,22 +183,24 @@ impl<H: Host> Engine<H> {
         })
     }
 
-    /// This is worker `worker`; `links` are unix stream sockets to the other
-    /// workers (made before fork, one per pair), by their index. A request
-    /// for a session another worker holds goes over the link to it, with the
-    /// session's connection in a `Relay-Conid` header; that worker delivers
-    /// it without running the script, and passes the answers back.
+    /// This is worker `worker`; `links` are shared-memory rings to the
+    /// other workers (made before fork, one per ordered pair; see
+    /// [`crate::ring`]), by their index. A request for a session another
+    /// worker holds goes over the link to it, with the session's connection
+    /// in a `Relay-Conid` header; that worker delivers it without running
+    /// the script, and passes the answers back.
     pub fn with_links(
         mut self,
         worker: usize,
-        links: Vec<(usize, std::os::unix::net::UnixStream)>,
+        links: Vec<(usize, crate::ring::RingLink)>,
     ) -> io::Result<Self> {
         self.relay.worker = worker;
         for (w, s) in links {
-            s.set_nonblocking(true)?;
             let t = self.relay.alloc_id();
             self.poll.registry().register(
-                &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&s)),
+                &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(
+                    &s,
+                ))),
                 token(t),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
@@ -234,13 +237,16 @@ impl<H: Host> Engine<H> {
         let mut events = Events::with_capacity(1024);
         while go_on() {
             self.host.tick();
+            self.links_before_sleep();
             let again = std::mem::take(&mut self.yielded);
             let timeout = if again.is_empty() {
                 self.relay.throttle_timeout(POLL_TIMEOUT, Instant::now())
             } else {
                 Duration::ZERO
             };
-            match self.poll.poll(&mut events, Some(timeout)) {
+            let polled = self.poll.poll(&mut events, Some(timeout));
+            self.links_after_sleep();
+            match polled {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     self.yielded.extend(again);

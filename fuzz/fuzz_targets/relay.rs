@@ -7,6 +7,7 @@
 #![no_main]
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -30,7 +31,11 @@ enum Op {
         complete: bool,
     },
     /// A response with `code` to transaction `tid`.
-    Response { on: u8, tid: u8, code: u16 },
+    Response {
+        on: u8,
+        tid: u8,
+        code: u16,
+    },
     PeerClosed(u8),
     Fail(u8),
     /// The peer takes at most this many bytes per write (0: nothing;
@@ -41,12 +46,17 @@ enum Op {
     Accept,
 }
 
+/// One configuration for every run (a leaked one per run would be a leak
+/// to LeakSanitizer).
 fn cfg() -> &'static Config {
-    let mut c = msrp_engine::testing::config(vec!["127.0.0.1:2855".parse().unwrap()]);
-    c.queue_high = 8192;
-    c.queue_low = 2048;
-    c.max_chunk_size = 2048;
-    Box::leak(Box::new(c))
+    static CFG: OnceLock<Config> = OnceLock::new();
+    CFG.get_or_init(|| {
+        let mut c = msrp_engine::testing::config(vec!["127.0.0.1:2855".parse().unwrap()]);
+        c.queue_high = 8192;
+        c.queue_low = 2048;
+        c.max_chunk_size = 2048;
+        c
+    })
 }
 
 fn peer(n: u8) -> SocketAddr {

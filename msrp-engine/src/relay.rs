@@ -1,16 +1,17 @@
-//! The sans-IO relay core, begun (docs/RELAY-CORE.md, step 3): the
-//! protocol side of every connection ([`ConnState`]), the transaction
-//! tracker and the scheduler, and the decisions that need nothing but
-//! them — what the next parse step of a connection is, whether a source is
-//! held back by its destination's queue (RFC 4975 §7.1.1 leaves flow
-//! control to the transport: a paused source is simply not read), what an
-//! EOF means, and what a write leaves to do. No socket, no clock, no
-//! `mio`: the time comes in with the input, so all of it is tested in
-//! memory (`relay/tests.rs`).
+//! The sans-IO relay core (docs/RELAY-CORE.md): the protocol side of
+//! every connection ([`ConnState`]), the transaction tracker and the
+//! scheduler, and every decision of a frame — the next parse step, whether
+//! a source is held back by its destination's queue (RFC 4975 §7.1.1
+//! leaves flow control to the transport: a paused source is simply not
+//! read), what an EOF means, frame heads and routing (`frames.rs`,
+//! RFC 4976 §6.4), re-chunking (`pump.rs`), REPORTs and closes
+//! (`close.rs`), limits and timers. No socket, no clock, no `mio`: the time
+//! comes in with the input, and what it needs of the driver is [`Io`], so
+//! all of it is tested in memory (`relay/tests.rs`, `relay/flows.rs`).
 //!
-//! The driver ([`Engine`](crate::engine::Engine)) still owns the sockets,
-//! the loop, routing (`frames.rs`) and re-chunking (`pump.rs`); it asks
-//! the relay and carries out the answers.
+//! The driver ([`Engine`](crate::engine::Engine)) owns the sockets and the
+//! loop; it feeds the relay, runs the script between [`Relay::on_head`]
+//! and [`Relay::script_done`], and writes what the relay queued.
 
 use std::time::Instant;
 

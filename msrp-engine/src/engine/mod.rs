@@ -1,24 +1,16 @@
 //! The relay engine of one MSRP worker process: a single-threaded mio event
-//! loop over the module's own listening sockets and connections. It wires
-//! I/O to the parts that decide:
+//! loop over the module's own listening sockets and connections, the
+//! driver of the sans-IO core [`Relay`] (docs/RELAY-CORE.md): it owns the
+//! sockets ([`Socket`](crate::conn::Socket): stream and TLS/WebSocket
+//! layer), reads into the relay, runs `event_route[msrp:frame-in]` once
+//! per incoming frame (through [`Host`], between `Relay::on_head` and
+//! `Relay::script_done`), writes what the relay queued, and does what the
+//! relay asks of it ([`crate::relay::Io`]: connect, name lookups).
+//! Reads and writes are in [`wire`] and [`output`].
 //!
-//! * [`ConnState`](crate::conn::ConnState): one connection's parser, output
-//!   queue and [`Phase`](crate::conn::Phase); [`Socket`](crate::conn::Socket):
-//!   its stream and TLS/WebSocket layer;
-//! * [`Scheduler`]: stream slots, drain and window waiting (fairness, flow
-//!   control);
-//! * [`Tracker`]: forwarded transactions and the REPORTs they owe;
-//! * [`route`](crate::route) and [`forward`](crate::forward): what a request
-//!   carries, where it goes, what an aborted one leaves behind.
-//!
-//! Per incoming frame the engine runs `event_route[msrp:frame-in]` once
-//! (through [`Host`]), then carries out what the script decided
-//! ([`frames`]); a forwarded body is streamed as it arrives and re-chunked
-//! to `msrp_max_chunk_size` ([`pump`]); reads and writes are in [`wire`].
-//!
-//! Layering: the engine imports those parts; none of them imports the
-//! engine. `frames`, `pump` and `wire` are `impl Engine` blocks split by
-//! topic.
+//! Layering: the engine imports the relay and its parts; none of them
+//! imports the engine. `wire`, `output`, `sweep`, ... are `impl Engine`
+//! blocks split by topic.
 //!
 //! Memory per stream is bounded: reads are at most
 //! [`READ_CHUNK`](crate::config::READ_CHUNK) bytes, the parser and the

@@ -158,6 +158,9 @@ fn write_layered(
         if layer.backlogged() || !layer.ready() || st.out_empty() {
             break;
         }
+        // the whole turn at once: full TLS records, a WebSocket frame per
+        // run of pieces of one MSRP frame (see transport/out.rs)
+        let mut pieces = Vec::new();
         let mut moved = 0;
         while moved < LAYER_BUDGET {
             let Some((data, end)) = st.front() else {
@@ -169,11 +172,11 @@ fn write_layered(
                 continue;
             }
             let take = data.len().min(LAYER_BUDGET - moved);
-            let last = end && take == data.len();
-            layer.encode(data.slice(..take), last);
+            pieces.push((data.slice(..take), end && take == data.len()));
             moved += take;
             st.consume(take);
         }
+        layer.encode(&pieces);
     }
     st.note_written(total, layer.backlogged(), now);
     Ok(total)

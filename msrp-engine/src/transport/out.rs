@@ -165,3 +165,69 @@ fn advance(q: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    use bytes::BytesMut;
+
+    use super::super::{ws, Layer, WsPolicy, WsState};
+    use crate::stream::Stream;
+
+    fn open_ws() -> Layer {
+        let codec = (
+            ws::Decoder::new(ws::Role::Server, ws::WsLimits::default()),
+            ws::MessageWriter::new(ws::Role::Server),
+        );
+        let policy = WsPolicy {
+            origins: &[],
+            max_message: 0,
+        };
+        Layer::with(None, Some((WsState::Open(Box::new(codec)), policy)))
+    }
+
+    fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let (h, n) = ws::frame_header(opcode, fin, payload.len() as u64, None);
+        [&h[..n], payload].concat()
+    }
+
+    #[test]
+    fn a_turns_pieces_make_one_websocket_frame_per_msrp_frame_run() {
+        let mut layer = open_ws();
+        let piece = |s: &'static str, end| (bytes::Bytes::from_static(s.as_bytes()), end);
+        // head, body, end-line of one chunk; then the start of the next
+        layer.encode(&[
+            piece("MSRP a SEND\r\n", false),
+            piece("body", false),
+            piece("\r\n-------a$\r\n", true),
+            piece("MSRP b ", false),
+        ]);
+        // the rest of the second one in a later turn
+        layer.encode(&[piece("200 OK\r\n-------b$\r\n", true)]);
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let stream = Stream::Unix(a);
+        let n = layer.flush(&stream).unwrap();
+        drop(stream);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(n, got.len());
+        let want = [
+            frame(ws::OP_BINARY, true, b"MSRP a SEND\r\nbody\r\n-------a$\r\n"),
+            frame(ws::OP_BINARY, false, b"MSRP b "),
+            frame(ws::OP_CONTINUATION, true, b"200 OK\r\n-------b$\r\n"),
+        ]
+        .concat();
+        assert_eq!(got, want);
+        // what a client decodes is the MSRP byte stream, unchanged
+        let mut dec = ws::Decoder::new(ws::Role::Client, ws::WsLimits::default());
+        let (mut input, mut out) = (BytesMut::from(&got[..]), BytesMut::new());
+        dec.decode(&mut input, &mut out, &mut Vec::new()).unwrap();
+        assert_eq!(
+            &out[..],
+            b"MSRP a SEND\r\nbody\r\n-------a$\r\nMSRP b 200 OK\r\n-------b$\r\n"
+        );
+        assert!(!layer.backlogged());
+    }
+}

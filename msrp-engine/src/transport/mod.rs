@@ -280,11 +280,6 @@ impl Layer {
             return Ok(());
         };
         let dst = if ws.is_some() { ws_in } else { rbuf };
-        // room for all the plaintext these records hold (less than their
-        // size) at once, not record by record: each growth of a buffer
-        // whose front is shared with pieces on their way out copies its
-        // unparsed rest into a new allocation
-        dst.reserve(tls_in.len());
         while !tls_in.is_empty() {
             let mut src = &tls_in[..];
             let taken = tls.read_tls(&mut src)?;

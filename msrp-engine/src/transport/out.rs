@@ -18,9 +18,6 @@ use crate::stream::Stream;
 
 /// Most slices handed to one vectored write on the socket.
 const MAX_IOV: usize = 64;
-/// Pieces `raw_out` keeps room for once empty (a busy turn may need many
-/// more; an idle connection should not keep them).
-const KEEP_PIECES: usize = 16;
 
 impl Layer {
     /// Bytes below MSRP (handshake answers, control frames) for the peer.
@@ -70,7 +67,9 @@ impl Layer {
             };
             advance(&mut self.raw_out, n);
         }
-        self.raw_out.shrink_to(KEEP_PIECES);
+        // an idle TLS connection keeps no room for pieces (README Scale:
+        // memory per idle TLS connection); a turn allocates it again
+        self.raw_out.shrink_to(0);
     }
 
     /// Writes what the layer produced until the socket takes no more;

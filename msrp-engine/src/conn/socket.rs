@@ -167,17 +167,20 @@ fn write_layered(
         if layer.backlogged() || !layer.ready() || relay.out_empty(t) {
             break;
         }
+        // the whole turn at once: full TLS records, a WebSocket frame per
+        // run of pieces of one MSRP frame (see transport/out.rs)
+        let mut pieces = Vec::new();
         let mut moved = 0;
         while moved < LAYER_BUDGET {
             let Some((data, end)) = relay.front(t) else {
                 break;
             };
             let take = data.len().min(LAYER_BUDGET - moved);
-            let last = end && take == data.len();
-            layer.encode(data.slice(..take), last);
+            pieces.push((data.slice(..take), end && take == data.len()));
             moved += take;
             relay.wrote(t, take);
         }
+        layer.encode(&pieces);
     }
     Ok(total)
 }

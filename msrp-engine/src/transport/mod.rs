@@ -15,11 +15,12 @@
 //! the connection's output queue and pauses its sources exactly as a slow
 //! TCP reader does.
 
+mod out;
 pub mod tls;
 pub mod ws;
 
 use std::collections::VecDeque;
-use std::io::{self, BufRead, IoSlice, Write};
+use std::io::{self, BufRead};
 
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
@@ -98,7 +99,9 @@ pub struct Layer {
     tls_in: BytesMut,
     /// Plaintext for the WebSocket decoder (from TLS or the socket).
     ws_in: BytesMut,
-    /// Bytes for the socket of a plain `ws:` connection, in order.
+    /// Bytes for the peer not yet handed on, in order: for a plain `ws:`
+    /// connection until the socket takes them, over TLS until the next
+    /// [`Layer::seal`] makes records of them all at once.
     raw_out: VecDeque<Bytes>,
     eof: bool,
     /// Bytes of control answers (pongs, handshake replies) produced since
@@ -372,87 +375,6 @@ impl Layer {
         status.map(drop).map_err(LayerError::Ws)
     }
 
-    /// Bytes below MSRP (handshake answers, control frames) for the peer.
-    fn send_raw(&mut self, b: Bytes) {
-        match &mut self.tls {
-            Some(t) => {
-                let _ = t.writer().write_all(&b);
-            }
-            None => self.raw_out.push_back(b),
-        }
-    }
-
-    /// Hands `piece` of an MSRP frame to the layer (`last`: it ends the
-    /// frame, which ends the WebSocket message).
-    pub fn encode(&mut self, piece: Bytes, last: bool) {
-        if let Some((WsState::Open(codec), _)) = &mut self.ws {
-            let mut head = Vec::with_capacity(14);
-            codec.1.piece_header(piece.len(), last, &mut head);
-            if !head.is_empty() {
-                self.send_raw(Bytes::from(head));
-            }
-        }
-        if !piece.is_empty() {
-            self.send_raw(piece);
-        }
-    }
-
-    /// Writes what the layer produced until the socket takes no more;
-    /// returns the bytes written.
-    pub fn flush(&mut self, stream: &Stream) -> io::Result<usize> {
-        let r = self.flush_out(stream);
-        if !self.backlogged() {
-            self.replies = 0;
-        }
-        r
-    }
-
-    fn flush_out(&mut self, stream: &Stream) -> io::Result<usize> {
-        let mut total = 0;
-        if let Some(tls) = &mut self.tls {
-            while tls.wants_write() {
-                match tls.write_tls(&mut { stream }) {
-                    Ok(0) => break,
-                    Ok(n) => total += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            return Ok(total);
-        }
-        while !self.raw_out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .raw_out
-                .iter()
-                .take(64)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            match (&mut { stream }).write_vectored(&slices) {
-                Ok(0) => break,
-                Ok(mut n) => {
-                    total += n;
-                    while n > 0 {
-                        let Some(front) = self.raw_out.front_mut() else {
-                            break;
-                        };
-                        let take = front.len().min(n);
-                        n -= take;
-                        if take == front.len() {
-                            self.raw_out.pop_front();
-                        } else {
-                            front.advance(take);
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(total)
-    }
-
     /// The relay closes the connection: a WebSocket close frame and a TLS
     /// close_notify, written if the socket takes them now.
     pub fn goodbye(&mut self, stream: &Stream) {
@@ -463,6 +385,8 @@ impl Layer {
                 self.send_raw(Bytes::from(frame));
             }
         }
+        // the close frame goes into a record before the close_notify
+        self.seal();
         if let Some(t) = &mut self.tls {
             t.send_close_notify();
         }

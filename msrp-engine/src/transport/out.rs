@@ -1,0 +1,232 @@
+//! The write side of a [`Layer`]: MSRP bytes into WebSocket frames and TLS
+//! records, and those onto the socket.
+//!
+//! What the engine hands over in one turn becomes as few frames and records
+//! as it can: one WebSocket frame per run of pieces of one MSRP frame (not
+//! one per piece: a chunk is queued as head, body slices and end-line), and
+//! full TLS records (up to 16 KiB of plaintext, RFC 8446 §5.1) sealed from
+//! all the turn's pieces by one vectored write into rustls, which copies
+//! each byte once, straight into the record it encrypts. A record per
+//! piece costs a seal, 22 bytes of overhead and an allocation each.
+
+use std::io::{self, IoSlice, Write};
+
+use bytes::{Buf, Bytes};
+
+use super::{ws, Layer, WsState};
+use crate::stream::Stream;
+
+/// Most slices handed to one vectored write on the socket.
+const MAX_IOV: usize = 64;
+
+impl Layer {
+    /// Bytes below MSRP (handshake answers, control frames) for the peer.
+    pub(super) fn send_raw(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.raw_out.push_back(b);
+        }
+    }
+
+    /// Hands over MSRP bytes taken from the output queue in one turn: each
+    /// piece with whether it ends an MSRP frame (which ends its WebSocket
+    /// message). Over a WebSocket each run of pieces up to a frame's end
+    /// (or up to the last piece) becomes one WebSocket frame.
+    pub fn encode(&mut self, pieces: &[(Bytes, bool)]) {
+        let writer = match &mut self.ws {
+            Some((WsState::Open(codec), _)) => Some(&mut codec.1),
+            _ => None,
+        };
+        match writer {
+            Some(w) => frames(w, pieces, &mut self.raw_out),
+            None => {
+                let data = pieces.iter().map(|(b, _)| b).filter(|b| !b.is_empty());
+                self.raw_out.extend(data.cloned());
+            }
+        }
+        self.seal();
+    }
+
+    /// Over TLS: encrypts everything waiting in `raw_out` into records, with
+    /// one vectored write so that records are full rather than one per
+    /// piece. Without TLS the pieces wait for the socket as they are.
+    pub(super) fn seal(&mut self) {
+        let Some(tls) = &mut self.tls else {
+            return;
+        };
+        while !self.raw_out.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self.raw_out.iter().map(|b| IoSlice::new(b)).collect();
+            // without a buffer limit (see Layer::with) rustls takes it all,
+            // except that it stops at a TLS 1.3 key update: go on after it
+            let n = match tls.writer().write_vectored(&slices) {
+                Ok(n) if n > 0 => n,
+                // a failed connection: its next read or write reports why
+                _ => {
+                    self.raw_out.clear();
+                    break;
+                }
+            };
+            advance(&mut self.raw_out, n);
+        }
+        // an idle TLS connection keeps no room for pieces (README Scale:
+        // memory per idle TLS connection); a turn allocates it again
+        self.raw_out.shrink_to(0);
+    }
+
+    /// Writes what the layer produced until the socket takes no more;
+    /// returns the bytes written.
+    pub fn flush(&mut self, stream: &Stream) -> io::Result<usize> {
+        let r = self.flush_out(stream);
+        if !self.backlogged() {
+            self.replies = 0;
+        }
+        r
+    }
+
+    fn flush_out(&mut self, stream: &Stream) -> io::Result<usize> {
+        self.seal();
+        let mut total = 0;
+        if let Some(tls) = &mut self.tls {
+            // rustls writes its records with one writev (up to 64 of them)
+            while tls.wants_write() {
+                match tls.write_tls(&mut { stream }) {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(total);
+        }
+        while !self.raw_out.is_empty() {
+            let slices: Vec<IoSlice<'_>> = self
+                .raw_out
+                .iter()
+                .take(MAX_IOV)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            match (&mut { stream }).write_vectored(&slices) {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n;
+                    advance(&mut self.raw_out, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// Appends to `out` one WebSocket frame (header, then the pieces uncopied)
+/// per run of `pieces` that ends an MSRP frame, and one for the rest.
+fn frames(
+    w: &mut ws::MessageWriter,
+    pieces: &[(Bytes, bool)],
+    out: &mut std::collections::VecDeque<Bytes>,
+) {
+    let mut from = 0;
+    for (i, (_, end)) in pieces.iter().enumerate() {
+        if !*end && i + 1 < pieces.len() {
+            continue;
+        }
+        let run = &pieces[from..=i];
+        let len = run.iter().map(|(b, _)| b.len()).sum();
+        let mut head = Vec::with_capacity(14);
+        w.piece_header(len, *end, &mut head);
+        if !head.is_empty() {
+            out.push_back(Bytes::from(head));
+        }
+        out.extend(
+            run.iter()
+                .map(|(b, _)| b)
+                .filter(|b| !b.is_empty())
+                .cloned(),
+        );
+        from = i + 1;
+    }
+}
+
+/// Drops the first `n` bytes of `q`.
+fn advance(q: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = q.front_mut() else {
+            break;
+        };
+        let take = front.len().min(n);
+        n -= take;
+        if take == front.len() {
+            q.pop_front();
+        } else {
+            front.advance(take);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    use bytes::BytesMut;
+
+    use super::super::{ws, Layer, WsPolicy, WsState};
+    use crate::stream::Stream;
+
+    fn open_ws() -> Layer {
+        let codec = (
+            ws::Decoder::new(ws::Role::Server, ws::WsLimits::default()),
+            ws::MessageWriter::new(ws::Role::Server),
+        );
+        let policy = WsPolicy {
+            origins: &[],
+            max_message: 0,
+        };
+        Layer::with(None, Some((WsState::Open(Box::new(codec)), policy)))
+    }
+
+    fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let (h, n) = ws::frame_header(opcode, fin, payload.len() as u64, None);
+        [&h[..n], payload].concat()
+    }
+
+    #[test]
+    fn a_turns_pieces_make_one_websocket_frame_per_msrp_frame_run() {
+        let mut layer = open_ws();
+        let piece = |s: &'static str, end| (bytes::Bytes::from_static(s.as_bytes()), end);
+        // head, body, end-line of one chunk; then the start of the next
+        layer.encode(&[
+            piece("MSRP a SEND\r\n", false),
+            piece("body", false),
+            piece("\r\n-------a$\r\n", true),
+            piece("MSRP b ", false),
+        ]);
+        // the rest of the second one in a later turn
+        layer.encode(&[piece("200 OK\r\n-------b$\r\n", true)]);
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let stream = Stream::Unix(a);
+        let n = layer.flush(&stream).unwrap();
+        drop(stream);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).unwrap();
+        assert_eq!(n, got.len());
+        let want = [
+            frame(ws::OP_BINARY, true, b"MSRP a SEND\r\nbody\r\n-------a$\r\n"),
+            frame(ws::OP_BINARY, false, b"MSRP b "),
+            frame(ws::OP_CONTINUATION, true, b"200 OK\r\n-------b$\r\n"),
+        ]
+        .concat();
+        assert_eq!(got, want);
+        // what a client decodes is the MSRP byte stream, unchanged
+        let mut dec = ws::Decoder::new(ws::Role::Client, ws::WsLimits::default());
+        let (mut input, mut out) = (BytesMut::from(&got[..]), BytesMut::new());
+        dec.decode(&mut input, &mut out, &mut Vec::new()).unwrap();
+        assert_eq!(
+            &out[..],
+            b"MSRP a SEND\r\nbody\r\n-------a$\r\nMSRP b 200 OK\r\n-------b$\r\n"
+        );
+        assert!(!layer.backlogged());
+    }
+}

@@ -168,7 +168,6 @@ fn advance(q: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
 #[cfg(test)]
 mod tests {
     use std::io::Read;
-    use std::os::unix::net::UnixStream;
 
     use bytes::BytesMut;
 
@@ -205,8 +204,9 @@ mod tests {
         ]);
         // the rest of the second one in a later turn
         layer.encode(&[piece("200 OK\r\n-------b$\r\n", true)]);
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let stream = Stream::Unix(a);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut b = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let stream = Stream::Tcp(l.accept().unwrap().0);
         let n = layer.flush(&stream).unwrap();
         drop(stream);
         let mut got = Vec::new();

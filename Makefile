@@ -173,6 +173,8 @@ deb-test: deb
 lint: headers
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace -- -D warnings -D clippy::too_many_lines
+	tests/scripts/check-sizes.sh
 
 # Fuzzing (see README "Fuzzing"): cargo-fuzz / libFuzzer on the stable
 # toolchain, which accepts the -Z flags cargo-fuzz passes (sanitizer,

@@ -55,6 +55,20 @@ impl RateResult {
     }
 }
 
+/// A phase's result for the summary tests: `sent` messages at `per_s`,
+/// `cpu` worker seconds.
+#[cfg(test)]
+pub fn test_rate(per_s: f64, sent: u64, cpu: f64) -> RateResult {
+    RateResult {
+        per_s,
+        window: sent,
+        sent,
+        secs: 1.0,
+        cpu: Some(cpu),
+        rtt_ms: (0.5, 1.0),
+    }
+}
+
 /// Where session `i` connects to and its To-Path.
 type Route<'a> = dyn Fn(usize) -> (SocketAddr, Vec<String>) + Sync + 'a;
 

@@ -452,17 +452,7 @@ fn data_and_log(s: &mut String, rep: &Report) {
 mod tests {
     use super::*;
     use crate::cli::opts;
-
-    fn rate(per_s: f64, sent: u64, cpu: f64) -> RateResult {
-        RateResult {
-            per_s,
-            window: sent,
-            sent,
-            secs: 1.0,
-            cpu: Some(cpu),
-            rtt_ms: (0.5, 1.0),
-        }
-    }
+    use crate::rate::test_rate as rate;
 
     #[test]
     fn summary_shows_the_other_transport_beside_tcp() {

@@ -199,19 +199,9 @@ pub fn table(s: &mut String, o: &Opts, rep: &Report) {
 mod tests {
     use super::*;
     use crate::cli::opts;
+    use crate::rate::test_rate as rate;
     use crate::report::OtherFigures;
     use msrp_tools::Transport;
-
-    fn rate(per_s: f64, sent: u64, cpu: f64) -> RateResult {
-        RateResult {
-            per_s,
-            window: sent,
-            sent,
-            secs: 1.0,
-            cpu: Some(cpu),
-            rtt_ms: (0.5, 1.0),
-        }
-    }
 
     #[test]
     fn ratios_are_medians_of_rounds_against_their_targets() {

@@ -46,8 +46,6 @@ pub struct ReadPool {
     /// The last read returned less than it had room for: the socket's
     /// receive queue was empty then.
     short: bool,
-    /// How much the last appending read had room for.
-    last_room: usize,
 }
 
 impl ReadPool {
@@ -57,7 +55,6 @@ impl ReadPool {
             bufs: Vec::new(),
             spare: Some(recv),
             short: false,
-            last_room: 0,
         }
     }
 
@@ -135,16 +132,14 @@ impl ReadPool {
         let max = max.clamp(1, READ_CHUNK);
         self.short = false;
         if let Stream::Ring(link) = stream {
+            let r = self.read_appending(rbuf, max, |b, m| link.read_append(b, m));
             // no short-read stop for a ring: its reader tells the writer it
             // sleeps only after a read that found the ring empty
-            return self.read_appending(rbuf, max, |b, m| link.read_append(b, m));
+            self.short = false;
+            return r;
         }
         match self.spare {
-            Some(recv) => {
-                let r = self.read_appending(rbuf, max, |b, m| recv(stream.as_fd(), b, m));
-                self.short = matches!(r, Ok(n) if n < self.last_room);
-                r
-            }
+            Some(recv) => self.read_appending(rbuf, max, |b, m| recv(stream.as_fd(), b, m)),
             None => self.read_zeroed(stream, rbuf, max),
         }
     }
@@ -190,12 +185,13 @@ impl ReadPool {
         let rest = rbuf.len();
         buf.extend_from_slice(rbuf);
         // what `fill` has room for (it reserves `max` when there is none)
-        self.last_room = match buf.capacity() - buf.len() {
+        let room = match buf.capacity() - buf.len() {
             0 => max,
             spare => spare.min(max),
         };
         let r = fill(&mut buf, max);
         if let Ok(n @ 1..) = r {
+            self.short = n < room;
             *rbuf = Self::keep(&mut buf, rest + n);
         }
         buf.clear();

@@ -32,6 +32,7 @@ mod authfail;
 mod close;
 mod dial;
 mod frames;
+mod inputs;
 mod limits;
 mod link;
 mod pump;
@@ -41,6 +42,7 @@ mod transmit;
 
 pub use close::FIRST_REQUEST_LATE;
 pub use dial::{DialError, Dialled, Io};
+pub use inputs::Accepted;
 pub use resolve::{NoDest, Unreachable};
 
 /// A connection's output queue may reach this many high watermarks before
@@ -248,7 +250,7 @@ impl Relay {
     pub fn received(&mut self, t: ConnId, bytes: &[u8], now: Instant) {
         if let Some(c) = self.conns.get_mut(&t) {
             c.rbuf.extend_from_slice(bytes);
-            c.note_read(now);
+            self.read(t, bytes.len(), now);
         }
     }
 

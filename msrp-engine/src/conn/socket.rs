@@ -27,6 +27,9 @@ pub struct LayerView {
     pub backlogged: bool,
     /// TLS handshake done (as a client: the server sent data).
     pub confirmed: bool,
+    /// The TLS handshake is still going on (when it ends, output that
+    /// waited for it can go).
+    pub handshaking: bool,
 }
 
 impl LayerView {
@@ -35,6 +38,7 @@ impl LayerView {
         replies: 0,
         backlogged: false,
         confirmed: true,
+        handshaking: false,
     };
 }
 
@@ -81,6 +85,7 @@ impl Socket {
             replies: l.unread_replies(),
             backlogged: l.backlogged(),
             confirmed: l.confirmed(),
+            handshaking: l.handshaking(),
         })
     }
 

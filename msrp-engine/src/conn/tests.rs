@@ -20,6 +20,7 @@ const TLS_PENDING: LayerView = LayerView {
     replies: 0,
     backlogged: true,
     confirmed: false,
+    handshaking: true,
 };
 
 #[test]
@@ -104,6 +105,7 @@ fn layer_replies_count_against_the_peers_queue() {
         replies: 10,
         backlogged: false,
         confirmed: true,
+        handshaking: false,
     });
     assert_eq!(c.own_queued(), own + 10);
     assert_eq!(c.queued(), own + 10);

@@ -14,25 +14,22 @@ impl<H: Host> Engine<H> {
         self.relay.mark_dirty(t);
     }
 
+    /// `t`'s socket takes bytes again; for a next hop being dialled, the
+    /// connect ended.
     pub(super) fn on_writable(&mut self, t: ConnId) {
-        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get(&t)) else {
+        let (Some(c), Some(sock)) = (self.relay.conns.get(&t), self.sockets.get(&t)) else {
             return;
         };
         if !c.is_connected() {
-            match sock.check_connected() {
+            let result = match sock.check_connected() {
                 Ok(false) => return,
-                Ok(true) => {
-                    c.connected();
-                    log::debug!("connected to next hop {} (connection {})", c.peer, t.0);
-                    // data may already be waiting to be read
-                    self.relay.sched.wake(t);
-                }
-                Err(e) => {
-                    let peer = c.peer;
-                    log::warn!("connect to next hop {peer} failed: {e}");
-                    self.close(t, "connect failed");
-                    return;
-                }
+                Ok(true) => Ok(()),
+                Err(e) => Err(e),
+            };
+            let (relay, mut io) = self.split();
+            if !relay.dialled(t, result, &mut io) {
+                self.finish_closed();
+                return;
             }
         }
         self.flush(t);
@@ -41,13 +38,12 @@ impl<H: Host> Engine<H> {
     /// Writes as much of the output queue as the socket takes, and wakes
     /// the sources that waited for it to drain.
     pub(super) fn flush(&mut self, t: ConnId) {
-        let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get_mut(&t)) else {
-            return;
-        };
-        c.dirty = false;
-        if !c.is_connected() {
+        if !self.relay.write_turn(t) {
             return;
         }
+        let (Some(c), Some(sock)) = (self.relay.conns.get(&t), self.sockets.get_mut(&t)) else {
+            return;
+        };
         let (peer, now) = (c.peer, self.relay.now);
         match sock.write_out(&mut self.relay, t, now) {
             Ok(n) => self.relay.stats.add(Stat::BytesOut, n as i64),

@@ -10,9 +10,9 @@ use mio::{Interest, Poll};
 use msrp_core::{Event, ParseError};
 
 use super::{token, Engine, Host};
-use crate::conn::{ConnState, Socket};
+use crate::conn::Socket;
 use crate::connid::ConnId;
-use crate::relay::{BodyCheck, EofAction, ReadGate, Step};
+use crate::relay::{Accepted, BodyCheck, EofAction, ReadGate, Step};
 use crate::stats::Stat;
 use crate::transport::{Got, Kind, Layer, LayerError, WsPolicy};
 
@@ -80,22 +80,15 @@ impl<H: Host> Engine<H> {
                 log::error!("cannot register connection from {peer}: {e}");
                 continue;
             }
-            log::debug!(
-                "accepted connection {} from {peer} on {}:{local}",
-                t.0,
-                kind.name()
-            );
-            self.relay.stats.add(Stat::ConnectionsAccepted, 1);
-            self.relay.stats.add(Stat::ConnectionsActive, 1);
             let sock = Socket::tcp(stream, self.cfg).layered(layer);
-            let mut c = ConnState::new(peer, local, None, self.cfg, self.relay.now)
-                .layered(kind, sock.view());
-            c.listed = self.relay.stats.conn_opened(t.0, peer, local, false, kind);
-            self.relay.conns.insert(t, c);
+            let a = Accepted {
+                peer,
+                local,
+                kind,
+                layer: sock.view(),
+            };
             self.sockets.insert(t, sock);
-            if self.cfg.max_read_rate > 0 {
-                self.relay.set_read_rate(t, self.cfg.max_read_rate);
-            }
+            self.relay.accepted(t, a, self.relay.now);
         }
     }
 
@@ -186,14 +179,15 @@ impl<H: Host> Engine<H> {
         let (Some(c), Some(sock)) = (self.relay.conns.get_mut(&t), self.sockets.get(&t)) else {
             return Read::Gone;
         };
-        match self.read_pool.read_at_most(&sock.stream, &mut c.rbuf, max) {
-            Ok(0) => c.peer_closed(),
+        let (r, peer_shut) = (
+            self.read_pool.read_at_most(&sock.stream, &mut c.rbuf, max),
+            sock.peer_shut,
+        );
+        match r {
+            Ok(0) => self.relay.peer_closed(t),
             Ok(n) => {
-                self.relay.stats.add(Stat::BytesIn, n as i64);
-                c.note_read(self.relay.now);
-                let short = self.read_pool.last_read_short() && !sock.peer_shut;
-                self.relay.charge_read(t, n);
-                if short {
+                self.relay.read(t, n, self.relay.now);
+                if self.read_pool.last_read_short() && !peer_shut {
                     return Read::Short;
                 }
             }
@@ -220,24 +214,16 @@ impl<H: Host> Engine<H> {
         let Some(layer) = sock.layer.as_deref_mut() else {
             return Read::Empty;
         };
-        let handshaking = layer.handshaking();
         let r = layer.read(&sock.stream, &mut self.read_pool, &mut c.rbuf, max);
-        let (owes, now_ready) = (layer.backlogged(), handshaking && !layer.handshaking());
-        c.layer_seen(sock.view());
         let (peer, kind) = (c.peer, c.kind);
-        let read = match r {
+        self.relay.layer_seen(t, sock.view());
+        match r {
             Ok(Got::Data(n)) => {
-                self.relay.stats.add(Stat::BytesIn, n as i64);
-                if n > 0 {
-                    c.note_read(self.relay.now);
-                }
-                if let Some(b) = c.read_rate.as_mut() {
-                    b.take(n);
-                }
+                self.relay.read(t, n, self.relay.now);
                 Read::Data
             }
             Ok(Got::Eof) => {
-                c.peer_closed();
+                self.relay.peer_closed(t);
                 self.note_handshake_failure(
                     t,
                     "the peer closed the connection before it completed",
@@ -256,7 +242,7 @@ impl<H: Host> Engine<H> {
                     );
                 }
                 self.close(t, "transport error");
-                return Read::Gone;
+                Read::Gone
             }
             Err(e) => {
                 let stat = match &e {
@@ -274,18 +260,9 @@ impl<H: Host> Engine<H> {
                     t.0
                 );
                 self.close(t, "transport error");
-                return Read::Gone;
+                Read::Gone
             }
-        };
-        if now_ready {
-            log::debug!("TLS established with {peer} (connection {})", t.0);
         }
-        if owes || now_ready {
-            // handshake answers go out; output that waited for the
-            // handshake can go now
-            self.mark_dirty(t);
-        }
-        read
     }
 
     fn on_parse_error(&mut self, t: ConnId, e: ParseError) {

@@ -229,6 +229,76 @@ fn a_next_hop_that_does_not_read_holds_its_sender_back() {
     assert!(f.relay.sched.blocked(a).is_none());
 }
 
+#[test]
+fn a_dial_that_fails_later_is_reported_unless_no() {
+    let failed = |fr| {
+        let (mut f, a, _) = relay(cfg(|_| {}));
+        let wire = send("tx0001", b"x", fr).replace_b(B, "192.0.2.99:9");
+        f.feed(a, &wire);
+        let (d, _) = f.io.dialled[0].clone();
+        f.connect_failed(d);
+        assert!(!f.relay.conns.contains_key(&d), "the dial is closed");
+        assert!(f.relay.conns.contains_key(&a), "its sender stays");
+        reports_and_ok(f.take_wire(a))
+    };
+    let lost = |r: (Vec<String>, bool)| {
+        assert!(r.0.iter().all(|s| s.starts_with("000 408")), "{:?}", r.0);
+        (r.0.len(), r.1)
+    };
+    assert_eq!(lost(failed("yes")), (1, true));
+    assert_eq!(lost(failed("partial")), (1, false));
+    assert_eq!(lost(failed("no")), (0, false));
+}
+
+#[test]
+fn a_client_half_closing_after_its_send_gets_its_200_then_is_closed() {
+    let (mut f, a, b) = relay(cfg(|_| {}));
+    f.takes.insert(a, 0);
+    f.feed(a, &send("tx0001", b"bye", "yes"));
+    f.peer_closed(a);
+    assert!(
+        f.relay.conns.contains_key(&a),
+        "its 200 is still to be written"
+    );
+    assert_eq!(f.relay.read_gate(a), ReadGate::Skip, "nothing more is read");
+    f.takes.remove(&a);
+    f.relay.mark_dirty(a);
+    f.settle();
+    let (reports, ok) = reports_and_ok(f.take_wire(a));
+    assert!(ok && reports.is_empty());
+    assert!(!f.relay.conns.contains_key(&a), "closed once flushed");
+    assert_eq!(frames(f.take_wire(b)).len(), 1, "the SEND went on");
+}
+
+#[test]
+fn a_sender_closing_mid_send_ends_its_chunk_and_is_closed() {
+    let (mut f, a, b) = relay(cfg(|_| {}));
+    let wire = send("tx0001", &[b'q'; 3000], "yes");
+    f.feed(a, &wire[..2000]);
+    f.peer_closed(a);
+    assert!(!f.relay.conns.contains_key(&a));
+    let got = frames(f.take_wire(b));
+    assert_eq!(got.len(), 1);
+    assert!(got[0].1.len() < 3000, "the rest never came");
+    assert!(got[0].2.is_some(), "B's chunk is ended, not left open");
+    assert!(f.relay.conns.contains_key(&b), "B stays");
+}
+
+#[test]
+fn an_accepted_connection_gets_the_read_rate_and_first_request_timers() {
+    let (mut f, a, b) = relay(cfg(|c| {
+        c.max_read_rate = 4096;
+        c.first_request_timeout = Duration::from_secs(2);
+    }));
+    assert!(f.relay.conns[&a].read_rate.is_some());
+    f.feed(b, &send("tx0001", b"x", "no").replace_b(B, A));
+    f.advance(1_500);
+    f.advance(1_500);
+    // RFC 4976 §6.1: a connection that sent no request in time is closed
+    assert!(!f.relay.conns.contains_key(&a), "silent A is closed");
+    assert!(f.relay.conns.contains_key(&b), "B sent its first request");
+}
+
 /// `replace` for byte strings (a test's SEND to another next hop).
 trait ReplaceB {
     fn replace_b(self, from: &str, to: &str) -> Vec<u8>;

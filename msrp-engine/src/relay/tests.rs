@@ -52,11 +52,13 @@ impl Driver {
             now,
         );
         for t in [SRC, DEST] {
-            let addr = std::net::SocketAddr::from(([192, 0, 2, t.0 as u8], 7777));
-            let local = std::net::SocketAddr::from(([127, 0, 0, 1], 2855));
-            relay
-                .conns
-                .insert(t, ConnState::new(addr, local, None, cfg, now));
+            let a = Accepted {
+                peer: std::net::SocketAddr::from(([192, 0, 2, t.0 as u8], 7777)),
+                local: std::net::SocketAddr::from(([127, 0, 0, 1], 2855)),
+                kind: crate::transport::Kind::Tcp,
+                layer: crate::conn::LayerView::NONE,
+            };
+            relay.accepted(t, a, now);
         }
         Driver { relay, now }
     }
@@ -81,7 +83,7 @@ impl Driver {
 
     /// What the socket of `t` takes: `n` bytes written at `now`.
     fn write(&mut self, t: ConnId, n: usize) -> Option<&'static str> {
-        self.relay.conns.get_mut(&t).unwrap().dirty = false;
+        assert!(self.relay.write_turn(t));
         self.relay.wrote(t, n);
         self.relay
             .write_done(t, Some(n), crate::conn::LayerView::NONE, self.now);
@@ -226,7 +228,7 @@ fn eof_between_frames_writes_the_answers_then_closes() {
         .get_mut(&SRC)
         .unwrap()
         .queue_own(Bytes::from_static(b"MSRP a786hjs2 200 OK\r\n"), d.now);
-    d.relay.conns.get_mut(&SRC).unwrap().peer_closed();
+    d.relay.peer_closed(SRC);
     assert_eq!(d.relay.read_gate(SRC), ReadGate::Eof);
     assert_eq!(d.relay.on_eof(SRC), Some(EofAction::HalfClosed));
     assert_eq!(
@@ -245,9 +247,9 @@ fn eof_mid_frame_truncates_and_eof_idle_closes() {
     d.feed(SRC, &SEND[..SEND.len() - 5]);
     let mut seen = Seen::default();
     assert!(matches!(d.drain(SRC, &mut seen), Step::NeedBytes));
-    d.relay.conns.get_mut(&SRC).unwrap().peer_closed();
+    d.relay.peer_closed(SRC);
     assert_eq!(d.relay.on_eof(SRC), Some(EofAction::Truncated));
-    d.relay.conns.get_mut(&DEST).unwrap().peer_closed();
+    d.relay.peer_closed(DEST);
     assert_eq!(d.relay.on_eof(DEST), Some(EofAction::Closed));
     assert_eq!(d.relay.on_eof(ConnId(99)), None);
     assert_eq!(d.relay.read_gate(ConnId(99)), ReadGate::Gone);
@@ -263,10 +265,10 @@ fn a_next_hop_closing_with_answers_queued_closes_at_once() {
     c.queue_own(Bytes::from_static(b"MSRP x 200 OK\r\n"), d.now);
     d.relay.conns.insert(ConnId(12), c);
     assert_eq!(d.relay.read_gate(ConnId(12)), ReadGate::Skip);
-    let c = d.relay.conns.get_mut(&ConnId(12)).unwrap();
-    c.connected();
+    let mut io = crate::testing::fake::FakeIo::default();
+    assert!(d.relay.dialled(ConnId(12), Ok(()), &mut io));
     assert_eq!(d.relay.read_gate(ConnId(12)), ReadGate::Read);
-    d.relay.conns.get_mut(&ConnId(12)).unwrap().peer_closed();
+    d.relay.peer_closed(ConnId(12));
     assert_eq!(d.relay.on_eof(ConnId(12)), Some(EofAction::Closed));
 }
 

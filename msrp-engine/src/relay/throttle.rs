@@ -67,13 +67,6 @@ impl Relay {
         n.min(READ_CHUNK)
     }
 
-    /// `t` read `n` MSRP bytes.
-    pub(crate) fn charge_read(&mut self, t: ConnId, n: usize) {
-        if let Some(b) = self.conns.get_mut(&t).and_then(|c| c.read_rate.as_mut()) {
-            b.take(n);
-        }
-    }
-
     /// How long the loop may sleep in `poll` before the first waiting
     /// connection's bucket has refilled (at most `max`).
     pub(crate) fn throttle_timeout(&self, max: Duration, now: Instant) -> Duration {

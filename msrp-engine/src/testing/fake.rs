@@ -12,11 +12,11 @@ use msrp_core::{EndFlag, Event};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
-use crate::conn::{ConnState, LayerView};
+use crate::conn::LayerView;
 use crate::connid::ConnId;
 use crate::dns::Answer;
 use crate::engine::Host;
-use crate::relay::{BodyCheck, DialError, Dialled, EofAction, Io, Relay, Step};
+use crate::relay::{Accepted, BodyCheck, DialError, Dialled, EofAction, Io, ReadGate, Relay, Step};
 use crate::route::NextHop;
 use crate::transport::Kind;
 
@@ -97,24 +97,30 @@ impl<H: Host> Fake<H> {
     /// A connection a peer at `peer` opened to the relay.
     pub fn accept(&mut self, peer: SocketAddr) -> ConnId {
         let t = self.relay.alloc_id();
-        let local = SocketAddr::from(([127, 0, 0, 1], 2855));
-        let c = ConnState::new(peer, local, None, self.relay_cfg(), self.now);
-        self.relay.conns.insert(t, c);
+        let a = Accepted {
+            peer,
+            local: SocketAddr::from(([127, 0, 0, 1], 2855)),
+            kind: Kind::Tcp,
+            layer: LayerView::NONE,
+        };
+        self.relay.accepted(t, a, self.now);
         t
-    }
-
-    fn relay_cfg(&self) -> &'static Config {
-        self.relay.cfg()
     }
 
     /// A dialled connection's connect completed (as
     /// `Engine::on_writable`): what waited for it is written.
     pub fn connected(&mut self, t: ConnId) {
-        if let Some(c) = self.relay.conns.get_mut(&t) {
-            c.connected();
-            self.relay.sched.wake(t);
+        if self.relay.dialled(t, Ok(()), &mut self.io) {
+            self.flush(t);
         }
-        self.flush(t);
+        self.settle();
+    }
+
+    /// A dialled connection's connect failed (refused, unreachable).
+    pub fn connect_failed(&mut self, t: ConnId) {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        self.relay.dialled(t, Err(refused), &mut self.io);
+        self.relay.take_closed();
         self.settle();
     }
 
@@ -127,10 +133,14 @@ impl<H: Host> Fake<H> {
         self.settle();
     }
 
-    /// The peer of `t` closed its side.
+    /// The peer of `t` closed its side (as `Engine::read_some` and
+    /// `Engine::drive`: what it sent before is handled, then its EOF).
     pub fn peer_closed(&mut self, t: ConnId) {
-        if let Some(c) = self.relay.conns.get_mut(&t) {
-            c.peer_closed();
+        self.relay.peer_closed(t);
+        self.drive(t);
+        if self.relay.read_gate(t) != ReadGate::Eof {
+            self.settle();
+            return;
         }
         match self.relay.on_eof(t) {
             Some(EofAction::HalfClosed) => self.relay.mark_dirty(t),
@@ -221,11 +231,7 @@ impl<H: Host> Fake<H> {
 
     /// One write turn of `t`: its peer takes what [`Fake::takes`] allows.
     fn flush(&mut self, t: ConnId) {
-        let Some(c) = self.relay.conns.get_mut(&t) else {
-            return;
-        };
-        c.dirty = false;
-        if !c.is_connected() {
+        if !self.relay.write_turn(t) {
             return;
         }
         let mut room = self.takes.get(&t).copied().unwrap_or(usize::MAX);

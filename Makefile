@@ -175,6 +175,7 @@ lint: headers
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --workspace -- -D warnings -D clippy::too_many_lines
 	tests/scripts/check-sizes.sh
+	tests/scripts/check-circles.py msrp-core/src msrp-engine/src src/kamailio=kamailio msrp-tools/src
 
 # Fuzzing (see README "Fuzzing"): cargo-fuzz / libFuzzer on the stable
 # toolchain, which accepts the -Z flags cargo-fuzz passes (sanitizer,

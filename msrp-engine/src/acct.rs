@@ -27,7 +27,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::cmap::Entry;
 use crate::kind::Kind;
 use crate::script::{PvKey, PvValue};
 
@@ -150,25 +149,34 @@ struct Texts {
     srcaddr: String,
 }
 
+/// Whose session ended: the connection and the client of its AUTH.
+#[derive(Debug, Clone)]
+pub struct Party {
+    pub conid: i64,
+    /// The client's URI (first From-Path URI of its AUTH).
+    pub peer: Bytes,
+    pub addr: SocketAddr,
+}
+
 impl Ended {
-    pub fn new(session: String, e: Entry, reason: EndReason, now: Instant) -> Self {
-        let duration = now.saturating_duration_since(e.acct.started);
-        let u = e.acct.usage;
+    pub fn new(session: String, who: Party, acct: Acct, reason: EndReason, now: Instant) -> Self {
+        let duration = now.saturating_duration_since(acct.started);
+        let u = acct.usage;
         let texts = Texts {
             msgs_in: u.msgs_in.to_string(),
             bytes_in: u.bytes_in.to_string(),
             msgs_out: u.msgs_out.to_string(),
             bytes_out: u.bytes_out.to_string(),
-            start: e.acct.start_unix().to_string(),
+            start: acct.start_unix().to_string(),
             duration: duration.as_secs().to_string(),
-            srcaddr: format!("msrp://{}", e.addr),
+            srcaddr: format!("msrp://{}", who.addr),
         };
         Ended {
             session,
-            conid: e.conid,
-            peer: e.peer,
-            addr: e.addr,
-            acct: e.acct,
+            conid: who.conid,
+            peer: who.peer,
+            addr: who.addr,
+            acct,
             reason,
             duration,
             texts,
@@ -249,17 +257,15 @@ mod tests {
             bytes_out: 7,
         };
         let started = acct.started;
-        let e = Entry {
+        let who = Party {
             conid: 9,
             peer: Bytes::from_static(b"msrp://a.example:1/s;tcp"),
             addr: "127.0.0.1:4000".parse().unwrap(),
-            expires: started,
-            mirror: None,
-            acct,
         };
         let x = Ended::new(
             "S1".into(),
-            e,
+            who,
+            acct,
             EndReason::Closed,
             started + Duration::from_secs(61),
         );

@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use crate::acct::{Acct, EndReason, Ended, Usage};
+use crate::acct::{Acct, EndReason, Ended, Party, Usage};
 
 /// One AUTHed client connection.
 #[derive(Debug, Clone)]
@@ -148,8 +148,13 @@ impl Cmap {
 
     /// `e` ended: it waits in [`Cmap::take_ended`] for the host.
     fn end(&mut self, session: String, e: Entry, reason: EndReason) {
-        self.ended
-            .push(Ended::new(session, e, reason, Instant::now()));
+        let who = Party {
+            conid: e.conid,
+            peer: e.peer,
+            addr: e.addr,
+        };
+        let ended = Ended::new(session, who, e.acct, reason, Instant::now());
+        self.ended.push(ended);
     }
 
     /// The sessions that ended since the last call, oldest first.

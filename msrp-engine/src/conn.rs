@@ -1,11 +1,11 @@
 //! One MSRP connection of a worker, in two halves: [`ConnState`] (the
 //! protocol side: the parser over what was read, the frame arriving on it,
-//! its output queue, its timers and its [`Phase`]) and [`Socket`]
-//! (`conn/socket.rs`, the driver side: the stream and its TLS/WebSocket
-//! layer). No engine in here: the engine decides what to read, queue and
-//! close.
+//! its output queue, its timers and its [`Phase`]) and the driver's
+//! `Socket` (`engine/socket.rs`: the stream and its TLS/WebSocket layer,
+//! seen here as a [`LayerView`]). No engine in here: the relay decides
+//! what to read, queue and close.
 
-mod socket;
+mod layer;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -20,7 +20,7 @@ use crate::forward::Forward;
 use crate::transport::Kind;
 
 pub use crate::stream::Stream;
-pub use socket::{LayerView, Socket};
+pub use layer::LayerView;
 
 /// Queued output, whether the relay made it for this peer, and whether it
 /// ends an MSRP frame (a WebSocket message ends with it, RFC 7977 §5).

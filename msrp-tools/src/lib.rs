@@ -23,6 +23,7 @@
 
 pub mod body;
 pub mod endpoint;
+pub mod error;
 pub mod idle;
 pub mod ids;
 pub mod kamailio;

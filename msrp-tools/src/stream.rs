@@ -17,7 +17,7 @@ use rustls::{
     ServerConnection, SideData, StreamOwned,
 };
 
-use crate::peer::PeerError;
+use crate::error::PeerError;
 use crate::tls;
 
 /// How a client reaches the relay: the relay's `listen` prefixes

@@ -13,7 +13,7 @@ use tungstenite::handshake::HandshakeError;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error as WsError, WebSocket};
 
-use crate::peer::PeerError;
+use crate::error::PeerError;
 use crate::stream::Stream;
 
 /// The WebSocket subprotocol of MSRP (RFC 7977 §4.1).

@@ -13,6 +13,7 @@ pub mod process;
 pub mod pv;
 pub mod rings;
 pub mod rpc;
+pub mod rpccall;
 pub mod shm;
 pub mod sockio;
 pub mod stats;

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use msrp_engine::config;
 use msrp_engine::transport::tls::TlsContext;
 
-use super::rpc::Call;
+use super::rpccall::Call;
 use super::sys;
 
 /// The generation counter in shm.

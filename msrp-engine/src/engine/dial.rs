@@ -9,9 +9,9 @@ use std::time::Instant;
 use mio::Poll;
 use rustc_hash::FxHashMap as HashMap;
 
+use super::socket::Socket;
 use super::{register, DNS};
 use crate::config::Config;
-use crate::conn::Socket;
 use crate::connid::ConnId;
 use crate::dns::{Answer, Dns, Waiter};
 use crate::relay::{DialError, Dialled, Io};

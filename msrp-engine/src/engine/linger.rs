@@ -13,8 +13,9 @@ use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::socket::Socket;
 use super::{Engine, Host};
-use crate::conn::{ConnState, Socket, Stream};
+use crate::conn::{ConnState, Stream};
 
 /// How long a closed connection is drained at most.
 const LINGER: Duration = Duration::from_secs(2);

@@ -26,6 +26,7 @@ mod links;
 mod output;
 mod reload;
 mod resolve;
+mod socket;
 mod sweep;
 mod wire;
 
@@ -43,7 +44,7 @@ use mio::{Events, Interest, Poll, Token};
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::config::Config;
-use crate::conn::{ConnState, Socket};
+use crate::conn::ConnState;
 use crate::connid::ConnId;
 use crate::io::ReadPool;
 use crate::relay::Relay;
@@ -52,6 +53,7 @@ use crate::stats::StatsSink;
 use crate::transport::tls::TlsContext;
 use crate::transport::Kind;
 use crate::txtable::TxTable;
+use socket::Socket;
 use wire::register;
 
 /// What the engine needs from its host (Kamailio): running the event route.

@@ -9,8 +9,8 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll};
 use msrp_core::{Event, ParseError};
 
+use super::socket::Socket;
 use super::{token, Engine, Host};
-use crate::conn::Socket;
 use crate::connid::ConnId;
 use crate::relay::{Accepted, BodyCheck, EofAction, ReadGate, Step};
 use crate::stats::Stat;

@@ -1,13 +1,14 @@
 //! The driver side of a connection: its stream and the TLS/WebSocket layer
 //! between the stream and the MSRP bytes. Writing the output queue of the
-//! connection's [`ConnState`] happens here; what the layer holds is shown
-//! to the protocol side as a [`LayerView`].
+//! connection's [`ConnState`](crate::conn::ConnState) happens here; what
+//! the layer holds is shown to the protocol side as a [`LayerView`].
 
 use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::conn::LayerView;
 use crate::connid::ConnId;
 use crate::relay::Relay;
 use crate::stream::Stream;
@@ -15,32 +16,6 @@ use crate::transport::{Layer, LAYER_BUDGET};
 
 /// Most slices handed to one vectored write.
 const MAX_IOV: usize = 64;
-
-/// What the protocol side needs to know of a connection's TLS/WebSocket
-/// layer: its control answers count against the peer's queue, its backlog
-/// is output, and a TLS session is confirmed or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LayerView {
-    /// Control answers the peer has not taken yet.
-    pub replies: usize,
-    /// Bytes produced for the socket wait to be written.
-    pub backlogged: bool,
-    /// TLS handshake done (as a client: the server sent data).
-    pub confirmed: bool,
-    /// The TLS handshake is still going on (when it ends, output that
-    /// waited for it can go).
-    pub handshaking: bool,
-}
-
-impl LayerView {
-    /// No layer: plain TCP or a link.
-    pub const NONE: LayerView = LayerView {
-        replies: 0,
-        backlogged: false,
-        confirmed: true,
-        handshaking: false,
-    };
-}
 
 pub struct Socket {
     pub stream: Stream,

@@ -1,21 +1,23 @@
 //! TLS session resumption on the relay's listeners (its own session cache,
 //! `transport/tls/sessions.rs`): a client that comes back resumes, over
 //! TLS 1.3 (tickets the relay keeps) and TLS 1.2 (session IDs), also after
-//! more handshakes than the cache holds. Handshakes run in memory.
+//! more handshakes than the cache holds, and with a client certificate
+//! (a larger session). Handshakes run in memory.
 
 use std::sync::Arc;
 
-use msrp_engine::config::{Listen, TlsSettings};
+use msrp_engine::config::{Listen, TlsSettings, VerifyClient};
 use msrp_engine::transport::tls::TlsContext;
 use msrp_engine::transport::Kind;
 use msrp_tools::tls::{self, Certs, TlsVersions};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, ServerConnection};
 
-fn context(c: &Certs) -> TlsContext {
+fn context(c: &Certs, verify_client: VerifyClient) -> TlsContext {
     let s = TlsSettings {
         certificate: Some(c.relay().cert_chain),
         private_key: Some(c.relay().private_key),
         ca_list: Some(c.ca()),
+        verify_client,
         ..TlsSettings::default()
     };
     let listen = Listen {
@@ -52,7 +54,7 @@ fn handshake(ctx: &TlsContext, cfg: &Arc<ClientConfig>) -> HandshakeKind {
 
 fn resumes(versions: TlsVersions) {
     let c = Certs::for_tests().expect("test certificates");
-    let ctx = context(&c);
+    let ctx = context(&c, VerifyClient::Off);
     let cfg = tls::client_config_with(&c.ca(), None, versions).unwrap();
     assert_eq!(handshake(&ctx, &cfg), HandshakeKind::Full);
     assert_eq!(handshake(&ctx, &cfg), HandshakeKind::Resumed);
@@ -74,4 +76,15 @@ fn tls13_client_resumes_with_a_ticket_the_relay_kept() {
 #[test]
 fn tls12_client_resumes_its_session_id() {
     resumes(TlsVersions::Only12);
+}
+
+#[test]
+fn client_with_a_certificate_resumes() {
+    let c = Certs::for_tests().expect("test certificates");
+    let ctx = context(&c, VerifyClient::Required);
+    for versions in [TlsVersions::Only13, TlsVersions::Only12] {
+        let cfg = tls::client_config_with(&c.ca(), Some(&c.client()), versions).unwrap();
+        assert_eq!(handshake(&ctx, &cfg), HandshakeKind::Full);
+        assert_eq!(handshake(&ctx, &cfg), HandshakeKind::Resumed);
+    }
 }

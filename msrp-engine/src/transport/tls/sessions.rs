@@ -10,8 +10,9 @@
 //! kept ~1.2 MiB of free heap resident (issue 19 item 3; README "Scale").
 //! This store has the same policy (stateful, per worker, the newest
 //! [`CAPACITY`] sessions, each used once for TLS 1.3) but copies keys and
-//! values into one block reserved at the first session, so the cache
-//! never allocates between the connections.
+//! values into one block reserved at the first session, so the cache does
+//! not allocate between the connections (but for sessions with a client
+//! certificate chain, over [`VALUE_MAX`], kept as rustls' cache would).
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
@@ -23,9 +24,9 @@ const CAPACITY: usize = 256;
 /// Longest key: rustls makes 32-byte ticket IDs (TLS 1.3) and session IDs
 /// are at most 32 bytes (TLS 1.2).
 const KEY_MAX: usize = 32;
-/// Longest value: an encoded session is ~100 bytes plus its SNI name;
-/// one with the client's certificate chain (mutual TLS) is larger and is
-/// not cached (that client makes a full handshake when it reconnects).
+/// Longest value kept in a slot: an encoded session is ~100 bytes plus its
+/// SNI name. One with the client's certificate chain (mutual TLS) is
+/// larger and is kept in its own allocation as rustls' cache would.
 const VALUE_MAX: usize = 512;
 
 #[derive(Clone)]
@@ -36,6 +37,8 @@ struct Entry {
     value_len: u16,
     key: [u8; KEY_MAX],
     value: [u8; VALUE_MAX],
+    /// A value longer than [`VALUE_MAX`] (then `value_len` is 0).
+    large: Option<Vec<u8>>,
 }
 
 impl Entry {
@@ -44,7 +47,10 @@ impl Entry {
     }
 
     fn value(&self) -> Vec<u8> {
-        self.value[..usize::from(self.value_len)].to_vec()
+        match &self.large {
+            Some(v) => v.clone(),
+            None => self.value[..usize::from(self.value_len)].to_vec(),
+        }
     }
 }
 
@@ -105,6 +111,7 @@ impl Slots {
                 value_len: 0,
                 key: [0; KEY_MAX],
                 value: [0; VALUE_MAX],
+                large: None,
             });
             return self.entries.len() - 1;
         }
@@ -115,11 +122,10 @@ impl Slots {
 
 impl StoresServerSessions for SessionSlots {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        let (Ok(key_len), Ok(value_len)) = (u8::try_from(key.len()), u16::try_from(value.len()))
-        else {
+        let Ok(key_len) = u8::try_from(key.len()) else {
             return false;
         };
-        if key.len() > KEY_MAX || value.len() > VALUE_MAX {
+        if key.len() > KEY_MAX {
             return false;
         }
         let mut s = self.slots();
@@ -127,9 +133,15 @@ impl StoresServerSessions for SessionSlots {
         let seq = s.next_seq;
         s.next_seq += 1;
         let e = &mut s.entries[i];
-        (e.seq, e.key_len, e.value_len) = (seq, key_len, value_len);
+        (e.seq, e.key_len) = (seq, key_len);
         e.key[..key.len()].copy_from_slice(&key);
-        e.value[..value.len()].copy_from_slice(&value);
+        match u16::try_from(value.len()) {
+            Ok(n) if value.len() <= VALUE_MAX => {
+                e.value[..value.len()].copy_from_slice(&value);
+                (e.value_len, e.large) = (n, None);
+            }
+            _ => (e.value_len, e.large) = (0, Some(value)),
+        }
         true
     }
 
@@ -195,12 +207,17 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_does_not_fit_a_slot() {
+    fn keeps_large_values_apart_and_refuses_long_keys() {
         let s = SessionSlots::default();
         assert!(!s.put(vec![1; KEY_MAX + 1], b"v".to_vec()));
-        assert!(!s.put(key(1), vec![0; VALUE_MAX + 1]));
         assert!(s.put(key(1), vec![7; VALUE_MAX]));
         assert_eq!(s.get(&key(1)), Some(vec![7; VALUE_MAX]));
+        // a session with a client certificate chain
+        assert!(s.put(key(2), vec![8; 3000]));
+        assert_eq!(s.get(&key(2)), Some(vec![8; 3000]));
+        // and a small one in the same slot again
+        assert!(s.put(key(2), b"small".to_vec()));
+        assert_eq!(s.take(&key(2)).as_deref(), Some(&b"small"[..]));
         assert_eq!(s.len(), 1);
     }
 }

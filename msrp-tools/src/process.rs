@@ -86,6 +86,30 @@ pub fn pss_kib(pid: u32) -> Option<u64> {
     })
 }
 
+/// RSS and PSS in KiB of a process's mappings whose name (the path column
+/// of `/proc/PID/smaps`) contains `name`, e.g. `msrp_relay links`.
+pub fn mapping_kib(pid: u32, name: &str) -> Option<(u64, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    Some(sum_mappings(&smaps, name))
+}
+
+fn sum_mappings(smaps: &str, name: &str) -> (u64, u64) {
+    let (mut rss, mut pss, mut inside) = (0, 0, false);
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or_default();
+        let kib = || f.clone().next().and_then(|v| v.parse::<u64>().ok());
+        match first {
+            "Rss:" if inside => rss += kib().unwrap_or(0),
+            "Pss:" if inside => pss += kib().unwrap_or(0),
+            // a mapping's header line: ADDR-ADDR PERMS OFFSET DEV INODE [PATH]
+            _ if first.contains('-') && !first.ends_with(':') => inside = line.contains(name),
+            _ => {}
+        }
+    }
+    (rss, pss)
+}
+
 /// Peak resident set size (high water mark) of a process in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM")
@@ -106,6 +130,25 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_the_mappings_of_one_name() {
+        let smaps = "\
+7f00-7f10 rw-s 00000000 00:01 5 /memfd:msrp_relay links (deleted)
+Size:              64 kB
+Rss:               12 kB
+Pss:                6 kB
+7f10-7f20 rw-s 00000000 00:01 6 /dev/zero (deleted)
+Rss:              100 kB
+Pss:               50 kB
+7f20-7f30 rw-s 00000000 00:01 5 /memfd:msrp_relay links (deleted)
+Rss:                4 kB
+Pss:                1 kB
+";
+        assert_eq!(sum_mappings(smaps, "msrp_relay links"), (16, 7));
+        assert_eq!(sum_mappings(smaps, "/dev/zero"), (100, 50));
+        assert_eq!(sum_mappings(smaps, "nothing"), (0, 0));
+    }
 
     #[test]
     fn own_process_figures() {

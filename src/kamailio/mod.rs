@@ -7,6 +7,8 @@ pub mod cmds;
 pub mod connlist;
 pub mod exports;
 pub mod guard;
+#[cfg(target_env = "gnu")]
+pub mod heap;
 pub mod kemi;
 pub mod log;
 pub mod process;

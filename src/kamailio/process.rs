@@ -344,13 +344,9 @@ impl Host for KamailioHost {
     fn release_memory(&mut self) {
         // Freed connections leave free chunks all over glibc's arenas;
         // malloc_trim(0) returns every free page (not only the top) to the
-        // kernel.
+        // kernel, once the thread's cache let go of its chunks.
         #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only walks glibc's own arenas under their
-        // locks; no pointer of ours is involved.
-        unsafe {
-            libc::malloc_trim(0);
-        }
+        super::heap::give_back();
         // and the shared listings' pages this worker touched (issue 19)
         super::cmapshm::release_pages();
         super::connlist::release_pages();

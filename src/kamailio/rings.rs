@@ -3,14 +3,17 @@
 //! the forked workers inherit them (the ring protocol is safe code in
 //! `msrp_engine::ring`; here are only the mapping and the copies).
 //!
-//! The rings are an anonymous `MAP_SHARED` mapping, not Kamailio shm: they
+//! The rings are a `MAP_SHARED` mapping of their own, not Kamailio shm: they
 //! are fixed for the life of the process (nothing to allocate or free
 //! later), page-aligned, and would otherwise take `workers * (workers - 1)`
 //! times [`RING_BYTES`] out of the shm pool the operator sized for
 //! sessions and transactions (`-M`); pages are only backed once touched.
+//! The mapping is a memfd named [`MAPPING_NAME`], so `/proc/PID/smaps`
+//! and `pmap` tell the links' pages from Kamailio's shm (both are shared
+//! memory; `msrp-bench --idle` reports them apart).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 use msrp_engine::ring::{RingControl, RingLink, RingMemory};
@@ -22,6 +25,8 @@ const RING_BYTES: usize = 512 * 1024;
 /// page-aligned).
 const CONTROL_BYTES: usize = 4096;
 const SLOT: usize = CONTROL_BYTES + RING_BYTES;
+/// Name of the mapping's memfd (smaps shows `/memfd:msrp_relay links`).
+const MAPPING_NAME: &std::ffi::CStr = c"msrp_relay links";
 
 struct Rings {
     /// Start of the mapping: slot `i * workers + j` is the ring from
@@ -41,16 +46,20 @@ pub fn init(workers: usize) -> Result<(), String> {
         return Ok(());
     }
     let len = workers * workers * SLOT;
-    // SAFETY: a new anonymous mapping, no address hint, no fd: it touches no
-    // memory of ours. Zeroed pages are empty rings (RingControl's all-zero
-    // state).
+    let fd = named_memory(len).map_err(|e| {
+        format!("cannot make {len} bytes of memory for the links between MSRP workers: {e}")
+    })?;
+    // SAFETY: a new shared mapping of our own memfd, no address hint: it
+    // touches no memory of ours. A new memfd reads as zeros, and zeroed
+    // pages are empty rings (RingControl's all-zero state). The mapping
+    // outlives the fd (closed when `fd` drops).
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
             0,
         )
     };
@@ -80,6 +89,26 @@ pub fn init(workers: usize) -> Result<(), String> {
         wakes,
     });
     Ok(())
+}
+
+/// A memfd of `len` bytes named [`MAPPING_NAME`] (pages backed once
+/// touched, like anonymous shared memory).
+fn named_memory(len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: memfd_create reads the zero-terminated name only; a valid
+    // result is a new fd that nothing else owns.
+    let fd = unsafe { libc::memfd_create(MAPPING_NAME.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above, the fd is ours alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let size =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: ftruncate on our own valid fd, no pointer involved.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 /// Worker `index`'s links to the other workers, by their index.

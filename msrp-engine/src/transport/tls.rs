@@ -26,7 +26,10 @@ use thiserror::Error;
 
 use crate::config::{Listen, ServerPolicy, TlsSettings, TlsVersion, VerifyClient};
 
+mod sessions;
 mod sni;
+
+use sessions::SessionSlots;
 
 /// The CA bundle used for next hops when `tls_ca_list` is not set.
 pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -301,7 +304,11 @@ impl TlsContext {
                 builder.with_client_cert_verifier(v)
             }
         };
-        Ok(builder.with_cert_resolver(served))
+        let mut c = builder.with_cert_resolver(served);
+        // rustls' default cache pins heap pages after a wave of handshakes
+        // (tls/sessions.rs); same policy, storage allocated once
+        c.session_storage = Arc::new(SessionSlots::default());
+        Ok(c)
     }
 
     fn client_config(

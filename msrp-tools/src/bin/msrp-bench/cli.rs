@@ -167,6 +167,12 @@ pub struct BenchArgs {
     /// ephemeral ports) [default: one per 20,000 sessions].
     #[arg(long, value_name = "N", value_parser = parse_count, help_heading = "Scale")]
     pub idle_sources: Option<usize>,
+    /// Before the "before" sample, open and close this many idle sessions
+    /// (a warm-up wave: the TLS code is paged in and the workers have
+    /// given memory back once, so what stays after the measured wave is
+    /// what it left); the report gives "after" against both samples.
+    #[arg(long, value_name = "N", default_value = "0", help_heading = "Scale")]
+    pub idle_warmup: usize,
     /// Fast smoke run (~10 s): --size 32M --small-size 4M --runs 2
     /// --sessions 10 --duration 1.5; options given explicitly still win.
     #[arg(long, help_heading = "Workload")]
@@ -206,6 +212,7 @@ pub struct Opts {
     pub idle: usize,
     pub idle_per_client: usize,
     pub idle_sources: usize,
+    pub idle_warmup: usize,
 }
 
 impl Opts {
@@ -242,6 +249,7 @@ impl Opts {
             idle_sources: a
                 .idle_sources
                 .unwrap_or_else(|| a.idle.unwrap_or(0).div_ceil(20_000).max(1)),
+            idle_warmup: a.idle_warmup,
         };
         o.check()
             .map_err(|m| Cli::command().error(ErrorKind::ArgumentConflict, m))?;
@@ -270,6 +278,9 @@ impl Opts {
         }
         if self.idle > 0 && !self.spawn {
             return Err("--idle needs --spawn-relay (it measures the workers' memory)");
+        }
+        if self.idle_warmup > 0 && self.idle == 0 {
+            return Err("--idle-warmup goes with --idle");
         }
         if self.idle_sources > 250 {
             return Err("--idle-sources: at most 250 (127.0.0.2 .. 127.0.0.251)");
@@ -409,6 +420,9 @@ mod tests {
             (100_000, 15_000, 5)
         );
         assert_eq!(opts("--spawn-relay").unwrap().idle, 0);
+        let o = opts("--spawn-relay --idle 20000 --idle-warmup 6000").unwrap();
+        assert_eq!((o.idle, o.idle_warmup), (20_000, 6_000));
+        assert!(opts("--spawn-relay --idle-warmup 10").is_err());
         assert!(opts("--relay h:1 --idle 10").is_err());
         assert!(opts("--spawn-relay --idle 10 --idle-sources 300").is_err());
         let help = opts("--help").unwrap_err();

@@ -48,6 +48,16 @@ impl Mem {
         self.sum(process::pss_kib)
     }
 
+    /// RSS and PSS of the links between workers (the rings' mapping,
+    /// `src/kamailio/rings.rs`): shared memory touched by traffic that
+    /// crosses workers, pages that stay once touched.
+    pub fn links(&self) -> (u64, u64) {
+        self.pids
+            .iter()
+            .filter_map(|p| process::mapping_kib(*p, "msrp_relay links"))
+            .fold((0, 0), |(r, p), (r1, p1)| (r + r1, p + p1))
+    }
+
     /// CPU seconds the workers have used so far.
     pub fn cpu(&self) -> Result<f64, String> {
         self.sum(process::cpu_secs)

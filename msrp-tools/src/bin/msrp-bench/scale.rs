@@ -34,20 +34,18 @@ impl Bench<'_> {
         let quiet = self.pairs("pairs, no idle sessions")?;
         // After the pairs ran: their pooled buffers are not the idle
         // sessions' cost, nor something closing them should give back.
+        let cold = (self.rss()?, self.pss()?);
+        let warm = match self.o.idle_warmup {
+            0 => None,
+            n => Some(self.idle_warm_up(n)?),
+        };
         let (rss0, parts0, pss0) = (self.rss()?, self.breakdown(), self.pss()?);
+        let links0 = self.links();
         self.dump_smaps("before");
         let spec = self.idle_spec();
         let specs = split(&spec, self.o.idle, self.o.idle_per_client);
-        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
-        println!(
-            "opening {} idle AUTHed sessions over {} ({} child processes, {} source addresses) ...",
-            self.o.idle,
-            spec.transport,
-            specs.len(),
-            spec.sources.len()
-        );
         let t0 = Instant::now();
-        let mut children = IdleChildren::start(&exe, &specs)?;
+        let mut children = self.open_idle(self.o.idle)?;
         let opened = children.wait_opened()?;
         let open_secs = t0.elapsed().as_secs_f64();
         println!(
@@ -61,6 +59,7 @@ impl Bench<'_> {
         let close_secs = children.close()?.as_secs_f64();
         let rss2 = self.settled_rss()?;
         let (parts2, pss2) = (self.breakdown(), self.pss()?);
+        let links2 = self.links();
         self.dump_smaps("after");
         let pss_per = (pss1.saturating_sub(pss0)) as f64 / opened.max(1) as f64;
         let per = (rss1.saturating_sub(rss0)) as f64 / opened.max(1) as f64;
@@ -95,6 +94,8 @@ impl Bench<'_> {
                 fmt_kib(pss2),
                 (pss2 as f64 / pss0.max(1) as f64 - 1.0) * 100.0
             ),
+            warm_line(warm, cold, (rss2, pss2)),
+            links_line((rss0, pss0, links0), (rss2, pss2, links2)),
             format!(
                 "  active pairs' round trip p99: {:.2} ms with none, {:.2} ms with them = {:.2}x (target <= 1.5x); p50 {:.2} / {:.2} ms; {:.0} / {:.0} msg/s",
                 quiet.rtt_ms.1,
@@ -106,7 +107,35 @@ impl Bench<'_> {
                 busy.per_s
             ),
         ];
+        self.rep.scale.retain(|l| !l.is_empty());
         Ok(())
+    }
+
+    /// Child processes opening `count` idle sessions (`msrp_tools::idle`).
+    fn open_idle(&self, count: usize) -> Result<IdleChildren, String> {
+        let spec = self.idle_spec();
+        let specs = split(&spec, count, self.o.idle_per_client);
+        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        println!(
+            "opening {count} idle AUTHed sessions over {} ({} child processes, {} source addresses) ...",
+            spec.transport,
+            specs.len(),
+            spec.sources.len()
+        );
+        IdleChildren::start(&exe, &specs)
+    }
+
+    /// `--idle-warmup N`: a wave of N idle sessions opened and closed, and
+    /// the workers' RSS settled after it (they gave memory back): code
+    /// the handshakes page in once is then in the "before" sample, not
+    /// counted as memory the measured wave kept. The sessions opened.
+    fn idle_warm_up(&mut self, count: usize) -> Result<usize, String> {
+        println!("warm-up wave:");
+        let mut children = self.open_idle(count)?;
+        let opened = children.wait_opened()?;
+        children.close()?;
+        self.settled_rss()?;
+        Ok(opened)
     }
 
     fn rss(&self) -> Result<u64, String> {
@@ -129,6 +158,10 @@ impl Bench<'_> {
             println!("holding the relay {secs} s (MSRP_BENCH_HOLD)");
             std::thread::sleep(Duration::from_secs(secs));
         }
+    }
+
+    fn links(&self) -> (u64, u64) {
+        self.mem.as_ref().map(|m| m.links()).unwrap_or_default()
     }
 
     fn breakdown(&self) -> String {
@@ -182,4 +215,38 @@ impl Bench<'_> {
         self.record(&label, &r, None, None);
         Ok(r)
     }
+}
+
+/// The report line of a warm-up wave (empty without one): "after"
+/// against the sample taken before the warm-up, as without it.
+fn warm_line(warm: Option<usize>, (rss, pss): (u64, u64), (rss2, pss2): (u64, u64)) -> String {
+    let Some(n) = warm else {
+        return String::new();
+    };
+    let pct = |a: u64, b: u64| (a as f64 / b.max(1) as f64 - 1.0) * 100.0;
+    format!(
+        "  warm-up: {n} idle sessions opened and closed before the \"before\" sample; against the sample before the warm-up ({} RSS, {} PSS) after is {:+.1} % RSS / {:+.1} % PSS",
+        fmt_kib(rss),
+        fmt_kib(pss),
+        pct(rss2, rss),
+        pct(pss2, pss)
+    )
+}
+
+/// "After" against "before" without the links' ring pages: those are
+/// touched by the pairs' traffic (each pairs phase connects anew, so its
+/// sessions may cross between other workers), not by the idle sessions.
+fn links_line(before: (u64, u64, (u64, u64)), after: (u64, u64, (u64, u64))) -> String {
+    let (rss0, pss0, (lr0, lp0)) = before;
+    let (rss2, pss2, (lr2, lp2)) = after;
+    let pct = |a: u64, b: u64| (a as f64 / b.max(1) as f64 - 1.0) * 100.0;
+    format!(
+        "  without the links' ring pages (RSS {} before, {} after; PSS {} / {}): after is {:+.1} % RSS / {:+.1} % PSS of before",
+        fmt_kib(lr0),
+        fmt_kib(lr2),
+        fmt_kib(lp0),
+        fmt_kib(lp2),
+        pct(rss2.saturating_sub(lr2), rss0.saturating_sub(lr0)),
+        pct(pss2.saturating_sub(lp2), pss0.saturating_sub(lp0))
+    )
 }

@@ -96,16 +96,7 @@ impl Bench<'_> {
             ),
             warm_line(warm, cold, (rss2, pss2)),
             links_line((rss0, pss0, links0), (rss2, pss2, links2)),
-            format!(
-                "  active pairs' round trip p99: {:.2} ms with none, {:.2} ms with them = {:.2}x (target <= 1.5x); p50 {:.2} / {:.2} ms; {:.0} / {:.0} msg/s",
-                quiet.rtt_ms.1,
-                busy.rtt_ms.1,
-                busy.rtt_ms.1 / quiet.rtt_ms.1.max(1e-9),
-                quiet.rtt_ms.0,
-                busy.rtt_ms.0,
-                quiet.per_s,
-                busy.per_s
-            ),
+            pairs_line(&quiet, &busy),
         ];
         self.rep.scale.retain(|l| !l.is_empty());
         Ok(())
@@ -215,6 +206,21 @@ impl Bench<'_> {
         self.record(&label, &r, None, None);
         Ok(r)
     }
+}
+
+/// The report line of the active pairs' round trips without and with the
+/// idle sessions.
+fn pairs_line(quiet: &RateResult, busy: &RateResult) -> String {
+    format!(
+        "  active pairs' round trip p99: {:.2} ms with none, {:.2} ms with them = {:.2}x (target <= 1.5x); p50 {:.2} / {:.2} ms; {:.0} / {:.0} msg/s",
+        quiet.rtt_ms.1,
+        busy.rtt_ms.1,
+        busy.rtt_ms.1 / quiet.rtt_ms.1.max(1e-9),
+        quiet.rtt_ms.0,
+        busy.rtt_ms.0,
+        quiet.per_s,
+        busy.per_s
+    )
 }
 
 /// The report line of a warm-up wave (empty without one): "after"

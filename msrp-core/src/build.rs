@@ -90,7 +90,11 @@ pub struct ChunkHeads {
     has_body: bool,
     /// ` METHOD CRLF`, To-Path, From-Path and the headers before
     /// Byte-Range; then the headers after it and the blank line of a body.
+    /// Kept from the second head on: most requests go out as one chunk,
+    /// whose head is written directly.
     around_range: std::cell::OnceCell<(Bytes, Bytes)>,
+    /// A head with a Byte-Range was rendered.
+    rendered: std::cell::Cell<bool>,
 }
 
 impl ChunkHeads {
@@ -109,6 +113,7 @@ impl ChunkHeads {
             other,
             has_body,
             around_range: std::cell::OnceCell::new(),
+            rendered: std::cell::Cell::new(false),
         }
     }
 
@@ -131,14 +136,23 @@ impl ChunkHeads {
             )
             .freeze();
         };
+        if !self.rendered.replace(true) {
+            let cap = capacity(&self.to_path, &self.from_path, &self.other);
+            let mut out = BytesMut::with_capacity(5 + tid.len() + cap + 80);
+            out.put_slice(b"MSRP ");
+            out.put_slice(tid);
+            let split = self.range_at();
+            self.put_before_range(&mut out, split);
+            put_range_line(&mut out, &r);
+            self.put_after_range(&mut out, split);
+            return out.freeze();
+        }
         let (prefix, suffix) = self.around_range.get_or_init(|| self.split_at_range());
         let mut out = BytesMut::with_capacity(5 + tid.len() + prefix.len() + suffix.len() + 80);
         out.put_slice(b"MSRP ");
         out.put_slice(tid);
         out.put_slice(prefix);
-        out.put_slice(b"Byte-Range: ");
-        put_range(&mut out, &r);
-        out.put_slice(b"\r\n");
+        put_range_line(&mut out, &r);
         out.put_slice(suffix);
         out.freeze()
     }
@@ -148,6 +162,7 @@ impl ChunkHeads {
     pub fn push_header(&mut self, h: Header) {
         self.other.push(h);
         self.around_range = std::cell::OnceCell::new();
+        self.rendered.set(false);
     }
 
     /// Whether every head [`render`](Self::render) can give for this
@@ -209,29 +224,45 @@ impl ChunkHeads {
         Ok(())
     }
 
-    fn split_at_range(&self) -> (Bytes, Bytes) {
+    /// Where the Byte-Range line goes among the other headers: in place of
+    /// the first one received, else after Message-ID, else first.
+    fn range_at(&self) -> usize {
         let other = &self.other;
-        let split = match other.iter().position(|h| h.is("Byte-Range")) {
+        match other.iter().position(|h| h.is("Byte-Range")) {
             Some(p) => p,
             None => other
                 .iter()
                 .position(|h| h.is("Message-ID"))
                 .map_or(0, |p| p + 1),
-        };
-        let (before, after) = other.split_at(split);
-        let cap = capacity(&self.to_path, &self.from_path, other);
-        let mut prefix = BytesMut::with_capacity(cap);
-        prefix.put_u8(b' ');
-        prefix.put_slice(&self.method);
-        prefix.put_slice(b"\r\n");
-        put_headers(&mut prefix, &self.to_path, &self.from_path, before);
-        let mut suffix = BytesMut::with_capacity(cap);
-        for h in after.iter().filter(|h| !h.is("Byte-Range")) {
-            put_header(&mut suffix, h);
+        }
+    }
+
+    /// ` METHOD CRLF`, the paths and the headers before Byte-Range.
+    fn put_before_range(&self, out: &mut BytesMut, split: usize) {
+        out.put_u8(b' ');
+        out.put_slice(&self.method);
+        out.put_slice(b"\r\n");
+        put_headers(out, &self.to_path, &self.from_path, &self.other[..split]);
+    }
+
+    /// The headers after Byte-Range (other Byte-Ranges dropped) and the
+    /// blank line of a body.
+    fn put_after_range(&self, out: &mut BytesMut, split: usize) {
+        for h in self.other[split..].iter().filter(|h| !h.is("Byte-Range")) {
+            put_header(out, h);
         }
         if self.has_body {
-            suffix.put_slice(b"\r\n");
+            out.put_slice(b"\r\n");
         }
+    }
+
+    fn split_at_range(&self) -> (Bytes, Bytes) {
+        let split = self.range_at();
+        let cap = capacity(&self.to_path, &self.from_path, &self.other);
+        let mut prefix = BytesMut::with_capacity(cap);
+        self.put_before_range(&mut prefix, split);
+        let mut suffix = BytesMut::with_capacity(cap);
+        self.put_after_range(&mut suffix, split);
         (prefix.freeze(), suffix.freeze())
     }
 }
@@ -249,6 +280,13 @@ fn put_u64(out: &mut BytesMut, mut v: u64) {
         }
     }
     out.put_slice(&digits[i..]);
+}
+
+/// `Byte-Range: start-end/total CRLF`.
+fn put_range_line(out: &mut BytesMut, r: &crate::ByteRange) {
+    out.put_slice(b"Byte-Range: ");
+    put_range(out, r);
+    out.put_slice(b"\r\n");
 }
 
 /// `start-end/total` with `*` for unknown values (as `ByteRange`'s Display).

@@ -356,28 +356,19 @@ pub fn target(uri: &[u8]) -> Result<Target, RouteError> {
 /// follows the head), with its end-line flag: the script sees whole bodies
 /// of frames that arrived in one read.
 pub fn complete_body(rbuf: &[u8], tid: &[u8]) -> Option<(Bytes, u8)> {
-    let mut pat = b"\r\n-------".to_vec();
-    pat.extend_from_slice(tid);
-    if let Some(p) = memchr::memmem::find(rbuf, &pat) {
-        let flag = rbuf.get(p + pat.len()).copied().unwrap_or(b'$');
-        return Some((Bytes::copy_from_slice(&rbuf[..p]), flag));
-    }
-    if rbuf.starts_with(&pat[2..]) {
-        let flag = rbuf.get(pat.len() - 2).copied().unwrap_or(b'$');
-        return Some((Bytes::new(), flag));
-    }
-    None
+    let (len, flag) = msrp_core::parser::find_body_end(rbuf, tid)?;
+    Some((Bytes::copy_from_slice(&rbuf[..len]), flag.as_byte()))
 }
 
 /// To-Path and From-Path after this relay's `own` leading To-Path URIs moved
 /// to the head of From-Path, last one first (RFC 4976 §6.4, once per URI).
 pub fn own_hops(req: &Request, own: usize) -> Option<(Vec<Bytes>, Vec<Bytes>)> {
-    let mut to = req.to.clone();
-    let mut from = req.from.clone();
-    for _ in 0..own.max(1) {
-        let first = to.first()?.clone();
-        (to, from) = msrp_core::path::forward(&to, &from, &first)?;
-    }
+    // what `msrp_core::path::forward` gives `own` times over, built at once
+    let own = own.max(1);
+    let to = req.to.get(own..).filter(|r| !r.is_empty())?.to_vec();
+    let mut from = Vec::with_capacity(own + req.from.len());
+    from.extend(req.to[..own].iter().rev().cloned());
+    from.extend_from_slice(&req.from);
     Some((to, from))
 }
 

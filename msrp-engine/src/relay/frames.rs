@@ -377,12 +377,12 @@ impl Relay {
         });
         // The relay's own 200 for "yes" (RFC 4976 §6.4.1), unless the script
         // already answered.
-        let auto_reply = (req.is_send && fr == FailureReport::Yes && !route.replied)
-            .then(|| script::reply_frame(head, 200, b"OK", b"").ok())
-            .flatten();
-        let refusal = (req.is_send && fr != FailureReport::No && !route.replied)
-            .then(|| script::reply_frame(head, 413, b"Message Too Large", b"").ok())
-            .flatten();
+        let answered = req.is_send && !route.replied;
+        let answer = script::OwnAnswer::new(
+            head,
+            answered && fr == FailureReport::Yes,
+            answered && fr != FailureReport::No,
+        );
         Forward {
             dest: dest.ok(),
             fail_at_start: dest.err(),
@@ -400,8 +400,7 @@ impl Relay {
             in_id,
             ret,
             via_link: None,
-            auto_reply,
-            refusal,
+            answer,
             refused_at: None,
             refusal_paused: false,
         }

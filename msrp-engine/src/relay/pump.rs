@@ -74,7 +74,7 @@ impl Relay {
         let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) else {
             return;
         };
-        if let Some(r) = f.auto_reply {
+        if let Some(r) = f.answer.and_then(|a| a.ok()) {
             self.stats.add(Stat::RepliesSent, 1);
             self.push_frame(t, r, self.now);
         }

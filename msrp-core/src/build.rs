@@ -331,21 +331,26 @@ pub fn response_head(
     out
 }
 
-/// `-------tid flag CRLF`: closes a frame without body.
-pub fn end_line(tid: &[u8], flag: EndFlag) -> Bytes {
-    let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 3);
+fn put_end_line(out: &mut BytesMut, tid: &[u8], flag: EndFlag) {
     out.put_slice(DASHES);
     out.put_slice(tid);
     out.put_u8(flag.as_byte());
     out.put_slice(b"\r\n");
+}
+
+/// `-------tid flag CRLF`: closes a frame without body.
+pub fn end_line(tid: &[u8], flag: EndFlag) -> Bytes {
+    let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 3);
+    put_end_line(&mut out, tid, flag);
     out.freeze()
 }
 
-/// `CRLF -------tid flag CRLF`: closes a body.
+/// `CRLF -------tid flag CRLF`: closes a body (one buffer: every
+/// forwarded chunk ends with one).
 pub fn body_end(tid: &[u8], flag: EndFlag) -> Bytes {
     let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 5);
     out.put_slice(b"\r\n");
-    out.put_slice(&end_line(tid, flag));
+    put_end_line(&mut out, tid, flag);
     out.freeze()
 }
 
@@ -359,7 +364,7 @@ pub fn response_frame(
     other: &[Header],
 ) -> Bytes {
     let mut out = response_head(tid, code, comment, to_path, from_path, other);
-    out.put_slice(&end_line(tid, EndFlag::Complete));
+    put_end_line(&mut out, tid, EndFlag::Complete);
     out.freeze()
 }
 
@@ -399,6 +404,6 @@ pub fn report_frame(
         &other,
         false,
     );
-    out.put_slice(&end_line(tid, EndFlag::Complete));
+    put_end_line(&mut out, tid, EndFlag::Complete);
     out.freeze()
 }

@@ -41,13 +41,28 @@ fn put_header(out: &mut BytesMut, h: &Header) {
     out.put_slice(b"\r\n");
 }
 
-fn capacity(to_path: &[Bytes], from_path: &[Bytes], other: &[Header]) -> usize {
-    64 + to_path
-        .iter()
-        .chain(from_path)
-        .map(|u| u.len() + 1)
-        .sum::<usize>()
+/// Room for a frame without body: `MSRP tid` and `line` (method, or code
+/// and comment) on the start line, the path lines, `other`, a blank line
+/// and the end-line, so that nothing is copied to grow it.
+fn capacity(
+    tid: &[u8],
+    line: usize,
+    to_path: &[Bytes],
+    from_path: &[Bytes],
+    other: &[Header],
+) -> usize {
+    let start = 5 + tid.len() + 1 + line + 2;
+    let names = "To-Path: \r\nFrom-Path: \r\n\r\n".len();
+    let end = DASHES.len() + tid.len() + 3;
+    start
+        + names
+        + to_path
+            .iter()
+            .chain(from_path)
+            .map(|u| u.len() + 1)
+            .sum::<usize>()
         + other.iter().map(Header::line_len).sum::<usize>()
+        + end
 }
 
 /// `MSRP tid METHOD CRLF`, To-Path, From-Path, then `other` verbatim; when
@@ -60,7 +75,7 @@ pub fn request_head(
     other: &[Header],
     has_body: bool,
 ) -> BytesMut {
-    let mut out = BytesMut::with_capacity(capacity(to_path, from_path, other));
+    let mut out = BytesMut::with_capacity(capacity(tid, method.len(), to_path, from_path, other));
     out.put_slice(b"MSRP ");
     out.put_slice(tid);
     out.put_u8(b' ');
@@ -137,8 +152,14 @@ impl ChunkHeads {
             .freeze();
         };
         if !self.rendered.replace(true) {
-            let cap = capacity(&self.to_path, &self.from_path, &self.other);
-            let mut out = BytesMut::with_capacity(5 + tid.len() + cap + 80);
+            let cap = capacity(
+                tid,
+                self.method.len(),
+                &self.to_path,
+                &self.from_path,
+                &self.other,
+            );
+            let mut out = BytesMut::with_capacity(cap + WIDEST_RANGE_LINE);
             out.put_slice(b"MSRP ");
             out.put_slice(tid);
             let split = self.range_at();
@@ -148,7 +169,9 @@ impl ChunkHeads {
             return out.freeze();
         }
         let (prefix, suffix) = self.around_range.get_or_init(|| self.split_at_range());
-        let mut out = BytesMut::with_capacity(5 + tid.len() + prefix.len() + suffix.len() + 80);
+        let mut out = BytesMut::with_capacity(
+            5 + tid.len() + prefix.len() + suffix.len() + WIDEST_RANGE_LINE,
+        );
         out.put_slice(b"MSRP ");
         out.put_slice(tid);
         out.put_slice(prefix);
@@ -174,8 +197,6 @@ impl ChunkHeads {
     /// Byte-Range header, the relay's transaction ID may be longer.
     pub fn check(&self, limits: &crate::Limits, tid_len: usize) -> Result<(), crate::ParseError> {
         use crate::ParseError::{HeadTooLarge, LineTooLong, TooManyHeaders};
-        // "Byte-Range: " start "-" end "/" total CRLF, 19 digits each
-        const WIDEST_RANGE_LINE: usize = 12 + 3 * 19 + 2 + 2;
         let path_line = |name: usize, uris: &[Bytes]| {
             name + 2
                 + uris
@@ -258,7 +279,13 @@ impl ChunkHeads {
 
     fn split_at_range(&self) -> (Bytes, Bytes) {
         let split = self.range_at();
-        let cap = capacity(&self.to_path, &self.from_path, &self.other);
+        let cap = capacity(
+            &[],
+            self.method.len(),
+            &self.to_path,
+            &self.from_path,
+            &self.other,
+        );
         let mut prefix = BytesMut::with_capacity(cap);
         self.put_before_range(&mut prefix, split);
         let mut suffix = BytesMut::with_capacity(cap);
@@ -266,6 +293,9 @@ impl ChunkHeads {
         (prefix.freeze(), suffix.freeze())
     }
 }
+
+/// "Byte-Range: " start "-" end "/" total CRLF, 19 digits each.
+const WIDEST_RANGE_LINE: usize = 12 + 3 * 19 + 2 + 2;
 
 /// Decimal digits of `v` (what `Display` writes), without the formatter.
 fn put_u64(out: &mut BytesMut, mut v: u64) {
@@ -314,7 +344,8 @@ pub fn response_head(
     from_path: &[Bytes],
     other: &[Header],
 ) -> BytesMut {
-    let mut out = BytesMut::with_capacity(capacity(to_path, from_path, other));
+    let line = 3 + comment.map_or(0, |c| 1 + c.len());
+    let mut out = BytesMut::with_capacity(capacity(tid, line, to_path, from_path, other));
     out.put_slice(b"MSRP ");
     out.put_slice(tid);
     out.put_u8(b' ');

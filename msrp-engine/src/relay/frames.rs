@@ -251,8 +251,12 @@ impl Relay {
         let mut others: Vec<Header> = head.other_headers().cloned().collect();
         // only this relay says which connection a link request is for
         others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
+        let method = match &head.start {
+            msrp_core::StartLine::Request { method } => method.clone(),
+            msrp_core::StartLine::Response { .. } => Bytes::from_static(b"SEND"),
+        };
         let heads = ChunkHeads::new(
-            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
+            method,
             to_path,
             from_path,
             others,

@@ -41,28 +41,38 @@ fn put_header(out: &mut BytesMut, h: &Header) {
     out.put_slice(b"\r\n");
 }
 
-/// Room for a frame without body: `MSRP tid` and `line` (method, or code
-/// and comment) on the start line, the path lines, `other`, a blank line
-/// and the end-line, so that nothing is copied to grow it.
-fn capacity(
+/// Length of a head's lines: `MSRP tid` and `line` (method, or code and
+/// comment) on the start line, the path lines and `other`. Buffers are
+/// given exactly what goes into them: `Bytes` made from a buffer with room
+/// left takes one more allocation (a shared header), one made from a full
+/// one none.
+fn head_len(
     tid: &[u8],
     line: usize,
     to_path: &[Bytes],
     from_path: &[Bytes],
     other: &[Header],
 ) -> usize {
-    let start = 5 + tid.len() + 1 + line + 2;
-    let names = "To-Path: \r\nFrom-Path: \r\n\r\n".len();
-    let end = DASHES.len() + tid.len() + 3;
-    start
-        + names
-        + to_path
-            .iter()
-            .chain(from_path)
+    let path = |uris: &[Bytes]| {
+        uris.iter()
             .map(|u| u.len() + 1)
             .sum::<usize>()
+            .saturating_sub(1)
+    };
+    5 + tid.len()
+        + 1
+        + line
+        + 2
+        + "To-Path: \r\n".len()
+        + path(to_path)
+        + "From-Path: \r\n".len()
+        + path(from_path)
         + other.iter().map(Header::line_len).sum::<usize>()
-        + end
+}
+
+/// Length of `-------tid flag CRLF`.
+fn end_line_len(tid: &[u8]) -> usize {
+    DASHES.len() + tid.len() + 3
 }
 
 /// `MSRP tid METHOD CRLF`, To-Path, From-Path, then `other` verbatim; when
@@ -75,7 +85,8 @@ pub fn request_head(
     other: &[Header],
     has_body: bool,
 ) -> BytesMut {
-    let mut out = BytesMut::with_capacity(capacity(tid, method.len(), to_path, from_path, other));
+    let len = head_len(tid, method.len(), to_path, from_path, other) + 2 * usize::from(has_body);
+    let mut out = BytesMut::with_capacity(len);
     out.put_slice(b"MSRP ");
     out.put_slice(tid);
     out.put_u8(b' ');
@@ -152,20 +163,29 @@ impl ChunkHeads {
             .freeze();
         };
         if !self.rendered.replace(true) {
-            let cap = capacity(
+            let received: usize = self
+                .other
+                .iter()
+                .filter(|h| h.is("Byte-Range"))
+                .map(Header::line_len)
+                .sum();
+            let len = head_len(
                 tid,
                 self.method.len(),
                 &self.to_path,
                 &self.from_path,
                 &self.other,
-            );
-            let mut out = BytesMut::with_capacity(cap + WIDEST_RANGE_LINE);
+            ) - received
+                + range_line_len(&r)
+                + 2 * usize::from(self.has_body);
+            let mut out = BytesMut::with_capacity(len);
             out.put_slice(b"MSRP ");
             out.put_slice(tid);
             let split = self.range_at();
             self.put_before_range(&mut out, split);
             put_range_line(&mut out, &r);
             self.put_after_range(&mut out, split);
+            debug_assert_eq!(out.len(), out.capacity());
             return out.freeze();
         }
         let (prefix, suffix) = self.around_range.get_or_init(|| self.split_at_range());
@@ -279,19 +299,28 @@ impl ChunkHeads {
 
     fn split_at_range(&self) -> (Bytes, Bytes) {
         let split = self.range_at();
-        let cap = capacity(
+        let cap = head_len(
             &[],
             self.method.len(),
             &self.to_path,
             &self.from_path,
             &self.other,
-        );
+        ) + 2;
         let mut prefix = BytesMut::with_capacity(cap);
         self.put_before_range(&mut prefix, split);
         let mut suffix = BytesMut::with_capacity(cap);
         self.put_after_range(&mut suffix, split);
         (prefix.freeze(), suffix.freeze())
     }
+}
+
+/// Length of [`put_range_line`]'s line.
+fn range_line_len(r: &crate::ByteRange) -> usize {
+    let digits = |v: u64| v.checked_ilog10().map_or(1, |d| d as usize + 1);
+    "Byte-Range: -/\r\n".len()
+        + digits(r.start)
+        + r.end.map_or(1, digits)
+        + r.total.map_or(1, digits)
 }
 
 /// "Byte-Range: " start "-" end "/" total CRLF, 19 digits each.
@@ -344,8 +373,10 @@ pub fn response_head(
     from_path: &[Bytes],
     other: &[Header],
 ) -> BytesMut {
-    let line = 3 + comment.map_or(0, |c| 1 + c.len());
-    let mut out = BytesMut::with_capacity(capacity(tid, line, to_path, from_path, other));
+    // three digits, more only for a code over 999
+    let line = 3.max(code.checked_ilog10().map_or(1, |d| d as usize + 1))
+        + comment.map_or(0, |c| 1 + c.len());
+    let mut out = BytesMut::with_capacity(head_len(tid, line, to_path, from_path, other));
     out.put_slice(b"MSRP ");
     out.put_slice(tid);
     out.put_u8(b' ');
@@ -371,7 +402,7 @@ fn put_end_line(out: &mut BytesMut, tid: &[u8], flag: EndFlag) {
 
 /// `-------tid flag CRLF`: closes a frame without body.
 pub fn end_line(tid: &[u8], flag: EndFlag) -> Bytes {
-    let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 3);
+    let mut out = BytesMut::with_capacity(end_line_len(tid));
     put_end_line(&mut out, tid, flag);
     out.freeze()
 }
@@ -379,7 +410,7 @@ pub fn end_line(tid: &[u8], flag: EndFlag) -> Bytes {
 /// `CRLF -------tid flag CRLF`: closes a body (one buffer: every
 /// forwarded chunk ends with one).
 pub fn body_end(tid: &[u8], flag: EndFlag) -> Bytes {
-    let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 5);
+    let mut out = BytesMut::with_capacity(2 + end_line_len(tid));
     out.put_slice(b"\r\n");
     put_end_line(&mut out, tid, flag);
     out.freeze()
@@ -395,6 +426,7 @@ pub fn response_frame(
     other: &[Header],
 ) -> Bytes {
     let mut out = response_head(tid, code, comment, to_path, from_path, other);
+    // (grown once: the relay's own error responses are rare)
     put_end_line(&mut out, tid, EndFlag::Complete);
     out.freeze()
 }

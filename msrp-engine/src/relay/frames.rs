@@ -255,13 +255,7 @@ impl Relay {
             msrp_core::StartLine::Request { method } => method.clone(),
             msrp_core::StartLine::Response { .. } => Bytes::from_static(b"SEND"),
         };
-        let heads = ChunkHeads::new(
-            method,
-            to_path,
-            from_path,
-            others,
-            head.has_body,
-        );
+        let heads = ChunkHeads::new(method, to_path, from_path, others, head.has_body);
         if let Err(e) = heads.check(&self.cfg.limits, crate::tid::TID_LEN) {
             log::warn!(
                 "not relaying request from {peer}: the head forwarded would break this \

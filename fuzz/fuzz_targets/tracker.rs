@@ -301,7 +301,7 @@ fuzz_target!(|input: Input| {
                     t.track(
                         dest,
                         tid.clone(),
-                        Origin::PassBack(ret_to(&tid)),
+                        Origin::PassBack(Box::new(ret_to(&tid))),
                         addr(),
                         1,
                         now,
@@ -314,7 +314,7 @@ fuzz_target!(|input: Input| {
                 if !t.window_full(dest) {
                     let tid = tids.next_tid();
                     let origin = Origin::Link {
-                        ret: ret_to(&tid),
+                        ret: Box::new(ret_to(&tid)),
                         answer_timeout,
                     };
                     t.track(dest, tid.clone(), origin, addr(), 1, now);

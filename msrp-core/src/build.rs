@@ -41,13 +41,38 @@ fn put_header(out: &mut BytesMut, h: &Header) {
     out.put_slice(b"\r\n");
 }
 
-fn capacity(to_path: &[Bytes], from_path: &[Bytes], other: &[Header]) -> usize {
-    64 + to_path
-        .iter()
-        .chain(from_path)
-        .map(|u| u.len() + 1)
-        .sum::<usize>()
+/// Length of a head's lines: `MSRP tid` and `line` (method, or code and
+/// comment) on the start line, the path lines and `other`. Buffers are
+/// given exactly what goes into them: `Bytes` made from a buffer with room
+/// left takes one more allocation (a shared header), one made from a full
+/// one none.
+fn head_len(
+    tid: &[u8],
+    line: usize,
+    to_path: &[Bytes],
+    from_path: &[Bytes],
+    other: &[Header],
+) -> usize {
+    let path = |uris: &[Bytes]| {
+        uris.iter()
+            .map(|u| u.len() + 1)
+            .sum::<usize>()
+            .saturating_sub(1)
+    };
+    5 + tid.len()
+        + 1
+        + line
+        + 2
+        + "To-Path: \r\n".len()
+        + path(to_path)
+        + "From-Path: \r\n".len()
+        + path(from_path)
         + other.iter().map(Header::line_len).sum::<usize>()
+}
+
+/// Length of `-------tid flag CRLF`.
+fn end_line_len(tid: &[u8]) -> usize {
+    DASHES.len() + tid.len() + 3
 }
 
 /// `MSRP tid METHOD CRLF`, To-Path, From-Path, then `other` verbatim; when
@@ -60,7 +85,8 @@ pub fn request_head(
     other: &[Header],
     has_body: bool,
 ) -> BytesMut {
-    let mut out = BytesMut::with_capacity(capacity(to_path, from_path, other));
+    let len = head_len(tid, method.len(), to_path, from_path, other) + 2 * usize::from(has_body);
+    let mut out = BytesMut::with_capacity(len);
     out.put_slice(b"MSRP ");
     out.put_slice(tid);
     out.put_u8(b' ');
@@ -90,7 +116,11 @@ pub struct ChunkHeads {
     has_body: bool,
     /// ` METHOD CRLF`, To-Path, From-Path and the headers before
     /// Byte-Range; then the headers after it and the blank line of a body.
+    /// Kept from the second head on: most requests go out as one chunk,
+    /// whose head is written directly.
     around_range: std::cell::OnceCell<(Bytes, Bytes)>,
+    /// A head with a Byte-Range was rendered.
+    rendered: std::cell::Cell<bool>,
 }
 
 impl ChunkHeads {
@@ -109,6 +139,7 @@ impl ChunkHeads {
             other,
             has_body,
             around_range: std::cell::OnceCell::new(),
+            rendered: std::cell::Cell::new(false),
         }
     }
 
@@ -131,14 +162,40 @@ impl ChunkHeads {
             )
             .freeze();
         };
+        if !self.rendered.replace(true) {
+            let received: usize = self
+                .other
+                .iter()
+                .filter(|h| h.is("Byte-Range"))
+                .map(Header::line_len)
+                .sum();
+            let len = head_len(
+                tid,
+                self.method.len(),
+                &self.to_path,
+                &self.from_path,
+                &self.other,
+            ) - received
+                + range_line_len(&r)
+                + 2 * usize::from(self.has_body);
+            let mut out = BytesMut::with_capacity(len);
+            out.put_slice(b"MSRP ");
+            out.put_slice(tid);
+            let split = self.range_at();
+            self.put_before_range(&mut out, split);
+            put_range_line(&mut out, &r);
+            self.put_after_range(&mut out, split);
+            debug_assert_eq!(out.len(), out.capacity());
+            return out.freeze();
+        }
         let (prefix, suffix) = self.around_range.get_or_init(|| self.split_at_range());
-        let mut out = BytesMut::with_capacity(5 + tid.len() + prefix.len() + suffix.len() + 80);
+        let mut out = BytesMut::with_capacity(
+            5 + tid.len() + prefix.len() + suffix.len() + WIDEST_RANGE_LINE,
+        );
         out.put_slice(b"MSRP ");
         out.put_slice(tid);
         out.put_slice(prefix);
-        out.put_slice(b"Byte-Range: ");
-        put_range(&mut out, &r);
-        out.put_slice(b"\r\n");
+        put_range_line(&mut out, &r);
         out.put_slice(suffix);
         out.freeze()
     }
@@ -148,6 +205,7 @@ impl ChunkHeads {
     pub fn push_header(&mut self, h: Header) {
         self.other.push(h);
         self.around_range = std::cell::OnceCell::new();
+        self.rendered.set(false);
     }
 
     /// Whether every head [`render`](Self::render) can give for this
@@ -159,8 +217,6 @@ impl ChunkHeads {
     /// Byte-Range header, the relay's transaction ID may be longer.
     pub fn check(&self, limits: &crate::Limits, tid_len: usize) -> Result<(), crate::ParseError> {
         use crate::ParseError::{HeadTooLarge, LineTooLong, TooManyHeaders};
-        // "Byte-Range: " start "-" end "/" total CRLF, 19 digits each
-        const WIDEST_RANGE_LINE: usize = 12 + 3 * 19 + 2 + 2;
         let path_line = |name: usize, uris: &[Bytes]| {
             name + 2
                 + uris
@@ -209,32 +265,66 @@ impl ChunkHeads {
         Ok(())
     }
 
-    fn split_at_range(&self) -> (Bytes, Bytes) {
+    /// Where the Byte-Range line goes among the other headers: in place of
+    /// the first one received, else after Message-ID, else first.
+    fn range_at(&self) -> usize {
         let other = &self.other;
-        let split = match other.iter().position(|h| h.is("Byte-Range")) {
+        match other.iter().position(|h| h.is("Byte-Range")) {
             Some(p) => p,
             None => other
                 .iter()
                 .position(|h| h.is("Message-ID"))
                 .map_or(0, |p| p + 1),
-        };
-        let (before, after) = other.split_at(split);
-        let cap = capacity(&self.to_path, &self.from_path, other);
-        let mut prefix = BytesMut::with_capacity(cap);
-        prefix.put_u8(b' ');
-        prefix.put_slice(&self.method);
-        prefix.put_slice(b"\r\n");
-        put_headers(&mut prefix, &self.to_path, &self.from_path, before);
-        let mut suffix = BytesMut::with_capacity(cap);
-        for h in after.iter().filter(|h| !h.is("Byte-Range")) {
-            put_header(&mut suffix, h);
+        }
+    }
+
+    /// ` METHOD CRLF`, the paths and the headers before Byte-Range.
+    fn put_before_range(&self, out: &mut BytesMut, split: usize) {
+        out.put_u8(b' ');
+        out.put_slice(&self.method);
+        out.put_slice(b"\r\n");
+        put_headers(out, &self.to_path, &self.from_path, &self.other[..split]);
+    }
+
+    /// The headers after Byte-Range (other Byte-Ranges dropped) and the
+    /// blank line of a body.
+    fn put_after_range(&self, out: &mut BytesMut, split: usize) {
+        for h in self.other[split..].iter().filter(|h| !h.is("Byte-Range")) {
+            put_header(out, h);
         }
         if self.has_body {
-            suffix.put_slice(b"\r\n");
+            out.put_slice(b"\r\n");
         }
+    }
+
+    fn split_at_range(&self) -> (Bytes, Bytes) {
+        let split = self.range_at();
+        let cap = head_len(
+            &[],
+            self.method.len(),
+            &self.to_path,
+            &self.from_path,
+            &self.other,
+        ) + 2;
+        let mut prefix = BytesMut::with_capacity(cap);
+        self.put_before_range(&mut prefix, split);
+        let mut suffix = BytesMut::with_capacity(cap);
+        self.put_after_range(&mut suffix, split);
         (prefix.freeze(), suffix.freeze())
     }
 }
+
+/// Length of [`put_range_line`]'s line.
+fn range_line_len(r: &crate::ByteRange) -> usize {
+    let digits = |v: u64| v.checked_ilog10().map_or(1, |d| d as usize + 1);
+    "Byte-Range: -/\r\n".len()
+        + digits(r.start)
+        + r.end.map_or(1, digits)
+        + r.total.map_or(1, digits)
+}
+
+/// "Byte-Range: " start "-" end "/" total CRLF, 19 digits each.
+const WIDEST_RANGE_LINE: usize = 12 + 3 * 19 + 2 + 2;
 
 /// Decimal digits of `v` (what `Display` writes), without the formatter.
 fn put_u64(out: &mut BytesMut, mut v: u64) {
@@ -249,6 +339,13 @@ fn put_u64(out: &mut BytesMut, mut v: u64) {
         }
     }
     out.put_slice(&digits[i..]);
+}
+
+/// `Byte-Range: start-end/total CRLF`.
+fn put_range_line(out: &mut BytesMut, r: &crate::ByteRange) {
+    out.put_slice(b"Byte-Range: ");
+    put_range(out, r);
+    out.put_slice(b"\r\n");
 }
 
 /// `start-end/total` with `*` for unknown values (as `ByteRange`'s Display).
@@ -276,7 +373,10 @@ pub fn response_head(
     from_path: &[Bytes],
     other: &[Header],
 ) -> BytesMut {
-    let mut out = BytesMut::with_capacity(capacity(to_path, from_path, other));
+    // three digits, more only for a code over 999
+    let line = 3.max(code.checked_ilog10().map_or(1, |d| d as usize + 1))
+        + comment.map_or(0, |c| 1 + c.len());
+    let mut out = BytesMut::with_capacity(head_len(tid, line, to_path, from_path, other));
     out.put_slice(b"MSRP ");
     out.put_slice(tid);
     out.put_u8(b' ');
@@ -293,21 +393,26 @@ pub fn response_head(
     out
 }
 
-/// `-------tid flag CRLF`: closes a frame without body.
-pub fn end_line(tid: &[u8], flag: EndFlag) -> Bytes {
-    let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 3);
+fn put_end_line(out: &mut BytesMut, tid: &[u8], flag: EndFlag) {
     out.put_slice(DASHES);
     out.put_slice(tid);
     out.put_u8(flag.as_byte());
     out.put_slice(b"\r\n");
+}
+
+/// `-------tid flag CRLF`: closes a frame without body.
+pub fn end_line(tid: &[u8], flag: EndFlag) -> Bytes {
+    let mut out = BytesMut::with_capacity(end_line_len(tid));
+    put_end_line(&mut out, tid, flag);
     out.freeze()
 }
 
-/// `CRLF -------tid flag CRLF`: closes a body.
+/// `CRLF -------tid flag CRLF`: closes a body (one buffer: every
+/// forwarded chunk ends with one).
 pub fn body_end(tid: &[u8], flag: EndFlag) -> Bytes {
-    let mut out = BytesMut::with_capacity(DASHES.len() + tid.len() + 5);
+    let mut out = BytesMut::with_capacity(2 + end_line_len(tid));
     out.put_slice(b"\r\n");
-    out.put_slice(&end_line(tid, flag));
+    put_end_line(&mut out, tid, flag);
     out.freeze()
 }
 
@@ -321,7 +426,8 @@ pub fn response_frame(
     other: &[Header],
 ) -> Bytes {
     let mut out = response_head(tid, code, comment, to_path, from_path, other);
-    out.put_slice(&end_line(tid, EndFlag::Complete));
+    // (grown once: the relay's own error responses are rare)
+    put_end_line(&mut out, tid, EndFlag::Complete);
     out.freeze()
 }
 
@@ -361,6 +467,6 @@ pub fn report_frame(
         &other,
         false,
     );
-    out.put_slice(&end_line(tid, EndFlag::Complete));
+    put_end_line(&mut out, tid, EndFlag::Complete);
     out.freeze()
 }

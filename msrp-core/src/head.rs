@@ -69,8 +69,17 @@ pub struct FrameHead {
     pub has_body: bool,
 }
 
-/// Splits a path header value on whitespace (RFC 4975 §9:
-/// `To-Path = "To-Path:" SP MSRP-URI *( SP MSRP-URI )`). Zero-copy.
+/// The URIs of a path header value, separated by whitespace (RFC 4975 §9:
+/// `To-Path = "To-Path:" SP MSRP-URI *( SP MSRP-URI )`), without
+/// collecting them.
+pub fn path_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
+    value
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|t| !t.is_empty())
+}
+
+/// Splits a path header value on whitespace (see [`path_tokens`]).
+/// Zero-copy.
 pub(crate) fn split_path_value(value: &Bytes) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut i = 0;

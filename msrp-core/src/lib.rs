@@ -46,4 +46,4 @@ pub use chunker::{ChunkEvent, Chunker};
 pub use head::{FrameHead, HeadError, Header, StartLine};
 pub use headers::{ByteRange, FailureReport, Status, MAX_POSITION};
 pub use parser::{EndFlag, Event, Limits, ParseError, Parser};
-pub use uri::{Host, MsrpUri, UriError};
+pub use uri::{Host, HostRef, MsrpUri, UriError, UriParts};

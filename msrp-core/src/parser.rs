@@ -12,7 +12,6 @@ use bytes::{Bytes, BytesMut};
 use memchr::memmem;
 
 use crate::head::FrameHead;
-use crate::syntax::DASHES;
 
 mod end_line;
 mod head_scan;
@@ -154,10 +153,38 @@ impl ParseError {
     }
 }
 
+/// `CRLF "-------"`, what every body's end starts with: one finder for
+/// every frame (a finder of `CRLF "-------" tid` per frame cost an
+/// allocation and the finder's set-up for each message); the tid after a
+/// hit is checked by [`match_end_line`].
+const END_DELIM: &[u8] = b"\r\n-------";
+
+static END_FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(END_DELIM));
+
+/// Where the body of frame `tid` ends in `buf` (the bytes after its head),
+/// when its end-line (flag and CRLF included) is complete in `buf`: the
+/// body's length and the end-line's flag. As [`Parser`] reads it, an
+/// end-line at the very start is an empty body written without the CRLF
+/// before the end-line.
+pub fn find_body_end(buf: &[u8], tid: &[u8]) -> Option<(usize, EndFlag)> {
+    if let EndMatch::Valid(flag) = match_end_line(buf, tid) {
+        return Some((0, flag));
+    }
+    let mut from = 0;
+    while let Some(rel) = END_FINDER.find(&buf[from..]) {
+        let at = from + rel;
+        match match_end_line(&buf[at + 2..], tid) {
+            EndMatch::Valid(flag) => return Some((at, flag)),
+            EndMatch::Incomplete => return None,
+            EndMatch::Invalid => from = at + 1,
+        }
+    }
+    None
+}
+
 #[derive(Debug)]
 struct BodyScan {
-    /// Finds `CRLF "-------" tid`.
-    finder: memmem::Finder<'static>,
     /// The frame's tid.
     tid: Bytes,
     /// No body byte has been examined yet (see the tolerance in `body`).
@@ -169,8 +196,7 @@ enum State {
     Head(HeadScan),
     /// A body-less frame's end-line was consumed with its head.
     PendingEnd(EndFlag),
-    /// Boxed: the memmem finder is a few hundred bytes.
-    Body(Box<BodyScan>),
+    Body(BodyScan),
 }
 
 /// Incremental MSRP frame parser; see the module documentation.
@@ -260,16 +286,10 @@ impl Parser {
                     self.tid = Some(head.transaction_id.clone());
                     self.state = match end {
                         Some(flag) => State::PendingEnd(flag),
-                        None => {
-                            let mut delim = b"\r\n".to_vec();
-                            delim.extend_from_slice(DASHES);
-                            delim.extend_from_slice(&head.transaction_id);
-                            State::Body(Box::new(BodyScan {
-                                finder: memmem::Finder::new(&delim).into_owned(),
-                                tid: head.transaction_id.clone(),
-                                at_start: true,
-                            }))
-                        }
+                        None => State::Body(BodyScan {
+                            tid: head.transaction_id.clone(),
+                            at_start: true,
+                        }),
                     };
                     return Ok(Some(Event::Head(head)));
                 }
@@ -297,10 +317,9 @@ impl Parser {
                 EndMatch::Invalid => scan.at_start = false,
             }
         }
-        let delim_len = scan.finder.needle().len();
         let mut from = 0;
         loop {
-            match scan.finder.find(&buf[from..]) {
+            match END_FINDER.find(&buf[from..]) {
                 Some(rel) => {
                     let at = from + rel;
                     match match_end_line(&buf[at + 2..], &scan.tid) {
@@ -316,15 +335,18 @@ impl Parser {
                             // delim_len + 3 bytes) until it can be decided.
                             return (at > 0).then(|| Event::Body(buf.split_to(at).freeze()));
                         }
-                        // RFC 4975 §9: only a complete end-line ends the body;
-                        // anything else is content. Keep scanning after it.
+                        // RFC 4975 §9: only a complete end-line of this
+                        // frame's tid ends the body; anything else is
+                        // content. Keep scanning after it.
                         EndMatch::Invalid => from = at + 1,
                     }
                 }
                 None => {
-                    // Hold back only a tail that could begin the delimiter.
-                    let keep = partial_suffix(&buf[from..], scan.finder.needle());
-                    debug_assert!(keep < delim_len);
+                    // Hold back only a tail that could begin the delimiter
+                    // (a longer start of an end-line holds a whole
+                    // END_DELIM, which the finder would have found).
+                    let keep = partial_suffix(&buf[from..], END_DELIM);
+                    debug_assert!(keep < END_DELIM.len());
                     let emit = buf.len() - keep;
                     return (emit > 0).then(|| Event::Body(buf.split_to(emit).freeze()));
                 }

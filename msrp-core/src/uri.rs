@@ -131,18 +131,41 @@ fn pct_encoded_ok(s: &[u8], allowed: impl Fn(u8) -> bool) -> bool {
     true
 }
 
-fn ascii(s: &[u8]) -> String {
-    // Callers validated that `s` is ASCII, so this is lossless.
-    String::from_utf8_lossy(s).into_owned()
+fn ascii(s: &[u8]) -> &str {
+    // Callers validated that `s` is ASCII (MsrpUri::parse checks every
+    // byte first), so this never gives the empty fallback.
+    std::str::from_utf8(s).unwrap_or_default()
 }
 
-fn parse_host(s: &[u8]) -> Result<Host, UriError> {
+/// The host part of an MSRP URI, borrowed from the URI's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostRef<'a> {
+    /// A dotted-quad IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address (written in brackets).
+    Ipv6(Ipv6Addr),
+    /// A registered name (FQDN), as written.
+    Name(&'a str),
+}
+
+impl HostRef<'_> {
+    /// The owned form.
+    pub fn to_host(self) -> Host {
+        match self {
+            HostRef::Ipv4(a) => Host::Ipv4(a),
+            HostRef::Ipv6(a) => Host::Ipv6(a),
+            HostRef::Name(n) => Host::Name(n.to_string()),
+        }
+    }
+}
+
+fn parse_host(s: &[u8]) -> Result<HostRef<'_>, UriError> {
     if let Some(inner) = s.strip_prefix(b"[") {
         let inner = inner.strip_suffix(b"]").ok_or(UriError::BadHost)?;
         let text = std::str::from_utf8(inner).map_err(|_| UriError::BadHost)?;
         return text
             .parse::<Ipv6Addr>()
-            .map(Host::Ipv6)
+            .map(HostRef::Ipv6)
             .map_err(|_| UriError::BadHost);
     }
     if s.is_empty() {
@@ -154,18 +177,20 @@ fn parse_host(s: &[u8]) -> Result<Host, UriError> {
         let text = std::str::from_utf8(s).map_err(|_| UriError::BadHost)?;
         return text
             .parse::<Ipv4Addr>()
-            .map(Host::Ipv4)
+            .map(HostRef::Ipv4)
             .map_err(|_| UriError::BadHost);
     }
     // reg-name = *( unreserved / pct-encoded / sub-delims ) (RFC 3986 §3.2.2)
     if !pct_encoded_ok(s, |b| is_unreserved(b) || is_sub_delim(b)) {
         return Err(UriError::BadHost);
     }
-    Ok(Host::Name(ascii(s)))
+    Ok(HostRef::Name(ascii(s)))
 }
 
 /// `[userinfo "@"] host [":" port]` (RFC 4975 §9, RFC 3986 §3.2).
-fn parse_authority(authority: &[u8]) -> Result<(Option<String>, Host, Option<u16>), UriError> {
+type Authority<'a> = (Option<&'a str>, HostRef<'a>, Option<u16>);
+
+fn parse_authority(authority: &[u8]) -> Result<Authority<'_>, UriError> {
     let (user, hostport) = match memchr::memrchr(b'@', authority) {
         Some(at) => {
             let u = &authority[..at];
@@ -207,7 +232,7 @@ fn parse_port(digits: &[u8]) -> Result<u16, UriError> {
 
 /// `["/" session-id]` before the `;transport`; returns the session-id and
 /// what follows it (starting with ';').
-fn parse_session_id(rest: &[u8]) -> Result<(Option<String>, &[u8]), UriError> {
+fn parse_session_id(rest: &[u8]) -> Result<(Option<&str>, &[u8]), UriError> {
     let Some(after) = rest.strip_prefix(b"/") else {
         return Ok((None, rest));
     };
@@ -224,19 +249,29 @@ fn parse_session_id(rest: &[u8]) -> Result<(Option<String>, &[u8]), UriError> {
     Ok((Some(ascii(sid)), &after[end..]))
 }
 
-/// A URI parameter: name and optional value.
-type Param = (String, Option<String>);
+/// The `;name[=value]` URI parameters after the transport, checked by
+/// [`parse_transport`].
+fn params(after_transport: &[u8]) -> impl Iterator<Item = (&str, Option<&str>)> {
+    after_transport
+        .split(|&b| b == b';')
+        .skip(1)
+        .map(|p| match memchr::memchr(b'=', p) {
+            Some(eq) => (ascii(&p[..eq]), Some(ascii(&p[eq + 1..]))),
+            None => (ascii(p), None),
+        })
+}
 
 /// `";" transport *( ";" URI-parameter )`; `rest` starts with ';'
-/// (guaranteed by the authority split or the session-id search).
-fn parse_transport(rest: &[u8]) -> Result<(String, Vec<Param>), UriError> {
-    let mut parts = rest.get(1..).unwrap_or(&[]).split(|&b| b == b';');
-    let transport = parts.next().unwrap_or(&[]);
+/// (guaranteed by the authority split or the session-id search). Returns
+/// the transport and what follows it (the parameters).
+fn parse_transport(rest: &[u8]) -> Result<(&str, &[u8]), UriError> {
+    let rest = rest.get(1..).unwrap_or(&[]);
+    let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+    let transport = &rest[..end];
     if transport.is_empty() || !transport.iter().all(u8::is_ascii_alphanumeric) {
         return Err(UriError::BadTransport);
     }
-    let mut params = Vec::new();
-    for p in parts {
+    for p in rest[end..].split(|&b| b == b';').skip(1) {
         let (name, value) = match memchr::memchr(b'=', p) {
             Some(eq) => (&p[..eq], Some(&p[eq + 1..])),
             None => (p, None),
@@ -245,15 +280,35 @@ fn parse_transport(rest: &[u8]) -> Result<(String, Vec<Param>), UriError> {
         if !token(name) || !value.is_none_or(token) {
             return Err(UriError::BadParam);
         }
-        params.push((ascii(name), value.map(ascii)));
     }
-    Ok((ascii(transport), params))
+    Ok((ascii(transport), &rest[end..]))
 }
 
-impl MsrpUri {
-    /// Parses an MSRP URI (RFC 4975 §9). The scheme is case-insensitive
+/// An MSRP URI checked as [`MsrpUri::parse`] checks it, its parts borrowed
+/// from the URI's bytes: what the relay reads of the URIs of every request
+/// it routes, without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UriParts<'a> {
+    /// `msrps` (TLS) rather than `msrp`.
+    pub secure: bool,
+    /// RFC 3986 userinfo, as written (without the `@`).
+    pub user: Option<&'a str>,
+    /// The host.
+    pub host: HostRef<'a>,
+    /// The port, if written.
+    pub port: Option<u16>,
+    /// The session-id path component, without the leading `/`.
+    pub session_id: Option<&'a str>,
+    /// The transport (`tcp`), as written.
+    pub transport: &'a str,
+    /// `;name[=value]` parameters after the transport, as written.
+    params: &'a [u8],
+}
+
+impl<'a> UriParts<'a> {
+    /// Checks an MSRP URI (RFC 4975 §9). The scheme is case-insensitive
     /// (RFC 3986 §3.1); the `;transport` part is mandatory.
-    pub fn parse(s: &[u8]) -> Result<Self, UriError> {
+    pub fn parse(s: &'a [u8]) -> Result<Self, UriError> {
         if !s.iter().all(|&b| b.is_ascii_graphic()) {
             return Err(UriError::BadCharacter);
         }
@@ -275,7 +330,7 @@ impl MsrpUri {
         let (user, host, port) = parse_authority(&rest[..auth_end])?;
         let (session_id, rest) = parse_session_id(&rest[auth_end..])?;
         let (transport, params) = parse_transport(rest)?;
-        Ok(MsrpUri {
+        Ok(UriParts {
             secure,
             user,
             host,
@@ -284,6 +339,33 @@ impl MsrpUri {
             transport,
             params,
         })
+    }
+
+    /// The port, or 2855 when none is written (RFC 4975 §6).
+    pub fn port_or_default(&self) -> u16 {
+        self.port.unwrap_or(DEFAULT_PORT)
+    }
+
+    /// The owned form.
+    pub fn to_uri(&self) -> MsrpUri {
+        MsrpUri {
+            secure: self.secure,
+            user: self.user.map(str::to_string),
+            host: self.host.to_host(),
+            port: self.port,
+            session_id: self.session_id.map(str::to_string),
+            transport: self.transport.to_string(),
+            params: params(self.params)
+                .map(|(n, v)| (n.to_string(), v.map(str::to_string)))
+                .collect(),
+        }
+    }
+}
+
+impl MsrpUri {
+    /// Parses an MSRP URI (RFC 4975 §9; see [`UriParts::parse`]).
+    pub fn parse(s: &[u8]) -> Result<Self, UriError> {
+        UriParts::parse(s).map(|p| p.to_uri())
     }
 
     /// The port, or 2855 when none is written (RFC 4975 §6).

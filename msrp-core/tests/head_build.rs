@@ -367,3 +367,30 @@ fn path_helpers() {
     assert!(path::token_is(b"msrp://r;tcp", &me));
     assert!(!path::token_is(b"garbage", &me));
 }
+
+/// Heads fill their buffer exactly: a `Bytes` frozen from a buffer with
+/// room left costs one more allocation per frame.
+#[test]
+fn heads_are_built_in_buffers_of_their_size() {
+    let to = [
+        Bytes::from_static(b"msrp://b:2/s1;tcp"),
+        Bytes::from_static(b"msrp://c:3/s2;tcp"),
+    ];
+    let from = [Bytes::from_static(b"msrp://a:1/s0;tcp")];
+    let other = [Header::new(&b"Message-ID"[..], &b"m1"[..])];
+    for has_body in [false, true] {
+        let h = request_head(b"tid1", b"SEND", &to, &from, &other, has_body);
+        assert_eq!(h.len(), h.capacity());
+    }
+    for (code, comment) in [
+        (200, None),
+        (413, Some(&b"Too Large"[..])),
+        (5, None),
+        (1000, None),
+    ] {
+        let h = response_head(b"tid1", code, comment, &to, &from, &other);
+        assert_eq!(h.len(), h.capacity(), "{code}");
+        let h = response_head(b"tid1", code, comment, &[], &[], &[]);
+        assert_eq!(h.len(), h.capacity(), "{code}");
+    }
+}

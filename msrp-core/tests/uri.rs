@@ -161,3 +161,32 @@ fn default_port() {
     assert_eq!(parse("msrp://a:1;tcp").unwrap().port_or_default(), 1);
     assert_eq!("msrp://a:1;tcp".parse::<MsrpUri>().unwrap().port, Some(1));
 }
+
+/// The borrowed parts the relay routes by are those of the owned URI.
+#[test]
+fn borrowed_parts() {
+    let s = b"msrps://u%20x@Relay.Example:9/s+1=/x;tcp;a=b;c";
+    let p = msrp_core::UriParts::parse(s).unwrap();
+    assert!(p.secure);
+    assert_eq!(p.user, Some("u%20x"));
+    assert_eq!(p.host, msrp_core::HostRef::Name("Relay.Example"));
+    assert_eq!(p.port_or_default(), 9);
+    assert_eq!(p.session_id, Some("s+1=/x"));
+    assert_eq!(p.transport, "tcp");
+    let u = p.to_uri();
+    assert_eq!(
+        u.params,
+        [("a".into(), Some("b".into())), ("c".into(), None)]
+    );
+    assert_eq!(u.to_string().as_bytes(), s);
+    let v6 = msrp_core::UriParts::parse(b"msrp://[::1];ws").unwrap();
+    assert_eq!(
+        v6.host,
+        msrp_core::HostRef::Ipv6(std::net::Ipv6Addr::LOCALHOST)
+    );
+    assert_eq!((v6.port_or_default(), v6.session_id), (2855, None));
+    assert_eq!(
+        msrp_core::UriParts::parse(b"msrp://h:1/s;tcp;=x"),
+        Err(UriError::BadParam)
+    );
+}

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use msrp_core::build::{self, ChunkHeads};
 use msrp_core::{ChunkEvent, Chunker, EndFlag, FrameHead, StartLine};
 
-use crate::script::Dst;
+use crate::script::{Dst, OwnAnswer};
 use crate::tid::TidGen;
 use crate::tracker::{InId, Return};
 
@@ -74,14 +74,13 @@ pub struct Forward {
     /// Handed over a link by another worker: answers go back over it
     /// (`Some(answer_timeout)`, see `Origin::Link`).
     pub via_link: Option<bool>,
-    /// The relay's own 200 to the previous hop, sent when the incoming chunk
-    /// is complete (RFC 4976 §6.4.1).
-    pub auto_reply: Option<Bytes>,
-    /// What the previous hop gets instead when the chunk is refused while
-    /// still arriving ([`Output::Refuse`](crate::tracker::Output)): 413, for
-    /// Failure-Report "yes" and "partial" (RFC 4975 §7.1.4: "partial" gets
-    /// an error response on failure), none for "no".
-    pub refusal: Option<Bytes>,
+    /// The relay's own answer to the previous hop: its 200, sent when the
+    /// incoming chunk is complete (RFC 4976 §6.4.1, Failure-Report "yes"),
+    /// or the 413 it gets instead when the chunk is refused while still
+    /// arriving ([`Output::Refuse`](crate::tracker::Output)), for "yes" and
+    /// "partial" (RFC 4975 §7.1.4: "partial" gets an error response on
+    /// failure); `None` for "no" or when the script answered.
+    pub answer: Option<OwnAnswer>,
     /// Body bytes of the incoming chunk read when it was refused, and how
     /// many more the relay reads before it closes the connection (see
     /// [`refusal_slack`]).

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
-use msrp_core::{ByteRange, FailureReport, FrameHead, HeadError, MsrpUri, UriError};
+use msrp_core::{ByteRange, FailureReport, FrameHead, HeadError, HostRef, UriError, UriParts};
 
 use crate::config::Config;
 
@@ -101,19 +101,19 @@ pub fn failure_report(head: &FrameHead) -> FailureReport {
 /// an `alias`, or it is the authority handed out in Use-Path. A host name is
 /// accepted by port alone when no alias is configured.
 pub fn is_own_uri(cfg: &Config, uri: &[u8]) -> bool {
-    MsrpUri::parse(uri).is_ok_and(|u| is_own(cfg, &u))
+    UriParts::parse(uri).is_ok_and(|u| is_own(cfg, &u))
 }
 
 /// [`is_own_uri`] of a parsed URI.
-fn is_own(cfg: &Config, u: &MsrpUri) -> bool {
+fn is_own(cfg: &Config, u: &UriParts) -> bool {
     let port = u.port_or_default();
     // names to compare with only when some are configured (this runs for
     // every forwarded request)
     if !cfg.aliases.is_empty() || cfg.use_path_addr.is_some() {
         let host = match &u.host {
-            msrp_core::Host::Ipv4(a) => a.to_string(),
-            msrp_core::Host::Ipv6(a) => a.to_string(),
-            msrp_core::Host::Name(n) => n.to_ascii_lowercase(),
+            HostRef::Ipv4(a) => a.to_string(),
+            HostRef::Ipv6(a) => a.to_string(),
+            HostRef::Name(n) => n.to_ascii_lowercase(),
         };
         let hostport = format!("{host}:{port}");
         if cfg.aliases.iter().any(|a| *a == host || *a == hostport) {
@@ -132,9 +132,9 @@ fn is_own(cfg: &Config, u: &MsrpUri) -> bool {
     cfg.listen.iter().map(|l| l.addr).any(|l| {
         l.port() == port
             && match &u.host {
-                msrp_core::Host::Ipv4(a) => l.ip().is_unspecified() || l.ip() == IpAddr::V4(*a),
-                msrp_core::Host::Ipv6(a) => l.ip().is_unspecified() || l.ip() == IpAddr::V6(*a),
-                msrp_core::Host::Name(n) => {
+                HostRef::Ipv4(a) => l.ip().is_unspecified() || l.ip() == IpAddr::V4(*a),
+                HostRef::Ipv6(a) => l.ip().is_unspecified() || l.ip() == IpAddr::V6(*a),
+                HostRef::Name(n) => {
                     cfg.aliases.is_empty()
                         || (n.eq_ignore_ascii_case("localhost") && l.ip().is_loopback())
                 }
@@ -196,7 +196,7 @@ pub fn plan(
         let parsed = if i == 0 {
             None
         } else {
-            MsrpUri::parse(uri).ok()
+            UriParts::parse(uri).ok()
         };
         let ours = i == 0 || parsed.as_ref().is_some_and(|u| is_named_own(cfg, u));
         let bound = session_of(uri)
@@ -245,7 +245,7 @@ pub fn session_of(uri: &[u8]) -> Option<&[u8]> {
 /// name on a listen port when no alias is set, to be lenient with what
 /// senders put first), a next hop on another host with the same port must
 /// not be mistaken for this relay.
-fn is_named_own(cfg: &Config, u: &MsrpUri) -> bool {
+fn is_named_own(cfg: &Config, u: &UriParts) -> bool {
     let port = u.port_or_default();
     // names to compare with only when some are configured
     let named = !cfg.aliases.is_empty() || cfg.use_path_addr.is_some();
@@ -261,9 +261,9 @@ fn is_named_own(cfg: &Config, u: &MsrpUri) -> bool {
             })
     };
     let ip = match &u.host {
-        msrp_core::Host::Ipv4(a) => IpAddr::V4(*a),
-        msrp_core::Host::Ipv6(a) => IpAddr::V6(*a),
-        msrp_core::Host::Name(n) => return named && by_name(&n.to_ascii_lowercase()),
+        HostRef::Ipv4(a) => IpAddr::V4(*a),
+        HostRef::Ipv6(a) => IpAddr::V6(*a),
+        HostRef::Name(n) => return named && by_name(&n.to_ascii_lowercase()),
     };
     (named && by_name(&ip.to_string()))
         || cfg.listen.iter().map(|l| l.addr).any(|l| {
@@ -325,7 +325,7 @@ impl Target {
 /// it is reached only over its own connection (its session), so it is
 /// unreachable here.
 pub fn target(uri: &[u8]) -> Result<Target, RouteError> {
-    let u = MsrpUri::parse(uri)?;
+    let u = UriParts::parse(uri)?;
     if u.transport.eq_ignore_ascii_case("ws") || u.transport.eq_ignore_ascii_case("wss") {
         return Err(RouteError::WebSocketClient);
     }
@@ -333,10 +333,10 @@ pub fn target(uri: &[u8]) -> Result<Target, RouteError> {
         return Err(RouteError::Transport(u.transport.to_string()));
     }
     let port = u.port_or_default();
-    let ip = match &u.host {
-        msrp_core::Host::Ipv4(a) => IpAddr::V4(*a),
-        msrp_core::Host::Ipv6(a) => IpAddr::V6(*a),
-        msrp_core::Host::Name(n) => {
+    let ip = match u.host {
+        HostRef::Ipv4(a) => IpAddr::V4(a),
+        HostRef::Ipv6(a) => IpAddr::V6(a),
+        HostRef::Name(n) => {
             return Ok(Target::Name {
                 name: n.to_ascii_lowercase(),
                 port,
@@ -344,40 +344,30 @@ pub fn target(uri: &[u8]) -> Result<Target, RouteError> {
             })
         }
     };
-    Ok(Target::Addr(Target::at(
-        &ip.to_string(),
-        port,
-        u.secure,
-        ip,
-    )))
+    // the address as text only for a TLS name to verify
+    Ok(Target::Addr(NextHop {
+        addr: SocketAddr::new(ip, port),
+        tls: u.secure.then(|| ip.to_string()),
+    }))
 }
 
 /// The body of the frame `tid` when it is already complete in `rbuf` (what
 /// follows the head), with its end-line flag: the script sees whole bodies
 /// of frames that arrived in one read.
 pub fn complete_body(rbuf: &[u8], tid: &[u8]) -> Option<(Bytes, u8)> {
-    let mut pat = b"\r\n-------".to_vec();
-    pat.extend_from_slice(tid);
-    if let Some(p) = memchr::memmem::find(rbuf, &pat) {
-        let flag = rbuf.get(p + pat.len()).copied().unwrap_or(b'$');
-        return Some((Bytes::copy_from_slice(&rbuf[..p]), flag));
-    }
-    if rbuf.starts_with(&pat[2..]) {
-        let flag = rbuf.get(pat.len() - 2).copied().unwrap_or(b'$');
-        return Some((Bytes::new(), flag));
-    }
-    None
+    let (len, flag) = msrp_core::parser::find_body_end(rbuf, tid)?;
+    Some((Bytes::copy_from_slice(&rbuf[..len]), flag.as_byte()))
 }
 
 /// To-Path and From-Path after this relay's `own` leading To-Path URIs moved
 /// to the head of From-Path, last one first (RFC 4976 §6.4, once per URI).
 pub fn own_hops(req: &Request, own: usize) -> Option<(Vec<Bytes>, Vec<Bytes>)> {
-    let mut to = req.to.clone();
-    let mut from = req.from.clone();
-    for _ in 0..own.max(1) {
-        let first = to.first()?.clone();
-        (to, from) = msrp_core::path::forward(&to, &from, &first)?;
-    }
+    // what `msrp_core::path::forward` gives `own` times over, built at once
+    let own = own.max(1);
+    let to = req.to.get(own..).filter(|r| !r.is_empty())?.to_vec();
+    let mut from = Vec::with_capacity(own + req.from.len());
+    from.extend(req.to[..own].iter().rev().cloned());
+    from.extend_from_slice(&req.from);
     Some((to, from))
 }
 

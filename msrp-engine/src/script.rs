@@ -70,7 +70,7 @@ use crate::kind::Kind;
 use crate::route::session_of;
 use pv::method_id;
 pub use pv::{PvKey, PvValue};
-pub use reply::reply_frame;
+pub use reply::{reply_frame, OwnAnswer};
 
 thread_local! {
     static CURRENT: RefCell<Option<FrameCtx>> = const { RefCell::new(None) };

@@ -295,8 +295,8 @@ impl Tracker {
             }
             Some(Origin::PassBack(_) | Origin::Link { .. }) => {
                 match self.remove(&key).map(|o| o.origin) {
-                    Some(Origin::PassBack(r)) => Answer::PassBack(r),
-                    Some(Origin::Link { ret, .. }) => Answer::Link(ret),
+                    Some(Origin::PassBack(r)) => Answer::PassBack(*r),
+                    Some(Origin::Link { ret, .. }) => Answer::Link(*ret),
                     _ => Answer::Unknown,
                 }
             }
@@ -335,7 +335,7 @@ impl Tracker {
         match o.origin {
             Origin::PassBack(r) => {
                 if outcome != Outcome::Ok {
-                    self.out.push_back(Output::Fail(r));
+                    self.out.push_back(Output::Fail(*r));
                 }
             }
             Origin::Link {
@@ -343,7 +343,7 @@ impl Tracker {
                 answer_timeout,
             } => {
                 if outcome != Outcome::Ok && (outcome != Outcome::Timeout || answer_timeout) {
-                    self.out.push_back(Output::Fail(ret));
+                    self.out.push_back(Output::Fail(*ret));
                 }
             }
             Origin::Chunk(id) => {

@@ -42,10 +42,16 @@ pub(super) struct HeadScan {
     /// arriving byte by byte is not rescanned quadratically.
     searched: usize,
     start: Option<ParsedStart>,
-    /// Tid bytes copied out of the buffer, for end-line matching.
-    tid: Vec<u8>,
+    /// Name and value of each header line.
     headers: Vec<(Range<usize>, Range<usize>)>,
 }
+
+/// Room for the header lines of most frames at once (a SEND has To-Path,
+/// From-Path, Message-ID, Byte-Range, Content-Type and the report
+/// headers): one allocation per head where growing from empty took two.
+/// Not kept from frame to frame, which would hold it for every idle
+/// connection.
+const HEADERS_ROOM: usize = 8;
 
 /// Result of validating one line of a head.
 pub(super) enum HeadStep {
@@ -79,7 +85,9 @@ pub(super) fn scan_line(
     let skip = scan.searched.min(rest.len());
     let nl = memchr::memchr(b'\n', &rest[skip..]).map(|p| p + skip);
     scan.searched = rest.len();
-    if let Some(decided) = first_bytes(scan, rest, nl, line_start, limits)? {
+    // the tid, for the end-line of a body-less frame
+    let tid = scan.start.as_ref().map_or(&[][..], |s| &buf[s.tid.clone()]);
+    if let Some(decided) = first_bytes(scan, tid, rest, nl, line_start, limits)? {
         return Ok(decided);
     }
     // Lower bound of the line's length, LF included.
@@ -94,10 +102,11 @@ pub(super) fn scan_line(
     }
     let text = &rest[..nl - 1];
     if scan.start.is_none() {
-        let start = parse_start_line(text, line_start)?;
-        scan.tid = buf[start.tid.clone()].to_vec();
-        scan.start = Some(start);
+        scan.start = Some(parse_start_line(text, line_start)?);
     } else {
+        if scan.headers.capacity() == 0 {
+            scan.headers.reserve_exact(HEADERS_ROOM);
+        }
         scan.headers.push(parse_header(text, line_start)?);
     }
     scan.scanned = line_start + nl + 1;
@@ -111,6 +120,7 @@ pub(super) fn scan_line(
 /// line to validate.
 fn first_bytes(
     scan: &HeadScan,
+    tid: &[u8],
     rest: &[u8],
     nl: Option<usize>,
     line_start: usize,
@@ -128,7 +138,7 @@ fn first_bytes(
         // opens the end-line of a body-less frame. It is at most 42 bytes,
         // so it needs no limit checks: a mismatch shows up first.
         let line = &rest[..nl.map_or(rest.len(), |p| p + 1)];
-        return match (match_end_line(line, &scan.tid), nl) {
+        return match (match_end_line(line, tid), nl) {
             (EndMatch::Valid(flag), Some(_)) => Ok(Some(Some(HeadStep::Done {
                 head_len: line_start,
                 term_len: line.len(),

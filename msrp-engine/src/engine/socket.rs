@@ -112,11 +112,14 @@ impl Socket {
 fn write_plain(stream: &Stream, relay: &mut Relay, t: ConnId) -> io::Result<usize> {
     let mut total = 0;
     while !relay.out_empty(t) {
-        let slices: Vec<IoSlice<'_>> = relay
-            .transmit(t, MAX_IOV)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        match (&*stream).write_vectored(&slices) {
+        // on the stack: this runs for every write of every connection
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let mut n = 0;
+        for (s, b) in slices.iter_mut().zip(relay.transmit(t, MAX_IOV)) {
+            *s = IoSlice::new(b);
+            n += 1;
+        }
+        match (&*stream).write_vectored(&slices[..n]) {
             Ok(0) => break,
             Ok(n) => {
                 total += n;

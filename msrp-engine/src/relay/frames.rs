@@ -251,13 +251,11 @@ impl Relay {
         let mut others: Vec<Header> = head.other_headers().cloned().collect();
         // only this relay says which connection a link request is for
         others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
-        let heads = ChunkHeads::new(
-            Bytes::copy_from_slice(head.method().unwrap_or(b"SEND")),
-            to_path,
-            from_path,
-            others,
-            head.has_body,
-        );
+        let method = match &head.start {
+            msrp_core::StartLine::Request { method } => method.clone(),
+            msrp_core::StartLine::Response { .. } => Bytes::from_static(b"SEND"),
+        };
+        let heads = ChunkHeads::new(method, to_path, from_path, others, head.has_body);
         if let Err(e) = heads.check(&self.cfg.limits, crate::tid::TID_LEN) {
             log::warn!(
                 "not relaying request from {peer}: the head forwarded would break this \
@@ -377,12 +375,12 @@ impl Relay {
         });
         // The relay's own 200 for "yes" (RFC 4976 §6.4.1), unless the script
         // already answered.
-        let auto_reply = (req.is_send && fr == FailureReport::Yes && !route.replied)
-            .then(|| script::reply_frame(head, 200, b"OK", b"").ok())
-            .flatten();
-        let refusal = (req.is_send && fr != FailureReport::No && !route.replied)
-            .then(|| script::reply_frame(head, 413, b"Message Too Large", b"").ok())
-            .flatten();
+        let answered = req.is_send && !route.replied;
+        let answer = script::OwnAnswer::new(
+            head,
+            answered && fr == FailureReport::Yes,
+            answered && fr != FailureReport::No,
+        );
         Forward {
             dest: dest.ok(),
             fail_at_start: dest.err(),
@@ -400,8 +398,7 @@ impl Relay {
             in_id,
             ret,
             via_link: None,
-            auto_reply,
-            refusal,
+            answer,
             refused_at: None,
             refusal_paused: false,
         }

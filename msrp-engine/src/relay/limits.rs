@@ -37,9 +37,8 @@ impl Relay {
         if f.in_id != Some(id) {
             return;
         }
-        f.auto_reply = None;
         f.refused_at = Some((f.chunker.consumed(), slack));
-        let answer = f.refusal.take();
+        let answer = f.answer.take().map(|a| a.refusal());
         log::info!(
             "SEND {} from {peer} (connection {}) cannot be delivered: {}, rest of the chunk \
              not forwarded",

@@ -78,8 +78,7 @@ impl Relay {
                 relay_uri: Bytes::new(),
             },
             via_link: Some(answer_timeout),
-            auto_reply: None,
-            refusal: None,
+            answer: None,
             refused_at: None,
             refusal_paused: false,
         }))

@@ -74,7 +74,7 @@ impl Relay {
         let Incoming::Forward(f) = std::mem::replace(&mut c.incoming, Incoming::Idle) else {
             return;
         };
-        if let Some(r) = f.auto_reply {
+        if let Some(r) = f.answer.and_then(|a| a.ok()) {
             self.stats.add(Stat::RepliesSent, 1);
             self.push_frame(t, r, self.now);
         }
@@ -115,11 +115,11 @@ impl Relay {
         f.cur_tid = Some(tid.clone());
         let origin = match (f.via_link, f.in_id) {
             (Some(answer_timeout), _) => Origin::Link {
-                ret: f.ret.clone(),
+                ret: Box::new(f.ret.clone()),
                 answer_timeout,
             },
             (None, Some(id)) => Origin::Chunk(id),
-            (None, None) => Origin::PassBack(f.ret.clone()),
+            (None, None) => Origin::PassBack(Box::new(f.ret.clone())),
         };
         let start = range.map_or(f.in_start, |r| r.start);
         if !f.is_report {

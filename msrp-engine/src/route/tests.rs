@@ -235,6 +235,13 @@ fn finds_complete_bodies() {
         Some((Bytes::new(), b'+'))
     );
     assert_eq!(complete_body(b"hello\r\n---", b"t1"), None);
+    // the end-line of another tid that starts with this one is content
+    assert_eq!(
+        complete_body(b"a\r\n-------t12$\r\nb\r\n-------t1#\r\n", b"t1"),
+        Some((Bytes::from_static(b"a\r\n-------t12$\r\nb"), b'#'))
+    );
+    // an end-line still missing its CRLF: the body is not complete yet
+    assert_eq!(complete_body(b"hello\r\n-------t1$", b"t1"), None);
 }
 
 #[test]
@@ -254,4 +261,30 @@ fn route_errors_read_as_the_log_lines_always_did() {
         msrp_core::UriError::BadScheme.to_string()
     );
     assert_eq!(RouteError::EmptyToPath.to_string(), "empty To-Path");
+}
+
+/// `own_hops` is `path::forward` applied once per own URI (at least once).
+#[test]
+fn own_hops_move_each_own_uri_to_from_path() {
+    let uri = |i: usize| Bytes::from(format!("msrp://h{i}:1/s{i};tcp"));
+    for to_len in 1..5 {
+        for own in 0..5 {
+            let req = Request {
+                is_send: true,
+                to: (0..to_len).map(uri).collect(),
+                from: vec![uri(10), uri(11)],
+                range: None,
+                failure_report: FailureReport::Yes,
+                message_id: Bytes::new(),
+            };
+            let mut want = Some((req.to.clone(), req.from.clone()));
+            for _ in 0..own.max(1) {
+                want = want.and_then(|(to, from)| {
+                    let first = to.first()?.clone();
+                    msrp_core::path::forward(&to, &from, &first)
+                });
+            }
+            assert_eq!(own_hops(&req, own), want, "{to_len} URIs, {own} own");
+        }
+    }
 }

@@ -348,7 +348,7 @@ fn lost_next_hop_fails_its_requests_only() {
     t.track(
         DEST,
         Bytes::from_static(b"fwd1"),
-        Origin::PassBack(ret.clone()),
+        Origin::PassBack(Box::new(ret.clone())),
         addr(),
         1,
         now,
@@ -380,7 +380,7 @@ fn pass_back_answers_return_their_way() {
     t.track(
         DEST,
         tid.clone(),
-        Origin::PassBack(ret.clone()),
+        Origin::PassBack(Box::new(ret.clone())),
         addr(),
         1,
         now,

@@ -38,14 +38,19 @@ pub enum Origin {
     /// An outgoing chunk of an incoming SEND chunk: the relay consumes its
     /// response itself (RFC 4976 §6.4.1).
     Chunk(InId),
-    /// Any other request: its response goes back.
-    PassBack(Return),
+    /// Any other request: its response goes back. (Boxed, as in `Link`:
+    /// the tracker moves its entries in and out of hash maps for every
+    /// chunk, most of them `Chunk`s.)
+    PassBack(Box<Return>),
     /// A request another worker handed over a link: its answer goes back
     /// over the link as it is (but for the transaction ID), without the
     /// script; a timeout is answered (408) only when `answer_timeout`
     /// (a SEND with Failure-Report "partial"/"no" is never answered on
     /// success, so its silence is no failure).
-    Link { ret: Return, answer_timeout: bool },
+    Link {
+        ret: Box<Return>,
+        answer_timeout: bool,
+    },
 }
 
 /// How a forwarded request ended.

@@ -99,7 +99,13 @@ pub struct RelayOpts {
     /// [`Kamailio::transport_addr`]). TLS ones need the TLS modparams
     /// ([`RelayOpts::tls_certs`]).
     pub transports: Vec<Transport>,
+    /// Kamailio's shared memory, MiB (`-m`; [`DEFAULT_SHM_MB`], as
+    /// Debian's unit gives).
+    pub shm_mb: u32,
 }
+
+/// `-m` of an instance unless [`RelayOpts::shm_mb`] says otherwise.
+pub const DEFAULT_SHM_MB: u32 = 64;
 
 impl Default for RelayOpts {
     fn default() -> Self {
@@ -109,6 +115,7 @@ impl Default for RelayOpts {
             global_lines: Vec::new(),
             listen_ports: 1,
             transports: Vec::new(),
+            shm_mb: DEFAULT_SHM_MB,
         }
     }
 }
@@ -132,6 +139,12 @@ impl RelayOpts {
 
     pub fn global(mut self, line: &str) -> Self {
         self.global_lines.push(line.to_owned());
+        self
+    }
+
+    /// Kamailio's shared memory, MiB (`-m`).
+    pub fn shm_mb(mut self, mb: u32) -> Self {
+        self.shm_mb = mb;
         self
     }
 

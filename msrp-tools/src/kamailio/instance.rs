@@ -4,6 +4,15 @@
 
 use super::*;
 
+/// Where and how one instance is started.
+struct Launch<'a> {
+    ip: IpAddr,
+    msrp_ports: Vec<u16>,
+    transports: &'a [Transport],
+    /// Kamailio's shared memory, MiB (`-m`).
+    shm_mb: u32,
+}
+
 /// A running Kamailio with the module loaded.
 pub struct Kamailio {
     child: Option<Child>,
@@ -39,9 +48,17 @@ impl Kamailio {
     /// (with the log tail) instead of panicking. `tmp_prefix` names the
     /// temporary directory.
     pub fn try_start(tmp_prefix: &str, so: &Path, opts: &RelayOpts) -> Result<Kamailio, String> {
-        Kamailio::try_start_custom_with(tmp_prefix, opts.listen_ports, &opts.transports, |v| {
-            render_cfg(opts, so, v)
-        })
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let ports = (0..opts.listen_ports.max(1))
+            .map(|_| free_tcp_port_on(ip))
+            .collect();
+        let launch = Launch {
+            ip,
+            msrp_ports: ports,
+            transports: &opts.transports,
+            shm_mb: opts.shm_mb,
+        };
+        Kamailio::launch(tmp_prefix, launch, |v| render_cfg(opts, so, v))
     }
 
     /// [`Kamailio::start_custom`], returning errors instead of panicking.
@@ -92,6 +109,25 @@ impl Kamailio {
         transports: &[Transport],
         render: impl FnOnce(&CfgVars) -> String,
     ) -> Result<Kamailio, String> {
+        let launch = Launch {
+            ip,
+            msrp_ports,
+            transports,
+            shm_mb: DEFAULT_SHM_MB,
+        };
+        Kamailio::launch(tmp_prefix, launch, render)
+    }
+
+    fn launch(
+        tmp_prefix: &str,
+        Launch {
+            ip,
+            msrp_ports,
+            transports,
+            shm_mb,
+        }: Launch<'_>,
+        render: impl FnOnce(&CfgVars) -> String,
+    ) -> Result<Kamailio, String> {
         assert!(!msrp_ports.is_empty(), "no MSRP port");
         let kamailio = try_require_exe("kamailio")?;
         let modules = kamailio_modules();
@@ -128,7 +164,7 @@ impl Kamailio {
         let child = Command::new(&kamailio)
             .arg("-f")
             .arg(&cfg_path)
-            .args(["-DD", "-E", "-m", "64", "-M", "16"])
+            .args(["-DD", "-E", "-m", &shm_mb.to_string(), "-M", "16"])
             .arg("-Y")
             .arg(&dir)
             .arg("-w")

@@ -98,6 +98,7 @@ fn relay_opts(o: &Opts) -> Result<(RelayOpts, SpawnCerts), String> {
     if let Some(n) = o.workers {
         opts = opts.modparam_int("workers", n);
     }
+    opts = opts.shm_mb(shm_mb(o.idle));
     for (n, v) in &o.modparams {
         opts = match v.parse::<i64>() {
             Ok(i) => opts.modparam_int(n, i),
@@ -105,6 +106,15 @@ fn relay_opts(o: &Opts) -> Result<(RelayOpts, SpawnCerts), String> {
         };
     }
     Ok((opts, certs))
+}
+
+/// Kamailio's shared memory for `idle` idle sessions: the default 64 MiB
+/// plus 1 KiB per session (the shared listings take ~376 bytes per session
+/// and connection, and a listing stops growing when less than a quarter
+/// of shm is free: README "Scale").
+fn shm_mb(idle: usize) -> u32 {
+    let extra = (idle as u64).div_ceil(1024);
+    msrp_tools::kamailio::DEFAULT_SHM_MB + u32::try_from(extra).unwrap_or(u32::MAX / 2)
 }
 
 /// "5.6.3 (x86_64/linux) ..." from the first line of `kamailio -v`.
@@ -167,12 +177,13 @@ fn spawned_description(o: &Opts, so: &Path, others: &[OtherTransport]) -> String
         }
     };
     format!(
-        "spawned {} + {} (workers {}, msrp_max_chunk_size {}{extra}{also}; route: {ROUTE})",
+        "spawned {} + {} (workers {}, msrp_max_chunk_size {}, shared memory -m {} MiB{extra}{also}; route: {ROUTE})",
         kamailio_version(),
         so.display(),
         o.workers.map_or("1 (default)".into(), |n| n.to_string()),
         o.max_chunk
             .map_or("16384 (default)".into(), |n| n.to_string()),
+        shm_mb(o.idle),
     )
 }
 
@@ -278,5 +289,13 @@ mod tests {
         assert!(certs.ca().is_file());
         drop(temp);
         assert!(!certs.dir().exists());
+    }
+
+    #[test]
+    fn shared_memory_grows_with_the_idle_sessions() {
+        assert_eq!(shm_mb(0), 64, "Debian's default without --idle");
+        assert_eq!(shm_mb(1), 65);
+        // the 100k run's listings (~37 MiB) stay under three quarters of shm
+        assert_eq!(shm_mb(100_000), 162);
     }
 }

@@ -172,6 +172,7 @@ deb-test: deb
 
 lint: headers
 	$(CARGO) fmt --all -- --check
+	cd fuzz && $(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --workspace -- -D warnings -D clippy::too_many_lines
 	tests/scripts/check-sizes.sh

@@ -137,7 +137,11 @@ fuzz_target!(|input: Input| {
         // the chunk holds bytes past 2^62: it carries the rest, whatever
         // its size and range say
         let beyond = pos + carried > MAX_POSITION + 1;
-        assert!(!beyond || i == last, "chunk {i} of {} past 2^62", chunks.len());
+        assert!(
+            !beyond || i == last,
+            "chunk {i} of {} past 2^62",
+            chunks.len()
+        );
         let Some(r) = r else {
             // passed as received: the first chunk only, and (unless max is
             // 0) only as far as it fits and its Byte-Range goes

@@ -149,6 +149,7 @@ fn ret_to(tid: &Bytes) -> Return {
         src_tid: tid.clone(),
         src_from_path: vec![Bytes::from_static(b"msrp://a:1/s;tcp")],
         relay_uri: Bytes::from_static(b"msrp://relay:2855/r;tcp"),
+        as_record: false,
     }
 }
 

@@ -23,7 +23,11 @@ impl Relay {
             match o {
                 Output::Report(r) => self.send_report(r),
                 Output::Fail(r) => {
-                    let frame = crate::forward::fail_frame(&r);
+                    let frame = if r.as_record {
+                        crate::link::record::answer(&r.src_tid, 408)
+                    } else {
+                        crate::forward::fail_frame(&r)
+                    };
                     self.push_frame(r.src, frame, self.now);
                 }
                 Output::WindowOpen(dest) => self.sched.window_open(dest),

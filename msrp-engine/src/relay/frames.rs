@@ -361,6 +361,7 @@ impl Relay {
             src_tid: head.transaction_id.clone(),
             src_from_path: req.from.clone(),
             relay_uri: req.relay_uri().clone(),
+            as_record: false,
         };
         let in_id = req.is_send.then(|| {
             self.tracker.begin_in(InTx {
@@ -435,6 +436,10 @@ impl Relay {
                 }
             }
             Answer::PassBack(_) => {}
+            Answer::Link(r) if r.as_record => {
+                let rec = crate::link::record::answer(&r.src_tid, code);
+                self.push_frame(r.src, rec, self.now);
+            }
             Answer::Link(r) => {
                 if let Some(frame) = forward::link_answer_frame(head, &r) {
                     self.push_frame(r.src, frame, self.now);

@@ -7,12 +7,13 @@ use bytes::Bytes;
 use msrp_core::build::ChunkHeads;
 use msrp_core::{Chunker, FailureReport, FrameHead, Header};
 
-use super::Relay;
+use super::{Io, Relay};
 use crate::conn::Incoming;
 use crate::connid::ConnId;
 use crate::forward::{self, Forward};
+use crate::link::record::{self, Record};
 use crate::script;
-use crate::tracker::Return;
+use crate::tracker::{Answer, Return};
 
 impl Relay {
     /// A request another worker handed over link `t`: it is delivered to
@@ -28,12 +29,16 @@ impl Relay {
             .map(ConnId)
             .filter(|d| self.conns.get(d).is_some_and(|c| c.link.is_none()));
         let is_report = head.method() == Some(b"REPORT");
+        let is_send = head.method() == Some(b"SEND");
         let Some(dest) = target else {
             log::info!(
                 "request {} over a link: its session's connection is gone",
                 String::from_utf8_lossy(&head.transaction_id)
             );
-            if !is_report {
+            if is_send {
+                let rec = record::answer(&head.transaction_id, 481);
+                self.push_frame(t, rec, self.now);
+            } else if !is_report {
                 if let Ok(r) = script::reply_frame(head, 481, b"Session Does Not Exist", b"") {
                     self.push_frame(t, r, self.now);
                 }
@@ -76,11 +81,34 @@ impl Relay {
                 src_tid: head.transaction_id.clone(),
                 src_from_path: from,
                 relay_uri: Bytes::new(),
+                as_record: is_send,
             },
             via_link: Some(answer_timeout),
             answer: None,
             refused_at: None,
             refusal_paused: false,
         }))
+    }
+
+    /// A record from the worker at the other end of link `t`: the answer
+    /// to a SEND chunk this worker handed over ends its transaction here,
+    /// as a response read on the next hop's connection would
+    /// ([`Relay::on_response`]; RFC 4976 §6.4.1).
+    pub fn on_record(&mut self, t: ConnId, rec: Record, io: &mut dyn Io) {
+        match rec {
+            Record::Answer { tid, code } => match self.tracker.on_response(t, &tid, code) {
+                Answer::OwnChunk => {}
+                Answer::Unknown => log::info!(
+                    "answer {code} over a link for unknown transaction {}: dropped",
+                    String::from_utf8_lossy(&tid)
+                ),
+                // only SEND chunks are answered with records
+                Answer::PassBack(_) | Answer::Link(_) => log::error!(
+                    "answer {code} over a link for request {}, not a SEND chunk: dropped",
+                    String::from_utf8_lossy(&tid)
+                ),
+            },
+        }
+        self.apply_outputs(io);
     }
 }

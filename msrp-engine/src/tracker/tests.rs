@@ -344,6 +344,7 @@ fn lost_next_hop_fails_its_requests_only() {
         src_tid: Bytes::from_static(b"auth1"),
         src_from_path: vec![],
         relay_uri: Bytes::from_static(b"msrp://relay:2855/r;tcp"),
+        as_record: false,
     };
     t.track(
         DEST,
@@ -375,6 +376,7 @@ fn pass_back_answers_return_their_way() {
         src_tid: Bytes::from_static(b"auth1"),
         src_from_path: vec![],
         relay_uri: Bytes::from_static(b"r"),
+        as_record: false,
     };
     let tid = Bytes::from_static(b"fwd1");
     t.track(

@@ -30,6 +30,10 @@ pub struct Return {
     pub src_tid: Bytes,
     pub src_from_path: Vec<Bytes>,
     pub relay_uri: Bytes,
+    /// A SEND chunk another worker handed over a link: its answer goes
+    /// back as a [record](crate::link::record) (tid and code: that
+    /// worker's tracker needs no more), not as a response frame.
+    pub as_record: bool,
 }
 
 /// What a forwarded request is.

@@ -1,0 +1,131 @@
+use super::*;
+use proptest::prelude::*;
+
+fn answer_of(tid: &str, code: u16) -> Record {
+    Record::Answer {
+        tid: Bytes::copy_from_slice(tid.as_bytes()),
+        code,
+    }
+}
+
+/// Feeds `wire` into a read buffer `step` bytes at a time, taking records
+/// whenever one is complete (as the reader of a link does).
+fn feed(wire: &[u8], step: usize) -> Vec<Result<Record, RecordError>> {
+    let mut buf = BytesMut::new();
+    let mut got = Vec::new();
+    for piece in wire.chunks(step.max(1)) {
+        buf.extend_from_slice(piece);
+        while starts(&buf) {
+            match take(&mut buf) {
+                Ok(Some(r)) => got.push(Ok(r)),
+                Ok(None) => break,
+                Err(e) => got.push(Err(e)),
+            }
+        }
+    }
+    assert!(buf.is_empty(), "left over: {buf:?}");
+    got
+}
+
+#[test]
+fn answer_round_trips() {
+    let wire = answer(b"a1B2c3D4e5F6g7H8", 200);
+    assert_eq!(wire.len(), HEADER + 2 + 16);
+    assert_eq!(
+        feed(&wire, wire.len()),
+        vec![Ok(answer_of("a1B2c3D4e5F6g7H8", 200))]
+    );
+}
+
+#[test]
+fn incomplete_record_is_left_in_the_buffer() {
+    let wire = answer(b"tid", 408);
+    for cut in 0..wire.len() {
+        let mut buf = BytesMut::from(&wire[..cut]);
+        assert_eq!(take(&mut buf), Ok(None), "cut at {cut}");
+        assert_eq!(buf.len(), cut, "nothing taken at {cut}");
+    }
+}
+
+#[test]
+fn split_at_every_byte() {
+    let mut wire = BytesMut::new();
+    for (i, code) in [200u16, 408, 413, 481].iter().enumerate() {
+        wire.extend_from_slice(&answer(format!("tid{i}").as_bytes(), *code));
+    }
+    let want: Vec<_> = [200u16, 408, 413, 481]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Ok(answer_of(&format!("tid{i}"), *c)))
+        .collect();
+    for step in 1..=wire.len() {
+        assert_eq!(feed(&wire, step), want, "step {step}");
+    }
+}
+
+#[test]
+fn msrp_frames_do_not_start_records() {
+    assert!(!starts(b"MSRP a1 SEND\r\n"));
+    assert!(!starts(b""));
+    assert!(starts(&answer(b"x", 200)));
+}
+
+#[test]
+fn unknown_kind_is_consumed_with_an_error() {
+    let mut wire = BytesMut::from(&[MARK, 9, 3, 0, 1, 2, 3][..]);
+    wire.extend_from_slice(&answer(b"next", 200));
+    assert_eq!(
+        feed(&wire, 1),
+        vec![Err(RecordError::UnknownKind(9)), Ok(answer_of("next", 200))]
+    );
+}
+
+#[test]
+fn answer_without_tid_is_an_error() {
+    let wire = [MARK, KIND_ANSWER, 2, 0, 200, 0];
+    assert_eq!(feed(&wire, 6), vec![Err(RecordError::ShortAnswer(2))]);
+}
+
+#[test]
+fn overlong_tid_is_cut() {
+    let tid = vec![b'x'; MAX_TID + 10];
+    let got = feed(&answer(&tid, 200), 4096);
+    assert_eq!(
+        got,
+        vec![Ok(Record::Answer {
+            tid: Bytes::from(vec![b'x'; MAX_TID]),
+            code: 200
+        })]
+    );
+}
+
+proptest! {
+    /// Any sequence of answers, cut into reads of any size, comes out
+    /// whole and in order.
+    #[test]
+    fn answers_survive_any_split(
+        recs in proptest::collection::vec(("[!-~]{1,40}", any::<u16>()), 1..20),
+        step in 1usize..64,
+    ) {
+        let mut wire = BytesMut::new();
+        for (tid, code) in &recs {
+            wire.extend_from_slice(&answer(tid.as_bytes(), *code));
+        }
+        let want: Vec<_> = recs.iter().map(|(t, c)| Ok(answer_of(t, *c))).collect();
+        prop_assert_eq!(feed(&wire, step), want);
+    }
+
+    /// Arbitrary bytes after a MARK never panic and never take more than
+    /// the buffer holds.
+    #[test]
+    fn garbage_never_panics(rest in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&[MARK]);
+        buf.extend_from_slice(&rest);
+        let before = buf.len();
+        match take(&mut buf) {
+            Ok(None) => prop_assert_eq!(buf.len(), before),
+            _ => prop_assert!(buf.len() < before),
+        }
+    }
+}

@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 use crate::connid::ConnId;
 use bytes::{Bytes, BytesMut};
 use msrp_core::build::{self, ChunkHeads};
-use msrp_core::{ChunkEvent, Chunker, EndFlag, FrameHead, StartLine};
+use msrp_core::{ByteRange, ChunkEvent, Chunker, EndFlag, FrameHead, StartLine};
+
+use crate::link::record;
 
 use crate::script::{Dst, OwnAnswer};
 use crate::tid::TidGen;
@@ -88,6 +90,20 @@ pub struct Forward {
     /// The relay already stopped reading the refused chunk once for
     /// [`REFUSAL_PAUSE`].
     pub refusal_paused: bool,
+    /// A SEND going over a link to another worker: its chunks go as
+    /// [records](crate::link::record) for that connection there.
+    pub link_target: Option<LinkTarget>,
+    /// A chunk another worker handed over as records: its head as it goes
+    /// out (its tid is `ret.src_tid`), written instead of one rendered here.
+    pub link_head: Option<Bytes>,
+}
+
+/// The connection on another worker a SEND goes to over a link.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkTarget {
+    pub conid: u64,
+    /// Failure-Report "yes": the owner answers a timeout (408).
+    pub answer_timeout: bool,
 }
 
 /// How long the relay stops reading a sender that passed the slack of a
@@ -119,9 +135,21 @@ impl Forward {
 }
 
 impl Forward {
-    /// The end-line that closes outgoing chunk `tid` with `flag`.
+    /// The head of outgoing chunk `tid` (as a Start record for a link).
+    pub fn head_of(&self, tid: &Bytes, range: Option<ByteRange>) -> Bytes {
+        let head = self.heads.render(tid, range);
+        match self.link_target {
+            Some(l) => record::start(l.conid, self.has_body, l.answer_timeout, tid, &head),
+            None => head,
+        }
+    }
+
+    /// The end-line that closes outgoing chunk `tid` with `flag` (an End
+    /// record for a link).
     pub fn end_of(&self, tid: &[u8], flag: EndFlag) -> Bytes {
-        if self.has_body {
+        if self.link_target.is_some() {
+            record::end(flag)
+        } else if self.has_body {
             build::body_end(tid, flag)
         } else {
             build::end_line(tid, flag)
@@ -148,7 +176,7 @@ impl Forward {
         if self.in_id.is_some() && !self.finished && self.chunks_done > 0 {
             let tid = tids.next_tid();
             let range = self.chunker.empty_range_at(self.sent);
-            let mut frame = BytesMut::from(&self.heads.render(&tid, range)[..]);
+            let mut frame = BytesMut::from(&self.head_of(&tid, range)[..]);
             frame.extend_from_slice(&self.end_of(&tid, EndFlag::Aborted));
             return Some(Aborted::Frame(frame.freeze()));
         }

@@ -439,4 +439,6 @@ impl Relay {
 #[cfg(test)]
 mod flows;
 #[cfg(test)]
+mod linkflows;
+#[cfg(test)]
 mod tests;

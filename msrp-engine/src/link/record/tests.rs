@@ -72,7 +72,7 @@ fn msrp_frames_do_not_start_records() {
 
 #[test]
 fn unknown_kind_is_consumed_with_an_error() {
-    let mut wire = BytesMut::from(&[MARK, 9, 3, 0, 1, 2, 3][..]);
+    let mut wire = BytesMut::from(&[MARK, 9, 3, 0, 0, 0, 1, 2, 3][..]);
     wire.extend_from_slice(&answer(b"next", 200));
     assert_eq!(
         feed(&wire, 1),
@@ -82,8 +82,8 @@ fn unknown_kind_is_consumed_with_an_error() {
 
 #[test]
 fn answer_without_tid_is_an_error() {
-    let wire = [MARK, KIND_ANSWER, 2, 0, 200, 0];
-    assert_eq!(feed(&wire, 6), vec![Err(RecordError::ShortAnswer(2))]);
+    let wire = [MARK, KIND_ANSWER, 2, 0, 0, 0, 200, 0];
+    assert_eq!(feed(&wire, 8), vec![Err(RecordError::ShortAnswer(2))]);
 }
 
 #[test]
@@ -99,7 +99,116 @@ fn overlong_tid_is_cut() {
     );
 }
 
+#[test]
+fn a_chunk_round_trips_between_other_records() {
+    let head = b"MSRP a1B2 SEND\r\nTo-Path: msrp://b:1/s;tcp\r\n\r\n";
+    let mut wire = BytesMut::new();
+    wire.extend_from_slice(&answer(b"before", 200));
+    wire.extend_from_slice(&start(42, true, false, b"a1B2", head));
+    body(Bytes::from(vec![7u8; MAX_BODY + 10]), &mut |b| {
+        wire.extend_from_slice(&b)
+    });
+    wire.extend_from_slice(&end(EndFlag::Continued));
+    wire.extend_from_slice(&start(u64::MAX, false, true, b"x", b""));
+    wire.extend_from_slice(&end(EndFlag::Aborted));
+    let want = vec![
+        Ok(answer_of("before", 200)),
+        Ok(Record::Start {
+            target: 42,
+            has_body: true,
+            answer_timeout: false,
+            tid: Bytes::from_static(b"a1B2"),
+            head: Bytes::copy_from_slice(head),
+        }),
+        Ok(Record::Body(Bytes::from(vec![7u8; MAX_BODY]))),
+        Ok(Record::Body(Bytes::from(vec![7u8; 10]))),
+        Ok(Record::End(EndFlag::Continued)),
+        Ok(Record::Start {
+            target: u64::MAX,
+            has_body: false,
+            answer_timeout: true,
+            tid: Bytes::from_static(b"x"),
+            head: Bytes::new(),
+        }),
+        Ok(Record::End(EndFlag::Aborted)),
+    ];
+    for step in [1, 2, 5, 7, 4096, wire.len()] {
+        assert_eq!(feed(&wire, step), want, "step {step}");
+    }
+}
+
+#[test]
+fn malformed_start_and_end_are_errors() {
+    // tid length 5 in a payload with room for 2
+    let mut start = vec![MARK, KIND_START, 12, 0, 0, 0];
+    start.extend_from_slice(&[0; 8]);
+    start.extend_from_slice(&[HAS_BODY, 5, b'a', b'b']);
+    assert_eq!(feed(&start, 3), vec![Err(RecordError::ShortStart(12))]);
+    let bad_flag = [MARK, KIND_END, 1, 0, 0, 0, b'x'];
+    assert_eq!(feed(&bad_flag, 1), vec![Err(RecordError::BadEnd)]);
+}
+
+/// Any record, for the mixed-stream property.
+fn any_record() -> impl Strategy<Value = Record> {
+    prop_oneof![
+        ("[!-~]{1,40}", any::<u16>()).prop_map(|(t, code)| answer_of(&t, code)),
+        (
+            any::<u64>(),
+            any::<bool>(),
+            any::<bool>(),
+            "[!-~]{1,30}",
+            ".{0,80}"
+        )
+            .prop_map(
+                |(target, has_body, answer_timeout, tid, head)| Record::Start {
+                    target,
+                    has_body,
+                    answer_timeout,
+                    tid: Bytes::from(tid),
+                    head: Bytes::from(head),
+                }
+            ),
+        proptest::collection::vec(any::<u8>(), 1..300).prop_map(|b| Record::Body(Bytes::from(b))),
+        prop_oneof![
+            Just(EndFlag::Complete),
+            Just(EndFlag::Continued),
+            Just(EndFlag::Aborted)
+        ]
+        .prop_map(Record::End),
+    ]
+}
+
+fn encode(r: &Record, wire: &mut BytesMut) {
+    match r {
+        Record::Answer { tid, code } => wire.extend_from_slice(&answer(tid, *code)),
+        Record::Start {
+            target,
+            has_body,
+            answer_timeout,
+            tid,
+            head,
+        } => wire.extend_from_slice(&start(*target, *has_body, *answer_timeout, tid, head)),
+        Record::Body(b) => body(b.clone(), &mut |p| wire.extend_from_slice(&p)),
+        Record::End(f) => wire.extend_from_slice(&end(*f)),
+    }
+}
+
 proptest! {
+    /// Any sequence of records, cut into reads of any size, comes out
+    /// whole and in order.
+    #[test]
+    fn records_survive_any_split(
+        recs in proptest::collection::vec(any_record(), 1..20),
+        step in 1usize..64,
+    ) {
+        let mut wire = BytesMut::new();
+        for r in &recs {
+            encode(r, &mut wire);
+        }
+        let want: Vec<_> = recs.into_iter().map(Ok).collect();
+        prop_assert_eq!(feed(&wire, step), want);
+    }
+
     /// Any sequence of answers, cut into reads of any size, comes out
     /// whole and in order.
     #[test]

@@ -200,7 +200,9 @@ fuzz_target!(|input: Input| {
                         .entry(String::from_utf8_lossy(&r.message_id).into_owned())
                         .or_default() += 1;
                 }
-                Output::Fail(r) => *accounted.entry(r.src_tid).or_default() += 1,
+                Output::Fail(r) | Output::LinkFailed { ret: r, .. } => {
+                    *accounted.entry(r.src_tid).or_default() += 1
+                }
                 // a chunk is refused at most once
                 Output::Refuse { id, .. } => {
                     assert!(refused.insert(id), "chunk {id} refused twice")

@@ -439,6 +439,4 @@ impl Relay {
 #[cfg(test)]
 mod flows;
 #[cfg(test)]
-mod linkflows;
-#[cfg(test)]
 mod tests;

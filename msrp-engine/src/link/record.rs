@@ -9,7 +9,9 @@
 //! stream slot and watermarks still apply). What comes back is only what
 //! X's tracker needs: [`Record::Answer`], the tid and the next hop's status
 //! code (RFC 4976 §6.4.1: responses to a relay's own SEND chunks are
-//! consumed by it, never forwarded). Other requests (REPORT, NICKNAME, ...)
+//! consumed by it, never forwarded), or [`Record::Failed`], the tid and
+//! why it failed at Y (timeout, connection closed), so X REPORTs as it
+//! does for a next hop of its own. Other requests (REPORT, NICKNAME, ...)
 //! still go as MSRP text with a `Relay-Conid` header and their responses
 //! come back as frames (their paths and headers are passed back).
 //!
@@ -23,6 +25,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use msrp_core::EndFlag;
 
+use crate::txtable::Cause;
+
 /// First byte of every record.
 pub const MARK: u8 = 0x01;
 /// Bytes before a record's payload.
@@ -31,6 +35,7 @@ const KIND_ANSWER: u8 = 1;
 const KIND_START: u8 = 2;
 const KIND_BODY: u8 = 3;
 const KIND_END: u8 = 4;
+const KIND_FAILED: u8 = 5;
 /// Most body bytes in one [`Record::Body`] (a longer piece goes as
 /// several): a record is read whole, and rings are 512 KiB.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -59,6 +64,11 @@ pub enum Record {
         tid: Bytes,
         head: Bytes,
     },
+    /// Chunk `tid` the reader's worker handed over failed without an
+    /// answer (no response within transaction_timeout, its connection
+    /// closed): that worker fails it for `cause`, as for a next hop of its
+    /// own (RFC 4976 §6.4.1).
+    Failed { tid: Bytes, cause: Cause },
     /// Body bytes of the chunk begun.
     Body(Bytes),
     /// The chunk ends with this flag.
@@ -77,6 +87,8 @@ pub enum RecordError {
     ShortStart(usize),
     #[error("link chunk end record without a valid flag")]
     BadEnd,
+    #[error("link failure record without a tid or a known cause")]
+    BadFailed,
 }
 
 /// Longest transaction ID a record carries (tids are far shorter: the
@@ -97,6 +109,17 @@ pub fn answer(tid: &[u8], code: u16) -> Bytes {
     let len = 2 + tid.len();
     let mut b = header(KIND_ANSWER, len, len);
     b.put_u16_le(code);
+    b.put_slice(tid);
+    b.freeze()
+}
+
+/// The record that says chunk `tid` failed here for `cause` (tid cut at
+/// [`MAX_TID`]).
+pub fn failed(tid: &[u8], cause: Cause) -> Bytes {
+    let tid = &tid[..tid.len().min(MAX_TID)];
+    let len = 1 + tid.len();
+    let mut b = header(KIND_FAILED, len, len);
+    b.put_u8(cause as u8);
     b.put_slice(tid);
     b.freeze()
 }
@@ -177,6 +200,14 @@ fn decode(kind: u8, mut p: Bytes) -> Result<Record, RecordError> {
             Ok(Record::Answer { tid: p, code })
         }
         KIND_ANSWER => Err(RecordError::ShortAnswer(len)),
+        KIND_FAILED if len >= 2 => match Cause::ALL.get(usize::from(p.get_u8())) {
+            Some(cause) => Ok(Record::Failed {
+                tid: p,
+                cause: *cause,
+            }),
+            None => Err(RecordError::BadFailed),
+        },
+        KIND_FAILED => Err(RecordError::BadFailed),
         KIND_START if len >= START_FIXED && len >= START_FIXED + usize::from(p[9]) => {
             let target = p.get_u64_le();
             let flags = p.get_u8();

@@ -23,12 +23,12 @@ impl Relay {
             match o {
                 Output::Report(r) => self.send_report(r),
                 Output::Fail(r) => {
-                    let frame = if r.as_record {
-                        crate::link::record::answer(&r.src_tid, 408)
-                    } else {
-                        crate::forward::fail_frame(&r)
-                    };
+                    let frame = crate::forward::fail_frame(&r);
                     self.push_frame(r.src, frame, self.now);
+                }
+                Output::LinkFailed { ret, cause } => {
+                    let rec = crate::link::record::failed(&ret.src_tid, cause);
+                    self.push_frame(ret.src, rec, self.now);
                 }
                 Output::WindowOpen(dest) => self.sched.window_open(dest),
                 Output::Refuse {

@@ -168,6 +168,16 @@ impl Relay {
             }
             Record::End(flag) => self.end(t, flag, self.now),
             Record::Answer { tid, code } => self.on_link_answer(t, tid, code, io),
+            Record::Failed { tid, cause } => {
+                if !self.tracker.on_failed(t, &tid, cause) {
+                    log::info!(
+                        "failure ({}) over a link for unknown transaction {}: dropped",
+                        cause.name(),
+                        String::from_utf8_lossy(&tid)
+                    );
+                }
+                self.apply_outputs(io);
+            }
         }
     }
 
@@ -220,3 +230,6 @@ fn link_forward(t: ConnId, dest: ConnId, h: Handed) -> Incoming {
         link_head: None,
     }))
 }
+
+#[cfg(test)]
+mod tests;

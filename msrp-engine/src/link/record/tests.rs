@@ -1,4 +1,5 @@
 use super::*;
+use crate::txtable::Cause;
 use proptest::prelude::*;
 
 fn answer_of(tid: &str, code: u16) -> Record {
@@ -138,6 +139,26 @@ fn a_chunk_round_trips_between_other_records() {
 }
 
 #[test]
+fn failure_carries_its_cause() {
+    let mut wire = BytesMut::new();
+    for c in Cause::ALL {
+        wire.extend_from_slice(&failed(b"tid", c));
+    }
+    let want: Vec<_> = Cause::ALL
+        .iter()
+        .map(|c| {
+            Ok(Record::Failed {
+                tid: Bytes::from_static(b"tid"),
+                cause: *c,
+            })
+        })
+        .collect();
+    assert_eq!(feed(&wire, 3), want);
+    let unknown = [MARK, KIND_FAILED, 2, 0, 0, 0, 99, b'x'];
+    assert_eq!(feed(&unknown, 8), vec![Err(RecordError::BadFailed)]);
+}
+
+#[test]
 fn malformed_start_and_end_are_errors() {
     // tid length 5 in a payload with room for 2
     let mut start = vec![MARK, KIND_START, 12, 0, 0, 0];
@@ -169,6 +190,10 @@ fn any_record() -> impl Strategy<Value = Record> {
                 }
             ),
         proptest::collection::vec(any::<u8>(), 1..300).prop_map(|b| Record::Body(Bytes::from(b))),
+        ("[!-~]{1,40}", 0..Cause::ALL.len()).prop_map(|(t, c)| Record::Failed {
+            tid: Bytes::from(t),
+            cause: Cause::ALL[c],
+        }),
         prop_oneof![
             Just(EndFlag::Complete),
             Just(EndFlag::Continued),
@@ -190,6 +215,7 @@ fn encode(r: &Record, wire: &mut BytesMut) {
         } => wire.extend_from_slice(&start(*target, *has_body, *answer_timeout, tid, head)),
         Record::Body(b) => body(b.clone(), &mut |p| wire.extend_from_slice(&p)),
         Record::End(f) => wire.extend_from_slice(&end(*f)),
+        Record::Failed { tid, cause } => wire.extend_from_slice(&failed(tid, *cause)),
     }
 }
 

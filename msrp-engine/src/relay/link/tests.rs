@@ -9,8 +9,9 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use msrp_core::EndFlag;
 
-use super::*;
+use crate::config::Config;
 use crate::conn::ConnState;
+use crate::connid::ConnId;
 use crate::link::record::{self, Record};
 use crate::testing::fake::{frames, Fake};
 use crate::testing::RelayAll;
@@ -168,17 +169,23 @@ fn slow_connection_holds_the_link_back_and_gets_every_byte_in_order() {
     assert!(f.relay.sched.blocked(link).is_none());
 }
 
-/// The connection closes mid-chunk: the sending worker gets a 408 record
-/// for the chunk (its tracker REPORTs), and the rest of the chunk is
-/// swallowed.
+/// The connection closes mid-chunk: the sending worker is told the chunk
+/// failed because the connection closed (its tracker REPORTs "408 Next Hop
+/// Connection Lost"), and the rest of the chunk is swallowed.
 #[test]
-fn connection_closing_mid_chunk_answers_408() {
+fn connection_closing_mid_chunk_is_told_with_its_cause() {
     let (mut f, b, link) = owner();
     let wire = chunk(b, "cut00001", &[b'x'; 10_000], 1000, EndFlag::Complete);
     f.feed(link, &wire[..wire.len() / 2]);
     assert!(!f.take_wire(b).is_empty());
     f.peer_closed(b);
     f.feed(link, &wire[wire.len() / 2..]);
-    assert_eq!(records(f.take_wire(link)), vec![answer("cut00001", 408)]);
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![Record::Failed {
+            tid: Bytes::from_static(b"cut00001"),
+            cause: crate::txtable::Cause::NextHopClosed
+        }]
+    );
     assert!(f.relay.tracker.is_empty());
 }

@@ -16,6 +16,7 @@ use crate::forward::{self, Forward};
 use crate::link::record::{self, Record};
 use crate::script;
 use crate::tracker::{Answer, Return};
+use crate::txtable::Cause;
 
 /// What a request handed over a link is, besides its head.
 struct Handed {
@@ -179,6 +180,21 @@ impl Relay {
                 self.apply_outputs(io);
             }
         }
+    }
+
+    /// The connection a chunk handed over as records was for is lost
+    /// before the chunk started (it waited for the stream slot or the
+    /// request window): not tracked yet, it is failed back here, or the
+    /// other worker would wait for its timeout.
+    pub(super) fn link_chunk_unsent(&mut self, t: ConnId, cause: Cause) {
+        let Some(f) = self.fwd_mut(t) else {
+            return;
+        };
+        if f.link_head.take().is_none() {
+            return;
+        }
+        let (src, tid) = (f.ret.src, f.ret.src_tid.clone());
+        self.push_frame(src, record::failed(&tid, cause), self.now);
     }
 
     fn on_link_answer(&mut self, t: ConnId, tid: Bytes, code: u16, io: &mut dyn Io) {

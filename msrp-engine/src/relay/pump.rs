@@ -50,6 +50,7 @@ impl Relay {
                 continue; // next hop failed: swallow
             };
             if !self.conns.contains_key(&dest) {
+                self.link_chunk_unsent(t, Cause::NextHopClosed);
                 if let Some(f) = self.fwd_mut(t) {
                     f.dest = None;
                 }
@@ -241,6 +242,7 @@ impl Relay {
             .map(|(k, _)| *k)
             .collect();
         for s in feeding {
+            self.link_chunk_unsent(s, cause);
             let in_id = self.fwd_mut(s).and_then(|f| {
                 f.dest = None;
                 f.cut();

@@ -189,3 +189,33 @@ fn connection_closing_mid_chunk_is_told_with_its_cause() {
     );
     assert!(f.relay.tracker.is_empty());
 }
+
+/// A chunk that waits for B's stream slot (a local sender is streaming
+/// into B) when B closes: not started, so not tracked, it is failed back
+/// at once rather than left to the other worker's timeout.
+#[test]
+fn chunk_waiting_for_the_slot_when_its_connection_closes_is_failed_back() {
+    let (mut f, b, link) = owner();
+    let a = f.accept("192.0.2.1:7777".parse::<SocketAddr>().unwrap());
+    let send = format!(
+        "MSRP loc1 SEND\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp msrp://{B}/b;tcp\r\n\
+         From-Path: msrp://192.0.2.1:7777/a;tcp\r\nMessage-ID: loc\r\n\
+         Byte-Range: 1-20000/20000\r\nContent-Type: text/plain\r\n\r\n{}",
+        "y".repeat(5000)
+    );
+    f.feed(a, send.as_bytes());
+    assert!(f.relay.sched.streaming(b), "A's chunk holds B's slot");
+    f.feed(link, &chunk(b, "wait0001", b"queued", 6, EndFlag::Complete));
+    assert!(
+        f.relay.sched.blocked(link).is_some(),
+        "the link waits for the slot"
+    );
+    f.peer_closed(b);
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![Record::Failed {
+            tid: Bytes::from_static(b"wait0001"),
+            cause: crate::txtable::Cause::NextHopClosed
+        }]
+    );
+}

@@ -76,3 +76,38 @@ fn new_connections_go_to_the_least_loaded_worker() {
         }
     }
 }
+
+/// With every worker at `max_connections`, a new connection is refused
+/// (closed at once, logged) as with one worker; it used to wait in the
+/// listen backlog, each full worker leaving it to the others.
+#[test]
+fn with_every_worker_full_new_connections_are_refused() {
+    // each worker's link to the other holds one of its 4 slots
+    let k = Kamailio::start(
+        RelayOpts::default()
+            .modparam_int("workers", 2)
+            .modparam_int("max_connections", 4),
+    );
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(k.relay_addr()).expect("connect");
+        if closed_within(&mut s, Duration::from_millis(300)) {
+            refused += 1;
+        } else {
+            held.push(s);
+        }
+    }
+    // the harness's start-up probe may hold a slot for a moment
+    assert!(
+        (5..=6).contains(&held.len()) && refused == 10 - held.len(),
+        "{} connections held, {refused} refused with 2 workers x (4 - 1 link)\n{}",
+        held.len(),
+        k.log_tail(20)
+    );
+    assert!(
+        k.wait_for_log("max_connections (4) reached", Duration::from_secs(2)),
+        "no log line for the refused connections\n{}",
+        k.log_tail(20)
+    );
+}

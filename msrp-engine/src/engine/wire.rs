@@ -54,6 +54,18 @@ impl<H: Host> Engine<H> {
         }
     }
 
+    /// Whether no worker has room for a new connection: this one is full
+    /// and the least loaded one holds as many accepted connections as this
+    /// one (the dials and links beside them are taken to be alike). With
+    /// one worker, whether this one is full.
+    fn all_full(&self) -> bool {
+        let full = self.relay.conns.len() >= self.cfg.max_connections;
+        match self.host.least_load() {
+            Some((_, least)) => full && least >= self.relay.accepted_open(),
+            None => full,
+        }
+    }
+
     /// Once a second with several workers, and when another worker wakes
     /// this one: this worker's count is shared again (connections closed
     /// since it last accepted), and its listeners are looked at. A worker
@@ -79,8 +91,9 @@ impl<H: Host> Engine<H> {
             }
             // The workers share the listeners: a full worker leaves new
             // connections to the others (accepting only to close them, it
-            // would win every race and refuse while others have room).
-            if self.relay.conns.len() >= self.cfg.max_connections && !self.relay.links.is_empty() {
+            // would win every race and refuse while others have room),
+            // unless they are all full: then it refuses them below.
+            if self.relay.conns.len() >= self.cfg.max_connections && !self.all_full() {
                 log::debug!(
                     "max_connections ({}) reached: leaving new connections on {} to the other workers",
                     self.cfg.max_connections,

@@ -94,8 +94,8 @@ proptest! {
             has_body,
         );
         // and rendered into a shared arena (the relay's re-chunking), with
-        // end-lines between the heads: every piece stays what it was when
-        // later ones are written (the arena fills up and is replaced)
+        // end-lines between the heads, as the arena fills up and is
+        // replaced: each piece is exactly its own bytes
         let mut arena = bytes::BytesMut::with_capacity(arena_cap);
         let mut kept = Vec::new();
         for r in ranges {

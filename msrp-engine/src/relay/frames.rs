@@ -401,6 +401,7 @@ impl Relay {
             answer,
             refused_at: None,
             refusal_paused: false,
+            arena: bytes::BytesMut::new(),
         }
     }
 

@@ -81,6 +81,7 @@ impl Relay {
             answer: None,
             refused_at: None,
             refusal_paused: false,
+            arena: bytes::BytesMut::new(),
         }))
     }
 }

@@ -110,7 +110,7 @@ impl Relay {
         let Incoming::Forward(f) = &mut c.incoming else {
             return Step::Wait;
         };
-        let head = f.heads.render(&tid, range);
+        let head = f.chunk_head(&tid, range);
         let extra = range.is_some() && f.chunks_done > 0;
         f.cur_tid = Some(tid.clone());
         let origin = match (f.via_link, f.in_id) {
@@ -163,7 +163,7 @@ impl Relay {
             let complete = flag == EndFlag::Complete;
             crate::cmap::with(|m| m.end_out(dest.0 as i64, complete));
         }
-        let end = f.end_of(&tid, flag);
+        let end = f.chunk_end(&tid, flag);
         self.push_stream(dest, end, true, self.now);
         self.tracker.arm(dest, tid, self.now);
         self.leave_dest(dest, t);

@@ -216,10 +216,17 @@ impl<H: Host> Engine<H> {
         };
         let r = layer.read(&sock.stream, &mut self.read_pool, &mut c.rbuf, max);
         let (peer, kind) = (c.peer, c.kind);
+        // as for a plain socket (`read_some`): a short recv emptied the
+        // receive queue, so the EAGAIN read after it is skipped (records
+        // or frames cut by it wait in the layer for the next event)
+        let short = self.read_pool.last_read_short() && !sock.peer_shut;
         self.relay.layer_seen(t, sock.view());
         match r {
             Ok(Got::Data(n)) => {
                 self.relay.read(t, n, self.relay.now);
+                if short {
+                    return Read::Short;
+                }
                 Read::Data
             }
             Ok(Got::Eof) => {

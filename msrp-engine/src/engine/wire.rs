@@ -271,10 +271,19 @@ impl<H: Host> Engine<H> {
         };
         let r = layer.read(&sock.stream, &mut self.read_pool, &mut c.rbuf, max);
         let (peer, kind) = (c.peer, c.kind);
+        // as for a plain socket (`read_some`): a short recv emptied the
+        // receive queue, so the EAGAIN read after it is skipped (records
+        // or frames cut by it wait in the layer for the next event); not
+        // when the peer's end (close_notify, a WebSocket close) came with
+        // data: only the next read reports it, and no event will come
+        let short = self.read_pool.last_read_short() && !sock.peer_shut && !layer.ended();
         self.relay.layer_seen(t, sock.view());
         match r {
             Ok(Got::Data(n)) => {
                 self.relay.read(t, n, self.relay.now);
+                if short {
+                    return Read::Short;
+                }
                 Read::Data
             }
             Ok(Got::Eof) => {

@@ -5,22 +5,11 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// Whether the relay closed `s` (EOF or reset) within `wait`.
-fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
-    let _ = s.set_read_timeout(Some(wait));
-    let mut buf = [0u8; 64];
-    match s.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
-    }
-}
 
 #[test]
 fn idle_and_trickling_connections_cannot_starve_established_sessions() {

@@ -151,6 +151,19 @@ impl ChunkHeads {
     /// The head of chunk `tid`: with `range` as its Byte-Range, or with the
     /// headers as received when `None`.
     pub fn render(&self, tid: &[u8], range: Option<crate::ByteRange>) -> Bytes {
+        self.render_in(&mut BytesMut::new(), tid, range)
+    }
+
+    /// [`render`](Self::render), written into `arena` (whatever it held is
+    /// dropped) and split off it: the heads of the many chunks of one large
+    /// request can share a buffer (one allocation for several heads;
+    /// `arena` allocates anew when it has no room left).
+    pub fn render_in(
+        &self,
+        arena: &mut BytesMut,
+        tid: &[u8],
+        range: Option<crate::ByteRange>,
+    ) -> Bytes {
         let Some(r) = range else {
             return request_head(
                 tid,
@@ -162,6 +175,8 @@ impl ChunkHeads {
             )
             .freeze();
         };
+        arena.clear();
+        let fresh = arena.capacity() == 0;
         if !self.rendered.replace(true) {
             let received: usize = self
                 .other
@@ -178,26 +193,24 @@ impl ChunkHeads {
             ) - received
                 + range_line_len(&r)
                 + 2 * usize::from(self.has_body);
-            let mut out = BytesMut::with_capacity(len);
-            out.put_slice(b"MSRP ");
-            out.put_slice(tid);
+            arena.reserve(len);
+            arena.put_slice(b"MSRP ");
+            arena.put_slice(tid);
             let split = self.range_at();
-            self.put_before_range(&mut out, split);
-            put_range_line(&mut out, &r);
-            self.put_after_range(&mut out, split);
-            debug_assert_eq!(out.len(), out.capacity());
-            return out.freeze();
+            self.put_before_range(arena, split);
+            put_range_line(arena, &r);
+            self.put_after_range(arena, split);
+            debug_assert_eq!(arena.len(), len);
+            return take_written(arena, fresh);
         }
         let (prefix, suffix) = self.around_range.get_or_init(|| self.split_at_range());
-        let mut out = BytesMut::with_capacity(
-            5 + tid.len() + prefix.len() + suffix.len() + WIDEST_RANGE_LINE,
-        );
-        out.put_slice(b"MSRP ");
-        out.put_slice(tid);
-        out.put_slice(prefix);
-        put_range_line(&mut out, &r);
-        out.put_slice(suffix);
-        out.freeze()
+        arena.reserve(5 + tid.len() + prefix.len() + suffix.len() + WIDEST_RANGE_LINE);
+        arena.put_slice(b"MSRP ");
+        arena.put_slice(tid);
+        arena.put_slice(prefix);
+        put_range_line(arena, &r);
+        arena.put_slice(suffix);
+        take_written(arena, fresh)
     }
 
     /// Appends a header to those after To-Path and From-Path (before any
@@ -402,18 +415,46 @@ fn put_end_line(out: &mut BytesMut, tid: &[u8], flag: EndFlag) {
 
 /// `-------tid flag CRLF`: closes a frame without body.
 pub fn end_line(tid: &[u8], flag: EndFlag) -> Bytes {
-    let mut out = BytesMut::with_capacity(end_line_len(tid));
-    put_end_line(&mut out, tid, flag);
-    out.freeze()
+    end_line_in(&mut BytesMut::new(), tid, flag)
 }
 
 /// `CRLF -------tid flag CRLF`: closes a body (one buffer: every
 /// forwarded chunk ends with one).
 pub fn body_end(tid: &[u8], flag: EndFlag) -> Bytes {
-    let mut out = BytesMut::with_capacity(2 + end_line_len(tid));
-    out.put_slice(b"\r\n");
-    put_end_line(&mut out, tid, flag);
-    out.freeze()
+    body_end_in(&mut BytesMut::new(), tid, flag)
+}
+
+/// [`end_line`], written into `arena` and split off it (see
+/// [`ChunkHeads::render_in`]).
+pub fn end_line_in(arena: &mut BytesMut, tid: &[u8], flag: EndFlag) -> Bytes {
+    arena.clear();
+    let fresh = arena.capacity() == 0;
+    arena.reserve(end_line_len(tid));
+    put_end_line(arena, tid, flag);
+    take_written(arena, fresh)
+}
+
+/// [`body_end`], written into `arena` and split off it (see
+/// [`ChunkHeads::render_in`]).
+pub fn body_end_in(arena: &mut BytesMut, tid: &[u8], flag: EndFlag) -> Bytes {
+    arena.clear();
+    let fresh = arena.capacity() == 0;
+    arena.reserve(2 + end_line_len(tid));
+    arena.put_slice(b"\r\n");
+    put_end_line(arena, tid, flag);
+    take_written(arena, fresh)
+}
+
+/// What was just written into `arena`: a buffer allocated for it alone
+/// (`fresh`) is handed over whole, as a plain `Vec`-backed `Bytes` (split
+/// off, it would need a shared header allocated too); else it is split
+/// off, sharing the buffer.
+fn take_written(arena: &mut BytesMut, fresh: bool) -> Bytes {
+    if fresh {
+        std::mem::take(arena).freeze()
+    } else {
+        arena.split().freeze()
+    }
 }
 
 /// A complete response frame: [`response_head`] + [`end_line`] with `$`.

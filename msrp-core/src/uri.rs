@@ -305,6 +305,13 @@ pub struct UriParts<'a> {
     params: &'a [u8],
 }
 
+/// Where the first `://` of `s` starts. `memmem::find` would build a
+/// searcher for the needle on every call; this is called for every URI of
+/// every relayed frame, and the scheme ends within a few bytes.
+pub fn scheme_end(s: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b':', s).find(|&i| s[i + 1..].starts_with(b"//"))
+}
+
 impl<'a> UriParts<'a> {
     /// Checks an MSRP URI (RFC 4975 §9). The scheme is case-insensitive
     /// (RFC 3986 §3.1); the `;transport` part is mandatory.
@@ -312,7 +319,7 @@ impl<'a> UriParts<'a> {
         if !s.iter().all(|&b| b.is_ascii_graphic()) {
             return Err(UriError::BadCharacter);
         }
-        let sep = memchr::memmem::find(s, b"://").ok_or(UriError::BadScheme)?;
+        let sep = scheme_end(s).ok_or(UriError::BadScheme)?;
         let scheme = &s[..sep];
         let secure = if scheme.eq_ignore_ascii_case(b"msrp") {
             false

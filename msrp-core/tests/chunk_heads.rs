@@ -1,9 +1,12 @@
 //! `ChunkHeads` renders exactly what building each chunk head from scratch
-//! gives (the relay's former per-chunk code, kept here as the reference).
+//! gives (the relay's former per-chunk code, kept here as the reference),
+//! alone or written into a shared arena.
 
 use bytes::Bytes;
-use msrp_core::build::{request_head, response_head, ChunkHeads};
-use msrp_core::{ByteRange, Header};
+use msrp_core::build::{
+    body_end, body_end_in, end_line, end_line_in, request_head, response_head, ChunkHeads,
+};
+use msrp_core::{ByteRange, EndFlag, Header};
 use proptest::prelude::*;
 
 /// The head of one outgoing chunk, built the long way.
@@ -76,6 +79,7 @@ proptest! {
         has_body in any::<bool>(),
         tid in "[A-Za-z0-9]{3,32}",
         method in prop::sample::select(vec!["SEND", "REPORT", "NICKNAME"]),
+        arena_cap in prop_oneof![Just(0usize), 1usize..600],
     ) {
         let to = vec![Bytes::from_static(b"msrp://b.example:2855/s1;tcp")];
         let from = vec![
@@ -89,9 +93,22 @@ proptest! {
             others.clone(),
             has_body,
         );
+        // and rendered into a shared arena (the relay's re-chunking), with
+        // end-lines between the heads, as the arena fills up and is
+        // replaced: each piece is exactly its own bytes
+        let mut arena = bytes::BytesMut::with_capacity(arena_cap);
+        let mut kept = Vec::new();
         for r in ranges {
             let want = reference(tid.as_bytes(), method.as_bytes(), &to, &from, &others, has_body, r);
             let got = heads.render(tid.as_bytes(), r);
+            prop_assert_eq!(&got, &want);
+            kept.push((heads.render_in(&mut arena, tid.as_bytes(), r), want));
+            let end = body_end(tid.as_bytes(), EndFlag::Continued);
+            kept.push((body_end_in(&mut arena, tid.as_bytes(), EndFlag::Continued), end));
+            let end = end_line(tid.as_bytes(), EndFlag::Aborted);
+            kept.push((end_line_in(&mut arena, tid.as_bytes(), EndFlag::Aborted), end));
+        }
+        for (got, want) in kept {
             prop_assert_eq!(got, want);
         }
     }

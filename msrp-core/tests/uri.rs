@@ -190,3 +190,28 @@ fn borrowed_parts() {
         Err(UriError::BadParam)
     );
 }
+
+/// `scheme_end` finds the first `://`, as `memmem::find` does, for any
+/// placement of colons and slashes.
+#[test]
+fn scheme_end_is_the_first_separator() {
+    let cases: [&[u8]; 9] = [
+        b"msrp://h;tcp",
+        b"msrps://h;tcp",
+        b"",
+        b":",
+        b":/",
+        b"a:/:/x://y://",
+        b"::://",
+        b"msrp:/h;tcp",
+        b"x//:a://",
+    ];
+    for c in cases {
+        assert_eq!(
+            msrp_core::uri::scheme_end(c),
+            memchr::memmem::find(c, b"://"),
+            "{}",
+            String::from_utf8_lossy(c)
+        );
+    }
+}

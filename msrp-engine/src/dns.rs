@@ -11,13 +11,16 @@
 //! in flight. IP literals never get here.
 
 pub mod cache;
+mod error;
 pub mod thread;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::{Registry, Token};
 
 pub use cache::{Answer, DnsState, Found, Limits, Waiter};
+pub use error::LookupError;
 pub use thread::{ResolverThread, Settings};
 
 use crate::config::DnsConfig;
@@ -29,7 +32,7 @@ pub struct Dns {
     settings: Settings,
     thread: Option<ResolverThread>,
     /// The thread could not be started (the reason, for every waiter).
-    broken: Option<String>,
+    broken: Option<LookupError>,
     /// Answers that did not come from the thread (it is broken or gone).
     local: Vec<(String, Found)>,
     next_ticket: u64,
@@ -118,7 +121,7 @@ impl Dns {
         now: Instant,
         registry: &Registry,
         token: Token,
-    ) -> Vec<(Waiter, String)> {
+    ) -> Vec<(Waiter, LookupError)> {
         let late = self.state.expire(now);
         for name in self.state.take_starts() {
             self.send(name, registry, token);
@@ -135,15 +138,12 @@ impl Dns {
                 .and_then(|waker| ResolverThread::spawn(self.settings, waker))
             {
                 Ok(t) => self.thread = Some(t),
-                Err(e) => self.broken = Some(format!("cannot start the resolver thread: {e}")),
+                Err(e) => self.broken = Some(LookupError::Thread(Arc::new(e))),
             }
         }
         let sent = self.thread.as_ref().is_some_and(|t| t.lookup(name.clone()));
         if !sent {
-            let why = self
-                .broken
-                .clone()
-                .unwrap_or_else(|| "the resolver thread stopped".to_string());
+            let why = self.broken.clone().unwrap_or(LookupError::ThreadStopped);
             self.local.push((name, Found::Failed(why, None)));
         }
     }

@@ -55,6 +55,9 @@ pub struct Forward {
     pub is_report: bool,
     /// Everything of the outgoing chunk heads but tid and Byte-Range.
     pub heads: ChunkHeads,
+    /// Where the heads and end-lines of the outgoing chunks are rendered
+    /// (see [`Forward::arena`]).
+    pub arena: BytesMut,
     pub has_body: bool,
     pub chunker: Chunker,
     /// Outgoing events not yet written (waiting for the destination).
@@ -106,6 +109,27 @@ pub struct LinkTarget {
     pub answer_timeout: bool,
 }
 
+/// Size of the buffers the heads and end-lines of a re-chunked request
+/// share (about a dozen of each: a head of a 16 KiB chunk is a few hundred
+/// bytes).
+const ARENA: usize = 4096;
+
+/// The buffer the next head or end-line of a forward is rendered into,
+/// after `chunks_done` outgoing chunks. The first chunk's go into buffers
+/// of their own (most requests go out as one chunk); once the request is
+/// re-chunked, into shared [`ARENA`]-byte buffers: each 16 KiB chunk of a
+/// large SEND cost an allocation and a free for its head and another for
+/// its end-line. A buffer lives until the last piece rendered into it is
+/// written, which the output watermarks bound.
+fn arena(kept: &mut BytesMut, chunks_done: u32) -> &mut BytesMut {
+    if chunks_done == 0 {
+        kept.clear();
+    } else if kept.capacity() < ARENA / 4 {
+        *kept = BytesMut::with_capacity(ARENA);
+    }
+    kept
+}
+
 /// How long the relay stops reading a sender that passed the slack of a
 /// refused chunk: time for a sender that honours the 413 to react (its
 /// bytes in flight meanwhile are bounded by the TCP buffers, since the
@@ -141,6 +165,30 @@ impl Forward {
         match self.link_target {
             Some(l) => record::start(l.conid, self.has_body, l.answer_timeout, tid, &head),
             None => head,
+        }
+    }
+
+    /// The head of outgoing chunk `tid` (see [`arena`]; a Start record for
+    /// a link).
+    pub fn chunk_head(&mut self, tid: &Bytes, range: Option<ByteRange>) -> Bytes {
+        if self.link_target.is_some() {
+            return self.head_of(tid, range);
+        }
+        let arena = arena(&mut self.arena, self.chunks_done);
+        self.heads.render_in(arena, tid, range)
+    }
+
+    /// [`end_of`](Self::end_of) for the regular end of the open outgoing
+    /// chunk (see [`arena`]; an End record for a link).
+    pub fn chunk_end(&mut self, tid: &[u8], flag: EndFlag) -> Bytes {
+        if self.link_target.is_some() {
+            return record::end(flag);
+        }
+        let arena = arena(&mut self.arena, self.chunks_done);
+        if self.has_body {
+            build::body_end_in(arena, tid, flag)
+        } else {
+            build::end_line_in(arena, tid, flag)
         }
     }
 

@@ -199,6 +199,34 @@ impl ReadPool {
         r
     }
 
+    /// Appends to `dst` what `fill` appends to the buffer it is given:
+    /// when `expect` (what `fill` will add, about) is a large read's worth,
+    /// an empty pooled buffer holding `dst`'s bytes first, so that what a
+    /// layer decrypts or decodes lands in reused memory as a plain read
+    /// does (growing `dst` instead reallocates and copies it on every
+    /// read whose pieces are still queued); else `dst` itself.
+    pub fn append_pooled<R>(
+        &mut self,
+        dst: &mut BytesMut,
+        expect: usize,
+        fill: impl FnOnce(&mut BytesMut) -> R,
+    ) -> R {
+        if expect < SMALL_READ {
+            dst.reserve(expect);
+            return fill(dst);
+        }
+        let mut buf = self.take_empty();
+        buf.extend_from_slice(dst);
+        let r = fill(&mut buf);
+        if buf.len() > dst.len() {
+            let len = buf.len();
+            *dst = Self::keep(&mut buf, len);
+        }
+        buf.clear();
+        self.give(buf);
+        r
+    }
+
     /// The first `len` bytes of `buf` as the connection's unparsed bytes:
     /// split off (no copy), or copied out when small.
     fn keep(buf: &mut BytesMut, len: usize) -> BytesMut {
@@ -286,6 +314,33 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(i, v)| *v == ((i % READ_CHUNK) % 251) as u8));
+    }
+
+    #[test]
+    fn appended_bytes_follow_the_rest_in_pooled_memory() {
+        let mut pool = ReadPool::default();
+        let big = vec![7u8; READ_CHUNK / 2];
+        let mut dst = BytesMut::from(&b"rest"[..]);
+        let n = pool.append_pooled(&mut dst, big.len(), |b| {
+            b.extend_from_slice(&big);
+            b.len()
+        });
+        assert_eq!(n, 4 + big.len());
+        assert_eq!(&dst[..4], b"rest");
+        assert!(dst[4..] == big[..]);
+        // the pool holds the buffer the bytes are in: once they are gone
+        // it is taken again, not a new one
+        let at = dst.as_ptr();
+        drop(dst);
+        let mut dst = BytesMut::new();
+        pool.append_pooled(&mut dst, big.len(), |b| b.extend_from_slice(&big));
+        assert_eq!(dst.as_ptr(), at);
+        // small: straight into dst; nothing appended leaves it as it was
+        let mut small = BytesMut::from(&b"ab"[..]);
+        pool.append_pooled(&mut small, 3, |b| b.extend_from_slice(b"cde"));
+        assert_eq!(&small[..], b"abcde");
+        pool.append_pooled(&mut dst, READ_CHUNK, |_| ());
+        assert!(dst[..] == big[..]);
     }
 
     #[test]

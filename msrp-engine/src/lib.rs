@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acct;
+pub mod balance;
 pub mod cmap;
 pub mod config;
 pub mod conn;

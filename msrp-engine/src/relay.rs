@@ -133,9 +133,17 @@ pub struct Relay {
     closed: Vec<(ConnId, ConnState)>,
     /// The answer being handed to the requests that waited for it.
     dns_fresh: Option<(String, crate::dns::Answer)>,
+    /// Open connections peers opened to this worker (not the relay's own
+    /// dials, not links): what [`crate::balance`] compares.
+    accepted_open: u64,
 }
 
 impl Relay {
+    /// Open connections peers opened to this worker.
+    pub fn accepted_open(&self) -> u64 {
+        self.accepted_open
+    }
+
     /// A relay whose connection IDs start at `first_id`, counting into
     /// `stats`, with transaction IDs drawn from `seed`.
     pub fn new(
@@ -148,6 +156,7 @@ impl Relay {
     ) -> Relay {
         Relay {
             conns: HashMap::default(),
+            accepted_open: 0,
             tracker: Tracker::new(table, cfg.transaction_timeout),
             sched: Scheduler::default(),
             dirty: Vec::new(),

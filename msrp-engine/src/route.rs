@@ -230,7 +230,7 @@ pub fn plan(
 
 /// The session part of an MSRP URI (`msrp://host:port/SESSION;tcp`).
 pub fn session_of(uri: &[u8]) -> Option<&[u8]> {
-    let after = memchr::memmem::find(uri, b"://")? + 3;
+    let after = msrp_core::uri::scheme_end(uri)? + 3;
     let rest = &uri[after..];
     let slash = memchr::memchr(b'/', rest)?;
     let sess = &rest[slash + 1..];

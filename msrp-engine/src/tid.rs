@@ -2,16 +2,27 @@
 //! transaction ID for every request it forwards). 16 characters of base62:
 //! unique per worker (counter) and unpredictable across restarts (seed).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// Length of every transaction ID [`TidGen::next_tid`] gives.
 pub const TID_LEN: usize = 16;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/// Transaction IDs written into one shared buffer before a new one is
+/// taken: a large SEND re-chunked at 16 KiB takes a tid per chunk, and
+/// each kept in two places (the chunk's forward state and the tracker), so
+/// a tid of its own cost two allocations and two frees per chunk (the
+/// buffer and, on the first clone, the `Bytes` shared header). From a slab
+/// a clone is a reference count. A tid still in use keeps its slab (512
+/// bytes) alive: bounded by the transactions outstanding.
+const SLAB_TIDS: usize = 32;
+
 pub struct TidGen {
     state: u64,
     counter: u64,
+    /// The rest of the current slab (see [`SLAB_TIDS`]).
+    slab: BytesMut,
 }
 
 impl TidGen {
@@ -19,6 +30,7 @@ impl TidGen {
         TidGen {
             state: seed | 1,
             counter: 0,
+            slab: BytesMut::new(),
         }
     }
 
@@ -45,6 +57,29 @@ impl TidGen {
             *b = ALPHABET[(x % 62) as usize];
             x /= 62;
         }
-        Bytes::copy_from_slice(&out)
+        if self.slab.capacity() < TID_LEN {
+            self.slab = BytesMut::with_capacity(TID_LEN * SLAB_TIDS);
+        }
+        self.slab.extend_from_slice(&out);
+        self.slab.split().freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn tids_split_off_slabs_are_unique_and_base62() {
+        let mut g = TidGen::new(42);
+        let mut seen = HashSet::new();
+        for _ in 0..SLAB_TIDS * 5 + 3 {
+            let t = g.next_tid();
+            // exactly one tid per split, whatever the slab held before
+            assert_eq!(t.len(), TID_LEN);
+            assert!(t.iter().all(|b| ALPHABET.contains(b)));
+            assert!(seen.insert(t), "unique");
+        }
     }
 }

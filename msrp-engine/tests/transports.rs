@@ -31,6 +31,22 @@ fn relay_tls(c: &Certs) -> TlsSettings {
     }
 }
 
+/// A raw TCP connection to the relay's WebSocket listener `addr`, upgraded.
+fn ws_upgraded(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    let key = ws::client_key();
+    s.write_all(&ws::client_request(&addr.to_string(), "/", &key))
+        .expect("upgrade");
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 1024];
+    while ws::client_response(&resp, &key).expect("101").is_none() {
+        let n = s.read(&mut buf).expect("read 101");
+        assert!(n > 0, "closed during the upgrade");
+        resp.extend_from_slice(&buf[..n]);
+    }
+    s
+}
+
 /// Reads one message's chunks at B (answering each 200) and returns the
 /// body; every chunk at most `max` bytes, Byte-Ranges contiguous.
 fn receive_body(bp: &mut Peer, max: usize) -> Vec<u8> {
@@ -115,17 +131,7 @@ fn pings_without_reading_stop_being_read() {
         c.so_sndbuf = 16_384;
     });
     let addr = r.addr_of(Kind::Ws);
-    let mut s = TcpStream::connect(addr).expect("connect");
-    let key = ws::client_key();
-    s.write_all(&ws::client_request(&addr.to_string(), "/", &key))
-        .expect("upgrade");
-    let mut resp = Vec::new();
-    let mut buf = [0u8; 1024];
-    while ws::client_response(&resp, &key).expect("101").is_none() {
-        let n = s.read(&mut buf).expect("read 101");
-        assert!(n > 0, "closed during the upgrade");
-        resp.extend_from_slice(&buf[..n]);
-    }
+    let mut s = ws_upgraded(addr);
     s.set_write_timeout(Some(Duration::from_secs(1)))
         .expect("timeout");
     let ping = ws::control_frame(ws::Role::Client, ws::OP_PING, &[b'p'; 125]);
@@ -144,4 +150,51 @@ fn pings_without_reading_stop_being_read() {
         t0.elapsed()
     );
     eprintln!("pings accepted before the relay stopped reading: {sent} bytes");
+}
+
+/// A WebSocket peer whose last MSRP frame and close frame arrive in one
+/// read (one short recv): the relay answers the close and ends the
+/// connection, though no later event comes for it.
+#[test]
+fn data_and_close_in_one_read_end_the_connection() {
+    let r = Relay::start_with(&[Kind::Tcp, Kind::Ws], None, |_| {});
+    let addr = r.addr_of(Kind::Ws);
+    let mut s = ws_upgraded(addr);
+    // a SEND for B that the relay forwards and does not answer (with an
+    // answer queued for A, an end at the socket would wait for it)
+    let b = Endpoint::bind().expect("B");
+    let relay = format!("msrp://{addr}/relay;ws");
+    let req = Request::send(
+        &[&relay, &b.uri("b")],
+        &["msrp://x7f3k.invalid:2855/a;ws"],
+        b"bye",
+    )
+    .with_header("Failure-Report", "no");
+    let msrp = req.to_wire();
+    let msrp = &msrp[..];
+    let mut both = msrp_tools::ws::client_frame(true, msrp_tools::ws::opcode::BINARY, msrp);
+    both.extend(ws::control_frame(
+        ws::Role::Client,
+        ws::OP_CLOSE,
+        &[0x03, 0xe8],
+    ));
+    s.write_all(&both).expect("frame and close");
+    let mut bp = b.accept(T).expect("the relay connects to B");
+    let f = bp.read_frame(T).expect("the SEND at B");
+    assert_eq!(f.body, b"bye");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let (mut got, mut buf) = (Vec::new(), [0u8; 1024]);
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("no end of the connection after the close ({e}); got {got:?}"),
+        }
+    }
+    let close = [0x88, 0x02, 0x03, 0xe8];
+    assert!(
+        got.windows(4).any(|w| w == close),
+        "the close reply before the end: {got:?}"
+    );
 }

@@ -10,6 +10,7 @@ pub mod guard;
 #[cfg(target_env = "gnu")]
 pub mod heap;
 pub mod kemi;
+pub mod loads;
 pub mod log;
 pub mod process;
 pub mod pv;

@@ -95,6 +95,8 @@ pub fn mod_init() -> Result<(), InitError> {
     // the links between workers (requests for a session another worker
     // holds go over them), inherited by the forked workers
     super::rings::init(cfg.workers).map_err(InitError::Config)?;
+    // what each worker holds, so new connections go to the least loaded
+    super::loads::init(cfg.workers).map_err(InitError::Config)?;
     let n = cfg.workers as c_int;
     // SAFETY: called from mod_init in the main process, as the core requires.
     unsafe {
@@ -171,6 +173,7 @@ fn worker_main(index: usize, cfg: &'static Config) -> ! {
         route,
         end_route: END_ROUTE.get().copied().unwrap_or(-1),
         callback,
+        worker: index,
     };
     catch_stop_signals(index);
     msrp_engine::cmap::with(|m| {
@@ -249,6 +252,8 @@ struct KamailioHost {
     end_route: c_int,
     /// KEMI function name (modparam event_callback), if set.
     callback: Option<CString>,
+    /// This worker's index.
+    worker: usize,
 }
 
 impl KamailioHost {
@@ -339,6 +344,18 @@ impl Host for KamailioHost {
 
     fn tls_generation(&self) -> u64 {
         super::tlsreload::generation()
+    }
+
+    fn publish_load(&mut self, connections: u64) {
+        super::loads::publish(self.worker, connections)
+    }
+
+    fn least_load(&self) -> Option<(usize, u64)> {
+        super::loads::least()
+    }
+
+    fn wake_worker(&mut self, w: usize) {
+        super::txtable::wake(w)
     }
 
     fn release_memory(&mut self) {

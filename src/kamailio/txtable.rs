@@ -103,6 +103,16 @@ unsafe extern "C" fn expiry_timer(_ticks: u32, _param: *mut c_void) {
     })
 }
 
+/// Wakes worker `w` (its loop handles the wake-up as a timer tick, and
+/// looks at the listeners again: `msrp_engine::balance`).
+pub fn wake(w: usize) {
+    if let Some(fd) = SHARED.get().and_then(|sh| sh.wakeups.get(w)) {
+        let one: u64 = 1;
+        // SAFETY: fd is an eventfd; writing 8 bytes increments it.
+        unsafe { libc::write(*fd, (&one as *const u64).cast(), 8) };
+    }
+}
+
 /// A worker's handle on the shared table.
 pub struct ShmTxTable {
     worker: u8,

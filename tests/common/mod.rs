@@ -7,6 +7,8 @@
 //! fail with a clear message; they never skip.
 #![allow(dead_code, unused_imports)] // each test binary uses a different subset
 
+use std::io::{ErrorKind, Read};
+use std::net::TcpStream;
 use std::time::Duration;
 
 pub mod chunks;
@@ -282,4 +284,15 @@ pub fn auth_unchecked(k: &Kamailio, mut c: Client, user: &str, expires: u64) -> 
         .expect("session in Use-Path")
         .to_owned();
     Session { c, use_path, id }
+}
+
+/// Whether the relay closed `s` (EOF or reset) within `wait`.
+pub fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let _ = s.set_read_timeout(Some(wait));
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    }
 }

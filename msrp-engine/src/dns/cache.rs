@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::LookupError;
+
 /// Names cached at most; past it expired entries go first, then all (a
 /// burst of distinct names costs lookups, never unbounded memory).
 const MAX_ENTRIES: usize = 4096;
@@ -23,17 +25,17 @@ pub struct Waiter {
 }
 
 /// What the resolver thread found for a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Found {
     /// Addresses, valid until the instant (the smallest TTL of the answer).
     Addrs(Vec<IpAddr>, Instant),
     /// No address: why, and for NXDOMAIN / no records the zone's negative
     /// TTL (RFC 2308 §5) when the answer carried one.
-    Failed(String, Option<Duration>),
+    Failed(LookupError, Option<Duration>),
 }
 
 /// The answer a request gets for its next hop's name.
-pub type Answer = Result<IpAddr, String>;
+pub type Answer = Result<IpAddr, LookupError>;
 
 #[derive(Debug)]
 struct Entry {
@@ -138,7 +140,9 @@ impl DnsState {
             Found::Addrs(addrs, until) => match addrs.first() {
                 Some(a) => (Ok(*a), until.max(now)),
                 None => (
-                    Err(format!("{name} has no address")),
+                    Err(LookupError::NoAddress {
+                        name: name.to_string(),
+                    }),
                     self.negative(None, now),
                 ),
             },
@@ -174,7 +178,7 @@ impl DnsState {
     /// `timeout` without a free slot, started ones `timeout` + 2 s without an
     /// answer from the thread. They are dropped (and remembered as failed)
     /// and their waiters returned with the reason.
-    pub fn expire(&mut self, now: Instant) -> Vec<(Waiter, String)> {
+    pub fn expire(&mut self, now: Instant) -> Vec<(Waiter, LookupError)> {
         let late: Vec<(String, bool)> = self
             .pending
             .iter()
@@ -187,9 +191,9 @@ impl DnsState {
         let mut out = Vec::new();
         for (name, started) in late {
             let why = if started {
-                format!("{name}: no answer from the resolver thread")
+                LookupError::ThreadSilent { name: name.clone() }
             } else {
-                format!("{name}: no resolver free within dns_timeout")
+                LookupError::NoSlot { name: name.clone() }
             };
             let (_, waiters) = self.answered(&name, Found::Failed(why.clone(), None), now);
             out.extend(waiters.into_iter().map(|w| (w, why.clone())));

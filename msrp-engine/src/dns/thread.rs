@@ -16,6 +16,7 @@ use hickory_resolver::{ResolveError, TokioResolver};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::cache::Found;
+use super::LookupError;
 
 /// What the resolver is told by the `dns_*` modparams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,7 @@ fn run(
     {
         Ok(rt) => rt,
         Err(e) => {
-            let why = format!("cannot start the resolver: {e}");
+            let why = LookupError::Runtime(Arc::new(e));
             while let Some(name) = names.blocking_recv() {
                 answer(name, Found::Failed(why.clone(), None));
             }
@@ -126,10 +127,10 @@ fn build(s: &Settings) -> TokioResolver {
 async fn lookup(r: &TokioResolver, name: &str, timeout: Duration) -> Found {
     match tokio::time::timeout(timeout, r.lookup_ip(name)).await {
         Err(_) => Found::Failed(
-            format!(
-                "{name}: no answer from the resolver within dns_timeout ({} s)",
-                timeout.as_secs()
-            ),
+            LookupError::TimedOut {
+                name: name.to_string(),
+                secs: timeout.as_secs(),
+            },
             None,
         ),
         Ok(Ok(ips)) => Found::Addrs(ips.iter().collect(), ips.valid_until()),
@@ -146,12 +147,16 @@ fn failed(name: &str, e: &ResolveError) -> Found {
         }
         _ => None,
     });
+    let name = name.to_string();
     let why = if e.is_nx_domain() {
-        format!("{name}: no such domain (NXDOMAIN)")
+        LookupError::NoSuchDomain { name }
     } else if e.is_no_records_found() {
-        format!("{name}: no address records")
+        LookupError::NoRecords { name }
     } else {
-        format!("{name}: {e}")
+        LookupError::Resolver {
+            name,
+            error: e.clone(),
+        }
     };
     Found::Failed(why, ttl)
 }

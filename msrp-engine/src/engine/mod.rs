@@ -76,6 +76,18 @@ pub trait Host {
     fn tls_generation(&self) -> u64 {
         0
     }
+    /// Peers hold `connections` open to this worker now: shared with the
+    /// other workers (Kamailio: a counter per worker in shm) for
+    /// [`Host::least_load`].
+    fn publish_load(&mut self, _connections: u64) {}
+    /// The worker holding the fewest such connections and how many, as
+    /// last published; `None` with one worker (see [`crate::balance`]).
+    fn least_load(&self) -> Option<(usize, u64)> {
+        None
+    }
+    /// Wakes worker `w`'s loop (Kamailio: its transaction-timer eventfd):
+    /// it looks at the listeners again.
+    fn wake_worker(&mut self, _w: usize) {}
 }
 
 /// After this many connections closed, the next sweep gives memory back
@@ -252,7 +264,10 @@ impl<H: Host> Engine<H> {
             for ev in events.iter() {
                 let t = conn_id(ev.token());
                 if ev.token() == WAKE {
-                    self.guarded(t, |s| s.on_timer());
+                    self.guarded(t, |s| {
+                        s.on_timer();
+                        s.balance_accepts();
+                    });
                 } else if ev.token() == DNS {
                     self.guarded(t, |s| s.on_dns());
                 } else if ev.token().0 < self.listeners.len() {
@@ -319,6 +334,7 @@ impl<H: Host> Engine<H> {
             relay.sweep(now, &mut io);
             self.finish_closed();
             self.refresh_gauges();
+            self.balance_accepts();
             self.give_back_memory();
         }
         // sessions expired now, or found expired by a look-up

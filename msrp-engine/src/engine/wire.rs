@@ -11,6 +11,7 @@ use msrp_core::{Event, ParseError};
 
 use super::socket::Socket;
 use super::{token, Engine, Host};
+use crate::balance;
 use crate::connid::ConnId;
 use crate::relay::{Accepted, BodyCheck, EofAction, ReadGate, Step};
 use crate::stats::Stat;
@@ -33,12 +34,66 @@ enum Read {
 }
 
 impl<H: Host> Engine<H> {
+    /// Whether this worker takes the next new connection (see
+    /// [`crate::balance`]), `after` connections into this readiness event.
+    /// Its count is shared first: the others compare with it. A worker
+    /// that stops part-way leaves the rest of the backlog to the least
+    /// loaded one, which may have handled its own readiness event already:
+    /// it is woken.
+    fn accept_turn(&mut self, after: usize) -> bool {
+        let mine = self.relay.accepted_open();
+        self.host.publish_load(mine);
+        match self.host.least_load() {
+            Some((w, least)) if !balance::accept_turn(mine, least) => {
+                if after > 0 {
+                    self.host.wake_worker(w);
+                }
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether no worker has room for a new connection: this one is full
+    /// and the least loaded one holds as many accepted connections as this
+    /// one (the dials and links beside them are taken to be alike). With
+    /// one worker, whether this one is full.
+    fn all_full(&self) -> bool {
+        let full = self.relay.conns.len() >= self.cfg.max_connections;
+        match self.host.least_load() {
+            Some((_, least)) => full && least >= self.relay.accepted_open(),
+            None => full,
+        }
+    }
+
+    /// Once a second with several workers, and when another worker wakes
+    /// this one: this worker's count is shared again (connections closed
+    /// since it last accepted), and its listeners are looked at. A worker
+    /// that declined new connections counts on the least loaded one to
+    /// take them, but the least loaded may have handled its readiness
+    /// event before connections closed elsewhere made it so; then nobody
+    /// would take them until the next arrival.
+    pub(super) fn balance_accepts(&mut self) {
+        if self.host.least_load().is_none() {
+            return;
+        }
+        for idx in 0..self.listeners.len() {
+            self.accept(idx);
+        }
+    }
+
+    /// Accepts on listener `idx` until its backlog is empty, or until this
+    /// worker holds more than its share of the connections.
     pub(super) fn accept(&mut self, idx: usize) {
-        loop {
+        for n in 0.. {
+            if !self.accept_turn(n) {
+                return;
+            }
             // The workers share the listeners: a full worker leaves new
             // connections to the others (accepting only to close them, it
-            // would win every race and refuse while others have room).
-            if self.relay.conns.len() >= self.cfg.max_connections && !self.relay.links.is_empty() {
+            // would win every race and refuse while others have room),
+            // unless they are all full: then it refuses them below.
+            if self.relay.conns.len() >= self.cfg.max_connections && !self.all_full() {
                 log::debug!(
                     "max_connections ({}) reached: leaving new connections on {} to the other workers",
                     self.cfg.max_connections,
@@ -220,10 +275,19 @@ impl<H: Host> Engine<H> {
         };
         let r = layer.read(&sock.stream, &mut self.read_pool, &mut c.rbuf, max);
         let (peer, kind) = (c.peer, c.kind);
+        // as for a plain socket (`read_some`): a short recv emptied the
+        // receive queue, so the EAGAIN read after it is skipped (records
+        // or frames cut by it wait in the layer for the next event); not
+        // when the peer's end (close_notify, a WebSocket close) came with
+        // data: only the next read reports it, and no event will come
+        let short = self.read_pool.last_read_short() && !sock.peer_shut && !layer.ended();
         self.relay.layer_seen(t, sock.view());
         match r {
             Ok(Got::Data(n)) => {
                 self.relay.read(t, n, self.relay.now);
+                if short {
+                    return Read::Short;
+                }
                 Read::Data
             }
             Ok(Got::Eof) => {

@@ -103,6 +103,9 @@ impl Relay {
         let Some(mut c) = self.conns.remove(&t) else {
             return;
         };
+        if c.outbound.is_none() && c.link.is_none() {
+            self.accepted_open = self.accepted_open.saturating_sub(1);
+        }
         if let Some(addr) = c.outbound {
             let key = crate::route::NextHop {
                 addr,

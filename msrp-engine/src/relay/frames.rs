@@ -412,6 +412,7 @@ impl Relay {
             answer,
             refused_at: None,
             refusal_paused: false,
+            arena: bytes::BytesMut::new(),
             link_target: None,
             link_head: None,
         }

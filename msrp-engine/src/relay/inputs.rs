@@ -46,6 +46,7 @@ impl Relay {
         let mut c = ConnState::new(a.peer, a.local, None, self.cfg, now).layered(a.kind, a.layer);
         c.listed = self.stats.conn_opened(t.0, a.peer, a.local, false, a.kind);
         self.conns.insert(t, c);
+        self.accepted_open += 1;
         if self.cfg.max_read_rate > 0 {
             self.set_read_rate(t, self.cfg.max_read_rate);
         }

@@ -242,6 +242,7 @@ fn link_forward(t: ConnId, dest: ConnId, h: Handed) -> Incoming {
         answer: None,
         refused_at: None,
         refusal_paused: false,
+        arena: bytes::BytesMut::new(),
         link_target: None,
         link_head: None,
     }))

@@ -118,7 +118,7 @@ impl Relay {
         };
         let head = match f.link_head.take() {
             Some(head) => head,
-            None => f.head_of(&tid, range),
+            None => f.chunk_head(&tid, range),
         };
         let extra = range.is_some() && f.chunks_done > 0;
         f.cur_tid = Some(tid.clone());
@@ -179,7 +179,7 @@ impl Relay {
             let complete = flag == EndFlag::Complete;
             crate::cmap::with(|m| m.end_out(dest.0 as i64, complete));
         }
-        let end = f.end_of(&tid, flag);
+        let end = f.chunk_end(&tid, flag);
         self.push_stream(dest, end, true, self.now);
         self.tracker.arm(dest, tid, self.now);
         self.leave_dest(dest, t);

@@ -31,8 +31,8 @@ pub enum Unreachable {
     #[error(transparent)]
     Dial(#[from] DialError),
     /// The next hop's name did not resolve (the resolver's words).
-    #[error("{0}")]
-    Name(String),
+    #[error(transparent)]
+    Name(crate::dns::LookupError),
     #[error("its session's connection is gone")]
     SessionGone,
     #[error("no link to MSRP worker {0}")]

@@ -59,6 +59,9 @@ impl Io for FakeIo {
     }
 }
 
+/// What a [`Fake`] shows each written piece to, instead of keeping it.
+pub type Tap = Box<dyn FnMut(ConnId, &Bytes)>;
+
 /// The relay, its fake sockets and the clock.
 pub struct Fake<H: Host> {
     pub relay: Relay,
@@ -69,6 +72,9 @@ pub struct Fake<H: Host> {
     pub wire: HashMap<ConnId, BytesMut>,
     /// Bytes each peer takes per write turn (absent: all).
     pub takes: HashMap<ConnId, usize>,
+    /// Instead of keeping what the peers receive in [`Fake::wire`], show
+    /// each written piece to this (a benchmark that only needs the heads).
+    pub tap: Option<Tap>,
     last_sweep: Instant,
 }
 
@@ -89,6 +95,7 @@ impl<H: Host> Fake<H> {
             host,
             now,
             wire: HashMap::default(),
+            tap: None,
             takes: HashMap::default(),
             last_sweep: now,
         }
@@ -121,6 +128,20 @@ impl<H: Host> Fake<H> {
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         self.relay.dialled(t, Err(refused), &mut self.io);
         self.relay.take_closed();
+        self.settle();
+    }
+
+    /// [`Fake::feed`] of bytes already in a buffer, appended to `t`'s
+    /// unparsed bytes without a copy when there are none (as a socket read
+    /// into the engine's pooled buffers).
+    pub fn feed_buf(&mut self, t: ConnId, bytes: BytesMut) {
+        self.relay.now = self.now;
+        let n = bytes.len();
+        if let Some(c) = self.relay.conns.get_mut(&t) {
+            c.rbuf.unsplit(bytes);
+        }
+        self.relay.read(t, n, self.now);
+        self.drive(t);
         self.settle();
     }
 
@@ -246,9 +267,13 @@ impl<H: Host> Fake<H> {
             room -= n;
         }
         let n: usize = got.iter().map(Bytes::len).sum();
-        let w = self.wire.entry(t).or_default();
-        for b in got {
-            w.extend_from_slice(&b);
+        if let Some(tap) = self.tap.as_mut() {
+            got.iter().for_each(|b| tap(t, b));
+        } else {
+            let w = self.wire.entry(t).or_default();
+            for b in got {
+                w.extend_from_slice(&b);
+            }
         }
         self.relay.wrote(t, n);
         self.relay.write_done(t, Some(n), LayerView::NONE, self.now);

@@ -25,6 +25,7 @@ use std::io::{self, BufRead};
 use bytes::{Buf, Bytes, BytesMut};
 use thiserror::Error;
 
+use crate::config::READ_CHUNK;
 use crate::io::ReadPool;
 use crate::stream::Stream;
 
@@ -32,6 +33,8 @@ pub use crate::kind::Kind;
 
 /// Plaintext bytes a layer takes from the output queue per turn.
 pub const LAYER_BUDGET: usize = 64 * 1024;
+/// Most plaintext in one TLS record (RFC 8446 §5.1).
+const RECORD_PLAINTEXT: usize = 16 * 1024;
 /// Largest WebSocket upgrade request head.
 const MAX_HANDSHAKE: usize = 8192;
 
@@ -210,6 +213,12 @@ impl Layer {
         !self.raw_out.is_empty() || self.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
+    /// The peer's end came (TCP, close_notify, a WebSocket close): the
+    /// next [`Layer::read`] answers [`Got::Eof`].
+    pub fn ended(&self) -> bool {
+        self.eof
+    }
+
     /// Control answers the peer has not taken yet (see `replies`).
     pub fn unread_replies(&self) -> usize {
         self.replies
@@ -230,10 +239,12 @@ impl Layer {
             return Ok(Got::Eof);
         }
         let before = rbuf.len();
-        // TLS records go to rustls, plain WebSocket bytes to the decoder
-        let raw = match self.tls.is_some() {
-            true => &mut self.tls_in,
-            false => &mut self.ws_in,
+        // TLS records go to rustls, plain WebSocket bytes to the decoder;
+        // a TLS read leaves room in a pooled buffer for the plaintext of
+        // the record rustls may hold from the last read (`decrypt`)
+        let (raw, max) = match self.tls.is_some() {
+            true => (&mut self.tls_in, max.min(READ_CHUNK - 2 * RECORD_PLAINTEXT)),
+            false => (&mut self.ws_in, max),
         };
         let blocked = match pool.read_at_most(stream, raw, max) {
             Ok(0) => {
@@ -249,10 +260,10 @@ impl Layer {
             Err(e) => return Err(e.into()),
         };
         if self.tls.is_some() {
-            self.decrypt(stream, rbuf)?;
+            self.decrypt(stream, pool, rbuf)?;
         }
         if self.ws.is_some() {
-            self.decode_ws(rbuf)?;
+            self.decode_ws(pool, rbuf)?;
         }
         let n = rbuf.len() - before;
         Ok(match (n, blocked, self.eof) {
@@ -265,8 +276,14 @@ impl Layer {
     /// Feeds the TLS records read (one socket read of up to `READ_CHUNK`
     /// bytes into a pooled buffer) to rustls from memory and decrypts them
     /// (rustls' own `read_tls` on a socket makes a system call per 4 KiB:
-    /// 64 per 256 KiB read).
-    fn decrypt(&mut self, stream: &Stream, rbuf: &mut BytesMut) -> Result<(), LayerError> {
+    /// 64 per 256 KiB read), into a pooled buffer as well when they are
+    /// many (`ReadPool::append_pooled`).
+    fn decrypt(
+        &mut self,
+        stream: &Stream,
+        pool: &mut ReadPool,
+        rbuf: &mut BytesMut,
+    ) -> Result<(), LayerError> {
         let Layer {
             tls: Some(tls),
             tls_in,
@@ -280,48 +297,17 @@ impl Layer {
             return Ok(());
         };
         let dst = if ws.is_some() { ws_in } else { rbuf };
-        while !tls_in.is_empty() {
-            let mut src = &tls_in[..];
-            let taken = tls.read_tls(&mut src)?;
-            tls_in.advance(taken);
-            let handshaking =
-                tls.is_handshaking() || (matches!(tls, rustls::Connection::Client(_)) && !*heard);
-            let state = match tls.process_new_packets() {
-                Ok(s) => s,
-                Err(e) => {
-                    // the alert rustls queued tells the peer why
-                    let _ = tls.write_tls(&mut { stream });
-                    return Err(match handshaking {
-                        true => LayerError::Handshake(e),
-                        false => LayerError::Tls(e),
-                    });
-                }
-            };
-            if state.peer_has_closed() {
-                *eof = true;
-            }
-            let mut r = tls.reader();
-            loop {
-                let n = match r.fill_buf() {
-                    Ok(b) if !b.is_empty() => {
-                        dst.extend_from_slice(b);
-                        b.len()
-                    }
-                    _ => break,
-                };
-                r.consume(n);
-                *heard = true;
-            }
-            if taken == 0 {
-                break;
-            }
-        }
-        Ok(())
+        // plaintext is shorter than its records; rustls may hold the start
+        // of one from the last read
+        let most = tls_in.len() + RECORD_PLAINTEXT;
+        pool.append_pooled(dst, most, |dst| {
+            decrypt_into(tls, tls_in, stream, heard, eof, dst)
+        })
     }
 
     /// Runs the WebSocket upgrade or decodes frames from `ws_in` into
     /// `rbuf`.
-    fn decode_ws(&mut self, rbuf: &mut BytesMut) -> Result<(), LayerError> {
+    fn decode_ws(&mut self, pool: &mut ReadPool, rbuf: &mut BytesMut) -> Result<(), LayerError> {
         let Some((state, policy)) = &mut self.ws else {
             return Ok(());
         };
@@ -353,7 +339,15 @@ impl Layer {
             return Ok(());
         };
         let mut reply = Vec::new();
-        let status = codec.0.decode(&mut self.ws_in, rbuf, &mut reply);
+        let ws_in = &mut self.ws_in;
+        // payload goes to an empty `rbuf` without a copy (`unsplit`); after
+        // an unparsed rest, into a pooled buffer rather than a grown `rbuf`
+        let status = match rbuf.is_empty() {
+            true => codec.0.decode(ws_in, rbuf, &mut reply),
+            false => pool.append_pooled(rbuf, ws_in.len(), |dst| {
+                codec.0.decode(ws_in, dst, &mut reply)
+            }),
+        };
         let closed = match &status {
             Ok(ws::Status::Closed) => true,
             Ok(ws::Status::Open) => false,
@@ -392,4 +386,53 @@ impl Layer {
         }
         let _ = self.flush(stream);
     }
+}
+
+/// [`Layer::decrypt`]'s loop: records from `tls_in` through rustls, their
+/// plaintext appended to `dst`.
+fn decrypt_into(
+    tls: &mut rustls::Connection,
+    tls_in: &mut BytesMut,
+    stream: &Stream,
+    heard: &mut bool,
+    eof: &mut bool,
+    dst: &mut BytesMut,
+) -> Result<(), LayerError> {
+    while !tls_in.is_empty() {
+        let mut src = &tls_in[..];
+        let taken = tls.read_tls(&mut src)?;
+        tls_in.advance(taken);
+        let handshaking =
+            tls.is_handshaking() || (matches!(tls, rustls::Connection::Client(_)) && !*heard);
+        let state = match tls.process_new_packets() {
+            Ok(s) => s,
+            Err(e) => {
+                // the alert rustls queued tells the peer why
+                let _ = tls.write_tls(&mut { stream });
+                return Err(match handshaking {
+                    true => LayerError::Handshake(e),
+                    false => LayerError::Tls(e),
+                });
+            }
+        };
+        if state.peer_has_closed() {
+            *eof = true;
+        }
+        let mut r = tls.reader();
+        loop {
+            let n = match r.fill_buf() {
+                Ok(b) if !b.is_empty() => {
+                    dst.extend_from_slice(b);
+                    b.len()
+                }
+                _ => break,
+            };
+            r.consume(n);
+            *heard = true;
+        }
+        if taken == 0 {
+            break;
+        }
+    }
+    Ok(())
 }

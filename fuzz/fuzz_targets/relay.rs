@@ -2,7 +2,8 @@
 //! in-memory driver (`msrp_engine::testing::fake`): bytes split anywhere
 //! (random bytes, or SENDs and responses the relay can route), peers that
 //! close, connections that fail, peers that read little or nothing, dials
-//! that complete, time that passes. It must never panic, and the
+//! that complete, time that passes; and a link from another worker that
+//! hands over SEND chunks as records (or random bytes). It must never panic, and the
 //! scheduler's invariants hold after every step (`Scheduler::check`).
 #![no_main]
 
@@ -10,9 +11,13 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
+use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use msrp_core::EndFlag;
 use msrp_engine::config::Config;
+use msrp_engine::conn::ConnState;
 use msrp_engine::connid::ConnId;
+use msrp_engine::link::record;
 use msrp_engine::testing::fake::Fake;
 use msrp_engine::testing::RelayAll;
 
@@ -44,6 +49,19 @@ enum Op {
     Connected(u8),
     Advance(u16),
     Accept,
+    /// Raw bytes on the link from another worker.
+    LinkBytes(Vec<u8>),
+    /// A SEND chunk handed over the link as records for connection
+    /// `to`, its body in pieces of `piece` bytes, split at `split`.
+    LinkChunk {
+        to: u8,
+        tid: u8,
+        len: u16,
+        piece: u16,
+        flag: u8,
+        answer_timeout: bool,
+        split: u16,
+    },
 }
 
 /// One configuration for every run (a leaked one per run would be a leak
@@ -82,13 +100,62 @@ fn send(tid: u8, to: u8, len: u16, report: u8, complete: bool) -> Vec<u8> {
     v
 }
 
+/// A SEND chunk as another worker hands it over (see
+/// `msrp_engine::link::record`).
+fn link_chunk(
+    target: ConnId,
+    tid: u8,
+    len: u16,
+    piece: u16,
+    flag: u8,
+    answer_timeout: bool,
+) -> Vec<u8> {
+    let n = usize::from(len % 12_000);
+    let tid = format!("tid{tid:03}");
+    let head = format!(
+        "MSRP {tid} SEND\r\nTo-Path: msrp://192.0.2.1:7777/b;tcp\r\n\
+         From-Path: msrp://127.0.0.1:2855/r;tcp msrp://192.0.2.9:7777/a;tcp\r\n\
+         Message-ID: l{tid}\r\nByte-Range: 1-{}/*\r\n\r\n",
+        n.max(1)
+    );
+    let mut v = record::start(
+        target.0,
+        n > 0,
+        answer_timeout,
+        tid.as_bytes(),
+        head.as_bytes(),
+    )
+    .to_vec();
+    let body = Bytes::from(vec![b'l'; n]);
+    let piece = usize::from(piece).max(1);
+    let mut at = 0;
+    while at < n {
+        let end = (at + piece).min(n);
+        record::body(body.slice(at..end), &mut |b| v.extend_from_slice(&b));
+        at = end;
+    }
+    let flag = [EndFlag::Complete, EndFlag::Continued, EndFlag::Aborted][usize::from(flag % 3)];
+    v.extend_from_slice(&record::end(flag));
+    v
+}
+
 fuzz_target!(|ops: Vec<Op>| {
     let mut f = Fake::new(cfg(), RelayAll);
     for n in 0..3 {
         f.accept(peer(n));
     }
+    // the link to worker 1 (never closed, as in the engine)
+    let link = f.relay.alloc_id();
+    f.relay.conns.insert(link, ConnState::link(1, cfg(), f.now));
+    f.relay.links.insert(1, link);
     for op in ops.into_iter().take(64) {
-        let mut ids: Vec<ConnId> = f.relay.conns.keys().copied().collect();
+        let mut ids: Vec<ConnId> = f
+            .relay
+            .conns
+            .keys()
+            .copied()
+            .filter(|t| *t != link)
+            .collect();
         ids.sort();
         let conn = |n: u8| ids.get(usize::from(n) % ids.len().max(1)).copied();
         match op {
@@ -155,6 +222,23 @@ fuzz_target!(|ops: Vec<Op>| {
                 if ids.len() < 8 {
                     f.accept(peer(ids.len() as u8));
                 }
+            }
+            Op::LinkBytes(b) => f.feed(link, &b),
+            Op::LinkChunk {
+                to,
+                tid,
+                len,
+                piece,
+                flag,
+                answer_timeout,
+                split,
+            } => {
+                // a connection here, or one that is gone
+                let target = conn(to).unwrap_or(ConnId(u64::from(to) + 1000));
+                let w = link_chunk(target, tid, len, piece, flag, answer_timeout);
+                let at = usize::from(split) % (w.len() + 1);
+                f.feed(link, &w[..at]);
+                f.feed(link, &w[at..]);
             }
         }
         f.relay.sched.check();

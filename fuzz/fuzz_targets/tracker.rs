@@ -149,6 +149,7 @@ fn ret_to(tid: &Bytes) -> Return {
         src_tid: tid.clone(),
         src_from_path: vec![Bytes::from_static(b"msrp://a:1/s;tcp")],
         relay_uri: Bytes::from_static(b"msrp://relay:2855/r;tcp"),
+        as_record: false,
     }
 }
 
@@ -199,7 +200,9 @@ fuzz_target!(|input: Input| {
                         .entry(String::from_utf8_lossy(&r.message_id).into_owned())
                         .or_default() += 1;
                 }
-                Output::Fail(r) => *accounted.entry(r.src_tid).or_default() += 1,
+                Output::Fail(r) | Output::LinkFailed { ret: r, .. } => {
+                    *accounted.entry(r.src_tid).or_default() += 1
+                }
                 // a chunk is refused at most once
                 Output::Refuse { id, .. } => {
                     assert!(refused.insert(id), "chunk {id} refused twice")

@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 use crate::connid::ConnId;
 use bytes::{Bytes, BytesMut};
 use msrp_core::build::{self, ChunkHeads};
-use msrp_core::{ChunkEvent, Chunker, EndFlag, FrameHead, StartLine};
+use msrp_core::{ByteRange, ChunkEvent, Chunker, EndFlag, FrameHead, StartLine};
+
+use crate::link::record;
 
 use crate::script::{Dst, OwnAnswer};
 use crate::tid::TidGen;
@@ -91,6 +93,20 @@ pub struct Forward {
     /// The relay already stopped reading the refused chunk once for
     /// [`REFUSAL_PAUSE`].
     pub refusal_paused: bool,
+    /// A SEND going over a link to another worker: its chunks go as
+    /// [records](crate::link::record) for that connection there.
+    pub link_target: Option<LinkTarget>,
+    /// A chunk another worker handed over as records: its head as it goes
+    /// out (its tid is `ret.src_tid`), written instead of one rendered here.
+    pub link_head: Option<Bytes>,
+}
+
+/// The connection on another worker a SEND goes to over a link.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkTarget {
+    pub conid: u64,
+    /// Failure-Report "yes": the owner answers a timeout (408).
+    pub answer_timeout: bool,
 }
 
 /// Size of the buffers the heads and end-lines of a re-chunked request
@@ -143,15 +159,31 @@ impl Forward {
 }
 
 impl Forward {
-    /// The head of outgoing chunk `tid` (see [`arena`]).
-    pub fn chunk_head(&mut self, tid: &[u8], range: Option<msrp_core::ByteRange>) -> Bytes {
+    /// The head of outgoing chunk `tid` (as a Start record for a link).
+    pub fn head_of(&self, tid: &Bytes, range: Option<ByteRange>) -> Bytes {
+        let head = self.heads.render(tid, range);
+        match self.link_target {
+            Some(l) => record::start(l.conid, self.has_body, l.answer_timeout, tid, &head),
+            None => head,
+        }
+    }
+
+    /// The head of outgoing chunk `tid` (see [`arena`]; a Start record for
+    /// a link).
+    pub fn chunk_head(&mut self, tid: &Bytes, range: Option<ByteRange>) -> Bytes {
+        if self.link_target.is_some() {
+            return self.head_of(tid, range);
+        }
         let arena = arena(&mut self.arena, self.chunks_done);
         self.heads.render_in(arena, tid, range)
     }
 
     /// [`end_of`](Self::end_of) for the regular end of the open outgoing
-    /// chunk (see [`arena`]).
+    /// chunk (see [`arena`]; an End record for a link).
     pub fn chunk_end(&mut self, tid: &[u8], flag: EndFlag) -> Bytes {
+        if self.link_target.is_some() {
+            return record::end(flag);
+        }
         let arena = arena(&mut self.arena, self.chunks_done);
         if self.has_body {
             build::body_end_in(arena, tid, flag)
@@ -160,9 +192,12 @@ impl Forward {
         }
     }
 
-    /// The end-line that closes outgoing chunk `tid` with `flag`.
+    /// The end-line that closes outgoing chunk `tid` with `flag` (an End
+    /// record for a link).
     pub fn end_of(&self, tid: &[u8], flag: EndFlag) -> Bytes {
-        if self.has_body {
+        if self.link_target.is_some() {
+            record::end(flag)
+        } else if self.has_body {
             build::body_end(tid, flag)
         } else {
             build::end_line(tid, flag)
@@ -189,7 +224,7 @@ impl Forward {
         if self.in_id.is_some() && !self.finished && self.chunks_done > 0 {
             let tid = tids.next_tid();
             let range = self.chunker.empty_range_at(self.sent);
-            let mut frame = BytesMut::from(&self.heads.render(&tid, range)[..]);
+            let mut frame = BytesMut::from(&self.head_of(&tid, range)[..]);
             frame.extend_from_slice(&self.end_of(&tid, EndFlag::Aborted));
             return Some(Aborted::Frame(frame.freeze()));
         }

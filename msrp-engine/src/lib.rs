@@ -22,6 +22,7 @@ pub mod forward;
 pub mod hashlist;
 pub mod io;
 pub mod kind;
+pub mod link;
 pub mod net;
 pub mod rate;
 pub mod relay;

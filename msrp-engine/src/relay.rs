@@ -22,6 +22,7 @@ use rustc_hash::FxHashMap as HashMap;
 use crate::config::Config;
 use crate::conn::{ConnState, Incoming};
 use crate::connid::ConnId;
+use crate::link::record::{self, Record};
 use crate::sched::Scheduler;
 use crate::stats::StatsSink;
 use crate::tid::TidGen;
@@ -54,6 +55,9 @@ const OUT_QUEUE_LIMIT_FACTOR: usize = 64;
 pub enum Step {
     /// A parse event to handle.
     Event(Event),
+    /// A record from another worker over a link, between its frames
+    /// (driver: [`Relay::on_record`]).
+    Record(Record),
     /// Everything read is handled: read more.
     NeedBytes,
     /// Not now: it waits for the scheduler (a stream slot, a destination
@@ -298,6 +302,15 @@ impl Relay {
         if matches!(c.incoming, Incoming::Resolving(_)) {
             // its request waits for a name: its body stays unparsed
             return Step::Wait;
+        }
+        while c.link.is_some() && !c.parser.in_frame() && record::starts(&c.rbuf) {
+            match record::take(&mut c.rbuf) {
+                Ok(Some(r)) => return Step::Record(r),
+                Ok(None) => return Step::NeedBytes,
+                // the other worker runs this same code: a bug, logged;
+                // the record is skipped, the link goes on
+                Err(e) => log::error!("link from MSRP worker {}: {e}", c.link.unwrap_or(0)),
+            }
         }
         match c.parser.next(&mut c.rbuf) {
             Ok(Some(ev)) => Step::Event(ev),

@@ -303,6 +303,26 @@ impl Tracker {
         }
     }
 
+    /// Chunk `tid` sent on `dest` (a link) failed beyond it for `cause`
+    /// (the other worker's [`Output::LinkFailed`]): it ends as if `dest`
+    /// were the next hop and had failed so. Returns whether it was one of
+    /// the relay's own chunks.
+    pub fn on_failed(&mut self, dest: ConnId, tid: &Bytes, cause: Cause) -> bool {
+        if let Some(id) = self.partial_group(dest, tid) {
+            self.fail_in(id, cause, 0);
+            return true;
+        }
+        let key = (dest, tid.clone());
+        if !matches!(
+            self.outstanding.get(&key).map(|o| &o.origin),
+            Some(Origin::Chunk(_))
+        ) {
+            return false;
+        }
+        self.finish(key, Outcome::Lost(cause));
+        true
+    }
+
     fn remove(&mut self, key: &Key) -> Option<Outstanding> {
         let o = self.outstanding.remove(key)?;
         let dest = key.0;
@@ -343,7 +363,14 @@ impl Tracker {
                 answer_timeout,
             } => {
                 if outcome != Outcome::Ok && (outcome != Outcome::Timeout || answer_timeout) {
-                    self.out.push_back(Output::Fail(*ret));
+                    self.out.push_back(match (ret.as_record, outcome) {
+                        (true, Outcome::Lost(cause)) => Output::LinkFailed { ret: *ret, cause },
+                        (true, _) => Output::LinkFailed {
+                            ret: *ret,
+                            cause: Cause::Timeout,
+                        },
+                        (false, _) => Output::Fail(*ret),
+                    });
                 }
             }
             Origin::Chunk(id) => {

@@ -199,6 +199,10 @@ impl<H: Host> Engine<H> {
             }
             match self.relay.next_event(t) {
                 Step::Event(ev) => self.on_event(t, ev),
+                Step::Record(r) => {
+                    let (relay, mut io) = self.split();
+                    relay.on_record(t, r, &mut io);
+                }
                 Step::NeedBytes => return true,
                 Step::Wait => return false,
                 Step::Malformed(e) => {

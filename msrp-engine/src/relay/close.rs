@@ -26,6 +26,10 @@ impl Relay {
                     let frame = crate::forward::fail_frame(&r);
                     self.push_frame(r.src, frame, self.now);
                 }
+                Output::LinkFailed { ret, cause } => {
+                    let rec = crate::link::record::failed(&ret.src_tid, cause);
+                    self.push_frame(ret.src, rec, self.now);
+                }
                 Output::WindowOpen(dest) => self.sched.window_open(dest),
                 Output::Refuse {
                     src,

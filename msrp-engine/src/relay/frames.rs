@@ -14,7 +14,7 @@ use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead, Header};
 use super::resolve::{NoDest, Unreachable};
 use super::{Io, Relay};
 use crate::conn::Incoming;
-use crate::forward::{self, Forward, Route};
+use crate::forward::{self, Forward, LinkTarget, Route};
 use crate::report::{self, ReportOrder};
 use crate::route::{self, Bound, Hop, NotForwarded, Plan, Request};
 use crate::script::{self, Actions, Dst, FrameCtx};
@@ -206,16 +206,25 @@ impl Relay {
         let next_hop = to_path[0].clone();
         let mut heads = self.forward_heads(head, to_path, from_path, peer)?;
         let size = self.size_allowance(t, &req);
+        let mut link_target = None;
         let dest = match size.map(|_| self.dest(plan.as_ref(), &route, io)) {
             Err(()) => Err(Cause::TooLarge),
             Ok(Ok((d, link_conid))) => {
-                if let Some(conid) = link_conid {
-                    // a connection on another worker: over the link, with
-                    // the connection's ID there for the receiving worker
-                    heads.push_header(Header::new(
+                // a connection on another worker: over the link, with the
+                // connection's ID there for the receiving worker (a SEND's
+                // chunks as records, other requests as MSRP text)
+                match link_conid {
+                    Some(conid) if req.is_send => {
+                        link_target = Some(LinkTarget {
+                            conid: conid as u64,
+                            answer_timeout: req.failure_report == FailureReport::Yes,
+                        });
+                    }
+                    Some(conid) => heads.push_header(Header::new(
                         forward::LINK_CONID.as_bytes().to_vec(),
                         conid.to_string().into_bytes(),
-                    ));
+                    )),
+                    None => {}
                 }
                 Ok(d)
             }
@@ -233,6 +242,7 @@ impl Relay {
         };
         let mut f = self.new_forward(t, head, req, dest, heads, &route);
         f.size_left = size.ok().flatten();
+        f.link_target = link_target;
         Ok(f)
     }
 
@@ -361,6 +371,7 @@ impl Relay {
             src_tid: head.transaction_id.clone(),
             src_from_path: req.from.clone(),
             relay_uri: req.relay_uri().clone(),
+            as_record: false,
         };
         let in_id = req.is_send.then(|| {
             self.tracker.begin_in(InTx {
@@ -402,6 +413,8 @@ impl Relay {
             refused_at: None,
             refusal_paused: false,
             arena: bytes::BytesMut::new(),
+            link_target: None,
+            link_head: None,
         }
     }
 
@@ -436,6 +449,10 @@ impl Relay {
                 }
             }
             Answer::PassBack(_) => {}
+            Answer::Link(r) if r.as_record => {
+                let rec = crate::link::record::answer(&r.src_tid, code);
+                self.push_frame(r.src, rec, self.now);
+            }
             Answer::Link(r) => {
                 if let Some(frame) = forward::link_answer_frame(head, &r) {
                     self.push_frame(r.src, frame, self.now);

@@ -10,6 +10,7 @@ use msrp_core::{ByteRange, ChunkEvent, EndFlag};
 use super::{Io, Relay};
 use crate::conn::Incoming;
 use crate::forward::{Aborted, Forward};
+use crate::link::record;
 use crate::stats::Stat;
 use crate::tracker::Origin;
 use crate::txtable::Cause;
@@ -49,6 +50,7 @@ impl Relay {
                 continue; // next hop failed: swallow
             };
             if !self.conns.contains_key(&dest) {
+                self.link_chunk_unsent(t, Cause::NextHopClosed);
                 if let Some(f) = self.fwd_mut(t) {
                     f.dest = None;
                 }
@@ -102,7 +104,11 @@ impl Relay {
             return Step::Wait;
         }
         let in_id = f.in_id;
-        let tid = self.tracker.chunk_tid(in_id, dest, &mut self.tids);
+        // a chunk handed over a link keeps the other worker's tid
+        let tid = match f.link_head.is_some() {
+            true => f.ret.src_tid.clone(),
+            false => self.tracker.chunk_tid(in_id, dest, &mut self.tids),
+        };
         let Some(c) = self.conns.get_mut(&t) else {
             return Step::Wait;
         };
@@ -110,7 +116,10 @@ impl Relay {
         let Incoming::Forward(f) = &mut c.incoming else {
             return Step::Wait;
         };
-        let head = f.chunk_head(&tid, range);
+        let head = match f.link_head.take() {
+            Some(head) => head,
+            None => f.chunk_head(&tid, range),
+        };
         let extra = range.is_some() && f.chunks_done > 0;
         f.cur_tid = Some(tid.clone());
         let origin = match (f.via_link, f.in_id) {
@@ -134,13 +143,20 @@ impl Relay {
     }
 
     fn chunk_body(&mut self, t: ConnId, dest: ConnId, b: Bytes) -> Step {
+        let mut link = false;
         if let Some(f) = self.fwd_mut(t) {
             f.sent += b.len() as u64;
+            link = f.link_target.is_some();
             if f.heads.is_send() {
                 crate::cmap::with(|m| m.body_out(dest.0 as i64, b.len()));
             }
         }
-        self.push_stream(dest, b, false, self.now);
+        if link {
+            let now = self.now;
+            record::body(b, &mut |p| self.push_stream(dest, p, false, now));
+        } else {
+            self.push_stream(dest, b, false, self.now);
+        }
         if self.hold_back(t, dest) {
             Step::Wait
         } else {
@@ -226,6 +242,7 @@ impl Relay {
             .map(|(k, _)| *k)
             .collect();
         for s in feeding {
+            self.link_chunk_unsent(s, cause);
             let in_id = self.fwd_mut(s).and_then(|f| {
                 f.dest = None;
                 f.cut();

@@ -344,6 +344,7 @@ fn lost_next_hop_fails_its_requests_only() {
         src_tid: Bytes::from_static(b"auth1"),
         src_from_path: vec![],
         relay_uri: Bytes::from_static(b"msrp://relay:2855/r;tcp"),
+        as_record: false,
     };
     t.track(
         DEST,
@@ -375,6 +376,7 @@ fn pass_back_answers_return_their_way() {
         src_tid: Bytes::from_static(b"auth1"),
         src_from_path: vec![],
         relay_uri: Bytes::from_static(b"r"),
+        as_record: false,
     };
     let tid = Bytes::from_static(b"fwd1");
     t.track(
@@ -651,4 +653,91 @@ fn answered_requests_do_not_pile_up_in_the_deadline_queue() {
     assert_eq!(r.len(), 1, "{out:?}");
     assert_eq!((r[0].code, r[0].comment), (408, "Request Timeout"));
     assert!(t.is_empty());
+}
+
+/// A SEND chunk handed over a link as records (at the owner): its failure
+/// goes back with the cause, for every Failure-Report; a text request's
+/// stays a 408 frame.
+#[test]
+fn link_chunks_fail_back_with_their_cause() {
+    let (_, mut t, _, now) = setup(100);
+    let link = |tid: &'static [u8], as_record| Return {
+        src: SRC,
+        src_tid: Bytes::from_static(tid),
+        src_from_path: vec![],
+        relay_uri: Bytes::new(),
+        as_record,
+    };
+    for (tid, as_record, answer_timeout) in [
+        (&b"rec1"[..], true, true),
+        (b"rec2", true, false),
+        (b"txt1", false, true),
+    ] {
+        let origin = Origin::Link {
+            ret: Box::new(link(tid, as_record)),
+            answer_timeout,
+        };
+        t.track(DEST, Bytes::from_static(tid), origin, addr(), 1, now);
+    }
+    t.next_hop_lost(DEST, Cause::NextHopClosed);
+    let mut out = outputs(&mut t);
+    out.retain(|o| !matches!(o, Output::WindowOpen(_)));
+    out.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        out,
+        vec![
+            Output::Fail(link(b"txt1", false)),
+            Output::LinkFailed {
+                ret: link(b"rec1", true),
+                cause: Cause::NextHopClosed
+            },
+            Output::LinkFailed {
+                ret: link(b"rec2", true),
+                cause: Cause::NextHopClosed
+            },
+        ]
+    );
+    // a timeout fails only what is answered on timeout
+    for (tid, answer_timeout) in [(&b"rec3"[..], true), (b"rec4", false)] {
+        let origin = Origin::Link {
+            ret: Box::new(link(tid, true)),
+            answer_timeout,
+        };
+        t.track(DEST, Bytes::from_static(tid), origin, addr(), 1, now);
+        t.arm(DEST, Bytes::from_static(tid), now);
+    }
+    t.expire(now + TIMEOUT * 2);
+    let mut out = outputs(&mut t);
+    out.retain(|o| !matches!(o, Output::WindowOpen(_)));
+    assert_eq!(
+        out,
+        vec![Output::LinkFailed {
+            ret: link(b"rec3", true),
+            cause: Cause::Timeout
+        }]
+    );
+}
+
+/// At the sending worker: a failure record ends its chunk as a lost next
+/// hop would (the REPORT names the cause), a partial group too; anything
+/// else is not its chunk.
+#[test]
+fn a_failure_over_a_link_reports_its_cause() {
+    let (_, mut t, mut tids, now) = setup(100);
+    let id = t.begin_in(in_tx(FailureReport::Yes, "y"));
+    let tid = send_chunk(&mut t, id, DEST, &mut tids, now);
+    assert!(t.on_failed(DEST, &tid, Cause::NextHopClosed));
+    let out = outputs(&mut t);
+    let r = reports(&out);
+    assert_eq!(
+        (r.len(), r[0].code, r[0].comment),
+        (1, 408, "Next Hop Connection Lost")
+    );
+    assert!(!t.on_failed(DEST, &tid, Cause::NextHopClosed), "once");
+    let p = t.begin_in(in_tx(FailureReport::Partial, "p"));
+    let ptid = send_chunk(&mut t, p, DEST, &mut tids, now);
+    assert!(t.on_failed(DEST, &ptid, Cause::NextHopClosed));
+    let out = outputs(&mut t);
+    assert_eq!(reports(&out)[0].comment, "Next Hop Connection Lost");
+    assert!(!t.on_failed(DEST, &Bytes::from_static(b"nope"), Cause::Timeout));
 }

@@ -30,6 +30,10 @@ pub struct Return {
     pub src_tid: Bytes,
     pub src_from_path: Vec<Bytes>,
     pub relay_uri: Bytes,
+    /// A SEND chunk another worker handed over a link: its answer goes
+    /// back as a [record](crate::link::record) (tid and code: that
+    /// worker's tracker needs no more), not as a response frame.
+    pub as_record: bool,
 }
 
 /// What a forwarded request is.
@@ -73,6 +77,10 @@ pub enum Output {
     /// A forwarded non-SEND request failed downstream: answer 408 to its
     /// sender (RFC 4975 §7.1, RFC 4976 §6.4).
     Fail(Return),
+    /// A SEND chunk another worker handed over as records failed here
+    /// for `cause` (no answer in time, its connection lost): that worker
+    /// is told, and REPORTs as for a next hop of its own.
+    LinkFailed { ret: Return, cause: Cause },
     /// The next hop has room in its request window again.
     WindowOpen(ConnId),
     /// Incoming chunk `id` failed while it is still arriving: the relay

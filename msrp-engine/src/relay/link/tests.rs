@@ -1,0 +1,221 @@
+//! SEND chunks another worker hands over a link as records
+//! ([`crate::link::record`]), through the owner's relay core with the
+//! in-memory driver: delivered to the session's connection as rendered,
+//! answered with records, under back-pressure and when the connection
+//! closes.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use msrp_core::EndFlag;
+
+use crate::config::Config;
+use crate::conn::ConnState;
+use crate::connid::ConnId;
+use crate::link::record::{self, Record};
+use crate::testing::fake::{frames, Fake};
+use crate::testing::RelayAll;
+
+const HIGH: usize = 16_384;
+const B: &str = "192.0.2.11:7777";
+
+fn cfg() -> &'static Config {
+    let mut c = crate::testing::config(vec!["127.0.0.1:2855".parse().unwrap()]);
+    c.queue_high = HIGH;
+    c.queue_low = 4_096;
+    Box::leak(Box::new(c))
+}
+
+/// The owner's relay with B connected and a link from worker 1.
+fn owner() -> (Fake<RelayAll>, ConnId, ConnId) {
+    let cfg = cfg();
+    let mut f = Fake::new(cfg, RelayAll);
+    let b = f.accept(B.parse::<SocketAddr>().unwrap());
+    let link = f.relay.alloc_id();
+    f.relay.conns.insert(link, ConnState::link(1, cfg, f.now));
+    f.relay.links.insert(1, link);
+    (f, b, link)
+}
+
+fn head(tid: &str, range: &str) -> Vec<u8> {
+    format!(
+        "MSRP {tid} SEND\r\nTo-Path: msrp://{B}/b;tcp\r\n\
+         From-Path: msrp://127.0.0.1:2855/r;tcp msrp://192.0.2.1:7/a;tcp\r\n\
+         Message-ID: m1\r\nByte-Range: {range}\r\nContent-Type: text/plain\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// One chunk as the sending worker writes it: Start, Body records of
+/// `piece` bytes, End.
+fn chunk(target: ConnId, tid: &str, body: &[u8], piece: usize, flag: EndFlag) -> BytesMut {
+    let range = format!("1-{n}/{n}", n = body.len());
+    let mut w = BytesMut::new();
+    w.extend_from_slice(&record::start(
+        target.0,
+        true,
+        true,
+        tid.as_bytes(),
+        &head(tid, &range),
+    ));
+    for p in body.chunks(piece) {
+        record::body(Bytes::copy_from_slice(p), &mut |b| w.extend_from_slice(&b));
+    }
+    w.extend_from_slice(&record::end(flag));
+    w
+}
+
+/// The records the owner wrote back over the link.
+fn records(mut wire: BytesMut) -> Vec<Record> {
+    let mut out = Vec::new();
+    while record::starts(&wire) {
+        out.push(record::take(&mut wire).unwrap().unwrap());
+    }
+    assert!(wire.is_empty(), "only records come back: {wire:?}");
+    out
+}
+
+fn answer(tid: &str, code: u16) -> Record {
+    Record::Answer {
+        tid: Bytes::copy_from_slice(tid.as_bytes()),
+        code,
+    }
+}
+
+#[test]
+fn chunk_records_reach_the_connection_as_rendered_split_anywhere() {
+    let body = b"hello B, from the other worker";
+    let (_, b, link) = owner();
+    let wire = chunk(b, "xTid0001", body, 7, EndFlag::Complete);
+    for at in 0..=wire.len() {
+        let (mut f, b, link2) = owner();
+        assert_eq!(link2, link);
+        f.feed(link, &wire[..at]);
+        f.feed(link, &wire[at..]);
+        let got = frames(f.take_wire(b));
+        assert_eq!(got.len(), 1, "split at {at}");
+        let (h, got_body, end) = &got[0];
+        assert_eq!(&h.transaction_id[..], b"xTid0001", "the sender's tid");
+        assert_eq!(&got_body[..], body);
+        assert_eq!(*end, Some(EndFlag::Complete));
+        // B's 200 goes back to the sending worker as a record
+        let ok = "MSRP xTid0001 200 OK\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp\r\n\
+                  From-Path: msrp://192.0.2.11:7777/b;tcp\r\n-------xTid0001$\r\n";
+        f.feed(b, ok.as_bytes());
+        assert_eq!(records(f.take_wire(link)), vec![answer("xTid0001", 200)]);
+    }
+}
+
+#[test]
+fn chunk_for_a_connection_gone_is_answered_481_and_swallowed() {
+    let (mut f, b, link) = owner();
+    let mut wire = chunk(ConnId(9999), "gone0001", b"lost", 2, EndFlag::Complete);
+    wire.extend_from_slice(&chunk(b, "next0001", b"kept", 2, EndFlag::Complete));
+    f.feed(link, &wire);
+    let got = frames(f.take_wire(b));
+    assert_eq!(got.len(), 1);
+    assert_eq!(&got[0].1[..], b"kept");
+    assert_eq!(records(f.take_wire(link)), vec![answer("gone0001", 481)]);
+}
+
+/// A slow B: the link is read no further while B's queue is over its high
+/// watermark, and every byte reaches B in order once B reads.
+#[test]
+fn slow_connection_holds_the_link_back_and_gets_every_byte_in_order() {
+    let (mut f, b, link) = owner();
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    f.takes.insert(b, 0);
+    let mut wire = chunk(b, "big00001", &body[..100_000], 4096, EndFlag::Continued);
+    wire.extend_from_slice(&chunk(
+        b,
+        "big00002",
+        &body[100_000..],
+        4096,
+        EndFlag::Complete,
+    ));
+    for piece in wire.chunks(4096) {
+        f.feed(link, piece);
+        let queued = f.relay.conns[&b].queued();
+        assert!(
+            queued <= HIGH + 2 * 4096,
+            "B's queue stays at its watermark: {queued}"
+        );
+    }
+    assert!(
+        f.relay.sched.blocked(link).is_some(),
+        "the link waits for B"
+    );
+    assert!(
+        !f.relay.conns[&link].rbuf.is_empty(),
+        "the rest waits in the link"
+    );
+    f.takes.remove(&b);
+    f.relay.mark_dirty(b);
+    f.settle();
+    let frames = frames(f.take_wire(b));
+    let tids: Vec<_> = frames
+        .iter()
+        .map(|(h, _, _)| h.transaction_id.clone())
+        .collect();
+    assert_eq!(
+        tids,
+        vec![
+            Bytes::from_static(b"big00001"),
+            Bytes::from_static(b"big00002")
+        ]
+    );
+    let all: Vec<u8> = frames.iter().flat_map(|(_, b, _)| b.to_vec()).collect();
+    assert!(all == body, "every byte, in order");
+    assert!(f.relay.sched.blocked(link).is_none());
+}
+
+/// The connection closes mid-chunk: the sending worker is told the chunk
+/// failed because the connection closed (its tracker REPORTs "408 Next Hop
+/// Connection Lost"), and the rest of the chunk is swallowed.
+#[test]
+fn connection_closing_mid_chunk_is_told_with_its_cause() {
+    let (mut f, b, link) = owner();
+    let wire = chunk(b, "cut00001", &[b'x'; 10_000], 1000, EndFlag::Complete);
+    f.feed(link, &wire[..wire.len() / 2]);
+    assert!(!f.take_wire(b).is_empty());
+    f.peer_closed(b);
+    f.feed(link, &wire[wire.len() / 2..]);
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![Record::Failed {
+            tid: Bytes::from_static(b"cut00001"),
+            cause: crate::txtable::Cause::NextHopClosed
+        }]
+    );
+    assert!(f.relay.tracker.is_empty());
+}
+
+/// A chunk that waits for B's stream slot (a local sender is streaming
+/// into B) when B closes: not started, so not tracked, it is failed back
+/// at once rather than left to the other worker's timeout.
+#[test]
+fn chunk_waiting_for_the_slot_when_its_connection_closes_is_failed_back() {
+    let (mut f, b, link) = owner();
+    let a = f.accept("192.0.2.1:7777".parse::<SocketAddr>().unwrap());
+    let send = format!(
+        "MSRP loc1 SEND\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp msrp://{B}/b;tcp\r\n\
+         From-Path: msrp://192.0.2.1:7777/a;tcp\r\nMessage-ID: loc\r\n\
+         Byte-Range: 1-20000/20000\r\nContent-Type: text/plain\r\n\r\n{}",
+        "y".repeat(5000)
+    );
+    f.feed(a, send.as_bytes());
+    assert!(f.relay.sched.streaming(b), "A's chunk holds B's slot");
+    f.feed(link, &chunk(b, "wait0001", b"queued", 6, EndFlag::Complete));
+    assert!(
+        f.relay.sched.blocked(link).is_some(),
+        "the link waits for the slot"
+    );
+    f.peer_closed(b);
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![Record::Failed {
+            tid: Bytes::from_static(b"wait0001"),
+            cause: crate::txtable::Cause::NextHopClosed
+        }]
+    );
+}

@@ -91,14 +91,9 @@ unsafe extern "C" fn expiry_timer(_ticks: u32, _param: *mut c_void) {
     super::guard::guard("transaction timer", (), || {
         let now = now_ms();
         let owners = locked(|t| t.expire_due(now)).unwrap_or(0);
-        if let Some(sh) = SHARED.get() {
-            for (i, fd) in sh.wakeups.iter().enumerate() {
-                if owners & (1u64 << i.min(63)) != 0 {
-                    let one: u64 = 1;
-                    // SAFETY: fd is an eventfd; writing 8 bytes increments it.
-                    unsafe { libc::write(*fd, (&one as *const u64).cast(), 8) };
-                }
-            }
+        let workers = SHARED.get().map_or(0, |sh| sh.wakeups.len());
+        for i in (0..workers).filter(|i| owners & (1u64 << (*i).min(63)) != 0) {
+            wake(i);
         }
     })
 }

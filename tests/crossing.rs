@@ -199,6 +199,29 @@ fn crossing_pair(extra: &[(&str, i64)]) -> (Kamailio, Client, Client, String) {
     (k, a, b, path)
 }
 
+/// The bodies of the frames B reads until it has `len` bytes, each frame
+/// shown to `each` first.
+fn receive(
+    k: &Kamailio,
+    b: &mut Client,
+    len: usize,
+    mut each: impl FnMut(&ReceivedFrame),
+) -> Vec<u8> {
+    let mut got = Vec::with_capacity(len);
+    while got.len() < len {
+        let f = b.peer.read_frame(T).unwrap_or_else(|e| {
+            panic!(
+                "B stopped receiving after {} bytes: {e}\n{}",
+                got.len(),
+                k.log_tail(30)
+            )
+        });
+        each(&f);
+        got.extend_from_slice(&f.body);
+    }
+    got
+}
+
 /// Back-pressure across workers: B does not read for a second, then reads
 /// slowly, while A sends 8 MiB in one chunk. B's socket, its worker's
 /// queue, the ring between the workers (512 KiB) and A's worker's queue
@@ -216,23 +239,14 @@ fn crossing_flow_under_back_pressure_delivers_every_byte_in_order() {
     let mut writer = a.peer.try_clone_stream().expect("clone A");
     let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &wire));
     std::thread::sleep(Duration::from_secs(1));
-    let mut got = Vec::with_capacity(LEN);
     let mut frames = 0;
-    while got.len() < LEN {
-        let f = b.peer.read_frame(T).unwrap_or_else(|e| {
-            panic!(
-                "B stopped receiving after {} bytes: {e}\n{}",
-                got.len(),
-                k.log_tail(30)
-            )
-        });
+    let got = receive(&k, &mut b, LEN, |f| {
         assert!(f.body.len() <= 16384, "{}", f.summary());
-        got.extend_from_slice(&f.body);
         frames += 1;
         if frames % 64 == 0 {
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
+    });
     sender.join().expect("sender").expect("A sends");
     assert!(got == body, "the message changed on its way across workers");
     drop(a);
@@ -285,4 +299,42 @@ fn owner_connection_closing_mid_transfer_reports_to_the_sender() {
         r.summary(),
         k.log_tail(30)
     );
+}
+
+/// "partial" chunks across workers: B sends no 200 for them (RFC 4975
+/// §7.1.4), so the worker holding B's connection must not count them
+/// against B's request window of 1,024 unanswered requests. 20 MiB
+/// re-chunked at 16 KiB is 1,280 chunks: with them counted, B stopped
+/// receiving after 16 MiB until the transaction timeout (60 s here). An
+/// error response to one of them still reaches A as a REPORT.
+#[test]
+fn partial_chunks_across_workers_do_not_fill_the_window() {
+    const LEN: usize = 20 * 1024 * 1024;
+    let (k, mut a, mut b, path) = crossing_pair(&[("transaction_timeout", 60)]);
+    let body: Vec<u8> = (0..LEN as u32).map(|i| (i % 251) as u8).collect();
+    let req =
+        Request::send(&[&path, &b.uri], &[&a.uri], &body).with_header("Failure-Report", "partial");
+    let msg_id = req.header("Message-ID").expect("Message-ID").to_owned();
+    let wire = req.to_wire();
+    let mut writer = a.peer.try_clone_stream().expect("clone A");
+    let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &wire));
+    let mut last = None;
+    let got = receive(&k, &mut b, LEN, |f| {
+        assert_eq!(f.header("Failure-Report").as_deref(), Some("partial"));
+        last = Some(f.clone());
+    });
+    sender.join().expect("sender").expect("A sends");
+    assert!(got == body, "the message changed on its way across workers");
+    let last = last.expect("a chunk");
+    b.peer
+        .send_hop_response(&last, 413, Some("Too Large"))
+        .expect("413");
+    let r = a
+        .peer
+        .read_frame(T)
+        .unwrap_or_else(|e| panic!("A got no REPORT: {e}\n{}", k.log_tail(30)));
+    assert_eq!(r.method().as_deref(), Some("REPORT"), "{}", r.summary());
+    assert_eq!(r.header("Message-ID").as_deref(), Some(msg_id.as_str()));
+    let status = r.header("Status").unwrap_or_default();
+    assert!(status.starts_with("000 413"), "{}", r.summary());
 }

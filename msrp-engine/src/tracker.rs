@@ -46,6 +46,7 @@ pub const PUBLISH_AFTER: Duration = Duration::from_millis(100);
 /// stops sending it more (16 MiB of 16 KiB chunks).
 pub const REQUEST_WINDOW: u32 = 1024;
 
+mod link_groups;
 mod partial;
 mod timers;
 mod types;
@@ -104,6 +105,9 @@ pub struct Tracker {
     /// "partial" chunk groups: (next hop, tid prefix) -> incoming chunk.
     partial: HashMap<Key, InId>,
     partial_deadlines: VecDeque<(Instant, InId)>,
+    /// "partial" groups handed over a link (see `link_groups`).
+    link_groups: HashMap<Key, link_groups::LinkGroup>,
+    link_group_deadlines: VecDeque<(Instant, Key)>,
     /// Unanswered requests per next hop (the request window).
     per_dest: HashMap<ConnId, u32>,
     table: Box<dyn TxTable>,
@@ -123,6 +127,8 @@ impl Tracker {
             unpublished: VecDeque::new(),
             partial: HashMap::default(),
             partial_deadlines: VecDeque::new(),
+            link_groups: HashMap::default(),
+            link_group_deadlines: VecDeque::new(),
             per_dest: HashMap::default(),
             table,
             timeout,
@@ -152,7 +158,10 @@ impl Tracker {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ins.is_empty() && self.outstanding.is_empty() && self.partial.is_empty()
+        self.ins.is_empty()
+            && self.outstanding.is_empty()
+            && self.partial.is_empty()
+            && self.link_groups.is_empty()
     }
 
     /// An incoming SEND chunk starts arriving.
@@ -230,6 +239,14 @@ impl Tracker {
                 _ => return,
             }
         }
+        // no 200 comes for these (RFC 4975 §7.1.4): never in the window
+        let origin = match origin {
+            Origin::Link {
+                ret,
+                answer_timeout: false,
+            } => return self.track_unanswered(dest, tid, *ret, now),
+            o => o,
+        };
         *self.per_dest.entry(dest).or_default() += 1;
         let o = Outstanding {
             origin,
@@ -255,6 +272,7 @@ impl Tracker {
     /// outgoing SEND chunks (consumed without running the script).
     pub fn is_own_chunk(&self, dest: ConnId, tid: &Bytes) -> bool {
         self.partial_group(dest, tid).is_some()
+            || self.in_link_group(dest, tid)
             || matches!(
                 self.outstanding
                     .get(&(dest, tid.clone()))
@@ -280,6 +298,9 @@ impl Tracker {
                 self.fail_in(id, Cause::ErrorResponse, code);
             }
             return Answer::OwnChunk;
+        }
+        if let Some(a) = self.link_group_answer(dest, tid) {
+            return a;
         }
         let key = (dest, tid.clone());
         match self.outstanding.get(&key).map(|o| &o.origin) {
@@ -467,6 +488,7 @@ impl Tracker {
             self.fail_in(id, cause, 0);
             self.end_partial(id);
         }
+        self.link_groups_lost(dest, cause);
         self.per_dest.remove(&dest);
     }
 }

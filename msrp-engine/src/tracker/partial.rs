@@ -11,8 +11,8 @@ use super::{InId, Tracker};
 use crate::tid::TidGen;
 
 /// Length of the prefix of "partial" chunk transaction IDs.
-const PARTIAL_PREFIX_LEN: usize = 16;
-const PARTIAL_SEQ_LEN: usize = 6;
+pub(super) const PARTIAL_PREFIX_LEN: usize = 16;
+pub(super) const PARTIAL_SEQ_LEN: usize = 6;
 
 impl Tracker {
     /// Transaction ID for the next outgoing chunk of incoming chunk `id`

@@ -670,6 +670,10 @@ fn link_chunks_fail_back_with_their_cause() {
     };
     for (tid, as_record, answer_timeout) in [
         (&b"rec1"[..], true, true),
+        // "partial" (no 200 comes): one group, failed back once
+        (b"pGroupPrefix0001000001", true, false),
+        (b"pGroupPrefix0001000002", true, false),
+        // "no": not tracked, nothing to tell
         (b"rec2", true, false),
         (b"txt1", false, true),
     ] {
@@ -688,11 +692,11 @@ fn link_chunks_fail_back_with_their_cause() {
         vec![
             Output::Fail(link(b"txt1", false)),
             Output::LinkFailed {
-                ret: link(b"rec1", true),
+                ret: link(b"pGroupPrefix0001000002", true),
                 cause: Cause::NextHopClosed
             },
             Output::LinkFailed {
-                ret: link(b"rec2", true),
+                ret: link(b"rec1", true),
                 cause: Cause::NextHopClosed
             },
         ]

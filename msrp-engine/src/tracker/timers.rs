@@ -128,6 +128,8 @@ impl Tracker {
         self.unpublished.shrink_to_fit();
         self.partial.shrink_to_fit();
         self.partial_deadlines.shrink_to_fit();
+        self.link_groups.shrink_to_fit();
+        self.link_group_deadlines.shrink_to_fit();
         self.per_dest.shrink_to_fit();
         self.out.shrink_to_fit();
     }
@@ -149,6 +151,7 @@ impl Tracker {
     /// times out at the same deadline either way (`transaction_timeout`
     /// after its last byte): here, or by the Kamailio timer once published.
     pub fn expire(&mut self, now: Instant) {
+        self.expire_link_groups(now);
         while let Some((at, id)) = self.partial_deadlines.front().copied() {
             if at > now {
                 break;

@@ -49,12 +49,25 @@ fn head(tid: &str, range: &str) -> Vec<u8> {
 /// One chunk as the sending worker writes it: Start, Body records of
 /// `piece` bytes, End.
 fn chunk(target: ConnId, tid: &str, body: &[u8], piece: usize, flag: EndFlag) -> BytesMut {
+    chunk_answered(target, tid, body, piece, flag, true)
+}
+
+/// [`chunk`] with the Start record's `answer_timeout`: false for a chunk
+/// whose Failure-Report is "partial" or "no" (no 200 comes for it).
+fn chunk_answered(
+    target: ConnId,
+    tid: &str,
+    body: &[u8],
+    piece: usize,
+    flag: EndFlag,
+    answer_timeout: bool,
+) -> BytesMut {
     let range = format!("1-{n}/{n}", n = body.len());
     let mut w = BytesMut::new();
     w.extend_from_slice(&record::start(
         target.0,
         true,
-        true,
+        answer_timeout,
         tid.as_bytes(),
         &head(tid, &range),
     ));
@@ -218,4 +231,69 @@ fn chunk_waiting_for_the_slot_when_its_connection_closes_is_failed_back() {
             cause: crate::txtable::Cause::NextHopClosed
         }]
     );
+}
+
+/// Chunks whose Failure-Report is "partial" or "no" get no 200 from B
+/// (RFC 4975 §7.1.4). They must not fill B's request window at the owner:
+/// with them counted, the 1025th such chunk waited for the transaction
+/// timeout and held the whole link back with it.
+#[test]
+fn unanswered_chunks_never_fill_the_window() {
+    let (mut f, b, link) = owner();
+    let n = crate::tracker::REQUEST_WINDOW as usize + 200;
+    let mut wire = BytesMut::new();
+    for i in 0..n {
+        // "partial" chunks carry a 16-character group prefix and a
+        // 6-digit sequence number; "no" chunks a plain tid
+        let tid = match i % 2 {
+            0 => format!("pGroupPrefix0001{:06}", i),
+            _ => format!("noTid{i:08}"),
+        };
+        wire.extend_from_slice(&chunk_answered(b, &tid, b"x", 1, EndFlag::Complete, false));
+    }
+    f.feed(link, &wire);
+    assert_eq!(frames(f.take_wire(b)).len(), n, "every chunk reaches B");
+    assert!(
+        f.relay.sched.blocked(link).is_none(),
+        "the link is not held"
+    );
+    assert!(!f.relay.tracker.window_full(b));
+    // an error response to a "partial" chunk still goes back
+    let err =
+        "MSRP pGroupPrefix0001000004 413 Too Large\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp\r\n\
+               From-Path: msrp://192.0.2.11:7777/b;tcp\r\n-------pGroupPrefix0001000004$\r\n";
+    f.feed(b, err.as_bytes());
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![answer("pGroupPrefix0001000004", 413)]
+    );
+    // the group is kept for the transaction timeout after its last chunk
+    let timeout = f.relay.cfg.transaction_timeout.as_millis() as u64;
+    f.advance(timeout / 2);
+    assert!(!f.relay.tracker.is_empty());
+    f.advance(timeout / 2 + 1_000);
+    assert!(f.relay.tracker.is_empty(), "then forgotten");
+}
+
+/// B closes while "partial" chunks handed over the link may still be
+/// failed: the sending worker is told once per group, with the cause.
+#[test]
+fn unanswered_group_fails_back_when_its_connection_closes() {
+    let (mut f, b, link) = owner();
+    let mut wire = BytesMut::new();
+    for i in 1..=3 {
+        let tid = format!("pGroupPrefix0002{i:06}");
+        wire.extend_from_slice(&chunk_answered(b, &tid, b"y", 1, EndFlag::Continued, false));
+    }
+    f.feed(link, &wire);
+    assert_eq!(frames(f.take_wire(b)).len(), 3);
+    f.peer_closed(b);
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![Record::Failed {
+            tid: Bytes::from_static(b"pGroupPrefix0002000003"),
+            cause: crate::txtable::Cause::NextHopClosed
+        }]
+    );
+    assert!(f.relay.tracker.is_empty());
 }

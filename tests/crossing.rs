@@ -338,3 +338,62 @@ fn partial_chunks_across_workers_do_not_fill_the_window() {
     let status = r.header("Status").unwrap_or_default();
     assert!(status.starts_with("000 413"), "{}", r.summary());
 }
+
+/// A client whose connection worker `w` accepted.
+fn client_on(k: &Kamailio, w: Option<u64>) -> Client {
+    for _ in 0..60 {
+        let c = Client::connect(k);
+        let on = (0..100).find_map(|_| {
+            let on = worker_of(k, &c);
+            if on.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            on
+        });
+        if on == w {
+            return c;
+        }
+    }
+    panic!("60 connections, none on worker {w:?}");
+}
+
+/// One slow receiver does not hold back other sessions crossing the same
+/// pair of workers: B1 reads nothing while A streams 8 MiB to it, and A2
+/// (on A's worker) still reaches B2 (on B1's worker) at once. The worker
+/// holding B1 takes in what is under way for it and pauses its chunks at
+/// A's worker. Before, it stopped reading the whole link, and B2 got
+/// nothing until B1 read. B1 then gets every byte in order.
+#[test]
+fn a_slow_receiver_does_not_hold_back_other_crossing_sessions() {
+    const LEN: usize = 8 * 1024 * 1024;
+    let (k, a, mut b1, path1) = crossing_pair(&[]);
+    let mut a2 = client_on(&k, worker_of(&k, &a));
+    let mut b2 = client_on(&k, worker_of(&k, &b1));
+    b2.uri = format!("msrp://127.0.0.1:9/{};tcp", msrp_tools::ids::session_id());
+    let path2 = auth_many(&k, &mut b2, 1).remove(0);
+    let body: Vec<u8> = (0..LEN as u32).map(|i| (i % 251) as u8).collect();
+    let req =
+        Request::send(&[&path1, &b1.uri], &[&a.uri], &body).with_header("Failure-Report", "no");
+    let wire = req.to_wire();
+    let mut writer = a.peer.try_clone_stream().expect("clone A");
+    let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &wire));
+    std::thread::sleep(Duration::from_secs(1));
+    for n in 0..20 {
+        let text = format!("message {n} to B2");
+        let req = Request::send(&[&path2, &b2.uri], &[&a2.uri], text.as_bytes());
+        a2.peer.send_request(&req).expect("A2 SEND");
+        let got = b2.peer.read_frame(T).unwrap_or_else(|e| {
+            panic!(
+                "B2 got no message {n} while B1 does not read: {e}\n{}",
+                k.log_tail(30)
+            )
+        });
+        assert_eq!(got.body, text.as_bytes(), "{}", got.summary());
+        b2.peer.send_hop_response(&got, 200, None).expect("200");
+        let resp = a2.peer.read_response(T, &[]).expect("A2's 200");
+        assert_eq!(resp.status_code(), Some(200));
+    }
+    let got = receive(&k, &mut b1, LEN, |_| {});
+    sender.join().expect("sender").expect("A sends");
+    assert!(got == body, "the message changed on its way across workers");
+}

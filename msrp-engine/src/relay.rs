@@ -36,6 +36,7 @@ mod frames;
 mod inputs;
 mod limits;
 mod link;
+mod link_flow;
 mod pump;
 mod resolve;
 mod throttle;
@@ -136,6 +137,8 @@ pub struct Relay {
     /// Open connections peers opened to this worker (not the relay's own
     /// dials, not links): what [`crate::balance`] compares.
     accepted_open: u64,
+    /// Pauses per connection across links (`relay/link_flow.rs`).
+    link_flow: link_flow::LinkFlow,
 }
 
 impl Relay {
@@ -157,6 +160,7 @@ impl Relay {
         Relay {
             conns: HashMap::default(),
             accepted_open: 0,
+            link_flow: Default::default(),
             tracker: Tracker::new(table, cfg.transaction_timeout),
             sched: Scheduler::default(),
             dirty: Vec::new(),
@@ -385,6 +389,9 @@ impl Relay {
         }
         if queued <= self.cfg.queue_low && self.sched.has_drain_waiters(t) {
             self.sched.drained(t);
+        }
+        if queued <= self.cfg.queue_low && self.link_told(t) {
+            self.link_resume(t);
         }
         if queued > self.cfg.queue_high * OUT_QUEUE_LIMIT_FACTOR {
             // Sources are paused above the high watermark, so only frames the

@@ -287,6 +287,11 @@ impl RingLink {
         self.rx.before_sleep()
     }
 
+    /// Whether the peer wrote bytes this worker has not read yet.
+    pub fn has_input(&self) -> bool {
+        self.rx.ctl().producer.pos.load(Ordering::Acquire) != self.rx.tail.get()
+    }
+
     /// Called when the worker's wait returned.
     pub fn after_sleep(&self) {
         self.rx.after_sleep()

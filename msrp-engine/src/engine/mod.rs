@@ -307,6 +307,7 @@ impl<H: Host> Engine<H> {
             for t in self.relay.take_dirty() {
                 self.guarded(t, |s| s.flush(t));
             }
+            self.drive_links_with_input();
         }
     }
 

@@ -36,6 +36,8 @@ const KIND_START: u8 = 2;
 const KIND_BODY: u8 = 3;
 const KIND_END: u8 = 4;
 const KIND_FAILED: u8 = 5;
+const KIND_PAUSE: u8 = 6;
+const KIND_RESUME: u8 = 7;
 /// Most body bytes in one [`Record::Body`] (a longer piece goes as
 /// several): a record is read whole, and rings are 512 KiB.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -73,6 +75,13 @@ pub enum Record {
     Body(Bytes),
     /// The chunk ends with this flag.
     End(EndFlag),
+    /// Connection `target` of the writer's worker is over its high
+    /// watermark: the writer takes in what is already under way for it,
+    /// but the reader starts no more chunks for it until [`Record::Resume`]
+    /// (so one slow connection does not hold back the link's others).
+    Pause { target: u64 },
+    /// Connection `target` drained (or is gone): chunks for it may go on.
+    Resume { target: u64 },
 }
 
 /// A record that cannot be understood (a bug in the other worker: both
@@ -89,6 +98,8 @@ pub enum RecordError {
     BadEnd,
     #[error("link failure record without a tid or a known cause")]
     BadFailed,
+    #[error("link pause/resume record of {0} bytes (8)")]
+    BadFlow(usize),
 }
 
 /// Longest transaction ID a record carries (tids are far shorter: the
@@ -137,6 +148,23 @@ pub fn start(target: u64, has_body: bool, answer_timeout: bool, tid: &[u8], head
     b.put_u8(tid.len() as u8);
     b.put_slice(tid);
     b.put_slice(head);
+    b.freeze()
+}
+
+/// The record that asks the other worker to start no more chunks for
+/// connection `target` of this one (see [`Record::Pause`]).
+pub fn pause(target: u64) -> Bytes {
+    flow(KIND_PAUSE, target)
+}
+
+/// The record that lets chunks for connection `target` go on.
+pub fn resume(target: u64) -> Bytes {
+    flow(KIND_RESUME, target)
+}
+
+fn flow(kind: u8, target: u64) -> Bytes {
+    let mut b = header(kind, 8, 8);
+    b.put_u64_le(target);
     b.freeze()
 }
 
@@ -222,6 +250,13 @@ fn decode(kind: u8, mut p: Bytes) -> Result<Record, RecordError> {
             })
         }
         KIND_START => Err(RecordError::ShortStart(len)),
+        KIND_PAUSE if len == 8 => Ok(Record::Pause {
+            target: p.get_u64_le(),
+        }),
+        KIND_RESUME if len == 8 => Ok(Record::Resume {
+            target: p.get_u64_le(),
+        }),
+        KIND_PAUSE | KIND_RESUME => Err(RecordError::BadFlow(len)),
         k => Err(RecordError::UnknownKind(k)),
     }
 }

@@ -132,6 +132,7 @@ impl Relay {
         }
         // Sources waiting for this connection go on (and find it gone).
         self.sched.conn_closed(t);
+        self.link_resume(t);
         let cause = if c.established() {
             Cause::NextHopClosed
         } else {

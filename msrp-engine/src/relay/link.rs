@@ -169,6 +169,8 @@ impl Relay {
             }
             Record::End(flag) => self.end(t, flag, self.now),
             Record::Answer { tid, code } => self.on_link_answer(t, tid, code, io),
+            Record::Pause { target } => self.on_link_flow(t, target, true),
+            Record::Resume { target } => self.on_link_flow(t, target, false),
             Record::Failed { tid, cause } => {
                 if !self.tracker.on_failed(t, &tid, cause) {
                     log::info!(

@@ -90,7 +90,9 @@ impl Relay {
     /// it sends: a next hop that stops answering stops getting more) and the
     /// destination's stream slot.
     fn start_chunk(&mut self, t: ConnId, dest: ConnId, range: Option<ByteRange>) -> Step {
-        let wait = if self.tracker.window_full(dest) {
+        let wait = if self.link_paused(t, dest) {
+            true
+        } else if self.tracker.window_full(dest) {
             self.sched.wait_window(t, dest);
             true
         } else {
@@ -157,7 +159,7 @@ impl Relay {
         } else {
             self.push_stream(dest, b, false, self.now);
         }
-        if self.hold_back(t, dest) {
+        if !self.link_absorbs(t, dest) && self.hold_back(t, dest) {
             Step::Wait
         } else {
             Step::Next

@@ -167,6 +167,21 @@ fn malformed_start_and_end_are_errors() {
     assert_eq!(feed(&start, 3), vec![Err(RecordError::ShortStart(12))]);
     let bad_flag = [MARK, KIND_END, 1, 0, 0, 0, b'x'];
     assert_eq!(feed(&bad_flag, 1), vec![Err(RecordError::BadEnd)]);
+    let short_pause = [MARK, KIND_PAUSE, 2, 0, 0, 0, 1, 2];
+    assert_eq!(feed(&short_pause, 1), vec![Err(RecordError::BadFlow(2))]);
+}
+
+#[test]
+fn pause_and_resume_name_their_connection() {
+    let mut wire = pause(7).to_vec();
+    wire.extend_from_slice(&resume(u64::MAX));
+    assert_eq!(
+        feed(&wire, 5),
+        vec![
+            Ok(Record::Pause { target: 7 }),
+            Ok(Record::Resume { target: u64::MAX })
+        ]
+    );
 }
 
 /// Any record, for the mixed-stream property.
@@ -200,6 +215,8 @@ fn any_record() -> impl Strategy<Value = Record> {
             Just(EndFlag::Aborted)
         ]
         .prop_map(Record::End),
+        any::<u64>().prop_map(|target| Record::Pause { target }),
+        any::<u64>().prop_map(|target| Record::Resume { target }),
     ]
 }
 
@@ -216,6 +233,8 @@ fn encode(r: &Record, wire: &mut BytesMut) {
         Record::Body(b) => body(b.clone(), &mut |p| wire.extend_from_slice(&p)),
         Record::End(f) => wire.extend_from_slice(&end(*f)),
         Record::Failed { tid, cause } => wire.extend_from_slice(&failed(tid, *cause)),
+        Record::Pause { target } => wire.extend_from_slice(&pause(*target)),
+        Record::Resume { target } => wire.extend_from_slice(&resume(*target)),
     }
 }
 

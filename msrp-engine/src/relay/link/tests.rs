@@ -131,37 +131,22 @@ fn chunk_for_a_connection_gone_is_answered_481_and_swallowed() {
     assert_eq!(records(f.take_wire(link)), vec![answer("gone0001", 481)]);
 }
 
-/// A slow B: the link is read no further while B's queue is over its high
-/// watermark, and every byte reaches B in order once B reads.
-#[test]
-fn slow_connection_holds_the_link_back_and_gets_every_byte_in_order() {
-    let (mut f, b, link) = owner();
-    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    f.takes.insert(b, 0);
-    let mut wire = chunk(b, "big00001", &body[..100_000], 4096, EndFlag::Continued);
+/// Two chunks of `body` for `b` as the sending worker writes them.
+fn two_chunks(b: ConnId, body: &[u8]) -> BytesMut {
+    let half = body.len() / 2;
+    let mut wire = chunk(b, "big00001", &body[..half], 4096, EndFlag::Continued);
     wire.extend_from_slice(&chunk(
         b,
         "big00002",
-        &body[100_000..],
+        &body[half..],
         4096,
         EndFlag::Complete,
     ));
-    for piece in wire.chunks(4096) {
-        f.feed(link, piece);
-        let queued = f.relay.conns[&b].queued();
-        assert!(
-            queued <= HIGH + 2 * 4096,
-            "B's queue stays at its watermark: {queued}"
-        );
-    }
-    assert!(
-        f.relay.sched.blocked(link).is_some(),
-        "the link waits for B"
-    );
-    assert!(
-        !f.relay.conns[&link].rbuf.is_empty(),
-        "the rest waits in the link"
-    );
+    wire
+}
+
+/// B reads again: every byte reached it in order, in the two chunks.
+fn b_reads_everything(f: &mut Fake<RelayAll>, b: ConnId, body: &[u8]) {
     f.takes.remove(&b);
     f.relay.mark_dirty(b);
     f.settle();
@@ -179,6 +164,70 @@ fn slow_connection_holds_the_link_back_and_gets_every_byte_in_order() {
     );
     let all: Vec<u8> = frames.iter().flat_map(|(_, b, _)| b.to_vec()).collect();
     assert!(all == body, "every byte, in order");
+}
+
+/// A slow B: what is under way for it is taken in above its watermark and
+/// the sending worker is told to pause B's chunks, so the link goes on
+/// for C. Once B reads, it gets every byte in order and the pause ends.
+#[test]
+fn slow_connection_is_paused_and_the_link_goes_on_for_others() {
+    let (mut f, b, link) = owner();
+    let c = f.accept("192.0.2.12:7777".parse::<SocketAddr>().unwrap());
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    f.takes.insert(b, 0);
+    let mut wire = two_chunks(b, &body);
+    wire.extend_from_slice(&chunk(
+        c,
+        "forC0001",
+        b"C is not held",
+        5,
+        EndFlag::Complete,
+    ));
+    for piece in wire.chunks(4096) {
+        f.feed(link, piece);
+    }
+    assert!(f.relay.sched.blocked(link).is_none(), "the link goes on");
+    let got = frames(f.take_wire(c));
+    assert_eq!(got.len(), 1, "C gets its chunk while B reads nothing");
+    assert_eq!(&got[0].1[..], b"C is not held");
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![Record::Pause { target: b.0 }]
+    );
+    b_reads_everything(&mut f, b, &body);
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![Record::Resume { target: b.0 }]
+    );
+}
+
+/// More under way for a slow B than a ring and a queue could hold (the
+/// sending worker ignored the pause): past that bound the link is read
+/// no further while B's queue is over its high watermark, and every byte
+/// reaches B in order once B reads.
+#[test]
+fn past_the_bound_a_slow_connection_holds_the_link_back() {
+    let (mut f, b, link) = owner();
+    let body: Vec<u8> = (0..1_200_000u32).map(|i| (i % 251) as u8).collect();
+    f.takes.insert(b, 0);
+    let bound = super::super::link_flow::absorb_limit(HIGH);
+    for piece in two_chunks(b, &body).chunks(4096) {
+        f.feed(link, piece);
+        let queued = f.relay.conns[&b].queued();
+        assert!(
+            queued <= bound + 2 * 4096,
+            "B's queue stays bounded: {queued}"
+        );
+    }
+    assert!(
+        f.relay.sched.blocked(link).is_some(),
+        "the link waits for B"
+    );
+    assert!(
+        !f.relay.conns[&link].rbuf.is_empty(),
+        "the rest waits in the link"
+    );
+    b_reads_everything(&mut f, b, &body);
     assert!(f.relay.sched.blocked(link).is_none());
 }
 
@@ -263,10 +312,10 @@ fn unanswered_chunks_never_fill_the_window() {
         "MSRP pGroupPrefix0001000004 413 Too Large\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp\r\n\
                From-Path: msrp://192.0.2.11:7777/b;tcp\r\n-------pGroupPrefix0001000004$\r\n";
     f.feed(b, err.as_bytes());
-    assert_eq!(
-        records(f.take_wire(link)),
-        vec![answer("pGroupPrefix0001000004", 413)]
-    );
+    let mut back = records(f.take_wire(link));
+    // (B's queue went over its watermark and drained meanwhile)
+    back.retain(|r| !matches!(r, Record::Pause { .. } | Record::Resume { .. }));
+    assert_eq!(back, vec![answer("pGroupPrefix0001000004", 413)]);
     // the group is kept for the transaction timeout after its last chunk
     let timeout = f.relay.cfg.transaction_timeout.as_millis() as u64;
     f.advance(timeout / 2);

@@ -15,6 +15,8 @@
 //! the connection's output queue and pauses its sources exactly as a slow
 //! TCP reader does.
 
+#[cfg(test)]
+mod layer_tests;
 mod out;
 pub mod tls;
 pub mod ws;
@@ -277,7 +279,9 @@ impl Layer {
     /// bytes into a pooled buffer) to rustls from memory and decrypts them
     /// (rustls' own `read_tls` on a socket makes a system call per 4 KiB:
     /// 64 per 256 KiB read), into a pooled buffer as well when they are
-    /// many (`ReadPool::append_pooled`).
+    /// many (`ReadPool::append_pooled`). Over an open WebSocket each
+    /// record's plaintext is decoded as it comes (`Decoder::decode_slice`),
+    /// so MSRP bytes are copied once, from the record to `rbuf`.
     fn decrypt(
         &mut self,
         stream: &Stream,
@@ -296,13 +300,29 @@ impl Layer {
         else {
             return Ok(());
         };
-        let dst = if ws.is_some() { ws_in } else { rbuf };
         // plaintext is shorter than its records; rustls may hold the start
         // of one from the last read
         let most = tls_in.len() + RECORD_PLAINTEXT;
-        pool.append_pooled(dst, most, |dst| {
-            decrypt_into(tls, tls_in, stream, heard, eof, dst)
-        })
+        let mut reply = Vec::new();
+        let mut status = Ok(ws::Status::Open);
+        let mut plain = |b: &[u8], dst: &mut BytesMut| match ws {
+            None => dst.extend_from_slice(b),
+            Some((WsState::Open(codec), _)) => {
+                if let Ok(ws::Status::Open) = status {
+                    status = codec.0.decode_slice(b, ws_in, dst, &mut reply);
+                }
+            }
+            // the upgrade request, read by `decode_ws`
+            Some((WsState::Upgrade, _)) => ws_in.extend_from_slice(b),
+            Some((WsState::Closed, _)) => {}
+        };
+        let r = pool.append_pooled(rbuf, most, |dst| {
+            decrypt_into(tls, tls_in, stream, heard, eof, dst, &mut plain)
+        });
+        if matches!(self.ws, Some((WsState::Open(_), _))) {
+            self.ws_decoded(status, reply)?;
+        }
+        r
     }
 
     /// Runs the WebSocket upgrade or decodes frames from `ws_in` into
@@ -311,7 +331,8 @@ impl Layer {
         let Some((state, policy)) = &mut self.ws else {
             return Ok(());
         };
-        if let WsState::Upgrade = state {
+        let upgraded = matches!(state, WsState::Upgrade);
+        if upgraded {
             let limits = ws::WsLimits {
                 max_message: policy.max_message,
                 max_handshake: MAX_HANDSHAKE,
@@ -338,6 +359,10 @@ impl Layer {
         let Some((WsState::Open(codec), _)) = &mut self.ws else {
             return Ok(());
         };
+        if self.tls.is_some() && !upgraded {
+            // `decrypt` decoded the plaintext as it came
+            return Ok(());
+        }
         let mut reply = Vec::new();
         let ws_in = &mut self.ws_in;
         // payload goes to an empty `rbuf` without a copy (`unsplit`); after
@@ -348,6 +373,16 @@ impl Layer {
                 codec.0.decode(ws_in, dst, &mut reply)
             }),
         };
+        self.ws_decoded(status, reply)
+    }
+
+    /// After decoding: a close or an error closes the WebSocket (and ends
+    /// the stream); replies (pongs, the close) wait for the socket.
+    fn ws_decoded(
+        &mut self,
+        status: Result<ws::Status, ws::WsError>,
+        mut reply: Vec<u8>,
+    ) -> Result<(), LayerError> {
         let closed = match &status {
             Ok(ws::Status::Closed) => true,
             Ok(ws::Status::Open) => false,
@@ -389,7 +424,7 @@ impl Layer {
 }
 
 /// [`Layer::decrypt`]'s loop: records from `tls_in` through rustls, their
-/// plaintext appended to `dst`.
+/// plaintext handed to `plain` with `dst`.
 fn decrypt_into(
     tls: &mut rustls::Connection,
     tls_in: &mut BytesMut,
@@ -397,6 +432,7 @@ fn decrypt_into(
     heard: &mut bool,
     eof: &mut bool,
     dst: &mut BytesMut,
+    plain: &mut dyn FnMut(&[u8], &mut BytesMut),
 ) -> Result<(), LayerError> {
     while !tls_in.is_empty() {
         let mut src = &tls_in[..];
@@ -422,7 +458,7 @@ fn decrypt_into(
         loop {
             let n = match r.fill_buf() {
                 Ok(b) if !b.is_empty() => {
-                    dst.extend_from_slice(b);
+                    plain(b, dst);
                     b.len()
                 }
                 _ => break,

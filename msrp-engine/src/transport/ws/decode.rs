@@ -20,6 +20,11 @@ pub enum Status {
     Closed,
 }
 
+/// The most a decoder leaves undecoded: a whole control frame (a 6-byte
+/// header with its mask key, 125 bytes of payload); a data frame header
+/// takes at most 14.
+const MAX_HELD: usize = 6 + MAX_CONTROL_PAYLOAD;
+
 /// A parsed frame header.
 #[derive(Debug, Clone, Copy)]
 struct Header {
@@ -116,6 +121,99 @@ impl Decoder {
         r
     }
 
+    /// [`Self::decode`] for input lent as slices, e.g. the plaintext rustls
+    /// hands out record by record: the payload is unmasked straight into
+    /// `out`, so each byte is copied once from the decrypted record to the
+    /// MSRP stream (decrypting into a buffer for [`Self::decode`] took one
+    /// more pass over every byte, and a copy into a grown `out` whenever a
+    /// frame ended inside a read). What cannot be decoded yet, an
+    /// incomplete header or control frame (at most 131 bytes), is kept in
+    /// `held` and decoded first by the next call.
+    pub fn decode_slice(
+        &mut self,
+        input: &[u8],
+        held: &mut BytesMut,
+        out: &mut BytesMut,
+        reply: &mut Vec<u8>,
+    ) -> Result<Status, WsError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let r = self.run_slice(input, held, out, reply);
+        if let Err(e) = &r {
+            self.failed = Some(e.clone());
+        }
+        r
+    }
+
+    /// [`Self::decode_slice`] without the sticky error.
+    fn run_slice(
+        &mut self,
+        mut input: &[u8],
+        held: &mut BytesMut,
+        out: &mut BytesMut,
+        reply: &mut Vec<u8>,
+    ) -> Result<Status, WsError> {
+        if !held.is_empty() {
+            // with this many more bytes what is held is complete
+            let take = input.len().min(MAX_HELD);
+            held.extend_from_slice(&input[..take]);
+            if self.run(held, out, reply)? == Status::Closed {
+                return Ok(Status::Closed);
+            }
+            if held.len() > take {
+                // still incomplete: `input` was shorter than `take` allows
+                held.extend_from_slice(&input[take..]);
+                return Ok(Status::Open);
+            }
+            // what is left of `held` is the end of `input[..take]`
+            input = &input[take - held.len()..];
+            held.clear();
+        }
+        loop {
+            if self.closed {
+                return Ok(Status::Closed);
+            }
+            if self.frame.is_some() {
+                let n = self.due(input.len());
+                if n == 0 && self.frame.is_some_and(|f| f.remaining > 0) {
+                    return Ok(Status::Open);
+                }
+                let start = out.len();
+                out.extend_from_slice(&input[..n]);
+                if let Err(e) = self.unmask(&mut out[start..]) {
+                    out.truncate(start);
+                    return Err(e);
+                }
+                input = &input[n..];
+                self.took(n)?;
+                continue;
+            }
+            let Some(h) = parse_header(input, self.role)? else {
+                held.extend_from_slice(input);
+                return Ok(Status::Open);
+            };
+            if h.opcode >= OP_CLOSE {
+                let total = h.size + h.len as usize;
+                if input.len() < total {
+                    held.extend_from_slice(input);
+                    return Ok(Status::Open);
+                }
+                let mut frame = [0u8; MAX_CONTROL_PAYLOAD];
+                let payload = &mut frame[..h.len as usize];
+                payload.copy_from_slice(&input[h.size..total]);
+                if let Some(key) = h.mask {
+                    apply_mask(payload, key, 0);
+                }
+                self.control(h.opcode, payload, reply)?;
+                input = &input[total..];
+            } else {
+                self.start_data(&h)?;
+                input = &input[h.size..];
+            }
+        }
+    }
+
     /// [`Self::decode`] without the sticky error.
     fn run(
         &mut self,
@@ -159,22 +257,45 @@ impl Decoder {
     /// Moves the payload of the current data frame that has arrived from
     /// `input` to `out`. True when the frame is complete.
     fn payload(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, WsError> {
-        let Some(f) = self.frame.as_mut() else {
-            return Ok(true);
-        };
-        let n = usize::try_from(f.remaining).map_or(input.len(), |r| r.min(input.len()));
-        if n == 0 && f.remaining > 0 {
+        let n = self.due(input.len());
+        if n == 0 && self.frame.is_some_and(|f| f.remaining > 0) {
             return Ok(false);
         }
         let mut piece = input.split_to(n);
-        if let Some(key) = f.mask {
-            apply_mask(&mut piece, key, f.offset);
-        }
-        if self.message.is_some_and(|m| m.text) {
-            self.utf8.feed(&piece)?;
-        }
+        self.unmask(&mut piece)?;
         // no copy when `out` is empty (the engine drains it after each call)
         out.unsplit(piece);
+        self.took(n)
+    }
+
+    /// How many of `available` bytes belong to the current frame's payload.
+    fn due(&self, available: usize) -> usize {
+        self.frame.map_or(0, |f| {
+            usize::try_from(f.remaining).map_or(available, |r| r.min(available))
+        })
+    }
+
+    /// Unmasks the next piece of the current frame's payload in place and
+    /// checks it when the message is text.
+    fn unmask(&mut self, piece: &mut [u8]) -> Result<(), WsError> {
+        let Some(f) = self.frame else {
+            return Ok(());
+        };
+        if let Some(key) = f.mask {
+            apply_mask(piece, key, f.offset);
+        }
+        if self.message.is_some_and(|m| m.text) {
+            self.utf8.feed(piece)?;
+        }
+        Ok(())
+    }
+
+    /// Counts `n` bytes of the current frame's payload as handed on. True
+    /// when the frame is complete.
+    fn took(&mut self, n: usize) -> Result<bool, WsError> {
+        let Some(f) = self.frame.as_mut() else {
+            return Ok(true);
+        };
         f.offset += n as u64;
         f.remaining -= n as u64;
         if f.remaining > 0 {

@@ -4,10 +4,15 @@ use super::*;
 
 const KEY4: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-/// Every way to cut `bytes` in two.
+/// Every way to cut `bytes` in two, fed in a buffer and lent as slices.
 fn every_split(role: Role, bytes: &[u8]) -> Vec<Fed> {
     (0..=bytes.len())
-        .map(|cut| feed_cut(role, WsLimits::default(), bytes, &[cut]))
+        .flat_map(|cut| {
+            [
+                feed_cut(role, WsLimits::default(), bytes, &[cut]),
+                feed_slices(role, WsLimits::default(), bytes, &[cut]),
+            ]
+        })
         .collect()
 }
 

@@ -85,7 +85,8 @@ enum WsState {
     /// Waiting for the HTTP upgrade request.
     Upgrade,
     Open(Box<(ws::Decoder, ws::MessageWriter)>),
-    /// A close frame went out or came in.
+    /// A close frame went out (the relay's, or its reply to the peer's,
+    /// which waits in the decoder until `goodbye`).
     Closed,
 }
 
@@ -343,8 +344,10 @@ impl Layer {
                     response, consumed, ..
                 } => {
                     self.ws_in.advance(consumed);
+                    let mut decoder = ws::Decoder::new(ws::Role::Server, limits);
+                    decoder.hold_close_reply();
                     *state = WsState::Open(Box::new((
-                        ws::Decoder::new(ws::Role::Server, limits),
+                        decoder,
                         ws::MessageWriter::new(ws::Role::Server),
                     )));
                     self.send_raw(Bytes::from(response));
@@ -383,19 +386,18 @@ impl Layer {
         status: Result<ws::Status, ws::WsError>,
         mut reply: Vec<u8>,
     ) -> Result<(), LayerError> {
-        let closed = match &status {
-            Ok(ws::Status::Closed) => true,
-            Ok(ws::Status::Open) => false,
+        match &status {
+            // the peer's close: MSRP bytes still queued for it go out
+            // before the reply (`goodbye`), so the state stays open
+            Ok(ws::Status::Closed) => self.eof = true,
+            Ok(ws::Status::Open) => {}
             Err(e) => {
                 reply.extend_from_slice(&e.close_frame(ws::Role::Server));
-                true
+                if let Some((state, _)) = &mut self.ws {
+                    *state = WsState::Closed;
+                }
+                self.eof = true;
             }
-        };
-        if closed {
-            if let Some((state, _)) = &mut self.ws {
-                *state = WsState::Closed;
-            }
-            self.eof = true;
         }
         if !reply.is_empty() {
             self.replies += reply.len();
@@ -408,9 +410,13 @@ impl Layer {
     /// close_notify, written if the socket takes them now.
     pub fn goodbye(&mut self, stream: &Stream) {
         if let Some((state, _)) = &mut self.ws {
-            if let WsState::Open(_) = state {
+            if let WsState::Open(codec) = state {
+                // the reply to the peer's close, else the relay's own
+                let frame = codec
+                    .0
+                    .take_close_reply()
+                    .unwrap_or_else(|| ws::close_frame(ws::Role::Server, 1000, ""));
                 *state = WsState::Closed;
-                let frame = ws::close_frame(ws::Role::Server, 1000, "");
                 self.send_raw(Bytes::from(frame));
             }
         }

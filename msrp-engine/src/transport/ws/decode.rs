@@ -16,7 +16,8 @@ pub enum Status {
     Open,
     /// A close frame was received; the reply close frame has been appended
     /// to `reply` (unless [`Decoder::close_sent`] said one was sent
-    /// already). Further input is ignored.
+    /// already, or [`Decoder::hold_close_reply`] holds it). Further input
+    /// is ignored.
     Closed,
 }
 
@@ -65,6 +66,9 @@ pub struct Decoder {
     utf8: Utf8Tail,
     closed: bool,
     close_sent: bool,
+    /// The reply to the peer's close waits for [`Decoder::take_close_reply`].
+    hold_close: bool,
+    held_close: Option<Vec<u8>>,
     /// The first error, returned again by every later call.
     failed: Option<WsError>,
 }
@@ -80,6 +84,8 @@ impl Decoder {
             utf8: Utf8Tail::default(),
             closed: false,
             close_sent: false,
+            hold_close: false,
+            held_close: None,
             failed: None,
         }
     }
@@ -93,6 +99,19 @@ impl Decoder {
     /// peer's close is the answer to it and gets no reply.
     pub fn close_sent(&mut self) {
         self.close_sent = true;
+    }
+
+    /// Keeps the reply to the peer's close frame out of `reply`, for
+    /// [`Self::take_close_reply`]: after its Close an endpoint sends no
+    /// more data (RFC 6455 §5.5.1), so the relay first writes what it has
+    /// queued for the peer (responses, REPORTs), then the reply.
+    pub fn hold_close_reply(&mut self) {
+        self.hold_close = true;
+    }
+
+    /// The held reply to the peer's close frame, once.
+    pub fn take_close_reply(&mut self) -> Option<Vec<u8>> {
+        self.held_close.take()
     }
 
     /// Consumes whole or partial frames from the front of `input`, leaving
@@ -348,10 +367,14 @@ impl Decoder {
                 let code = close_payload(payload)?;
                 if !self.close_sent {
                     // echo the peer's code (RFC 6455 §5.5.1), no reason
-                    reply.extend_from_slice(&match code {
+                    let frame = match code {
                         Some(code) => close_frame(self.role, code, ""),
                         None => control_frame(self.role, OP_CLOSE, &[]),
-                    });
+                    };
+                    match self.hold_close {
+                        true => self.held_close = Some(frame),
+                        false => reply.extend_from_slice(&frame),
+                    }
                 }
                 self.closed = true;
             }

@@ -514,6 +514,45 @@ fn unmasked_frame_and_ping() {
     w.expect_eof(T).expect("closed after the close handshake");
 }
 
+/// 7b. A close frame right behind a request the relay answers at once (in
+///    one TCP segment): the answers, queued when the close is read, go out
+///    before the relay's reply to the close (RFC 6455 §5.5.1: no data
+///    after one's own Close), which echoes the code; then the connection
+///    closes. The relay used to answer the close at once and keep the
+///    answer queued, half-closed, until a timer closed it.
+#[test]
+fn answer_queued_at_the_peers_close_goes_out_before_the_reply() {
+    let k = Kamailio::start(RelayOpts::default().listen_transport(Transport::Ws));
+    let addr = k.transport_addr(Transport::Ws).expect("ws");
+    let w_uri = ws_uri("msrp");
+    let mut w = RawWs::open(addr);
+    // a first To-Path URI that is not the relay: 481 at once
+    let req = Request::send(&["msrp://127.0.0.1:9/elsewhere;tcp"], &[&w_uri], b"hi");
+    let mut bytes = msrp_tools::ws::client_frame(true, opcode::BINARY, &req.to_wire());
+    bytes.extend(msrp_tools::ws::client_frame(
+        true,
+        opcode::CLOSE,
+        &1001u16.to_be_bytes(),
+    ));
+    w.send(&bytes).expect("send");
+    // its REPORT (RFC 4976 §6.4.1, Failure-Report) and the 481, then the close
+    let mut frames = Vec::new();
+    let m = loop {
+        let m = w
+            .read_message(T)
+            .expect("the answers, then the close reply");
+        if m.opcode != opcode::BINARY {
+            break m;
+        }
+        frames.push(one_frame(&m, "an answer"));
+    };
+    assert_eq!((m.opcode, m.close_code()), (opcode::CLOSE, 1001), "{m:?}");
+    let answer = frames.iter().find(|f| f.status_code().is_some());
+    let answer = answer.unwrap_or_else(|| panic!("no answer before the close: {frames:?}"));
+    assert_answer(answer, 481, &req.tid, "the SEND");
+    w.expect_eof(T).expect("closed after the close handshake");
+}
+
 /// 8. `msrp_relay.connections` shows a `ws:` client as TRANSPORT ws, a
 ///    `wss:` one as wss (DIRECTION in, LOCAL their listeners), the
 ///    connection to B as tcp/out; a closed client leaves the list.

@@ -7,7 +7,8 @@
 //! answers with at most as many; it leaves at most an incomplete header or
 //! control frame; its errors are sticky; and the reads do not matter —
 //! the same bytes fed whole give the same status, error, replies and (when
-//! no error) the same stream.
+//! no error) the same stream, whether the reads are appended to the input
+//! or lent as slices (`decode_slice`).
 #![no_main]
 
 use bytes::BytesMut;
@@ -27,8 +28,10 @@ struct Run {
     reply: Vec<u8>,
 }
 
-/// Feeds `bytes` in reads of 1..=`max` bytes (0: all at once).
-fn run(bytes: &[u8], limits: &WsLimits, max: u64, rng: &mut Rng) -> Run {
+/// Feeds `bytes` in reads of 1..=`max` bytes (0: all at once), appended to
+/// the decoder's input, or lent as slices (`Decoder::decode_slice`, as the
+/// relay decodes TLS plaintext) when `lend`.
+fn run(bytes: &[u8], limits: &WsLimits, max: u64, rng: &mut Rng, lend: bool) -> Run {
     let mut dec = Decoder::new(Role::Server, limits.clone());
     let (mut input, mut out, mut reply) = (BytesMut::new(), BytesMut::new(), Vec::new());
     let mut collected = Vec::new();
@@ -39,9 +42,14 @@ fn run(bytes: &[u8], limits: &WsLimits, max: u64, rng: &mut Rng) -> Run {
         } else {
             (1 + rng.below(max) as usize).min(rest.len())
         };
-        input.extend_from_slice(&rest[..n]);
+        let result = match lend {
+            true => dec.decode_slice(&rest[..n], &mut input, &mut out, &mut reply),
+            false => {
+                input.extend_from_slice(&rest[..n]);
+                dec.decode(&mut input, &mut out, &mut reply)
+            }
+        };
         rest = &rest[n..];
-        let result = dec.decode(&mut input, &mut out, &mut reply);
         collected.extend_from_slice(&out.split());
         match &result {
             Err(e) => {
@@ -108,16 +116,20 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let mut rng = Rng::new(u64::from(*seed));
-    let split = run(frames, &limits, READS[usize::from(ctl >> 5)], &mut rng);
-    let whole = run(frames, &limits, 0, &mut rng);
-    assert_eq!(split.result, whole.result);
-    assert_eq!(split.reply, whole.reply);
-    if split.result.is_ok() {
-        assert_eq!(split.out, whole.out);
-    } else {
-        // on an error each holds a prefix of the stream: up to the piece
-        // that failed
-        let n = split.out.len().min(whole.out.len());
-        assert_eq!(split.out[..n], whole.out[..n]);
+    let reads = READS[usize::from(ctl >> 5)];
+    let split = run(frames, &limits, reads, &mut rng, false);
+    let lent = run(frames, &limits, reads, &mut rng, true);
+    let whole = run(frames, &limits, 0, &mut rng, false);
+    for split in [split, lent] {
+        assert_eq!(split.result, whole.result);
+        assert_eq!(split.reply, whole.reply);
+        if split.result.is_ok() {
+            assert_eq!(split.out, whole.out);
+        } else {
+            // on an error each holds a prefix of the stream: up to the
+            // piece that failed
+            let n = split.out.len().min(whole.out.len());
+            assert_eq!(split.out[..n], whole.out[..n]);
+        }
     }
 });

@@ -7,6 +7,8 @@ use std::io::{self, IoSlice, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use crate::config::Config;
 use crate::conn::LayerView;
 use crate::connid::ConnId;
@@ -16,6 +18,9 @@ use crate::transport::{Layer, LAYER_BUDGET};
 
 /// Most slices handed to one vectored write.
 const MAX_IOV: usize = 64;
+/// Pieces handed to a layer at once: a turn of 16 KiB chunks (head, body
+/// slices, end-line) is about 16.
+const LAYER_PIECES: usize = 16;
 
 pub struct Socket {
     pub stream: Stream,
@@ -151,19 +156,28 @@ fn write_layered(
             break;
         }
         // the whole turn at once: full TLS records, a WebSocket frame per
-        // run of pieces of one MSRP frame (see transport/out.rs)
-        let mut pieces = Vec::new();
+        // run of pieces of one MSRP frame (see transport/out.rs); the
+        // pieces on the stack, [`LAYER_PIECES`] at a time (a frame's run
+        // goes on across them), not in a `Vec` allocated per turn
         let mut moved = 0;
-        while moved < LAYER_BUDGET {
-            let Some((data, end)) = relay.front(t) else {
+        while moved < LAYER_BUDGET && !relay.out_empty(t) {
+            let mut pieces: [(Bytes, bool); LAYER_PIECES] =
+                std::array::from_fn(|_| (Bytes::new(), false));
+            let mut n = 0;
+            while n < LAYER_PIECES && moved < LAYER_BUDGET {
+                let Some((data, end)) = relay.front(t) else {
+                    break;
+                };
+                let take = data.len().min(LAYER_BUDGET - moved);
+                pieces[n] = (data.slice(..take), end && take == data.len());
+                (n, moved) = (n + 1, moved + take);
+                relay.wrote(t, take);
+            }
+            if n == 0 {
                 break;
-            };
-            let take = data.len().min(LAYER_BUDGET - moved);
-            pieces.push((data.slice(..take), end && take == data.len()));
-            moved += take;
-            relay.wrote(t, take);
+            }
+            layer.encode(&pieces[..n]);
         }
-        layer.encode(&pieces);
     }
     Ok(total)
 }

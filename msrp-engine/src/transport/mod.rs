@@ -15,6 +15,8 @@
 //! the connection's output queue and pauses its sources exactly as a slow
 //! TCP reader does.
 
+#[cfg(test)]
+mod layer_tests;
 mod out;
 pub mod tls;
 pub mod ws;
@@ -83,7 +85,8 @@ enum WsState {
     /// Waiting for the HTTP upgrade request.
     Upgrade,
     Open(Box<(ws::Decoder, ws::MessageWriter)>),
-    /// A close frame went out or came in.
+    /// A close frame went out (the relay's, or its reply to the peer's,
+    /// which waits in the decoder until `goodbye`).
     Closed,
 }
 
@@ -277,7 +280,9 @@ impl Layer {
     /// bytes into a pooled buffer) to rustls from memory and decrypts them
     /// (rustls' own `read_tls` on a socket makes a system call per 4 KiB:
     /// 64 per 256 KiB read), into a pooled buffer as well when they are
-    /// many (`ReadPool::append_pooled`).
+    /// many (`ReadPool::append_pooled`). Over an open WebSocket each
+    /// record's plaintext is decoded as it comes (`Decoder::decode_slice`),
+    /// so MSRP bytes are copied once, from the record to `rbuf`.
     fn decrypt(
         &mut self,
         stream: &Stream,
@@ -296,13 +301,29 @@ impl Layer {
         else {
             return Ok(());
         };
-        let dst = if ws.is_some() { ws_in } else { rbuf };
         // plaintext is shorter than its records; rustls may hold the start
         // of one from the last read
         let most = tls_in.len() + RECORD_PLAINTEXT;
-        pool.append_pooled(dst, most, |dst| {
-            decrypt_into(tls, tls_in, stream, heard, eof, dst)
-        })
+        let mut reply = Vec::new();
+        let mut status = Ok(ws::Status::Open);
+        let mut plain = |b: &[u8], dst: &mut BytesMut| match ws {
+            None => dst.extend_from_slice(b),
+            Some((WsState::Open(codec), _)) => {
+                if let Ok(ws::Status::Open) = status {
+                    status = codec.0.decode_slice(b, ws_in, dst, &mut reply);
+                }
+            }
+            // the upgrade request, read by `decode_ws`
+            Some((WsState::Upgrade, _)) => ws_in.extend_from_slice(b),
+            Some((WsState::Closed, _)) => {}
+        };
+        let r = pool.append_pooled(rbuf, most, |dst| {
+            decrypt_into(tls, tls_in, stream, heard, eof, dst, &mut plain)
+        });
+        if matches!(self.ws, Some((WsState::Open(_), _))) {
+            self.ws_decoded(status, reply)?;
+        }
+        r
     }
 
     /// Runs the WebSocket upgrade or decodes frames from `ws_in` into
@@ -311,7 +332,8 @@ impl Layer {
         let Some((state, policy)) = &mut self.ws else {
             return Ok(());
         };
-        if let WsState::Upgrade = state {
+        let upgraded = matches!(state, WsState::Upgrade);
+        if upgraded {
             let limits = ws::WsLimits {
                 max_message: policy.max_message,
                 max_handshake: MAX_HANDSHAKE,
@@ -322,8 +344,10 @@ impl Layer {
                     response, consumed, ..
                 } => {
                     self.ws_in.advance(consumed);
+                    let mut decoder = ws::Decoder::new(ws::Role::Server, limits);
+                    decoder.hold_close_reply();
                     *state = WsState::Open(Box::new((
-                        ws::Decoder::new(ws::Role::Server, limits),
+                        decoder,
                         ws::MessageWriter::new(ws::Role::Server),
                     )));
                     self.send_raw(Bytes::from(response));
@@ -338,6 +362,10 @@ impl Layer {
         let Some((WsState::Open(codec), _)) = &mut self.ws else {
             return Ok(());
         };
+        if self.tls.is_some() && !upgraded {
+            // `decrypt` decoded the plaintext as it came
+            return Ok(());
+        }
         let mut reply = Vec::new();
         let ws_in = &mut self.ws_in;
         // payload goes to an empty `rbuf` without a copy (`unsplit`); after
@@ -348,19 +376,28 @@ impl Layer {
                 codec.0.decode(ws_in, dst, &mut reply)
             }),
         };
-        let closed = match &status {
-            Ok(ws::Status::Closed) => true,
-            Ok(ws::Status::Open) => false,
+        self.ws_decoded(status, reply)
+    }
+
+    /// After decoding: a close or an error closes the WebSocket (and ends
+    /// the stream); replies (pongs, the close) wait for the socket.
+    fn ws_decoded(
+        &mut self,
+        status: Result<ws::Status, ws::WsError>,
+        mut reply: Vec<u8>,
+    ) -> Result<(), LayerError> {
+        match &status {
+            // the peer's close: MSRP bytes still queued for it go out
+            // before the reply (`goodbye`), so the state stays open
+            Ok(ws::Status::Closed) => self.eof = true,
+            Ok(ws::Status::Open) => {}
             Err(e) => {
                 reply.extend_from_slice(&e.close_frame(ws::Role::Server));
-                true
+                if let Some((state, _)) = &mut self.ws {
+                    *state = WsState::Closed;
+                }
+                self.eof = true;
             }
-        };
-        if closed {
-            if let Some((state, _)) = &mut self.ws {
-                *state = WsState::Closed;
-            }
-            self.eof = true;
         }
         if !reply.is_empty() {
             self.replies += reply.len();
@@ -373,9 +410,13 @@ impl Layer {
     /// close_notify, written if the socket takes them now.
     pub fn goodbye(&mut self, stream: &Stream) {
         if let Some((state, _)) = &mut self.ws {
-            if let WsState::Open(_) = state {
+            if let WsState::Open(codec) = state {
+                // the reply to the peer's close, else the relay's own
+                let frame = codec
+                    .0
+                    .take_close_reply()
+                    .unwrap_or_else(|| ws::close_frame(ws::Role::Server, 1000, ""));
                 *state = WsState::Closed;
-                let frame = ws::close_frame(ws::Role::Server, 1000, "");
                 self.send_raw(Bytes::from(frame));
             }
         }
@@ -389,7 +430,7 @@ impl Layer {
 }
 
 /// [`Layer::decrypt`]'s loop: records from `tls_in` through rustls, their
-/// plaintext appended to `dst`.
+/// plaintext handed to `plain` with `dst`.
 fn decrypt_into(
     tls: &mut rustls::Connection,
     tls_in: &mut BytesMut,
@@ -397,6 +438,7 @@ fn decrypt_into(
     heard: &mut bool,
     eof: &mut bool,
     dst: &mut BytesMut,
+    plain: &mut dyn FnMut(&[u8], &mut BytesMut),
 ) -> Result<(), LayerError> {
     while !tls_in.is_empty() {
         let mut src = &tls_in[..];
@@ -422,7 +464,7 @@ fn decrypt_into(
         loop {
             let n = match r.fill_buf() {
                 Ok(b) if !b.is_empty() => {
-                    dst.extend_from_slice(b);
+                    plain(b, dst);
                     b.len()
                 }
                 _ => break,

@@ -5,10 +5,13 @@
 //! as it can: one WebSocket frame per run of pieces of one MSRP frame (not
 //! one per piece: a chunk is queued as head, body slices and end-line), and
 //! full TLS records (up to 16 KiB of plaintext, RFC 8446 §5.1) sealed from
-//! all the turn's pieces by one vectored write into rustls, which copies
-//! each byte once, straight into the record it encrypts. A record per
-//! piece costs a seal, 22 bytes of overhead and an allocation each.
+//! all the turn's pieces by vectored writes into rustls, which copies each
+//! byte once, straight into the record it encrypts. A record per piece
+//! costs a seal, 22 bytes of overhead and an allocation each. Over TLS the
+//! pieces and the frame headers go to rustls from the stack, without a
+//! queue or an allocation per turn.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
 use bytes::{Buf, Bytes};
@@ -16,7 +19,7 @@ use bytes::{Buf, Bytes};
 use super::{ws, Layer, WsState};
 use crate::stream::Stream;
 
-/// Most slices handed to one vectored write on the socket.
+/// Most slices handed to one vectored write (on the socket or to rustls).
 const MAX_IOV: usize = 64;
 
 impl Layer {
@@ -36,6 +39,12 @@ impl Layer {
             Some((WsState::Open(codec), _)) => Some(&mut codec.1),
             _ => None,
         };
+        if let Some(tls) = &mut self.tls {
+            // control frames queued before go first
+            seal_queue(tls, &mut self.raw_out);
+            seal_pieces(tls, writer, pieces);
+            return;
+        }
         match writer {
             Some(w) => frames(w, pieces, &mut self.raw_out),
             None => {
@@ -43,33 +52,14 @@ impl Layer {
                 self.raw_out.extend(data.cloned());
             }
         }
-        self.seal();
     }
 
-    /// Over TLS: encrypts everything waiting in `raw_out` into records, with
-    /// one vectored write so that records are full rather than one per
-    /// piece. Without TLS the pieces wait for the socket as they are.
+    /// Over TLS: encrypts everything waiting in `raw_out` into records.
+    /// Without TLS the pieces wait for the socket as they are.
     pub(super) fn seal(&mut self) {
-        let Some(tls) = &mut self.tls else {
-            return;
-        };
-        while !self.raw_out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self.raw_out.iter().map(|b| IoSlice::new(b)).collect();
-            // without a buffer limit (see Layer::with) rustls takes it all,
-            // except that it stops at a TLS 1.3 key update: go on after it
-            let n = match tls.writer().write_vectored(&slices) {
-                Ok(n) if n > 0 => n,
-                // a failed connection: its next read or write reports why
-                _ => {
-                    self.raw_out.clear();
-                    break;
-                }
-            };
-            advance(&mut self.raw_out, n);
+        if let Some(tls) = &mut self.tls {
+            seal_queue(tls, &mut self.raw_out);
         }
-        // an idle TLS connection keeps no room for pieces (README Scale:
-        // memory per idle TLS connection); a turn allocates it again
-        self.raw_out.shrink_to(0);
     }
 
     /// Writes what the layer produced until the socket takes no more;
@@ -99,13 +89,9 @@ impl Layer {
             return Ok(total);
         }
         while !self.raw_out.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .raw_out
-                .iter()
-                .take(MAX_IOV)
-                .map(|b| IoSlice::new(b))
-                .collect();
-            match (&mut { stream }).write_vectored(&slices) {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let k = slices(&self.raw_out, &mut iov);
+            match (&mut { stream }).write_vectored(&iov[..k]) {
                 Ok(0) => break,
                 Ok(n) => {
                     total += n;
@@ -120,24 +106,108 @@ impl Layer {
     }
 }
 
+/// Points `iov` at the front of `q`; returns how many slices it filled.
+fn slices<'a>(q: &'a VecDeque<Bytes>, iov: &mut [IoSlice<'a>]) -> usize {
+    for (slot, b) in iov.iter_mut().zip(q) {
+        *slot = IoSlice::new(b);
+    }
+    q.len().min(iov.len())
+}
+
+/// Encrypts all of `q` into records, with vectored writes so that records
+/// are full rather than one per piece.
+fn seal_queue(tls: &mut rustls::Connection, q: &mut VecDeque<Bytes>) {
+    while !q.is_empty() {
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let k = slices(q, &mut iov);
+        // without a buffer limit (see Layer::with) rustls takes it all,
+        // except that it stops at a TLS 1.3 key update: go on after it
+        let n = match tls.writer().write_vectored(&iov[..k]) {
+            Ok(n) if n > 0 => n,
+            // a failed connection: its next read or write reports why
+            _ => {
+                q.clear();
+                break;
+            }
+        };
+        advance(q, n);
+    }
+    // an idle TLS connection keeps no room for pieces (README Scale:
+    // memory per idle TLS connection)
+    q.shrink_to(0);
+}
+
+/// Encrypts a turn's pieces into records: over a WebSocket with a frame
+/// header (on the stack) before each run of pieces that ends an MSRP
+/// frame, and before the rest. Batches of up to [`MAX_IOV`] slices; a
+/// run's header counts all its pieces, however many batches they take.
+fn seal_pieces(
+    tls: &mut rustls::Connection,
+    mut w: Option<&mut ws::MessageWriter>,
+    pieces: &[(Bytes, bool)],
+) {
+    let (mut i, mut in_run) = (0, false);
+    while i < pieces.len() {
+        let mut heads = [([0u8; 14], 0); MAX_IOV / 2];
+        // (a header?, index into `heads` or `pieces`)
+        let mut entries = [(false, 0); MAX_IOV];
+        let (mut ne, mut nh) = (0, 0);
+        while i < pieces.len() && ne + 2 <= MAX_IOV && nh < heads.len() {
+            if let (false, Some(w)) = (in_run, w.as_deref_mut()) {
+                let end = run_end(pieces, i);
+                let len = pieces[i..=end].iter().map(|(b, _)| b.len()).sum();
+                heads[nh] = w.piece_header_array(len, pieces[end].1);
+                if heads[nh].1 > 0 {
+                    entries[ne] = (true, nh);
+                    (ne, nh) = (ne + 1, nh + 1);
+                }
+            }
+            let (b, end) = &pieces[i];
+            if !b.is_empty() {
+                entries[ne] = (false, i);
+                ne += 1;
+            }
+            in_run = !*end && i + 1 < pieces.len();
+            i += 1;
+        }
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        for (slot, &(head, at)) in iov.iter_mut().zip(&entries[..ne]) {
+            *slot = IoSlice::new(match head {
+                true => &heads[at].0[..heads[at].1],
+                false => &pieces[at].0,
+            });
+        }
+        let mut iov = &mut iov[..ne];
+        while !iov.is_empty() {
+            // as in `seal_queue`: all of it, but for a key update
+            match tls.writer().write_vectored(iov) {
+                Ok(n) if n > 0 => IoSlice::advance_slices(&mut iov, n),
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The index of the last piece of the run starting at `from`: the first
+/// that ends an MSRP frame, else the last.
+fn run_end(pieces: &[(Bytes, bool)], from: usize) -> usize {
+    pieces[from..]
+        .iter()
+        .position(|(_, end)| *end)
+        .map_or(pieces.len() - 1, |k| from + k)
+}
+
 /// Appends to `out` one WebSocket frame (header, then the pieces uncopied)
 /// per run of `pieces` that ends an MSRP frame, and one for the rest.
-fn frames(
-    w: &mut ws::MessageWriter,
-    pieces: &[(Bytes, bool)],
-    out: &mut std::collections::VecDeque<Bytes>,
-) {
+fn frames(w: &mut ws::MessageWriter, pieces: &[(Bytes, bool)], out: &mut VecDeque<Bytes>) {
     let mut from = 0;
-    for (i, (_, end)) in pieces.iter().enumerate() {
-        if !*end && i + 1 < pieces.len() {
-            continue;
-        }
-        let run = &pieces[from..=i];
+    while from < pieces.len() {
+        let end = run_end(pieces, from);
+        let run = &pieces[from..=end];
         let len = run.iter().map(|(b, _)| b.len()).sum();
-        let mut head = Vec::with_capacity(14);
-        w.piece_header(len, *end, &mut head);
-        if !head.is_empty() {
-            out.push_back(Bytes::from(head));
+        let (head, n) = w.piece_header_array(len, pieces[end].1);
+        if n > 0 {
+            out.push_back(Bytes::copy_from_slice(&head[..n]));
         }
         out.extend(
             run.iter()
@@ -145,12 +215,12 @@ fn frames(
                 .filter(|b| !b.is_empty())
                 .cloned(),
         );
-        from = i + 1;
+        from = end + 1;
     }
 }
 
 /// Drops the first `n` bytes of `q`.
-fn advance(q: &mut std::collections::VecDeque<Bytes>, mut n: usize) {
+fn advance(q: &mut VecDeque<Bytes>, mut n: usize) {
     while n > 0 {
         let Some(front) = q.front_mut() else {
             break;
@@ -171,20 +241,9 @@ mod tests {
 
     use bytes::BytesMut;
 
-    use super::super::{ws, Layer, WsPolicy, WsState};
+    use super::super::layer_tests::open_ws;
+    use super::super::ws;
     use crate::stream::Stream;
-
-    fn open_ws() -> Layer {
-        let codec = (
-            ws::Decoder::new(ws::Role::Server, ws::WsLimits::default()),
-            ws::MessageWriter::new(ws::Role::Server),
-        );
-        let policy = WsPolicy {
-            origins: &[],
-            max_message: 0,
-        };
-        Layer::with(None, Some((WsState::Open(Box::new(codec)), policy)))
-    }
 
     fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
         let (h, n) = ws::frame_header(opcode, fin, payload.len() as u64, None);
@@ -193,7 +252,7 @@ mod tests {
 
     #[test]
     fn a_turns_pieces_make_one_websocket_frame_per_msrp_frame_run() {
-        let mut layer = open_ws();
+        let mut layer = open_ws(None);
         let piece = |s: &'static str, end| (bytes::Bytes::from_static(s.as_bytes()), end);
         // head, body, end-line of one chunk; then the start of the next
         layer.encode(&[

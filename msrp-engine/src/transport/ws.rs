@@ -26,6 +26,7 @@ mod encode;
 mod handshake;
 #[cfg(test)]
 mod tests;
+mod utf8;
 
 pub use decode::{Decoder, Status};
 pub use encode::{close_frame, control_frame, frame_header, MessageWriter};

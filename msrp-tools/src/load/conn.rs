@@ -129,6 +129,9 @@ impl WsIo {
     /// `data` as one binary message: one masked frame (RFC 6455 §5.3).
     fn send(&mut self, data: &[u8]) -> io::Result<()> {
         let key = (ids::random_u64() as u32).to_ne_bytes();
+        if let Stream::TlsClient(s) = self.ws.get_mut() {
+            return send_records(s, &mut self.frame, key, data);
+        }
         self.frame.clear();
         crate::ws::frame_into(
             &mut self.frame,
@@ -141,6 +144,39 @@ impl WsIo {
         s.write_all(&self.frame)?;
         s.flush()
     }
+}
+
+/// Most plaintext in one TLS record (RFC 8446 §5.1).
+const RECORD: usize = 16 * 1024;
+
+/// [`WsIo::send`] over TLS: the frame (header, then `data` masked) in
+/// record-sized blocks of `block`, each masked straight from `data` and
+/// handed to rustls as one full record, then written at once. Building
+/// the whole frame first cost a copy of every byte and a pass of masking
+/// over it, 10 % of the load client's samples in a `wss` transfer, on the
+/// cores it shares with the relay.
+fn send_records(
+    s: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    block: &mut Vec<u8>,
+    key: [u8; 4],
+    data: &[u8],
+) -> io::Result<()> {
+    block.resize(RECORD, 0);
+    let (head, mut fill) =
+        crate::ws::frame_header(true, crate::ws::opcode::BINARY, Some(key), data.len());
+    block[..fill].copy_from_slice(&head[..fill]);
+    let mut off = 0;
+    loop {
+        let n = (RECORD - fill).min(data.len() - off);
+        crate::ws::mask_copy(&mut block[fill..fill + n], &data[off..off + n], key, off);
+        s.conn.writer().write_all(&block[..fill + n])?;
+        off += n;
+        fill = 0;
+        if off == data.len() {
+            break;
+        }
+    }
+    s.flush()
 }
 
 impl ConnIo {

@@ -4,6 +4,7 @@
 
 use bytes::{Buf, BytesMut};
 
+use super::utf8::Utf8Tail;
 use super::{
     apply_mask, close_frame, control_frame, Role, WsError, WsLimits, MAX_CONTROL_PAYLOAD,
     OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
@@ -16,9 +17,15 @@ pub enum Status {
     Open,
     /// A close frame was received; the reply close frame has been appended
     /// to `reply` (unless [`Decoder::close_sent`] said one was sent
-    /// already). Further input is ignored.
+    /// already, or [`Decoder::hold_close_reply`] holds it). Further input
+    /// is ignored.
     Closed,
 }
+
+/// The most a decoder leaves undecoded: a whole control frame (a 6-byte
+/// header with its mask key, 125 bytes of payload); a data frame header
+/// takes at most 14.
+const MAX_HELD: usize = 6 + MAX_CONTROL_PAYLOAD;
 
 /// A parsed frame header.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +67,9 @@ pub struct Decoder {
     utf8: Utf8Tail,
     closed: bool,
     close_sent: bool,
+    /// The reply to the peer's close waits for [`Decoder::take_close_reply`].
+    hold_close: bool,
+    held_close: Option<Vec<u8>>,
     /// The first error, returned again by every later call.
     failed: Option<WsError>,
 }
@@ -75,6 +85,8 @@ impl Decoder {
             utf8: Utf8Tail::default(),
             closed: false,
             close_sent: false,
+            hold_close: false,
+            held_close: None,
             failed: None,
         }
     }
@@ -88,6 +100,19 @@ impl Decoder {
     /// peer's close is the answer to it and gets no reply.
     pub fn close_sent(&mut self) {
         self.close_sent = true;
+    }
+
+    /// Keeps the reply to the peer's close frame out of `reply`, for
+    /// [`Self::take_close_reply`]: after its Close an endpoint sends no
+    /// more data (RFC 6455 §5.5.1), so the relay first writes what it has
+    /// queued for the peer (responses, REPORTs), then the reply.
+    pub fn hold_close_reply(&mut self) {
+        self.hold_close = true;
+    }
+
+    /// The held reply to the peer's close frame, once.
+    pub fn take_close_reply(&mut self) -> Option<Vec<u8>> {
+        self.held_close.take()
     }
 
     /// Consumes whole or partial frames from the front of `input`, leaving
@@ -114,6 +139,99 @@ impl Decoder {
             self.failed = Some(e.clone());
         }
         r
+    }
+
+    /// [`Self::decode`] for input lent as slices, e.g. the plaintext rustls
+    /// hands out record by record: the payload is unmasked straight into
+    /// `out`, so each byte is copied once from the decrypted record to the
+    /// MSRP stream (decrypting into a buffer for [`Self::decode`] took one
+    /// more pass over every byte, and a copy into a grown `out` whenever a
+    /// frame ended inside a read). What cannot be decoded yet, an
+    /// incomplete header or control frame (at most 131 bytes), is kept in
+    /// `held` and decoded first by the next call.
+    pub fn decode_slice(
+        &mut self,
+        input: &[u8],
+        held: &mut BytesMut,
+        out: &mut BytesMut,
+        reply: &mut Vec<u8>,
+    ) -> Result<Status, WsError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let r = self.run_slice(input, held, out, reply);
+        if let Err(e) = &r {
+            self.failed = Some(e.clone());
+        }
+        r
+    }
+
+    /// [`Self::decode_slice`] without the sticky error.
+    fn run_slice(
+        &mut self,
+        mut input: &[u8],
+        held: &mut BytesMut,
+        out: &mut BytesMut,
+        reply: &mut Vec<u8>,
+    ) -> Result<Status, WsError> {
+        if !held.is_empty() {
+            // with this many more bytes what is held is complete
+            let take = input.len().min(MAX_HELD);
+            held.extend_from_slice(&input[..take]);
+            if self.run(held, out, reply)? == Status::Closed {
+                return Ok(Status::Closed);
+            }
+            if held.len() > take {
+                // still incomplete: `input` was shorter than `take` allows
+                held.extend_from_slice(&input[take..]);
+                return Ok(Status::Open);
+            }
+            // what is left of `held` is the end of `input[..take]`
+            input = &input[take - held.len()..];
+            held.clear();
+        }
+        loop {
+            if self.closed {
+                return Ok(Status::Closed);
+            }
+            if self.frame.is_some() {
+                let n = self.due(input.len());
+                if n == 0 && self.frame.is_some_and(|f| f.remaining > 0) {
+                    return Ok(Status::Open);
+                }
+                let start = out.len();
+                out.extend_from_slice(&input[..n]);
+                if let Err(e) = self.unmask(&mut out[start..]) {
+                    out.truncate(start);
+                    return Err(e);
+                }
+                input = &input[n..];
+                self.took(n)?;
+                continue;
+            }
+            let Some(h) = parse_header(input, self.role)? else {
+                held.extend_from_slice(input);
+                return Ok(Status::Open);
+            };
+            if h.opcode >= OP_CLOSE {
+                let total = h.size + h.len as usize;
+                if input.len() < total {
+                    held.extend_from_slice(input);
+                    return Ok(Status::Open);
+                }
+                let mut frame = [0u8; MAX_CONTROL_PAYLOAD];
+                let payload = &mut frame[..h.len as usize];
+                payload.copy_from_slice(&input[h.size..total]);
+                if let Some(key) = h.mask {
+                    apply_mask(payload, key, 0);
+                }
+                self.control(h.opcode, payload, reply)?;
+                input = &input[total..];
+            } else {
+                self.start_data(&h)?;
+                input = &input[h.size..];
+            }
+        }
     }
 
     /// [`Self::decode`] without the sticky error.
@@ -159,22 +277,45 @@ impl Decoder {
     /// Moves the payload of the current data frame that has arrived from
     /// `input` to `out`. True when the frame is complete.
     fn payload(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<bool, WsError> {
-        let Some(f) = self.frame.as_mut() else {
-            return Ok(true);
-        };
-        let n = usize::try_from(f.remaining).map_or(input.len(), |r| r.min(input.len()));
-        if n == 0 && f.remaining > 0 {
+        let n = self.due(input.len());
+        if n == 0 && self.frame.is_some_and(|f| f.remaining > 0) {
             return Ok(false);
         }
         let mut piece = input.split_to(n);
-        if let Some(key) = f.mask {
-            apply_mask(&mut piece, key, f.offset);
-        }
-        if self.message.is_some_and(|m| m.text) {
-            self.utf8.feed(&piece)?;
-        }
+        self.unmask(&mut piece)?;
         // no copy when `out` is empty (the engine drains it after each call)
         out.unsplit(piece);
+        self.took(n)
+    }
+
+    /// How many of `available` bytes belong to the current frame's payload.
+    fn due(&self, available: usize) -> usize {
+        self.frame.map_or(0, |f| {
+            usize::try_from(f.remaining).map_or(available, |r| r.min(available))
+        })
+    }
+
+    /// Unmasks the next piece of the current frame's payload in place and
+    /// checks it when the message is text.
+    fn unmask(&mut self, piece: &mut [u8]) -> Result<(), WsError> {
+        let Some(f) = self.frame else {
+            return Ok(());
+        };
+        if let Some(key) = f.mask {
+            apply_mask(piece, key, f.offset);
+        }
+        if self.message.is_some_and(|m| m.text) {
+            self.utf8.feed(piece)?;
+        }
+        Ok(())
+    }
+
+    /// Counts `n` bytes of the current frame's payload as handed on. True
+    /// when the frame is complete.
+    fn took(&mut self, n: usize) -> Result<bool, WsError> {
+        let Some(f) = self.frame.as_mut() else {
+            return Ok(true);
+        };
         f.offset += n as u64;
         f.remaining -= n as u64;
         if f.remaining > 0 {
@@ -227,10 +368,14 @@ impl Decoder {
                 let code = close_payload(payload)?;
                 if !self.close_sent {
                     // echo the peer's code (RFC 6455 §5.5.1), no reason
-                    reply.extend_from_slice(&match code {
+                    let frame = match code {
                         Some(code) => close_frame(self.role, code, ""),
                         None => control_frame(self.role, OP_CLOSE, &[]),
-                    });
+                    };
+                    match self.hold_close {
+                        true => self.held_close = Some(frame),
+                        false => reply.extend_from_slice(&frame),
+                    }
                 }
                 self.closed = true;
             }
@@ -320,61 +465,4 @@ fn parse_header(buf: &[u8], role: Role) -> Result<Option<Header>, WsError> {
         len,
         size,
     }))
-}
-
-/// Incremental UTF-8 validation of a text message whose payload arrives in
-/// pieces: the bytes of a code point cut by a piece (or frame) boundary are
-/// kept until the rest arrives.
-#[derive(Debug, Clone, Copy, Default)]
-struct Utf8Tail {
-    buf: [u8; 4],
-    len: usize,
-}
-
-impl Utf8Tail {
-    /// Validates the next piece of the message.
-    fn feed(&mut self, mut data: &[u8]) -> Result<(), WsError> {
-        if self.len > 0 {
-            // complete the cut code point with the first bytes of `data`
-            let take = data.len().min(4 - self.len);
-            let mut joined = [0u8; 4];
-            joined[..self.len].copy_from_slice(&self.buf[..self.len]);
-            joined[self.len..self.len + take].copy_from_slice(&data[..take]);
-            let joined = &joined[..self.len + take];
-            let used = match std::str::from_utf8(joined) {
-                Ok(_) => joined.len(),
-                Err(e) if e.valid_up_to() > 0 => e.valid_up_to(),
-                Err(e) if e.error_len().is_some() => return Err(WsError::InvalidUtf8),
-                Err(_) => {
-                    // still cut: `data` was shorter than the rest
-                    self.buf[..joined.len()].copy_from_slice(joined);
-                    self.len = joined.len();
-                    return Ok(());
-                }
-            };
-            data = &data[used - self.len..];
-            self.len = 0;
-        }
-        match std::str::from_utf8(data) {
-            Ok(_) => Ok(()),
-            Err(e) if e.error_len().is_some() => Err(WsError::InvalidUtf8),
-            Err(e) => {
-                let tail = &data[e.valid_up_to()..];
-                self.buf[..tail.len()].copy_from_slice(tail);
-                self.len = tail.len();
-                Ok(())
-            }
-        }
-    }
-
-    /// The message ended: a code point still cut is invalid.
-    fn finish(&mut self) -> Result<(), WsError> {
-        let cut = self.len > 0;
-        self.len = 0;
-        if cut {
-            Err(WsError::InvalidUtf8)
-        } else {
-            Ok(())
-        }
-    }
 }

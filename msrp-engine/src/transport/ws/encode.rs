@@ -113,20 +113,31 @@ impl MessageWriter {
         }
     }
 
+    /// [`Self::piece_header`] as an array and how many of its bytes are
+    /// used (0: none), for a caller that hands it on without allocating.
+    pub fn piece_header_array(&mut self, len: usize, last: bool) -> ([u8; 14], usize) {
+        let mask = (self.role == Role::Client).then_some([0u8; 4]);
+        self.header_array(len, last, mask)
+    }
+
     /// Appends a piece's header; false when there is none (an empty piece
     /// that is not the last).
     fn header(&mut self, len: usize, last: bool, mask: Option<[u8; 4]>, out: &mut Vec<u8>) -> bool {
+        let (h, n) = self.header_array(len, last, mask);
+        out.extend_from_slice(&h[..n]);
+        n > 0
+    }
+
+    fn header_array(&mut self, len: usize, last: bool, mask: Option<[u8; 4]>) -> ([u8; 14], usize) {
         if len == 0 && !last {
-            return false;
+            return ([0; 14], 0);
         }
         let opcode = if self.in_message {
             OP_CONTINUATION
         } else {
             OP_BINARY
         };
-        let (h, n) = frame_header(opcode, last, len as u64, mask);
-        out.extend_from_slice(&h[..n]);
         self.in_message = !last;
-        true
+        frame_header(opcode, last, len as u64, mask)
     }
 }

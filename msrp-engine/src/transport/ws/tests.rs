@@ -72,6 +72,35 @@ fn feed_cut(role: Role, limits: WsLimits, bytes: &[u8], cuts: &[usize]) -> Fed {
     }
 }
 
+/// [`feed_cut`] through [`Decoder::decode_slice`]: each piece lent as a
+/// slice, as rustls lends a record's plaintext; `left` is what is held.
+fn feed_slices(role: Role, limits: WsLimits, bytes: &[u8], cuts: &[usize]) -> Fed {
+    let mut dec = Decoder::new(role, limits);
+    let (mut held, mut out, mut reply) = (BytesMut::new(), BytesMut::new(), Vec::new());
+    let mut collected = Vec::new();
+    let mut from = 0;
+    let mut result = Ok(Status::Open);
+    for &to in cuts.iter().chain([bytes.len()].iter()) {
+        let to = to.max(from);
+        // what the engine's buffer holds already stays in front
+        out.extend_from_slice(b"x");
+        result = dec.decode_slice(&bytes[from..to], &mut held, &mut out, &mut reply);
+        from = to;
+        assert_eq!(out[0], b'x');
+        collected.extend_from_slice(&out.split()[1..]);
+        if result.is_err() {
+            break;
+        }
+        assert!(held.len() <= 131, "{} bytes held", held.len());
+    }
+    Fed {
+        result,
+        out: collected,
+        reply,
+        left: held.len(),
+    }
+}
+
 /// Feeds `bytes` whole to a fresh decoder.
 fn feed(role: Role, bytes: &[u8]) -> Fed {
     feed_cut(role, WsLimits::default(), bytes, &[])

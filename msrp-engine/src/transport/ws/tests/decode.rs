@@ -4,10 +4,15 @@ use super::*;
 
 const KEY4: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
-/// Every way to cut `bytes` in two.
+/// Every way to cut `bytes` in two, fed in a buffer and lent as slices.
 fn every_split(role: Role, bytes: &[u8]) -> Vec<Fed> {
     (0..=bytes.len())
-        .map(|cut| feed_cut(role, WsLimits::default(), bytes, &[cut]))
+        .flat_map(|cut| {
+            [
+                feed_cut(role, WsLimits::default(), bytes, &[cut]),
+                feed_slices(role, WsLimits::default(), bytes, &[cut]),
+            ]
+        })
         .collect()
 }
 
@@ -272,6 +277,18 @@ fn close_answered_then_input_ignored() {
             (&[0x88, 0x02, 0x03, 0xe8][..], 0)
         );
     }
+    // held: the reply waits for take_close_reply, once
+    let mut dec = Decoder::new(Role::Server, WsLimits::default());
+    dec.hold_close_reply();
+    let mut input = BytesMut::from(&b[..]);
+    let (mut out, mut reply) = (BytesMut::new(), Vec::new());
+    assert_eq!(
+        dec.decode(&mut input, &mut out, &mut reply),
+        Ok(Status::Closed)
+    );
+    assert_eq!((&out[..], reply.len()), (&b"before"[..], 0));
+    assert_eq!(dec.take_close_reply(), Some(vec![0x88, 0x02, 0x03, 0xe8]));
+    assert_eq!(dec.take_close_reply(), None);
     // after our own close, the peer's close gets no reply
     let mut dec = Decoder::new(Role::Server, WsLimits::default());
     dec.close_sent();

@@ -136,12 +136,23 @@ proptest! {
         prop_assert_eq!(&fed.out, &p.stream);
         prop_assert_eq!(&fed.reply, &pongs);
         prop_assert_eq!(fed.left, 0);
+        let cuts = positions(&reads, bytes.len());
+        let lent = feed_slices(Role::Server, WsLimits::default(), &bytes, &cuts);
+        prop_assert_eq!(lent.result, Ok(Status::Open));
+        prop_assert_eq!(&lent.out, &p.stream);
+        prop_assert_eq!(&lent.reply, &pongs);
+        prop_assert_eq!(lent.left, 0);
         // and a close at the end closes
         bytes.extend(masked(OP_CLOSE, true, b"\x03\xe8", [1, 2, 3, 4]));
-        let fed = feed_cut(Role::Server, WsLimits::default(), &bytes, &positions(&reads, bytes.len()));
-        prop_assert_eq!(fed.result, Ok(Status::Closed));
-        prop_assert_eq!(&fed.out, &p.stream);
-        prop_assert!(fed.reply.ends_with(&[0x88, 2, 0x03, 0xe8]));
+        let cuts = positions(&reads, bytes.len());
+        for fed in [
+            feed_cut(Role::Server, WsLimits::default(), &bytes, &cuts),
+            feed_slices(Role::Server, WsLimits::default(), &bytes, &cuts),
+        ] {
+            prop_assert_eq!(fed.result, Ok(Status::Closed));
+            prop_assert_eq!(&fed.out, &p.stream);
+            prop_assert!(fed.reply.ends_with(&[0x88, 2, 0x03, 0xe8]));
+        }
     }
 
     #[test]

@@ -54,11 +54,11 @@ fn relay(cfg: &'static Config) -> (Fake<RelayAll>, ConnId, ConnId) {
 }
 
 fn paths(h: &FrameHead) -> (String, String) {
-    let s = |v: Option<&bytes::Bytes>| header_text(v);
+    let s = |v: Option<&[u8]>| header_text(v);
     (s(h.header("To-Path")), s(h.header("From-Path")))
 }
 
-fn header_text(v: Option<&bytes::Bytes>) -> String {
+fn header_text(v: Option<&[u8]>) -> String {
     v.map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default()
 }

@@ -105,21 +105,7 @@ pub fn path_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
 /// Splits a path header value on whitespace (see [`path_tokens`]).
 /// Zero-copy.
 pub(crate) fn split_path_value(value: &Bytes) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < value.len() {
-        while i < value.len() && (value[i] == b' ' || value[i] == b'\t') {
-            i += 1;
-        }
-        let start = i;
-        while i < value.len() && value[i] != b' ' && value[i] != b'\t' {
-            i += 1;
-        }
-        if i > start {
-            out.push(value.slice(start..i));
-        }
-    }
-    out
+    path_tokens(value).map(|t| value.slice_ref(t)).collect()
 }
 
 impl FrameHead {
@@ -183,7 +169,8 @@ impl FrameHead {
 
     fn path(&self, name: &'static str) -> Result<Vec<Bytes>, HeadError> {
         let value = self.header(name).ok_or(HeadError::Missing(name))?;
-        let uris = split_path_value(&self.bytes_of(value));
+        // each URI a slice of the head itself (no Bytes of the whole value)
+        let uris: Vec<Bytes> = path_tokens(value).map(|t| self.bytes_of(t)).collect();
         if uris.is_empty() {
             // RFC 4975 §9: a path holds at least one MSRP-URI.
             return Err(HeadError::Invalid {

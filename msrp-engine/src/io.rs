@@ -231,13 +231,18 @@ impl ReadPool {
     /// `dst`, which already holds the first `rest` of them: split off (no
     /// copy); or, when small, copied out so that a queued 1 KiB message never
     /// pins 256 KiB: into `dst`'s own memory when nothing else uses it any
-    /// more (a fresh ~1 KiB allocation per read, a large-bin request for
-    /// glibc, made it run `malloc_consolidate` on most messages), else into
-    /// a new allocation of just that size (what an idle connection keeps).
+    /// more and it is not much larger than needed (a fresh ~1 KiB allocation
+    /// per read, a large-bin request for glibc, made it run
+    /// `malloc_consolidate` on most messages), else into a new allocation of
+    /// just that size (so an idle connection keeps at most 1.5 times its
+    /// last read, not the largest it ever had).
     fn keep(buf: &mut BytesMut, rest: usize, len: usize, dst: &mut BytesMut) {
         if len >= SMALL_READ {
             *dst = buf.split_to(len);
-        } else if dst.len() == rest && dst.try_reclaim(len - rest) {
+        } else if dst.len() == rest
+            && dst.try_reclaim(len - rest)
+            && dst.capacity() <= len + len / 2
+        {
             dst.extend_from_slice(&buf[rest..len]);
         } else {
             *dst = BytesMut::from(&buf[..len]);
@@ -316,6 +321,11 @@ mod tests {
         assert_eq!(pool.read(&b, &mut rbuf).unwrap(), 5);
         assert_eq!((&queued[..], &rbuf[..]), (&b"world"[..], &b"again"[..]));
         assert_ne!(rbuf.as_ptr(), at);
+        // a much smaller read does not keep the larger memory
+        drop((queued, rbuf.split_to(5)));
+        a.write_all(b"x").unwrap();
+        assert_eq!(pool.read(&b, &mut rbuf).unwrap(), 1);
+        assert_eq!((&rbuf[..], rbuf.capacity()), (&b"x"[..], 1));
     }
 
     #[test]

@@ -685,11 +685,10 @@ fn pv_values(k: &Kamailio, resp: &ReceivedFrame) -> HashMap<String, String> {
         k.log_tail(30)
     );
     resp.head
-        .headers
-        .iter()
+        .headers()
         .filter_map(|h| {
-            let n = String::from_utf8_lossy(&h.name).into_owned();
-            let v = String::from_utf8_lossy(&h.value).trim().to_owned();
+            let n = String::from_utf8_lossy(h.name).into_owned();
+            let v = String::from_utf8_lossy(h.value).trim().to_owned();
             n.strip_prefix("X-").map(|n| (n.to_ascii_lowercase(), v))
         })
         .collect()

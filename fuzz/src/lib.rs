@@ -58,8 +58,7 @@ pub fn feed<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> O
                         tid: h.transaction_id.to_vec(),
                         start: h.start.clone(),
                         headers: h
-                            .headers
-                            .iter()
+                            .headers()
                             .map(|x| (x.name.to_vec(), x.value.to_vec()))
                             .collect(),
                         has_body: h.has_body,

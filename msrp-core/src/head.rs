@@ -1,12 +1,14 @@
 //! The parsed head of an MSRP frame: start line and header fields
 //! (RFC 4975 §9 `msrp-req-or-resp` up to, not including, the body).
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 pub use crate::headers::HeadError;
 use crate::headers::{ByteRange, FailureReport, Status};
 
-/// One header field as received.
+/// One header field, owned (what the relay forwards or builds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// Header name exactly as received (compare case-insensitively).
@@ -36,6 +38,25 @@ impl Header {
     }
 }
 
+/// One header field of a parsed head, borrowed from its raw bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderRef<'a> {
+    /// Header name exactly as received (compare case-insensitively).
+    pub name: &'a [u8],
+    /// Header value, trimmed of leading/trailing SP and HTAB.
+    pub value: &'a [u8],
+}
+
+impl HeaderRef<'_> {
+    /// Case-insensitive name comparison (see [`Header::is`]).
+    pub fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+/// Where a header's name and value are in [`FrameHead::raw`].
+pub(crate) type HeaderAt = (Range<usize>, Range<usize>);
+
 /// The first line of a frame (RFC 4975 §9 `req-start` / `resp-start`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
@@ -63,8 +84,11 @@ pub struct FrameHead {
     pub transaction_id: Bytes,
     /// Parsed start line.
     pub start: StartLine,
-    /// Header fields in received order.
-    pub headers: Vec<Header>,
+    /// Header fields in received order, as ranges of `raw`: a head's
+    /// headers cost no reference count of their own (a `Bytes` per name and
+    /// value was a clone and a drop each on every message); owned copies
+    /// are made only for what is forwarded ([`FrameHead::other_headers`]).
+    headers: Vec<HeaderAt>,
     /// Whether a blank line followed the headers (a body section follows).
     pub has_body: bool,
 }
@@ -81,24 +105,42 @@ pub fn path_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> + Clone {
 /// Splits a path header value on whitespace (see [`path_tokens`]).
 /// Zero-copy.
 pub(crate) fn split_path_value(value: &Bytes) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < value.len() {
-        while i < value.len() && (value[i] == b' ' || value[i] == b'\t') {
-            i += 1;
-        }
-        let start = i;
-        while i < value.len() && value[i] != b' ' && value[i] != b'\t' {
-            i += 1;
-        }
-        if i > start {
-            out.push(value.slice(start..i));
-        }
-    }
-    out
+    path_tokens(value).map(|t| value.slice_ref(t)).collect()
 }
 
 impl FrameHead {
+    /// A head over `raw` with header fields at the given ranges of it (the
+    /// parser checked them).
+    pub(crate) fn new(
+        raw: Bytes,
+        transaction_id: Bytes,
+        start: StartLine,
+        headers: Vec<HeaderAt>,
+        has_body: bool,
+    ) -> Self {
+        FrameHead {
+            raw,
+            transaction_id,
+            start,
+            headers,
+            has_body,
+        }
+    }
+
+    /// Header fields in received order.
+    pub fn headers(&self) -> impl Iterator<Item = HeaderRef<'_>> + Clone {
+        self.headers.iter().map(|(n, v)| HeaderRef {
+            name: &self.raw[n.clone()],
+            value: &self.raw[v.clone()],
+        })
+    }
+
+    /// `part` (a header value or other slice of this head) as `Bytes`
+    /// sharing the head's buffer.
+    pub fn bytes_of(&self, part: &[u8]) -> Bytes {
+        self.raw.slice_ref(part)
+    }
+
     /// True for requests, false for responses.
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
@@ -121,13 +163,14 @@ impl FrameHead {
     }
 
     /// Value of the first header with this name (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&Bytes> {
-        self.headers.iter().find(|h| h.is(name)).map(|h| &h.value)
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers().find(|h| h.is(name)).map(|h| h.value)
     }
 
     fn path(&self, name: &'static str) -> Result<Vec<Bytes>, HeadError> {
         let value = self.header(name).ok_or(HeadError::Missing(name))?;
-        let uris = split_path_value(value);
+        // each URI a slice of the head itself (no Bytes of the whole value)
+        let uris: Vec<Bytes> = path_tokens(value).map(|t| self.bytes_of(t)).collect();
         if uris.is_empty() {
             // RFC 4975 §9: a path holds at least one MSRP-URI.
             return Err(HeadError::Invalid {
@@ -149,15 +192,13 @@ impl FrameHead {
     }
 
     /// The Message-ID value, if present.
-    pub fn message_id(&self) -> Option<&Bytes> {
+    pub fn message_id(&self) -> Option<&[u8]> {
         self.header("Message-ID")
     }
 
     /// The Byte-Range header (RFC 4975 §7.1.1), if present.
     pub fn byte_range(&self) -> Result<Option<ByteRange>, HeadError> {
-        self.header("Byte-Range")
-            .map(|v| ByteRange::parse(v))
-            .transpose()
+        self.header("Byte-Range").map(ByteRange::parse).transpose()
     }
 
     /// The Failure-Report header; absent means `yes` (RFC 4975 §7.1.1).
@@ -183,15 +224,15 @@ impl FrameHead {
 
     /// The Status header (RFC 4975 §7.1.2, carried by REPORT), if present.
     pub fn status(&self) -> Result<Option<Status>, HeadError> {
-        self.header("Status").map(|v| Status::parse(v)).transpose()
+        self.header("Status").map(Status::parse).transpose()
     }
 
     /// Headers other than To-Path and From-Path, in received order. A relay
     /// uses these verbatim when it rewrites the paths of a frame it forwards
     /// (RFC 4976 §6.4).
-    pub fn other_headers(&self) -> impl Iterator<Item = &Header> {
-        self.headers
-            .iter()
+    pub fn other_headers(&self) -> impl Iterator<Item = Header> + '_ {
+        self.headers()
             .filter(|h| !h.is("To-Path") && !h.is("From-Path"))
+            .map(|h| Header::new(self.bytes_of(h.name), self.bytes_of(h.value)))
     }
 }

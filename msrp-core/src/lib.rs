@@ -43,7 +43,7 @@ pub mod uri;
 mod syntax;
 
 pub use chunker::{ChunkEvent, Chunker};
-pub use head::{FrameHead, HeadError, Header, StartLine};
+pub use head::{FrameHead, HeadError, Header, HeaderRef, StartLine};
 pub use headers::{ByteRange, FailureReport, Status, MAX_POSITION};
 pub use parser::{EndFlag, Event, Limits, ParseError, Parser};
 pub use uri::{Host, HostRef, MsrpUri, UriError, UriParts};

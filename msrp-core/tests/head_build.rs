@@ -164,8 +164,8 @@ fn frame_head_accessors() {
         h.from_path().unwrap(),
         vec![b("msrp://a.example.com/x;tcp")]
     );
-    assert_eq!(h.message_id(), Some(&b("m1")));
-    assert_eq!(h.header("MESSAGE-ID"), Some(&b("m1")));
+    assert_eq!(h.message_id(), Some(&b"m1"[..]));
+    assert_eq!(h.header("MESSAGE-ID"), Some(&b"m1"[..]));
     assert_eq!(
         h.byte_range().unwrap(),
         Some(ByteRange {
@@ -177,7 +177,7 @@ fn frame_head_accessors() {
     assert_eq!(h.failure_report().unwrap(), FailureReport::Partial);
     assert!(h.success_report().unwrap());
     assert_eq!(h.status().unwrap(), None);
-    let others: Vec<&[u8]> = h.other_headers().map(|h| &h.name[..]).collect();
+    let others: Vec<bytes::Bytes> = h.other_headers().map(|h| h.name).collect();
     assert_eq!(
         others,
         [
@@ -334,7 +334,7 @@ fn encoders_round_trip_through_parser() {
     let h = parse_head(
         b"MSRP abcd SEND\r\nTo-Path: msrp://b;tcp\r\nFrom-Path: msrp://a;tcp\r\nMessage-ID: 1\r\n\r\n",
     );
-    let other: Vec<Header> = h.other_headers().cloned().collect();
+    let other: Vec<Header> = h.other_headers().collect();
     let mut again = request_head(
         &h.transaction_id,
         h.method().unwrap(),

@@ -271,7 +271,7 @@ pub fn pass_back_frame(head: &FrameHead, r: &Return) -> Option<Bytes> {
             (r.src_from_path.clone(), f)
         }
     };
-    let others: Vec<_> = head.other_headers().cloned().collect();
+    let others: Vec<_> = head.other_headers().collect();
     let mut frame = build::response_head(
         &r.src_tid,
         code,
@@ -293,7 +293,7 @@ pub fn link_answer_frame(head: &FrameHead, r: &Return) -> Option<Bytes> {
     };
     let to = head.to_path().unwrap_or_default();
     let from = head.from_path().unwrap_or_default();
-    let others: Vec<_> = head.other_headers().cloned().collect();
+    let others: Vec<_> = head.other_headers().collect();
     let mut frame =
         build::response_head(&r.src_tid, *code, comment.as_deref(), &to, &from, &others);
     frame.extend_from_slice(&build::end_line(&r.src_tid, EndFlag::Complete));

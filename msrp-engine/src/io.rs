@@ -167,7 +167,7 @@ impl ReadPool {
             }
         };
         self.short = n < want;
-        *rbuf = Self::keep(&mut buf, rest + n);
+        Self::keep(&mut buf, rest, rest + n, rbuf);
         self.give(buf);
         Ok(n)
     }
@@ -192,7 +192,7 @@ impl ReadPool {
         let r = fill(&mut buf, max);
         if let Ok(n @ 1..) = r {
             self.short = n < room;
-            *rbuf = Self::keep(&mut buf, rest + n);
+            Self::keep(&mut buf, rest, rest + n, rbuf);
         }
         buf.clear();
         self.give(buf);
@@ -219,21 +219,33 @@ impl ReadPool {
         buf.extend_from_slice(dst);
         let r = fill(&mut buf);
         if buf.len() > dst.len() {
-            let len = buf.len();
-            *dst = Self::keep(&mut buf, len);
+            let (rest, len) = (dst.len(), buf.len());
+            Self::keep(&mut buf, rest, len, dst);
         }
         buf.clear();
         self.give(buf);
         r
     }
 
-    /// The first `len` bytes of `buf` as the connection's unparsed bytes:
-    /// split off (no copy), or copied out when small.
-    fn keep(buf: &mut BytesMut, len: usize) -> BytesMut {
-        if len < SMALL_READ {
-            BytesMut::from(&buf[..len])
+    /// Makes the first `len` bytes of `buf` the connection's unparsed bytes
+    /// `dst`, which already holds the first `rest` of them: split off (no
+    /// copy); or, when small, copied out so that a queued 1 KiB message never
+    /// pins 256 KiB: into `dst`'s own memory when nothing else uses it any
+    /// more and it is not much larger than needed (a fresh ~1 KiB allocation
+    /// per read, a large-bin request for glibc, made it run
+    /// `malloc_consolidate` on most messages), else into a new allocation of
+    /// just that size (so an idle connection keeps at most 1.5 times its
+    /// last read, not the largest it ever had).
+    fn keep(buf: &mut BytesMut, rest: usize, len: usize, dst: &mut BytesMut) {
+        if len >= SMALL_READ {
+            *dst = buf.split_to(len);
+        } else if dst.len() == rest
+            && dst.try_reclaim(len - rest)
+            && dst.capacity() <= len + len / 2
+        {
+            dst.extend_from_slice(&buf[rest..len]);
         } else {
-            buf.split_to(len)
+            *dst = BytesMut::from(&buf[..len]);
         }
     }
 }
@@ -283,6 +295,37 @@ mod tests {
         drop(a);
         assert_eq!(pool.read(&b, &mut rbuf).unwrap(), 0);
         assert_eq!(&rbuf[..], b"rest:hello");
+    }
+
+    #[test]
+    fn small_reads_reuse_the_connections_memory_once_released() {
+        for pool in pools() {
+            small_reads(pool);
+        }
+    }
+
+    fn small_reads(mut pool: ReadPool) {
+        let (mut a, b) = pair();
+        let mut rbuf = BytesMut::new();
+        a.write_all(b"hello").unwrap();
+        assert_eq!(pool.read(&b, &mut rbuf).unwrap(), 5);
+        let at = rbuf.as_ptr();
+        // parsed and gone: the next small read lands in the same memory
+        drop(rbuf.split_to(5));
+        a.write_all(b"world").unwrap();
+        assert_eq!(pool.read(&b, &mut rbuf).unwrap(), 5);
+        assert_eq!((&rbuf[..], rbuf.as_ptr()), (&b"world"[..], at));
+        // a piece still queued keeps its bytes: the next read goes elsewhere
+        let queued = rbuf.split_to(5).freeze();
+        a.write_all(b"again").unwrap();
+        assert_eq!(pool.read(&b, &mut rbuf).unwrap(), 5);
+        assert_eq!((&queued[..], &rbuf[..]), (&b"world"[..], &b"again"[..]));
+        assert_ne!(rbuf.as_ptr(), at);
+        // a much smaller read does not keep the larger memory
+        drop((queued, rbuf.split_to(5)));
+        a.write_all(b"x").unwrap();
+        assert_eq!(pool.read(&b, &mut rbuf).unwrap(), 1);
+        assert_eq!((&rbuf[..], rbuf.capacity()), (&b"x"[..], 1));
     }
 
     #[test]

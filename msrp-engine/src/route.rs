@@ -76,7 +76,10 @@ impl Request {
             from,
             range,
             failure_report,
-            message_id: head.message_id().cloned().unwrap_or_default(),
+            message_id: head
+                .message_id()
+                .map(|m| head.bytes_of(m))
+                .unwrap_or_default(),
         })
     }
 

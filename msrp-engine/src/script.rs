@@ -378,7 +378,7 @@ impl FrameCtx {
         let user = self
             .head
             .header("Authorization")
-            .and_then(|v| super::acct::digest_user(v))
+            .and_then(super::acct::digest_user)
             .unwrap_or_default();
         super::cmap::with(|m| {
             m.insert(

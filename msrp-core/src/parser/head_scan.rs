@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::end_line::{match_end_line, EndMatch};
 use super::{EndFlag, Limits, ParseError};
-use crate::head::{FrameHead, Header, StartLine};
+use crate::head::{FrameHead, StartLine};
 use crate::syntax::{is_text_byte, is_token_char, is_transaction_id, parse_3digit, trim_ws};
 
 /// Start line parsed into offsets relative to the frame's first byte.
@@ -302,18 +302,6 @@ pub(super) fn build_head(
             comment: comment.map(|r| raw.slice(r)),
         },
     };
-    Ok(FrameHead {
-        transaction_id: raw.slice(start.tid),
-        start: start_line,
-        headers: scan
-            .headers
-            .into_iter()
-            .map(|(n, v)| Header {
-                name: raw.slice(n),
-                value: raw.slice(v),
-            })
-            .collect(),
-        has_body,
-        raw,
-    })
+    let tid = raw.slice(start.tid);
+    Ok(FrameHead::new(raw, tid, start_line, scan.headers, has_body))
 }

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use bytes::{Bytes, BytesMut};
-use msrp_core::{EndFlag, Event, Header, Limits, ParseError, Parser, StartLine};
+use msrp_core::{EndFlag, Event, HeaderRef, Limits, ParseError, Parser, StartLine};
 
 /// A comparable rendering of parser output, with consecutive Body pieces
 /// merged (how the body is cut into pieces depends on the read sizes).
@@ -38,9 +38,8 @@ fn push(events: &mut Vec<Ev>, ev: Event) {
             tid: h.transaction_id.clone(),
             start: h.start.clone(),
             headers: h
-                .headers
-                .iter()
-                .map(|Header { name, value }| (name.clone(), value.clone()))
+                .headers()
+                .map(|HeaderRef { name, value }| (h.bytes_of(name), h.bytes_of(value)))
                 .collect(),
             has_body: h.has_body,
         }),

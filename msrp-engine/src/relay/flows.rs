@@ -54,11 +54,11 @@ fn relay(cfg: &'static Config) -> (Fake<RelayAll>, ConnId, ConnId) {
 }
 
 fn paths(h: &FrameHead) -> (String, String) {
-    let s = |v: Option<&bytes::Bytes>| header_text(v);
+    let s = |v: Option<&[u8]>| header_text(v);
     (s(h.header("To-Path")), s(h.header("From-Path")))
 }
 
-fn header_text(v: Option<&bytes::Bytes>) -> String {
+fn header_text(v: Option<&[u8]>) -> String {
     v.map(|v| String::from_utf8_lossy(v).into_owned())
         .unwrap_or_default()
 }
@@ -99,6 +99,52 @@ fn send_goes_to_the_known_connection_rewritten_split_anywhere() {
         let want_from = format!("msrp://127.0.0.1:2855/r;tcp msrp://{A}/a;tcp");
         assert_eq!(paths(h), (format!("msrp://{B}/b;tcp"), want_from));
         // the relay's own 200 (RFC 4976 §6.4.1)
+        let (reports, ok) = reports_and_ok(f.take_wire(a));
+        assert!(ok && reports.is_empty(), "split at {at}");
+    }
+}
+
+/// Relays everything and keeps what the script saw of each body.
+struct SeesBody(Vec<(Vec<u8>, bool)>);
+
+impl crate::engine::Host for SeesBody {
+    fn run_route(&mut self, mut ctx: crate::script::FrameCtx) -> crate::script::FrameCtx {
+        self.0.push((ctx.body.to_vec(), ctx.body_complete));
+        ctx.relay();
+        ctx
+    }
+
+    fn tick(&mut self) {}
+}
+
+#[test]
+fn the_script_sees_a_body_already_read_and_b_gets_it_once() {
+    let cfg = cfg(|_| {});
+    let wire = send("tx0001", b"hello B", "yes");
+    // whole in one read; its end-line not complete yet; an empty body
+    let empty = send("tx0002", b"", "yes");
+    let cases = [
+        (&wire, wire.len()),
+        (&wire, wire.len() - 1),
+        (&empty, empty.len()),
+    ];
+    for (wire, at) in cases {
+        let mut f = Fake::new(cfg, SeesBody(Vec::new()));
+        let a = f.accept(A.parse::<SocketAddr>().unwrap());
+        let b = f.accept(B.parse::<SocketAddr>().unwrap());
+        f.feed(a, &wire[..at]);
+        f.feed(a, &wire[at..]);
+        let body: &[u8] = if wire.len() == empty.len() {
+            b""
+        } else {
+            b"hello B"
+        };
+        let whole = at == wire.len();
+        let seen = if whole { body.to_vec() } else { Vec::new() };
+        assert_eq!(f.host.0, [(seen, whole)], "split at {at}");
+        let got = frames(f.take_wire(b));
+        assert_eq!(got.len(), 1, "split at {at}");
+        assert_eq!((&got[0].1[..], got[0].2), (body, Some(EndFlag::Complete)));
         let (reports, ok) = reports_and_ok(f.take_wire(a));
         assert!(ok && reports.is_empty(), "split at {at}");
     }

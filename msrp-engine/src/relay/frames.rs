@@ -258,9 +258,11 @@ impl Relay {
         from_path: Vec<Bytes>,
         peer: std::net::SocketAddr,
     ) -> Result<ChunkHeads, NotForwarded> {
-        let mut others: Vec<Header> = head.other_headers().cloned().collect();
         // only this relay says which connection a link request is for
-        others.retain(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()));
+        let others: Vec<Header> = head
+            .other_headers()
+            .filter(|h| !h.is(forward::LINK_CONID))
+            .collect();
         let method = match &head.start {
             msrp_core::StartLine::Request { method } => method.clone(),
             msrp_core::StartLine::Response { .. } => Bytes::from_static(b"SEND"),

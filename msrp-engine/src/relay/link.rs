@@ -68,8 +68,7 @@ impl Relay {
         };
         let others: Vec<Header> = head
             .other_headers()
-            .filter(|h| !h.name.eq_ignore_ascii_case(forward::LINK_CONID.as_bytes()))
-            .cloned()
+            .filter(|h| !h.is(forward::LINK_CONID))
             .collect();
         let from = head.from_path().unwrap_or_default();
         let heads = ChunkHeads::new(

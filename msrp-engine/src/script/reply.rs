@@ -105,7 +105,7 @@ fn path<'a>(
     name: &'static str,
 ) -> Result<impl Iterator<Item = &'a [u8]> + Clone, ScriptError> {
     head.header(name)
-        .map(|v| path_tokens(v))
+        .map(path_tokens)
         .ok_or(ScriptError::MissingHeader(name))
 }
 

@@ -162,9 +162,8 @@ impl ReceivedFrame {
     /// Header names in received order.
     pub fn header_names(&self) -> Vec<String> {
         self.head
-            .headers
-            .iter()
-            .map(|h| String::from_utf8_lossy(&h.name).into_owned())
+            .headers()
+            .map(|h| String::from_utf8_lossy(h.name).into_owned())
             .collect()
     }
 

@@ -22,7 +22,7 @@ fn reference(head: &FrameHead, code: u16, text: &[u8], hdrs: &[u8]) -> Bytes {
     };
     let extra: Vec<Header> = head
         .message_id()
-        .map(|m| Header::new(&b"Message-ID"[..], m.clone()))
+        .map(|m| Header::new(&b"Message-ID"[..], head.bytes_of(m)))
         .into_iter()
         .collect();
     let text = (!text.is_empty()).then_some(text);

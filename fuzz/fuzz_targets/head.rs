@@ -95,9 +95,7 @@ fuzz_target!(|input: Input| {
     }
     assert_eq!(
         head.message_id(),
-        head.headers()
-            .find(|h| h.is("Message-ID"))
-            .map(|h| h.value)
+        head.headers().find(|h| h.is("Message-ID")).map(|h| h.value)
     );
     let _ = msrp_engine::route::Request::parse(&head);
     let _ = msrp_engine::route::failure_report(&head);

@@ -106,8 +106,8 @@ pub struct Tracker {
     partial: HashMap<Key, InId>,
     partial_deadlines: VecDeque<(Instant, InId)>,
     /// "partial" groups handed over a link (see `link_groups`).
-    link_groups: HashMap<Key, link_groups::LinkGroup>,
-    link_group_deadlines: VecDeque<(Instant, Key)>,
+    link_groups: HashMap<link_groups::GroupKey, link_groups::LinkGroup>,
+    link_group_deadlines: VecDeque<(Instant, link_groups::GroupKey)>,
     /// Unanswered requests per next hop (the request window).
     per_dest: HashMap<ConnId, u32>,
     table: Box<dyn TxTable>,

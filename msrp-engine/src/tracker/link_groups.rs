@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::partial::{PARTIAL_PREFIX_LEN, PARTIAL_SEQ_LEN};
-use super::{Answer, Key, Output, Return, Tracker};
+use super::{Answer, Output, Return, Tracker};
 use crate::connid::ConnId;
 use crate::txtable::Cause;
 
@@ -29,8 +29,11 @@ pub(super) struct LinkGroup {
     until: Instant,
 }
 
+/// A group: next hop and transaction-ID prefix.
+pub(super) type GroupKey = (ConnId, Bytes);
+
 /// The group key of a "partial" chunk's transaction ID on `dest`.
-fn group_key(dest: ConnId, tid: &[u8]) -> Option<Key> {
+fn group_key(dest: ConnId, tid: &[u8]) -> Option<GroupKey> {
     (tid.len() == PARTIAL_PREFIX_LEN + PARTIAL_SEQ_LEN)
         .then(|| (dest, Bytes::copy_from_slice(&tid[..PARTIAL_PREFIX_LEN])))
 }
@@ -60,10 +63,10 @@ impl Tracker {
 
     /// The way back for an answer to `tid` on `dest`, if it belongs to a
     /// group handed over a link.
-    pub(super) fn link_group_answer(&self, dest: ConnId, tid: &Bytes) -> Option<Answer> {
+    pub(super) fn link_group_answer(&self, dest: ConnId, tid: &[u8]) -> Option<Answer> {
         let g = self.link_groups.get(&group_key(dest, tid)?)?;
         Some(Answer::Link(Return {
-            src_tid: tid.clone(),
+            src_tid: Bytes::copy_from_slice(tid),
             ..g.ret.clone()
         }))
     }
@@ -93,7 +96,7 @@ impl Tracker {
 
     /// `dest` is lost: each group on it fails back once, with `cause`.
     pub(super) fn link_groups_lost(&mut self, dest: ConnId, cause: Cause) {
-        let keys: Vec<Key> = self
+        let keys: Vec<GroupKey> = self
             .link_groups
             .keys()
             .filter(|(d, _)| *d == dest)

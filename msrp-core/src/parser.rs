@@ -15,6 +15,9 @@ use crate::head::FrameHead;
 
 mod end_line;
 mod head_scan;
+mod quick;
+
+pub use quick::QuickResponse;
 
 use end_line::{end_line_len, match_end_line, partial_suffix, EndMatch};
 use head_scan::{build_head, scan_line, HeadScan, HeadStep};

@@ -303,6 +303,32 @@ impl Tracker {
         }
     }
 
+    /// A 200 to `tid` arrived on `dest`: when it answers one of the relay's
+    /// own SEND chunks, its transaction ends as [`Tracker::on_response`]
+    /// ends it (the only output can be [`Output::WindowOpen`]) and this
+    /// returns true; anything else is left alone (false).
+    pub fn own_chunk_ok(&mut self, dest: ConnId, tid: Bytes) -> bool {
+        if self.partial_group(dest, &tid).is_some() {
+            return true;
+        }
+        let key = (dest, tid);
+        match self.outstanding.get(&key) {
+            Some(Outstanding {
+                origin: Origin::Chunk(_),
+                ..
+            }) => {
+                self.finish(key, Outcome::Ok);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether requests the relay sent on `dest` await answers.
+    pub fn awaits(&self, dest: ConnId) -> bool {
+        self.per_dest.contains_key(&dest) || !self.partial.is_empty()
+    }
+
     /// Chunk `tid` sent on `dest` (a link) failed beyond it for `cause`
     /// (the other worker's [`Output::LinkFailed`]): it ends as if `dest`
     /// were the next hop and had failed so. Returns whether it was one of

@@ -428,6 +428,37 @@ impl Relay {
     /// A response arrived on `t`: the tracker ends the transaction it
     /// answers; a response to a forwarded non-SEND request goes back when
     /// the script called `msrp_relay()` (RFC 4976 §6.4.2).
+    /// Takes a next hop's 200 to one of the relay's own SEND chunks from
+    /// the front of `t`'s read buffer without building a [`FrameHead`]:
+    /// one per outgoing chunk of a re-chunked transfer. Only a frame the
+    /// parser would read the same way ([`msrp_core::Parser::quick_response`])
+    /// and that answers a chunk the relay sent on `t` (RFC 4976 §6.4.1: it
+    /// ends there, never forwarded) is taken; anything else, other codes
+    /// included (REPORTs, refusals), goes through the parser and
+    /// [`Relay::on_head`]. Returns whether it took one.
+    pub(super) fn quick_answer(&mut self, t: ConnId) -> bool {
+        if !self.tracker.awaits(t) {
+            return false;
+        }
+        let Some(c) = self.conns.get_mut(&t) else {
+            return false;
+        };
+        let q = match c.parser.quick_response(&c.rbuf) {
+            Some(q) if q.code == 200 => q,
+            _ => return false,
+        };
+        let tid = Bytes::copy_from_slice(&c.rbuf[q.tid]);
+        if !self.tracker.own_chunk_ok(t, tid) {
+            return false;
+        }
+        // what the head and the end-line would have done: the frame
+        // marks the connection alive (a response carries no session
+        // accounting: `cmap` counts SEND frames only)
+        c.frame_mark = self.now;
+        let _ = c.rbuf.split_to(q.len);
+        true
+    }
+
     fn on_response(&mut self, t: ConnId, head: &FrameHead, relay: bool, io: &mut dyn Io) {
         let code = head.status_code().unwrap_or(0);
         let answer = self.tracker.on_response(t, &head.transaction_id, code);

@@ -50,6 +50,7 @@ mod partial;
 mod timers;
 mod types;
 
+use types::TidKey;
 pub use types::{Answer, InId, InTx, Origin, Outcome, Output, Return};
 
 struct InState {
@@ -89,7 +90,7 @@ struct Unpublished {
     range_start: u64,
 }
 
-type Key = (ConnId, Bytes);
+type Key = (ConnId, TidKey);
 
 /// Transactions of one worker.
 pub struct Tracker {
@@ -240,8 +241,9 @@ impl Tracker {
                 range_start,
             }),
         };
-        self.unpublished.push_back((now, (dest, tid.clone())));
-        self.outstanding.insert((dest, tid), o);
+        let key = (dest, TidKey::new(&tid));
+        self.unpublished.push_back((now, key));
+        self.outstanding.insert(key, o);
     }
 
     /// Whether `dest` has a full window of unanswered requests.
@@ -253,11 +255,11 @@ impl Tracker {
 
     /// Whether a response `tid` on `dest` answers one of the relay's own
     /// outgoing SEND chunks (consumed without running the script).
-    pub fn is_own_chunk(&self, dest: ConnId, tid: &Bytes) -> bool {
+    pub fn is_own_chunk(&self, dest: ConnId, tid: &[u8]) -> bool {
         self.partial_group(dest, tid).is_some()
             || matches!(
                 self.outstanding
-                    .get(&(dest, tid.clone()))
+                    .get(&(dest, TidKey::new(tid)))
                     .map(|o| &o.origin),
                 Some(Origin::Chunk(_) | Origin::Link { .. })
             )
@@ -267,7 +269,7 @@ impl Tracker {
     /// relay's own SEND chunks end their transaction here (RFC 4976 §6.4.1:
     /// they are not forwarded); for another request the way back is
     /// returned.
-    pub fn on_response(&mut self, dest: ConnId, tid: &Bytes, code: u16) -> Answer {
+    pub fn on_response(&mut self, dest: ConnId, tid: &[u8], code: u16) -> Answer {
         if code != 200 && self.is_own_chunk(dest, tid) {
             log::info!(
                 "next hop answered {code} to chunk {} (connection {})",
@@ -281,7 +283,7 @@ impl Tracker {
             }
             return Answer::OwnChunk;
         }
-        let key = (dest, tid.clone());
+        let key = (dest, TidKey::new(tid));
         match self.outstanding.get(&key).map(|o| &o.origin) {
             None => Answer::Unknown,
             Some(Origin::Chunk(_)) => {
@@ -307,11 +309,11 @@ impl Tracker {
     /// own SEND chunks, its transaction ends as [`Tracker::on_response`]
     /// ends it (the only output can be [`Output::WindowOpen`]) and this
     /// returns true; anything else is left alone (false).
-    pub fn own_chunk_ok(&mut self, dest: ConnId, tid: Bytes) -> bool {
-        if self.partial_group(dest, &tid).is_some() {
+    pub fn own_chunk_ok(&mut self, dest: ConnId, tid: &[u8]) -> bool {
+        if self.partial_group(dest, tid).is_some() {
             return true;
         }
-        let key = (dest, tid);
+        let key = (dest, TidKey::new(tid));
         match self.outstanding.get(&key) {
             Some(Outstanding {
                 origin: Origin::Chunk(_),
@@ -333,12 +335,12 @@ impl Tracker {
     /// (the other worker's [`Output::LinkFailed`]): it ends as if `dest`
     /// were the next hop and had failed so. Returns whether it was one of
     /// the relay's own chunks.
-    pub fn on_failed(&mut self, dest: ConnId, tid: &Bytes, cause: Cause) -> bool {
+    pub fn on_failed(&mut self, dest: ConnId, tid: &[u8], cause: Cause) -> bool {
         if let Some(id) = self.partial_group(dest, tid) {
             self.fail_in(id, cause, 0);
             return true;
         }
-        let key = (dest, tid.clone());
+        let key = (dest, TidKey::new(tid));
         if !matches!(
             self.outstanding.get(&key).map(|o| &o.origin),
             Some(Origin::Chunk(_))
@@ -471,7 +473,7 @@ impl Tracker {
             .outstanding
             .keys()
             .filter(|(d, _)| *d == dest)
-            .cloned()
+            .copied()
             .collect();
         if !keys.is_empty() {
             log::info!(

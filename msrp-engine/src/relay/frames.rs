@@ -447,8 +447,7 @@ impl Relay {
             Some(q) if q.code == 200 => q,
             _ => return false,
         };
-        let tid = Bytes::copy_from_slice(&c.rbuf[q.tid]);
-        if !self.tracker.own_chunk_ok(t, tid) {
+        if !self.tracker.own_chunk_ok(t, &c.rbuf[q.tid]) {
             return false;
         }
         // what the head and the end-line would have done: the frame

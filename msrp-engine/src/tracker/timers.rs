@@ -38,7 +38,7 @@ impl Tracker {
             Origin::PassBack(_) | Origin::Link { .. } => (FailureReport::Yes, Bytes::new(), None),
         };
         let info = TxInfo {
-            tid: &key.1,
+            tid: key.1.as_bytes(),
             message_id: &message_id,
             origin: u.origin_addr,
             failure_report: fr,
@@ -48,7 +48,7 @@ impl Tracker {
         match self.table.insert(&info) {
             Ok(slot) => {
                 o.slot = Some(slot);
-                self.by_slot.insert(slot, key.clone());
+                self.by_slot.insert(slot, *key);
                 // the local deadline's queue entry no longer matches
                 if let Some(at) = o.deadline.take() {
                     self.table.arm(slot, at.saturating_duration_since(now));
@@ -83,7 +83,7 @@ impl Tracker {
             }
             return;
         }
-        let key = (dest, tid);
+        let key = (dest, TidKey::new(&tid));
         let Some(o) = self.outstanding.get_mut(&key) else {
             return;
         };
@@ -136,7 +136,7 @@ impl Tracker {
     pub fn on_timer_wakeup(&mut self) {
         self.table.clear_wakeup();
         for slot in self.table.take_expired() {
-            match self.by_slot.get(&slot).cloned() {
+            match self.by_slot.get(&slot).copied() {
                 Some(key) => self.finish(key, Outcome::Timeout),
                 None => self.table.remove(slot),
             }

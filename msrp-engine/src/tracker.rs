@@ -364,7 +364,11 @@ impl Tracker {
         if left == 0 {
             self.per_dest.remove(&dest);
         }
-        if left <= REQUEST_WINDOW / 2 {
+        // sources wait for a full window only (`window_full`), and answers
+        // take one request at a time: on the way down from full the count
+        // passes half of it. (Every answer below half made an output for
+        // the relay to carry out: one per re-chunked chunk.)
+        if left == REQUEST_WINDOW / 2 {
             self.out.push_back(Output::WindowOpen(dest));
         }
         if let Some(slot) = o.slot {

@@ -226,6 +226,36 @@ fn next_hop_200s_end_their_chunks_without_the_script_however_they_arrive() {
 }
 
 #[test]
+fn a_full_request_window_reopens_once_half_of_it_is_answered() {
+    use crate::tracker::REQUEST_WINDOW;
+    let window = REQUEST_WINDOW as usize;
+    let (mut f, a, b) = relay(cfg(|c| c.max_chunk_size = 16));
+    let chunks = window + 100;
+    f.feed(a, &send("win001", &vec![b'w'; 16 * chunks], "yes"));
+    let sent = frames(f.take_wire(b));
+    assert_eq!(sent.len(), window, "no more than a window unanswered");
+    let ok = |h: &FrameHead| {
+        let tid = String::from_utf8_lossy(&h.transaction_id).into_owned();
+        format!(
+            "MSRP {tid} 200 OK\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp\r\n\
+             From-Path: msrp://{B}/b;tcp\r\n-------{tid}$\r\n"
+        )
+    };
+    let answers = |hs: &[(FrameHead, BytesMut, Option<EndFlag>)]| {
+        hs.iter().map(|(h, _, _)| ok(h)).collect::<String>()
+    };
+    // one short of half: still full enough to wait
+    f.feed(b, answers(&sent[..window / 2 - 1]).as_bytes());
+    assert!(frames(f.take_wire(b)).is_empty());
+    f.feed(b, answers(&sent[window / 2 - 1..window / 2]).as_bytes());
+    let rest = frames(f.take_wire(b));
+    assert_eq!(rest.len(), 100, "the rest goes once half is answered");
+    f.feed(b, answers(&sent[window / 2..]).as_bytes());
+    f.feed(b, answers(&rest).as_bytes());
+    assert!(f.relay.tracker.is_empty());
+}
+
+#[test]
 fn next_hop_closing_is_reported_unless_no() {
     let lost = |fr| report_after(fr, |f, b, _| f.peer_closed(b));
     let want = vec!["000 408 Next Hop Connection Lost".to_string()];

@@ -218,7 +218,7 @@ impl Tracker {
     pub fn track(
         &mut self,
         dest: ConnId,
-        tid: Bytes,
+        tid: impl AsRef<[u8]>,
         origin: Origin,
         origin_addr: SocketAddr,
         range_start: u64,
@@ -242,7 +242,7 @@ impl Tracker {
                 range_start,
             }),
         };
-        let key = (dest, TidKey::new(&tid));
+        let key = (dest, TidKey::new(tid.as_ref()));
         self.unpublished.push_back((now, key));
         self.outstanding.insert(key, o);
     }

@@ -72,9 +72,10 @@ impl Tracker {
 
     /// The request's last byte is queued: its response timer starts
     /// (RFC 4976 §6.4.1).
-    pub fn arm(&mut self, dest: ConnId, tid: Bytes, now: Instant) {
+    pub fn arm(&mut self, dest: ConnId, tid: impl AsRef<[u8]>, now: Instant) {
+        let tid = tid.as_ref();
         let at = now + self.timeout;
-        if let Some(id) = self.partial_group(dest, &tid) {
+        if let Some(id) = self.partial_group(dest, tid) {
             // answers to a "partial" group are awaited until the timeout
             // after its last chunk
             if let Some(s) = self.ins.get_mut(&id) {
@@ -83,7 +84,7 @@ impl Tracker {
             }
             return;
         }
-        let key = (dest, TidKey::new(&tid));
+        let key = (dest, TidKey::new(tid));
         let Some(o) = self.outstanding.get_mut(&key) else {
             return;
         };

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::connid::ConnId;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use msrp_core::build::ChunkHeads;
 use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead, Header};
 
@@ -425,9 +425,6 @@ impl Relay {
             .is_some_and(|c| c.rejected.contains(message_id))
     }
 
-    /// A response arrived on `t`: the tracker ends the transaction it
-    /// answers; a response to a forwarded non-SEND request goes back when
-    /// the script called `msrp_relay()` (RFC 4976 §6.4.2).
     /// Takes a next hop's 200 to one of the relay's own SEND chunks from
     /// the front of `t`'s read buffer without building a [`FrameHead`]:
     /// one per outgoing chunk of a re-chunked transfer. Only a frame the
@@ -454,10 +451,13 @@ impl Relay {
         // marks the connection alive (a response carries no session
         // accounting: `cmap` counts SEND frames only)
         c.frame_mark = self.now;
-        let _ = c.rbuf.split_to(q.len);
+        c.rbuf.advance(q.len);
         true
     }
 
+    /// A response arrived on `t`: the tracker ends the transaction it
+    /// answers; a response to a forwarded non-SEND request goes back when
+    /// the script called `msrp_relay()` (RFC 4976 §6.4.2).
     fn on_response(&mut self, t: ConnId, head: &FrameHead, relay: bool, io: &mut dyn Io) {
         let code = head.status_code().unwrap_or(0);
         let answer = self.tracker.on_response(t, &head.transaction_id, code);

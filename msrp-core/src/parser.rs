@@ -16,6 +16,9 @@ use crate::syntax::TID_MAX;
 
 mod end_line;
 mod head_scan;
+mod quick;
+
+pub use quick::QuickResponse;
 
 use end_line::{end_line_len, match_end_line, partial_suffix, EndMatch};
 use head_scan::{build_head, scan_line, HeadScan, HeadStep};

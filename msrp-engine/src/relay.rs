@@ -59,6 +59,10 @@ pub enum Step {
     /// A record from another worker over a link, between its frames
     /// (driver: [`Relay::on_record`]).
     Record(Record),
+    /// A next hop's 200 to one of the relay's own chunks was taken without
+    /// the parser (see [`Relay::quick_answer`]); the driver calls
+    /// [`Relay::apply_outputs`] (a request window may have opened).
+    Answered,
     /// Everything read is handled: read more.
     NeedBytes,
     /// Not now: it waits for the scheduler (a stream slot, a destination
@@ -316,6 +320,12 @@ impl Relay {
                 Err(e) => log::error!("link from MSRP worker {}: {e}", c.link.unwrap_or(0)),
             }
         }
+        if self.quick_answer(t) {
+            return Step::Answered;
+        }
+        let Some(c) = self.conns.get_mut(&t) else {
+            return Step::Wait;
+        };
         match c.parser.next(&mut c.rbuf) {
             Ok(Some(ev)) => Step::Event(ev),
             Ok(None) => Step::NeedBytes,

@@ -46,11 +46,13 @@ pub const PUBLISH_AFTER: Duration = Duration::from_millis(100);
 /// stops sending it more (16 MiB of 16 KiB chunks).
 pub const REQUEST_WINDOW: u32 = 1024;
 
+mod answers;
 mod link_groups;
 mod partial;
 mod timers;
 mod types;
 
+use types::TidKey;
 pub use types::{Answer, InId, InTx, Origin, Outcome, Output, Return};
 
 struct InState {
@@ -90,7 +92,7 @@ struct Unpublished {
     range_start: u64,
 }
 
-type Key = (ConnId, Bytes);
+type Key = (ConnId, TidKey);
 
 /// Transactions of one worker.
 pub struct Tracker {
@@ -225,7 +227,7 @@ impl Tracker {
     pub fn track(
         &mut self,
         dest: ConnId,
-        tid: Bytes,
+        tid: impl AsRef<[u8]>,
         origin: Origin,
         origin_addr: SocketAddr,
         range_start: u64,
@@ -244,7 +246,7 @@ impl Tracker {
             Origin::Link {
                 ret,
                 answer_timeout: false,
-            } => return self.track_unanswered(dest, tid, *ret, now),
+            } => return self.track_unanswered(dest, tid.as_ref(), *ret, now),
             o => o,
         };
         *self.per_dest.entry(dest).or_default() += 1;
@@ -257,8 +259,9 @@ impl Tracker {
                 range_start,
             }),
         };
-        self.unpublished.push_back((now, (dest, tid.clone())));
-        self.outstanding.insert((dest, tid), o);
+        let key = (dest, TidKey::new(tid.as_ref()));
+        self.unpublished.push_back((now, key));
+        self.outstanding.insert(key, o);
     }
 
     /// Whether `dest` has a full window of unanswered requests.
@@ -268,85 +271,15 @@ impl Tracker {
             .is_some_and(|n| *n >= REQUEST_WINDOW)
     }
 
-    /// Whether a response `tid` on `dest` answers one of the relay's own
-    /// outgoing SEND chunks (consumed without running the script).
-    pub fn is_own_chunk(&self, dest: ConnId, tid: &Bytes) -> bool {
-        self.partial_group(dest, tid).is_some()
-            || self.in_link_group(dest, tid)
-            || matches!(
-                self.outstanding
-                    .get(&(dest, tid.clone()))
-                    .map(|o| &o.origin),
-                Some(Origin::Chunk(_) | Origin::Link { .. })
-            )
-    }
-
-    /// A response `code` to `tid` arrived on `dest`. Responses to the
-    /// relay's own SEND chunks end their transaction here (RFC 4976 §6.4.1:
-    /// they are not forwarded); for another request the way back is
-    /// returned.
-    pub fn on_response(&mut self, dest: ConnId, tid: &Bytes, code: u16) -> Answer {
-        if code != 200 && self.is_own_chunk(dest, tid) {
-            log::info!(
-                "next hop answered {code} to chunk {} (connection {})",
-                String::from_utf8_lossy(tid),
-                dest.0
-            );
-        }
-        if let Some(id) = self.partial_group(dest, tid) {
-            if code != 200 {
-                self.fail_in(id, Cause::ErrorResponse, code);
-            }
-            return Answer::OwnChunk;
-        }
-        if let Some(a) = self.link_group_answer(dest, tid) {
-            return a;
-        }
-        let key = (dest, tid.clone());
-        match self.outstanding.get(&key).map(|o| &o.origin) {
-            None => Answer::Unknown,
-            Some(Origin::Chunk(_)) => {
-                let outcome = if code == 200 {
-                    Outcome::Ok
-                } else {
-                    Outcome::Error(code)
-                };
-                self.finish(key, outcome);
-                Answer::OwnChunk
-            }
-            Some(Origin::PassBack(_) | Origin::Link { .. }) => {
-                match self.remove(&key).map(|o| o.origin) {
-                    Some(Origin::PassBack(r)) => Answer::PassBack(*r),
-                    Some(Origin::Link { ret, .. }) => Answer::Link(*ret),
-                    _ => Answer::Unknown,
-                }
-            }
-        }
-    }
-
-    /// Chunk `tid` sent on `dest` (a link) failed beyond it for `cause`
-    /// (the other worker's [`Output::LinkFailed`]): it ends as if `dest`
-    /// were the next hop and had failed so. Returns whether it was one of
-    /// the relay's own chunks.
-    pub fn on_failed(&mut self, dest: ConnId, tid: &Bytes, cause: Cause) -> bool {
-        if let Some(id) = self.partial_group(dest, tid) {
-            self.fail_in(id, cause, 0);
-            return true;
-        }
-        let key = (dest, tid.clone());
-        if !matches!(
-            self.outstanding.get(&key).map(|o| &o.origin),
-            Some(Origin::Chunk(_))
-        ) {
-            return false;
-        }
-        self.finish(key, Outcome::Lost(cause));
-        true
-    }
-
     fn remove(&mut self, key: &Key) -> Option<Outstanding> {
         let o = self.outstanding.remove(key)?;
-        let dest = key.0;
+        self.released(key.0, &o);
+        Some(o)
+    }
+
+    /// `o`, sent on `dest`, is no longer outstanding (taken out of the
+    /// map): its place in the request window and its table slot go.
+    fn released(&mut self, dest: ConnId, o: &Outstanding) {
         let left = match self.per_dest.get_mut(&dest) {
             Some(n) => {
                 *n = n.saturating_sub(1);
@@ -357,22 +290,29 @@ impl Tracker {
         if left == 0 {
             self.per_dest.remove(&dest);
         }
-        if left <= REQUEST_WINDOW / 2 {
+        // sources wait for a full window only (`window_full`), and answers
+        // take one request at a time: on the way down from full the count
+        // passes half of it. (Every answer below half made an output for
+        // the relay to carry out: one per re-chunked chunk.)
+        if left == REQUEST_WINDOW / 2 {
             self.out.push_back(Output::WindowOpen(dest));
         }
         if let Some(slot) = o.slot {
             self.by_slot.remove(&slot);
             self.table.remove(slot);
         }
-        Some(o)
     }
 
     /// Ends a forwarded request's transaction and does what its outcome
     /// calls for.
     fn finish(&mut self, key: Key, outcome: Outcome) {
-        let Some(o) = self.remove(&key) else {
-            return;
-        };
+        if let Some(o) = self.remove(&key) {
+            self.ended(o, outcome);
+        }
+    }
+
+    /// What the outcome of a request taken out of the map calls for.
+    fn ended(&mut self, o: Outstanding, outcome: Outcome) {
         match o.origin {
             Origin::PassBack(r) => {
                 if outcome != Outcome::Ok {
@@ -466,7 +406,7 @@ impl Tracker {
             .outstanding
             .keys()
             .filter(|(d, _)| *d == dest)
-            .cloned()
+            .copied()
             .collect();
         if !keys.is_empty() {
             log::info!(

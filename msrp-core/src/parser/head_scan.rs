@@ -14,7 +14,7 @@ use crate::syntax::{is_text_byte, is_token_char, is_transaction_id, parse_3digit
 
 /// Start line parsed into offsets relative to the frame's first byte.
 #[derive(Debug, Clone)]
-enum StartKind {
+pub(super) enum StartKind {
     Request {
         method: Range<usize>,
     },
@@ -25,9 +25,9 @@ enum StartKind {
 }
 
 #[derive(Debug, Clone)]
-struct ParsedStart {
-    tid: Range<usize>,
-    kind: StartKind,
+pub(super) struct ParsedStart {
+    pub(super) tid: Range<usize>,
+    pub(super) kind: StartKind,
 }
 
 /// Progress through the head of a frame. All offsets are relative to the
@@ -193,7 +193,7 @@ fn check_line_size(min_len: usize, line_start: usize, limits: &Limits) -> Result
 /// Parses `MSRP SP transact-id SP method` or
 /// `MSRP SP transact-id SP status-code [SP comment]` (RFC 4975 §9); `base`
 /// is the offset of `line` in the frame.
-fn parse_start_line(line: &[u8], base: usize) -> Result<ParsedStart, ParseError> {
+pub(super) fn parse_start_line(line: &[u8], base: usize) -> Result<ParsedStart, ParseError> {
     // RFC 4975 §9: pMSRP = %x4D.53.52.50, i.e. "MSRP" in capitals only.
     let Some(rest) = line.strip_prefix(b"MSRP ") else {
         return Err(ParseError::BadStartLine("protocol is not MSRP".into()));
@@ -255,7 +255,10 @@ fn parse_start_line(line: &[u8], base: usize) -> Result<ParsedStart, ParseError>
 
 /// Parses `hname ":" SP hval` (RFC 4975 §9), tolerating missing or extra
 /// whitespace around the value; `base` is the offset of `line` in the frame.
-fn parse_header(line: &[u8], base: usize) -> Result<(Range<usize>, Range<usize>), ParseError> {
+pub(super) fn parse_header(
+    line: &[u8],
+    base: usize,
+) -> Result<(Range<usize>, Range<usize>), ParseError> {
     let Some(colon) = memchr::memchr(b':', line) else {
         return Err(ParseError::BadHeader(format!(
             "missing colon in {}",

@@ -203,6 +203,10 @@ impl<H: Host> Engine<H> {
                     let (relay, mut io) = self.split();
                     relay.on_record(t, r, &mut io);
                 }
+                Step::Answered => {
+                    let (relay, mut io) = self.split();
+                    relay.apply_outputs(&mut io);
+                }
                 Step::NeedBytes => return true,
                 Step::Wait => return false,
                 Step::Malformed(e) => {

@@ -225,6 +225,82 @@ fn answer(f: &mut Fake<RelayAll>, b: ConnId, h: &FrameHead, code: u16) {
     f.feed(b, r.as_bytes());
 }
 
+/// Relays every frame, counting the frames the script saw.
+struct Counted(u32);
+
+impl crate::engine::Host for Counted {
+    fn run_route(&mut self, mut ctx: crate::script::FrameCtx) -> crate::script::FrameCtx {
+        self.0 += 1;
+        ctx.relay();
+        ctx
+    }
+
+    fn tick(&mut self) {}
+}
+
+#[test]
+fn next_hop_200s_end_their_chunks_without_the_script_however_they_arrive() {
+    let cfg = cfg(|c| c.max_chunk_size = 1024);
+    let wire = send("tx0001", &[b'k'; 5000], "yes");
+    for at in 0..=700 {
+        let mut f = Fake::new(cfg, Counted(0));
+        let a = f.accept(A.parse::<SocketAddr>().unwrap());
+        let b = f.accept(B.parse::<SocketAddr>().unwrap());
+        f.feed(a, &wire);
+        let chunks = frames(f.take_wire(b));
+        assert_eq!((chunks.len(), f.host.0), (5, 1));
+        // B's 200s, then one for a transaction the relay never sent (the
+        // script sees that one: RFC 4976 §6.4.1 only consumes the relay's)
+        let mut text = String::new();
+        let tids = chunks.iter().map(|(h, _, _)| h.transaction_id.to_vec());
+        for tid in tids.chain([b"unknown01".to_vec()]) {
+            let tid = String::from_utf8(tid).unwrap();
+            text.push_str(&format!(
+                "MSRP {tid} 200 OK\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp\r\n\
+                 From-Path: msrp://{B}/b;tcp\r\n-------{tid}$\r\n"
+            ));
+        }
+        let at = at.min(text.len());
+        f.feed(b, &text.as_bytes()[..at]);
+        f.feed(b, &text.as_bytes()[at..]);
+        assert!(f.relay.tracker.is_empty(), "split at {at}");
+        assert_eq!(f.host.0, 2, "split at {at}");
+        assert!(f.relay.conns.contains_key(&b));
+        let (reports, ok) = reports_and_ok(f.take_wire(a));
+        assert!(ok && reports.is_empty(), "split at {at}");
+    }
+}
+
+#[test]
+fn a_full_request_window_reopens_once_half_of_it_is_answered() {
+    use crate::tracker::REQUEST_WINDOW;
+    let window = REQUEST_WINDOW as usize;
+    let (mut f, a, b) = relay(cfg(|c| c.max_chunk_size = 16));
+    let chunks = window + 100;
+    f.feed(a, &send("win001", &vec![b'w'; 16 * chunks], "yes"));
+    let sent = frames(f.take_wire(b));
+    assert_eq!(sent.len(), window, "no more than a window unanswered");
+    let ok = |h: &FrameHead| {
+        let tid = String::from_utf8_lossy(&h.transaction_id).into_owned();
+        format!(
+            "MSRP {tid} 200 OK\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp\r\n\
+             From-Path: msrp://{B}/b;tcp\r\n-------{tid}$\r\n"
+        )
+    };
+    let answers = |hs: &[(FrameHead, BytesMut, Option<EndFlag>)]| {
+        hs.iter().map(|(h, _, _)| ok(h)).collect::<String>()
+    };
+    // one short of half: still full enough to wait
+    f.feed(b, answers(&sent[..window / 2 - 1]).as_bytes());
+    assert!(frames(f.take_wire(b)).is_empty());
+    f.feed(b, answers(&sent[window / 2 - 1..window / 2]).as_bytes());
+    let rest = frames(f.take_wire(b));
+    assert_eq!(rest.len(), 100, "the rest goes once half is answered");
+    f.feed(b, answers(&sent[window / 2..]).as_bytes());
+    f.feed(b, answers(&rest).as_bytes());
+    assert!(f.relay.tracker.is_empty());
+}
+
 #[test]
 fn next_hop_closing_is_reported_unless_no() {
     let lost = |fr| report_after(fr, |f, b, _| f.peer_closed(b));

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::connid::ConnId;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use msrp_core::build::ChunkHeads;
 use msrp_core::{ByteRange, Chunker, FailureReport, FrameHead, Header};
 
@@ -425,6 +425,36 @@ impl Relay {
         self.conns
             .get(&t)
             .is_some_and(|c| c.rejected.contains(message_id))
+    }
+
+    /// Takes a next hop's 200 to one of the relay's own SEND chunks from
+    /// the front of `t`'s read buffer without building a [`FrameHead`]:
+    /// one per outgoing chunk of a re-chunked transfer. Only a frame the
+    /// parser would read the same way ([`msrp_core::Parser::quick_response`])
+    /// and that answers a chunk the relay sent on `t` (RFC 4976 §6.4.1: it
+    /// ends there, never forwarded) is taken; anything else, other codes
+    /// included (REPORTs, refusals), goes through the parser and
+    /// [`Relay::on_head`]. Returns whether it took one.
+    pub(super) fn quick_answer(&mut self, t: ConnId) -> bool {
+        if !self.tracker.awaits(t) {
+            return false;
+        }
+        let Some(c) = self.conns.get_mut(&t) else {
+            return false;
+        };
+        let q = match c.parser.quick_response(&c.rbuf) {
+            Some(q) if q.code == 200 => q,
+            _ => return false,
+        };
+        if !self.tracker.own_chunk_ok(t, &c.rbuf[q.tid]) {
+            return false;
+        }
+        // what the head and the end-line would have done: the frame
+        // marks the connection alive (a response carries no session
+        // accounting: `cmap` counts SEND frames only)
+        c.frame_mark = self.now;
+        c.rbuf.advance(q.len);
+        true
     }
 
     /// A response arrived on `t`: the tracker ends the transaction it

@@ -123,7 +123,6 @@ impl Relay {
             None => f.chunk_head(&tid, range),
         };
         let extra = range.is_some() && f.chunks_done > 0;
-        f.cur_tid = Some(tid.clone());
         let origin = match (f.via_link, f.in_id) {
             (Some(answer_timeout), _) => Origin::Link {
                 ret: Box::new(f.ret.clone()),
@@ -134,8 +133,12 @@ impl Relay {
         };
         let start = range.map_or(f.in_start, |r| r.start);
         if !f.is_report {
-            self.tracker.track(dest, tid, origin, peer, start, self.now);
+            self.tracker
+                .track(dest, &tid, origin, peer, start, self.now);
         }
+        // moved, not cloned: a tid's reference count is an atomic on its
+        // slab, whose cache line a large transfer keeps evicting
+        f.cur_tid = Some(tid);
         self.stats.add(Stat::ChunksOut, 1);
         if extra {
             self.stats.add(Stat::ChunksSplit, 1);
@@ -183,7 +186,7 @@ impl Relay {
         }
         let end = f.chunk_end(&tid, flag);
         self.push_stream(dest, end, true, self.now);
-        self.tracker.arm(dest, tid, self.now);
+        self.tracker.arm(dest, &tid, self.now);
         self.leave_dest(dest, t);
         Step::Next
     }

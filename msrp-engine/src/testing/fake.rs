@@ -221,6 +221,7 @@ impl<H: Host> Fake<H> {
             match self.relay.next_event(t) {
                 Step::Event(ev) => self.on_event(t, ev),
                 Step::Record(r) => self.relay.on_record(t, r, &mut self.io),
+                Step::Answered => self.relay.apply_outputs(&mut self.io),
                 Step::NeedBytes | Step::Wait => return,
                 Step::Malformed(_) => {
                     self.close(t, "malformed input");

@@ -40,13 +40,13 @@ fn group_key(dest: ConnId, tid: &[u8]) -> Option<GroupKey> {
 
 impl Tracker {
     /// A chunk handed over a link that gets no 200 was sent on `dest`.
-    pub(super) fn track_unanswered(&mut self, dest: ConnId, tid: Bytes, ret: Return, now: Instant) {
-        let Some(key) = group_key(dest, &tid) else {
+    pub(super) fn track_unanswered(&mut self, dest: ConnId, tid: &[u8], ret: Return, now: Instant) {
+        let Some(key) = group_key(dest, tid) else {
             return;
         };
         let until = now + self.timeout;
         let ret = Return {
-            src_tid: tid,
+            src_tid: Bytes::copy_from_slice(tid),
             ..ret
         };
         match self.link_groups.get_mut(&key) {

@@ -7,7 +7,7 @@ use crate::connid::ConnId;
 use bytes::Bytes;
 use msrp_core::FailureReport;
 
-use super::{InId, Tracker};
+use super::{InId, TidKey, Tracker};
 use crate::tid::TidGen;
 
 /// Length of the prefix of "partial" chunk transaction IDs.
@@ -31,10 +31,10 @@ impl Tracker {
             old => {
                 let p = tids.next_tid();
                 if let Some((op, od)) = old.clone() {
-                    self.partial.remove(&(od, op));
+                    self.partial.remove(&(od, TidKey::new(&op)));
                 }
                 s.partial = Some((p.clone(), dest));
-                self.partial.insert((dest, p.clone()), id);
+                self.partial.insert((dest, TidKey::new(&p)), id);
                 p
             }
         };
@@ -54,14 +54,14 @@ impl Tracker {
         if tid.len() != PARTIAL_PREFIX_LEN + PARTIAL_SEQ_LEN {
             return None;
         }
-        let prefix = Bytes::copy_from_slice(&tid[..PARTIAL_PREFIX_LEN]);
+        let prefix = TidKey::new(&tid[..PARTIAL_PREFIX_LEN]);
         self.partial.get(&(dest, prefix)).copied()
     }
     /// Ends a "partial" group: its chunks can no longer be answered.
     pub(super) fn end_partial(&mut self, id: InId) {
         if let Some(s) = self.ins.get_mut(&id) {
             if let Some((p, d)) = s.partial.take() {
-                self.partial.remove(&(d, p));
+                self.partial.remove(&(d, TidKey::new(&p)));
             }
             s.partial_until = None;
         }

@@ -38,7 +38,7 @@ impl Tracker {
             Origin::PassBack(_) | Origin::Link { .. } => (FailureReport::Yes, Bytes::new(), None),
         };
         let info = TxInfo {
-            tid: &key.1,
+            tid: key.1.as_bytes(),
             message_id: &message_id,
             origin: u.origin_addr,
             failure_report: fr,
@@ -48,7 +48,7 @@ impl Tracker {
         match self.table.insert(&info) {
             Ok(slot) => {
                 o.slot = Some(slot);
-                self.by_slot.insert(slot, key.clone());
+                self.by_slot.insert(slot, *key);
                 // the local deadline's queue entry no longer matches
                 if let Some(at) = o.deadline.take() {
                     self.table.arm(slot, at.saturating_duration_since(now));
@@ -72,9 +72,10 @@ impl Tracker {
 
     /// The request's last byte is queued: its response timer starts
     /// (RFC 4976 §6.4.1).
-    pub fn arm(&mut self, dest: ConnId, tid: Bytes, now: Instant) {
+    pub fn arm(&mut self, dest: ConnId, tid: impl AsRef<[u8]>, now: Instant) {
+        let tid = tid.as_ref();
         let at = now + self.timeout;
-        if let Some(id) = self.partial_group(dest, &tid) {
+        if let Some(id) = self.partial_group(dest, tid) {
             // answers to a "partial" group are awaited until the timeout
             // after its last chunk
             if let Some(s) = self.ins.get_mut(&id) {
@@ -83,7 +84,7 @@ impl Tracker {
             }
             return;
         }
-        let key = (dest, tid);
+        let key = (dest, TidKey::new(tid));
         let Some(o) = self.outstanding.get_mut(&key) else {
             return;
         };
@@ -138,7 +139,7 @@ impl Tracker {
     pub fn on_timer_wakeup(&mut self) {
         self.table.clear_wakeup();
         for slot in self.table.take_expired() {
-            match self.by_slot.get(&slot).cloned() {
+            match self.by_slot.get(&slot).copied() {
                 Some(key) => self.finish(key, Outcome::Timeout),
                 None => self.table.remove(slot),
             }

@@ -113,3 +113,32 @@ pub enum Answer {
     /// Nothing the relay sent.
     Unknown,
 }
+
+/// A transaction ID as the tracker's maps and queues hold it: inline and
+/// `Copy` (RFC 4975 §9: at most 32 characters; the relay's own are 16, or
+/// 22 in a "partial" group), so the entry of each forwarded chunk, its
+/// deadline and publication queues and a response's look-up copy it
+/// instead of counting references on the buffer the tid was cut from. A
+/// longer ID keeps its first 32 bytes and its length, so it equals no
+/// valid one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct TidKey {
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl TidKey {
+    pub(super) fn new(tid: &[u8]) -> TidKey {
+        let mut bytes = [0; 32];
+        let n = tid.len().min(32);
+        bytes[..n].copy_from_slice(&tid[..n]);
+        TidKey {
+            len: tid.len().min(usize::from(u8::MAX)) as u8,
+            bytes,
+        }
+    }
+
+    pub(super) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len).min(32)]
+    }
+}

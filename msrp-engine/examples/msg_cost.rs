@@ -20,7 +20,8 @@ use msrp_engine::testing::fake::Fake;
 use msrp_engine::testing::RelayAll;
 
 const A: &str = "192.0.2.1:7777";
-const B: &str = "192.0.2.11:7777";
+mod common;
+use common::B;
 
 fn send(i: usize, body: &[u8]) -> Vec<u8> {
     let n = body.len();
@@ -67,15 +68,7 @@ fn run(n: usize, body: &[u8]) -> (Duration, usize) {
         f.feed_buf(a, wire);
         spent += t0.elapsed();
         let mut text = Vec::new();
-        for tid in tids.borrow_mut().drain(..) {
-            text.extend_from_slice(
-                format!(
-                    "MSRP {tid} 200 OK\r\nTo-Path: msrp://127.0.0.1:2855/r;tcp\r\n\
-                     From-Path: msrp://{B}/b;tcp\r\n-------{tid}$\r\n"
-                )
-                .as_bytes(),
-            );
-        }
+        common::answer_all(&tids, &mut text);
         let answers = BytesMut::from(&text[..]);
         let t0 = Instant::now();
         f.feed_buf(b, answers);

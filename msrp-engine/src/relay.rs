@@ -400,7 +400,7 @@ impl Relay {
         if queued <= self.cfg.queue_low && self.sched.has_drain_waiters(t) {
             self.sched.drained(t);
         }
-        if queued <= self.cfg.queue_low && self.link_told(t) {
+        if queued <= self.cfg.queue_low {
             self.link_resume(t);
         }
         if queued > self.cfg.queue_high * OUT_QUEUE_LIMIT_FACTOR {

@@ -82,12 +82,6 @@ impl Relay {
         }
     }
 
-    /// Whether `dest` was told to pause (owner side, for the watermark
-    /// check after writes).
-    pub(super) fn link_told(&self, dest: ConnId) -> bool {
-        self.link_flow.told.contains_key(&dest)
-    }
-
     /// A pause or resume for connection `target` of the worker at the
     /// other end of link `t`.
     pub(super) fn on_link_flow(&mut self, t: ConnId, target: u64, pause: bool) {

@@ -88,6 +88,19 @@ fn records(mut wire: BytesMut) -> Vec<Record> {
     out
 }
 
+/// The only record back over `link` says chunk `tid` failed because its
+/// connection closed, and nothing is tracked any more.
+fn failed_back_as_closed(f: &mut Fake<RelayAll>, link: ConnId, tid: &str) {
+    assert_eq!(
+        records(f.take_wire(link)),
+        vec![Record::Failed {
+            tid: Bytes::copy_from_slice(tid.as_bytes()),
+            cause: crate::txtable::Cause::NextHopClosed
+        }]
+    );
+    assert!(f.relay.tracker.is_empty());
+}
+
 fn answer(tid: &str, code: u16) -> Record {
     Record::Answer {
         tid: Bytes::copy_from_slice(tid.as_bytes()),
@@ -242,14 +255,7 @@ fn connection_closing_mid_chunk_is_told_with_its_cause() {
     assert!(!f.take_wire(b).is_empty());
     f.peer_closed(b);
     f.feed(link, &wire[wire.len() / 2..]);
-    assert_eq!(
-        records(f.take_wire(link)),
-        vec![Record::Failed {
-            tid: Bytes::from_static(b"cut00001"),
-            cause: crate::txtable::Cause::NextHopClosed
-        }]
-    );
-    assert!(f.relay.tracker.is_empty());
+    failed_back_as_closed(&mut f, link, "cut00001");
 }
 
 /// A chunk that waits for B's stream slot (a local sender is streaming
@@ -337,12 +343,5 @@ fn unanswered_group_fails_back_when_its_connection_closes() {
     f.feed(link, &wire);
     assert_eq!(frames(f.take_wire(b)).len(), 3);
     f.peer_closed(b);
-    assert_eq!(
-        records(f.take_wire(link)),
-        vec![Record::Failed {
-            tid: Bytes::from_static(b"pGroupPrefix0002000003"),
-            cause: crate::txtable::Cause::NextHopClosed
-        }]
-    );
-    assert!(f.relay.tracker.is_empty());
+    failed_back_as_closed(&mut f, link, "pGroupPrefix0002000003");
 }
